@@ -1,0 +1,62 @@
+"""Helpers shared by op families: undoing broadcasting and normalising axes."""
+
+from __future__ import annotations
+
+from engine.errors import ShapeError
+
+
+def sum_to(grad, shape: tuple[int, ...]):
+    """Sum ``grad`` down to ``shape``, undoing NumPy broadcasting (the one place it is undone)."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        extra + i for i, size in enumerate(shape) if size == 1 and grad.shape[extra + i] != 1
+    )
+    reduced = grad.sum(axis=axes, keepdims=True) if axes else grad
+    if extra:
+        reduced = reduced.reshape(reduced.shape[extra:])
+    return reduced.reshape(shape)
+
+
+def broadcast_shapes(a: tuple, b: tuple, field: str = "inputs") -> tuple:
+    """Broadcast two symbolic shapes (``None`` is an unknown size, e.g. the batch)."""
+    result = []
+    for i in range(max(len(a), len(b))):
+        x = a[len(a) - 1 - i] if i < len(a) else 1
+        y = b[len(b) - 1 - i] if i < len(b) else 1
+        if x == 1:
+            result.append(y)
+        elif y == 1 or x == y:
+            result.append(x)
+        elif x is None or y is None:
+            result.append(x if y is None else y)
+        else:
+            raise ShapeError(
+                f"shapes {format_shape(a)} and {format_shape(b)} cannot be broadcast together "
+                f"(size {x} against {y} at axis {-1 - i})",
+                field=field,
+            )
+    return tuple(reversed(result))
+
+
+def normalize_axis(axis: int, ndim: int, field: str = "params.axis") -> int:
+    if not -ndim <= axis < ndim:
+        raise ShapeError(f"axis {axis} is out of range for a tensor of rank {ndim}", field=field)
+    return axis % ndim
+
+
+def normalize_axes(axes, ndim: int, field: str = "params.axis") -> tuple[int, ...]:
+    """``None`` means every axis; an int or a list of ints otherwise."""
+    if axes is None:
+        return tuple(range(ndim))
+    if isinstance(axes, int):
+        axes = [axes]
+    normalized = tuple(sorted(normalize_axis(a, ndim, field) for a in axes))
+    if len(set(normalized)) != len(normalized):
+        raise ShapeError(f"axis list {list(axes)} repeats an axis", field=field)
+    return normalized
+
+
+def format_shape(shape) -> str:
+    return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"

@@ -1,0 +1,91 @@
+"""Matrix products: matmul and the dense (fully connected) layer."""
+
+from __future__ import annotations
+
+from engine.errors import ShapeError
+from engine.initializers import INITIALIZER_NAMES
+from engine.ops._util import broadcast_shapes, format_shape, sum_to
+from engine.registry import Op, Param, Port, TensorType, Weight, register
+
+
+@register
+class Matmul(Op):
+    name = "matmul"
+    category = "math"
+    doc = "Matrix product a @ b over the last two axes, batch axes broadcast."
+    inputs = (Port("a", doc="(..., n, k)"), Port("b", doc="(..., k, m)"))
+
+    def infer(self, p, a: TensorType, b: TensorType) -> TensorType:
+        if a.rank < 2 or b.rank < 2:
+            raise ShapeError(
+                f"needs tensors of rank >= 2, got {format_shape(a.shape)} and {format_shape(b.shape)}", field="inputs"
+            )
+        if a.shape[-1] is not None and b.shape[-2] is not None and a.shape[-1] != b.shape[-2]:
+            raise ShapeError(
+                f"inner sizes differ: a {format_shape(a.shape)} has {a.shape[-1]} columns, "
+                f"b {format_shape(b.shape)} has {b.shape[-2]} rows",
+                field="inputs.b",
+            )
+        batch = broadcast_shapes(a.shape[:-2], b.shape[:-2], field="inputs.b")
+        return TensorType(batch + (a.shape[-2], b.shape[-1]), a.dtype)
+
+    def flops(self, p, inputs, outputs):
+        return 2 * inputs[0].shape[-1] * outputs[0].per_sample_size()
+
+    def forward(self, ctx, p, a, b):
+        ctx.a, ctx.b = a, b
+        return a @ b
+
+    def backward(self, ctx, p, g):
+        a, b = ctx.a, ctx.b
+        da = sum_to(g @ b.swapaxes(-1, -2), a.shape) if ctx.needs[0] else None
+        db = sum_to(a.swapaxes(-1, -2) @ g, b.shape) if ctx.needs[1] else None
+        return da, db
+
+
+@register
+class Dense(Op):
+    name = "dense"
+    category = "layers"
+    doc = "Fully connected layer over the last axis: y = x W + b."
+    params = (
+        Param("units", "int", doc="output features", minimum=1, maximum=1_000_000),
+        Param("use_bias", "bool", True, "add a learned bias"),
+        Param("kernel_init", "choice", "glorot_uniform", "initializer of W", choices=INITIALIZER_NAMES),
+        Param("bias_init", "choice", "zeros", "initializer of b", choices=INITIALIZER_NAMES),
+    )
+
+    def infer(self, p, x: TensorType) -> TensorType:
+        if x.rank < 1 or x.shape[-1] is None:
+            raise ShapeError(f"needs a known last axis (features), got {format_shape(x.shape)}", field="inputs.x")
+        return TensorType(x.shape[:-1] + (p.units,), x.dtype)
+
+    def weights(self, p, x: TensorType) -> list[Weight]:
+        fan_in = x.shape[-1]
+        weights = [Weight("W", (fan_in, p.units), p.kernel_init, fan_in, p.units)]
+        if p.use_bias:
+            weights.append(Weight("b", (p.units,), p.bias_init, fan_in, p.units))
+        return weights
+
+    def flops(self, p, inputs, outputs):
+        return 2 * inputs[0].shape[-1] * outputs[0].per_sample_size()
+
+    def forward(self, ctx, p, x, W, b=None):
+        ctx.x, ctx.W = x, W
+        out = x @ W
+        if b is not None:
+            out += b
+        return out
+
+    def backward(self, ctx, p, g):
+        x, W = ctx.x, ctx.W
+        needs = ctx.needs
+        dx = g @ W.T if needs[0] else None
+        if x.ndim == 2:
+            dW = x.T @ g if needs[1] else None
+        else:
+            dW = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1]) if needs[1] else None
+        if p.use_bias:
+            db = g.reshape(-1, g.shape[-1]).sum(axis=0) if needs[2] else None
+            return dx, dW, db
+        return dx, dW

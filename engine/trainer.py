@@ -1,0 +1,460 @@
+"""Training: the ``Trainer`` loop with events, evaluation, early stopping, cancel, checkpoints
+and exact resume, and ``fit`` as the one-call entry point.
+
+Exact resume: every source of randomness (the shuffling generator, the graph's dropout generator)
+and every piece of state (weights, optimizer slots, step counters, early-stopping bookkeeping,
+standardization) goes into the checkpoint, so a run stopped after epoch k and resumed ends with
+the same weights as one that never stopped (bit for bit on NumPy).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy
+
+from engine import backend, metrics as metrics_module, serialization
+from engine.data import Dataset, Standardizer, iter_batches
+from engine.errors import ArtifactError, EngineError
+from engine.model import Model
+from engine.optimizers import make_optimizer
+from engine.registry import FLOAT_DTYPES
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("train_begin", "batch_end", "epoch_end", "checkpoint", "train_end")
+DEFAULT_METRICS = {
+    "classification": ["accuracy"],
+    "binary": ["accuracy", "roc_auc"],
+    "regression": ["mse", "mae", "r2"],
+}
+PROBABILITY_OF_LOSS = {"softmax_cross_entropy": "softmax", "sigmoid_cross_entropy": "sigmoid", "hinge": "sign", "perceptron": "sign"}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything that decides a training run besides the graph and the data."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: dict | str = dataclasses.field(default_factory=lambda: {"name": "adam", "lr": 1e-3})
+    metrics: list | None = None  # None: chosen by the task
+    validation_fraction: float = 0.2  # used when no validation set is given
+    standardize: bool = True  # float feature inputs, fitted on the training split
+    standardize_target: bool = True  # regression targets; predictions are mapped back
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    early_stopping: dict | None = None  # {"monitor": "val_loss", "patience": 5, "min_delta": 0.0, "mode": "min"}
+    checkpoint_dir: str | None = None
+    drop_last: bool = False
+    train_metrics: bool = True  # streaming metrics on the training batches
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise EngineError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        config = cls(**data)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise EngineError(f"epochs must be a positive integer, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise EngineError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise EngineError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
+        if self.dtype not in FLOAT_DTYPES:
+            raise EngineError(f"dtype must be one of {FLOAT_DTYPES}, got {self.dtype!r}")
+
+
+@dataclasses.dataclass
+class TrainResult:
+    status: str  # "succeeded" | "cancelled" | "stopped_early"
+    epochs_completed: int
+    steps: int
+    history: list[dict]
+    final: dict  # last epoch's losses and metrics
+    best: dict | None  # best epoch under early stopping
+    checkpoint: str | None
+
+
+class Trainer:
+    """Trains a compiled graph on a dataset; subscribe to events with ``on(event, callback)``.
+
+    Events and their payload (plain JSON-ready dicts):
+
+    - ``train_begin``: epochs, steps_per_epoch, parameters, resumed_from_epoch;
+    - ``batch_end``: epoch, batch, batches, step, loss, samples_per_second, lr;
+    - ``epoch_end``: epoch, step, loss, metrics, val_loss, val_metrics, samples_per_second, seconds;
+    - ``checkpoint``: epoch, path;  ``train_end``: status, epochs_completed.
+    """
+
+    def __init__(self, spec: dict, train: Dataset, validation: Dataset | None = None, *,
+                 config: TrainConfig | dict | None = None, feeds: dict[str, str] | None = None):
+        self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
+        self.config.check()
+        self.spec = spec
+        if validation is None and self.config.validation_fraction > 0:
+            train, validation = train.split(self.config.validation_fraction, seed=self.config.seed)
+        self.train_data, self.validation_data = train, validation
+        self.model = Model(spec, device=self.config.device, dtype=self.config.dtype, seed=self.config.seed)
+        self.optimizer = make_optimizer(self.config.optimizer)
+        self.feeds = self._bind_inputs(feeds or {})
+        self._find_loss_roles()
+        self.standardizers = self._fit_standardizers()
+        self.metric_specs = self.config.metrics if self.config.metrics is not None else DEFAULT_METRICS.get(train.task, [])
+        self._listeners: dict[str, list[Callable]] = {event: [] for event in EVENTS}
+        self._cancel = threading.Event()
+        self.shuffle_rng = numpy.random.default_rng(self.config.seed + 2)
+        self.epoch = 0
+        self.step = 0
+        self.history: list[dict] = []
+        self.early = {"best": None, "best_epoch": None, "wait": 0, "best_weights": None}
+        self._device_data = None
+
+    # -- wiring -------------------------------------------------------------------------------
+    def _bind_inputs(self, feeds: dict) -> dict[str, str]:
+        """Map each graph input to a dataset array (same name unless ``feeds`` says otherwise)."""
+        binding = {}
+        arrays = self.train_data.arrays
+        for name in self.model.input_types:
+            source = feeds.get(name, name)
+            if source not in arrays:
+                if name == "x" or name not in ("y", "labels"):
+                    source = feeds.get(name, "x" if len(self.model.input_types) <= 2 and "x" in arrays else source)
+            if source not in arrays:
+                raise EngineError(
+                    f"graph input '{name}' has no matching array in dataset '{self.train_data.name}' "
+                    f"(arrays: {sorted(arrays)}); name the input after one or pass feeds={{'{name}': ...}}"
+                )
+            declared = self.model.input_types[name]
+            actual = arrays[source].shape[1:]
+            if len(actual) != len(declared.shape) - 1 or any(
+                d is not None and d != a for d, a in zip(declared.shape[1:], actual)
+            ):
+                raise EngineError(
+                    f"graph input '{name}' expects per-sample shape {list(declared.shape[1:])}, "
+                    f"but dataset array '{source}' has {list(actual)}"
+                )
+            binding[name] = source
+        return binding
+
+    def _find_loss_roles(self) -> None:
+        """Which value the loss judges (for metrics) and which graph input holds the labels."""
+        analysis = self.model.analysis
+        loss_node = analysis.nodes[analysis.producers[analysis.loss]]
+        ports = [port.name for port in loss_node.op.inputs]
+        self.prediction_key = loss_node.inputs.get(ports[0])
+        label_key = loss_node.inputs.get(ports[1]) if len(ports) > 1 else None
+        self.label_input = label_key if label_key in analysis.inputs else None
+        self.link = PROBABILITY_OF_LOSS.get(loss_node.op.name, "identity")
+
+    def _fit_standardizers(self) -> dict[str, Standardizer]:
+        standardizers = {}
+        if self.config.standardize:
+            for name, source in self.feeds.items():
+                if name == self.label_input or self.model.input_types[name].dtype not in FLOAT_DTYPES:
+                    continue
+                standardizers[name] = Standardizer().fit(self.train_data.arrays[source])
+        if (self.config.standardize_target and self.train_data.task == "regression" and self.label_input
+                and self.link == "identity"):
+            standardizers[self.label_input] = Standardizer().fit(self.train_data.arrays[self.feeds[self.label_input]])
+        return standardizers
+
+    def _prepared(self, dataset: Dataset) -> dict:
+        """The dataset's arrays for each graph input, standardized, on the model's device."""
+        xp = self.model.xp
+        prepared = {}
+        for name, source in self.feeds.items():
+            array = dataset.arrays[source]
+            if name in self.standardizers:
+                array = self.standardizers[name].transform(array)
+            declared = self.model.input_types[name].dtype
+            dtype = self.model.dtype if declared in FLOAT_DTYPES else declared
+            prepared[name] = xp.asarray(array, dtype=dtype)
+        return prepared
+
+    # -- events and control ---------------------------------------------------------------------
+    def on(self, event: str, callback: Callable[[dict], None]) -> Trainer:
+        if event not in self._listeners:
+            raise EngineError(f"unknown event '{event}'; events are {', '.join(EVENTS)}")
+        self._listeners[event].append(callback)
+        return self
+
+    def _emit(self, event: str, payload: dict) -> None:
+        for callback in self._listeners[event]:
+            callback(payload)
+
+    def cancel(self) -> None:
+        """Ask the loop to stop; it does so after the batch in progress."""
+        self._cancel.set()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _probabilities(self, values):
+        """Model scores turned into what metrics expect (probabilities for classifiers)."""
+        scores = backend.to_numpy(values).astype(numpy.float64)
+        if self.link == "softmax":
+            scores = scores - scores.max(axis=-1, keepdims=True)
+            exp = numpy.exp(scores)
+            return exp / exp.sum(axis=-1, keepdims=True)
+        if self.link == "sigmoid":
+            return 1.0 / (1.0 + numpy.exp(-scores))
+        if self.link == "sign":
+            return (scores > 0).astype(numpy.float64)
+        return self._unstandardize_target(scores)
+
+    def _unstandardize_target(self, values):
+        standardizer = self.standardizers.get(self.label_input) if self.label_input else None
+        return values if standardizer is None else standardizer.inverse_transform(values)
+
+    def _new_metrics(self) -> dict:
+        return {self._metric_name(spec): metrics_module.get(spec) for spec in self.metric_specs}
+
+    @staticmethod
+    def _metric_name(spec) -> str:
+        if isinstance(spec, str):
+            return spec
+        name = spec["name"]
+        options = "_".join(f"{v}" for k, v in sorted(spec.items()) if k != "name")
+        return f"{name}_{options}" if options else name
+
+    def run(self) -> TrainResult:
+        """Train until the configured epoch count, early stop or cancel; returns the result."""
+        config = self.config
+        train = self._prepared(self.train_data)
+        raw_labels = self.train_data.arrays[self.feeds[self.label_input]] if self.label_input else None
+        validation = self._prepared(self.validation_data) if self.validation_data is not None and len(self.validation_data) else None
+        n = len(self.train_data)
+        batches = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
+        self._emit("train_begin", {"epochs": config.epochs, "steps_per_epoch": batches,
+                                   "parameters": self.model.parameter_count(), "resumed_from_epoch": self.epoch})
+        status = "succeeded"
+        checkpoint_path = None
+        params = self.model.params
+        want_scores = bool(self.metric_specs) and config.train_metrics and self.prediction_key is not None
+        targets = (self.prediction_key,) if want_scores else ()
+        while self.epoch < config.epochs:
+            epoch_start = time.perf_counter()
+            order = self.shuffle_rng.permutation(n)
+            running = self._new_metrics() if want_scores else {}
+            loss_sum, seen = 0.0, 0
+            for index, batch in enumerate(iter_batches(train, config.batch_size, order=order, drop_last=config.drop_last)):
+                size = len(next(iter(batch.values())))
+                loss, values, grads = self.model.loss_and_grads(batch, value_keys=targets)
+                if not math.isfinite(loss):
+                    raise EngineError(
+                        f"the loss became {loss} at epoch {self.epoch + 1}, batch {index + 1}: lower the learning rate "
+                        "or check the data for extreme values"
+                    )
+                self.optimizer.step(params, grads)
+                self.step += 1
+                loss_sum += loss * size
+                seen += size
+                if want_scores:
+                    start = index * config.batch_size
+                    labels = raw_labels[order[start:start + size]]
+                    probabilities = self._probabilities(values[self.prediction_key])
+                    for metric in running.values():
+                        metric.update(labels, probabilities)
+                elapsed = time.perf_counter() - epoch_start
+                self._emit("batch_end", {
+                    "epoch": self.epoch + 1, "batch": index + 1, "batches": batches, "step": self.step,
+                    "loss": loss, "samples_per_second": seen / elapsed if elapsed > 0 else 0.0, "lr": self.optimizer.lr,
+                })
+                if self._cancel.is_set():
+                    break
+            if self._cancel.is_set():
+                status = "cancelled"
+                break
+            self.epoch += 1
+            seconds = time.perf_counter() - epoch_start
+            record = {
+                "epoch": self.epoch, "step": self.step, "loss": loss_sum / max(seen, 1),
+                "metrics": {name: metric.result() for name, metric in running.items()},
+                "samples_per_second": seen / seconds if seconds > 0 else 0.0, "seconds": seconds,
+                "lr": self.optimizer.lr,
+            }
+            if validation is not None:
+                val_loss, val_metrics = self._evaluate_prepared(validation, self.validation_data)
+                record["val_loss"], record["val_metrics"] = val_loss, val_metrics
+            self.history.append(record)
+            stop = self._update_early_stopping(record)
+            self._emit("epoch_end", record)
+            if config.checkpoint_dir:
+                checkpoint_path = str(self.save_checkpoint(config.checkpoint_dir))
+                self._emit("checkpoint", {"epoch": self.epoch, "path": checkpoint_path})
+            if stop:
+                status = "stopped_early"
+                break
+        if status == "stopped_early" and self.early["best_weights"] is not None and (config.early_stopping or {}).get("restore_best", True):
+            self.model.load_state_arrays(self.early["best_weights"], source="best epoch")
+        self._emit("train_end", {"status": status, "epochs_completed": self.epoch})
+        best = None
+        if self.early["best_epoch"] is not None:
+            best = next((r for r in self.history if r["epoch"] == self.early["best_epoch"]), None)
+        return TrainResult(status, self.epoch, self.step, self.history, self.history[-1] if self.history else {},
+                           best, checkpoint_path)
+
+    def _update_early_stopping(self, record: dict) -> bool:
+        options = self.config.early_stopping
+        if not options:
+            return False
+        monitor = options.get("monitor", "val_loss" if "val_loss" in record else "loss")
+        value = record.get(monitor)
+        if value is None:
+            value = record.get("val_metrics", {}).get(monitor.removeprefix("val_")) if monitor.startswith("val_") else record["metrics"].get(monitor)
+        if value is None:
+            raise EngineError(f"early stopping monitors '{monitor}', which this run does not report")
+        mode = options.get("mode", "min" if "loss" in monitor or monitor in ("mse", "mae") else "max")
+        delta = float(options.get("min_delta", 0.0))
+        best = self.early["best"]
+        improved = best is None or (value < best - delta if mode == "min" else value > best + delta)
+        if improved:
+            self.early.update(best=value, best_epoch=self.epoch, wait=0)
+            if options.get("restore_best", True):
+                self.early["best_weights"] = {k: v.copy() for k, v in self.model.state_arrays().items()}
+            return False
+        self.early["wait"] += 1
+        return self.early["wait"] >= int(options.get("patience", 5))
+
+    # -- evaluation and prediction -------------------------------------------------------------
+    def _evaluate_prepared(self, prepared: dict, dataset: Dataset) -> tuple[float, dict]:
+        model = self.model
+        loss_key = model.loss_key
+        keys = (loss_key, self.prediction_key) if self.prediction_key else (loss_key,)
+        metrics = self._new_metrics()
+        total, seen = 0.0, 0
+        n = len(dataset)
+        labels_all = dataset.arrays[self.feeds[self.label_input]] if self.label_input else None
+        for start in range(0, n, 1024):
+            chunk = {k: v[start:start + 1024] for k, v in prepared.items()}
+            values, _ = model.run(chunk, keys, training=False)
+            size = len(next(iter(chunk.values())))
+            total += float(values[loss_key]) * size
+            seen += size
+            if metrics and labels_all is not None:
+                probabilities = self._probabilities(values[self.prediction_key])
+                for metric in metrics.values():
+                    metric.update(labels_all[start:start + size], probabilities)
+        return total / max(seen, 1), {name: metric.result() for name, metric in metrics.items()}
+
+    def evaluate(self, dataset: Dataset) -> dict:
+        """Loss and metrics on a dataset, in eval mode."""
+        loss, metrics = self._evaluate_prepared(self._prepared(dataset), dataset)
+        return {"loss": loss, **metrics}
+
+    # -- saving ---------------------------------------------------------------------------------
+    def input_schema(self) -> dict:
+        data = self.train_data
+        return {
+            "inputs": {
+                name: {
+                    **self.model.input_types[name].to_json(),
+                    "source": source,
+                    "standardization": self.standardizers[name].to_dict() if name in self.standardizers else None,
+                }
+                for name, source in self.feeds.items()
+            },
+            "label_input": self.label_input,
+            "prediction": self.prediction_key,
+            "link": self.link,
+            "task": data.task,
+            "num_classes": data.num_classes,
+            "label_names": data.label_names,
+            "feature_names": data.feature_names,
+            "dataset": data.name,
+        }
+
+    def _trainer_state(self, optimizer_meta: dict) -> dict:
+        return {
+            "format": "netforge.trainer/1",
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "shuffle_rng": self.shuffle_rng.bit_generator.state,
+            "model_rng": self.model.rng_state(),
+            "optimizer": optimizer_meta,
+            "history": self.history,
+            "early_stopping": {k: v for k, v in self.early.items() if k != "best_weights"},
+            "feeds": self.feeds,
+        }
+
+    def save_checkpoint(self, folder: str | Path) -> Path:
+        """Everything needed to resume exactly, written atomically to ``folder``."""
+        optimizer_arrays, optimizer_meta = self.optimizer.state_dict()
+        extra_arrays = {f"best/{k}": v for k, v in (self.early["best_weights"] or {}).items()}
+        return serialization.write_artifact(
+            folder, spec=self.spec, weights=self.model.state_arrays(), input_schema=self.input_schema(),
+            optimizer_arrays={**{k: backend.to_numpy(v) for k, v in optimizer_arrays.items()}, **extra_arrays},
+            trainer_state=self._trainer_state(optimizer_meta),
+        )
+
+    def save_model(self, folder: str | Path) -> Path:
+        """The trained model alone (graph, weights, manifest with the input schema)."""
+        return serialization.write_artifact(
+            folder, spec=self.spec, weights=self.model.state_arrays(), input_schema=self.input_schema(),
+            extra={"metrics": self.history[-1] if self.history else {}},
+        )
+
+    @classmethod
+    def resume(cls, checkpoint: str | Path, train: Dataset, validation: Dataset | None = None, *,
+               epochs: int | None = None, feeds: dict | None = None) -> Trainer:
+        """A trainer restored from a checkpoint, ready to ``run()`` the remaining epochs."""
+        artifact = serialization.read_artifact(checkpoint)
+        state = artifact.trainer_state
+        if state is None or artifact.optimizer_arrays is None:
+            raise ArtifactError(f"{checkpoint}: a saved model, not a checkpoint (no trainer state); it cannot be resumed")
+        config = dict(state["config"])
+        if epochs is not None:
+            config["epochs"] = epochs
+        trainer = cls(artifact.spec, train, validation, config=config, feeds=feeds or state.get("feeds"))
+        trainer.model.load_state_arrays(artifact.weights, source=str(Path(checkpoint) / serialization.WEIGHTS_FILE))
+        best = {k[5:]: v for k, v in artifact.optimizer_arrays.items() if k.startswith("best/")}
+        optimizer_arrays = {k: v for k, v in artifact.optimizer_arrays.items() if not k.startswith("best/")}
+        xp = trainer.model.xp
+        trainer.optimizer.load_state_dict({k: xp.asarray(v) for k, v in optimizer_arrays.items()}, state["optimizer"])
+        trainer.epoch, trainer.step = state["epoch"], state["step"]
+        trainer.shuffle_rng.bit_generator.state = state["shuffle_rng"]
+        trainer.model.set_rng_state(state.get("model_rng"))
+        trainer.history = list(state["history"])
+        trainer.early.update(state["early_stopping"])
+        trainer.early["best_weights"] = best or None
+        for name, schema in artifact.manifest["input_schema"]["inputs"].items():
+            if schema.get("standardization") is not None:
+                trainer.standardizers[name] = Standardizer.from_dict(schema["standardization"])
+        return trainer
+
+
+def fit(spec: dict, dataset: Dataset | str, validation: Dataset | None = None, *,
+        callbacks: dict[str, Callable] | None = None, feeds: dict | None = None, save_to: str | None = None,
+        **options) -> tuple[Trainer, TrainResult]:
+    """Train a graph on a dataset (or a built-in dataset's name) in one call.
+
+    ``options`` are ``TrainConfig`` fields (epochs, batch_size, optimizer, metrics, seed, ...).
+    Returns the trainer (its ``model`` is trained) and the result.
+    """
+    from engine.data import load  # noqa: PLC0415
+
+    if isinstance(dataset, str):
+        dataset = load(dataset, seed=options.get("seed", 0))
+    trainer = Trainer(copy.deepcopy(spec), dataset, validation, config=TrainConfig.from_dict(options), feeds=feeds)
+    for event, callback in (callbacks or {}).items():
+        trainer.on(event, callback)
+    result = trainer.run()
+    if save_to:
+        trainer.save_model(save_to)
+    return trainer, result

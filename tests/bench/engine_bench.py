@@ -1,0 +1,195 @@
+"""Training-step throughput of the engine against PyTorch CPU and a hand-written NumPy step.
+
+Same model, batch, optimizer (Adam) and float32 everywhere; trials interleaved so that the
+three implementations share the machine's state; the median of the trials is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import numpy
+
+import engine
+from engine.optimizers import make_optimizer
+
+TRIALS = 5
+TRIAL_SECONDS = 1.0
+THREADS = os.cpu_count() or 1
+
+
+def mlp_spec(sizes: list[int]) -> dict:
+    g = engine.GraphBuilder()
+    h = g.input("x", [None, sizes[0]])
+    y = g.input("y", [None], dtype="int64")
+    for index, units in enumerate(sizes[1:]):
+        h = g.dense(h, units=units, id=f"fc{index + 1}")
+        if index < len(sizes) - 2:
+            h = g.relu(h, id=f"relu{index + 1}")
+    g.loss(g.softmax_cross_entropy(h, y, id="loss"))
+    g.output("prediction", h)
+    return g.to_spec()
+
+
+def make_data(features: int, classes: int, batch: int, batches: int = 16):
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(batch * batches, features)).astype(numpy.float32)
+    y = rng.integers(0, classes, size=batch * batches).astype(numpy.int64)
+    return [(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]) for i in range(batches)]
+
+
+def engine_step_factory(sizes, batches, lr=1e-3):
+    model = engine.Model(mlp_spec(sizes))
+    optimizer = make_optimizer({"name": "adam", "lr": lr})
+    params = model.params
+
+    def step(i):
+        x, y = batches[i % len(batches)]
+        _, _, grads = model.loss_and_grads({"x": x, "y": y})
+        optimizer.step(params, grads)
+
+    return step
+
+
+def numpy_step_factory(sizes, batches, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8):
+    """What one would write by hand: explicit forward, backward and an in-place Adam."""
+    rng = numpy.random.default_rng(0)
+    weights, biases = [], []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        limit = numpy.sqrt(6.0 / (fan_in + fan_out))
+        weights.append(rng.uniform(-limit, limit, size=(fan_in, fan_out)).astype(numpy.float32))
+        biases.append(numpy.zeros(fan_out, numpy.float32))
+    params = weights + biases
+    m = [numpy.zeros_like(p) for p in params]
+    v = [numpy.zeros_like(p) for p in params]
+    scratch = [numpy.empty_like(p) for p in params]
+    state = {"t": 0}
+    layers = len(weights)
+
+    def step(i):
+        x, y = batches[i % len(batches)]
+        n = len(x)
+        activations = [x]
+        h = x
+        for k in range(layers):
+            h = h @ weights[k]
+            h += biases[k]
+            if k < layers - 1:
+                numpy.maximum(h, 0, out=h)
+            activations.append(h)
+        logits = activations[-1]
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        exp = numpy.exp(shifted)
+        probs = exp / exp.sum(axis=1, keepdims=True)
+        probs[numpy.arange(n), y] -= 1.0
+        g = probs * (1.0 / n)
+        grads_w, grads_b = [None] * layers, [None] * layers
+        for k in reversed(range(layers)):
+            grads_w[k] = activations[k].T @ g
+            grads_b[k] = g.sum(axis=0)
+            if k:
+                g = g @ weights[k].T
+                g *= activations[k] > 0
+        state["t"] += 1
+        t = state["t"]
+        step_size = lr / (1 - beta1**t)
+        correction2 = 1 - beta2**t
+        for p, grad, mk, vk, s in zip(params, grads_w + grads_b, m, v, scratch):
+            mk *= beta1
+            mk += (1 - beta1) * grad
+            vk *= beta2
+            numpy.multiply(grad, grad, out=s)
+            s *= 1 - beta2
+            vk += s
+            numpy.divide(vk, correction2, out=s)
+            numpy.sqrt(s, out=s)
+            s += eps
+            numpy.divide(mk, s, out=s)
+            s *= step_size
+            p -= s
+
+    return step
+
+
+def torch_step_factory(sizes, batches, lr=1e-3):
+    import torch  # noqa: PLC0415 - a benchmark-only dependency
+
+    torch.manual_seed(0)
+    layers = []
+    for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(torch.nn.Linear(fan_in, fan_out))
+        if index < len(sizes) - 2:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+    def step(i):
+        x, y = data[i % len(data)]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def throughput(step, batch: int) -> float:
+    """Samples per second of one timed trial (after a warm-up)."""
+    for i in range(5):
+        step(i)
+    count = 0
+    start = time.perf_counter()
+    while True:
+        for _ in range(10):
+            step(count)
+            count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= TRIAL_SECONDS:
+            return count * batch / elapsed
+
+
+def compare(name: str, sizes: list[int], batch: int) -> dict:
+    batches = make_data(sizes[0], sizes[-1], batch)
+    steps = {
+        "engine": engine_step_factory(sizes, batches),
+        "pytorch": torch_step_factory(sizes, batches),
+        "numpy": numpy_step_factory(sizes, batches),
+    }
+    samples = {key: [] for key in steps}
+    for _ in range(TRIALS):
+        for key, step in steps.items():
+            samples[key].append(throughput(step, batch))
+    return {"name": name, **{key: statistics.median(values) for key, values in samples.items()}}
+
+
+def main() -> int:
+    import torch  # noqa: PLC0415
+
+    torch.set_num_threads(THREADS)
+    print(f"engine bench: {platform.processor() or platform.machine()}, {THREADS} threads, numpy {numpy.__version__}, "
+          f"torch {torch.__version__}; median of {TRIALS} interleaved trials of {TRIAL_SECONDS:.0f} s\n")
+    rows = [
+        (compare("MLP 784-256-128-10, batch 128, Adam", [784, 256, 128, 10], 128), 1.0, 0.8),
+        (compare("logistic regression 64-10, batch 32, Adam", [64, 10], 32), 1.0, None),
+    ]
+    header = f"{'model':44} {'engine/s':>10} {'pytorch/s':>10} {'numpy/s':>10} {'vs torch':>9} {'vs numpy':>9}  targets"
+    print(header)
+    print("-" * len(header))
+    missed = 0
+    for row, torch_target, numpy_target in rows:
+        vs_torch = row["engine"] / row["pytorch"]
+        vs_numpy = row["engine"] / row["numpy"]
+        checks = [f"torch >= {torch_target:.1f}x: {'met' if vs_torch >= torch_target else 'MISSED'}"]
+        missed += vs_torch < torch_target
+        if numpy_target is not None:
+            checks.append(f"numpy >= {numpy_target:.1f}x: {'met' if vs_numpy >= numpy_target else 'MISSED'}")
+            missed += vs_numpy < numpy_target
+        print(f"{row['name']:44} {row['engine']:10,.0f} {row['pytorch']:10,.0f} {row['numpy']:10,.0f} "
+              f"{vs_torch:8.2f}x {vs_numpy:8.2f}x  {'; '.join(checks)}")
+    print(f"\n{missed} target(s) missed" if missed else "\nall targets met")
+    return 0

@@ -1,0 +1,142 @@
+"""The one table of op cases that every check runs: gradients, shape rules, dtypes, backends.
+
+Each case names an op, its parameters and how to make its inputs. Input makers:
+``F(shape)`` floats, ``P(shape)`` positive floats, ``I(shape, high)`` integer class indices,
+``B(shape)`` 0/1 labels, ``OneHot(shape)`` one-hot rows, or a list of makers for a variadic port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy
+
+
+@dataclasses.dataclass(frozen=True)
+class F:
+    shape: tuple
+    scale: float = 1.0
+    away_from_zero: bool = False  # keep |x| > 0.1 where kinks (relu, abs) would fool differences
+
+    def make(self, rng, dtype):
+        x = rng.normal(0.0, self.scale, size=self.shape)
+        if self.away_from_zero:
+            x = numpy.where(numpy.abs(x) < 0.1, numpy.sign(x + 1e-12) * 0.1 + x, x)
+        return x.astype(dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class P:
+    shape: tuple
+    low: float = 0.5
+    high: float = 2.0
+
+    def make(self, rng, dtype):
+        return rng.uniform(self.low, self.high, size=self.shape).astype(dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class I:  # noqa: E742 - short names keep the table readable
+    shape: tuple
+    high: int
+
+    def make(self, rng, dtype):
+        return rng.integers(0, self.high, size=self.shape).astype("int64")
+
+
+@dataclasses.dataclass(frozen=True)
+class B:
+    shape: tuple
+
+    def make(self, rng, dtype):
+        return rng.integers(0, 2, size=self.shape).astype(dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class OneHot:
+    shape: tuple
+
+    def make(self, rng, dtype):
+        labels = rng.integers(0, self.shape[-1], size=self.shape[:-1])
+        return numpy.eye(self.shape[-1])[labels].astype(dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    op: str
+    inputs: tuple
+    params: dict = dataclasses.field(default_factory=dict)
+    name: str = ""
+    training: bool = False
+    skip_grad: tuple = ()  # input positions not to differentiate (masks, indices)
+    rtol: float = 1e-5
+    atol: float = 1e-7
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}-{self.name}" if self.name else self.op
+
+    def make_inputs(self, dtype="float64", seed=0):
+        rng = numpy.random.default_rng(seed)
+        return [
+            [m.make(rng, dtype) for m in maker] if isinstance(maker, list) else (None if maker is None else maker.make(rng, dtype))
+            for maker in self.inputs
+        ]
+
+
+CASES: list[Case] = [
+    # math
+    Case("add", (F((4, 3)), F((4, 3)))),
+    Case("add", (F((4, 3)), F((3,))), name="broadcast-row"),
+    Case("add", (F((2, 1, 3)), F((4, 1))), name="broadcast-both"),
+    Case("subtract", (F((4, 3)), F((4, 1)))),
+    Case("multiply", (F((4, 3)), F((3,)))),
+    Case("multiply", (F((2, 3, 4)), F((2, 1, 4))), name="broadcast-middle"),
+    Case("divide", (F((4, 3)), P((4, 3)))),
+    Case("divide", (F((4, 3)), P((1, 3))), name="broadcast"),
+    Case("power", (P((4, 3)),), {"exponent": 3.0}),
+    Case("power", (P((4, 3)),), {"exponent": -0.5}, name="negative-exponent"),
+    Case("sqrt", (P((4, 3)),)),
+    Case("exp", (F((4, 3)),)),
+    Case("log", (P((4, 3)),)),
+    Case("negate", (F((4, 3)),)),
+    Case("abs", (F((4, 3), away_from_zero=True),)),
+    Case("clip", (F((5, 4), away_from_zero=True),), {"minimum": -0.5, "maximum": 0.5}),
+    Case("clip", (F((5, 4), away_from_zero=True),), {"minimum": 0.05}, name="lower-only"),
+    Case("matmul", (F((4, 3)), F((3, 5)))),
+    Case("matmul", (F((2, 4, 3)), F((3, 5))), name="batched-broadcast"),
+    Case("matmul", (F((2, 4, 3)), F((2, 3, 5))), name="batched"),
+    # layers
+    Case("dense", (F((4, 3)),), {"units": 5}),
+    Case("dense", (F((4, 3)),), {"units": 2, "use_bias": False}, name="no-bias"),
+    Case("dense", (F((2, 4, 3)),), {"units": 5}, name="rank3"),
+    # activations
+    Case("relu", (F((4, 5), away_from_zero=True),)),
+    Case("leaky_relu", (F((4, 5), away_from_zero=True),), {"slope": 0.2}),
+    Case("sigmoid", (F((4, 5)),)),
+    Case("tanh", (F((4, 5)),)),
+    Case("softmax", (F((4, 5)),)),
+    Case("softmax", (F((3, 4, 2)),), {"axis": 1}, name="axis1"),
+    Case("log_softmax", (F((4, 5)),)),
+    Case("log_softmax", (F((3, 4, 2)),), {"axis": 0}, name="axis0"),
+    Case("gelu", (F((4, 5)),)),
+    Case("gelu", (F((4, 5)),), {"approximate": "tanh"}, name="tanh"),
+    Case("softplus", (F((4, 5), scale=3.0),)),
+    # losses
+    Case("mse", (F((6, 2)), F((6, 2)))),
+    Case("mse", (F((6, 1)), F((6,))), {"reduction": "sum"}, name="column-vs-vector-sum"),
+    Case("mae", (F((6, 2)), F((6, 2)) ), name="", atol=1e-6),
+    Case("huber", (F((6, 3), scale=2.0), F((6, 3))), {"delta": 0.7}),
+    Case("softmax_cross_entropy", (F((5, 4)), I((5,), 4))),
+    Case("softmax_cross_entropy", (F((5, 4)), OneHot((5, 4))), name="one-hot"),
+    Case("softmax_cross_entropy", (F((2, 3, 4)), I((2, 3), 4)), {"label_smoothing": 0.1, "reduction": "sum"}, name="smoothing-rank3"),
+    Case("softmax_cross_entropy", (F((5, 4)), OneHot((5, 4))), {"label_smoothing": 0.2}, name="one-hot-smoothing"),
+    Case("sigmoid_cross_entropy", (F((6,)), B((6,)))),
+    Case("sigmoid_cross_entropy", (F((6, 1)), B((6,))), name="column-logits"),
+    Case("hinge", (F((8,), away_from_zero=True), B((8,)))),
+    Case("hinge", (F((8,), away_from_zero=True), B((8,))), {"margin": 0.0}, name="no-margin"),
+    Case("perceptron", (F((8,), away_from_zero=True), B((8,)))),
+]
+
+# Ops without a gradient of their own (they stop the flow); each still has a shape-rule case.
+NON_DIFFERENTIABLE = [Case("step", (F((4, 5)),))]
