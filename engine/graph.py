@@ -502,8 +502,9 @@ class GraphBuilder:
     >>> g.loss(g.softmax_cross_entropy(logits, y)); g.output("prediction", logits)
     >>> spec = g.to_spec()
 
-    Any registered op is a method: positional arguments fill its input ports in order (a list
-    for a variadic port), keyword arguments are parameters, ``id=`` names the node.
+    Any registered op is a method (``g.node("add", a, b)`` does the same by name): positional
+    arguments fill its input ports in order (a list for a variadic port), keyword arguments are
+    parameters, ``id=`` names the node.
     """
 
     def __init__(self):
@@ -518,7 +519,8 @@ class GraphBuilder:
         self._inputs[name] = {"shape": list(shape), "dtype": dtype}
         return name
 
-    def add(self, op_name: str, *inputs, id: str | None = None, **params) -> str:  # noqa: A002 - matches the format
+    def node(self, op_name: str, *inputs, id: str | None = None, **params) -> str:  # noqa: A002 - matches the format
+        """Add a node of ``op_name``; returns its id (the reference to its first output)."""
         op = get_op(op_name)
         if op is None:
             raise GraphError([{"node": id, "field": "op", "code": "unknown_op", "message": f"unknown op {op_name!r}"}])
@@ -535,7 +537,7 @@ class GraphBuilder:
     def __getattr__(self, op_name: str):
         if op_name.startswith("_") or get_op(op_name) is None:
             raise AttributeError(op_name)
-        return lambda *inputs, **params: self.add(op_name, *inputs, **params)
+        return lambda *inputs, **params: self.node(op_name, *inputs, **params)
 
     def output(self, name: str, ref: str) -> None:
         self._outputs[name] = ref

@@ -78,11 +78,11 @@ def _flat(values) -> list:
     return flat
 
 
-def _first_float_dtype(inputs) -> str:
+def _first_float_dtype(inputs, default: str = "float64") -> str:
     for value in _flat(inputs):
         if value.dtype.kind == "f":
             return str(value.dtype)
-    return "float64"
+    return default
 
 
 def check_gradients(op_name: str, params: dict, inputs: list, *, training: bool = False, seed: int = 0,
@@ -163,7 +163,10 @@ def check_shape_rule(op_name: str, params: dict, inputs: list, *, training: bool
     """The op's shape rule, given the inputs' types, predicts its real outputs' shapes and dtypes,
     both with concrete sizes and with the batch size unknown."""
     op, p = _op_and_params(op_name, params)
-    outputs, _, _, _, _ = run_op(op_name, params, inputs, training=training, seed=seed)
+    # Without float inputs (embedding), float outputs come from the weights: the graph types those float32.
+    weights = make_weights(op_name, params, inputs, seed=seed, dtype=_first_float_dtype(inputs, default="float32"),
+                           xp=backend.array_module(*_flat(inputs)))
+    outputs, _, _, _, _ = run_op(op_name, params, inputs, weights, training=training, seed=seed)
     for batch_unknown in (False, True):
         predicted = op.infer(p, *[tensor_type(v, batch_unknown) for v in inputs])
         predicted = predicted if isinstance(predicted, tuple) else (predicted,)

@@ -128,14 +128,15 @@ class Trainer:
 
     # -- wiring -------------------------------------------------------------------------------
     def _bind_inputs(self, feeds: dict) -> dict[str, str]:
-        """Map each graph input to a dataset array (same name unless ``feeds`` says otherwise)."""
+        """Map each graph input to a dataset array: ``feeds`` first, then the same name; a
+        graph with one float input besides the labels takes the dataset's ``x``."""
         binding = {}
         arrays = self.train_data.arrays
+        float_inputs = [n for n, t in self.model.input_types.items() if t.dtype in FLOAT_DTYPES]
         for name in self.model.input_types:
             source = feeds.get(name, name)
-            if source not in arrays:
-                if name == "x" or name not in ("y", "labels"):
-                    source = feeds.get(name, "x" if len(self.model.input_types) <= 2 and "x" in arrays else source)
+            if source not in arrays and name not in feeds and name in float_inputs and len(float_inputs) == 1:
+                source = "x"
             if source not in arrays:
                 raise EngineError(
                     f"graph input '{name}' has no matching array in dataset '{self.train_data.name}' "
@@ -284,7 +285,7 @@ class Trainer:
             seconds = time.perf_counter() - epoch_start
             record = {
                 "epoch": self.epoch, "step": self.step, "loss": loss_sum / max(seen, 1),
-                "metrics": {name: metric.result() for name, metric in running.items()},
+                "metrics": _results(running),
                 "samples_per_second": seen / seconds if seconds > 0 else 0.0, "seconds": seconds,
                 "lr": self.optimizer.lr,
             }
@@ -350,7 +351,7 @@ class Trainer:
                 probabilities = self._probabilities(values[self.prediction_key])
                 for metric in metrics.values():
                     metric.update(labels_all[start:start + size], probabilities)
-        return total / max(seen, 1), {name: metric.result() for name, metric in metrics.items()}
+        return total / max(seen, 1), _results(metrics)
 
     def evaluate(self, dataset: Dataset) -> dict:
         """Loss and metrics on a dataset, in eval mode."""
@@ -437,6 +438,18 @@ class Trainer:
             if schema.get("standardization") is not None:
                 trainer.standardizers[name] = Standardizer.from_dict(schema["standardization"])
         return trainer
+
+
+def _results(metrics: dict) -> dict:
+    """Each metric's value, or None where the data cannot define it (one class seen for ROC-AUC)."""
+    values = {}
+    for name, metric in metrics.items():
+        try:
+            values[name] = metric.result()
+        except EngineError as error:
+            log.info("metric %s undefined on this data: %s", name, error)
+            values[name] = None
+    return values
 
 
 def fit(spec: dict, dataset: Dataset | str, validation: Dataset | None = None, *,

@@ -136,6 +136,37 @@ CASES: list[Case] = [
     Case("hinge", (F((8,), away_from_zero=True), B((8,)))),
     Case("hinge", (F((8,), away_from_zero=True), B((8,))), {"margin": 0.0}, name="no-margin"),
     Case("perceptron", (F((8,), away_from_zero=True), B((8,)))),
+    # reductions
+    Case("sum", (F((4, 3)),)),
+    Case("sum", (F((2, 3, 4)),), {"axis": 1}, name="axis1"),
+    Case("sum", (F((2, 3, 4)),), {"axis": [0, -1], "keepdims": True}, name="axes-list-keepdims"),
+    Case("mean", (F((4, 3)),)),
+    Case("mean", (F((2, 3, 4)),), {"axis": -1}, name="negative-axis"),
+    Case("mean", (F((2, 3, 4)),), {"axis": [1, 2], "keepdims": True}, name="axes-list-keepdims"),
+    Case("max", (F((4, 3)),)),
+    Case("max", (F((2, 3, 4)),), {"axis": 1, "keepdims": True}, name="axis1-keepdims"),
+    Case("max", (F((2, 3, 4)),), {"axis": [-1, 0]}, name="axes-list-negative"),
+    # shape
+    Case("reshape", (F((2, 3, 4)),), {"shape": [4, 3]}),
+    Case("reshape", (F((2, 3, 4)),), {"shape": [2, -1, 3]}, name="inferred-size"),
+    Case("flatten", (F((2, 3, 4)),)),
+    Case("flatten", (F((2, 3, 2, 2)),), {"start_axis": 2}, name="start-axis2"),
+    Case("transpose", (F((2, 3, 4)),)),
+    Case("transpose", (F((2, 3, 4)),), {"axes": [0, 2, 1]}, name="permutation"),
+    Case("transpose", (F((2, 3, 4)),), {"axes": [-1, 0, 1]}, name="negative-axes"),
+    Case("concat", ([F((2, 3)), F((2, 4))],)),
+    Case("concat", ([F((2, 1, 3)), F((2, 4, 3)), F((2, 2, 3))],), {"axis": 1}, name="three-middle-axis"),
+    Case("slice", (F((3, 6)),), {"start": 1, "stop": 4}),
+    Case("slice", (F((3, 7, 2)),), {"axis": 1, "start": -5, "step": 2}, name="negative-start-step"),
+    Case("slice", (F((3, 6)),), {"start": 0, "stop": -1, "step": 3}, name="negative-stop"),
+    # regularization
+    Case("dropout", (F((6, 5)),), {"rate": 0.4}, name="training", training=True),
+    Case("dropout", (F((6, 5)),), {"rate": 0.4}, name="eval"),
+    # recommender
+    Case("embedding", (I((4, 3), 7),), {"vocab_size": 7, "dim": 5}, skip_grad=(0,)),
+    Case("embedding", (I((5,), 3),), {"vocab_size": 3, "dim": 2}, name="repeated-rows", skip_grad=(0,)),
+    Case("fm_interaction", (F((4, 3, 5)),)),
+    Case("fm_interaction", (F((4, 3, 5)),), {"reduce": False}, name="per-component"),
 ]
 
 # Ops without a gradient of their own (they stop the flow); each still has a shape-rule case.

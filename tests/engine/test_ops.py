@@ -57,6 +57,8 @@ def test_cupy_matches_numpy(case):
         gpu_inputs = [None if v is None else [cupy.asarray(i) for i in v] if isinstance(v, list) else cupy.asarray(v) for v in inputs]
         gpu_weights = [cupy.asarray(w) for w in weights]
         gpu_out, gpu_ctx, _, _, _ = testing.run_op(case.op, case.params, gpu_inputs, gpu_weights, training=case.training)
+        if case.training and case.op == "dropout":
+            continue  # CuPy draws other random masks than NumPy; the gradient check covers dropout
         for a, b in zip(cpu_out, gpu_out):
             numpy.testing.assert_allclose(backend.to_numpy(b), a, rtol=tolerance, atol=tolerance)
         if op.differentiable and not case.training:

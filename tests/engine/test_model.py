@@ -1,0 +1,124 @@
+"""Compiled graphs: whole-graph gradients, shared values, stopped gradients, feeding errors,
+float64 on request, and prediction in batches."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+import engine
+from engine.errors import BackendError, EngineError
+from engine.graph import GraphBuilder
+
+
+def diamond_spec() -> dict:
+    """x -> fc -> (tanh, sigmoid) -> multiply -> add(fc) -> dense -> mse: a value used three times."""
+    g = GraphBuilder()
+    x = g.input("x", [None, 4])
+    y = g.input("y", [None, 2])
+    h = g.dense(x, units=3, id="fc")
+    mixed = g.multiply(g.tanh(h, id="t"), g.sigmoid(h, id="s"), id="mixed")
+    skip = g.add(mixed, h, id="skip")
+    out = g.dense(skip, units=2, id="out")
+    g.loss(g.mse(out, y, id="loss"))
+    g.output("prediction", out)
+    return g.to_spec()
+
+
+def numeric_param_grads(model, feeds, eps=1e-6):
+    grads = {}
+    for key, param in model.params.items():
+        numeric = numpy.zeros_like(param)
+        flat = param.reshape(-1)
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + eps
+            plus, _, _ = model.loss_and_grads(feeds)
+            flat[i] = original - eps
+            minus, _, _ = model.loss_and_grads(feeds)
+            flat[i] = original
+            numeric.reshape(-1)[i] = (plus - minus) / (2 * eps)
+        grads[key] = numeric
+    return grads
+
+
+def test_whole_graph_gradients_match_central_differences_in_float64():
+    model = engine.Model(diamond_spec(), dtype="float64", seed=4)
+    rng = numpy.random.default_rng(0)
+    feeds = {"x": rng.normal(size=(5, 4)), "y": rng.normal(size=(5, 2))}
+    _, _, grads = model.loss_and_grads(feeds)
+    expected = numeric_param_grads(model, feeds)
+    assert set(grads) == set(expected) == {"fc/W", "fc/b", "out/W", "out/b"}
+    for key in expected:
+        numpy.testing.assert_allclose(grads[key], expected[key], rtol=1e-5, atol=1e-8, err_msg=key)
+
+
+def test_float32_stays_float32():
+    model = engine.Model(diamond_spec())
+    feeds = {"x": numpy.ones((3, 4)), "y": numpy.zeros((3, 2))}  # float64 data is converted
+    _, values, grads = model.loss_and_grads(feeds, value_keys=("out",))
+    assert values["out"].dtype == numpy.float32
+    assert all(g.dtype == numpy.float32 for g in grads.values())
+
+
+def test_gradient_stops_at_non_differentiable_ops():
+    g = GraphBuilder()
+    x = g.input("x", [None, 3])
+    y = g.input("y", [None, 3])
+    first = g.dense(x, units=3, id="first")
+    gate = g.step(first, id="gate")  # no gradient flows back through step
+    out = g.dense(g.multiply(gate, x, id="gated"), units=3, id="second")
+    g.loss(g.mse(out, y, id="loss"))
+    g.output("prediction", out)
+    model = engine.Model(g.to_spec())
+    _, _, grads = model.loss_and_grads({"x": numpy.ones((2, 3)), "y": numpy.zeros((2, 3))})
+    assert set(grads) == {"second/W", "second/b"}
+
+
+def test_same_seed_same_weights_other_seed_other_weights():
+    a = engine.Model(diamond_spec(), seed=1).state_arrays()
+    b = engine.Model(diamond_spec(), seed=1).state_arrays()
+    c = engine.Model(diamond_spec(), seed=2).state_arrays()
+    assert all(numpy.array_equal(a[k], b[k]) for k in a)
+    assert not numpy.array_equal(a["fc/W"], c["fc/W"])
+
+
+@pytest.mark.parametrize(
+    ("feeds", "message"),
+    [
+        ({"x": numpy.ones((2, 5)), "y": numpy.ones((2, 2))}, "graph input 'x' expects shape (N, 4) but was fed (2, 5)"),
+        ({"y": numpy.ones((2, 2))}, "missing value for graph input 'x'"),
+    ],
+)
+def test_feeding_errors_name_the_input(feeds, message):
+    model = engine.Model(diamond_spec())
+    with pytest.raises(EngineError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        model.loss_and_grads(feeds)
+
+
+def test_predict_runs_in_batches_and_needs_no_labels():
+    model = engine.Model(diamond_spec())
+    x = numpy.random.default_rng(0).normal(size=(10, 4))
+    whole = model.predict({"x": x}, batch_size=100)["prediction"]
+    pieces = model.predict({"x": x}, batch_size=3)["prediction"]
+    assert whole.shape == (10, 2)
+    numpy.testing.assert_allclose(pieces, whole, rtol=1e-6)
+
+
+def test_integer_input_fed_with_fractions_is_refused():
+    g = GraphBuilder()
+    ids = g.input("ids", [None, 2], dtype="int64")
+    y = g.input("y", [None], dtype="int64")
+    logits = g.dense(g.flatten(g.embedding(ids, vocab_size=5, dim=3, id="emb"), id="flat"), units=2, id="logits")
+    g.loss(g.softmax_cross_entropy(logits, y, id="loss"))
+    g.output("prediction", logits)
+    model = engine.Model(g.to_spec())
+    with pytest.raises(EngineError, match="'ids' is int64 but was fed non-integer"):
+        model.predict({"ids": numpy.array([[0.5, 1.0]])})
+
+
+def test_gpu_without_cupy_is_a_clear_error():
+    if engine.backend.gpu_available():
+        pytest.skip("this machine has a usable GPU, so the error cannot occur")
+    with pytest.raises(BackendError, match="CuPy"):
+        engine.Model(diamond_spec(), device="gpu")
