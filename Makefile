@@ -25,10 +25,10 @@ test: $(INSTALLED)
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
 bench: $(BENCH_INSTALLED)
-	$(PY) -m bench
+	$(PY) -m tests.bench
 
 crosscheck: $(BENCH_INSTALLED)
-	$(PY) -m bench.crosscheck
+	$(PY) -m tests.bench.crosscheck
 
 lock: $(INSTALLED)
 	$(PIP) freeze --exclude-editable > constraints.txt

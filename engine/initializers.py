@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 from collections.abc import Callable
 
@@ -109,7 +110,7 @@ def resolve(name_or_config: str | dict) -> tuple[Initializer, dict]:
         )
     options = {**initializer.options, **config}
     for key, value in options.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise EngineError(f"initializer {name}: '{key}' must be a finite number, got {value!r}")
         options[key] = float(value)
     if name == "normal" and options["std"] < 0:

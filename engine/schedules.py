@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from typing import ClassVar
 
 from engine.errors import EngineError
@@ -24,11 +25,13 @@ def require_number(owner: str, name: str, value, *, minimum: float | None = None
 
     Python numbers keep NumPy 2 from promoting float32 arrays when they are used as scalars."""
     kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and value != int(value)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise EngineError(f"{owner}: '{name}' must be {kind}, got {value!r}")
-    value = int(value) if integer else float(value)
     if not math.isfinite(value):
         raise EngineError(f"{owner}: '{name}' must be finite, got {value!r}")
+    if integer and value != int(value):
+        raise EngineError(f"{owner}: '{name}' must be {kind}, got {value!r}")
+    value = int(value) if integer else float(value)
     if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
         bound = ">" if exclusive_minimum else ">="
         raise EngineError(f"{owner}: '{name}' must be {bound} {minimum}, got {value!r}")

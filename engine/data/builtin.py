@@ -59,6 +59,8 @@ def load_builtin(name: str, *, seed: int = 0, **options) -> Dataset:
     builtin = _BUILTINS.get(name)
     if builtin is None:
         raise DataError(f"unknown built-in dataset '{name}'; the built-in datasets are {', '.join(_BUILTINS)}")
+    if not isinstance(seed, int | numpy.integer) or isinstance(seed, bool) or seed < 0:
+        raise DataError(f"dataset '{name}': seed must be an integer >= 0, got {seed!r}")
     accepted = builtin.options()
     unknown = sorted(set(options) - set(accepted))
     if unknown:

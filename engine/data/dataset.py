@@ -36,6 +36,8 @@ class Dataset:
 
     def __post_init__(self):
         where = f"dataset '{self.name}'" if self.name else "dataset"
+        self.arrays = {key: (value if hasattr(value, "shape") else numpy.asarray(value))
+                       for key, value in self.arrays.items()}
         if self.task not in TASKS:
             raise DataError(f"{where}: unknown task '{self.task}'; expected one of {', '.join(TASKS)}")
         if not self.arrays:
@@ -86,7 +88,8 @@ class Dataset:
         indices = numpy.asarray(indices)
         if indices.dtype != bool:
             indices = indices.astype(numpy.int64, copy=False)
-        return dataclasses.replace(self, arrays={key: array[indices] for key, array in self.arrays.items()})
+        return dataclasses.replace(self, arrays={key: array[indices] for key, array in self.arrays.items()},
+                                   metadata=dict(self.metadata))
 
     def shuffled(self, seed: int) -> Dataset:
         """The same rows in an order drawn from ``seed``."""
@@ -159,7 +162,8 @@ def iter_batches(arrays: dict, batch_size: int, *, order=None, drop_last: bool =
         order_for = {}
         for array in arrays.values():
             xp = backend.array_module(array)
-            order_for.setdefault(xp, xp.asarray(order))
+            if xp not in order_for:
+                order_for[xp] = xp.asarray(order)
     batches = rows // batch_size if drop_last else math.ceil(rows / batch_size)
     for start in range(0, batches * batch_size, batch_size):
         if order is None:
@@ -207,6 +211,9 @@ def from_arrays(x: numpy.ndarray, y: numpy.ndarray | None = None, *, task: str |
         if task in ("classification", "binary"):
             y, found_names = encode_labels(y, task=task, where=where)
             num_classes = len(found_names)
+            if label_names is not None and len(label_names) != num_classes:
+                raise DataError(f"{where}: {len(label_names)} label names given for {num_classes} classes "
+                                f"({_some(numpy.array(found_names))})")
             label_names = label_names or found_names
         elif task == "regression":
             if y.dtype.kind not in "fiub":
@@ -229,7 +236,8 @@ def infer_task(y: numpy.ndarray) -> str:
     return "regression"
 
 
-def encode_labels(y: numpy.ndarray, *, task: str = "classification", where: str = "data") -> tuple[numpy.ndarray, list[str]]:
+def encode_labels(y: numpy.ndarray, *, task: str = "classification",
+                  where: str = "data") -> tuple[numpy.ndarray, list[str]]:
     """Class indices 0..K-1 (int64, shape (N,)) in sorted order of the values, and the values as text.
     Binary 0/1 labels are kept as they are."""
     if y.ndim == 2 and y.shape[1] == 1:

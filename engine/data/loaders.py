@@ -142,9 +142,10 @@ def load_npz(path: str | os.PathLike, *, x_key: str = "x", y_key: str | None = "
     if not _read_bytes(path, size_only=True):
         raise DataError(f"{name}: the file is empty; expected a NumPy .npz archive")
     try:
-        with numpy.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, numpy.lib.npyio.NpzFile):
-                raise DataError(f"{name}: a single .npy array, not a .npz archive of named arrays")
+        archive = numpy.load(path, allow_pickle=False)
+        if not isinstance(archive, numpy.lib.npyio.NpzFile):
+            raise DataError(f"{name}: a single .npy array, not a .npz archive of named arrays")
+        with archive:
             keys = list(archive.keys())
             wanted = [x_key] + ([y_key] if y_key is not None else [])
             for key in wanted:

@@ -8,7 +8,7 @@ from engine import backend
 from engine.errors import DataError
 
 # A feature whose spread is below float32 resolution is constant; it is centred but not scaled.
-_CONSTANT = float(numpy.finfo(numpy.float32).eps)
+_CONSTANT_TOLERANCE = float(numpy.finfo(numpy.float32).eps)
 
 
 class Standardizer:
@@ -27,7 +27,7 @@ class Standardizer:
             raise DataError("cannot fit a standardizer on no rows")
         self.mean = values.mean(axis=0)
         std = values.std(axis=0)
-        self.std = numpy.where(std <= _CONSTANT * (1.0 + numpy.abs(self.mean)), 1.0, std)
+        self.std = numpy.where(std <= _CONSTANT_TOLERANCE * (1.0 + numpy.abs(self.mean)), 1.0, std)
         return self
 
     @property
