@@ -8,7 +8,7 @@ BENCH_INSTALLED := $(VENV)/.bench-installed
 # Two cores: one pytest-xdist worker each, one BLAS thread per worker.
 TEST_WORKERS ?= 2
 
-.PHONY: test bench crosscheck lock clean
+.PHONY: run test bench crosscheck lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ $(BENCH_INSTALLED): $(INSTALLED)
 	$(PIP) install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $@
 
+run: $(INSTALLED)
+	@if [ -f frontend/package.json ]; then cd frontend && npm ci --no-audit --no-fund && npm run build; fi
+	$(PY) -m webapp.run
+
 test: $(INSTALLED)
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
@@ -30,8 +34,8 @@ bench: $(BENCH_INSTALLED)
 crosscheck: $(BENCH_INSTALLED)
 	$(PY) -m tests.bench.crosscheck
 
-lock: $(INSTALLED)
-	$(PIP) freeze --exclude-editable > constraints.txt
+lock: $(BENCH_INSTALLED)
+	{ head -3 constraints.txt; $(PIP) freeze --exclude-editable | sed "s/+cpu//"; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis runs

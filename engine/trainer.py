@@ -92,6 +92,41 @@ class TrainResult:
     checkpoint: str | None
 
 
+def bind_inputs(input_types: dict, arrays: dict, feeds: dict | None = None, *,
+                dataset_name: str = "") -> dict[str, str]:
+    """Map each graph input to a dataset array: ``feeds`` first, then the same name; a graph
+    with one float input besides the labels takes the dataset's ``x``.
+
+    ``input_types`` maps input names to ``TensorType``; ``arrays`` maps array names to anything
+    with a ``shape`` whose first axis is the rows (arrays, or zero-row stand-ins when only the
+    schema is known, as the web app does before a run starts). Raises ``EngineError`` naming the
+    input and the dataset when an input cannot be fed.
+    """
+    feeds = feeds or {}
+    binding = {}
+    float_inputs = [n for n, t in input_types.items() if t.dtype in FLOAT_DTYPES]
+    for name in input_types:
+        source = feeds.get(name, name)
+        if source not in arrays and name not in feeds and name in float_inputs and len(float_inputs) == 1:
+            source = "x"
+        if source not in arrays:
+            raise EngineError(
+                f"graph input '{name}' has no matching array in dataset '{dataset_name}' "
+                f"(arrays: {sorted(arrays)}); name the input after one or pass feeds={{'{name}': ...}}"
+            )
+        declared = input_types[name]
+        actual = arrays[source].shape[1:]
+        if len(actual) != len(declared.shape) - 1 or any(
+            d is not None and d != a for d, a in zip(declared.shape[1:], actual)
+        ):
+            raise EngineError(
+                f"graph input '{name}' expects per-sample shape {list(declared.shape[1:])}, "
+                f"but dataset array '{source}' has {list(actual)}"
+            )
+        binding[name] = source
+    return binding
+
+
 class Trainer:
     """Trains a compiled graph on a dataset; subscribe to events with ``on(event, callback)``.
 
@@ -128,31 +163,7 @@ class Trainer:
 
     # -- wiring -------------------------------------------------------------------------------
     def _bind_inputs(self, feeds: dict) -> dict[str, str]:
-        """Map each graph input to a dataset array: ``feeds`` first, then the same name; a
-        graph with one float input besides the labels takes the dataset's ``x``."""
-        binding = {}
-        arrays = self.train_data.arrays
-        float_inputs = [n for n, t in self.model.input_types.items() if t.dtype in FLOAT_DTYPES]
-        for name in self.model.input_types:
-            source = feeds.get(name, name)
-            if source not in arrays and name not in feeds and name in float_inputs and len(float_inputs) == 1:
-                source = "x"
-            if source not in arrays:
-                raise EngineError(
-                    f"graph input '{name}' has no matching array in dataset '{self.train_data.name}' "
-                    f"(arrays: {sorted(arrays)}); name the input after one or pass feeds={{'{name}': ...}}"
-                )
-            declared = self.model.input_types[name]
-            actual = arrays[source].shape[1:]
-            if len(actual) != len(declared.shape) - 1 or any(
-                d is not None and d != a for d, a in zip(declared.shape[1:], actual)
-            ):
-                raise EngineError(
-                    f"graph input '{name}' expects per-sample shape {list(declared.shape[1:])}, "
-                    f"but dataset array '{source}' has {list(actual)}"
-                )
-            binding[name] = source
-        return binding
+        return bind_inputs(self.model.input_types, self.train_data.arrays, feeds, dataset_name=self.train_data.name)
 
     def _find_loss_roles(self) -> None:
         """Which value the loss judges (for metrics) and which graph input holds the labels."""

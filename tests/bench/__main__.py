@@ -2,11 +2,13 @@
 
 import sys
 
-from tests.bench import engine_bench
+from tests.bench import engine_bench, platform_bench
 
 
 def main() -> int:
-    return engine_bench.main()
+    status = engine_bench.main()
+    print("\n" + "=" * 100 + "\n")
+    return platform_bench.main() or status
 
 
 sys.exit(main())

@@ -1,0 +1,93 @@
+"""The run WebSocket: who may open it, and a client that reconnects gets exactly what it missed."""
+
+from __future__ import annotations
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.platform.harness import MOONS, RunSocket, assert_record_complete, wait_for_run
+
+pytestmark = pytest.mark.xdist_group("platform")
+
+
+def close_code(url: str) -> int:
+    with RunSocket(url) as socket, pytest.raises(ConnectionClosed) as closed:
+        socket.receive(timeout=10)
+    return closed.value.rcvd.code
+
+
+def test_another_users_run_is_closed_with_4404_and_an_anonymous_client_with_4401(workspace, make_user):
+    space = workspace()
+    run = space.start_run(epochs=1, batch_size=256)
+    stranger = make_user("stranger")
+    assert close_code(stranger.socket_url(run["id"])) == 4404
+    assert close_code(space.user.socket_url(run["id"] + 10_000)) == 4404  # no such run
+    assert close_code(f"{space.user.platform.ws_url}/ws/runs/{run['id']}/") == 4401
+    assert close_code(f"{space.user.platform.ws_url}/ws/runs/{run['id']}/?token=not-a-token") == 4401
+
+
+def test_a_browser_page_of_another_site_may_not_open_the_socket(workspace):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    space = workspace()
+    run = space.start_run(epochs=1, batch_size=256)
+    with pytest.raises(InvalidStatus) as refused:
+        connect(space.user.socket_url(run["id"]), origin="http://evil.example", open_timeout=10).close()
+    assert refused.value.response.status_code == 403
+
+
+def test_a_client_that_reconnects_with_after_gets_exactly_the_points_it_missed(workspace):
+    space = workspace(MOONS)
+    run = space.start_run(epochs=4, batch_size=32)
+
+    with RunSocket(space.user.socket_url(run["id"])) as first:
+        first.receive_until(lambda s: len(s.points) >= 30, timeout=60, what="30 points")
+    seen = sorted(first.points, key=lambda p: p["seq"])
+    last_seen = seen[-1]["seq"]
+    assert [p["seq"] for p in seen] == list(range(1, last_seen + 1))
+
+    with RunSocket(space.user.socket_url(run["id"], after=last_seen)) as second:
+        second.receive_until_finished(timeout=60)
+    assert second.history["last_sequence"] >= last_seen
+    assert all(p["seq"] > last_seen for p in second.points)
+    stored = assert_record_complete(run["id"])
+    assert seen + sorted(second.points, key=lambda p: p["seq"]) == stored
+
+    # After the run: the history after K is exactly the stored points after K.
+    wait_for_run(run["id"], lambda r: r.state == "succeeded", timeout=10, what="the run to succeed")
+    middle = len(stored) // 2
+    with RunSocket(space.user.socket_url(run["id"], after=middle)) as late:
+        late.receive_until(lambda s: s.history is not None, timeout=10, what="the history")
+    assert late.history["state"] == "succeeded"
+    assert late.points == stored[middle:]
+
+
+def test_a_live_message_that_went_missing_is_filled_in_from_the_record(platform, workspace):
+    """Redis may drop a message (a restart, a full or expired channel): the consumer notices the
+    jump in sequence numbers and sends the missing points from the database first."""
+    from asgiref.sync import async_to_sync
+    from channels_redis.core import RedisChannelLayer
+
+    from webapp.runs import live
+    from webapp.runs.models import Run
+
+    space = workspace()
+    run = space.start_run(epochs=1, batch_size=256)
+    wait_for_run(run["id"], lambda r: r.state == "succeeded", timeout=60, what="the run to succeed")
+    stored = assert_record_complete(run["id"])
+    last = len(stored)
+    # As if the client had connected when only the points up to last - 4 were stored...
+    Run.objects.filter(pk=run["id"]).update(last_sequence=last - 4)
+    with RunSocket(space.user.socket_url(run["id"])) as socket:
+        socket.receive_until(lambda s: s.history is not None, timeout=10, what="the history")
+        assert socket.history["last_sequence"] == last - 4
+        assert socket.points == stored[:last - 4]
+        # ... and the messages with the next three were lost: only the last one arrives.
+        layer = RedisChannelLayer(hosts=[platform.redis_url])
+        async_to_sync(layer.group_send)(live.run_group_name(run["id"]),
+                                        {"type": "run.points", "run": run["id"], "points": stored[last - 1:]})
+        message = socket.receive(timeout=10)
+    Run.objects.filter(pk=run["id"]).update(last_sequence=last)
+    assert message["type"] == "run.points"
+    assert message["points"] == stored[last - 4:]

@@ -1,0 +1,60 @@
+"""Redis dies and comes back mid-run: the training goes on, its record is complete, a client
+that reconnects gets everything, and the platform queues and runs new work afterwards."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from tests.platform.harness import MOONS, RunSocket, assert_record_complete, get_run, wait_for_run
+
+pytestmark = pytest.mark.xdist_group("platform")
+
+
+def follow_until_finished(user, run_id: int, socket: RunSocket, *, timeout: float) -> list[dict]:
+    """Every point of the run over WebSockets, reconnecting with ?after= whenever the socket drops."""
+    points: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.receive_until_finished(timeout=max(0.1, deadline - time.monotonic()))
+            points.extend(socket.points)
+            socket.close()
+            return points
+        except (ConnectionClosed, OSError):
+            points.extend(socket.points)
+            socket.close()
+        after = max((p["seq"] for p in points), default=0)
+        while True:
+            if time.monotonic() > deadline:
+                pytest.fail("could not reconnect to the run's WebSocket in time")
+            try:
+                socket = RunSocket(user.socket_url(run_id, after=after))
+                break
+            except (OSError, ConnectionClosed, TimeoutError):
+                time.sleep(0.2)
+
+
+def test_a_run_survives_a_redis_restart_with_a_complete_record(platform, workspace):
+    space = workspace(MOONS)
+    run = space.start_run(epochs=12, batch_size=16)
+    socket = RunSocket(space.user.socket_url(run["id"]))
+    socket.receive_until(lambda s: len(s.points) >= 20, timeout=60, what="the first points")
+
+    platform.restart_redis(down_for=1.5)
+    assert get_run(run["id"]).state == "running"
+
+    received = follow_until_finished(space.user, run["id"], socket, timeout=120)
+    finished = wait_for_run(run["id"], lambda r: r.state != "running", timeout=10, what="the run to finish")
+    assert finished.state == "succeeded", finished.error
+    assert finished.attempt == 1  # not delivered twice, not taken over
+    stored = assert_record_complete(run["id"])
+    assert sum(p["name"] == "loss" for p in stored) == 12 * 1000
+    assert sorted(received, key=lambda p: p["seq"]) == stored
+
+    # The worker and the web server reconnected: a new run is queued, trained and streamed.
+    after = space.start_run(epochs=1, batch_size=256)
+    with RunSocket(space.user.socket_url(after["id"])) as socket:
+        assert socket.receive_until_finished(timeout=60) == "succeeded"

@@ -1,0 +1,249 @@
+"""Datasets over REST: built-ins, uploads read by the engine, limits, ownership."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from pathlib import Path
+
+import numpy
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from engine import data as engine_data
+from tests.webapp.helpers import error_of
+from webapp.datasets.models import Dataset
+from webapp.runs.models import Run
+
+pytestmark = pytest.mark.django_db
+
+IRIS_LIKE_CSV = b"sepal,petal,species\n5.1,1.4,setosa\n4.9,1.3,setosa\n6.3,4.9,virginica\n5.8,5.1,virginica\n"
+
+
+def upload(client, name: str, content: bytes, **fields):
+    return client.post("/api/datasets/upload", {"file": SimpleUploadedFile(name, content), **fields},
+                       format="multipart")
+
+
+def stored_files(settings) -> list[Path]:
+    root = Path(settings.MEDIA_ROOT)
+    return [path for path in root.rglob("*") if path.is_file()] if root.exists() else []
+
+
+def loads_as_the_worker_does(dataset: Dataset) -> engine_data.Dataset:
+    """workers.training.load_dataset reads a stored upload with engine.data.load and the stored options."""
+    return engine_data.load(Path(dataset.file.path), **dataset.options)
+
+
+def test_builtin_datasets_are_listed(client):
+    response = client.get("/api/datasets/builtin")
+    assert response.status_code == 200
+    digits = next(entry for entry in response.json()["results"] if entry["name"] == "digits")
+    assert digits["shapes"] == {"x": [64], "y": []}
+
+
+def test_a_dataset_from_a_builtin_has_its_schema(client):
+    response = client.post("/api/datasets", {"builtin": "moons", "options": {"n_samples": 200, "seed": 3}},
+                           format="json")
+    assert response.status_code == 201
+    body = response.json()
+    assert body["name"] == "moons" and body["kind"] == "builtin" and body["rows"] == 200
+    assert body["schema"]["arrays"]["x"] == {"shape": [2], "dtype": "float32"}
+    assert body["schema"]["num_classes"] == 2 and body["preview"]["rows"] == 5
+    assert client.get("/api/datasets").json()["results"][0]["id"] == body["id"]
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    ({"builtin": "mnist-but-not-here"}, "unknown built-in dataset 'mnist-but-not-here'"),
+    ({"builtin": "moons", "options": {"n_samples": -5}}, "n_samples"),
+    ({"builtin": "moons", "options": {"colour": "red"}}, "no option(s) ['colour']"),
+    ({}, "builtin: This field is required."),
+    ({"builtin": "moons", "project": 999}, "unknown project 999"),
+])
+def test_unknown_builtins_and_options_are_a_400(client, body, words):
+    response = client.post("/api/datasets", body, format="json")
+    assert response.status_code == 400
+    assert words in error_of(response)["message"]
+    assert not Dataset.objects.exists()
+
+
+def test_a_csv_upload_is_read_by_the_engine_and_stored(client, settings):
+    response = upload(client, "flowers.csv", IRIS_LIKE_CSV, target="species")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["file_format"] == "csv" and body["rows"] == 4 and body["name"] == "flowers"
+    assert body["schema"]["arrays"]["x"]["shape"] == [2] and body["schema"]["label_names"] == ["setosa", "virginica"]
+    assert body["schema"]["feature_names"] == ["sepal", "petal"]
+    assert body["preview"]["arrays"]["x"][0] == pytest.approx([5.1, 1.4])
+    dataset = Dataset.objects.get(pk=body["id"])
+    assert len(loads_as_the_worker_does(dataset)) == 4
+    assert len(stored_files(settings)) == 1
+
+
+def test_a_csv_with_text_in_a_numeric_column_names_line_and_column(client, settings):
+    content = b"a,b,label\n1,2,0\n3,oops,1\n5,6,0\n"
+    response = upload(client, "measurements.csv", content, target="label")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "invalid_data"
+    assert error["message"] == "measurements.csv line 3, column 'b': 'oops' is not a number"
+    assert not Dataset.objects.exists() and stored_files(settings) == []
+
+
+def test_a_csv_without_a_target_lists_its_columns(client):
+    response = upload(client, "flowers.csv", IRIS_LIKE_CSV)
+    assert response.status_code == 400
+    assert "'sepal', 'petal', 'species'" in error_of(response)["message"]
+    response = upload(client, "flowers.csv", IRIS_LIKE_CSV, target="colour")
+    assert "no column named 'colour'" in error_of(response)["message"]
+
+
+def test_an_explicit_format_wins_over_the_file_name(client):
+    response = upload(client, "measurements.txt", IRIS_LIKE_CSV, target="species", format="csv")
+    assert response.status_code == 201, response.json()
+    assert response.json()["file_name"].endswith(".csv")
+    assert len(loads_as_the_worker_does(Dataset.objects.get())) == 4
+
+
+def test_a_gzipped_tsv_upload_twice(client):
+    content = gzip.compress(IRIS_LIKE_CSV.replace(b",", b"\t"))
+    for _ in range(2):  # the second is stored under another name, which must still say .tsv.gz
+        response = upload(client, "flowers.tsv.gz", content, target="species")
+        assert response.status_code == 201, response.json()
+    first, second = Dataset.objects.order_by("pk")
+    assert first.file.name != second.file.name
+    assert len(loads_as_the_worker_does(first)) == len(loads_as_the_worker_does(second)) == 4
+
+
+def test_an_oversized_upload_is_a_413_and_nothing_is_stored(client, settings):
+    settings.MAX_UPLOAD_BYTES = 1000
+    response = upload(client, "big.csv", b"a,label\n" + b"1,0\n" * 400, target="label")
+    assert response.status_code == 413
+    error = error_of(response)
+    assert error["code"] == "too_large" and "big.csv is 1.6 KB, over the upload limit of 1000 bytes" in error["message"]
+    assert not Dataset.objects.exists() and stored_files(settings) == []
+
+
+def test_an_upload_far_over_the_limit_is_refused_before_it_is_parsed(client, settings):
+    settings.MAX_UPLOAD_BYTES = 10
+    response = upload(client, "huge.csv", b"a,label\n" + b"1,0\n" * 300_000, target="label")
+    assert response.status_code == 413
+    assert "over the upload limit" in error_of(response)["message"]
+
+
+def test_an_npz_upload(client):
+    buffer = io.BytesIO()
+    numpy.savez(buffer, features=numpy.random.default_rng(0).normal(size=(30, 3)), y=numpy.arange(30) % 3)
+    response = upload(client, "points.npz", buffer.getvalue(), x_key="features")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["schema"]["arrays"]["x"]["shape"] == [3] and body["schema"]["num_classes"] == 3
+    assert loads_as_the_worker_does(Dataset.objects.get()).arrays["x"].shape == (30, 3)
+
+
+def test_a_damaged_npz_is_a_400(client):
+    response = upload(client, "points.npz", b"PK\x03\x04 not really a zip")
+    assert response.status_code == 400
+    assert "points.npz" in error_of(response)["message"]
+
+
+def idx_bytes(array: numpy.ndarray, type_code: int) -> bytes:
+    header = bytes([0, 0, type_code, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def test_idx_images_with_their_labels_become_one_npz(client):
+    images = numpy.random.default_rng(0).integers(0, 255, size=(12, 4, 4)).astype(numpy.uint8)
+    labels = (numpy.arange(12) % 12).astype(numpy.uint8)  # 12 classes: "10" must not sort before "2"
+    response = client.post("/api/datasets/upload", {
+        "file": SimpleUploadedFile("train-images-idx3-ubyte", idx_bytes(images, 0x08)),
+        "labels": SimpleUploadedFile("train-labels-idx1-ubyte", idx_bytes(labels, 0x08)),
+    }, format="multipart")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["file_format"] == "npz" and body["schema"]["arrays"]["x"]["shape"] == [1, 4, 4]
+    assert body["schema"]["num_classes"] == 12
+    loaded = loads_as_the_worker_does(Dataset.objects.get())
+    assert numpy.array_equal(loaded.arrays["y"], labels) and loaded.label_names[:3] == ["0", "1", "2"]
+
+
+def test_idx_images_alone_are_stored_as_they_are(client):
+    images = numpy.zeros((5, 3, 3), dtype=numpy.uint8)
+    response = upload(client, "t10k-images-idx3-ubyte", idx_bytes(images, 0x08), flatten="true")
+    assert response.status_code == 201, response.json()
+    assert response.json()["schema"]["arrays"]["x"]["shape"] == [9]
+
+
+def image_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("shapes/circle/a.png", b"not decoded in this test")
+    return buffer.getvalue()
+
+
+def test_a_zip_of_images_in_class_folders_becomes_an_npz(client):
+    from PIL import Image as image_module
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for index, (label, shade) in enumerate([("dark", 10), ("dark", 20), ("light", 240)]):
+            png = io.BytesIO()
+            image_module.new("L", (5, 4), color=shade).save(png, format="PNG")
+            archive.writestr(f"shapes/{label}/{index}.png", png.getvalue())
+    response = upload(client, "shapes.zip", buffer.getvalue())
+    assert response.status_code == 201, response.json()
+    schema = response.json()["schema"]
+    assert schema["arrays"]["x"]["shape"] == [1, 4, 5] and schema["label_names"] == ["dark", "light"]
+
+
+@pytest.mark.parametrize(("name", "fields", "words"), [
+    ("notes.txt", {}, "cannot tell the file's format"),
+    ("flowers.csv", {"target": "species", "x_key": "x"}, "option 'x_key' does not apply to csv files"),
+    ("flowers.csv", {"target": "species", "format": "parquet"}, "format:"),
+    ("flowers.csv", {"target": "species", "delimiter": ";;"}, "one character"),
+    ("flowers.csv", {"target": "species", "labels": SimpleUploadedFile("l", b"1")}, "only read for IDX"),
+])
+def test_bad_upload_fields_are_a_400(client, name, fields, words):
+    response = upload(client, name, IRIS_LIKE_CSV, **fields)
+    assert response.status_code == 400
+    assert words in error_of(response)["message"]
+
+
+def test_an_upload_without_a_file_is_a_400(client):
+    response = client.post("/api/datasets/upload", {"target": "y"}, format="multipart")
+    assert response.status_code == 400
+    assert error_of(response)["message"].startswith("file:")
+
+
+def test_another_users_dataset_is_not_found(other_client, digits):
+    assert other_client.get(f"/api/datasets/{digits.pk}").status_code == 404
+    assert other_client.patch(f"/api/datasets/{digits.pk}", {"name": "mine"}, format="json").status_code == 404
+    assert other_client.delete(f"/api/datasets/{digits.pk}").status_code == 404
+    assert other_client.get("/api/datasets").json()["count"] == 0
+
+
+def test_rename_and_delete(client, settings, django_capture_on_commit_callbacks):
+    dataset_id = upload(client, "flowers.csv", IRIS_LIKE_CSV, target="species").json()["id"]
+    assert client.patch(f"/api/datasets/{dataset_id}", {"name": "Flowers"}, format="json").json()["name"] == "Flowers"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/api/datasets/{dataset_id}").status_code == 204
+    assert not Dataset.objects.exists() and stored_files(settings) == []
+
+
+def test_a_dataset_used_by_a_run_cannot_be_deleted(client, project, graph_version, digits):
+    Run.objects.create(project=project, graph_version=graph_version, dataset=digits, state=Run.State.SUCCEEDED)
+    response = client.delete(f"/api/datasets/{digits.pk}")
+    assert response.status_code == 409
+    assert "is used by run(s)" in error_of(response)["message"]
+
+
+def test_datasets_need_a_login(anonymous_client):
+    assert anonymous_client.get("/api/datasets").status_code == 401
+    assert upload(anonymous_client, "flowers.csv", IRIS_LIKE_CSV, target="species").status_code == 401
+
+
+def test_a_builtin_larger_than_the_upload_limit_is_refused_before_it_is_generated(client):
+    response = client.post("/api/datasets", {"builtin": "moons", "options": {"n_samples": 10**10}}, format="json")
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == "too_large" and "n_samples=10000000000 would hold about" in error["message"]

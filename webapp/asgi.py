@@ -1,0 +1,72 @@
+"""The ASGI application: Django for HTTP, Channels for WebSockets (``uvicorn webapp.asgi:application``).
+
+WebSockets pass three doors: the Origin check (a browser page from another site may not open a
+socket with the user's cookies), the session (browsers), and ``?token=<API token>`` (scripts).
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
+django_application = get_asgi_application()  # sets Django up before anything imports models
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.db import database_sync_to_async  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import OriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from webapp.routing import websocket_urlpatterns  # noqa: E402
+
+
+class BrowserOriginValidator(OriginValidator):
+    """Refuses a socket whose Origin is not one of ALLOWED_HOSTS. A missing Origin is allowed:
+    browsers always send one, so its absence means a script, which cannot ride a user's cookies."""
+
+    def valid_origin(self, parsed_origin) -> bool:
+        return parsed_origin is None or self.validate_origin(parsed_origin)
+
+
+class TokenAuthMiddleware:
+    """``?token=<key>`` (a DRF API token) authenticates the socket as the token's user."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        keys = parse_qs(scope.get("query_string", b"").decode("latin1")).get("token")
+        if keys:
+            user = await _token_user(keys[-1])
+            if user is not None:
+                scope = {**scope, "user": user}
+        return await self.application(scope, receive, send)
+
+
+@database_sync_to_async
+def _token_user(key: str):
+    from rest_framework.authtoken.models import Token  # noqa: PLC0415
+
+    token = Token.objects.select_related("user").filter(key=key).first()
+    return token.user if token is not None and token.user.is_active else None
+
+
+def _http_application():
+    if settings.DEBUG:
+        # Development: static files (the built frontend among them) without a separate server.
+        from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: PLC0415
+
+        return ASGIStaticFilesHandler(django_application)
+    return django_application
+
+
+application = ProtocolTypeRouter({
+    "http": _http_application(),
+    "websocket": BrowserOriginValidator(
+        AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        settings.ALLOWED_HOSTS,
+    ),
+})

@@ -1,0 +1,58 @@
+"""``GET /api/ops`` (the catalog the palette is generated from) and ``POST /api/graphs/validate``."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from engine.graph import DEFAULT_BATCH_SIZE
+from webapp.catalog import selectors
+from webapp.core.exceptions import InvalidInput
+from webapp.projects.converter import validate_editor_document
+
+
+class BatchSizeSerializer(serializers.Serializer):
+    batch_size = serializers.IntegerField(min_value=1, max_value=1_000_000, default=DEFAULT_BATCH_SIZE)
+
+
+class OpsView(APIView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT},
+                   description="The engine's op catalog (ops with parameter schemas and named ports), the editor's "
+                               "special node types, and the zoo models as templates with their editor documents.")
+    def get(self, request):
+        return Response(selectors.op_catalog())
+
+
+class ValidateGraphView(APIView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        parameters=[OpenApiParameter("batch_size", OpenApiTypes.INT,
+                                     description="for the memory estimate (default 32)")],
+        responses={200: OpenApiTypes.OBJECT},
+        description="Convert an editor document (the body) and validate it with the engine. Always 200 for a "
+                    "JSON object: `ok` says whether it is valid; `nodes` gives per editor node its output shapes, "
+                    "parameters and errors, `edges` the shape each edge carries, `errors` the graph-level problems.",
+    )
+    def post(self, request):
+        if not isinstance(request.data, dict) or _empty_body(request):
+            raise InvalidInput(f"the body must be a JSON object (an editor document), got {_kind(request.data)}",
+                               code="not_an_object")
+        query = BatchSizeSerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(validate_editor_document(dict(request.data), batch_size=query.validated_data["batch_size"]))
+
+
+def _empty_body(request) -> bool:
+    return not request.data and request.META.get("CONTENT_LENGTH") in (None, "", "0")
+
+
+def _kind(data) -> str:
+    if data == {}:
+        return "an empty body"
+    return {list: "a list", str: "a string", type(None): "null"}.get(type(data), type(data).__name__)

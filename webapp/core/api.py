@@ -1,0 +1,165 @@
+"""Authentication (session for the browser, tokens for scripts), the API root and the docs page."""
+
+from __future__ import annotations
+
+import functools
+
+from django.contrib.auth import authenticate, login, logout
+from django.middleware.csrf import get_token
+from django.shortcuts import render
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import ensure_csrf_cookie
+from drf_spectacular.generators import SchemaGenerator
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from webapp.core.exceptions import ApiError
+
+
+class NotAuthenticatedError(ApiError):
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "invalid_credentials"
+
+
+class CredentialsSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    is_staff = serializers.BooleanField()
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+def _authenticated_user(request, data):
+    credentials = CredentialsSerializer(data=data)
+    credentials.is_valid(raise_exception=True)
+    user = authenticate(request, **credentials.validated_data)
+    if user is None:
+        raise NotAuthenticatedError("wrong username or password")
+    return user
+
+
+class LoginView(APIView):
+    """Session login for the browser: sets the session cookie (and the CSRF cookie, whose value
+    goes in the X-CSRFToken header of every later unsafe request)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=CredentialsSerializer, responses={200: UserSerializer})
+    def post(self, request):
+        user = _authenticated_user(request._request, request.data)
+        login(request._request, user)
+        get_token(request._request)  # rotate and send the CSRF cookie for the new session
+        return Response(UserSerializer(user).data)
+
+
+class LogoutView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request):
+        logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenView(APIView):
+    """An API token for scripts (``Authorization: Token <key>``): POST with username and password
+    gets (or creates) it; DELETE revokes the caller's token."""
+
+    def get_permissions(self):
+        return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
+
+    def get_authenticators(self):
+        # Logging in for a token needs no session, and so no CSRF token.
+        return [] if getattr(self.request, "method", None) == "POST" else super().get_authenticators()
+
+    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer})
+    def post(self, request):
+        user = _authenticated_user(request._request, request.data)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key})
+
+    @extend_schema(responses={204: None})
+    def delete(self, request):
+        Token.objects.filter(user=request.user).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@method_decorator(ensure_csrf_cookie, name="dispatch")
+class MeView(APIView):
+    """The logged-in user (and the CSRF cookie a single-page app needs for its requests)."""
+
+    @extend_schema(responses={200: UserSerializer})
+    def get(self, request):
+        return Response(UserSerializer(request.user).data)
+
+
+class ApiRootView(APIView):
+    """Where things are. Open to everyone, so a newcomer finds the login and the docs."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request):
+        def link(name, **kwargs):
+            return reverse(name, request=request, kwargs=kwargs or None)
+
+        return Response({
+            "login": link("auth-login"),
+            "logout": link("auth-logout"),
+            "token": link("auth-token"),
+            "me": link("auth-me"),
+            "projects": link("project-list"),
+            "datasets": link("dataset-list"),
+            "builtin_datasets": link("dataset-builtin-list"),
+            "runs": link("run-list"),
+            "ops": link("ops"),
+            "validate_graph": link("graph-validate"),
+            "schema": link("schema"),
+            "docs": link("docs"),
+            "browsable_api_login": link("rest_framework:login"),
+        })
+
+
+def docs(request):
+    """The API reference as one server-rendered page, generated from the OpenAPI document (no
+    JavaScript or CDN: it works offline). The machine-readable document is at /api/schema/."""
+    info, operations = _reference()
+    return render(request, "core/api_docs.html", {"info": info, "operations": operations})
+
+
+@functools.cache
+def _reference() -> tuple[dict, list[dict]]:
+    """The schema's operations, generated once per process (the code does not change while it runs)."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = []
+    for path, methods in schema.get("paths", {}).items():
+        for method, operation in methods.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            parameters = [
+                {"name": p["name"], "where": p["in"], "required": p.get("required", False),
+                 "description": p.get("description", "")}
+                for p in operation.get("parameters", [])
+            ]
+            operations.append({
+                "method": method.upper(), "path": path, "tag": (operation.get("tags") or [""])[0],
+                "summary": operation.get("summary") or operation.get("description", ""),
+                "parameters": parameters,
+                "request": ", ".join(sorted(operation.get("requestBody", {}).get("content", {}))),
+                "responses": ", ".join(sorted(operation.get("responses", {}))),
+            })
+    return schema.get("info", {}), operations

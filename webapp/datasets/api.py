@@ -1,0 +1,158 @@
+"""REST views of datasets: built-ins, the user's datasets, creating from a built-in, uploading."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.core.exceptions import InvalidInput
+from webapp.core.permissions import OWNER_ONLY
+from webapp.datasets import selectors, services, uploads
+from webapp.datasets.models import Dataset
+from webapp.projects.models import Project
+
+# Multipart framing around the file: boundaries, headers and the small form fields.
+MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    file_name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Dataset
+        fields = ["id", "name", "kind", "builtin_name", "file_format", "file_name", "options", "schema", "preview",
+                  "rows", "project", "created_at"]
+        read_only_fields = fields
+
+    def get_file_name(self, dataset: Dataset) -> str:
+        return dataset.file.name.rsplit("/", 1)[-1] if dataset.file else ""
+
+
+class DatasetUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+
+
+class BuiltinDatasetCreateSerializer(serializers.Serializer):
+    builtin = serializers.CharField(max_length=100, help_text="a name from GET /api/datasets/builtin")
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    options = serializers.DictField(required=False, default=dict,
+                                    help_text="the built-in's options (see its entry), and 'seed'")
+    project = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV/TSV, .npz, IDX images, or a zip of images in class folders")
+    labels = serializers.FileField(required=False, help_text="IDX labels for IDX images (optional)")
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    format = serializers.ChoiceField(choices=uploads.FORMATS, required=False, allow_null=True, default=None,
+                                     help_text="default: from the file name")
+    target = serializers.CharField(required=False, help_text="CSV/TSV: the label column (required)")
+    delimiter = serializers.CharField(required=False, trim_whitespace=False, help_text="CSV: default ','")
+    task = serializers.ChoiceField(choices=["classification", "binary", "regression"], required=False,
+                                   help_text="default: inferred from the target")
+    x_key = serializers.CharField(required=False, help_text="NPZ: the features array (default x)")
+    y_key = serializers.CharField(required=False, help_text="NPZ: the target array (default y; 'none': unlabeled)")
+    # Text, not a BooleanField: a form that leaves a checkbox out would otherwise send false for every format.
+    flatten = serializers.ChoiceField(choices=["true", "false"], required=False,
+                                      help_text="IDX: true gives images as (N, H*W) instead of (N, 1, H, W)")
+    project = serializers.IntegerField(required=False, allow_null=True, default=None)
+
+    OPTION_FIELDS = ("target", "delimiter", "task", "x_key", "y_key", "flatten")
+
+
+def _project_of(request, project_id: int | None) -> Project | None:
+    if project_id is None:
+        return None
+    project = Project.objects.filter(owner=request.user, pk=project_id).first()
+    if project is None:
+        raise InvalidInput(f"unknown project {project_id}", details={"project": [f"no project {project_id}"]})
+    return project
+
+
+class BuiltinDatasetListView(APIView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT},
+                   description="The engine's built-in datasets: name, task, description, per-row shapes, options.")
+    def get(self, request):
+        return Response({"results": selectors.builtin_list()})
+
+
+class DatasetListView(generics.GenericAPIView):
+    """The user's datasets. POST (JSON) adds one from a built-in by name."""
+
+    serializer_class = DatasetSerializer
+
+    @extend_schema(parameters=[
+        OpenApiParameter("project", OpenApiTypes.INT, description="only this project's datasets"),
+        OpenApiParameter("kind", OpenApiTypes.STR, enum=list(Dataset.Kind.values)),
+    ], responses=DatasetSerializer(many=True))
+    def get(self, request):
+        project = request.query_params.get("project")
+        if project is not None and not project.isdigit():
+            raise InvalidInput(f"'project' must be a project id, got {project!r}", details={"project": ["not an id"]})
+        datasets = selectors.dataset_list(user=request.user, project_id=int(project) if project else None,
+                                          kind=request.query_params.get("kind"))
+        page = self.paginate_queryset(datasets)
+        return self.get_paginated_response(DatasetSerializer(page, many=True).data)
+
+    @extend_schema(request=BuiltinDatasetCreateSerializer, responses={201: DatasetSerializer})
+    def post(self, request):
+        serializer = BuiltinDatasetCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        dataset = services.dataset_create_builtin(
+            owner=request.user, builtin=values["builtin"], name=values["name"], options=values["options"],
+            project=_project_of(request, values["project"]),
+        )
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetUploadView(APIView):
+    """Upload a dataset file (multipart). It is read by the engine first: a malformed file is a 400
+    naming the file, line and column, a file over the limit a 413, and nothing is stored."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": DatasetUploadSerializer}, responses={201: DatasetSerializer})
+    def post(self, request):
+        declared = request.META.get("CONTENT_LENGTH")
+        if declared and declared.isdigit() and int(declared) > services.max_upload_bytes() + MULTIPART_OVERHEAD_BYTES:
+            # Refused before the multipart body is parsed and written to temporary files.
+            services.check_upload_size(file_name="the upload", size=int(declared) - MULTIPART_OVERHEAD_BYTES)
+        serializer = DatasetUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        options = {key: values[key] for key in DatasetUploadSerializer.OPTION_FIELDS if values.get(key) is not None}
+        dataset = services.dataset_create_upload(
+            owner=request.user, file=values["file"], labels_file=values.get("labels"), name=values["name"],
+            file_format=values["format"], options=options, project=_project_of(request, values["project"]),
+        )
+        return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailView(generics.GenericAPIView):
+    serializer_class = DatasetSerializer
+    permission_classes = OWNER_ONLY
+
+    def get_object(self) -> Dataset:
+        dataset = selectors.dataset_get(user=self.request.user, dataset_id=self.kwargs["dataset_id"])
+        self.check_object_permissions(self.request, dataset)
+        return dataset
+
+    def get(self, request, dataset_id: int):
+        return Response(DatasetSerializer(self.get_object()).data)
+
+    @extend_schema(request=DatasetUpdateSerializer)
+    def patch(self, request, dataset_id: int):
+        dataset = self.get_object()
+        serializer = DatasetUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(DatasetSerializer(services.dataset_update(dataset=dataset, **serializer.validated_data)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, dataset_id: int):
+        services.dataset_delete(dataset=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)

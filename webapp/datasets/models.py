@@ -1,0 +1,31 @@
+"""Datasets: a built-in one of ``engine.data`` or an uploaded file, with its detected schema."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Dataset(models.Model):
+    class Kind(models.TextChoices):
+        BUILTIN = "builtin"
+        UPLOAD = "upload"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="datasets", null=True, blank=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    builtin_name = models.CharField(max_length=100, blank=True, default="")  # engine.data.load_builtin name
+    file = models.FileField(upload_to="datasets/%Y/%m/", blank=True)  # uploads (csv, npz, idx, zip of images)
+    file_format = models.CharField(max_length=16, blank=True, default="")  # csv | npz | idx | zip
+    options = models.JSONField(default=dict)  # loader options, e.g. {"target": "label"} for CSV
+    schema = models.JSONField(default=dict)  # engine Dataset.schema(): shapes, dtypes, task, classes, rows
+    preview = models.JSONField(default=dict)
+    rows = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,0 +1,137 @@
+"""REST views of projects and graph versions: thin adapters over selectors and services."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+
+from engine.graph import DEFAULT_BATCH_SIZE
+from webapp.core.permissions import OWNER_ONLY
+from webapp.projects import selectors, services
+from webapp.projects.converter import EDITOR_FORMAT
+from webapp.projects.models import GraphVersion, Project
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Project
+        fields = ["id", "name", "description", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        # Uniqueness per owner is checked by the service, which knows the owner.
+        validators = []
+
+    name = serializers.CharField(max_length=200, allow_blank=False, trim_whitespace=True)
+
+
+class GraphVersionSummarySerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = GraphVersion
+        fields = ["id", "project", "name", "number", "message", "summary", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class GraphVersionSerializer(GraphVersionSummarySerializer):
+    class Meta(GraphVersionSummarySerializer.Meta):
+        fields = [*GraphVersionSummarySerializer.Meta.fields, "editor_document", "spec"]
+        read_only_fields = fields
+
+
+class GraphVersionCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, default="main", help_text="the graph's name within the project")
+    message = serializers.CharField(max_length=500, default="", allow_blank=True, help_text="what changed")
+    editor_document = serializers.JSONField(help_text=f"the editor document (\"format\": \"{EDITOR_FORMAT}\")")
+    batch_size = serializers.IntegerField(min_value=1, max_value=1_000_000, default=DEFAULT_BATCH_SIZE,
+                                          help_text="batch size for the memory estimate")
+
+
+class ProjectListView(generics.GenericAPIView):
+    """The requesting user's projects."""
+
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return selectors.project_list(user=self.request.user)
+
+    @extend_schema(responses=ProjectSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(ProjectSerializer(page, many=True).data)
+
+    def post(self, request):
+        serializer = ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_create(owner=request.user, **serializer.validated_data)
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(generics.GenericAPIView):
+    serializer_class = ProjectSerializer
+    permission_classes = OWNER_ONLY
+
+    def get_object(self) -> Project:
+        project = selectors.project_get(user=self.request.user, project_id=self.kwargs["project_id"])
+        self.check_object_permissions(self.request, project)
+        return project
+
+    def get(self, request, project_id: int):
+        return Response(ProjectSerializer(self.get_object()).data)
+
+    def put(self, request, project_id: int):
+        return self._update(request, partial=False)
+
+    def patch(self, request, project_id: int):
+        return self._update(request, partial=True)
+
+    def _update(self, request, *, partial: bool):
+        project = self.get_object()
+        serializer = ProjectSerializer(project, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_update(project=project, **serializer.validated_data)
+        return Response(ProjectSerializer(project).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, project_id: int):
+        services.project_delete(project=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GraphVersionListView(generics.GenericAPIView):
+    """Saved versions of the project's graphs, newest first. POST converts and validates an editor
+    document and saves it as the next version; an invalid graph is a 400 with the errors per node."""
+
+    serializer_class = GraphVersionSummarySerializer
+
+    def get_queryset(self):
+        project = selectors.project_get(user=self.request.user, project_id=self.kwargs["project_id"])
+        return selectors.graph_version_list(project=project, name=self.request.query_params.get("name"))
+
+    @extend_schema(parameters=[OpenApiParameter("name", OpenApiTypes.STR, description="only this graph's versions")],
+                   responses=GraphVersionSummarySerializer(many=True))
+    def get(self, request, project_id: int):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(GraphVersionSummarySerializer(page, many=True).data)
+
+    @extend_schema(request=GraphVersionCreateSerializer, responses={201: GraphVersionSerializer})
+    def post(self, request, project_id: int):
+        project = selectors.project_get(user=request.user, project_id=project_id)
+        serializer = GraphVersionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.graph_version_create(project=project, created_by=request.user, **serializer.validated_data)
+        return Response(GraphVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
+
+class GraphVersionDetailView(generics.GenericAPIView):
+    """One graph version with its editor document and engine spec. Versions are immutable."""
+
+    serializer_class = GraphVersionSerializer
+    permission_classes = OWNER_ONLY
+
+    def get(self, request, project_id: int, version_id: int):
+        project = selectors.project_get(user=request.user, project_id=project_id)
+        version = selectors.graph_version_get(project=project, version_id=version_id)
+        self.check_object_permissions(request, version)
+        return Response(GraphVersionSerializer(version).data)

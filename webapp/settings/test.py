@@ -1,0 +1,15 @@
+"""Fast test settings: a temporary home, quick password hashing, short watchdog timings."""
+
+import os
+import tempfile
+
+if "NETFORGE_HOME" not in os.environ:
+    os.environ["NETFORGE_HOME"] = tempfile.mkdtemp(prefix="netforge-test-")
+
+from webapp.settings.base import *  # noqa: E402, F403
+
+SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+RUN_HEARTBEAT_SECONDS = 0.5
+RUN_STALE_AFTER_SECONDS = 5.0

@@ -1,0 +1,78 @@
+"""URLs: the REST API under /api/, its OpenAPI document and reference page, the admin.
+
+Resource paths have no trailing slash (``/api/projects/3/runs``); the auth, schema and docs paths
+end with one (``/api/auth/login/``). Each path also answers in the other spelling, so a client
+that adds or drops the slash is not redirected (a redirect would lose a POST body)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView
+
+from webapp.catalog import api as catalog_api
+from webapp.core import api as core_api
+from webapp.datasets import api as datasets_api
+from webapp.projects import api as projects_api
+from webapp.runs import api as runs_api
+
+
+def route(pattern: str, view, name: str):
+    """``pattern`` (a path() pattern) with or without a trailing slash; only the spelling given
+    appears in the OpenAPI document."""
+    canonical = path(pattern, view, name=name)
+    if not pattern:
+        return [canonical]
+    other = pattern[:-1] if pattern.endswith("/") else pattern + "/"
+    view_class = getattr(view, "cls", None)
+    if view_class is not None:  # a DRF view: the alternate spelling stays out of the schema
+        alias = view_class.as_view(schema=None, **getattr(view, "initkwargs", {}))
+    else:
+        alias = view
+    return [canonical, path(other, alias)]
+
+
+api = [
+    *route("", core_api.ApiRootView.as_view(), "api-root"),
+    *route("auth/login/", core_api.LoginView.as_view(), "auth-login"),
+    *route("auth/logout/", core_api.LogoutView.as_view(), "auth-logout"),
+    *route("auth/token/", core_api.TokenView.as_view(), "auth-token"),
+    *route("auth/me/", core_api.MeView.as_view(), "auth-me"),
+    *route("schema/", SpectacularAPIView.as_view(), "schema"),
+    *route("docs/", core_api.docs, "docs"),
+    path("auth/browser/", include("rest_framework.urls")),  # login form of the browsable API
+    # catalog
+    *route("ops", catalog_api.OpsView.as_view(), "ops"),
+    *route("graphs/validate", catalog_api.ValidateGraphView.as_view(), "graph-validate"),
+    # projects and graph versions
+    *route("projects", projects_api.ProjectListView.as_view(), "project-list"),
+    *route("projects/<int:project_id>", projects_api.ProjectDetailView.as_view(), "project-detail"),
+    *route("projects/<int:project_id>/versions", projects_api.GraphVersionListView.as_view(), "graph-version-list"),
+    *route("projects/<int:project_id>/versions/<int:version_id>", projects_api.GraphVersionDetailView.as_view(),
+           "graph-version-detail"),
+    *route("projects/<int:project_id>/runs", runs_api.ProjectRunListView.as_view(), "project-run-list"),
+    # datasets
+    *route("datasets", datasets_api.DatasetListView.as_view(), "dataset-list"),
+    *route("datasets/builtin", datasets_api.BuiltinDatasetListView.as_view(), "dataset-builtin-list"),
+    *route("datasets/upload", datasets_api.DatasetUploadView.as_view(), "dataset-upload"),
+    *route("datasets/<int:dataset_id>", datasets_api.DatasetDetailView.as_view(), "dataset-detail"),
+    # runs
+    *route("runs", runs_api.RunListView.as_view(), "run-list"),
+    *route("runs/<int:run_id>", runs_api.RunDetailView.as_view(), "run-detail"),
+    *route("runs/<int:run_id>/cancel", runs_api.RunCancelView.as_view(), "run-cancel"),
+    *route("runs/<int:run_id>/resume", runs_api.RunResumeView.as_view(), "run-resume"),
+    *route("runs/<int:run_id>/metrics", runs_api.RunMetricsView.as_view(), "run-metrics"),
+    *route("runs/<int:run_id>/checkpoints", runs_api.RunCheckpointListView.as_view(), "run-checkpoints"),
+]
+
+urlpatterns = [
+    path("api/", include(api)),
+    path("admin/", admin.site.urls),
+    re_path(r"^$", RedirectView.as_view(url="/api/", permanent=False)),
+]
+
+handler400 = "webapp.core.exceptions.bad_request"
+handler403 = "webapp.core.exceptions.permission_denied"
+handler404 = "webapp.core.exceptions.not_found"
+handler500 = "webapp.core.exceptions.server_error"

@@ -1,0 +1,65 @@
+"""The Celery application, configured from Django settings (the ``CELERY_`` names in
+``webapp/settings/base.py``).
+
+Two queues: ``cpu`` and ``gpu``. A run goes to the queue named by its ``device`` (see
+``workers.tasks.enqueue_training``); a machine with a GPU runs a worker with ``-Q gpu``.
+
+Delivery of long trainings. Tasks are acknowledged late (after they finish) with a prefetch of one,
+so a worker holds at most the task it is running. The Redis transport re-delivers an unacknowledged
+message once the broker's visibility timeout passes; a training can last hours, and a re-delivery
+while it still runs would train it twice. So the visibility timeout is set far above any run
+(``CELERY_VISIBILITY_TIMEOUT``, a week by default), and the broker is not what notices a dead
+worker: every running run beats a heartbeat into the database, and the watchdog
+(``workers.watchdog``) resumes a run whose heartbeat stopped from its last checkpoint, or marks it
+failed. A late re-delivery, should one ever happen, is harmless: a task only executes a run that is
+queued under its own task id (``workers.training.run_execute``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.signals import worker_ready, worker_shutdown
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
+
+QUEUES = ("cpu", "gpu")
+
+app = Celery("netforge", include=["workers.tasks"])
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=[Queue(name) for name in QUEUES],
+    task_default_queue="cpu",
+    task_acks_late=True,
+    worker_prefetch_multiplier=1,
+    task_ignore_result=True,
+    broker_connection_retry_on_startup=True,
+    # A broker outage must not cancel a training in progress: its points go to the database, and
+    # the live view catches up when Redis is back.
+    worker_cancel_long_running_tasks_on_connection_loss=False,
+)
+
+
+def queue_for_device(device: str) -> str:
+    """The queue whose workers can train on ``device`` ("cpu" or "gpu")."""
+    if device not in QUEUES:
+        raise ValueError(f"unknown device '{device}': expected one of {', '.join(QUEUES)}")
+    return device
+
+
+@worker_ready.connect
+def _start_watchdog(**_) -> None:
+    # Every worker watches every run: whichever notices a stale heartbeat first recovers the run,
+    # and the others' conditional updates then find nothing to do.
+    from workers import watchdog  # noqa: PLC0415  (models load after Django is set up)
+
+    watchdog.start_in_background()
+
+
+@worker_shutdown.connect
+def _stop_watchdog(**_) -> None:
+    from workers import watchdog  # noqa: PLC0415
+
+    watchdog.stop_background()

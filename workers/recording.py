@@ -1,0 +1,219 @@
+"""Recording a run while it trains: numbered metric points, checkpoints, the heartbeat and cancel.
+
+The training loop only appends to a list (``add_point``, ``add_checkpoint``): a thread beside it,
+``RunRecorder``, does everything that waits on the database or Redis, so training speed does not
+depend on them. Every tick (``1 / LIVE_MAX_MESSAGES_PER_SECOND`` seconds, and at once at the end of
+an epoch) it
+
+1. writes the new points and checkpoints in one transaction, together with the run's
+   ``last_sequence``, progress and ``heartbeat_at`` (a heartbeat alone when there is nothing new,
+   every ``RUN_HEARTBEAT_SECONDS``);
+2. hands the committed points to the live publisher, which sends them when its rate allows: a
+   point is never published before it is in the record;
+3. re-reads ``cancel_requested`` (every ``CANCEL_POLL_SECONDS``) and cancels the trainer, which
+   then stops after the batch in progress.
+
+Every write is fenced by the run's state and attempt: if the watchdog handed the run to another
+worker (this one looked dead), or the run was finished or deleted meanwhile, the write changes
+nothing, and the recorder stops the training instead of writing over the new owner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models.functions import Now
+
+from webapp.runs import live
+from webapp.runs.models import Checkpoint, MetricPoint, Run
+
+log = logging.getLogger(__name__)
+
+CANCEL_POLL_SECONDS = 0.2
+# How long the last write of a run may keep retrying (database locked or briefly away).
+FINAL_WRITE_SECONDS = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Point:
+    sequence: int
+    name: str
+    step: int
+    epoch: float
+    value: float
+    wall_time: float
+
+    def message(self) -> dict:
+        return live.point_message(sequence=self.sequence, name=self.name, step=self.step, epoch=self.epoch,
+                                  value=self.value, wall_time=self.wall_time)
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointRecord:
+    epoch: int
+    step: int
+    path: str
+
+
+class RunRecorder:
+    """Records one execution (``attempt``) of a run; see the module docstring.
+
+    ``first_sequence`` is the run's ``last_sequence + 1``.
+    """
+
+    def __init__(self, run_id: int, *, attempt: int, first_sequence: int, publisher: live.RunPublisher):
+        self.run_id = run_id
+        self.attempt = attempt
+        self.publisher = publisher
+        self.flush_interval = 1.0 / settings.LIVE_MAX_MESSAGES_PER_SECOND
+        self.heartbeat_interval = float(settings.RUN_HEARTBEAT_SECONDS)
+        self.cancel_requested = False
+        self.superseded = False  # another execution owns the run now: stop without writing
+        self.points_recorded = 0
+        self._already_stored: frozenset[tuple[str, int]] = frozenset()
+        self._next_sequence = first_sequence
+        self._pending: list[Point | CheckpointRecord] = []
+        self._steps_completed: int | None = None
+        self._epochs_completed: int | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._trainer = None
+        self._last_write = 0.0
+        self._last_cancel_poll = 0.0
+        self._thread = threading.Thread(target=self._loop, name=f"run-{run_id}-recorder", daemon=True)
+
+    # -- the training thread ------------------------------------------------------------------
+    def start(self) -> RunRecorder:
+        self._thread.start()
+        return self
+
+    def skip(self, already_stored: frozenset[tuple[str, int]]) -> None:
+        """The ``(name, step)`` of points that an earlier attempt recorded after the checkpoint this
+        one resumes from: the resumed trainer replays those steps exactly; they are not recorded twice."""
+        self._already_stored = frozenset(already_stored)
+
+    def watch(self, trainer) -> None:
+        """The trainer to cancel when the run's cancel is requested (or the run is taken over)."""
+        self._trainer = trainer
+        if self.cancel_requested or self.superseded:
+            trainer.cancel()
+
+    def add_point(self, name: str, *, step: int, epoch: float, value: float, wall_time: float | None = None) -> None:
+        if (name, step) in self._already_stored:
+            return
+        point = Point(self._next_sequence, name, step, float(epoch), float(value),
+                      time.time() if wall_time is None else wall_time)
+        self._next_sequence += 1
+        with self._lock:
+            self._pending.append(point)
+            self._steps_completed = max(step, self._steps_completed or 0)
+
+    def add_checkpoint(self, *, epoch: int, step: int, path: str) -> None:
+        """A checkpoint written to disk; recorded after the points added before it, so a
+        checkpoint row implies its epoch's points are stored. Writes without waiting for a tick."""
+        with self._lock:
+            self._pending.append(CheckpointRecord(epoch, step, path))
+            self._epochs_completed = epoch
+        self._wake.set()
+
+    def close(self) -> None:
+        """Write and publish what is left, then stop the thread."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+
+    # -- the recorder thread -------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
+                self._tick()
+            deadline = time.monotonic() + FINAL_WRITE_SECONDS
+            while not self._tick(final=True) and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            connection.close()  # this thread's own database connection
+
+    def _tick(self, *, final: bool = False) -> bool:
+        """One round of writing, publishing and cancel polling; False when writing failed."""
+        try:
+            written = self._write_pending()
+        except Exception as error:  # noqa: BLE001  (never let the heartbeat thread die)
+            log.warning("run %s: recording failed, retrying: %s", self.run_id, error)
+            connection.close_if_unusable_or_obsolete()
+            return False
+        if self.superseded:
+            return True
+        if written:
+            self.publisher.add([point.message() for point in written])
+        if final:
+            self.publisher.flush()
+        else:
+            self.publisher.publish_due()
+            try:
+                self._poll_cancel()
+            except Exception as error:  # noqa: BLE001
+                log.warning("run %s: could not read the cancel flag, retrying: %s", self.run_id, error)
+                connection.close_if_unusable_or_obsolete()
+        return True
+
+    def _write_pending(self) -> list[Point]:
+        now = time.monotonic()
+        with self._lock:
+            items, self._pending = self._pending, []
+            progress = {"steps_completed": self._steps_completed, "epochs_completed": self._epochs_completed}
+        if not items and now - self._last_write < self.heartbeat_interval:
+            return []
+        points = [item for item in items if isinstance(item, Point)]
+        checkpoints = [item for item in items if isinstance(item, CheckpointRecord)]
+        fields = {"heartbeat_at": Now(), **{k: v for k, v in progress.items() if v is not None}}
+        if points:
+            fields["last_sequence"] = points[-1].sequence
+        try:
+            with transaction.atomic():
+                if not Run.objects.filter(pk=self.run_id, state=Run.State.RUNNING, attempt=self.attempt).update(**fields):
+                    self._supersede()
+                    return []
+                MetricPoint.objects.bulk_create(
+                    MetricPoint(run_id=self.run_id, sequence=p.sequence, name=p.name, step=p.step, epoch=p.epoch,
+                                value=p.value, wall_time=p.wall_time)
+                    for p in points
+                )
+                Checkpoint.objects.bulk_create(
+                    Checkpoint(run_id=self.run_id, epoch=c.epoch, step=c.step, path=c.path) for c in checkpoints
+                )
+        except Exception:
+            with self._lock:  # keep them, in order, for the next try
+                self._pending[:0] = items
+            raise
+        self._last_write = now
+        self.points_recorded += len(points)
+        return points
+
+    def _poll_cancel(self) -> None:
+        now = time.monotonic()
+        if self.cancel_requested or now - self._last_cancel_poll < CANCEL_POLL_SECONDS:
+            return
+        self._last_cancel_poll = now
+        if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
+            log.info("run %s: cancel requested", self.run_id)
+            self.cancel_requested = True
+            if self._trainer is not None:
+                self._trainer.cancel()
+
+    def _supersede(self) -> None:
+        if not self.superseded:
+            log.warning("run %s: attempt %s no longer owns the run (taken over, finished or deleted); stopping",
+                        self.run_id, self.attempt)
+        self.superseded = True
+        with self._lock:
+            self._pending.clear()
+        if self._trainer is not None:
+            self._trainer.cancel()

@@ -1,0 +1,194 @@
+"""Executing a run on a worker: the service behind ``workers.tasks.train_run``.
+
+``run_execute`` claims the queued run for its task, builds an ``engine.Trainer`` from the run's
+graph version, dataset and hyperparameters (or resumes it from the run's last checkpoint), trains
+it while a ``RunRecorder`` writes and publishes every point, beats the heartbeat and watches for
+cancel, saves a checkpoint every epoch, and records the outcome: succeeded with the final metrics,
+cancelled, or failed with a message a user can act on.
+
+Points of a run: every batch gives ``loss`` (``epoch`` fractional: 1.5 is half-way through the
+second epoch); every epoch gives ``epoch_loss`` (the mean training loss), each training metric
+(``accuracy``, ...), ``val_loss`` and ``val_<metric>`` where there is a validation split, and
+``samples_per_second``, all at the epoch's last step.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import shutil
+import socket
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Now
+from django.utils import timezone
+
+import engine
+from engine.errors import ArtifactError, EngineError
+from webapp.datasets.selectors import load_engine_dataset
+from webapp.runs import live
+from webapp.runs.models import Checkpoint, MetricPoint, Run
+from workers.recording import RunRecorder
+
+log = logging.getLogger(__name__)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def checkpoint_folder(run_id: int, epoch: int) -> Path:
+    return Path(settings.ARTIFACT_ROOT) / "runs" / str(run_id) / "checkpoints" / f"epoch-{epoch:04d}"
+
+
+def run_execute(run_id: int, *, task_id: str | None = None) -> str:
+    """Train the run if it is queued under ``task_id`` (any queued run when None); returns the
+    final state, or "skipped" when the run was not this task's to execute (finished, cancelled,
+    or queued again under another task), or "superseded" when another execution took it over."""
+    run = _claim(run_id, task_id)
+    if run is None:
+        log.info("run %s: not queued under task %s; skipped", run_id, task_id)
+        return "skipped"
+    log.info("run %s: attempt %s on %s", run.pk, run.attempt, run.worker)
+    publisher = live.RunPublisher(run.pk)
+    publisher.publish_state(run, attempts=1)
+    # The recorder beats the heartbeat and watches for cancel while the data loads, too.
+    recorder = RunRecorder(run.pk, attempt=run.attempt, first_sequence=run.last_sequence + 1, publisher=publisher)
+    recorder.start()
+    try:
+        dataset = load_engine_dataset(run.dataset)
+        trainer, checkpoint = _build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")))
+        recorder.skip(_stored_after(run, checkpoint))
+        _connect(trainer, recorder, run.pk)
+        recorder.watch(trainer)
+        if recorder.cancel_requested or run.cancel_requested:
+            outcome = {"state": Run.State.CANCELLED, "epochs_completed": trainer.epoch}
+        else:
+            result = trainer.run()
+            outcome = _outcome(result)
+    except EngineError as error:
+        log.info("run %s failed: %s", run.pk, error)
+        outcome = {"state": Run.State.FAILED, "error": str(error)}
+    except Exception as error:  # noqa: BLE001  (a run must end in a state, whatever happened)
+        log.exception("run %s: unexpected error", run.pk)
+        outcome = {"state": Run.State.FAILED, "error": f"internal error while training: {type(error).__name__}: {error}"}
+    finally:
+        recorder.close()
+    if recorder.superseded:
+        return "superseded"
+    finished = _finish(run.pk, run.attempt, **outcome)
+    if finished is None:
+        log.warning("run %s: attempt %s no longer owns the run; outcome %s not recorded", run.pk, run.attempt, outcome)
+        return "superseded"
+    publisher.publish_state(finished)
+    log.info("run %s: %s", run.pk, finished.state)
+    return finished.state
+
+
+def run_fail(run_id: int, *, error: str) -> bool:
+    """Mark a queued run failed (it could not be queued); True when it changed."""
+    changed = Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(
+        state=Run.State.FAILED, error=error, finished_at=timezone.now()
+    )
+    if changed:
+        live.publish_run_state(Run.objects.get(pk=run_id))
+    return bool(changed)
+
+
+# -- steps of run_execute --------------------------------------------------------------------------
+
+def _claim(run_id: int, task_id: str | None) -> Run | None:
+    """Move the run from queued to running for this execution (one more attempt), or None."""
+    runs = Run.objects.filter(pk=run_id, state=Run.State.QUEUED)
+    if task_id is not None:
+        runs = runs.filter(task_id=task_id)
+    claimed = runs.update(
+        state=Run.State.RUNNING, attempt=F("attempt") + 1, worker=worker_name(), heartbeat_at=Now(),
+        started_at=Coalesce(F("started_at"), Value(timezone.now())), finished_at=None, error="",
+    )
+    if not claimed:
+        return None
+    return Run.objects.select_related("graph_version", "dataset").get(pk=run_id)
+
+
+def _build_trainer(run: Run, dataset, checkpoints: list[Checkpoint]):
+    """A new trainer, or one resumed from the newest readable checkpoint; and that checkpoint."""
+    hyperparameters = dict(run.hyperparameters or {})
+    for checkpoint in checkpoints:
+        try:
+            trainer = engine.Trainer.resume(checkpoint.path, dataset, epochs=hyperparameters.get("epochs"))
+        except ArtifactError as error:
+            log.warning("run %s: checkpoint of epoch %s unusable, trying an older one: %s", run.pk, checkpoint.epoch, error)
+            continue
+        log.info("run %s: resuming from the checkpoint of epoch %s", run.pk, checkpoint.epoch)
+        run.checkpoints.filter(epoch__gt=checkpoint.epoch).delete()  # the unusable ones; those epochs run again
+        return trainer, checkpoint
+    # Checkpoints are saved per epoch by _connect, each in its own folder.
+    config = {**hyperparameters, "device": run.device, "checkpoint_dir": None}
+    return engine.Trainer(copy.deepcopy(run.graph_version.spec), dataset, config=config), None
+
+
+def _stored_after(run: Run, checkpoint: Checkpoint | None) -> frozenset[tuple[str, int]]:
+    """Points an earlier attempt stored beyond the checkpoint: the resumed trainer replays them."""
+    if not run.last_sequence:
+        return frozenset()
+    after_step = checkpoint.step if checkpoint is not None else -1
+    return frozenset(MetricPoint.objects.filter(run=run, step__gt=after_step).values_list("name", "step"))
+
+
+def _connect(trainer, recorder: RunRecorder, run_id: int) -> None:
+    def on_batch_end(event: dict) -> None:
+        epoch = event["epoch"] - 1 + event["batch"] / event["batches"]
+        recorder.add_point("loss", step=event["step"], epoch=epoch, value=event["loss"])
+
+    def on_epoch_end(record: dict) -> None:
+        step, epoch = record["step"], record["epoch"]
+        for name, value in epoch_values(record).items():
+            recorder.add_point(name, step=step, epoch=epoch, value=value)
+        folder = checkpoint_folder(run_id, epoch)
+        if folder.exists():  # left by an attempt that died after writing it, before recording it
+            shutil.rmtree(folder)
+        trainer.save_checkpoint(folder)
+        recorder.add_checkpoint(epoch=epoch, step=step, path=str(folder))
+
+    trainer.on("batch_end", on_batch_end).on("epoch_end", on_epoch_end)
+
+
+def epoch_values(record: dict) -> dict[str, float]:
+    """The named numbers of an ``epoch_end`` record that become points (finite ones only)."""
+    values = {"epoch_loss": record.get("loss")}
+    values.update(record.get("metrics") or {})
+    if "val_loss" in record:
+        values["val_loss"] = record["val_loss"]
+        values.update({f"val_{name}": value for name, value in (record.get("val_metrics") or {}).items()})
+    values["samples_per_second"] = record.get("samples_per_second")
+    return {name: float(value) for name, value in values.items()
+            if isinstance(value, int | float) and math.isfinite(value)}
+
+
+def _outcome(result) -> dict:
+    if result.status == "cancelled":
+        return {"state": Run.State.CANCELLED, "epochs_completed": result.epochs_completed}
+    final = epoch_values(result.final) if result.final else {}
+    final.pop("samples_per_second", None)
+    final = {("loss" if name == "epoch_loss" else name): value for name, value in final.items()}
+    final.update(epochs=result.epochs_completed, steps=result.steps, status=result.status)
+    if result.best is not None:
+        final["best_epoch"] = result.best["epoch"]
+    return {"state": Run.State.SUCCEEDED, "final_metrics": final, "epochs_completed": result.epochs_completed}
+
+
+def _finish(run_id: int, attempt: int, *, state: str, error: str = "", final_metrics: dict | None = None,
+            epochs_completed: int | None = None) -> Run | None:
+    fields = {"state": state, "error": error, "final_metrics": final_metrics or {}, "finished_at": timezone.now(),
+              "heartbeat_at": Now()}
+    if epochs_completed is not None:
+        fields["epochs_completed"] = epochs_completed
+    if not Run.objects.filter(pk=run_id, state=Run.State.RUNNING, attempt=attempt).update(**fields):
+        return None
+    return Run.objects.get(pk=run_id)
+
