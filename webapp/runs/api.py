@@ -1,0 +1,226 @@
+"""REST views of runs: start, list, inspect, cancel, resume, rename and tag, delete; metrics and
+checkpoints. The live view is the WebSocket (``webapp.runs.consumers``)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from webapp.core.downsample import MIN_POINTS
+from webapp.core.exceptions import InvalidInput
+from webapp.core.permissions import OWNER_ONLY
+from webapp.datasets.selectors import dataset_find
+from webapp.projects.selectors import graph_version_get_for_user, project_get
+from webapp.runs import selectors, services
+from webapp.runs.models import Checkpoint, Run
+
+DEFAULT_MAX_POINTS = 2000
+
+
+class RunSerializer(serializers.ModelSerializer):
+    graph_version_number = serializers.IntegerField(source="graph_version.number", read_only=True)
+    graph_name = serializers.CharField(source="graph_version.name", read_only=True)
+    dataset_name = serializers.CharField(source="dataset.name", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Run
+        fields = ["id", "project", "graph_version", "graph_name", "graph_version_number", "dataset", "dataset_name",
+                  "name", "hyperparameters", "device", "workers", "state", "cancel_requested", "attempt", "task_id",
+                  "worker", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
+                  "epochs_completed", "steps_completed", "last_sequence", "final_metrics", "error", "tags", "notes"]
+        read_only_fields = fields
+
+
+class RunCreateSerializer(serializers.Serializer):
+    graph_version = serializers.IntegerField(help_text="id of a graph version of this project")
+    dataset = serializers.IntegerField(help_text="id of one of your datasets")
+    hyperparameters = serializers.JSONField(required=False, default=dict,
+                                            help_text="engine TrainConfig fields: epochs, batch_size, optimizer, ...")
+    device = serializers.ChoiceField(choices=services.DEVICES, default="cpu")
+    workers = serializers.IntegerField(min_value=1, max_value=services.MAX_WORKERS, default=1)
+    name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=services.MAX_TAG_LENGTH), required=False,
+                                 default=list, max_length=services.MAX_TAGS)
+    notes = serializers.CharField(required=False, default="", allow_blank=True)
+
+
+class RunUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    tags = serializers.ListField(child=serializers.CharField(max_length=services.MAX_TAG_LENGTH), required=False,
+                                 max_length=services.MAX_TAGS)
+    notes = serializers.CharField(required=False, allow_blank=True)
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Checkpoint
+        fields = ["id", "epoch", "step", "created_at"]
+        read_only_fields = fields
+
+
+class MetricsQuerySerializer(serializers.Serializer):
+    names = serializers.CharField(required=False, default="", allow_blank=True)
+    max_points = serializers.IntegerField(required=False, default=DEFAULT_MAX_POINTS, min_value=MIN_POINTS,
+                                          max_value=1_000_000)
+    after_sequence = serializers.IntegerField(required=False, default=0, min_value=0)
+
+
+RUN_LIST_PARAMETERS = [
+    OpenApiParameter("state", OpenApiTypes.STR, description="comma-separated states, e.g. running,queued"),
+    OpenApiParameter("tag", OpenApiTypes.STR, description="only runs with this tag"),
+    OpenApiParameter("graph_version", OpenApiTypes.INT),
+    OpenApiParameter("dataset", OpenApiTypes.INT),
+    OpenApiParameter("ordering", OpenApiTypes.STR,
+                     description=f"one of {', '.join(selectors.ORDERINGS)}; prefix - for descending "
+                                 "(default -created_at)"),
+]
+
+
+def _int_param(request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if not value.isdigit():
+        raise InvalidInput(f"'{name}' must be an id, got {value!r}", details={name: ["not an id"]})
+    return int(value)
+
+
+def _filtered_runs(request, *, project_id: int | None):
+    states = [state for state in request.query_params.get("state", "").split(",") if state]
+    return selectors.run_list(
+        user=request.user, project_id=project_id, states=states or None, tag=request.query_params.get("tag") or None,
+        graph_version_id=_int_param(request, "graph_version"), dataset_id=_int_param(request, "dataset"),
+        ordering=request.query_params.get("ordering") or "-created_at",
+    )
+
+
+class OwnedRunMixin:
+    """Views of one run: the requesting user's, else 404."""
+
+    permission_classes = OWNER_ONLY
+
+    def get_run(self) -> Run:
+        run = selectors.run_get(user=self.request.user, run_id=self.kwargs["run_id"])
+        self.check_object_permissions(self.request, run)
+        return run
+
+
+class ProjectRunListView(generics.GenericAPIView):
+    """The project's runs (filters: state, tag, graph_version, dataset; ordering). POST starts a run:
+    it is saved as queued and its training task queued once the transaction commits."""
+
+    serializer_class = RunSerializer
+
+    @extend_schema(parameters=RUN_LIST_PARAMETERS, responses=RunSerializer(many=True))
+    def get(self, request, project_id: int):
+        project = project_get(user=request.user, project_id=project_id)
+        page = self.paginate_queryset(_filtered_runs(request, project_id=project.pk))
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+    @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
+    def post(self, request, project_id: int):
+        project = project_get(user=request.user, project_id=project_id)
+        serializer = RunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = dict(serializer.validated_data)
+        graph_version = graph_version_get_for_user(user=request.user, version_id=values.pop("graph_version"))
+        if graph_version is None:
+            raise InvalidInput(f"unknown graph version {request.data.get('graph_version')}",
+                               details={"graph_version": ["no such graph version"]})
+        dataset = dataset_find(user=request.user, dataset_id=values.pop("dataset"))
+        if dataset is None:
+            raise InvalidInput(f"unknown dataset {request.data.get('dataset')}",
+                               details={"dataset": ["no such dataset"]})
+        run = services.run_create(project=project, graph_version=graph_version, dataset=dataset,
+                                  created_by=request.user, **values)
+        return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class RunListView(generics.GenericAPIView):
+    """All the user's runs, across projects (same filters, plus project)."""
+
+    serializer_class = RunSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("project", OpenApiTypes.INT), *RUN_LIST_PARAMETERS],
+                   responses=RunSerializer(many=True))
+    def get(self, request):
+        page = self.paginate_queryset(_filtered_runs(request, project_id=_int_param(request, "project")))
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+
+class RunDetailView(OwnedRunMixin, generics.GenericAPIView):
+    """One run. PATCH changes only its name, tags and notes; DELETE removes a finished run."""
+
+    serializer_class = RunSerializer
+
+    def get(self, request, run_id: int):
+        return Response(RunSerializer(self.get_run()).data)
+
+    @extend_schema(request=RunUpdateSerializer, responses={200: RunSerializer})
+    def patch(self, request, run_id: int):
+        run = self.get_run()
+        if not isinstance(request.data, dict):
+            raise InvalidInput("the body must be a JSON object with name, tags or notes")
+        fixed = sorted(set(request.data) - set(RunUpdateSerializer().fields))
+        if fixed:
+            raise InvalidInput(f"only name, tags and notes of a run can be changed, not {', '.join(fixed)}",
+                               details={field: ["read-only"] for field in fixed})
+        serializer = RunUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        return Response(RunSerializer(services.run_update(run=run, **serializer.validated_data)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, run_id: int):
+        services.run_delete(run=self.get_run())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class RunCancelView(OwnedRunMixin, APIView):
+    @extend_schema(request=None, responses={200: RunSerializer},
+                   description="Queued runs are cancelled at once; a running run stops after its current batch.")
+    def post(self, request, run_id: int):
+        run = self.get_run()
+        return Response(RunSerializer(services.run_cancel(run=run)).data)
+
+
+class RunResumeView(OwnedRunMixin, APIView):
+    @extend_schema(request=None, responses={200: RunSerializer},
+                   description="Queue a failed or cancelled run again, to continue from its newest checkpoint.")
+    def post(self, request, run_id: int):
+        run = self.get_run()
+        return Response(RunSerializer(services.run_resume(run=run)).data)
+
+
+class RunMetricsView(OwnedRunMixin, APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("names", OpenApiTypes.STR, description="comma-separated series, e.g. loss,val_loss"),
+            OpenApiParameter("max_points", OpenApiTypes.INT,
+                             description=f"per series, at least {MIN_POINTS} (default {DEFAULT_MAX_POINTS}); longer "
+                                         "series keep each bucket's first, min, max and last point"),
+            OpenApiParameter("after_sequence", OpenApiTypes.INT, description="only points after this sequence"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, run_id: int):
+        run = self.get_run()
+        query = MetricsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        names = [name.strip() for name in query.validated_data["names"].split(",") if name.strip()]
+        return Response(selectors.run_metric_history(run, names=names or None,
+                                                     max_points=query.validated_data["max_points"],
+                                                     after_sequence=query.validated_data["after_sequence"]))
+
+
+class RunCheckpointListView(OwnedRunMixin, generics.GenericAPIView):
+    serializer_class = CheckpointSerializer
+    pagination_class = None
+
+    @extend_schema(responses=CheckpointSerializer(many=True))
+    def get(self, request, run_id: int):
+        run = self.get_run()
+        return Response(CheckpointSerializer(selectors.checkpoint_list(run=run), many=True).data)

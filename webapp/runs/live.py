@@ -1,0 +1,137 @@
+"""The one module that pushes live run updates to the browser (contract 4).
+
+Every live message goes to the run's channel group ``run-<id>``; ``webapp.runs.consumers`` forwards
+them to the WebSockets of that run. Two messages:
+
+- ``{"type": "run.points", "run": id, "points": [{"seq", "name", "step", "epoch", "value",
+  "wall_time"}, ...]}``: every point since the previous message, in sequence order;
+- ``{"type": "run.state", "run": id, "state": ..., "epochs_completed": n}`` plus ``"error"``
+  (failed) and ``"final_metrics"`` (succeeded).
+
+Only points already committed to the database are published, so a client never sees a point the
+record lacks, and a client that missed a message can always fill the gap from the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+# After a failed send (Redis down), wait this long before trying again; points wait meanwhile.
+RETRY_AFTER_SECONDS = 1.0
+# A run that streams while Redis is down keeps at most this many unsent points for the live view;
+# older ones are dropped from it (never from the record): clients fill such gaps from the database.
+MAX_UNSENT_POINTS = 100_000
+
+
+def run_group_name(run_id: int) -> str:
+    return f"run-{run_id}"
+
+
+def point_message(*, sequence: int, name: str, step: int, epoch: float, value: float, wall_time: float) -> dict:
+    return {"seq": sequence, "name": name, "step": step, "epoch": epoch, "value": value, "wall_time": wall_time}
+
+
+def state_message(run) -> dict:
+    """The ``run.state`` message for a Run as it stands."""
+    message = {"type": "run.state", "run": run.pk, "state": run.state, "epochs_completed": run.epochs_completed}
+    if run.error:
+        message["error"] = run.error
+    if run.state == "succeeded":
+        message["final_metrics"] = run.final_metrics
+    return message
+
+
+def send_to_run(run_id: int, message: dict) -> bool:
+    """Send one message to the run's group; False (logged) when the channel layer is unreachable."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        async_to_sync(layer.group_send)(run_group_name(run_id), message)
+    except Exception as error:  # noqa: BLE001  (Redis down must not stop a training or a request)
+        log.warning("live update for run %s not sent: %s", run_id, error)
+        return False
+    return True
+
+
+def publish_run_state(run) -> bool:
+    """Tell the run's viewers its state changed (for one-off changes: cancel of a queued run,
+    watchdog recovery). A training worker uses its ``RunPublisher`` instead."""
+    return send_to_run(run.pk, state_message(run))
+
+
+class RunPublisher:
+    """Coalesces one run's committed points into at most ``max_messages_per_second`` messages,
+    each carrying every point since the last. Not thread-safe: one thread publishes a run."""
+
+    def __init__(self, run_id: int, *, max_messages_per_second: float | None = None, clock=time.monotonic):
+        rate = max_messages_per_second or settings.LIVE_MAX_MESSAGES_PER_SECOND
+        self.run_id = run_id
+        self.min_interval = 1.0 / rate
+        self.clock = clock
+        self.unsent: list[dict] = []
+        self.messages_sent = 0
+        self.points_dropped = 0
+        self._last_sent = -math.inf
+        self._retry_at = -math.inf
+
+    def add(self, points: list[dict]) -> None:
+        """Points that are committed to the database, in sequence order."""
+        self.unsent.extend(points)
+        overflow = len(self.unsent) - MAX_UNSENT_POINTS
+        if overflow > 0:
+            del self.unsent[:overflow]
+            self.points_dropped += overflow
+
+    def publish_due(self) -> bool:
+        """Send the unsent points if the rate allows it now; True when a message went out."""
+        now = self.clock()
+        if not self.unsent or now - self._last_sent < self.min_interval or now < self._retry_at:
+            return False
+        return self._send_points()
+
+    def flush(self) -> bool:
+        """Send the unsent points, waiting for the rate to allow it (at most one interval)."""
+        if not self.unsent:
+            return True
+        self._wait_for_slot()
+        return self._send_points()
+
+    def publish_state(self, run, *, attempts: int = 3) -> bool:
+        """The remaining points, then the run's state (``state_message``); a run's last message
+        is worth a few tries while Redis comes back."""
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(RETRY_AFTER_SECONDS)
+            if self.flush():
+                self._wait_for_slot()
+                if self._send(state_message(run)):
+                    return True
+        return False
+
+    def _wait_for_slot(self) -> None:
+        wait = self.min_interval - (self.clock() - self._last_sent)
+        if wait > 0:
+            time.sleep(wait)
+
+    def _send_points(self) -> bool:
+        sent = self._send({"type": "run.points", "run": self.run_id, "points": self.unsent})
+        if sent:
+            self.unsent = []
+        return sent
+
+    def _send(self, message: dict) -> bool:
+        self._last_sent = self.clock()
+        if not send_to_run(self.run_id, message):
+            self._retry_at = self.clock() + RETRY_AFTER_SECONDS
+            return False
+        self.messages_sent += 1
+        return True

@@ -1,0 +1,100 @@
+"""Reads of runs: lists with filters, one run, its checkpoints, and its metric history (which the
+WebSocket consumer also sends on connect)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from django.db import connection, transaction
+from django.db.models import Max, QuerySet, TextField
+from django.db.models.functions import Cast
+from django.shortcuts import get_object_or_404
+
+from webapp.core.downsample import downsample
+from webapp.core.exceptions import InvalidInput
+from webapp.runs.models import Checkpoint, MetricPoint, Run
+
+ORDERINGS = ("created_at", "started_at", "finished_at", "name", "state", "id")
+
+
+def run_list(*, user, project_id: int | None = None, states: list[str] | None = None, tag: str | None = None,
+             graph_version_id: int | None = None, dataset_id: int | None = None,
+             ordering: str = "-created_at") -> QuerySet[Run]:
+    """The user's runs, filtered; ``ordering`` is one of ``ORDERINGS``, ``-`` first for descending."""
+    runs = Run.objects.filter(project__owner=user).select_related("graph_version", "dataset", "created_by")
+    if project_id is not None:
+        runs = runs.filter(project_id=project_id)
+    if states:
+        unknown = sorted(set(states) - set(Run.State.values))
+        if unknown:
+            raise InvalidInput(f"unknown state(s) {', '.join(unknown)}; states are {', '.join(Run.State.values)}",
+                               details={"state": ["unknown state"]})
+        runs = runs.filter(state__in=states)
+    if tag:
+        if connection.vendor == "postgresql":
+            runs = runs.filter(tags__contains=[tag])
+        else:  # SQLite has no JSON containment: match the quoted tag in the stored JSON text
+            runs = runs.annotate(tags_text=Cast("tags", TextField())).filter(tags_text__contains=json.dumps(tag))
+    if graph_version_id is not None:
+        runs = runs.filter(graph_version_id=graph_version_id)
+    if dataset_id is not None:
+        runs = runs.filter(dataset_id=dataset_id)
+    if ordering.removeprefix("-") not in ORDERINGS:
+        raise InvalidInput(f"cannot order by '{ordering}'; use one of {', '.join(ORDERINGS)} (prefix - for descending)",
+                           details={"ordering": ["unknown ordering"]})
+    return runs.order_by(ordering, "-id")
+
+
+def run_get(*, user, run_id: int) -> Run:
+    """The user's run, or 404 (also when it belongs to someone else)."""
+    return get_object_or_404(run_list(user=user), pk=run_id)
+
+
+def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:
+    return run.checkpoints.order_by("epoch")
+
+
+def run_metric_history(run: Run, *, names: list[str] | None = None, max_points: int | None = None,
+                       after_sequence: int = 0) -> dict:
+    """The run's stored metric points after ``after_sequence``, per series (``names``: only these),
+    each downsampled to at most ``max_points`` by min/max-preserving buckets (``None``: all).
+
+    Returns ``{"run", "state", "last_sequence", "series": {name: {"steps", "epochs", "values",
+    "wall_times", "sequences", "total"}}}``: ``last_sequence`` is the newest stored point's (of any
+    series) at the time of the read, so a client that follows with live points from
+    ``last_sequence + 1`` misses none; ``total`` counts the series' points before downsampling.
+    Non-finite values come as null.
+    """
+    with transaction.atomic():
+        points = MetricPoint.objects.filter(run=run, sequence__gt=after_sequence)
+        newest = points.aggregate(newest=Max("sequence"))["newest"]
+        if newest is not None:
+            points = points.filter(sequence__lte=newest)
+        if names:
+            points = points.filter(name__in=names)
+        rows = list(points.order_by("sequence").values_list("name", "sequence", "step", "epoch", "value", "wall_time"))
+    columns: dict[str, dict[str, list]] = {name: _empty_columns() for name in names or []}
+    for name, sequence, step, epoch, value, wall_time in rows:
+        series = columns.get(name)
+        if series is None:
+            series = columns[name] = _empty_columns()
+        series["sequences"].append(sequence)
+        series["steps"].append(step)
+        series["epochs"].append(epoch)
+        series["values"].append(value if math.isfinite(value) else None)
+        series["wall_times"].append(wall_time)
+    result = {}
+    for name, series in columns.items():
+        total = len(series["sequences"])
+        result[name] = {**downsample(series, by="values", max_points=max_points), "total": total}
+    return {
+        "run": run.pk,
+        "state": run.state,
+        "last_sequence": max(newest or 0, after_sequence),
+        "series": result,
+    }
+
+
+def _empty_columns() -> dict[str, list]:
+    return {"steps": [], "epochs": [], "values": [], "wall_times": [], "sequences": []}
