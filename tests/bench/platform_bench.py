@@ -19,7 +19,7 @@ from pathlib import Path
 from tests.platform.harness import Platform, Service
 
 EPOCHS = 30
-TRIALS = 3
+TRIALS = 5
 BATCH_SIZE = 32
 STREAM_RATES = (1_000, 10_000, 50_000, 100_000, 200_000)  # points per second offered
 STREAM_SECONDS = 2.0
