@@ -9,6 +9,7 @@ Real processes, as in ``tests/platform``: a Redis server, a Celery worker, the A
 from __future__ import annotations
 
 import json
+import logging
 import os
 import statistics
 import tempfile
@@ -42,6 +43,7 @@ def start_platform() -> Platform:
     import django  # noqa: PLC0415
 
     django.setup()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the table
     return system
 
 
