@@ -19,6 +19,8 @@ Input conventions (NumPy or CuPy arrays, or anything ``numpy.asarray`` accepts):
 
 from __future__ import annotations
 
+import abc
+
 import copy
 import inspect
 from typing import Any, ClassVar
@@ -39,7 +41,7 @@ def _register(cls: type[Metric]) -> type[Metric]:
     return cls
 
 
-class Metric:
+class Metric(abc.ABC):
     """A streaming metric: ``reset()``, then ``update(y_true, y_pred)`` per batch, then ``result()``."""
 
     name: ClassVar[str]
@@ -48,17 +50,17 @@ class Metric:
     def __init__(self) -> None:
         self.reset()
 
+    @abc.abstractmethod
     def reset(self) -> None:
         """Forget every batch seen so far."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def update(self, y_true, y_pred) -> None:
         """Add one batch."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def result(self):
         """The metric over every batch since the last reset."""
-        raise NotImplementedError
 
     def options(self) -> dict[str, Any]:
         """The options this metric was built with, so ``get({"name": m.name, **m.options()})`` copies it."""
@@ -402,8 +404,9 @@ class _PrecisionRecallF1(_ConfusionCounts):
         per_class = zip(true_positives[seen], predicted_counts[seen], true_counts[seen])
         return float(np.mean([self._score(*counts) for counts in per_class]))
 
+    @abc.abstractmethod
     def _score(self, true_positives: float, predicted_count: float, true_count: float) -> float:
-        raise NotImplementedError
+        """The score of one class (or of all, for micro) from its counts."""
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -562,8 +565,9 @@ class _MeanError(Metric):
         return self.total / self.count
 
     @staticmethod
+    @abc.abstractmethod
     def _error(difference: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The per-element error of prediction - truth."""
 
 
 @_register

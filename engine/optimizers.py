@@ -21,6 +21,8 @@ Configs are JSON objects, ``{"name": "adam", "lr": 1e-3, "schedule": {"name": "c
 
 from __future__ import annotations
 
+import abc
+
 import functools
 import inspect
 import math
@@ -46,7 +48,7 @@ class _ParamState:
         self.gradient = None  # scratch for a decayed or clipped gradient, allocated when first needed
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Base class. Subclasses set ``name`` and ``slot_names`` and implement ``_update``.
 
     ``step_count`` counts calls to ``step``; the schedule sees it before it is incremented."""
@@ -88,9 +90,9 @@ class Optimizer:
             self._update(param, grad, state, lr)
         self.step_count += 1
 
+    @abc.abstractmethod
     def _update(self, param, grad, state: _ParamState, lr: float) -> None:
         """Apply one update to ``param`` in place. ``grad`` is read-only; ``state.work`` is scratch."""
-        raise NotImplementedError
 
     def _clip_scale(self, params: dict, grads: dict) -> float:
         squares = 0.0

@@ -11,6 +11,8 @@ Configs are JSON objects, ``{"name": "cosine", "total_steps": 1000, "min_lr": 1e
 
 from __future__ import annotations
 
+import abc
+
 import dataclasses
 import math
 import numbers
@@ -41,13 +43,14 @@ def require_number(owner: str, name: str, value, *, minimum: float | None = None
     return value
 
 
-class Schedule:
+class Schedule(abc.ABC):
     """Base class: subclasses are frozen dataclasses whose fields are their options."""
 
     name: ClassVar[str]
 
+    @abc.abstractmethod
     def __call__(self, step: int, base_lr: float) -> float:
-        raise NotImplementedError
+        """The learning rate of the update after ``step`` earlier ones."""
 
     def to_config(self) -> dict:
         config = {"name": self.name}
