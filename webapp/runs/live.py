@@ -14,11 +14,14 @@ record lacks, and a client that missed a message can always fill the gap from th
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import math
+import os
+import threading
 import time
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -29,6 +32,46 @@ RETRY_AFTER_SECONDS = 1.0
 # A run that streams while Redis is down keeps at most this many unsent points for the live view;
 # older ones are dropped from it (never from the record): clients fill such gaps from the database.
 MAX_UNSENT_POINTS = 100_000
+# A send that Redis has not acknowledged by then counts as failed (and is retried by the publisher).
+SEND_TIMEOUT_SECONDS = 5.0
+
+
+class _SendLoop:
+    """One event loop in a daemon thread that carries every live message of this process.
+
+    ``async_to_sync`` called from a plain thread starts a thread and an event loop per call, and
+    channels_redis keeps its Redis connections per event loop, so each message would cost a new
+    thread, a new loop and a new connection, all holding the GIL the training loop needs. One
+    long-lived loop sends over kept connections."""
+
+    def __init__(self):
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="live-send-loop", daemon=True)
+        self.thread.start()
+
+    def usable(self) -> bool:
+        return self.pid == os.getpid() and self.thread.is_alive()  # not inherited through a fork
+
+    def run(self, coroutine, timeout: float):
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+
+_send_loop: _SendLoop | None = None
+_send_loop_lock = threading.Lock()
+
+
+def _loop() -> _SendLoop:
+    global _send_loop
+    with _send_loop_lock:
+        if _send_loop is None or not _send_loop.usable():
+            _send_loop = _SendLoop()
+        return _send_loop
 
 
 def run_group_name(run_id: int) -> str:
@@ -55,7 +98,7 @@ def send_to_run(run_id: int, message: dict) -> bool:
     if layer is None:
         return False
     try:
-        async_to_sync(layer.group_send)(run_group_name(run_id), message)
+        _loop().run(layer.group_send(run_group_name(run_id), message), SEND_TIMEOUT_SECONDS)
     except Exception as error:  # noqa: BLE001  (Redis down must not stop a training or a request)
         log.warning("live update for run %s not sent: %s", run_id, error)
         return False

@@ -80,9 +80,12 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Workers and the web server write concurrently: WAL and a busy timeout avoid "database is locked".
+    # Workers and the web server write concurrently: WAL and a busy timeout avoid "database is locked",
+    # and IMMEDIATE transactions take the write lock at BEGIN, so a transaction that read first never
+    # fails to upgrade (SQLite answers that case at once, without waiting out the busy timeout).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+         "transaction_mode": "IMMEDIATE"}
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
