@@ -47,8 +47,8 @@ def start_platform() -> Platform:
     return system
 
 
-def engine_baseline(spec: dict, hyperparameters: dict) -> tuple[float, float]:
-    """(training samples per second over the epochs, seconds for the whole fit) of engine.Trainer."""
+def engine_baseline(workload: dict) -> tuple[float, float, int]:
+    """(training samples per second over the epochs, seconds for the whole fit, training rows)."""
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     from engine import data  # noqa: PLC0415
@@ -56,25 +56,26 @@ def engine_baseline(spec: dict, hyperparameters: dict) -> tuple[float, float]:
 
     with threadpool_limits(1):
         start = time.perf_counter()
-        trainer = Trainer(spec, data.load_builtin("digits"), config=hyperparameters)
+        dataset = data.load_builtin(workload["builtin"], **workload["options"])
+        trainer = Trainer(workload["spec"](), dataset, config=workload["hyperparameters"])
         result = trainer.run()
         seconds = time.perf_counter() - start
     training = sum(record["seconds"] for record in result.history)
-    return EPOCHS * len(trainer.train_data) / training, seconds
+    rows = len(trainer.train_data)
+    return workload["hyperparameters"]["epochs"] * rows / training, seconds, rows
 
 
-def bench_user(system: Platform, spec: dict):
+def bench_user(system: Platform):
     from django.contrib.auth import get_user_model  # noqa: PLC0415
     from rest_framework.authtoken.models import Token  # noqa: PLC0415
 
     from tests.platform.harness import User, Workspace  # noqa: PLC0415
 
     model = get_user_model().objects.create_user(username="bench", password="x" * 12)
-    user = User(system, model, Token.objects.create(user=model).key)
-    return user, Workspace(user, {"builtin": "digits", "options": {}, "spec": lambda: spec})
+    return User(system, model, Token.objects.create(user=model).key)
 
 
-def platform_run(user, space, hyperparameters: dict) -> dict:
+def platform_run(space, hyperparameters: dict, rows: int) -> dict:
     """Start a run over REST, follow it over the WebSocket; throughput and point latencies."""
     from websockets.sync.client import connect  # noqa: PLC0415
 
@@ -82,7 +83,7 @@ def platform_run(user, space, hyperparameters: dict) -> dict:
 
     run = space.start_run(**hyperparameters)
     latencies = []
-    with connect(user.socket_url(run["id"]), open_timeout=10) as socket:
+    with connect(space.user.socket_url(run["id"]), open_timeout=10) as socket:
         while True:
             message = json.loads(socket.recv(timeout=120))
             arrived = time.time()
@@ -94,10 +95,9 @@ def platform_run(user, space, hyperparameters: dict) -> dict:
     if record.state != "succeeded":
         raise RuntimeError(f"the platform run ended {record.state}: {record.error}")
     per_epoch = list(MetricPoint.objects.filter(run=record, name="samples_per_second").values_list("value", flat=True))
-    rows = 1437  # digits' training split at validation_fraction 0.2
     training_seconds = sum(rows / value for value in per_epoch)
     return {
-        "samples_per_second": EPOCHS * rows / training_seconds,
+        "samples_per_second": len(per_epoch) * rows / training_seconds,
         "seconds": (record.finished_at - record.started_at).total_seconds(),
         "latencies": latencies,
         "run": record,
@@ -164,31 +164,41 @@ def main() -> int:
     print("platform bench: Redis, a Celery worker and uvicorn started as in tests/platform\n")
     system = start_platform()
     try:
-        spec = mlp_spec(64, 10, hidden=128)
-        hyperparameters = {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "optimizer": {"name": "adam", "lr": 1e-3}}
-        user, space = bench_user(system, spec)
-        engine_runs, platform_runs = [], []
-        for _ in range(TRIALS):  # interleaved, medians reported
-            engine_runs.append(engine_baseline(spec, hyperparameters))
-            platform_runs.append(platform_run(user, space, hyperparameters))
-        engine_rate = statistics.median(rate for rate, _ in engine_runs)
-        engine_seconds = statistics.median(seconds for _, seconds in engine_runs)
-        outcome = {
-            "samples_per_second": statistics.median(r["samples_per_second"] for r in platform_runs),
-            "seconds": statistics.median(r["seconds"] for r in platform_runs),
-            "latencies": [value for r in platform_runs for value in r["latencies"]],
-            "run": platform_runs[-1]["run"],
-            "user": user,
-        }
-        ratio = outcome["samples_per_second"] / engine_rate
+        from engine import zoo  # noqa: PLC0415
+        from tests.platform.harness import Workspace  # noqa: PLC0415
+
+        user = bench_user(system)
+        workloads = [
+            {"title": "digits MLP 64-128-10, batch 32, 30 epochs", "builtin": "digits", "options": {},
+             "spec": lambda: mlp_spec(64, 10, hidden=128),
+             "hyperparameters": {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "optimizer": {"name": "adam", "lr": 1e-3}}},
+            {"title": "DeepFM on synthetic_ctr, batch 128, 5 epochs", "builtin": "synthetic_ctr", "options": {},
+             "spec": lambda: zoo.load("deepfm"),
+             "hyperparameters": {"epochs": 5, "batch_size": 128, "optimizer": {"name": "adam", "lr": 5e-3}}},
+        ]
         print(f"median of {TRIALS} interleaved trials, one BLAS thread each; samples/s counts the training loop "
-              "(the trainer's own per-epoch figure), whole run adds set-up, validation and checkpoints\n")
-        print(f"{'digits MLP 64-128-10, batch 32, 30 epochs':44} {'samples/s':>12} {'whole run':>10}")
-        print(f"{'  engine.Trainer in this process':44} {engine_rate:12,.0f} {engine_seconds:9.2f}s")
-        print(f"{'  through the platform (REST, Celery, WS)':44} {outcome['samples_per_second']:12,.0f} "
-              f"{outcome['seconds']:9.2f}s")
-        print(f"  platform / engine training throughput: {ratio:.2f}x "
-              f"(target >= 0.90x: {'met' if ratio >= 0.9 else 'MISSED'})")
+              "(the trainer's own per-epoch figure), whole run adds set-up, validation and a checkpoint per epoch\n")
+        print(f"{'':50} {'samples/s':>12} {'whole run':>10}")
+        outcome = None
+        for workload in workloads:
+            space = Workspace(user, workload)
+            engine_runs, platform_runs = [], []
+            for _ in range(TRIALS):  # interleaved, medians reported
+                engine_runs.append(engine_baseline(workload))
+                platform_runs.append(platform_run(space, workload["hyperparameters"], engine_runs[-1][2]))
+            engine_rate = statistics.median(run[0] for run in engine_runs)
+            engine_seconds = statistics.median(run[1] for run in engine_runs)
+            platform_rate = statistics.median(r["samples_per_second"] for r in platform_runs)
+            platform_seconds = statistics.median(r["seconds"] for r in platform_runs)
+            ratio = platform_rate / engine_rate
+            print(workload["title"])
+            print(f"{'  engine.Trainer in this process':50} {engine_rate:12,.0f} {engine_seconds:9.2f}s")
+            print(f"{'  through the platform (REST, Celery, WS)':50} {platform_rate:12,.0f} {platform_seconds:9.2f}s")
+            print(f"  platform / engine training throughput: {ratio:.2f}x "
+                  f"(target >= 0.90x: {'met' if ratio >= 0.9 else 'MISSED'})")
+            if outcome is None:
+                outcome = {"latencies": [value for r in platform_runs for value in r["latencies"]],
+                           "run": platform_runs[-1]["run"], "user": user}
         latencies = [1000 * value for value in outcome["latencies"]]
         print(f"\nloss point, produced on the worker -> received by a WebSocket client ({len(latencies)} points): "
               f"p50 {percentile(latencies, 0.5):.0f} ms, p95 {percentile(latencies, 0.95):.0f} ms, "
