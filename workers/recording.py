@@ -116,11 +116,12 @@ class RunRecorder:
 
     def add_checkpoint(self, *, epoch: int, step: int, path: str) -> None:
         """A checkpoint written to disk; recorded after the points added before it, so a
-        checkpoint row implies its epoch's points are stored. Writes without waiting for a tick."""
+        checkpoint row implies its epoch's points are stored. Written with the next tick (at most
+        0.1 s later): waking the writer at every epoch end would, for epochs of a few milliseconds,
+        turn into a database transaction per epoch competing with the training loop."""
         with self._lock:
             self._pending.append(CheckpointRecord(epoch, step, path))
             self._epochs_completed = epoch
-        self._wake.set()
 
     def close(self) -> None:
         """Write and publish what is left, then stop the thread."""
@@ -181,7 +182,11 @@ class RunRecorder:
                 if not Run.objects.filter(pk=self.run_id, state=Run.State.RUNNING, attempt=self.attempt).update(**fields):
                     self._supersede()
                     return []
-                _insert_points(self.run_id, points)
+                MetricPoint.objects.bulk_create(
+                    MetricPoint(run_id=self.run_id, sequence=p.sequence, name=p.name, step=p.step, epoch=p.epoch,
+                                value=p.value, wall_time=p.wall_time)
+                    for p in points
+                )
                 Checkpoint.objects.bulk_create(
                     Checkpoint(run_id=self.run_id, epoch=c.epoch, step=c.step, path=c.path) for c in checkpoints
                 )
@@ -213,17 +218,3 @@ class RunRecorder:
             self._pending.clear()
         if self._trainer is not None:
             self._trainer.cancel()
-
-
-def _insert_points(run_id: int, points: list) -> None:
-    """One ``executemany`` for a tick's points. The ORM's ``bulk_create`` builds a model instance
-    per point, Python work that holds the GIL the training loop beside this thread needs."""
-    if not points:
-        return
-    meta = MetricPoint._meta
-    columns = [meta.get_field(name).column for name in ("run", "sequence", "name", "step", "epoch", "value", "wall_time")]
-    quote = connection.ops.quote_name
-    sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-           f"VALUES ({', '.join(['%s'] * len(columns))})")
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [(run_id, p.sequence, p.name, p.step, p.epoch, p.value, p.wall_time) for p in points])

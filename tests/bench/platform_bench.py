@@ -69,7 +69,7 @@ def bench_user(system: Platform):
     from django.contrib.auth import get_user_model  # noqa: PLC0415
     from rest_framework.authtoken.models import Token  # noqa: PLC0415
 
-    from tests.platform.harness import User, Workspace  # noqa: PLC0415
+    from tests.platform.harness import User  # noqa: PLC0415
 
     model = get_user_model().objects.create_user(username="bench", password="x" * 12)
     return User(system, model, Token.objects.create(user=model).key)
