@@ -557,10 +557,4 @@ class GraphBuilder:
         return spec
 
 
-def parameter_count(spec: dict) -> int:
-    analysis = analyze(spec)
-    analysis.raise_for_errors()
-    return sum(w.size for node in analysis.nodes.values() for w in node.weights if w.trainable)
-
-
 __all__ = ["FORMAT", "Analysis", "GraphBuilder", "Node", "Report", "analyze", "validate", "value_key"]

@@ -11,6 +11,7 @@ from engine.data import Standardizer
 from engine.errors import EngineError
 from engine.model import Model
 from engine.registry import FLOAT_DTYPES
+from engine.trainer import link_scores
 
 
 class Predictor:
@@ -65,12 +66,10 @@ class Predictor:
         if scores is None:
             return result
         if link == "softmax":
-            shifted = numpy.exp(scores - scores.max(axis=-1, keepdims=True))
-            probabilities = shifted / shifted.sum(axis=-1, keepdims=True)
+            probabilities = link_scores(scores, link)
             classes = probabilities.argmax(axis=-1)
         elif link in ("sigmoid", "sign"):
-            probabilities = 1.0 / (1.0 + numpy.exp(-scores)) if link == "sigmoid" else (scores > 0).astype(float)
-            probabilities = probabilities.reshape(len(probabilities), -1)[:, 0]
+            probabilities = link_scores(scores, link).reshape(len(scores), -1)[:, 0]
             classes = (probabilities >= 0.5).astype(numpy.int64)
         else:
             standardizer = self.standardizers.get(self.label_input)

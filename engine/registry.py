@@ -319,16 +319,6 @@ def catalog() -> dict:
     }
 
 
-def expect_rank(t: TensorType, ranks, field: str) -> None:
-    """Raise ShapeError unless the tensor's rank is one of ``ranks`` (an int or a collection)."""
-    allowed = (ranks,) if isinstance(ranks, int) else tuple(ranks)
-    if t.rank not in allowed:
-        from engine.ops._util import format_shape  # noqa: PLC0415
-
-        wanted = " or ".join(str(r) for r in allowed)
-        raise ShapeError(f"expects a rank-{wanted} tensor, got shape {format_shape(t.shape)}", field=field)
-
-
 __all__ = [
     "Context",
     "Op",
@@ -339,7 +329,6 @@ __all__ = [
     "TensorType",
     "Weight",
     "catalog",
-    "expect_rank",
     "get_op",
     "op_names",
     "register",

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy
+import scipy.special
 
 from engine import backend, metrics as metrics_module, serialization
 from engine.data import Dataset, Standardizer, iter_batches
@@ -36,6 +37,19 @@ DEFAULT_METRICS = {
     "regression": ["mse", "mae", "r2"],
 }
 PROBABILITY_OF_LOSS = {"softmax_cross_entropy": "softmax", "sigmoid_cross_entropy": "sigmoid", "hinge": "sign", "perceptron": "sign"}
+
+
+def link_scores(scores: numpy.ndarray, link: str) -> numpy.ndarray:
+    """A classifier's scores as probabilities, by the link its loss implies (PROBABILITY_OF_LOSS):
+    softmax over the last axis, the logistic function, or 0/1 for margin (sign) classifiers;
+    other scores are returned as they are."""
+    if link == "softmax":
+        return scipy.special.softmax(scores, axis=-1)
+    if link == "sigmoid":
+        return scipy.special.expit(scores)
+    if link == "sign":
+        return (scores > 0).astype(numpy.float64)
+    return scores
 
 
 @dataclasses.dataclass
@@ -219,15 +233,9 @@ class Trainer:
     def _probabilities(self, values):
         """Model scores turned into what metrics expect (probabilities for classifiers)."""
         scores = backend.to_numpy(values).astype(numpy.float64)
-        if self.link == "softmax":
-            scores = scores - scores.max(axis=-1, keepdims=True)
-            exp = numpy.exp(scores)
-            return exp / exp.sum(axis=-1, keepdims=True)
-        if self.link == "sigmoid":
-            return 1.0 / (1.0 + numpy.exp(-scores))
-        if self.link == "sign":
-            return (scores > 0).astype(numpy.float64)
-        return self._unstandardize_target(scores)
+        if self.link == "identity":
+            return self._unstandardize_target(scores)
+        return link_scores(scores, self.link)
 
     def _unstandardize_target(self, values):
         standardizer = self.standardizers.get(self.label_input) if self.label_input else None
