@@ -8,7 +8,10 @@ BENCH_INSTALLED := $(VENV)/.bench-installed
 # Two cores: one pytest-xdist worker each, one BLAS thread per worker.
 TEST_WORKERS ?= 2
 
-.PHONY: run test bench crosscheck lock clean
+FRONTEND_BUILT := frontend/dist/index.html
+FRONTEND_INSTALLED := frontend/node_modules/.installed
+
+.PHONY: run test test-frontend chromium bench crosscheck lock clean
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,11 +23,27 @@ $(BENCH_INSTALLED): $(INSTALLED)
 	$(PIP) install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $@
 
-run: $(INSTALLED)
-	@if [ -f frontend/package.json ]; then cd frontend && npm ci --no-audit --no-fund && npm run build; fi
+$(FRONTEND_INSTALLED): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The browser app, rebuilt when a source file changes (Django serves frontend/dist).
+$(FRONTEND_BUILT): $(FRONTEND_INSTALLED) $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
+	cd frontend && npm run build --silent
+
+run: $(INSTALLED) $(FRONTEND_BUILT)
 	$(PY) -m webapp.run
 
-test: $(INSTALLED)
+# Debian's chromium drives the browser tests (through Playwright).
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+test-frontend: $(FRONTEND_INSTALLED)
+	cd frontend && npx tsc --noEmit && npx vitest run
+
+test: $(INSTALLED) $(FRONTEND_BUILT) chromium test-frontend
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
@@ -38,4 +57,4 @@ lock: $(BENCH_INSTALLED)
 	{ head -3 constraints.txt; $(PIP) freeze --exclude-editable | sed "s/+cpu//"; } > constraints.tmp && mv constraints.tmp constraints.txt
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis runs
+	rm -rf $(VENV) .pytest_cache .hypothesis runs frontend/node_modules frontend/dist

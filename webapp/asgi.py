@@ -54,17 +54,8 @@ def _token_user(key: str):
     return token.user if token is not None and token.user.is_active else None
 
 
-def _http_application():
-    if settings.DEBUG:
-        # Development: static files (the built frontend among them) without a separate server.
-        from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: PLC0415
-
-        return ASGIStaticFilesHandler(django_application)
-    return django_application
-
-
 application = ProtocolTypeRouter({
-    "http": _http_application(),
+    "http": django_application,  # static files and the browser app come through WhiteNoise
     "websocket": BrowserOriginValidator(
         AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
         settings.ALLOWED_HOSTS,

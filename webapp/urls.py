@@ -1,4 +1,5 @@
-"""URLs: the REST API under /api/, its OpenAPI document and reference page, the admin.
+"""URLs: the REST API under /api/, its OpenAPI document and reference page, the admin, and the
+browser app at every other path.
 
 Resource paths have no trailing slash (``/api/projects/3/runs``); the auth, schema and docs paths
 end with one (``/api/auth/login/``). Each path also answers in the other spelling, so a client
@@ -8,11 +9,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
 from webapp.catalog import api as catalog_api
 from webapp.core import api as core_api
+from webapp.core import frontend
 from webapp.datasets import api as datasets_api
 from webapp.projects import api as projects_api
 from webapp.runs import api as runs_api
@@ -69,7 +70,8 @@ api = [
 urlpatterns = [
     path("api/", include(api)),
     path("admin/", admin.site.urls),
-    re_path(r"^$", RedirectView.as_view(url="/api/", permanent=False)),
+    # everything else is a page of the browser app (its own router decides what to show)
+    re_path(r"^(?!api/|admin/|static/|ws/)(?P<path>.*)$", frontend.index, name="frontend"),
 ]
 
 handler400 = "webapp.core.exceptions.bad_request"

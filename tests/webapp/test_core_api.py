@@ -51,7 +51,22 @@ def test_scripts_use_a_token(user):
 def test_the_api_root_is_open_and_lists_the_endpoints(anonymous_client):
     body = anonymous_client.get("/api/").json()
     assert body["projects"].endswith("/api/projects") and body["schema"].endswith("/api/schema/")
-    assert Client().get("/").status_code == 302
+
+
+def test_every_other_path_is_the_browser_app(settings, tmp_path):
+    settings.FRONTEND_DIST = tmp_path
+    (tmp_path / "index.html").write_text('<div id="root"></div>')
+    for path in ("/", "/projects/3", "/runs/7?compare=1,2"):
+        response = Client().get(path)
+        assert response.status_code == 200 and b'<div id="root">' in response.content
+        assert "no-cache" in response["Cache-Control"] and "csrftoken" in response.cookies  # the app's POSTs need it
+    assert Client().get("/api/nothing-here").status_code == 404  # the API keeps its JSON 404
+
+
+def test_an_unbuilt_browser_app_says_how_to_build_it(settings, tmp_path):
+    settings.FRONTEND_DIST = tmp_path
+    response = Client().get("/projects")
+    assert response.status_code == 503 and b"npm run build" in response.content
 
 
 def test_unknown_paths_get_a_json_404():

@@ -47,6 +47,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The built browser app (frontend/dist) at the site root and Django's own static files,
+    # straight from the ASGI server: no separate web server to run.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -117,7 +120,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = NETFORGE_HOME / "static"
-STATICFILES_DIRS = [d for d in [BASE_DIR / "frontend" / "dist"] if d.exists()]
+FRONTEND_DIST = Path(os.environ.get("NETFORGE_FRONTEND_DIST", BASE_DIR / "frontend" / "dist"))
+WHITENOISE_ROOT = FRONTEND_DIST if FRONTEND_DIST.is_dir() else None  # /assets/..., /favicon.svg
+WHITENOISE_USE_FINDERS = True  # admin and API-docs assets without a collectstatic step
 MEDIA_ROOT = NETFORGE_HOME / "media"
 ARTIFACT_ROOT = NETFORGE_HOME / "artifacts"  # checkpoints and published models
 

@@ -1,0 +1,49 @@
+// Who is logged in: one context for the whole app, filled from GET /api/auth/me/ (which also sets
+// the CSRF cookie every later POST needs).
+import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
+import { api, ApiError } from "../api/client";
+import type { User } from "../api/types";
+
+interface AuthState {
+  user: User | null;
+  loading: boolean;
+  login(username: string, password: string): Promise<void>;
+  register(username: string, password: string, email?: string): Promise<void>;
+  logout(): Promise<void>;
+}
+
+const AuthContext = createContext<AuthState | null>(null);
+
+export function AuthProvider({ children }: { children: ReactNode }) {
+  const [user, setUser] = useState<User | null>(null);
+  const [loading, setLoading] = useState(true);
+
+  useEffect(() => {
+    api<User>("/api/auth/me/")
+      .then(setUser)
+      .catch((error) => {
+        if (!(error instanceof ApiError && (error.status === 401 || error.status === 403))) console.error(error);
+        setUser(null);
+      })
+      .finally(() => setLoading(false));
+  }, []);
+
+  const login = useCallback(async (username: string, password: string) => {
+    setUser(await api<User>("/api/auth/login/", { method: "POST", json: { username, password } }));
+  }, []);
+  const register = useCallback(async (username: string, password: string, email?: string) => {
+    setUser(await api<User>("/api/auth/register/", { method: "POST", json: { username, password, email } }));
+  }, []);
+  const logout = useCallback(async () => {
+    await api("/api/auth/logout/", { method: "POST" });
+    setUser(null);
+  }, []);
+
+  return <AuthContext.Provider value={{ user, loading, login, register, logout }}>{children}</AuthContext.Provider>;
+}
+
+export function useAuth(): AuthState {
+  const state = useContext(AuthContext);
+  if (!state) throw new Error("useAuth outside AuthProvider");
+  return state;
+}

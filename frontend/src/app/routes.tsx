@@ -1,0 +1,18 @@
+// Every page of the app, by area. The editor area owns projects and the canvas; the runs area owns
+// training, live curves and experiments; the datasets area owns uploads and previews.
+import type { ReactElement } from "react";
+import { ProjectsPage } from "../editor/ProjectsPage";
+import { EditorPage } from "../editor/EditorPage";
+import { RunsPage } from "../runs/RunsPage";
+import { RunPage } from "../runs/RunPage";
+import { DatasetsPage } from "../datasets/DatasetsPage";
+import { DatasetPage } from "../datasets/DatasetPage";
+
+export const routes: { path: string; element: ReactElement }[] = [
+  { path: "/projects", element: <ProjectsPage /> },
+  { path: "/projects/:projectId", element: <EditorPage /> },
+  { path: "/projects/:projectId/runs", element: <RunsPage /> },
+  { path: "/runs/:runId", element: <RunPage /> },
+  { path: "/datasets", element: <DatasetsPage /> },
+  { path: "/datasets/:datasetId", element: <DatasetPage /> },
+];
