@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
@@ -56,6 +56,17 @@ def _start_watchdog(**_) -> None:
     from workers import watchdog  # noqa: PLC0415  (models load after Django is set up)
 
     watchdog.start_in_background()
+
+
+@worker_process_init.connect
+def _warm_up(**_) -> None:
+    # A pool process imports the engine's ops and the channel layer's Redis client before its
+    # first task: otherwise the first run's recorder thread spends a fifth of a second importing,
+    # holding the GIL its training loop needs.
+    import engine.ops  # noqa: F401, PLC0415
+    from channels.layers import get_channel_layer  # noqa: PLC0415
+
+    get_channel_layer()
 
 
 @worker_shutdown.connect
