@@ -52,6 +52,9 @@ class Analysis:
     value_types: dict[str, TensorType]
     producers: dict[str, str]
     metadata: dict
+    origins: dict[str, str] = dataclasses.field(default_factory=dict)  # inner node id -> block node id
+    blocks: dict[str, dict] = dataclasses.field(default_factory=dict)  # block node id -> name, outputs
+    failed_blocks: set[str] = dataclasses.field(default_factory=set)  # block nodes that could not expand
 
     @property
     def ok(self) -> bool:
@@ -118,12 +121,72 @@ def analyze(spec: Any, *, require_loss: bool = True) -> Analysis:
     analysis.metadata = metadata if isinstance(metadata, dict) else {}
 
     _parse_inputs(spec.get("inputs"), analysis)
+    spec = _expand_blocks(spec, analysis)
     _parse_nodes(spec.get("nodes"), analysis)
     _parse_outputs(spec, analysis, require_loss)
     _order_nodes(analysis)
     _infer_types(analysis)
     _check_loss_and_reachability(analysis, require_loss)
+    _map_block_errors(analysis)
     return analysis
+
+
+def _expand_blocks(spec: dict, analysis: Analysis) -> dict:
+    """The document with block nodes replaced by their inner nodes and references to block
+    outputs replaced by the inner values (see ``engine.blocks``); the caller's spec is not changed."""
+    from engine import blocks  # noqa: PLC0415 - blocks load their JSON files on first use
+
+    nodes = spec.get("nodes")
+    if not isinstance(nodes, list) or not any(
+        isinstance(entry, dict) and isinstance(entry.get("op"), str) and blocks.get_block(entry["op"])
+        for entry in nodes
+    ):
+        return spec
+    before = len(analysis.errors)
+    flat, origins, aliases, expanded = blocks.expand(nodes, analysis.errors)
+    analysis.origins, analysis.blocks = origins, expanded
+    analysis.failed_blocks = {error["node"] for error in analysis.errors[before:]}
+
+    def resolve(ref):
+        if isinstance(ref, list):
+            return [resolve(r) for r in ref]
+        return blocks.resolve_alias(ref, aliases) if isinstance(ref, str) else ref
+
+    rewritten = []
+    for entry in flat:
+        if isinstance(entry, dict) and isinstance(entry.get("inputs"), dict):
+            entry = {**entry, "inputs": {port: resolve(ref) for port, ref in entry["inputs"].items()}}
+        rewritten.append(entry)
+    for info in expanded.values():
+        info["outputs"] = {port: resolve(ref) for port, ref in info["outputs"].items()}
+    result = {**spec, "nodes": rewritten}
+    if isinstance(spec.get("outputs"), dict):
+        result["outputs"] = {name: resolve(ref) for name, ref in spec["outputs"].items()}
+    if "loss" in spec:
+        result["loss"] = resolve(spec["loss"])
+    return result
+
+
+def _map_block_errors(analysis: Analysis) -> None:
+    """Errors inside a block name the block node the author drew; the field says where inside.
+    While a block cannot be expanded (bad parameters), the errors that follow from its absence
+    (references to it, nodes left without a path to the loss) are left out."""
+    if analysis.failed_blocks:
+        failed = {f"'{node_id}'" for node_id in analysis.failed_blocks}
+        analysis.errors[:] = [
+            error for error in analysis.errors
+            if error["code"] not in ("unreachable_loss", "dangling")
+            and not (error["code"] == "unknown_reference" and any(name in error["message"] for name in failed))
+        ]
+    for error in analysis.errors:
+        inner = error.get("node")
+        outer = analysis.origins.get(inner)
+        if outer is None:
+            continue
+        relative = inner[len(outer) + 1:]
+        error["node"] = outer
+        error["field"] = f"block.{relative}" + (f".{error['field']}" if error.get("field") else "")
+        error["message"] = f"inside block '{analysis.blocks[outer]['block']}', node '{relative}': {error['message']}"
 
 
 def _parse_inputs(raw, analysis: Analysis) -> None:
@@ -187,8 +250,10 @@ def _parse_nodes(raw, analysis: Analysis) -> None:
                 _error(errors, node_id, key, "unknown_field", f"unknown field '{key}' in node '{node_id}'")
         op_name = entry.get("op")
         op = get_op(op_name) if isinstance(op_name, str) else None
+        if not isinstance(op, Op):
+            op = None
         if op is None:
-            suggestion = _closest(op_name, op_names()) if isinstance(op_name, str) else None
+            suggestion = _closest(op_name, op_names() + _block_names()) if isinstance(op_name, str) else None
             hint = f" (did you mean '{suggestion}'?)" if suggestion else ""
             _error(errors, node_id, "op", "unknown_op", f"unknown op {op_name!r}{hint}")
             continue
@@ -430,6 +495,12 @@ def _ancestors(analysis: Analysis, keys: list[str]) -> set[str]:
     return seen
 
 
+def _block_names() -> list[str]:
+    from engine.blocks import block_names  # noqa: PLC0415
+
+    return block_names()
+
+
 def _closest(name: str, candidates: list[str]) -> str | None:
     import difflib  # noqa: PLC0415
 
@@ -468,6 +539,19 @@ def validate(
             "parameters": parameters,
             "flops_per_sample": node.flops,
             "weights": {w.name: list(w.shape) for w in node.weights},
+        }
+    for block_id, info in analysis.blocks.items():
+        inner = [node_id for node_id, outer in analysis.origins.items() if outer == block_id]
+        types = {port: analysis.value_types.get(ref) for port, ref in info["outputs"].items()}
+        nodes_report[block_id] = {
+            "op": info["block"],
+            "block": True,
+            "outputs": {port: t.to_json() for port, t in types.items() if t is not None},
+            "parameters": sum(nodes_report.get(n, {}).get("parameters", 0) for n in inner),
+            "flops_per_sample": sum(nodes_report.get(n, {}).get("flops_per_sample", 0) for n in inner),
+            "weights": {f"{n[len(block_id) + 1:]}/{name}": shape for n in inner
+                        for name, shape in nodes_report.get(n, {}).get("weights", {}).items()},
+            "inner_nodes": [n for n in inner if n in analysis.nodes],
         }
     weight_elements = sum(w.size for node in analysis.nodes.values() for w in node.weights)
     # Weights, their gradients and two optimizer slots, plus activations kept for backward

@@ -73,6 +73,21 @@ def _lecun_normal(shape, fan_in, fan_out, rng):
     return rng.normal(0.0, math.sqrt(1.0 / fan_in), size=shape)
 
 
+def _orthogonal(shape, fan_in, fan_out, rng, gain):
+    """Orthonormal rows or columns (whichever are fewer) of the (shape[0], rest) matrix, times gain:
+    the QR factor Q of a Gaussian matrix, signs fixed by diag(R) so that Q is uniformly distributed.
+    A vector has no orthogonal form and gets N(0, gain^2)."""
+    if len(shape) < 2:
+        return rng.normal(0.0, 1.0, size=shape) * gain
+    rows, columns = shape[0], math.prod(shape[1:])
+    gaussian = rng.normal(0.0, 1.0, size=(max(rows, columns), min(rows, columns)))
+    q, r = numpy.linalg.qr(gaussian)
+    q *= numpy.sign(numpy.diag(r))
+    if rows < columns:
+        q = q.T
+    return (gain * q).reshape(shape)
+
+
 INITIALIZERS: dict[str, Initializer] = {init.name: init for init in (
     Initializer("zeros", _zeros, "all 0"),
     Initializer("ones", _ones, "all 1"),
@@ -84,6 +99,8 @@ INITIALIZERS: dict[str, Initializer] = {init.name: init for init in (
     Initializer("he_uniform", _he_uniform, "He/Kaiming (fan_in, gain sqrt 2): U[-a, a), a = sqrt(6 / fan_in)"),
     Initializer("he_normal", _he_normal, "He/Kaiming (fan_in, gain sqrt 2): N(0, 2 / fan_in)"),
     Initializer("lecun_normal", _lecun_normal, "LeCun: N(0, 1 / fan_in), for SELU networks"),
+    Initializer("orthogonal", _orthogonal, "gain times a random orthogonal matrix (Saxe et al.), for recurrent "
+                "weights; a tensor is seen as (shape[0], rest)", {"gain": 1.0}),
 )}
 
 # The choices an op's ``*_init`` parameter offers in the catalog.

@@ -72,6 +72,8 @@ class Model:
                     weight.init, weight.shape, fan_in=weight.fan_in, fan_out=weight.fan_out,
                     rng=init_rng, dtype=dtype, xp=self.xp,
                 )
+                if weight.zero_rows:
+                    array[list(weight.zero_rows)] = 0
                 (self.params if weight.trainable else self.buffers)[f"{node_id}/{weight.name}"] = array
         self.rng = self._make_rng(seed + 1)
 

@@ -26,7 +26,7 @@ class _Required:
 
 REQUIRED: Any = _Required()
 
-PARAM_TYPES = ("int", "float", "bool", "str", "choice", "axes", "int_list", "shape", "dict")
+PARAM_TYPES = ("int", "float", "bool", "str", "choice", "axes", "int_list", "shape", "dict", "padding")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +35,8 @@ class Param:
 
     Types: ``int``, ``float``, ``bool``, ``str``, ``choice`` (one of ``choices``), ``axes`` (an
     int, a list of ints, or null for all axes), ``int_list``, ``shape`` (a list of ints where -1
-    may stand for one inferred size), ``dict`` (free-form JSON object, e.g. an initializer config).
+    may stand for one inferred size), ``dict`` (free-form JSON object, e.g. an initializer config),
+    ``padding`` (an int, a list of ints within the bounds, or one of ``choices`` such as "same").
     """
 
     name: str
@@ -80,6 +81,15 @@ class Param:
                 raise ValueError(f"must be one of {', '.join(map(repr, self.choices))}, got {value!r}")
         elif kind == "axes":
             value = _as_int(value) if not isinstance(value, (list, tuple)) else tuple(_as_int(v) for v in value)
+        elif kind == "padding":
+            if isinstance(value, str):
+                if value not in self.choices:
+                    raise ValueError(f"must be an integer, a list of integers or one of "
+                                     f"{', '.join(map(repr, self.choices))}, got {value!r}")
+                return value
+            value = tuple(_as_int(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+            for v in value:
+                self._check_bounds(v)
         elif kind in ("int_list", "shape"):
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = [value]
@@ -182,7 +192,12 @@ class TensorType:
 
 @dataclasses.dataclass(frozen=True)
 class Weight:
-    """A tensor an op owns: trainable (updated by the optimizer) or a buffer (running stats)."""
+    """A tensor an op owns: trainable (updated by the optimizer) or a buffer (running stats).
+
+    Buffers are saved and loaded with the weights but never optimized; an op returns ``None`` as
+    their gradient and sets new values in ``ctx.updates``. ``zero_rows`` lists rows (first-axis
+    indices) set to zero after initialization (an embedding's padding row).
+    """
 
     name: str
     shape: tuple
@@ -190,6 +205,7 @@ class Weight:
     fan_in: int = 1
     fan_out: int = 1
     trainable: bool = True
+    zero_rows: tuple = ()
 
     @property
     def size(self) -> int:
@@ -275,6 +291,7 @@ class Op:
             "outputs": [port.to_json() for port in self.outputs],
             "is_loss": self.is_loss,
             "block": self.block,
+            "kind": "op",
             "has_weights": type(self).weights is not Op.weights,
         }
 
@@ -294,9 +311,16 @@ def _load_ops() -> None:
     import engine.ops  # noqa: F401, PLC0415 - importing the package registers every op
 
 
-def get_op(name: str) -> Op | None:
+def get_op(name: str):
+    """The op of that name, or the composite block of that name (``engine.blocks.Block``, with the
+    same catalog fields: name, category, doc, params, inputs, outputs, is_loss, block), or None."""
     _load_ops()
-    return _REGISTRY.get(name)
+    op = _REGISTRY.get(name)
+    if op is None and isinstance(name, str):
+        from engine.blocks import get_block  # noqa: PLC0415
+
+        return get_block(name)
+    return op
 
 
 def op_names() -> list[str]:
@@ -305,17 +329,20 @@ def op_names() -> list[str]:
 
 
 def catalog() -> dict:
-    """The whole op catalog as JSON-ready data (what ``GET /api/ops`` serves)."""
+    """The whole op catalog as JSON-ready data (what ``GET /api/ops`` serves): every op, and every
+    composite block (``"kind": "block"``, with its inner ``graph`` for the editor to open)."""
     _load_ops()
     from engine import __version__  # noqa: PLC0415
 
-    ops = sorted(_REGISTRY.values(), key=lambda op: (op.category, op.name))
-    categories = sorted({op.category for op in ops})
+    from engine.blocks import catalog_entries  # noqa: PLC0415
+
+    entries = sorted([op.to_json() for op in _REGISTRY.values()] + catalog_entries(),
+                     key=lambda entry: (entry["category"], entry["name"]))
     return {
         "format": "netforge.catalog/1",
         "engine_version": __version__,
-        "categories": categories,
-        "ops": [op.to_json() for op in ops],
+        "categories": sorted({entry["category"] for entry in entries}),
+        "ops": entries,
     }
 
 

@@ -59,9 +59,10 @@ def run_op(op_name: str, params: dict, inputs: list, weights: list | None = None
     xp = backend.array_module(*_flat(inputs))
     rng = numpy.random.default_rng(seed) if xp is numpy else xp.random.default_rng(seed)
     if needs is None:
+        trainable = tuple(spec.trainable for spec in op.weights(p, *[tensor_type(v) for v in inputs]))
         needs = tuple(
             [True] * len(v) if isinstance(v, list) else v is not None for v in inputs
-        ) + (True,) * len(weights)
+        ) + trainable
     ctx = Context(training, rng, needs)
     out = op.forward(ctx, p, *inputs, *weights)
     outputs = out if isinstance(out, tuple) else (out,)
@@ -90,9 +91,10 @@ def check_gradients(op_name: str, params: dict, inputs: list, *, training: bool 
     """Compare the op's vector-Jacobian products with central differences (float64).
 
     The scalar checked is sum(output_i * r_i) for fixed random cotangents r_i. Every float input
-    and every weight is checked element by element (``skip`` names input positions to leave out,
-    e.g. a mask). Raises AssertionError naming the op, the argument and the worst element.
-    Returns the largest absolute error per argument.
+    and every trainable weight is checked element by element (``skip`` names input positions to
+    leave out, e.g. a mask; buffers such as running statistics get no gradient). Raises
+    AssertionError naming the op, the argument and the worst element. Returns the largest
+    absolute error per argument.
     """
     inputs = [_as_float64(v) for v in inputs]
     outputs, ctx, op, p, weights = run_op(op_name, params, inputs, training=training, seed=seed)
@@ -111,11 +113,13 @@ def check_gradients(op_name: str, params: dict, inputs: list, *, training: bool 
         outs, _, _, _, _ = run_op(op_name, params, inputs, weights, training=training, seed=seed)
         return float(sum(numpy.sum(o * c) for o, c in zip(outs, cotangents) if c is not None))
 
-    names = [port.name for port in op.inputs] + [spec.name for spec in op.weights(p, *[tensor_type(v) for v in inputs])]
+    specs = op.weights(p, *[tensor_type(v) for v in inputs])
+    names = [port.name for port in op.inputs] + [spec.name for spec in specs]
     arrays = []  # (label, array, analytic gradient)
     ports = list(op.inputs)
+    buffers = {len(ports) + k for k, spec in enumerate(specs) if not spec.trainable}
     for index, (value, grad) in enumerate(zip(list(inputs) + list(weights), analytic)):
-        if index in skip or value is None or (index < len(ports) and not ports[index].differentiable):
+        if index in skip or index in buffers or value is None or (index < len(ports) and not ports[index].differentiable):
             continue
         if isinstance(value, list):
             for j, (item, g) in enumerate(zip(value, grad)):

@@ -16,22 +16,30 @@ DEFAULT_FLOAT = "float32"
 class Embedding(Op):
     name = "embedding"
     category = "layers"
-    doc = "Look up a learned vector per index: out[..., :] = table[indices[...], :]."
+    doc = ("Look up a learned vector per index: out[..., :] = table[indices[...], :] "
+           "(zeros where indices == padding_index, if set).")
     params = (
         Param("vocab_size", "int", doc="number of distinct indices; they run from 0 to vocab_size - 1",
               minimum=1, maximum=100_000_000),
         Param("dim", "int", doc="length of each vector", minimum=1, maximum=100_000),
         Param("init", "choice", "normal", "initializer of the table", choices=INITIALIZER_NAMES),
+        Param("padding_index", "int", None, "an index that stands for 'no token': its row starts at zero, "
+                                            "looks up zeros and gets no gradient; null for none",
+              minimum=0, maximum=100_000_000, nullable=True),
     )
     inputs = (Port("indices", "int", doc="integer ids of any shape, e.g. (N, fields)", differentiable=False),)
 
     def infer(self, p, indices: TensorType) -> TensorType:
         if not indices.dtype.startswith("int"):
             raise ShapeError(f"indices must be integers, got {indices.dtype}", field="inputs.indices")
+        if p.padding_index is not None and p.padding_index >= p.vocab_size:
+            raise ShapeError(f"padding_index {p.padding_index} must be below vocab_size {p.vocab_size}",
+                             field="params.padding_index")
         return TensorType((*indices.shape, p.dim), DEFAULT_FLOAT)
 
     def weights(self, p, indices: TensorType) -> list[Weight]:
-        return [Weight("table", (p.vocab_size, p.dim), p.init, p.vocab_size, p.dim)]
+        zero_rows = () if p.padding_index is None else (p.padding_index,)
+        return [Weight("table", (p.vocab_size, p.dim), p.init, p.vocab_size, p.dim, zero_rows=zero_rows)]
 
     def flops(self, p, inputs, outputs):
         return 0
@@ -45,7 +53,11 @@ class Embedding(Op):
                     f"got values from {low} to {high}"
                 )
         ctx.indices = indices
-        return table[indices]
+        out = table[indices]
+        if p.padding_index is not None:
+            # Zeros whatever the row holds (a loaded table, weight decay), so the gradient is exactly zero.
+            out *= (indices != p.padding_index)[..., None]
+        return out
 
     def backward(self, ctx, p, g):
         if not ctx.needs[1]:
@@ -55,7 +67,10 @@ class Embedding(Op):
         dim = p.dim
         cells = ctx.indices.reshape(-1, 1).astype(xp.int64) * dim + xp.arange(dim)
         table_grad = xp.bincount(cells.reshape(-1), weights=g.reshape(-1), minlength=p.vocab_size * dim)
-        return None, table_grad.reshape(p.vocab_size, dim).astype(g.dtype, copy=False)
+        table_grad = table_grad.reshape(p.vocab_size, dim).astype(g.dtype, copy=False)
+        if p.padding_index is not None:
+            table_grad[p.padding_index] = 0
+        return None, table_grad
 
 
 @register

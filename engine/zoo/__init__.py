@@ -34,9 +34,10 @@ def load(name: str) -> dict:
 
 
 def info() -> list[dict]:
-    """Name, title, description, dataset and expected quality of every zoo model."""
+    """Name, title, description, dataset (and its loader options) and expected quality of every zoo model."""
     rows = []
     for name in names():
         meta = _documents()[name].get("metadata", {})
-        rows.append({"name": name, **{k: meta.get(k) for k in ("title", "description", "dataset", "train", "expected")}})
+        rows.append({"name": name, **{k: meta.get(k) for k in ("title", "description", "dataset", "dataset_options", "train",
+                                                      "expected")}})
     return rows

@@ -9,6 +9,7 @@ import numpy
 
 from engine import testing
 from engine.optimizers import make_optimizer
+from tests.bench import crosscheck_recurrent, crosscheck_spatial
 
 TOLERANCE = 1e-10
 
@@ -121,7 +122,9 @@ def main() -> int:
     failures = check_ops()
     print("optimizers (parameters after 6 steps, float64):")
     failures += check_optimizers()
-    print(f"\n{failures} mismatch(es)" if failures else "\nall agree with PyTorch within 1e-10")
+    failures += crosscheck_recurrent.main()
+    failures += crosscheck_spatial.main()
+    print(f"\n{failures} mismatch(es)" if failures else "\nall agree with PyTorch (1e-10; spatial ops 1e-5)")
     return 1 if failures else 0
 
 

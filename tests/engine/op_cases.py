@@ -171,3 +171,9 @@ CASES: list[Case] = [
 
 # Ops without a gradient of their own (they stop the flow); each still has a shape-rule case.
 NON_DIFFERENTIABLE = [Case("step", (F((4, 5)),))]
+
+import tests.engine.op_cases_recurrent  # noqa: E402, F401 - appends the recurrent layers' cases to CASES
+
+from tests.engine.op_cases_spatial import CASES as SPATIAL_CASES  # noqa: E402 - its cases build on Case above
+
+CASES += SPATIAL_CASES

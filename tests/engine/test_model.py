@@ -122,3 +122,35 @@ def test_gpu_without_cupy_is_a_clear_error():
         pytest.skip("this machine has a usable GPU, so the error cannot occur")
     with pytest.raises(BackendError, match="CuPy"):
         engine.Model(diamond_spec(), device="gpu")
+
+
+def batch_norm_spec() -> dict:
+    g = GraphBuilder()
+    x = g.input("x", [None, 3])
+    y = g.input("y", [None, 1])
+    out = g.dense(g.batch_norm(x, momentum=0.5, id="bn"), units=1, id="out")
+    g.loss(g.mse(out, y, id="loss"))
+    g.output("prediction", out)
+    return g.to_spec()
+
+
+def test_batch_norm_running_statistics_are_buffers():
+    """Buffers update in training steps, are used in eval, are never optimized, and save with the weights."""
+    from engine.optimizers import make_optimizer
+
+    model = engine.Model(batch_norm_spec(), dtype="float64")
+    assert set(model.buffers) == {"bn/running_mean", "bn/running_var"}
+    assert "bn/running_mean" not in model.params
+    x = numpy.random.default_rng(0).normal(5.0, 2.0, size=(64, 3))
+    feeds = {"x": x, "y": numpy.zeros((64, 1))}
+    _, _, grads = model.loss_and_grads(feeds)
+    assert not set(grads) & set(model.buffers)
+    make_optimizer({"name": "adam", "lr": 0.1}).step(model.params, grads)
+    numpy.testing.assert_allclose(model.buffers["bn/running_mean"], 0.5 * x.mean(axis=0))
+    numpy.testing.assert_allclose(model.buffers["bn/running_var"], 0.5 + 0.5 * x.var(axis=0, ddof=1))
+    before = {k: v.copy() for k, v in model.buffers.items()}
+    model.forward(feeds)  # eval: running statistics are read, not updated
+    assert all(numpy.array_equal(before[k], model.buffers[k]) for k in before)
+    clone = engine.Model(batch_norm_spec(), dtype="float64", seed=5)
+    clone.load_state_arrays(model.state_arrays())
+    numpy.testing.assert_array_equal(clone.forward(feeds)["prediction"], model.forward(feeds)["prediction"])

@@ -24,7 +24,7 @@ def test_zoo_graph_is_valid(name):
 def test_zoo_model_reaches_its_stated_quality(name):
     spec = zoo.load(name)
     meta = spec["metadata"]
-    dataset = data.load_builtin(meta["dataset"], seed=0)
+    dataset = data.load_builtin(meta["dataset"], seed=0, **meta.get("dataset_options", {}))
     train, test = dataset.split(TEST_FRACTION, seed=0)
     trainer = Trainer(spec, train, config={**meta["train"], "seed": 0, "validation_fraction": 0.1})
     result = trainer.run()
@@ -38,6 +38,7 @@ def test_zoo_model_reaches_its_stated_quality(name):
 def test_zoo_lists_titles_and_expectations():
     rows = zoo.info()
     assert {row["name"] for row in rows} >= {"logistic_regression", "softmax_regression", "mlp", "fm",
-                                             "wide_deep", "deepfm", "regression_mlp"}
+                                             "wide_deep", "deepfm", "regression_mlp", "lenet5",
+                                             "small_cnn", "small_resnet", "conv1d_sequence"}
     for row in rows:
         assert row["title"] and row["dataset"] and row["expected"]["at_least"] > 0

@@ -1,0 +1,143 @@
+"""Sliding windows over the spatial axes of (N, C, H, W) tensors, shared by convolution and
+pooling: the geometry (padding, output sizes) checked without data, the window view of a padded
+input (im2col without a copy) and its adjoint, the scatter-add back onto the input (col2im).
+
+One-dimensional ops run as two-dimensional ones with H = 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from engine.backend import array_module
+from engine.errors import ShapeError
+from engine.ops._util import format_shape
+
+
+@dataclasses.dataclass(frozen=True)
+class Geometry:
+    """Where the windows of one op lie over a (H, W) input: kernel, stride and dilation per axis,
+    padding as (before, after) per axis, and the output size per axis."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    dilation: tuple[int, int]
+    pads: tuple[tuple[int, int], tuple[int, int]]
+    size: tuple[int, int]
+    out: tuple[int, int]
+
+    @property
+    def padded(self) -> tuple[int, int]:
+        return tuple(s + b + a for s, (b, a) in zip(self.size, self.pads))
+
+    @property
+    def offsets(self) -> list[tuple[int, int]]:
+        """Each kernel offset (i, j) as its first row and column in the padded input."""
+        (kh, kw), (dh, dw) = self.kernel, self.dilation
+        return [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
+
+    def window_slice(self, row: int, column: int) -> tuple[slice, slice]:
+        """The padded input's values that kernel offset (row, column) meets, one per output position."""
+        (sh, sw), (ho, wo) = self.stride, self.out
+        return slice(row, row + sh * (ho - 1) + 1, sh), slice(column, column + sw * (wo - 1) + 1, sw)
+
+
+def spatial(value: tuple, rank: int, name: str) -> tuple[int, ...]:
+    """A per-axis parameter: one value for every axis, or one value per axis."""
+    if len(value) == 1:
+        return tuple(value) * rank
+    if len(value) != rank:
+        raise ShapeError(f"parameter '{name}' needs 1 or {rank} values, got {list(value)}", field=f"params.{name}")
+    return tuple(value)
+
+
+def geometry(shape: tuple, rank: int, kernel, stride, dilation, padding, *, port: str = "x") -> Geometry:
+    """Check an input shape (N, C, *spatial) against the window parameters; raise ShapeError
+    naming the parameter at fault. ``padding`` is a tuple of ints, "valid" or "same" (the output
+    has ceil(size / stride) positions, the extra padding going after, as in TensorFlow)."""
+    if len(shape) != rank + 2:
+        layout = "(N, C, L)" if rank == 1 else "(N, C, H, W)"
+        raise ShapeError(f"needs an input of shape {layout}, got {format_shape(shape)} (rank {len(shape)})",
+                         field=f"inputs.{port}")
+    sizes = shape[2:]
+    if any(s is None for s in sizes):
+        raise ShapeError(f"needs known spatial sizes, got {format_shape(shape)}", field=f"inputs.{port}")
+    kernel = spatial(kernel, rank, "kernel_size")
+    stride = spatial(stride, rank, "stride")
+    dilation = spatial(dilation, rank, "dilation")
+    pads = []
+    for axis, (size, k, s, d) in enumerate(zip(sizes, kernel, stride, dilation)):
+        extent = d * (k - 1) + 1
+        if padding == "valid":
+            pads.append((0, 0))
+        elif padding == "same":
+            total = max((-(-size // s) - 1) * s + extent - size, 0)
+            pads.append((total // 2, total - total // 2))
+        else:
+            amount = spatial(padding, rank, "padding")[axis]
+            pads.append((amount, amount))
+    out = []
+    for axis, (size, k, s, d, (before, after)) in enumerate(zip(sizes, kernel, stride, dilation, pads)):
+        extent = d * (k - 1) + 1
+        if size + before + after < extent:
+            raise ShapeError(
+                f"kernel_size {k} (extent {extent} with dilation {d}) is larger than the padded input "
+                f"({size + before + after}) along spatial axis {axis} of {format_shape(shape)}",
+                field="params.kernel_size",
+            )
+        out.append((size + before + after - extent) // s + 1)
+    if rank == 1:  # as two-dimensional with a height of 1
+        return Geometry((1, kernel[0]), (1, stride[0]), (1, dilation[0]), ((0, 0), pads[0]), (1, sizes[0]), (1, out[0]))
+    return Geometry(kernel, stride, dilation, tuple(pads), tuple(sizes), tuple(out))
+
+
+def pad(x, geo: Geometry, value: float = 0.0):
+    """x (N, C, H, W) padded with ``value``; x itself when there is no padding."""
+    (top, bottom), (left, right) = geo.pads
+    if not (top or bottom or left or right):
+        return x
+    xp = array_module(x)
+    n, c, h, w = x.shape
+    padded = xp.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    padded[:, :, top:top + h, left:left + w] = x
+    return padded
+
+
+def windows(padded, geo: Geometry):
+    """A view (N, C, kh, kw, Ho, Wo) of a padded input: view[n, c, i, j, y, x] is
+    padded[n, c, y * sh + i * dh, x * sw + j * dw]. No copy is made; never write to it."""
+    xp = array_module(padded)
+    n, c = padded.shape[:2]
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
+    s_n, s_c, s_h, s_w = padded.strides
+    return xp.lib.stride_tricks.as_strided(
+        padded, shape=(n, c, kh, kw, ho, wo), strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w)
+    )
+
+
+def im2col(x, geo: Geometry):
+    """Padded windows copied into a contiguous (C, kh, kw, N, Ho, Wo) array: one column per output
+    position of every sample, so that a convolution is a single matrix product."""
+    xp = array_module(x)
+    return xp.ascontiguousarray(windows(pad(x, geo), geo).transpose(1, 2, 3, 0, 4, 5))
+
+
+def col2im(cols, geo: Geometry):
+    """Adjoint of ``im2col``: sum each window value (C, kh, kw, N, Ho, Wo) back onto the input
+    position it came from; gives (N, C, H, W). One vectorized add per kernel offset."""
+    xp = array_module(cols)
+    c, kh, kw, n = cols.shape[:4]
+    padded = xp.zeros((c, n, *geo.padded), dtype=cols.dtype)
+    for index, (row, column) in enumerate(geo.offsets):
+        rows, columns = geo.window_slice(row, column)
+        padded[:, :, rows, columns] += cols[:, index // kw, index % kw]
+    return unpad(padded, geo).transpose(1, 0, 2, 3)
+
+
+def unpad(padded, geo: Geometry):
+    """The input's part of a padded (N, C, Hp, Wp) array."""
+    (top, _), (left, _) = geo.pads
+    h, w = geo.size
+    if padded.shape[2:] == (h, w):
+        return padded
+    return padded[:, :, top:top + h, left:left + w]

@@ -1,0 +1,250 @@
+"""Attention: scaled dot-product attention and the multi-head attention layer built on it.
+
+attention(Q, K, V) = softmax(Q K^T * scale + masked) V, scale = 1/sqrt(d) by default; masked
+positions (mask == 0, or above the diagonal when causal) get weight 0; a query row that may see no
+key gives zeros.
+With P the weights: dV = P^T g, dS = P * (g V^T - rowsum(g V^T * P)), dQ = scale dS K, dK = scale dS^T Q.
+"""
+
+from __future__ import annotations
+
+import math
+
+from engine.backend import array_module
+from engine.errors import ShapeError
+from engine.initializers import INITIALIZER_NAMES
+from engine.ops._util import broadcast_shapes, format_shape, sum_to
+from engine.registry import Op, Param, Port, TensorType, Weight, register
+
+
+def _check_pair(a: TensorType, b: TensorType, axis: int, a_name: str, b_name: str) -> None:
+    if a.shape[axis] is not None and b.shape[axis] is not None and a.shape[axis] != b.shape[axis]:
+        raise ShapeError(f"{a_name} {format_shape(a.shape)} and {b_name} {format_shape(b.shape)} differ in size "
+                         f"along axis {axis}", field=f"inputs.{b_name}")
+
+
+def _mask_type(mask: TensorType | None, batch: tuple, lq, lk) -> None:
+    if mask is not None:
+        broadcast_shapes(mask.shape, (*batch, lq, lk), field="inputs.mask")
+
+
+def attend(q, k, v, mask, causal: bool, scale: float):
+    """Forward of attention on arrays (..., Lq, d), (..., Lk, d), (..., Lk, dv): (out, weights)."""
+    xp = array_module(q)
+    scores = q @ k.swapaxes(-1, -2)
+    scores *= scale
+    keep = None
+    if mask is not None:
+        keep = mask != 0
+    if causal:
+        lq, lk = scores.shape[-2:]
+        lower = xp.tri(lq, lk, dtype=bool)
+        keep = lower if keep is None else keep & lower
+    if keep is not None:
+        scores = xp.where(keep, scores, xp.finfo(scores.dtype).min)
+    scores -= scores.max(axis=-1, keepdims=True)
+    weights = xp.exp(scores, out=scores)
+    weights /= weights.sum(axis=-1, keepdims=True)
+    if keep is not None:
+        weights *= keep  # a query that may see no key at all attends to nothing and gives zeros
+    return weights @ v, weights
+
+
+def attend_backward(g, q, k, v, weights, scale: float, needs=(True, True, True)):
+    """Gradients (dq, dk, dv) of ``attend`` for the cotangent g (..., Lq, dv), at broadcast shapes."""
+    dv = weights.swapaxes(-1, -2) @ g if needs[2] else None
+    if not (needs[0] or needs[1]):
+        return None, None, dv
+    dweights = g @ v.swapaxes(-1, -2)
+    dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
+    dscores *= scale
+    dq = dscores @ k if needs[0] else None
+    dk = dscores.swapaxes(-1, -2) @ q if needs[1] else None
+    return dq, dk, dv
+
+
+@register
+class ScaledDotProductAttention(Op):
+    name = "scaled_dot_product_attention"
+    category = "attention"
+    doc = ("softmax(Q K^T / sqrt(d) + mask) V over query (..., Lq, d), key (..., Lk, d), value (..., Lk, dv); "
+           "leading axes (batch, heads) broadcast; gives (..., Lq, dv).")
+    params = (
+        Param("causal", "bool", False, "query i attends only to keys j <= i (a decoder's look-ahead mask)"),
+        Param("scale", "float", None, "multiplies the scores; null means 1 / sqrt(d)", minimum=0.0, nullable=True),
+    )
+    inputs = (
+        Port("query", doc="(..., Lq, d)"),
+        Port("key", doc="(..., Lk, d)"),
+        Port("value", doc="(..., Lk, dv)"),
+        Port("mask", "any", "1 (or true) where query i may attend to key j, 0 elsewhere; broadcasts to (..., Lq, Lk)",
+             optional=True, differentiable=False),
+    )
+
+    def infer(self, p, query: TensorType, key: TensorType, value: TensorType, mask=None) -> TensorType:
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if t.rank < 2:
+                raise ShapeError(f"{name} needs shape (..., length, features), got {format_shape(t.shape)}",
+                                 field=f"inputs.{name}")
+        if query.shape[-1] is None:
+            raise ShapeError(f"query needs a known feature size, got {format_shape(query.shape)}", field="inputs.query")
+        _check_pair(query, key, -1, "query", "key")
+        _check_pair(key, value, -2, "key", "value")
+        batch = broadcast_shapes(query.shape[:-2], key.shape[:-2], field="inputs.key")
+        batch = broadcast_shapes(batch, value.shape[:-2], field="inputs.value")
+        _mask_type(mask, batch, query.shape[-2], key.shape[-2])
+        return TensorType((*batch, query.shape[-2], value.shape[-1]), query.dtype)
+
+    def flops(self, p, inputs, outputs):
+        query, key, out = inputs[0], inputs[1], outputs[0]
+        positions = out.per_sample_size() // out.shape[-1]  # query rows per sample, over batch and heads
+        return 2 * positions * (key.shape[-2] or 1) * (query.shape[-1] + out.shape[-1])
+
+    def _scale(self, p, query) -> float:
+        return 1.0 / math.sqrt(query.shape[-1]) if p.scale is None else p.scale
+
+    def forward(self, ctx, p, query, key, value, mask=None):
+        scale = self._scale(p, query)
+        out, weights = attend(query, key, value, mask, p.causal, scale)
+        ctx.query, ctx.key, ctx.value, ctx.weights, ctx.scale = query, key, value, weights, scale
+        return out
+
+    def backward(self, ctx, p, g):
+        q, k, v = ctx.query, ctx.key, ctx.value
+        dq, dk, dv = attend_backward(g, q, k, v, ctx.weights, ctx.scale, ctx.needs[:3])
+        return (None if dq is None else sum_to(dq, q.shape), None if dk is None else sum_to(dk, k.shape),
+                None if dv is None else sum_to(dv, v.shape), None)
+
+
+@register
+class MultiHeadAttention(Op):
+    name = "multi_head_attention"
+    category = "attention"
+    doc = ("Multi-head attention over (N, L, D): project query, key and value into heads of head_dim, attend "
+           "in each head (scaled dot product), concatenate and project: out = concat_h(attention_h) Wo + bo.")
+    params = (
+        Param("heads", "int", doc="number of attention heads", minimum=1, maximum=1024),
+        Param("head_dim", "int", None, "features per head; null means the query's features / heads",
+              minimum=1, maximum=65_536, nullable=True),
+        Param("units", "int", None, "output features; null means the query's features", minimum=1,
+              maximum=1_000_000, nullable=True),
+        Param("causal", "bool", False, "query i attends only to keys j <= i"),
+        Param("use_bias", "bool", True, "add learned biases to the four projections"),
+        Param("kernel_init", "choice", "glorot_uniform", "initializer of the projections", choices=INITIALIZER_NAMES),
+    )
+    inputs = (
+        Port("query", doc="(N, Lq, Dq)"),
+        Port("key", doc="(N, Lk, Dk); left out: the query (self-attention)", optional=True),
+        Port("value", doc="(N, Lk, Dv); left out: the key", optional=True),
+        Port("mask", "any", "1 where query i may attend to key j; broadcasts to (N, heads, Lq, Lk)",
+             optional=True, differentiable=False),
+    )
+    projections = ("query", "key", "value")
+
+    def _sizes(self, p, query: TensorType) -> tuple[int, int]:
+        features = query.shape[-1]
+        head_dim = p.head_dim
+        if head_dim is None:
+            if features % p.heads:
+                raise ShapeError(f"heads {p.heads} does not divide the query's {features} features; set head_dim",
+                                 field="params.heads")
+            head_dim = features // p.heads
+        return head_dim, features if p.units is None else p.units
+
+    def infer(self, p, query: TensorType, key=None, value=None, mask=None) -> TensorType:
+        key = query if key is None else key
+        value = key if value is None else value
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if t.rank != 3 or t.shape[-1] is None:
+                raise ShapeError(f"{name} needs shape (N, length, features) with known features, "
+                                 f"got {format_shape(t.shape)}", field=f"inputs.{name}")
+        _check_pair(query, key, 0, "query", "key")
+        _check_pair(key, value, 1, "key", "value")
+        _check_pair(key, value, 0, "key", "value")
+        _mask_type(mask, (query.shape[0], p.heads), query.shape[1], key.shape[1])
+        head_dim, units = self._sizes(p, query)
+        return TensorType((query.shape[0], query.shape[1], units), query.dtype)
+
+    def weights(self, p, query: TensorType, key=None, value=None, mask=None) -> list[Weight]:
+        key = query if key is None else key
+        value = key if value is None else value
+        head_dim, units = self._sizes(p, query)
+        inner = p.heads * head_dim
+        weights = []
+        for name, t in zip("qkv", (query, key, value)):
+            weights.append(Weight(f"W{name}", (t.shape[-1], inner), p.kernel_init, t.shape[-1], inner))
+            if p.use_bias:
+                weights.append(Weight(f"b{name}", (inner,), "zeros", t.shape[-1], inner))
+        weights.append(Weight("Wo", (inner, units), p.kernel_init, inner, units))
+        if p.use_bias:
+            weights.append(Weight("bo", (units,), "zeros", inner, units))
+        return weights
+
+    def flops(self, p, inputs, outputs):
+        query = inputs[0]
+        head_dim, units = self._sizes(p, query)
+        inner = p.heads * head_dim
+        length = query.shape[1] or 1
+        return 2 * length * inner * (sum(t.shape[-1] for t in inputs[:3]) + units + 2 * length)
+
+    def forward(self, ctx, p, query, key=None, value=None, mask=None, *weights):
+        key_given, value_given = key is not None, value is not None
+        key = query if key is None else key
+        value = key if value is None else value
+        per = 2 if p.use_bias else 1
+        (Wq, Wk, Wv), biases = weights[0:3 * per:per], (weights[1:3 * per:per] if p.use_bias else (None,) * 3)
+        Wo, bo = weights[3 * per], (weights[3 * per + 1] if p.use_bias else None)
+        heads = p.heads
+        n = query.shape[0]
+
+        def split(x, W, b):  # (N, L, D) -> (N, heads, L, head_dim)
+            h = x @ W
+            if b is not None:
+                h += b
+            return h.reshape(n, x.shape[1], heads, -1).transpose(0, 2, 1, 3)
+
+        q, k, v = split(query, Wq, biases[0]), split(key, Wk, biases[1]), split(value, Wv, biases[2])
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        attended, probabilities = attend(q, k, v, mask, p.causal, scale)
+        merged = attended.transpose(0, 2, 1, 3).reshape(n, query.shape[1], -1)
+        out = merged @ Wo
+        if bo is not None:
+            out += bo
+        ctx.saved = (query, key, value, q, k, v, probabilities, merged, Wq, Wk, Wv, Wo, scale)
+        ctx.given = (key_given, value_given)
+        return out
+
+    def backward(self, ctx, p, g):
+        query, key, value, q, k, v, probabilities, merged, Wq, Wk, Wv, Wo, scale = ctx.saved
+        key_given, value_given = ctx.given
+        n, heads = g.shape[0], p.heads
+
+        def flat(x):
+            return x.reshape(-1, x.shape[-1])
+
+        dWo = flat(merged).T @ flat(g)
+        dbo = flat(g).sum(axis=0)
+        dmerged = g @ Wo.T
+        dattended = dmerged.reshape(n, -1, heads, q.shape[-1]).transpose(0, 2, 1, 3)
+        dq, dk, dv = attend_backward(dattended, q, k, v, probabilities, scale)
+
+        def unsplit(d):  # (N, heads, L, head_dim) -> (N, L, heads * head_dim)
+            return d.transpose(0, 2, 1, 3).reshape(n, d.shape[2], -1)
+
+        grads_in, grads_w = [], []
+        for d, x, W in ((dq, query, Wq), (dk, key, Wk), (dv, value, Wv)):
+            d = unsplit(d)
+            grads_in.append(d @ W.T)
+            grads_w.append((flat(x).T @ flat(d), flat(d).sum(axis=0)))
+        dquery, dkey, dvalue = grads_in
+        if not value_given:  # value is the key
+            dkey = dkey + dvalue
+            dvalue = None
+        if not key_given:  # key is the query
+            dquery = dquery + dkey
+            dkey = None
+        weight_grads = []
+        for dW, db in grads_w:
+            weight_grads += [dW, db] if p.use_bias else [dW]
+        weight_grads += [dWo, dbo] if p.use_bias else [dWo]
+        return (dquery, dkey, dvalue, None, *weight_grads)

@@ -1,0 +1,522 @@
+"""Recurrent layers over batch-first sequences x (N, T, F): a simple RNN, the LSTM and the GRU.
+
+Each layer and direction owns ``kernel`` (F_in, G*H), ``recurrent_kernel`` (H, G*H) and ``bias``
+(G*H), the GRU also ``recurrent_bias`` (G*H); names carry the layer (``_l0``) and, for the backward
+direction, ``_reverse``. Gates are laid out as PyTorch lays them (LSTM i, f, g, o; GRU r, z, n), so
+``kernel`` is PyTorch's ``weight_ih`` transposed and ``recurrent_kernel`` its ``weight_hh`` transposed.
+
+Optional ``lengths`` (N,) mask padded steps: a step t >= lengths[n] leaves the state unchanged and
+outputs zeros, so the last state is the one at each sequence's own last step, and the backward
+direction starts there. Stacked layers feed each one's (concatenated) outputs to the next.
+
+The input projection of all steps is one matmul before the time loop, each step one matmul for
+all gates together, and the weight gradients one matmul over all steps after the backward loop.
+Arrays inside are time-major (T, N, ...), so that every step reads and writes contiguous blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from engine.backend import array_module
+from engine.errors import ShapeError
+from engine.initializers import INITIALIZER_NAMES
+from engine.ops._util import format_shape
+from engine.registry import Op, Param, Port, TensorType, Weight, register
+
+
+class _Direction:
+    """Where a direction keeps its states: S has T + 1 rows, the initial (zero) state at one end.
+
+    Forward: S[t + 1] is the state after step t, its previous state S[t], the last S[T].
+    Backward: S[t] is the state after step t (which runs from T - 1 down), previous S[t + 1], last S[0].
+    """
+
+    def __init__(self, steps: int, reverse: bool):
+        self.reverse = reverse
+        self.order = range(steps - 1, -1, -1) if reverse else range(steps)
+        self.previous_offset, self.new_offset = (1, 0) if reverse else (0, 1)
+        self.initial, self.last = (steps, 0) if reverse else (0, steps)
+
+    def new_states(self, states):
+        return states[:-1] if self.reverse else states[1:]
+
+    def previous_states(self, states):
+        return states[1:] if self.reverse else states[:-1]
+
+
+def _freeze_padded(new, previous, padded):
+    """Padded rows keep their previous state, exactly (whatever the padding computed)."""
+    array_module(new).copyto(new, previous, where=padded)
+
+
+def _step_gradient(carry, d_outputs, mask, t):
+    """(gradient of step t's new state, gradient passed straight to the previous state).
+
+    With a mask m, h_t = m h_new + (1 - m) h_{t-1} and the output is m h_new, so h_new gets
+    m (carry + dy_t) and h_{t-1} gets (1 - m) carry besides what flows through h_new."""
+    d_new = carry if d_outputs is None else carry + d_outputs[t]
+    if mask is None:
+        return d_new, None
+    return d_new * mask[t], carry - carry * mask[t]
+
+
+class _Cell:
+    """One recurrence. ``scan`` runs it over the projected inputs xw (T, N, G*H), already multiplied
+    column by column by ``column_scale`` (as is the recurrent kernel it gets, and its recurrent bias),
+    and returns the states and what its backward needs. ``scan_backward`` returns the gradients of
+    the unscaled x_t W + b and h_{t-1} U (+ b_h) for all steps, and of b_h where the cell has one."""
+
+    gates: int
+
+    def __init__(self, activation: str = "tanh"):
+        self.activation = activation
+
+    def column_scale(self, xp, units: int, dtype):
+        return None
+
+
+def _scales(xp, dtype, units: int, values: tuple):
+    """A (len(values) * units,) vector holding each value over one gate's columns."""
+    return xp.concatenate([xp.full(units, value, dtype=dtype) for value in values])
+
+
+def _split(gates, count: int) -> list:
+    """The (N, H) column blocks of one step's (N, count * H) gates, as views."""
+    units = gates.shape[1] // count
+    return [gates[:, k * units:(k + 1) * units] for k in range(count)]
+
+
+def _overflow_to_infinity(xp):
+    """exp(-z) may overflow for very negative z; inf is then right, as 1 / (1 + inf) = sigmoid(z) = 0."""
+    errstate = getattr(xp, "errstate", None)
+    return errstate(over="ignore") if errstate is not None else contextlib.nullcontext()
+
+
+class _SimpleCell(_Cell):
+    """h_t = act(x_t W + b + h_{t-1} U), act tanh or relu."""
+
+    gates = 1
+
+    def scan(self, xw, recurrent_kernel, recurrent_bias, mask, direction):
+        xp = array_module(xw)
+        padded = None if mask is None else mask == 0
+        steps, batch, units = xw.shape
+        states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
+        states[direction.initial] = 0
+        for t in direction.order:
+            previous, new = states[t + direction.previous_offset], states[t + direction.new_offset]
+            xp.matmul(previous, recurrent_kernel, out=new)
+            new += xw[t]
+            if self.activation == "tanh":
+                xp.tanh(new, out=new)
+            else:
+                xp.maximum(new, 0, out=new)
+            if mask is not None:
+                _freeze_padded(new, previous, padded[t])
+        return states, {"states": states}
+
+    def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
+        xp = array_module(recurrent_kernel)
+        states = cache["states"]
+        new_states = direction.new_states(states)
+        d_pre = xp.empty_like(new_states)
+        carry = xp.zeros_like(states[0]) if d_last is None else d_last.copy()
+        recurrent_t = recurrent_kernel.T
+        for t in reversed(direction.order):
+            d_new, passed = _step_gradient(carry, d_outputs, mask, t)
+            row, state = d_pre[t], new_states[t]
+            if self.activation == "tanh":  # d tanh = 1 - h^2
+                xp.multiply(state, state, out=row)
+                xp.subtract(1.0, row, out=row)
+                row *= d_new
+            else:
+                xp.multiply(d_new, state > 0, out=row)
+            carry = row @ recurrent_t
+            if mask is not None:
+                carry += passed
+        return d_pre, d_pre, None
+
+
+class _LSTMCell(_Cell):
+    """i, f, o = sigmoid, g = tanh of x_t W + b + h_{t-1} U (in that split);
+    c_t = f c_{t-1} + i g, h_t = o tanh(c_t)."""
+
+    gates = 4
+
+    def column_scale(self, xp, units, dtype):
+        # One exp for all four gates: sigmoid(z) = 1 / (1 + e^-z) and tanh(z) = 2 sigmoid(2 z) - 1.
+        return _scales(xp, dtype, units, (-1.0, -1.0, -2.0, -1.0))
+
+    def scan(self, xw, recurrent_kernel, recurrent_bias, mask, direction):
+        xp = array_module(xw)
+        padded = None if mask is None else mask == 0
+        steps, batch, width = xw.shape
+        units = width // 4
+        states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
+        cells = xp.empty_like(states)
+        states[direction.initial] = 0
+        cells[direction.initial] = 0
+        activations = xp.empty((steps, batch, width), dtype=xw.dtype)
+        tanh_cells = xp.empty((steps, batch, units), dtype=xw.dtype)
+        product = xp.empty((batch, units), dtype=xw.dtype)
+        numerators = _scales(xp, xw.dtype, units, (1.0, 1.0, 2.0, 1.0))  # g = 2 / (1 + e^-2z) - 1
+        with _overflow_to_infinity(xp):
+            for t in direction.order:
+                back, ahead = t + direction.previous_offset, t + direction.new_offset
+                gates = activations[t]
+                xp.matmul(states[back], recurrent_kernel, out=gates)
+                gates += xw[t]
+                xp.exp(gates, out=gates)
+                gates += 1.0
+                xp.divide(numerators, gates, out=gates)
+                i, f, g, o = _split(gates, 4)
+                g -= 1.0
+                cell = cells[ahead]
+                xp.multiply(f, cells[back], out=cell)
+                xp.multiply(i, g, out=product)
+                cell += product
+                xp.tanh(cell, out=tanh_cells[t])
+                xp.multiply(o, tanh_cells[t], out=states[ahead])
+                if mask is not None:
+                    _freeze_padded(cell, cells[back], padded[t])
+                    _freeze_padded(states[ahead], states[back], padded[t])
+        return states, {"states": states, "cells": cells, "activations": activations, "tanh_cells": tanh_cells}
+
+    def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
+        xp = array_module(recurrent_kernel)
+        states, cells, tanh_cells = cache["states"], cache["cells"], cache["tanh_cells"]
+        activations = cache["activations"]
+        d_gates = xp.empty_like(activations)
+        carry = xp.zeros_like(states[0]) if d_last is None else d_last.copy()
+        carry_cell = xp.zeros_like(states[0])
+        d_cell = xp.empty_like(carry_cell)
+        scratch = xp.empty_like(carry_cell)
+        slopes = xp.empty_like(activations[0])
+        slope_g = _split(slopes, 4)[2]
+        recurrent_t = recurrent_kernel.T
+        for t in reversed(direction.order):
+            back = t + direction.previous_offset
+            gates, row, tanh_cell = activations[t], d_gates[t], tanh_cells[t]
+            i, f, g, o = _split(gates, 4)
+            d_new, passed = _step_gradient(carry, d_outputs, mask, t)
+            if mask is not None:
+                kept_cell = carry_cell - carry_cell * mask[t]
+                carry_cell *= mask[t]
+            # dc = dh o (1 - tanh(c)^2) + the cell's carry
+            d_i, d_f, d_g, d_o = _split(row, 4)
+            xp.multiply(d_new, tanh_cell, out=d_o)
+            xp.multiply(d_new, o, out=d_cell)
+            xp.multiply(tanh_cell, tanh_cell, out=scratch)
+            xp.subtract(1.0, scratch, out=scratch)
+            d_cell *= scratch
+            d_cell += carry_cell
+            xp.multiply(d_cell, g, out=d_i)
+            xp.multiply(d_cell, cells[back], out=d_f)
+            xp.multiply(d_cell, i, out=d_g)
+            xp.multiply(d_cell, f, out=carry_cell)
+            # Slopes: s - s^2 for the sigmoids, and for g, 1 - g^2 = (g - g^2) + (1 - g).
+            xp.multiply(gates, gates, out=slopes)
+            xp.subtract(gates, slopes, out=slopes)
+            xp.subtract(1.0, g, out=scratch)
+            slope_g += scratch
+            row *= slopes
+            xp.matmul(row, recurrent_t, out=carry)
+            if mask is not None:
+                carry += passed
+                carry_cell += kept_cell
+        return d_gates, d_gates, None
+
+
+class _GRUCell(_Cell):
+    """r, z = sigmoid(x_t W + b + h_{t-1} U + b_h) (their parts), n = tanh(x_t W_n + b_n +
+    r (h_{t-1} U_n + b_hn)), h_t = (1 - z) n + z h_{t-1} (PyTorch's formulation)."""
+
+    gates = 3
+
+    def column_scale(self, xp, units, dtype):
+        # r and z negated: sigmoid(z) = 1 / (1 + e^-z) with one exp over both.
+        return _scales(xp, dtype, units, (-1.0, -1.0, 1.0))
+
+    def scan(self, xw, recurrent_kernel, recurrent_bias, mask, direction):
+        xp = array_module(xw)
+        padded = None if mask is None else mask == 0
+        steps, batch, width = xw.shape
+        units = width // 3
+        states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
+        states[direction.initial] = 0
+        activations = xp.empty((steps, batch, width), dtype=xw.dtype)
+        projected = xp.empty((batch, width), dtype=xw.dtype)  # h_{t-1} U + b_h, r and z parts negated
+        hidden_n = xp.empty((steps, batch, units), dtype=xw.dtype)  # its n part, which backward needs
+        with _overflow_to_infinity(xp):
+            for t in direction.order:
+                back, ahead = t + direction.previous_offset, t + direction.new_offset
+                xp.matmul(states[back], recurrent_kernel, out=projected)
+                projected += recurrent_bias
+                xp.copyto(hidden_n[t], projected[:, 2 * units:])
+                gates = activations[t]
+                reset_update = gates[:, :2 * units]
+                xp.add(xw[t, :, :2 * units], projected[:, :2 * units], out=reset_update)
+                xp.exp(reset_update, out=reset_update)
+                reset_update += 1.0
+                xp.reciprocal(reset_update, out=reset_update)
+                r, z, n = _split(gates, 3)
+                xp.multiply(r, projected[:, 2 * units:], out=n)
+                n += xw[t, :, 2 * units:]
+                xp.tanh(n, out=n)
+                new = states[ahead]
+                xp.subtract(states[back], n, out=new)
+                new *= z
+                new += n
+                if mask is not None:
+                    _freeze_padded(new, states[back], padded[t])
+        return states, {"states": states, "activations": activations, "hidden_n": hidden_n}
+
+    def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
+        xp = array_module(recurrent_kernel)
+        states, activations, hidden_n = cache["states"], cache["activations"], cache["hidden_n"]
+        units = activations.shape[2] // 3
+        d_input = xp.empty_like(activations)  # gradient of x_t W + b
+        d_hidden = xp.empty_like(activations)  # gradient of h_{t-1} U + b_h
+        carry = xp.zeros_like(states[0]) if d_last is None else d_last.copy()
+        scratch = xp.empty_like(carry)
+        recurrent_t = recurrent_kernel.T
+        for t in reversed(direction.order):
+            back = t + direction.previous_offset
+            gates = activations[t]
+            r, z, n = _split(gates, 3)
+            d_new, passed = _step_gradient(carry, d_outputs, mask, t)
+            d_r, d_z, d_hidden_n = _split(d_hidden[t], 3)
+            d_n = _split(d_input[t], 3)[2]
+            # dn_pre = dh (1 - z) (1 - n^2)
+            xp.subtract(1.0, z, out=d_n)
+            d_n *= d_new
+            xp.multiply(n, n, out=scratch)
+            xp.subtract(1.0, scratch, out=scratch)
+            d_n *= scratch
+            # dz_pre = dh (h_{t-1} - n) z (1 - z)
+            xp.subtract(states[back], n, out=d_z)
+            d_z *= d_new
+            xp.multiply(z, z, out=scratch)
+            xp.subtract(z, scratch, out=scratch)
+            d_z *= scratch
+            # dr_pre = dn_pre (h_{t-1} U_n + b_hn) r (1 - r)
+            xp.multiply(d_n, hidden_n[t], out=d_r)
+            xp.multiply(r, r, out=scratch)
+            xp.subtract(r, scratch, out=scratch)
+            d_r *= scratch
+            xp.multiply(d_n, r, out=d_hidden_n)
+            carry = d_hidden[t] @ recurrent_t
+            xp.multiply(d_new, z, out=scratch)
+            carry += scratch
+            if mask is not None:
+                carry += passed
+        d_input[:, :, :2 * units] = d_hidden[:, :, :2 * units]
+        return d_input, d_hidden, d_hidden.sum(axis=(0, 1))
+
+
+class Recurrent(Op):
+    """The shared layer: stacking, directions, masking, the projections and the weight gradients."""
+
+    category = "recurrent"
+    inputs = (
+        Port("x", doc="sequences, batch first: (N, T, features)"),
+        Port("lengths", "int", doc="optional (N,) true lengths; steps at and after them are padding",
+             optional=True, differentiable=False),
+    )
+    outputs = (Port("out", doc="(N, T, units * directions) with return_sequences, else the last state "
+                               "(N, units * directions)"),)
+    common_params = (
+        Param("units", "int", doc="size of the hidden state", minimum=1, maximum=100_000),
+        Param("return_sequences", "bool", False,
+              "output the state at every step (N, T, units * directions) instead of the last state"),
+        Param("bidirectional", "bool", False,
+              "also run the sequence backwards and concatenate both directions' features"),
+        Param("num_layers", "int", 1, "stacked layers, each fed the outputs of the one below", minimum=1, maximum=16),
+        Param("kernel_init", "choice", "glorot_uniform", "initializer of the input kernels", choices=INITIALIZER_NAMES),
+        Param("recurrent_init", "choice", "orthogonal", "initializer of the recurrent kernels",
+              choices=INITIALIZER_NAMES),
+        Param("bias_init", "choice", "zeros", "initializer of the biases", choices=INITIALIZER_NAMES),
+    )
+    recurrent_bias = False
+    cell_type: type[_Cell] = _LSTMCell
+
+    def cell(self, p) -> _Cell:
+        return self.cell_type(getattr(p, "activation", "tanh"))
+
+    def infer(self, p, x: TensorType, lengths: TensorType | None = None) -> TensorType:
+        if x.rank != 3:
+            raise ShapeError(
+                f"needs sequences of shape (N, T, features), got {format_shape(x.shape)} (rank {x.rank})",
+                field="inputs.x",
+            )
+        if x.shape[2] is None:
+            raise ShapeError(f"needs a known feature size, got {format_shape(x.shape)}", field="inputs.x")
+        if lengths is not None:
+            if not lengths.dtype.startswith("int"):
+                raise ShapeError(f"lengths must be integers, got {lengths.dtype}", field="inputs.lengths")
+            if lengths.rank != 1:
+                raise ShapeError(
+                    f"lengths must have shape (N,), one per sequence, got {format_shape(lengths.shape)}",
+                    field="inputs.lengths",
+                )
+            if None not in (lengths.shape[0], x.shape[0]) and lengths.shape[0] != x.shape[0]:
+                raise ShapeError(
+                    f"lengths {format_shape(lengths.shape)} must give one length per sequence of "
+                    f"x {format_shape(x.shape)}",
+                    field="inputs.lengths",
+                )
+        features = p.units * (2 if p.bidirectional else 1)
+        shape = (x.shape[0], x.shape[1], features) if p.return_sequences else (x.shape[0], features)
+        return TensorType(shape, x.dtype)
+
+    def _layout(self, p, features: int):
+        """(layer, suffix, input size) for every layer and direction, in weight order."""
+        directions = ("", "_reverse") if p.bidirectional else ("",)
+        width = p.units * len(directions)
+        return [
+            (layer, suffix, features if layer == 0 else width)
+            for layer in range(p.num_layers)
+            for suffix in directions
+        ]
+
+    def _names(self) -> tuple[str, ...]:
+        return ("kernel", "recurrent_kernel", "bias") + (("recurrent_bias",) if self.recurrent_bias else ())
+
+    def weights(self, p, x: TensorType, lengths: TensorType | None = None) -> list[Weight]:
+        width = self.cell(p).gates * p.units
+        weights = []
+        for layer, suffix, fan_in in self._layout(p, x.shape[2]):
+            tag = f"_l{layer}{suffix}"
+            weights.append(Weight(f"kernel{tag}", (fan_in, width), p.kernel_init, fan_in, width))
+            weights.append(Weight(f"recurrent_kernel{tag}", (p.units, width), p.recurrent_init, p.units, width))
+            weights.append(Weight(f"bias{tag}", (width,), p.bias_init, fan_in, width))
+            if self.recurrent_bias:
+                weights.append(Weight(f"recurrent_bias{tag}", (width,), p.bias_init, p.units, width))
+        return weights
+
+    def flops(self, p, inputs, outputs):
+        x = inputs[0]
+        steps = x.shape[1] or 1
+        width = self.cell(p).gates * p.units
+        total = 0
+        for _, _, fan_in in self._layout(p, x.shape[2]):
+            total += steps * (2 * (fan_in + p.units) * width + 6 * width)
+        return total
+
+    def forward(self, ctx, p, x, lengths, *weights):
+        xp = array_module(x)
+        batch, steps, _ = x.shape
+        cell = self.cell(p)
+        per_direction = len(self._names())
+        mask = None
+        if lengths is not None:
+            if lengths.shape != (batch,):
+                raise ValueError(f"lengths must have shape ({batch},), one per sequence of x {tuple(x.shape)}, "
+                                 f"got {tuple(lengths.shape)}")
+            if lengths.size:
+                low, high = int(lengths.min()), int(lengths.max())
+                if low < 0 or high > steps:
+                    raise ValueError(f"lengths must lie in [0, {steps}] (the sequence length), got values "
+                                     f"from {low} to {high}")
+            mask = (xp.arange(steps)[:, None] < lengths[None, :]).astype(x.dtype)[:, :, None]
+        layer_input = xp.ascontiguousarray(x.transpose(1, 0, 2))
+        directions = 2 if p.bidirectional else 1
+        scale = cell.column_scale(xp, p.units, x.dtype)
+        layers = []
+        for layer in range(p.num_layers):
+            runs = []
+            for d in range(directions):
+                start = (layer * directions + d) * per_direction
+                kernel, recurrent_kernel, bias = weights[start:start + 3]
+                recurrent_bias = weights[start + 3] if self.recurrent_bias else None
+                direction = _Direction(steps, reverse=d == 1)
+                if scale is not None:  # fold the cell's column scale into the small weights, not into xw
+                    kernel, recurrent_kernel, bias = kernel * scale, recurrent_kernel * scale, bias * scale
+                    recurrent_bias = None if recurrent_bias is None else recurrent_bias * scale
+                xw = (layer_input.reshape(steps * batch, -1) @ kernel).reshape(steps, batch, -1)
+                xw += bias
+                states, cache = cell.scan(xw, recurrent_kernel, recurrent_bias, mask, direction)
+                runs.append((direction, states, cache))
+            layers.append((layer_input, runs))
+            outputs = [direction.new_states(states) for direction, states, _ in runs]
+            if mask is not None:
+                outputs = [out * mask for out in outputs]
+            layer_input = outputs[0] if directions == 1 else xp.concatenate(outputs, axis=2)
+        ctx.layers, ctx.mask, ctx.weights = layers, mask, weights
+        if p.return_sequences:
+            return xp.ascontiguousarray(layer_input.transpose(1, 0, 2))
+        lasts = [states[direction.last] for direction, states, _ in layers[-1][1]]
+        return lasts[0].copy() if directions == 1 else xp.concatenate(lasts, axis=1)
+
+    def backward(self, ctx, p, g):
+        xp = array_module(g)
+        cell = self.cell(p)
+        weights, mask = ctx.weights, ctx.mask
+        per_direction = len(self._names())
+        directions = 2 if p.bidirectional else 1
+        units = p.units
+        needs = ctx.needs or (True,) * (2 + len(weights))
+        weight_needs = needs[2:]
+        grads: list = [None] * len(weights)
+        d_outputs = xp.ascontiguousarray(g.transpose(1, 0, 2)) if p.return_sequences else None
+        for layer in reversed(range(p.num_layers)):
+            layer_input, runs = ctx.layers[layer]
+            steps, batch, fan_in = layer_input.shape
+            flat_input = layer_input.reshape(steps * batch, fan_in)
+            want_input = layer > 0 or needs[0]
+            d_x = None
+            for d, (direction, _, cache) in enumerate(runs):
+                start = (layer * directions + d) * per_direction
+                kernel, recurrent_kernel = weights[start], weights[start + 1]
+                columns = slice(d * units, (d + 1) * units)
+                d_seq = None if d_outputs is None else d_outputs[:, :, columns]
+                d_last = g[:, columns] if d_outputs is None else None
+                d_input, d_hidden, d_recurrent_bias = cell.scan_backward(
+                    cache, recurrent_kernel, d_seq, d_last, mask, direction)
+                width = d_input.shape[2]
+                flat_d_input = d_input.reshape(steps * batch, width)
+                previous = direction.previous_states(cache["states"]).reshape(steps * batch, units)
+                # One matmul over all steps for each weight gradient.
+                if weight_needs[start]:
+                    grads[start] = flat_input.T @ flat_d_input
+                if weight_needs[start + 1]:
+                    grads[start + 1] = previous.T @ d_hidden.reshape(steps * batch, width)
+                if weight_needs[start + 2]:
+                    grads[start + 2] = flat_d_input.sum(axis=0)
+                if self.recurrent_bias and weight_needs[start + 3]:
+                    grads[start + 3] = d_recurrent_bias
+                if want_input:
+                    d_part = (flat_d_input @ kernel.T).reshape(steps, batch, fan_in)
+                    d_x = d_part if d_x is None else d_x + d_part
+            d_outputs = d_x
+        return (d_x.transpose(1, 0, 2) if needs[0] else None, None, *grads)
+
+
+@register
+class SimpleRNN(Recurrent):
+    name = "rnn"
+    doc = "Elman recurrent layer: h_t = act(x_t W + b + h_{t-1} U), act tanh or relu."
+    params = Recurrent.common_params + (
+        Param("activation", "choice", "tanh", "nonlinearity of the state", choices=("tanh", "relu")),
+    )
+    cell_type = _SimpleCell
+
+
+@register
+class LSTM(Recurrent):
+    name = "lstm"
+    doc = ("Long short-term memory: gates i, f, o = sigmoid and g = tanh of x_t W + b + h_{t-1} U; "
+           "c_t = f c_{t-1} + i g, h_t = o tanh(c_t).")
+    params = Recurrent.common_params
+    cell_type = _LSTMCell
+
+
+@register
+class GRU(Recurrent):
+    name = "gru"
+    doc = ("Gated recurrent unit (PyTorch's form): r, z = sigmoid(x W + b + h U + b_h), "
+           "n = tanh(x W_n + b_n + r (h U_n + b_hn)), h_t = (1 - z) n + z h_{t-1}.")
+    params = Recurrent.common_params
+    recurrent_bias = True
+    cell_type = _GRUCell
