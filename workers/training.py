@@ -33,6 +33,7 @@ from engine.errors import ArtifactError, EngineError
 from webapp.datasets.selectors import load_engine_dataset
 from webapp.runs import live
 from webapp.runs.models import Checkpoint, MetricPoint, Run
+from workers.evaluation import record_run_evaluation
 from workers.recording import RunRecorder
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,8 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
             log.info("run %s: trained %.2f s; training thread CPU %.2f s, other threads %.2f s, %d points recorded",
                      run.pk, time.perf_counter() - wall_start, time.thread_time() - thread_start,
                      (time.process_time() - cpu_start) - (time.thread_time() - thread_start), recorder.points_recorded)
+            if outcome["state"] == Run.State.SUCCEEDED:  # the trained model on held-out data; never fails the run
+                record_run_evaluation(run.pk, trainer, dataset)
     except EngineError as error:
         log.info("run %s failed: %s", run.pk, error)
         outcome = {"state": Run.State.FAILED, "error": str(error)}

@@ -39,6 +39,19 @@ def test_validate_reports_shapes_per_edge(client, mlp_document):
     assert report["nodes"]["fc1"]["parameters"] == 64 * 128 + 128
 
 
+def test_logits_that_do_not_fit_the_bound_datasets_classes_are_flagged_on_their_node(client, mlp_document, digits):
+    labels = next(n for n in mlp_document["nodes"] if n["id"] == "y")
+    labels["data"].update(dataset=digits.pk, role="labels")
+    logits = next(n for n in mlp_document["nodes"] if n["id"] == "logits")
+    assert client.post("/api/graphs/validate", mlp_document, format="json").json()["ok"]  # 10 units, 10 classes
+    logits["data"]["params"]["units"] = 7
+    report = client.post("/api/graphs/validate", mlp_document, format="json").json()
+    assert not report["ok"] and report["error_count"] == 1
+    (error,) = report["nodes"]["logits"]["errors"]
+    assert error["field"] == "params.units" and error["code"] == "class_count_mismatch"
+    assert "7 scores" in error["message"] and "'digits' have 10 classes" in error["message"]
+
+
 def test_an_invalid_graph_is_still_a_200_with_per_node_errors(client, mlp_document):
     fc2 = next(n for n in mlp_document["nodes"] if n["id"] == "fc2")
     fc2["data"]["params"]["units"] = "many"

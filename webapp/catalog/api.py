@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from engine.graph import DEFAULT_BATCH_SIZE
 from webapp.catalog import selectors
 from webapp.core.exceptions import InvalidInput
+from webapp.datasets.selectors import dataset_list
 from webapp.projects.converter import validate_editor_document
 
 
@@ -45,7 +46,9 @@ class ValidateGraphView(APIView):
                                code="not_an_object")
         query = BatchSizeSerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        return Response(validate_editor_document(dict(request.data), batch_size=query.validated_data["batch_size"]))
+        document = dict(request.data)
+        return Response(validate_editor_document(document, batch_size=query.validated_data["batch_size"],
+                                                 label_classes=label_classes(request.user, document)))
 
 
 def _empty_body(request) -> bool:
@@ -56,3 +59,15 @@ def _kind(data) -> str:
     if data == {}:
         return "an empty body"
     return {list: "a list", str: "a string", type(None): "null"}.get(type(data), type(data).__name__)
+
+
+def label_classes(user, document: dict) -> dict:
+    """(name, number of classes) of the user's datasets that the document's label inputs are bound to."""
+    wanted = {node.get("data", {}).get("dataset") for node in document.get("nodes") or []
+              if isinstance(node, dict) and isinstance(node.get("data"), dict) and node["data"].get("role") == "labels"}
+    ids = {value for value in wanted if isinstance(value, int) and not isinstance(value, bool)}
+    if not ids:
+        return {}
+    return {dataset.pk: (dataset.name, dataset.schema["num_classes"])
+            for dataset in dataset_list(user=user).filter(pk__in=ids)
+            if isinstance(dataset.schema.get("num_classes"), int)}

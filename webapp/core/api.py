@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
+from webapp.core import services
 from webapp.core.exceptions import ApiError
 
 
@@ -42,6 +43,17 @@ class TokenSerializer(serializers.Serializer):
     token = serializers.CharField()
 
 
+class RegistrationSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, help_text="letters, digits and @ . + - _")
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False,
+                                     help_text="checked by the server's password validators")
+    email = serializers.EmailField(required=False, default="", allow_blank=True)
+
+
+class CsrfSerializer(serializers.Serializer):
+    csrf_token = serializers.CharField(help_text="also set as the csrftoken cookie; send it as X-CSRFToken")
+
+
 def _authenticated_user(request, data):
     credentials = CredentialsSerializer(data=data)
     credentials.is_valid(raise_exception=True)
@@ -64,6 +76,40 @@ class LoginView(APIView):
         login(request._request, user)
         get_token(request._request)  # rotate and send the CSRF cookie for the new session
         return Response(UserSerializer(user).data)
+
+
+class RegisterView(APIView):
+    """Sign-up for the browser: creates the account (the password must pass the server's password
+    validators), logs the new user in with a session like LoginView and answers what MeView does.
+    A taken username or a weak password is a 400 naming the field."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(request=RegistrationSerializer, responses={201: UserSerializer})
+    def post(self, request):
+        serializer = RegistrationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        password = serializer.validated_data["password"]
+        created = services.user_register(**serializer.validated_data)
+        # Through the authentication backends, as LoginView does, so that login() knows which one.
+        user = authenticate(request._request, username=created.username, password=password)
+        login(request._request, user)
+        get_token(request._request)  # the CSRF cookie for the new session
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+@method_decorator(ensure_csrf_cookie, name="dispatch")
+class CsrfView(APIView):
+    """Sets the csrftoken cookie (and returns its value) for a single-page app that has no session
+    yet; every unsafe request of a logged-in browser sends it in the X-CSRFToken header."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(responses={200: CsrfSerializer})
+    def get(self, request):
+        return Response({"csrf_token": get_token(request._request)})
 
 
 class LogoutView(APIView):
@@ -118,6 +164,8 @@ class ApiRootView(APIView):
             return reverse(name, request=request, kwargs=kwargs or None)
 
         return Response({
+            "register": link("auth-register"),
+            "csrf": link("auth-csrf"),
             "login": link("auth-login"),
             "logout": link("auth-logout"),
             "token": link("auth-token"),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, serializers, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,19 +18,56 @@ from webapp.projects.models import Project
 
 # Multipart framing around the file: boundaries, headers and the small form fields.
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+DEFAULT_SAMPLES = 16
+MAX_SAMPLES = 64
 
 
 class DatasetSerializer(serializers.ModelSerializer):
-    file_name = serializers.SerializerMethodField()
+    file_name = serializers.SerializerMethodField(
+        help_text="the stored file's name (uploads; GET .../file downloads it)")
+    original_name = serializers.CharField(read_only=True, help_text="the uploaded file's name")
+    image_shape = serializers.SerializerMethodField(
+        help_text="[channels, height, width] when the samples are images (GET .../samples draws them), else null")
 
     class Meta:
         model = Dataset
-        fields = ["id", "name", "kind", "builtin_name", "file_format", "file_name", "options", "schema", "preview",
-                  "rows", "project", "created_at"]
+        fields = ["id", "name", "kind", "builtin_name", "file_format", "file_name", "original_name", "options",
+                  "schema", "preview", "image_shape", "rows", "project", "created_at"]
         read_only_fields = fields
 
     def get_file_name(self, dataset: Dataset) -> str:
         return dataset.file.name.rsplit("/", 1)[-1] if dataset.file else ""
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField(), allow_null=True))
+    def get_image_shape(self, dataset: Dataset) -> list[int] | None:
+        layout = selectors.dataset_image_layout(dataset)
+        return layout.shape if layout is not None else None
+
+
+class SamplesQuerySerializer(serializers.Serializer):
+    offset = serializers.IntegerField(required=False, default=0, min_value=0)
+    limit = serializers.IntegerField(required=False, default=DEFAULT_SAMPLES, min_value=1, max_value=MAX_SAMPLES)
+
+
+class SampleSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="the row's position in the dataset")
+    label = serializers.JSONField(allow_null=True, help_text="the target value (a class index for classifiers)")
+    label_name = serializers.CharField(allow_null=True, help_text="the class's name, where the dataset has names")
+    image = serializers.CharField(required=False, help_text="image data: the sample as a PNG data URL")
+    features = serializers.DictField(child=serializers.JSONField(),
+                                     help_text="the row's other arrays (all features of tabular data) as lists")
+
+
+class SamplesSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    count = serializers.IntegerField(help_text="rows in the dataset")
+    offset = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    task = serializers.CharField()
+    image_shape = serializers.ListField(child=serializers.IntegerField(), allow_null=True)
+    label_names = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    feature_names = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    results = SampleSerializer(many=True)
 
 
 class DatasetUpdateSerializer(serializers.Serializer):
@@ -156,3 +194,46 @@ class DatasetDetailView(generics.GenericAPIView):
     def delete(self, request, dataset_id: int):
         services.dataset_delete(dataset=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class OwnedDatasetMixin:
+    permission_classes = OWNER_ONLY
+
+    def get_dataset(self) -> Dataset:
+        dataset = selectors.dataset_get(user=self.request.user, dataset_id=self.kwargs["dataset_id"])
+        self.check_object_permissions(self.request, dataset)
+        return dataset
+
+
+class DatasetSamplesView(OwnedDatasetMixin, APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("offset", OpenApiTypes.INT, description="first row (default 0)"),
+                    OpenApiParameter("limit", OpenApiTypes.INT,
+                                     description=f"rows, 1 to {MAX_SAMPLES} (default {DEFAULT_SAMPLES})")],
+        responses={200: SamplesSerializer},
+        description="Rows of the dataset with their labels; for image data (zips of images, IDX, the digits "
+                    "built-in, any (H, W) or (C, H, W) samples) each sample is also a PNG data URL the browser can "
+                    "show. An offset past the end gives no results.",
+    )
+    def get(self, request, dataset_id: int):
+        dataset = self.get_dataset()
+        query = SamplesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(selectors.dataset_samples(dataset, **query.validated_data))
+
+
+class DatasetFileView(OwnedDatasetMixin, APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+                   description="The stored file of an uploaded dataset (IDX pairs and zips of images as the .npz "
+                               "they became), as the exported training script reads it. Built-ins have none (404).")
+    def get(self, request, dataset_id: int):
+        dataset = self.get_dataset()
+        if not dataset.file:
+            raise exceptions.NotFound(f"dataset '{dataset.name}' is the built-in '{dataset.builtin_name}' and has no "
+                                      "file; engine.data.load_builtin makes it")
+        try:
+            handle = dataset.file.open("rb")
+        except FileNotFoundError:
+            raise exceptions.NotFound(f"the file of dataset '{dataset.name}' is missing from storage") from None
+        return FileResponse(handle, as_attachment=True, filename=selectors.dataset_file_name(dataset),
+                            content_type="application/octet-stream")

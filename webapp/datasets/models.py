@@ -18,6 +18,7 @@ class Dataset(models.Model):
     builtin_name = models.CharField(max_length=100, blank=True, default="")  # engine.data.load_builtin name
     file = models.FileField(upload_to="datasets/%Y/%m/", blank=True)  # uploads (csv, npz, idx, zip of images)
     file_format = models.CharField(max_length=16, blank=True, default="")  # csv | npz | idx | zip
+    original_name = models.CharField(max_length=200, blank=True, default="")  # the uploaded file's name
     options = models.JSONField(default=dict)  # loader options, e.g. {"target": "label"} for CSV
     schema = models.JSONField(default=dict)  # engine Dataset.schema(): shapes, dtypes, task, classes, rows
     preview = models.JSONField(default=dict)

@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from engine import data as engine_data
+from webapp.datasets import images, uploads
 from webapp.datasets.models import Dataset
 
 
@@ -58,3 +59,77 @@ def dataset_array_stand_ins(dataset: Dataset) -> dict[str, numpy.ndarray]:
         name: numpy.empty((0, *array["shape"]), dtype=array["dtype"])
         for name, array in dataset.schema.get("arrays", {}).items()
     }
+
+
+def dataset_image_layout(dataset: Dataset) -> images.ImageLayout | None:
+    """How the dataset's samples are drawn as images, or None when they are not images."""
+    return images.dataset_image_layout(schema=dataset.schema, builtin_name=dataset.builtin_name)
+
+
+def dataset_file_name(dataset: Dataset) -> str:
+    """The name of the file a stored upload is read from, as its owner knows it: the uploaded
+    file's name where it is stored as uploaded, else (IDX pairs and zips, converted to one .npz)
+    the stored .npz's name. Empty for built-ins."""
+    if not dataset.file:
+        return ""
+    stored = dataset.file.name.rsplit("/", 1)[-1]
+    original = dataset.original_name
+    if original and engine_data_format(original) == engine_data_format(stored):
+        return original
+    return stored
+
+
+def engine_data_format(file_name: str) -> str | None:
+    """The stored format a file name says (``csv`` for TSV too, as the loaders read both)."""
+    detected = uploads.detect_format(file_name)
+    return "csv" if detected == "tsv" else detected
+
+
+def dataset_samples(dataset: Dataset, *, offset: int = 0, limit: int = 16) -> dict:
+    """Rows ``offset`` to ``offset + limit`` of the dataset, each with its label and, for image
+    data, the sample as a PNG data URL (pixel values scaled by the whole array's minimum and
+    maximum); other arrays as nested lists. Loads the dataset as the worker does."""
+    loaded = load_engine_dataset(dataset)
+    layout = dataset_image_layout(dataset)
+    image_array = images.feature_array_name(dataset.schema) if layout is not None else None
+    labels = loaded.labels
+    names = loaded.label_names
+    low, high = images.value_range(loaded.arrays[image_array]) if image_array else (0.0, 1.0)
+    rows = range(min(offset, len(loaded)), min(offset + limit, len(loaded)))
+    results = []
+    for index in rows:
+        sample: dict = {"index": index, "label": None, "label_name": None}
+        if labels is not None:
+            label = labels[index]
+            sample["label"] = _json_value(label)
+            if names and label.ndim == 0 and label.dtype.kind in "iu" and 0 <= int(label) < len(names):
+                sample["label_name"] = names[int(label)]
+        if image_array:
+            sample["image"] = images.sample_image(loaded.arrays[image_array][index], layout, low=low, high=high)
+        sample["features"] = {
+            name: _json_value(array[index]) for name, array in loaded.arrays.items()
+            if name != loaded.target and name != image_array
+        }
+        results.append(sample)
+    return {
+        "dataset": dataset.pk,
+        "count": len(loaded),
+        "offset": offset,
+        "limit": limit,
+        "task": loaded.task,
+        "image_shape": layout.shape if layout is not None else None,
+        "label_names": names,
+        "feature_names": loaded.feature_names,
+        "results": results,
+    }
+
+
+def _json_value(value):
+    """A NumPy value or array as JSON numbers and lists (non-finite numbers as null)."""
+    array = numpy.asarray(value)
+    if array.dtype.kind == "f":
+        as_float = array.astype(numpy.float64)
+        return numpy.where(numpy.isfinite(as_float), as_float, None).tolist()
+    if array.dtype.kind in "biu":
+        return array.tolist()
+    return array.astype(str).tolist()

@@ -103,13 +103,14 @@ def dataset_create_upload(*, owner, file, labels_file=None, name: str = "", file
     else:
         content = ContentFile(parsed.content)
     return _dataset_store(owner=owner, project=project, name=name or parsed.dataset.name or parsed.stored_name,
-                          parsed=parsed, content=content)
+                          parsed=parsed, content=content, original_name=uploads.safe_file_name(file.name))
 
 
 @transaction.atomic
-def _dataset_store(*, owner, project, name: str, parsed: uploads.ParsedUpload, content) -> Dataset:
+def _dataset_store(*, owner, project, name: str, parsed: uploads.ParsedUpload, content, original_name: str) -> Dataset:
     dataset = Dataset(
         owner=owner, project=project, name=name[:200], kind=Dataset.Kind.UPLOAD, file_format=parsed.file_format,
+        original_name=original_name[:200],
         options=parsed.options, schema=_json_ready(parsed.dataset.schema()),
         preview=_json_ready(parsed.dataset.preview(PREVIEW_ROWS)), rows=len(parsed.dataset),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import gzip
 import io
 import re
 import tempfile
@@ -123,12 +124,28 @@ def parse_upload(*, file_name: str, chunks, file_format: str, options: dict, lab
             return ParsedUpload(load_npz(path, **options), "npz", options, stored_name, None)
         if file_format == "idx":
             dataset = load_idx(path, labels_path, **options)
+            if options.get("flatten"):  # keep the image size, so the rows can still be drawn
+                dimensions = idx_dimensions(path)
+                if len(dimensions) == 3:
+                    dataset.metadata["image_shape"] = [1, *dimensions[1:]]
             if labels_path is None:
                 return ParsedUpload(dataset, "idx", options, stored_name, None)
             return _as_npz(dataset, name, task="classification")
         if file_format == "zip":
             return _as_npz(read_image_zip(path), name, task="classification")
     raise InvalidInput(f"unknown format '{file_format}'; expected one of {', '.join(FORMATS)}")
+
+
+def idx_dimensions(path: Path) -> list[int]:
+    """The dimensions in an IDX file's header (gzip-compressed or not), read without its data."""
+    with path.open("rb") as handle:
+        compressed = handle.read(2) == b"\x1f\x8b"
+    with (gzip.open(path, "rb") if compressed else path.open("rb")) as handle:
+        magic = handle.read(4)
+        if len(magic) < 4:
+            return []
+        header = handle.read(4 * magic[3])
+    return [int.from_bytes(header[i:i + 4], "big") for i in range(0, len(header) - 3, 4)]
 
 
 def _write(path: Path, chunks) -> None:
@@ -169,6 +186,8 @@ def _as_npz(dataset: Dataset, name: str, *, task: str) -> ParsedUpload:
         path.write_bytes(buffer.getvalue())
         reloaded = load_npz(path, **options)
     reloaded.description = dataset.description
+    if "image_shape" in dataset.metadata:
+        reloaded.metadata["image_shape"] = dataset.metadata["image_shape"]
     return ParsedUpload(reloaded, "npz", options, stored_name, buffer.getvalue())
 
 

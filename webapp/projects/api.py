@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from engine.graph import DEFAULT_BATCH_SIZE
+from engine.optimizers import OPTIMIZERS
+from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
+from webapp.datasets.selectors import dataset_find
 from webapp.projects import selectors, services
 from webapp.projects.converter import EDITOR_FORMAT
 from webapp.projects.models import GraphVersion, Project
+from webapp.runs.services import check_inputs_can_be_fed, validate_hyperparameters
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -135,3 +141,53 @@ class GraphVersionDetailView(generics.GenericAPIView):
         version = selectors.graph_version_get(project=project, version_id=version_id)
         self.check_object_permissions(request, version)
         return Response(GraphVersionSerializer(version).data)
+
+
+class ScriptQuerySerializer(serializers.Serializer):
+    dataset = serializers.IntegerField(help_text="id of one of your datasets")
+    epochs = serializers.IntegerField(required=False, min_value=1)
+    batch_size = serializers.IntegerField(required=False, min_value=1)
+    optimizer = serializers.ChoiceField(choices=sorted(OPTIMIZERS), required=False)
+    learning_rate = serializers.FloatField(required=False, min_value=0, max_value=1e3)
+    seed = serializers.IntegerField(required=False, min_value=0)
+    validation_fraction = serializers.FloatField(required=False, min_value=0, max_value=0.99)
+
+    def hyperparameters(self) -> dict:
+        """The query as run hyperparameters: the optimizer and learning rate become one
+        ``optimizer`` object (a run's default, Adam at 1e-3, for what is not given)."""
+        values = {key: value for key, value in self.validated_data.items() if key != "dataset"}
+        name, rate = values.pop("optimizer", None), values.pop("learning_rate", None)
+        if name is not None or rate is not None:
+            values["optimizer"] = {"name": name or "adam", **({"lr": rate} if rate is not None else {})}
+        return values
+
+
+class GraphVersionScriptView(APIView):
+    permission_classes = OWNER_ONLY
+
+    @extend_schema(
+        parameters=[ScriptQuerySerializer],
+        responses={(200, "text/x-python"): OpenApiTypes.STR},
+        description="A standalone Python script (a download) that builds this graph version with the `engine` "
+                    "package and trains it on the dataset as a run would: the graph embedded as JSON, the dataset "
+                    "loaded as the worker loads it (an upload from a file named by --data), the run's default "
+                    "training options with those given here, progress and final metrics printed, the model "
+                    "saved with engine.serialization.",
+    )
+    def get(self, request, project_id: int, version_id: int):
+        project = selectors.project_get(user=request.user, project_id=project_id)
+        version = selectors.graph_version_get(project=project, version_id=version_id)
+        self.check_object_permissions(request, version)
+        query = ScriptQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        dataset = dataset_find(user=request.user, dataset_id=query.validated_data["dataset"])
+        if dataset is None:
+            raise InvalidInput(f"unknown dataset {query.validated_data['dataset']}",
+                               details={"dataset": ["no such dataset"]})
+        hyperparameters = validate_hyperparameters(query.hyperparameters())
+        check_inputs_can_be_fed(graph_version=version, dataset=dataset)
+        file_name, source = selectors.graph_version_training_script(graph_version=version, dataset=dataset,
+                                                                    hyperparameters=hyperparameters)
+        response = HttpResponse(source, content_type="text/x-python; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+        return response

@@ -387,7 +387,8 @@ def _write_input(node: dict, spec: dict, conversion: Conversion) -> None:
 
 # -- validation: conversion plus the engine, reported per editor node -------------------------------------
 
-def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_SIZE) -> dict:
+def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                             label_classes: dict[Any, tuple[str, int]] | None = None) -> dict:
     """Convert and validate; per editor node its output shapes, parameters, FLOPs and errors, per
     edge the shape and dtype it carries. Never raises for a bad document: ``ok`` is false instead.
 
@@ -395,6 +396,10 @@ def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_S
     "flops_per_sample", "weights", "errors"}}, "edges": {id: {"shape", "dtype", "errors"}},
     "errors": [graph-level errors], "error_count", "total_parameters", "flops_per_sample",
     "memory_bytes", "batch_size"}``.
+
+    ``label_classes`` maps the ``data.dataset`` of input nodes bound as labels (``data.role``
+    "labels") to the dataset's (name, number of classes): a classifier whose logits give another
+    number of scores is then flagged on the node that makes them.
     """
     conversion = editor_to_spec(document)
     report = validate(conversion.spec, batch_size=batch_size)
@@ -431,6 +436,9 @@ def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_S
         if name in input_types:
             nodes[node_id]["outputs"] = {INPUT_HANDLE: input_types[name]}
 
+    for error in _class_count_errors(document, nodes, label_classes or {}):
+        place(error, from_engine=False)
+
     edges = {}
     for edge_id, (source, port) in conversion.edge_sources.items():
         carried = nodes.get(source, {}).get("outputs", {}).get(port, {})
@@ -452,6 +460,47 @@ def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_S
         "memory_bytes": report.memory_bytes,
         "batch_size": batch_size,
     }
+
+
+CLASSIFIER_LOSSES = ("softmax_cross_entropy",)
+
+
+def _class_count_errors(document: Any, nodes: dict, label_classes: dict) -> list[dict]:
+    """A classifier loss fed labels of a dataset with K classes, and logits of another width: the
+    error goes on the node that makes the logits (its ``units`` when it has them)."""
+    if not label_classes or not isinstance(document, dict) or not isinstance(document.get("edges"), list):
+        return []
+    raw = {node.get("id"): node for node in document.get("nodes") or [] if isinstance(node, dict)}
+    sources: dict[tuple, tuple] = {}
+    for edge in document["edges"]:
+        if isinstance(edge, dict):
+            sources[(edge.get("target"), edge.get("targetHandle"))] = (edge.get("source"), edge.get("sourceHandle"))
+    errors = []
+    for node_id, entry in nodes.items():
+        if entry["type"] not in CLASSIFIER_LOSSES:
+            continue
+        labels_source, _ = sources.get((node_id, "labels"), (None, None))
+        logits_source, logits_port = sources.get((node_id, "logits"), (None, None))
+        data = (raw.get(labels_source) or {}).get("data") or {}
+        if data.get("role") != "labels" or logits_source not in nodes:
+            continue
+        known = label_classes.get(data.get("dataset"))
+        outputs = nodes[logits_source]["outputs"]
+        carried = outputs.get(logits_port) or next(iter(outputs.values()), {})
+        shape = carried.get("shape") or []
+        if known is None or not shape or shape[-1] is None:
+            continue
+        name, classes = known
+        if shape[-1] == classes:
+            continue
+        op = get_op(nodes[logits_source]["type"]) if isinstance(nodes[logits_source]["type"], str) else None
+        has_units = op is not None and any(param.name == "units" for param in getattr(op, "params", ()))
+        errors.append(_error(
+            logits_source, "params.units" if has_units else "outputs", "class_count_mismatch",
+            f"gives {shape[-1]} scores per sample, but the labels of dataset '{name}' have {classes} classes"
+            + (f": set units to {classes}" if has_units else ""),
+        ))
+    return errors
 
 
 # Engine messages about the spec's structure, said in the editor's terms.

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils.text import slugify
 
+from webapp.datasets.models import Dataset
+from webapp.datasets.selectors import dataset_file_name
 from webapp.projects.models import GraphVersion, Project
+from webapp.projects.script_export import ScriptDataset, training_script
 
 
 def project_list(*, user) -> QuerySet[Project]:
@@ -29,3 +34,23 @@ def graph_version_get(*, project: Project, version_id: int) -> GraphVersion:
 def graph_version_get_for_user(*, user, version_id: int) -> GraphVersion | None:
     """A graph version of any of the user's projects, or None."""
     return GraphVersion.objects.filter(project__owner=user, pk=version_id).select_related("project").first()
+
+
+def graph_version_training_script(*, graph_version: GraphVersion, dataset: Dataset,
+                                  hyperparameters: dict) -> tuple[str, str]:
+    """(file name, Python source) of a standalone script that trains the graph version on the
+    dataset with ``hyperparameters`` (checked TrainConfig fields) as a run would."""
+    project = graph_version.project
+    stem = "-".join(part for part in (slugify(project.name) or f"project-{project.pk}", slugify(graph_version.name),
+                                      f"v{graph_version.number}") if part)
+    script_dataset = ScriptDataset(
+        name=dataset.name, builtin_name=dataset.builtin_name if dataset.kind == Dataset.Kind.BUILTIN else "",
+        options=dict(dataset.options), file_format=dataset.file_format, file_name=dataset_file_name(dataset),
+        download_path=reverse("dataset-file", kwargs={"dataset_id": dataset.pk}) if dataset.file else "",
+    )
+    source = training_script(
+        spec=graph_version.spec, dataset=script_dataset, hyperparameters=hyperparameters,
+        title=f"'{project.name}' graph '{graph_version.name}' version {graph_version.number}",
+        script_name=f"{stem}.py", model_folder=f"{stem}-model",
+    )
+    return f"{stem}.py", source

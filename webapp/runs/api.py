@@ -25,14 +25,20 @@ class RunSerializer(serializers.ModelSerializer):
     graph_name = serializers.CharField(source="graph_version.name", read_only=True)
     dataset_name = serializers.CharField(source="dataset.name", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    duration_seconds = serializers.SerializerMethodField(
+        help_text="seconds from start to finish (to now while running); null before it starts")
 
     class Meta:
         model = Run
         fields = ["id", "project", "graph_version", "graph_name", "graph_version_number", "dataset", "dataset_name",
                   "name", "hyperparameters", "device", "workers", "state", "cancel_requested", "attempt", "task_id",
                   "worker", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
-                  "epochs_completed", "steps_completed", "last_sequence", "final_metrics", "error", "tags", "notes"]
+                  "duration_seconds", "epochs_completed", "steps_completed", "last_sequence", "final_metrics", "error",
+                  "tags", "notes"]
         read_only_fields = fields
+
+    def get_duration_seconds(self, run: Run) -> float | None:
+        return selectors.run_duration_seconds(run)
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -45,14 +51,85 @@ class RunCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=services.MAX_TAG_LENGTH), required=False,
                                  default=list, max_length=services.MAX_TAGS)
-    notes = serializers.CharField(required=False, default="", allow_blank=True)
+    notes = serializers.CharField(required=False, default="", allow_blank=True, max_length=services.MAX_NOTES_LENGTH)
 
 
 class RunUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     tags = serializers.ListField(child=serializers.CharField(max_length=services.MAX_TAG_LENGTH), required=False,
                                  max_length=services.MAX_TAGS)
-    notes = serializers.CharField(required=False, allow_blank=True)
+    notes = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_NOTES_LENGTH)
+
+
+class EvaluationClassSerializer(serializers.Serializer):
+    class_ = serializers.IntegerField(help_text="class index")
+    name = serializers.CharField()
+    precision = serializers.FloatField(allow_null=True, help_text="null when the class was never predicted")
+    recall = serializers.FloatField(allow_null=True, help_text="null when the class does not occur")
+    f1 = serializers.FloatField(allow_null=True)
+    support = serializers.IntegerField(help_text="samples of this class")
+    predicted = serializers.IntegerField(help_text="samples predicted as this class")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["class"] = fields.pop("class_")
+        return fields
+
+
+class EvaluationTopClassSerializer(serializers.Serializer):
+    class_ = serializers.IntegerField()
+    name = serializers.CharField()
+    probability = serializers.FloatField(allow_null=True)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["class"] = fields.pop("class_")
+        return fields
+
+
+class EvaluationSampleSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="the row in the dataset (GET /api/datasets/<id>/samples shows it)")
+    true = serializers.IntegerField()
+    true_name = serializers.CharField()
+    predicted = serializers.IntegerField()
+    predicted_name = serializers.CharField()
+    correct = serializers.BooleanField()
+    top = EvaluationTopClassSerializer(many=True, help_text="the three most probable classes")
+    image = serializers.CharField(required=False, help_text="image data: the sample as a PNG data URL")
+
+
+class EvaluationPairsSerializer(serializers.Serializer):
+    index = serializers.ListField(child=serializers.IntegerField(), help_text="each pair's row in the dataset")
+    true = serializers.ListField(child=serializers.JSONField(), help_text="numbers, or lists for several outputs")
+    predicted = serializers.ListField(child=serializers.JSONField())
+
+
+class EvaluationSerializer(serializers.Serializer):
+    state = serializers.CharField(help_text="pending (the run is queued or running), ready (with the results), "
+                                            "failed (with the error) or unavailable (with the reason)")
+    run_state = serializers.CharField(help_text="the run's state")
+    reason = serializers.CharField(required=False, help_text="why there is no evaluation (pending, unavailable)")
+    error = serializers.CharField(required=False, help_text="failed: what went wrong")
+    kind = serializers.ChoiceField(choices=["classification", "regression"], required=False)
+    task = serializers.CharField(required=False)
+    split = serializers.ChoiceField(choices=["validation", "training"], required=False,
+                                    help_text="the rows evaluated: the validation split, or the training data "
+                                              "when the run had none")
+    rows = serializers.IntegerField(required=False)
+    class_names = serializers.ListField(child=serializers.CharField(), required=False)
+    confusion_matrix = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
+                                             required=False, help_text="[true class][predicted class] counts")
+    accuracy = serializers.FloatField(required=False)
+    per_class = EvaluationClassSerializer(many=True, required=False)
+    image_shape = serializers.ListField(child=serializers.IntegerField(), required=False, allow_null=True,
+                                        help_text="[channels, height, width] of the samples' images")
+    samples = EvaluationSampleSerializer(many=True, required=False,
+                                         help_text="up to 24 predictions, up to half of them mistakes")
+    outputs = serializers.IntegerField(required=False, help_text="regression: values per sample")
+    pairs = EvaluationPairsSerializer(required=False, help_text="regression: up to 500 samples, as columns")
+    residuals = serializers.DictField(required=False,
+                                      help_text="regression: count, mean, std, mae, rmse, min, max, median, r2 of "
+                                                "predicted - true, and a histogram {counts, edges}")
 
 
 class CheckpointSerializer(serializers.ModelSerializer):
@@ -75,8 +152,9 @@ RUN_LIST_PARAMETERS = [
     OpenApiParameter("graph_version", OpenApiTypes.INT),
     OpenApiParameter("dataset", OpenApiTypes.INT),
     OpenApiParameter("ordering", OpenApiTypes.STR,
-                     description=f"one of {', '.join(selectors.ORDERINGS)}; prefix - for descending "
-                                 "(default -created_at)"),
+                     description=f"one of {', '.join(selectors.ORDERINGS)}, or one value of the final metrics or "
+                                 "hyperparameters such as final_metrics__val_accuracy or hyperparameters__batch_size "
+                                 "(runs without it come last); prefix - for descending (default -created_at)"),
 ]
 
 
@@ -224,3 +302,17 @@ class RunCheckpointListView(OwnedRunMixin, generics.GenericAPIView):
     def get(self, request, run_id: int):
         run = self.get_run()
         return Response(CheckpointSerializer(selectors.checkpoint_list(run=run), many=True).data)
+
+
+class RunEvaluationView(OwnedRunMixin, APIView):
+    @extend_schema(
+        responses={200: EvaluationSerializer},
+        description="What the trained model does on the validation split, computed when the run succeeds. Always "
+                    "200 with a `state`: `pending` while the run is queued or running (poll again, or wait for the "
+                    "run's state on the WebSocket), `ready` with the results, `failed` with the `error`, "
+                    "`unavailable` with a `reason` (the run failed or was cancelled, or the data has no labels). "
+                    "Classifiers: confusion matrix, precision/recall/F1 per class, sample predictions (with images "
+                    "for image data); regression: (true, predicted) pairs and residual statistics.",
+    )
+    def get(self, request, run_id: int):
+        return Response(selectors.run_evaluation(self.get_run()))

@@ -40,6 +40,9 @@ class Run(models.Model):
     error = models.TextField(blank=True, default="")
     tags = models.JSONField(default=list)
     notes = models.TextField(blank=True, default="")
+    # What the trained model does on the held-out split (workers.evaluation): confusion matrix,
+    # per-class scores and sample predictions, or (true, predicted) pairs for regression.
+    evaluation = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from django.db import connection, transaction
-from django.db.models import Max, QuerySet, TextField
+from django.db.models import DurationField, ExpressionWrapper, F, Max, QuerySet, TextField
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from webapp.core.downsample import downsample
 from webapp.core.exceptions import InvalidInput
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 
-ORDERINGS = ("created_at", "started_at", "finished_at", "name", "state", "id")
+ORDERINGS = ("created_at", "started_at", "finished_at", "name", "state", "id", "duration")
+# Orderings by one value of a JSON field: final_metrics__val_accuracy, hyperparameters__batch_size.
+JSON_ORDERING = re.compile(r"(final_metrics|hyperparameters)__([A-Za-z0-9_.-]{1,100})")
 
 
 def run_list(*, user, project_id: int | None = None, states: list[str] | None = None, tag: str | None = None,
@@ -40,10 +45,30 @@ def run_list(*, user, project_id: int | None = None, states: list[str] | None = 
         runs = runs.filter(graph_version_id=graph_version_id)
     if dataset_id is not None:
         runs = runs.filter(dataset_id=dataset_id)
-    if ordering.removeprefix("-") not in ORDERINGS:
-        raise InvalidInput(f"cannot order by '{ordering}'; use one of {', '.join(ORDERINGS)} (prefix - for descending)",
+    return _ordered(runs, ordering)
+
+
+def _ordered(runs: QuerySet[Run], ordering: str) -> QuerySet[Run]:
+    """``ordering``: a field of ``ORDERINGS``, ``duration`` (finished minus started), or one key of
+    final_metrics or hyperparameters (``final_metrics__val_accuracy``); ``-`` first for descending.
+    Runs without the value come last either way."""
+    descending = ordering.startswith("-")
+    key = ordering.removeprefix("-")
+    json_key = JSON_ORDERING.fullmatch(key)
+    if json_key:
+        value = KeyTransform(json_key.group(2), json_key.group(1))
+    elif key == "duration":
+        duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
+        runs = runs.annotate(duration=duration)
+        value = F("duration")
+    elif key in ORDERINGS:
+        return runs.order_by(ordering, "-id")
+    else:
+        raise InvalidInput(f"cannot order by '{ordering}'; use one of {', '.join(ORDERINGS)}, or "
+                           "final_metrics__<metric> or hyperparameters__<option> (prefix - for descending)",
                            details={"ordering": ["unknown ordering"]})
-    return runs.order_by(ordering, "-id")
+    order = value.desc(nulls_last=True) if descending else value.asc(nulls_last=True)
+    return runs.order_by(order, "-id")
 
 
 def run_get(*, user, run_id: int) -> Run:
@@ -98,3 +123,28 @@ def run_metric_history(run: Run, *, names: list[str] | None = None, max_points: 
 
 def _empty_columns() -> dict[str, list]:
     return {"steps": [], "epochs": [], "values": [], "wall_times": [], "sequences": []}
+
+
+def run_duration_seconds(run: Run) -> float | None:
+    """Seconds from the run's start to its finish (to now while it has not finished), or None
+    before it starts."""
+    if run.started_at is None:
+        return None
+    end = run.finished_at or timezone.now()
+    return max((end - run.started_at).total_seconds(), 0.0)
+
+
+def run_evaluation(run: Run) -> dict:
+    """The run's evaluation (``workers.evaluation``) with a ``state`` that is always there:
+    ``pending`` while the run is queued or running, ``ready`` with the results, ``failed`` with
+    the ``error`` when computing it failed, ``unavailable`` with a ``reason`` otherwise (the run
+    did not succeed, or its data has no labels). ``run_state`` is the run's state."""
+    if not run.is_finished:
+        return {"state": "pending", "run_state": run.state,
+                "reason": f"the run is {run.state}; its model is evaluated when it succeeds"}
+    if run.state != Run.State.SUCCEEDED:
+        return {"state": "unavailable", "run_state": run.state,
+                "reason": f"the run {run.state}; only a run that succeeds has its model evaluated"}
+    if not run.evaluation:
+        return {"state": "unavailable", "run_state": run.state, "reason": "this run has no stored evaluation"}
+    return {**run.evaluation, "run_state": run.state}

@@ -33,6 +33,7 @@ DEVICES = ("cpu", "gpu")
 MAX_WORKERS = 64
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
+MAX_NOTES_LENGTH = 20_000
 # TrainConfig fields the platform sets itself: the device comes from the run's own field and
 # checkpoints go to the artifact store.
 PLATFORM_OPTIONS = {
@@ -143,6 +144,10 @@ def clean_tags(tags) -> list[str]:
     if len(cleaned) > MAX_TAGS or any(len(tag) > MAX_TAG_LENGTH for tag in cleaned):
         raise InvalidInput(f"at most {MAX_TAGS} tags of at most {MAX_TAG_LENGTH} characters",
                            details={"tags": ["too many or too long"]})
+    unprintable = next((tag for tag in cleaned if not tag.isprintable()), None)
+    if unprintable is not None:
+        raise InvalidInput(f"tag {unprintable!r} has a line break or another control character; tags are one line",
+                           details={"tags": ["control character"]})
     return cleaned
 
 
@@ -227,7 +232,8 @@ def run_resume(*, run: Run) -> Run:
     run.error = ""
     run.finished_at = None
     run.worker = ""
-    run.save(update_fields=["state", "cancel_requested", "error", "finished_at", "worker"])
+    run.evaluation = {}
+    run.save(update_fields=["state", "cancel_requested", "error", "finished_at", "worker", "evaluation"])
     transaction.on_commit(lambda: _enqueue(run.pk))
     return run
 
@@ -247,6 +253,13 @@ def run_update(*, run: Run, name: str | None = None, tags: list[str] | None = No
     if fields:
         run.save(update_fields=fields)
     return run
+
+
+@transaction.atomic
+def run_evaluation_save(*, run_id: int, evaluation: dict) -> bool:
+    """Store what the trained model does on held-out data (``workers.evaluation``) on a run that
+    is still running, just before the worker records its outcome; True when it was stored."""
+    return bool(Run.objects.filter(pk=run_id, state=Run.State.RUNNING).update(evaluation=evaluation))
 
 
 @transaction.atomic
