@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 FRONTEND_BUILT := frontend/dist/index.html
 FRONTEND_INSTALLED := frontend/node_modules/.installed
 
-.PHONY: run test test-frontend chromium bench crosscheck lock clean
+.PHONY: run test test-frontend chromium bench crosscheck lock clean protos
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ bench: $(BENCH_INSTALLED)
 
 crosscheck: $(BENCH_INSTALLED)
 	$(PY) -m tests.bench.crosscheck
+
+# The gRPC serving protos' Python modules (committed; never edited by hand).
+protos: $(INSTALLED)
+	$(PY) -m workers.serving.generate_protos
 
 lock: $(BENCH_INSTALLED)
 	{ head -3 constraints.txt; $(PIP) freeze --exclude-editable | sed "s/+cpu//"; } > constraints.tmp && mv constraints.tmp constraints.txt

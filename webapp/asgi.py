@@ -20,6 +20,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from webapp.endpoints.asgi import ServingFastPath  # noqa: E402
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -55,7 +56,9 @@ def _token_user(key: str):
 
 
 application = ProtocolTypeRouter({
-    "http": django_application,  # static files and the browser app come through WhiteNoise
+    # static files and the browser app come through WhiteNoise; prediction POSTs skip Django (see
+    # webapp.endpoints.asgi)
+    "http": ServingFastPath(django_application),
     "websocket": BrowserOriginValidator(
         AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
         settings.ALLOWED_HOSTS,

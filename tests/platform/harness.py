@@ -163,6 +163,8 @@ class Platform:
         self.redis: Service | None = None
         self.worker: Service | None = None
         self.web: Service | None = None
+        self.grpc: Service | None = None
+        self.grpc_port: int | None = None
         self._workers_started = 0
 
     # -- services ---------------------------------------------------------------------------------
@@ -223,6 +225,18 @@ class Platform:
                 return False
 
         wait_until(listening, timeout=START_TIMEOUT, what="the web server to listen")
+
+    def start_grpc(self) -> Service:
+        """The gRPC prediction server (``workers.serving.grpc_server``); ``grpc_target`` is its address."""
+        self.grpc_port = free_port()
+        self.grpc = Service("grpc", [sys.executable, "-m", "workers.serving.grpc_server", "--host", "127.0.0.1",
+                                     "--port", str(self.grpc_port)], env=self.env, log_dir=self.logs).start()
+        self.grpc.wait_for_log("gRPC server listening")
+        return self.grpc
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
 
     def logs_text(self) -> str:
         return "\n".join(f"===== {path.name} =====\n{path.read_text(errors='replace')[-6000:]}"

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "webapp.datasets",
     "webapp.runs",
     "webapp.catalog",
+    "webapp.endpoints",
 ]
 
 MIDDLEWARE = [
@@ -119,7 +120,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = NETFORGE_HOME / "static"
+STATIC_ROOT = None  # WhiteNoise serves static files from the finders (WHITENOISE_USE_FINDERS); no collectstatic
 FRONTEND_DIST = Path(os.environ.get("NETFORGE_FRONTEND_DIST", BASE_DIR / "frontend" / "dist"))
 WHITENOISE_ROOT = FRONTEND_DIST if FRONTEND_DIST.is_dir() else None  # /assets/..., /favicon.svg
 WHITENOISE_USE_FINDERS = True  # admin and API-docs assets without a collectstatic step

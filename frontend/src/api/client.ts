@@ -73,3 +73,42 @@ export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
 }
+
+/**
+ * POST a multipart form with upload progress (fetch cannot report it), with the same CSRF header
+ * and ApiError as `api`. `onProgress` receives the fraction of the body sent, 0 to 1.
+ */
+export function apiUpload<T = unknown>(path: string, form: FormData, onProgress?: (fraction: number) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const request = new XMLHttpRequest();
+    request.open("POST", path);
+    request.withCredentials = true;
+    request.setRequestHeader("Accept", "application/json");
+    const token = cookie("csrftoken");
+    if (token) request.setRequestHeader("X-CSRFToken", decodeURIComponent(token));
+    if (onProgress) request.upload.onprogress = (event) => event.lengthComputable && onProgress(event.loaded / event.total);
+    request.onerror = () => reject(new ApiError(0, "network", "the upload did not reach the server (network error)"));
+    request.onload = () => {
+      let payload: unknown = request.responseText;
+      if ((request.getResponseHeader("Content-Type") ?? "").includes("json")) {
+        try {
+          payload = JSON.parse(request.responseText);
+        } catch {
+          payload = request.responseText;
+        }
+      }
+      if (request.status >= 200 && request.status < 300) {
+        resolve(payload as T);
+        return;
+      }
+      const error = (payload as ApiErrorBody | null)?.error;
+      reject(new ApiError(
+        request.status,
+        error?.code ?? String(request.status),
+        error?.message ?? (typeof payload === "string" && payload ? payload.slice(0, 300) : request.statusText),
+        error?.details,
+      ));
+    };
+    request.send(form);
+  });
+}

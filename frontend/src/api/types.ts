@@ -1,6 +1,6 @@
 // The server's JSON shapes, as the REST API (/api/schema/) and the run WebSocket send them.
 
-export type ParamType = "int" | "float" | "bool" | "str" | "choice" | "axes" | "int_list" | "shape" | "dict";
+export type ParamType = "int" | "float" | "bool" | "str" | "choice" | "axes" | "int_list" | "shape" | "dict" | "padding";
 
 export interface ParamSchema {
   name: string;
@@ -237,4 +237,86 @@ export interface Page<T> {
 
 export interface ApiErrorBody {
   error: { code: string; message: string; details?: unknown };
+}
+
+// GET /api/datasets/builtin: the engine's built-in datasets (added to the user's with POST /api/datasets).
+export interface BuiltinDataset {
+  name: string;
+  task: string;
+  description: string;
+  shapes: Record<string, number[]>;
+  options: Record<string, unknown>;
+}
+
+// GET /api/datasets/<id>/samples?offset=&limit=
+export interface DatasetSample {
+  index: number;
+  label: unknown;
+  label_name: string | null;
+  /** A PNG data URL, for image data. */
+  image?: string;
+  features: Record<string, unknown>;
+}
+
+export interface DatasetSamples {
+  dataset: number;
+  count: number;
+  offset: number;
+  limit: number;
+  task: string;
+  image_shape: number[] | null;
+  label_names: string[] | null;
+  feature_names: string[] | null;
+  results: DatasetSample[];
+}
+
+// GET /api/runs/<id>/evaluation: what the trained model does on the held-out split. The fields are
+// optional because classification and regression runs fill different ones.
+export interface RunEvaluation {
+  /** pending (run not finished), ready, failed (with error), unavailable (with reason). */
+  state?: "pending" | "ready" | "failed" | "unavailable";
+  reason?: string;
+  error?: string;
+  run_state?: string;
+  kind?: "classification" | "regression";
+  task?: string;
+  split?: string;
+  rows?: number;
+  class_names?: string[];
+  label_names?: string[];
+  confusion_matrix?: number[][];
+  per_class?: { name?: string; class?: string | number; label?: string; precision?: number; recall?: number; f1?: number; support?: number }[];
+  precision?: number[];
+  recall?: number[];
+  f1?: number[];
+  support?: number[];
+  samples?: EvaluationSample[];
+  /** Regression: true and predicted values, as two columns or as pairs. */
+  pairs?: [number, number][] | { index?: number[]; true: (number | number[])[]; predicted: (number | number[])[] };
+  residuals?: { count?: number; mean?: number; std?: number; mae?: number; rmse?: number; min?: number; max?: number;
+    median?: number; r2?: number | null; histogram?: { counts: number[]; edges: number[] } };
+  y_true?: number[];
+  y_pred?: number[];
+  [key: string]: unknown;
+}
+
+export interface EvaluationSample {
+  index?: number;
+  image?: string;
+  /** Image pixels, rows of grey values (or [channel][row][column]), scaled by the server or 0-255. */
+  pixels?: number[][] | number[][][];
+  true?: unknown;
+  label?: unknown;
+  true_name?: string;
+  label_name?: string;
+  predicted?: unknown;
+  prediction?: unknown;
+  predicted_name?: string;
+  confidence?: number;
+  probability?: number;
+  /** The most probable classes, best first. */
+  top?: { class: number; name: string; probability: number }[];
+  correct?: boolean;
+  features?: unknown;
+  [key: string]: unknown;
 }

@@ -10,6 +10,7 @@ export function Layout() {
         <nav>
           <NavLink to="/projects">Projects</NavLink>
           <NavLink to="/datasets">Datasets</NavLink>
+          <NavLink to="/endpoints">Endpoints</NavLink>
           <a href="/api/docs/" target="_blank" rel="noreferrer">API</a>
         </nav>
         <div className="spacer" />

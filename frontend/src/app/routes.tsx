@@ -7,6 +7,8 @@ import { RunsPage } from "../runs/RunsPage";
 import { RunPage } from "../runs/RunPage";
 import { DatasetsPage } from "../datasets/DatasetsPage";
 import { DatasetPage } from "../datasets/DatasetPage";
+import { EndpointsPage } from "../endpoints/EndpointsPage";
+import { EndpointPage } from "../endpoints/EndpointPage";
 
 export const routes: { path: string; element: ReactElement }[] = [
   { path: "/projects", element: <ProjectsPage /> },
@@ -15,4 +17,6 @@ export const routes: { path: string; element: ReactElement }[] = [
   { path: "/runs/:runId", element: <RunPage /> },
   { path: "/datasets", element: <DatasetsPage /> },
   { path: "/datasets/:datasetId", element: <DatasetPage /> },
+  { path: "/endpoints", element: <EndpointsPage /> },
+  { path: "/endpoints/:name", element: <EndpointPage /> },
 ];

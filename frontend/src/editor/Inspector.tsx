@@ -1,0 +1,274 @@
+// The inspector: a form for the selected node generated from its op's parameter schema, the input
+// node's dataset binding, and what validation says about the node.
+import { useEffect, useState } from "react";
+import type { EditorNode, GraphErrorItem, NodeReport, OpSchema, ParamSchema } from "../api/types";
+import { formatCount, formatShape } from "../graph/format";
+import { paramText, parseParam } from "../graph/params";
+import type { GraphEdge, GraphNode, InputRole } from "../graph/types";
+import type { BuiltinDataset } from "./api";
+import { useEditorStore } from "./store";
+
+type Fields = EditorNode["data"];
+
+interface InspectorProps {
+  node: GraphNode | null;
+  selectionCount: number;
+  edges: GraphEdge[];
+  builtins: BuiltinDataset[];
+  /** Replace the node's fields; `key` groups keystrokes into one undo step. */
+  onChange(nodeId: string, fields: Fields, key: string): void;
+  /** Bind an input node to a dataset ("<id>" or "builtin:<name>") as features or labels; "" unbinds. */
+  onBind(nodeId: string, dataset: string, role: InputRole): Promise<void>;
+}
+
+const DTYPES = ["float32", "float64", "int32", "int64"];
+
+/** A text field that keeps what is typed while it does not parse, and follows the value otherwise. */
+function ParsedField({ id, testId, value, parse, format, onValue, placeholder, multiline, label }: {
+  id: string;
+  testId: string;
+  value: unknown;
+  parse(text: string): { ok: true; value: unknown } | { ok: false; error: string };
+  format(value: unknown): string;
+  onValue(value: unknown): void;
+  placeholder?: string;
+  multiline?: boolean;
+  label: string;
+}) {
+  const [text, setText] = useState(() => format(value));
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    // Undo, redo and loads change the value under the field: show it unless the text already means it.
+    const parsed = parse(text);
+    if (!parsed.ok || JSON.stringify(parsed.value) !== JSON.stringify(value)) {
+      setText(format(value));
+      setError(null);
+    }
+  }, [JSON.stringify(value)]);
+  function change(next: string) {
+    setText(next);
+    const parsed = parse(next);
+    if (parsed.ok) {
+      setError(null);
+      onValue(parsed.value);
+    } else {
+      setError(parsed.error);
+    }
+  }
+  const common = {
+    id, "data-testid": testId, value: text, placeholder, "aria-invalid": error ? true : undefined,
+    "aria-describedby": error ? `${id}-error` : undefined, "aria-label": label,
+  };
+  return (
+    <>
+      {multiline
+        ? <textarea {...common} rows={4} onChange={(event) => change(event.target.value)} />
+        : <input {...common} onChange={(event) => change(event.target.value)} />}
+      {error && <span id={`${id}-error`} className="nf-field-error">expected {error}</span>}
+    </>
+  );
+}
+
+function ParamField({ nodeId, schema, value, onValue }: { nodeId: string; schema: ParamSchema; value: unknown; onValue(value: unknown): void }) {
+  const id = `param-${nodeId}-${schema.name}`;
+  const placeholder = schema.default === undefined ? (schema.required ? "required" : "") : paramText(schema.default);
+  let control;
+  if (schema.type === "bool") {
+    const checked = (value ?? schema.default ?? false) as boolean;
+    control = <input id={id} type="checkbox" data-testid={`param-${schema.name}`} checked={checked} onChange={(event) => onValue(event.target.checked)} />;
+  } else if (schema.type === "choice") {
+    control = (
+      <select id={id} data-testid={`param-${schema.name}`} value={value === undefined ? "" : String(value)}
+        onChange={(event) => onValue(event.target.value === "" ? undefined : schema.choices?.find((choice) => String(choice) === event.target.value))}>
+        <option value="">{schema.default !== undefined ? `default (${paramText(schema.default)})` : "choose…"}</option>
+        {(schema.choices ?? []).map((choice) => <option key={String(choice)} value={String(choice)}>{String(choice)}</option>)}
+      </select>
+    );
+  } else {
+    control = (
+      <ParsedField id={id} testId={`param-${schema.name}`} label={schema.name} value={value} placeholder={placeholder}
+        multiline={schema.type === "dict"} parse={(text) => parseParam(schema, text)} format={paramText} onValue={onValue} />
+    );
+  }
+  const bounds = [schema.minimum !== undefined ? `≥ ${schema.minimum}` : "", schema.maximum !== undefined ? `≤ ${schema.maximum}` : ""].filter(Boolean).join(", ");
+  return (
+    <div className={`nf-field${schema.type === "bool" ? " nf-field-check" : ""}`}>
+      <label htmlFor={id}>{schema.name}{schema.required && <span className="nf-required" title="required"> *</span>} <span className="nf-type">{schema.type}{bounds ? ` ${bounds}` : ""}</span></label>
+      {control}
+      {schema.doc && <span className="nf-help">{schema.doc}</span>}
+    </div>
+  );
+}
+
+function parseShape(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
+  const trimmed = text.trim();
+  const wrapped = trimmed.startsWith("[") ? trimmed : `[${trimmed}]`;
+  try {
+    const value = JSON.parse(wrapped);
+    if (Array.isArray(value) && value.every((size) => size === null || (Number.isInteger(size) && size > 0))) return { ok: true, value };
+  } catch {
+    // falls through to the message below
+  }
+  return { ok: false, error: "a list of sizes without the batch axis, e.g. [64] or [1, 28, 28]" };
+}
+
+function Errors({ errors }: { errors: GraphErrorItem[] }) {
+  if (!errors.length) return null;
+  return (
+    <ul className="nf-inspector-errors" aria-label="Errors">
+      {errors.map((error, index) => <li key={index}>{error.field && <code>{error.field}</code>} {error.message}</li>)}
+    </ul>
+  );
+}
+
+function Analysis({ node, report, edges }: { node: GraphNode; report: NodeReport | undefined; edges: GraphEdge[] }) {
+  const allReport = useEditorStore((state) => state.report);
+  if (!report) return null;
+  const incoming = edges.filter((edge) => edge.target === node.id);
+  return (
+    <section className="nf-inspector-analysis" aria-label="Shapes">
+      <h3>Shapes</h3>
+      <dl>
+        {incoming.map((edge) => (
+          <div key={edge.id}><dt>in {edge.targetHandle}</dt><dd className="mono">{formatShape(allReport?.edges[edge.id]?.shape) || "?"}</dd></div>
+        ))}
+        {Object.entries(report.outputs).map(([port, tensor]) => (
+          <div key={port}><dt>out {port}</dt><dd className="mono">{formatShape(tensor.shape)} {tensor.dtype}</dd></div>
+        ))}
+        <div><dt>parameters</dt><dd>{report.parameters.toLocaleString("en-US")}</dd></div>
+        <div><dt>FLOPs / sample</dt><dd>{formatCount(report.flops_per_sample)}</dd></div>
+      </dl>
+    </section>
+  );
+}
+
+export function Inspector({ node, selectionCount, edges, builtins, onChange, onBind }: InspectorProps) {
+  const ops = useEditorStore((state) => state.ops);
+  const datasets = useEditorStore((state) => state.datasets);
+  const report = useEditorStore((state) => (node ? state.report?.nodes[node.id] : undefined));
+  const [binding, setBinding] = useState(false);
+  const [bindError, setBindError] = useState<string | null>(null);
+
+  if (!node) {
+    return (
+      <aside className="nf-inspector" aria-label="Inspector">
+        <p className="muted">{selectionCount > 1 ? `${selectionCount} nodes selected.` : "Select a node to edit it."}</p>
+        <p className="muted nf-help">Drag ops from the palette; connect an output (right) to an input (left). Shortcuts: Ctrl+Z / Ctrl+Shift+Z undo and redo, Ctrl+C / Ctrl+V copy and paste, Ctrl+A select all, Delete removes, Ctrl+S saves, L lays out, F fits the view; Shift-drag selects a box.</p>
+      </aside>
+    );
+  }
+  const fields = node.data.fields;
+  const kind = node.data.kind;
+  const op: OpSchema | undefined = ops.get(kind);
+  const params = (fields.params as Record<string, unknown> | undefined) ?? {};
+  const set = (patch: Partial<Fields>, key: string) => {
+    const next: Fields = { ...fields, ...patch };
+    for (const [name, value] of Object.entries(patch)) if (value === undefined) delete next[name];
+    onChange(node.id, next, `${node.id}:${key}`);
+  };
+  const setParam = (name: string, value: unknown) => {
+    const next = { ...params };
+    if (value === undefined) delete next[name];
+    else next[name] = value;
+    set({ params: next }, `param:${name}`);
+  };
+  const role: InputRole = fields.role === "labels" ? "labels" : "features";
+  const boundTo = typeof fields.dataset === "number" ? String(fields.dataset) : "";
+  const offeredBuiltins = builtins.filter((builtin) => !datasets.some((dataset) => dataset.kind === "builtin" && dataset.builtin_name === builtin.name));
+
+  async function bind(dataset: string, nextRole: InputRole) {
+    setBinding(true);
+    setBindError(null);
+    try {
+      await onBind(node!.id, dataset, nextRole);
+    } catch (error) {
+      setBindError(error instanceof Error ? error.message : String(error));
+    } finally {
+      setBinding(false);
+    }
+  }
+
+  return (
+    <aside className="nf-inspector" aria-label="Inspector">
+      <header>
+        <h2>{kind}</h2>
+        <div className="muted mono">{node.id}</div>
+        {op && <p className="nf-help">{op.doc}</p>}
+        {!op && kind === "input" && <p className="nf-help">A graph input: one tensor per sample, fed from the bound dataset.</p>}
+      </header>
+      <Errors errors={report?.errors ?? []} />
+      {kind === "input" && (
+        <>
+          <div className="nf-field">
+            <label htmlFor="input-dataset">dataset</label>
+            <select id="input-dataset" data-testid="input-dataset" value={boundTo} disabled={binding}
+              onChange={(event) => void bind(event.target.value, role)}>
+              <option value="">not bound</option>
+              {datasets.map((dataset) => <option key={dataset.id} value={String(dataset.id)}>{dataset.name}</option>)}
+              {offeredBuiltins.length > 0 && (
+                <optgroup label="Built-in (adds it to your datasets)">
+                  {offeredBuiltins.map((builtin) => <option key={builtin.name} value={`builtin:${builtin.name}`}>{builtin.name}</option>)}
+                </optgroup>
+              )}
+            </select>
+            {bindError && <span className="nf-field-error">{bindError}</span>}
+          </div>
+          <div className="nf-field">
+            <label htmlFor="input-role">this input is the dataset's</label>
+            <select id="input-role" data-testid="input-role" value={role} disabled={binding}
+              onChange={(event) => (boundTo ? void bind(boundTo, event.target.value as InputRole) : set({ role: event.target.value }, "role"))}>
+              <option value="features">features (x)</option>
+              <option value="labels">labels (y)</option>
+            </select>
+          </div>
+          <div className="nf-field">
+            <label htmlFor="input-name">name</label>
+            <input id="input-name" data-testid="input-name" value={typeof fields.name === "string" ? fields.name : ""} placeholder={node.id}
+              onChange={(event) => set({ name: event.target.value || undefined }, "name")} />
+            <span className="nf-help">the dataset array that feeds it: x for features, y for labels</span>
+          </div>
+          <div className="nf-field">
+            <label htmlFor="input-shape">shape per sample</label>
+            <ParsedField key={node.id} id="input-shape" testId="input-shape" label="shape" value={fields.shape} parse={parseShape}
+              format={(value) => (value === undefined ? "" : JSON.stringify(value))} placeholder="[64]"
+              onValue={(value) => set({ shape: value as number[] }, "shape")} />
+            <span className="nf-help">without the batch axis</span>
+          </div>
+          <div className="nf-field">
+            <label htmlFor="input-dtype">dtype</label>
+            <select id="input-dtype" data-testid="input-dtype" value={typeof fields.dtype === "string" ? fields.dtype : "float32"}
+              onChange={(event) => set({ dtype: event.target.value }, "dtype")}>
+              {DTYPES.map((dtype) => <option key={dtype} value={dtype}>{dtype}</option>)}
+            </select>
+          </div>
+          <div className="nf-field nf-field-check">
+            <label htmlFor="input-batch">batch axis</label>
+            <input id="input-batch" type="checkbox" checked={fields.batch !== false} onChange={(event) => set({ batch: event.target.checked ? undefined : false }, "batch")} />
+          </div>
+        </>
+      )}
+      {kind === "output" && (
+        <div className="nf-field">
+          <label htmlFor="output-name">name</label>
+          <input id="output-name" data-testid="output-name" value={typeof fields.name === "string" ? fields.name : ""} placeholder={node.id}
+            onChange={(event) => set({ name: event.target.value || undefined }, "name")} />
+          <span className="nf-help">what predictions return it as</span>
+        </div>
+      )}
+      {op && (
+        <>
+          <div className="nf-field">
+            <label htmlFor="node-label">label</label>
+            <input id="node-label" data-testid="node-label" value={typeof fields.label === "string" ? fields.label : ""} placeholder={kind}
+              onChange={(event) => set({ label: event.target.value || undefined }, "label")} />
+          </div>
+          {op.params.length > 0 && <h3>Parameters</h3>}
+          {op.params.map((schema) => (
+            <ParamField key={`${node.id}:${schema.name}`} nodeId={node.id} schema={schema} value={params[schema.name]} onValue={(value) => setParam(schema.name, value)} />
+          ))}
+        </>
+      )}
+      <Analysis node={node} report={report} edges={edges} />
+    </aside>
+  );
+}

@@ -1,0 +1,124 @@
+// Saved versions: load one, or compare two (or one with the canvas). The diff is listed and its
+// added and changed nodes are marked on the canvas.
+import { useEffect, useMemo, useState } from "react";
+import type { EditorDocument, GraphVersion, GraphVersionSummary } from "../api/types";
+import { errorMessage } from "../api/client";
+import { diffDocuments, isEmptyDiff, type GraphDiff } from "../graph/diff";
+import { formatValue } from "../graph/format";
+import { fetchVersion } from "./api";
+import { useEditorStore, type DiffMark } from "./store";
+
+interface VersionsPanelProps {
+  projectId: number;
+  versions: GraphVersionSummary[];
+  loadedVersionId: number | null;
+  canvas: EditorDocument;
+  onLoad(version: GraphVersion): void;
+  onSelectNode(nodeId: string): void;
+  onClose(): void;
+}
+
+const CANVAS = "canvas";
+
+export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, onLoad, onSelectNode, onClose }: VersionsPanelProps) {
+  const [documents, setDocuments] = useState<Record<number, GraphVersion>>({});
+  const [from, setFrom] = useState<string>(() => (loadedVersionId ? String(loadedVersionId) : versions[0] ? String(versions[0].id) : ""));
+  const [to, setTo] = useState<string>(CANVAS);
+  const [error, setError] = useState<string | null>(null);
+  const setDiffMarks = useEditorStore((state) => state.setDiffMarks);
+
+  async function version(id: number): Promise<GraphVersion> {
+    if (documents[id]) return documents[id];
+    const loaded = await fetchVersion(projectId, id);
+    setDocuments((current) => ({ ...current, [id]: loaded }));
+    return loaded;
+  }
+
+  useEffect(() => {
+    for (const choice of [from, to]) {
+      if (choice && choice !== CANVAS && !documents[Number(choice)]) version(Number(choice)).catch((caught) => setError(errorMessage(caught)));
+    }
+  }, [from, to]);
+
+  const documentOf = (choice: string): EditorDocument | undefined => (choice === CANVAS ? canvas : documents[Number(choice)]?.editor_document);
+  const before = documentOf(from);
+  const after = documentOf(to);
+  const diff: GraphDiff | null = useMemo(() => (before && after ? diffDocuments(before, after) : null), [before, after]);
+
+  useEffect(() => {
+    const marks: Record<string, DiffMark> = {};
+    if (diff) {
+      for (const node of diff.addedNodes) marks[node.id] = "added";
+      for (const node of diff.changedNodes) marks[node.id] = "changed";
+    }
+    setDiffMarks(marks);
+  }, [diff, setDiffMarks]);
+  useEffect(() => () => setDiffMarks({}), [setDiffMarks]);
+
+  async function load(id: number) {
+    try {
+      onLoad(await version(id));
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
+
+  const label = (choice: string) => (choice === CANVAS ? "the canvas" : `v${versions.find((v) => String(v.id) === choice)?.number ?? "?"}`);
+
+  return (
+    <aside className="nf-versions" aria-label="Versions">
+      <header className="nf-versions-header">
+        <h2>Versions</h2>
+        <button className="link" onClick={onClose} aria-label="Close versions">✕</button>
+      </header>
+      {error && <div className="error-box" role="alert">{error}</div>}
+      {versions.length === 0 ? <p className="muted">Nothing saved yet. Save creates version 1.</p> : (
+        <ol className="nf-version-list">
+          {versions.map((item) => (
+            <li key={item.id} className={item.id === loadedVersionId ? "current" : undefined}>
+              <div>
+                <strong>v{item.number}</strong> <span className="muted">{new Date(item.created_at).toLocaleString()}</span>
+                <div>{item.message || <span className="muted">no message</span>}</div>
+              </div>
+              <button onClick={() => void load(item.id)} aria-label={`Load version ${item.number}`}>Load</button>
+            </li>
+          ))}
+        </ol>
+      )}
+      {versions.length > 0 && (
+        <section className="nf-diff" aria-label="Compare versions">
+          <h3>Compare</h3>
+          <div className="nf-diff-pick">
+            <select aria-label="Compare from" value={from} onChange={(event) => setFrom(event.target.value)}>
+              {versions.map((item) => <option key={item.id} value={String(item.id)}>v{item.number}</option>)}
+              <option value={CANVAS}>canvas</option>
+            </select>
+            <span>→</span>
+            <select aria-label="Compare to" value={to} onChange={(event) => setTo(event.target.value)}>
+              <option value={CANVAS}>canvas</option>
+              {versions.map((item) => <option key={item.id} value={String(item.id)}>v{item.number}</option>)}
+            </select>
+          </div>
+          {!diff ? <p className="muted">Loading…</p> : isEmptyDiff(diff) ? <p className="muted">No differences between {label(from)} and {label(to)}.</p> : (
+            <ul className="nf-diff-list">
+              {diff.addedNodes.map((node) => (
+                <li key={`+${node.id}`} className="added"><button className="link" onClick={() => onSelectNode(node.id)}>+ {node.id}</button> <span className="muted">{node.type}</span></li>
+              ))}
+              {diff.removedNodes.map((node) => <li key={`-${node.id}`} className="removed">− {node.id} <span className="muted">{node.type}</span></li>)}
+              {diff.changedNodes.map((node) => (
+                <li key={`~${node.id}`} className="changed">
+                  <button className="link" onClick={() => onSelectNode(node.id)}>~ {node.id}</button>
+                  <ul>{node.changes.map((change) => (
+                    <li key={change.field}><code>{change.field}</code>: {change.before === undefined ? "unset" : formatValue(change.before)} → {change.after === undefined ? "unset" : formatValue(change.after)}</li>
+                  ))}</ul>
+                </li>
+              ))}
+              {diff.addedEdges.map((edge) => <li key={`+e${edge.id}`} className="added">+ edge {edge.source}.{edge.sourceHandle} → {edge.target}.{edge.targetHandle}</li>)}
+              {diff.removedEdges.map((edge) => <li key={`-e${edge.id}`} className="removed">− edge {edge.source}.{edge.sourceHandle} → {edge.target}.{edge.targetHandle}</li>)}
+            </ul>
+          )}
+        </section>
+      )}
+    </aside>
+  );
+}

@@ -1,0 +1,67 @@
+// The editor's calls to the REST API.
+import { api, apiAll } from "../api/client";
+import type { BuiltinDataset, Catalog, Dataset, EditorDocument, GraphVersion, GraphVersionSummary, Page, Project, ValidationReport } from "../api/types";
+
+export type { BuiltinDataset };
+
+let catalogRequest: Promise<Catalog> | null = null;
+
+/** The op catalog, fetched once per page load (it changes only with a new engine). */
+export function fetchCatalog(): Promise<Catalog> {
+  catalogRequest ??= api<Catalog>("/api/ops").catch((error) => {
+    catalogRequest = null;
+    throw error;
+  });
+  return catalogRequest;
+}
+
+export function validateDocument(document: EditorDocument): Promise<ValidationReport> {
+  return api<ValidationReport>("/api/graphs/validate", { method: "POST", json: document });
+}
+
+export function fetchProject(projectId: number): Promise<Project> {
+  return api<Project>(`/api/projects/${projectId}`);
+}
+
+export function fetchVersions(projectId: number): Promise<GraphVersionSummary[]> {
+  return apiAll<GraphVersionSummary>(`/api/projects/${projectId}/versions`);
+}
+
+export async function fetchLatestVersion(projectId: number): Promise<{ latest: GraphVersionSummary | null; count: number }> {
+  const page = await api<Page<GraphVersionSummary>>(`/api/projects/${projectId}/versions?limit=1`);
+  return { latest: page.results[0] ?? null, count: page.count };
+}
+
+export function fetchVersion(projectId: number, versionId: number): Promise<GraphVersion> {
+  return api<GraphVersion>(`/api/projects/${projectId}/versions/${versionId}`);
+}
+
+export function saveVersion(projectId: number, document: EditorDocument, message: string): Promise<GraphVersion> {
+  return api<GraphVersion>(`/api/projects/${projectId}/versions`, { method: "POST", json: { editor_document: document, message } });
+}
+
+export function createProject(name: string, description = ""): Promise<Project> {
+  return api<Project>("/api/projects", { method: "POST", json: { name, description } });
+}
+
+export function fetchProjects(): Promise<Project[]> {
+  return apiAll<Project>("/api/projects");
+}
+
+export function fetchDatasets(): Promise<Dataset[]> {
+  return apiAll<Dataset>("/api/datasets");
+}
+
+export async function fetchBuiltinDatasets(): Promise<BuiltinDataset[]> {
+  return (await api<{ results: BuiltinDataset[] }>("/api/datasets/builtin")).results;
+}
+
+/** A dataset of the user's made from a built-in (runs need a dataset id). */
+export function createBuiltinDataset(builtin: string, project?: number): Promise<Dataset> {
+  return api<Dataset>("/api/datasets", { method: "POST", json: { builtin, project: project ?? null } });
+}
+
+export function scriptUrl(projectId: number, versionId: number, datasetId?: number | null): string {
+  const query = datasetId ? `?dataset=${datasetId}` : "";
+  return `/api/projects/${projectId}/versions/${versionId}/script${query}`;
+}

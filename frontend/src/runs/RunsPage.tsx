@@ -1,0 +1,363 @@
+// A project's runs as a sortable, filterable table; tick several and compare their curves and
+// their configurations.
+import { useCallback, useEffect, useMemo, useState } from "react";
+import { Link, useParams, useSearchParams } from "react-router-dom";
+import { api, apiAll, errorMessage } from "../api/client";
+import type { Project, Run, SeriesHistory } from "../api/types";
+import { formatDuration, formatValue } from "../charts/chart";
+import { higherIsBetter } from "../charts/metrics";
+import type { XAxisKind } from "../charts/series";
+import { UPlotChart } from "../charts/UPlotChart";
+import { compareRows, compareSource, runColor, type CompareOptions } from "./compare";
+import { X_AXIS_LABELS } from "./runCharts";
+import { durationSeconds, formatDateTime, numericFinalMetrics, optimizerOf, RUN_STATES, runTitle } from "./runInfo";
+import "./runs.css";
+
+// Counters, not results: the run page shows them.
+const HIDDEN_FINAL_METRICS = new Set(["steps", "epochs", "best_epoch"]);
+const POLL_MS = 4000;
+
+interface Column {
+  key: string;
+  label: string;
+  numeric?: boolean;
+  value(run: Run): string | number | null;
+  render?(run: Run): React.ReactNode;
+}
+
+export function RunsPage() {
+  const projectId = Number(useParams().projectId);
+  const [search, setSearch] = useSearchParams();
+  const [project, setProject] = useState<Project | null>(null);
+  const [runs, setRuns] = useState<Run[] | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [selected, setSelected] = useState<number[]>([]);
+  const [comparing, setComparing] = useState<number[]>([]);
+  const [sort, setSort] = useState<{ key: string; descending: boolean }>({ key: "created", descending: true });
+  const text = search.get("q") ?? "";
+  const stateFilter = search.get("state") ?? "";
+  const tagFilter = search.get("tag") ?? "";
+
+  const setFilter = (name: string, value: string) => {
+    setSearch((current) => {
+      const next = new URLSearchParams(current);
+      if (value) next.set(name, value);
+      else next.delete(name);
+      return next;
+    }, { replace: true });
+  };
+
+  useEffect(() => {
+    api<Project>(`/api/projects/${projectId}`).then(setProject).catch(() => setProject(null));
+  }, [projectId]);
+
+  const load = useCallback(async () => {
+    const query = new URLSearchParams();
+    if (stateFilter) query.set("state", stateFilter);
+    if (tagFilter) query.set("tag", tagFilter);
+    try {
+      setRuns(await apiAll<Run>(`/api/projects/${projectId}/runs${query.size ? `?${query}` : ""}`));
+      setError(null);
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }, [projectId, stateFilter, tagFilter]);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  // Follow queued and running runs until they finish.
+  const anyActive = runs?.some((run) => run.state === "queued" || run.state === "running") ?? false;
+  useEffect(() => {
+    if (!anyActive) return;
+    const timer = setInterval(() => void load(), POLL_MS);
+    return () => clearInterval(timer);
+  }, [anyActive, load]);
+
+  const metricNames = useMemo(() => {
+    const names = new Set<string>();
+    for (const run of runs ?? []) for (const [name] of numericFinalMetrics(run)) if (!HIDDEN_FINAL_METRICS.has(name)) names.add(name);
+    return [...names].sort(metricOrder);
+  }, [runs]);
+
+  const columns: Column[] = useMemo(() => [
+    { key: "name", label: "Name", value: (run) => runTitle(run).toLowerCase(), render: (run) => <Link to={`/runs/${run.id}`}>{runTitle(run)}</Link> },
+    { key: "state", label: "State", value: (run) => RUN_STATES.indexOf(run.state), render: (run) => <span className={`badge ${run.state}`}>{run.state}</span> },
+    { key: "version", label: "Graph", numeric: true, value: (run) => run.graph_version_number, render: (run) => `v${run.graph_version_number}` },
+    { key: "dataset", label: "Dataset", value: (run) => run.dataset_name },
+    { key: "optimizer", label: "Optimizer", value: (run) => optimizerOf(run).name },
+    { key: "lr", label: "lr", numeric: true, value: (run) => optimizerOf(run).lr, render: (run) => formatPlain(optimizerOf(run).lr) },
+    { key: "batch", label: "Batch", numeric: true, value: (run) => numberOrNull(run.hyperparameters.batch_size) },
+    { key: "epochs", label: "Epochs", numeric: true, value: (run) => numberOrNull(run.hyperparameters.epochs),
+      render: (run) => `${run.epochs_completed}/${run.hyperparameters.epochs ?? "?"}` },
+    ...metricNames.map((name): Column => ({
+      key: `metric:${name}`, label: name, numeric: true,
+      value: (run) => numberOrNull(run.final_metrics?.[name]),
+      render: (run) => formatValue(run.final_metrics?.[name]),
+    })),
+    { key: "duration", label: "Duration", numeric: true, value: durationSeconds,
+      render: (run) => { const seconds = durationSeconds(run); return seconds === null ? "" : formatDuration(seconds); } },
+    { key: "tags", label: "Tags", value: (run) => run.tags.join(","), render: (run) => run.tags.map((tag) => (
+      <button key={tag} type="button" className="tag link" onClick={() => setFilter("tag", tag)} title={`Only runs tagged ${tag}`}>{tag}</button>
+    )) },
+    { key: "notes", label: "Notes", value: (run) => run.notes, render: (run) => <span title={run.notes}>{run.notes.split("\n")[0]}</span> },
+    { key: "created", label: "Created", value: (run) => run.created_at, render: (run) => formatDateTime(run.created_at) },
+  ], [metricNames]);
+
+  const visible = useMemo(() => {
+    const needle = text.trim().toLowerCase();
+    const filtered = (runs ?? []).filter((run) => !needle || [
+      runTitle(run), String(run.id), run.notes, run.dataset_name, run.graph_name, optimizerOf(run).name, ...run.tags,
+    ].some((field) => field.toLowerCase().includes(needle)));
+    const column = columns.find((candidate) => candidate.key === sort.key) ?? columns[0];
+    return filtered.sort((a, b) => compareValues(column.value(a), column.value(b), sort.descending));
+  }, [runs, text, sort, columns]);
+
+  const best = useMemo(() => {
+    const bestByMetric = new Map<string, number>();
+    for (const name of metricNames) {
+      const values = visible.map((run) => run.final_metrics?.[name]).filter((value): value is number => typeof value === "number");
+      if (values.length > 1) bestByMetric.set(name, higherIsBetter(name) ? Math.max(...values) : Math.min(...values));
+    }
+    return bestByMetric;
+  }, [visible, metricNames]);
+
+  const allTags = useMemo(() => [...new Set((runs ?? []).flatMap((run) => run.tags))].sort(), [runs]);
+  const toggle = (id: number) => setSelected((current) => (current.includes(id) ? current.filter((other) => other !== id) : [...current, id]));
+  const allVisibleSelected = visible.length > 0 && visible.every((run) => selected.includes(run.id));
+  const comparedRuns = comparing.map((id) => runs?.find((run) => run.id === id)).filter((run): run is Run => !!run);
+
+  return (
+    <div className="runs-page">
+      <header className="page-header">
+        <h1>Runs{project ? ` of ${project.name}` : ""}</h1>
+        <Link to={`/projects/${projectId}`}>← Back to the editor</Link>
+        <div className="spacer" />
+        <button onClick={() => void load()}>Refresh</button>
+      </header>
+      <div className="runs-filters">
+        <label>
+          Search
+          <input type="search" value={text} placeholder="name, notes, tag, dataset…" onChange={(event) => setFilter("q", event.target.value)} />
+        </label>
+        <label>
+          State
+          <select value={stateFilter} onChange={(event) => setFilter("state", event.target.value)}>
+            <option value="">any</option>
+            {RUN_STATES.map((state) => <option key={state} value={state}>{state}</option>)}
+          </select>
+        </label>
+        <label>
+          Tag
+          <select value={tagFilter} onChange={(event) => setFilter("tag", event.target.value)}>
+            <option value="">any</option>
+            {[...new Set([...allTags, ...(tagFilter ? [tagFilter] : [])])].map((tag) => <option key={tag} value={tag}>{tag}</option>)}
+          </select>
+        </label>
+        <div className="spacer" />
+        <span className="muted">{selected.length ? `${selected.length} selected` : "Tick runs to compare them"}</span>
+        <button className="primary" disabled={selected.length < 1} onClick={() => setComparing(selected)}>Compare</button>
+      </div>
+      {error && <div className="error-box" role="alert">{error}</div>}
+      {runs === null && !error && <div className="loading">Loading runs…</div>}
+      {runs !== null && (
+        <div className="table-scroll">
+          <table className="data runs-table">
+            <thead>
+              <tr>
+                <th>
+                  <input type="checkbox" aria-label="Select all shown runs" checked={allVisibleSelected}
+                    onChange={() => setSelected(allVisibleSelected ? selected.filter((id) => !visible.some((run) => run.id === id)) : [...new Set([...selected, ...visible.map((run) => run.id)])])} />
+                </th>
+                {columns.map((column) => (
+                  <th key={column.key} className={`sortable ${column.numeric ? "num" : ""}`}
+                    aria-sort={sort.key === column.key ? (sort.descending ? "descending" : "ascending") : undefined}
+                    onClick={() => setSort({ key: column.key, descending: sort.key === column.key ? !sort.descending : column.numeric === true })}>
+                    {column.label}
+                    {sort.key === column.key && <span className="arrow">{sort.descending ? "▼" : "▲"}</span>}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {visible.map((run) => (
+                <tr key={run.id} data-testid={`run-row-${run.id}`} className={selected.includes(run.id) ? "selected" : undefined}>
+                  <td>
+                    <input type="checkbox" data-testid={`run-select-${run.id}`} aria-label={`Select ${runTitle(run)}`}
+                      checked={selected.includes(run.id)} onChange={() => toggle(run.id)} />
+                  </td>
+                  {columns.map((column) => {
+                    const metric = column.key.startsWith("metric:") ? column.key.slice(7) : null;
+                    const isBest = metric !== null && best.has(metric) && run.final_metrics?.[metric] === best.get(metric);
+                    return (
+                      <td key={column.key} className={[column.numeric ? "num" : "", column.key === "notes" ? "notes" : "", isBest ? "best" : ""].join(" ").trim() || undefined}>
+                        {column.render ? column.render(run) : formatCell(column.value(run))}
+                      </td>
+                    );
+                  })}
+                </tr>
+              ))}
+              {visible.length === 0 && (
+                <tr><td colSpan={columns.length + 1} className="muted">
+                  {runs.length ? "No run matches these filters." : <>No runs yet. <Link to={`/projects/${projectId}`}>Open the editor</Link> and press Train.</>}
+                </td></tr>
+              )}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {comparedRuns.length > 0 && <ComparePanel runs={comparedRuns} onClose={() => setComparing([])} />}
+    </div>
+  );
+}
+
+function ComparePanel({ runs, onClose }: { runs: Run[]; onClose(): void }) {
+  const [histories, setHistories] = useState<Map<number, Record<string, SeriesHistory>>>(new Map());
+  const [failures, setFailures] = useState<string[]>([]);
+  const [metric, setMetric] = useState<string>("");
+  const [options, setOptions] = useState<CompareOptions>({ xAxis: "step", smoothing: 0, logScale: false });
+  const [reloads, setReloads] = useState(0);
+  const runKey = runs.map((run) => run.id).join(",");
+
+  useEffect(() => {
+    let cancelled = false;
+    Promise.all(runs.map((run) =>
+      api<{ series: Record<string, SeriesHistory> }>(`/api/runs/${run.id}/metrics?max_points=2000`)
+        .then((body) => [run.id, body.series] as const)
+        .catch((error) => [run.id, new Error(`${runTitle(run)}: ${errorMessage(error)}`)] as const),
+    )).then((results) => {
+      if (cancelled) return;
+      const loaded = new Map<number, Record<string, SeriesHistory>>();
+      const errors: string[] = [];
+      for (const [id, result] of results) {
+        if (result instanceof Error) errors.push(result.message);
+        else loaded.set(id, result);
+      }
+      setHistories(loaded);
+      setFailures(errors);
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [runKey, reloads]);
+
+  const metrics = useMemo(() => {
+    const names = new Set<string>();
+    for (const series of histories.values()) for (const name of Object.keys(series)) names.add(name);
+    return [...names].sort(metricOrder);
+  }, [histories]);
+  const chosen = metric && metrics.includes(metric) ? metric : metrics.includes("val_loss") ? "val_loss" : metrics.includes("loss") ? "loss" : metrics[0] ?? "";
+  const source = useMemo(
+    () => compareSource(runs.map((run) => ({ run, series: histories.get(run.id)?.[chosen] })), options),
+    [runs, histories, chosen, options],
+  );
+  const sections = compareRows(runs);
+
+  return (
+    <section className="card compare" aria-label="Comparison">
+      <div className="row">
+        <h2>Compare {runs.length} run{runs.length === 1 ? "" : "s"}</h2>
+        <div className="spacer" />
+        <button onClick={() => setReloads(reloads + 1)}>Reload curves</button>
+        <button onClick={onClose}>Close</button>
+      </div>
+      {failures.map((failure) => <div key={failure} className="error-box" role="alert">{failure}</div>)}
+      <div className="curve-controls">
+        <label className="inline">
+          Metric
+          <select value={chosen} onChange={(event) => setMetric(event.target.value)} aria-label="Metric">
+            {metrics.map((name) => <option key={name} value={name}>{name}</option>)}
+          </select>
+        </label>
+        <label className="inline">
+          Smoothing
+          <input type="range" min={0} max={0.99} step={0.01} value={options.smoothing} aria-label="Smoothing"
+            onChange={(event) => setOptions({ ...options, smoothing: Number(event.target.value) })} />
+          <span className="mono">{options.smoothing.toFixed(2)}</span>
+        </label>
+        <label className="inline">
+          <input type="checkbox" checked={options.logScale} onChange={(event) => setOptions({ ...options, logScale: event.target.checked })} />
+          Log scale
+        </label>
+        <label className="inline">
+          X axis
+          <select value={options.xAxis} onChange={(event) => setOptions({ ...options, xAxis: event.target.value as XAxisKind })}>
+            <option value="step">Step</option>
+            <option value="epoch">Epoch</option>
+            <option value="wall">Relative time</option>
+          </select>
+        </label>
+      </div>
+      <UPlotChart
+        source={source}
+        title={chosen}
+        testId="compare-chart"
+        countAttribute="data-series"
+        xLabel={X_AXIS_LABELS[options.xAxis]}
+        xFormat={options.xAxis === "wall" ? "duration" : "number"}
+        logScale={options.logScale}
+        height={320}
+        emptyText={histories.size ? "None of these runs has points of this metric" : "Loading curves…"}
+      />
+      <div className="table-scroll">
+        <table className="data compare-table" data-testid="compare-table">
+          <thead>
+            <tr>
+              <th />
+              {runs.map((run, index) => (
+                <th key={run.id}><span className="swatch" style={{ background: runColor(index) }} /><Link to={`/runs/${run.id}`}>{runTitle(run)}</Link></th>
+              ))}
+            </tr>
+          </thead>
+          {sections.map((section) => (
+            <tbody key={section.section}>
+              <tr><th colSpan={runs.length + 1} className="section">{section.section}</th></tr>
+              {section.rows.map((row) => (
+                <tr key={row.key} className={row.differs ? "differs" : undefined} data-differs={row.differs || undefined}>
+                  <th className="mono">{row.key}</th>
+                  {row.values.map((value, index) => (
+                    <td key={index} className="mono">{section.section === "Results" ? formatCell(value) : formatPlain(value)}</td>
+                  ))}
+                </tr>
+              ))}
+            </tbody>
+          ))}
+        </table>
+      </div>
+    </section>
+  );
+}
+
+function formatCell(value: unknown): string {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "number") return formatValue(value);
+  if (typeof value === "string") return value;
+  return JSON.stringify(value);
+}
+
+/** Settings as the user typed them (0.01, not 0.0100). */
+function formatPlain(value: unknown): string {
+  if (value === null || value === undefined) return "—";
+  return typeof value === "string" ? value : typeof value === "number" ? String(value) : JSON.stringify(value);
+}
+
+function numberOrNull(value: unknown): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+/** Nulls last in either direction, numbers by value, text by locale. */
+function compareValues(a: string | number | null, b: string | number | null, descending: boolean): number {
+  if (a === null || a === "") return b === null || b === "" ? 0 : 1;
+  if (b === null || b === "") return -1;
+  const order = typeof a === "number" && typeof b === "number" ? a - b : String(a).localeCompare(String(b));
+  return descending ? -order : order;
+}
+
+// loss first, then each metric before its validation twin.
+function metricOrder(a: string, b: string): number {
+  const base = (name: string) => name.replace(/^val_/, "").replace(/^epoch_/, "");
+  const rank = (name: string) => (base(name) === "loss" ? 0 : 1);
+  return rank(a) - rank(b) || base(a).localeCompare(base(b)) || Number(a.startsWith("val_")) - Number(b.startsWith("val_"));
+}
+

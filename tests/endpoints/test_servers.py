@@ -1,0 +1,265 @@
+"""Endpoints against the real servers: uvicorn (REST) and the gRPC server process, sharing one
+SQLite file and one model store, over real sockets and real gRPC channels.
+
+The model is the session's trained digits MLP, attached to a succeeded run in the platform's
+database and published through the REST API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import httpx
+import numpy
+import pytest
+
+from engine.inference import Predictor
+from tests.platform.harness import Platform, Service, wait_until
+from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc
+
+pytestmark = pytest.mark.xdist_group("serving-servers")
+
+
+@pytest.fixture(scope="module")
+def servers():
+    home = Path(tempfile.mkdtemp(prefix="netforge-serving-"))
+    system = Platform(home)
+    system.env["NETFORGE_SERVING_REFRESH_SECONDS"] = "0.5"
+    try:
+        system.migrate()
+        system.start_web()
+        system.start_grpc()
+        yield system
+    finally:
+        for service in (system.grpc, system.web):
+            if service is not None:
+                service.stop()
+        Service._all[:] = [service for service in Service._all if service not in (system.grpc, system.web)]
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def owner(servers, django_db_blocker, trained_digits):
+    """A user with an API token and a succeeded digits run (``owner["runs"]()`` makes another)."""
+    with django_db_blocker.unblock(), servers.database_connection():
+        from django.contrib.auth import get_user_model  # noqa: PLC0415
+        from rest_framework.authtoken.models import Token  # noqa: PLC0415
+
+        from engine import zoo  # noqa: PLC0415
+        from webapp.datasets.services import dataset_create_builtin  # noqa: PLC0415
+        from webapp.projects.models import GraphVersion  # noqa: PLC0415
+        from webapp.projects.services import project_create  # noqa: PLC0415
+        from webapp.runs.models import Checkpoint, Run  # noqa: PLC0415
+
+        user = get_user_model().objects.create_user(username=f"u-{uuid.uuid4().hex[:8]}", password="x" * 12)
+        token = Token.objects.create(user=user).key
+        project = project_create(owner=user, name="digits")
+        graph = GraphVersion.objects.create(project=project, number=1, editor_document={}, spec=zoo.load("mlp"),
+                                            created_by=user)
+        dataset = dataset_create_builtin(owner=user, builtin="digits")
+
+        def make_run(*, slow: bool = False) -> int:
+            """A succeeded run with the trained digits checkpoint, or (``slow``) an untrained wide
+            MLP on the same inputs whose forward pass takes tens of milliseconds."""
+            with django_db_blocker.unblock(), servers.database_connection():
+                run = Run.objects.create(project=project, graph_version=graph, dataset=dataset, created_by=user,
+                                         state="succeeded", epochs_completed=2)
+                folder = servers.home / "artifacts" / "runs" / str(run.pk) / "epoch-0002"
+                if slow:
+                    write_wide_model(folder, trained_digits)
+                else:
+                    shutil.copytree(trained_digits, folder)
+                Checkpoint.objects.create(run=run, epoch=2, step=1, path=str(folder))
+                return run.pk
+
+    api = httpx.Client(base_url=servers.base_url, headers={"Authorization": f"Token {token}"}, timeout=30)
+    yield {"api": api, "make_run": make_run}
+    api.close()
+
+
+def write_wide_model(folder: Path, digits_checkpoint: Path) -> None:
+    from engine import serialization  # noqa: PLC0415
+    from engine.model import Model  # noqa: PLC0415
+    from tests.platform.harness import mlp_spec  # noqa: PLC0415
+
+    spec = mlp_spec(64, 10, hidden=4096)
+    schema = serialization.read_artifact(digits_checkpoint).manifest["input_schema"]
+    serialization.write_artifact(folder, spec=spec, weights=Model(spec).state_arrays(), input_schema=schema)
+
+
+def publish(owner, name: str, *, slow: bool = False, **settings) -> str:
+    """A new endpoint with the digits model as v1; returns a fresh API key."""
+    api = owner["api"]
+    assert api.post("/api/v1/endpoints", json={"name": name, **settings}).status_code == 201
+    response = api.post(f"/api/v1/endpoints/{name}/versions", json={"run": owner["make_run"](slow=slow)})
+    assert response.status_code == 201, response.text
+    created = api.post(f"/api/v1/endpoints/{name}/keys", json={"name": "test"})
+    return created.json()["key"]
+
+
+def tensor(array: numpy.ndarray) -> predict_pb2.Tensor:
+    return predict_pb2.Tensor(dtype=str(array.dtype), shape=array.shape, content=array.tobytes())
+
+
+def from_tensor(message: predict_pb2.Tensor) -> numpy.ndarray:
+    return numpy.frombuffer(message.content, dtype=numpy.dtype(message.dtype).newbyteorder("<")).reshape(message.shape)
+
+
+def grpc_predict(stub, name: str, key: str | None, array, *, version: int = 0, field: str = "x"):
+    metadata = (("authorization", f"Bearer {key}"),) if key else ()
+    return stub.Predict(predict_pb2.PredictRequest(endpoint=name, version=version, inputs={field: tensor(array)}),
+                        metadata=metadata, timeout=30)
+
+
+@pytest.fixture
+def stub(servers):
+    with grpc.insecure_channel(servers.grpc_target) as channel:
+        yield predict_pb2_grpc.PredictionServiceStub(channel)
+
+
+def test_rest_and_grpc_answer_like_the_engine_and_refuse_what_they_should(servers, owner, stub, digits_rows):
+    key = publish(owner, "digits")
+    rows = digits_rows.astype(numpy.float32)
+    endpoint_id = owner["api"].get("/api/v1/endpoints/digits").json()["id"]
+    expected = Predictor.load(servers.home / "artifacts" / "endpoints" / str(endpoint_id) / "v1").predict(rows)
+
+    rest = httpx.post(f"{servers.base_url}/api/v1/endpoints/digits/predict", json={"instances": rows.tolist()},
+                      headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert rest.status_code == 200, rest.text
+    assert [p["class"] for p in rest.json()["predictions"]] == expected["classes"].tolist()
+    numpy.testing.assert_allclose([p["probabilities"] for p in rest.json()["predictions"]], expected["probabilities"],
+                                  atol=1e-6)
+
+    answer = grpc_predict(stub, "digits", key, rows)
+    assert answer.version == 1 and list(answer.labels) == expected["labels"]
+    numpy.testing.assert_array_equal(from_tensor(answer.outputs["classes"]), expected["classes"])
+    numpy.testing.assert_allclose(from_tensor(answer.outputs["probabilities"]), expected["probabilities"], atol=1e-6)
+    numpy.testing.assert_allclose(from_tensor(answer.outputs["prediction"]), expected["outputs"]["prediction"],
+                                  atol=1e-5)
+
+    def status_of(call) -> tuple:
+        with pytest.raises(grpc.RpcError) as caught:
+            call()
+        return caught.value.code(), caught.value.details()
+
+    assert status_of(lambda: grpc_predict(stub, "digits", None, rows))[0] == grpc.StatusCode.UNAUTHENTICATED
+    assert status_of(lambda: grpc_predict(stub, "digits", "nfk_wrong", rows))[0] == grpc.StatusCode.UNAUTHENTICATED
+    code, details = status_of(lambda: grpc_predict(stub, "digits", key, rows[:, :63]))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "inputs.x.shape: expected shape [N, 64]" in details
+    code, details = status_of(lambda: grpc_predict(stub, "digits", key, rows.astype(numpy.float64)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "expected 'float32', got 'float64'" in details
+    code, details = status_of(lambda: grpc_predict(stub, "digits", key, rows, field="pixels"))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "inputs.x: missing" in details
+    broken = predict_pb2.Tensor(dtype="float32", shape=[2, 64], content=b"\0" * 10)
+    code, details = status_of(lambda: stub.Predict(predict_pb2.PredictRequest(endpoint="digits", inputs={"x": broken}),
+                                                   metadata=(("authorization", f"Bearer {key}"),)))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "holds 10 bytes" in details
+    assert status_of(lambda: grpc_predict(stub, "nope", key, rows))[0] == grpc.StatusCode.NOT_FOUND
+    code, details = status_of(lambda: grpc_predict(stub, "digits", key, rows, version=7))
+    assert code == grpc.StatusCode.NOT_FOUND and "no version 7" in details
+    oversized = numpy.zeros((20000, 64), numpy.float32)  # 5 MB, over the 4 MiB limit
+    assert status_of(lambda: grpc_predict(stub, "digits", key, oversized))[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    too_big = httpx.post(f"{servers.base_url}/api/v1/endpoints/digits/predict", content=b"[" + b"0," * 2_200_000 + b"0]",
+                         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=30)
+    assert too_big.status_code == 413
+
+    # a key revoked through the web server stops working in the gRPC server too
+    key_id = owner["api"].get("/api/v1/endpoints/digits/keys").json()[0]["id"]
+    assert owner["api"].delete(f"/api/v1/endpoints/digits/keys/{key_id}").status_code == 200
+
+    def refused():
+        try:
+            grpc_predict(stub, "digits", key, rows[:1])
+        except grpc.RpcError as error:
+            return error.code() == grpc.StatusCode.UNAUTHENTICATED
+        return False
+
+    wait_until(refused, timeout=10, what="the gRPC server to refuse the revoked key")
+
+
+def test_a_version_published_under_load_loses_no_request(servers, owner, digits_rows):
+    key = publish(owner, "under-load")
+    row = digits_rows[:1].astype(numpy.float32)
+    stop = threading.Event()
+    outcomes = {"rest": [], "grpc": []}
+
+    def rest_load():
+        with httpx.Client(base_url=servers.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+            while not stop.is_set():
+                response = client.post("/api/v1/endpoints/under-load/predict", json={"instances": row.tolist()})
+                outcomes["rest"].append(response.json()["version"] if response.status_code == 200 else response.text)
+
+    def grpc_load():
+        with grpc.insecure_channel(servers.grpc_target) as channel:
+            client = predict_pb2_grpc.PredictionServiceStub(channel)
+            while not stop.is_set():
+                try:
+                    outcomes["grpc"].append(grpc_predict(client, "under-load", key, row).version)
+                except grpc.RpcError as error:
+                    outcomes["grpc"].append(f"{error.code()}: {error.details()}")
+
+    threads = [threading.Thread(target=target) for target in (rest_load, grpc_load)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        response = owner["api"].post("/api/v1/endpoints/under-load/versions", json={"run": owner["make_run"]()})
+        assert response.status_code == 201, response.text
+
+        def both_moved():
+            return outcomes["rest"][-1:] == [2] and outcomes["grpc"][-1:] == [2]
+
+        wait_until(both_moved, timeout=15, what="both servers to answer with version 2")
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    for protocol, answers in outcomes.items():
+        failures = [answer for answer in answers if answer not in (1, 2)]
+        assert not failures, f"{protocol}: {failures[:3]}"
+        assert answers.index(2) > 0 and set(answers[answers.index(2):]) == {2}, protocol  # never back to 1
+
+
+def test_a_full_queue_is_refused_fast(servers, owner):
+    key = publish(owner, "tiny-queue", slow=True, max_batch_size=1, max_queue_size=1, max_queue_delay_ms=0)
+    big = numpy.random.default_rng(0).random((256, 64), dtype=numpy.float32)  # a slow forward each
+
+    async def burst():
+        async with grpc.aio.insecure_channel(servers.grpc_target) as channel:
+            client = predict_pb2_grpc.PredictionServiceStub(channel)
+            request = predict_pb2.PredictRequest(endpoint="tiny-queue", inputs={"x": tensor(big)})
+            metadata = (("authorization", f"Bearer {key}"),)
+
+            async def one():
+                started = time.perf_counter()
+                try:
+                    await client.Predict(request, metadata=metadata, timeout=30)
+                    return "ok", time.perf_counter() - started
+                except grpc.aio.AioRpcError as error:
+                    return error.code(), time.perf_counter() - started
+
+            return await asyncio.gather(*(one() for _ in range(16)))
+
+    grpc_results = asyncio.run(burst())
+    refused = [seconds for code, seconds in grpc_results if code == grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert refused and any(code == "ok" for code, _ in grpc_results), grpc_results
+    assert {code for code, _ in grpc_results} <= {"ok", grpc.StatusCode.RESOURCE_EXHAUSTED}
+
+    async def rest_burst():
+        async with httpx.AsyncClient(base_url=servers.base_url, headers={"Authorization": f"Bearer {key}"},
+                                     timeout=30) as client:
+            body = {"inputs": {"x": big.tolist()}}
+            responses = await asyncio.gather(*(client.post("/api/v1/endpoints/tiny-queue/predict", json=body)
+                                               for _ in range(12)))
+            return [response.status_code for response in responses]
+
+    statuses = asyncio.run(rest_burst())
+    assert set(statuses) <= {200, 429} and 429 in statuses, statuses

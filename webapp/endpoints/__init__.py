@@ -1,0 +1,1 @@
+"""Published models: endpoints, their numbered versions, API keys and serving metrics (contract 6)."""

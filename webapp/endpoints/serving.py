@@ -1,0 +1,251 @@
+"""The prediction routes: async views that hand requests to the dynamic batcher and await the
+result without blocking the event loop (``workers.serving.runtime``).
+
+NetForge routes (house error shape ``{"error": {"code", "message", "details"}}``):
+
+- ``POST /api/v1/endpoints/<name>/predict`` and ``/versions/<n>/predict``: ``{"instances": [...]}``
+  (rows, or objects by input name) or ``{"inputs": {name: batch}}`` -> ``{"predictions": [...]}``;
+- ``GET /api/v1/endpoints/<name>/metadata`` and ``/versions/<n>/metadata``;
+- ``GET /api/v1/endpoints/<name>/health`` (a ready default version exists) and ``/ready`` (it is
+  loaded and warmed up in this server), without a key.
+
+KServe v2 / Open Inference Protocol routes (its error shape ``{"error": "message"}``):
+``GET /v2/health/live``, ``/v2/health/ready``, ``/v2/models/<name>[/versions/<v>]``,
+``.../ready``, and ``POST /v2/models/<name>[/versions/<v>]/infer``.
+
+Callers authenticate with the endpoint's API key: ``Authorization: Bearer <key>`` (or
+``X-API-Key: <key>``). These are plain Django views rather than DRF ones (DRF views are
+synchronous); their request and response formats are documented here and in the README.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from webapp.core.exceptions import error_body
+from workers.serving import inputs as serving_inputs
+from workers.serving.inputs import DTYPE_TO_V2, InputError
+from workers.serving.runtime import BadInput, ServingError, TooLarge, get_runtime, setting, version_metadata
+
+V2_DATATYPE_OF = {"float32": "FP32", "float64": "FP64", "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
+
+
+def _api_key(headers) -> str | None:
+    header = headers.get("authorization") or headers.get("Authorization") or ""
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return headers.get("x-api-key") or headers.get("X-Api-Key")
+
+
+def _error_answer(error: ServingError, *, v2: bool = False) -> tuple[int, dict, dict]:
+    body = {"error": error.message} if v2 else error_body(error.code, error.message, error.details)
+    extra = {}
+    if error.status == 401:
+        extra["WWW-Authenticate"] = 'Bearer realm="netforge-endpoint"'
+    elif error.status == 429:
+        extra["Retry-After"] = "1"
+    return error.status, body, extra
+
+
+def _answer_error(error: ServingError, *, v2: bool = False) -> JsonResponse:
+    status, body, extra = _error_answer(error, v2=v2)
+    response = JsonResponse(body, status=status)
+    for name, value in extra.items():
+        response[name] = value
+    return response
+
+
+def _method_not_allowed(request, allowed: str, *, v2: bool = False) -> JsonResponse:
+    message = f"method {request.method} is not allowed here; use {allowed}"
+    response = JsonResponse({"error": message} if v2 else error_body("method_not_allowed", message), status=405)
+    response["Allow"] = allowed
+    return response
+
+
+def max_request_bytes() -> int:
+    return setting("SERVING_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
+
+
+def _check_size(size: int | None) -> None:
+    limit = max_request_bytes()
+    if size is not None and size > limit:
+        raise TooLarge(f"the request body has {size} bytes; at most {limit}", details={"limit": limit})
+
+
+def _payload(body: bytes) -> dict:
+    """The JSON body as an object; ``InputError`` otherwise."""
+    _check_size(len(body))
+    try:
+        payload = json.loads(body)
+    except (ValueError, RecursionError) as error:
+        raise InputError("body", f"not valid JSON ({error})") from None
+    if not isinstance(payload, dict):
+        raise InputError("body", "expected a JSON object")
+    return payload
+
+
+def _declared_size(headers) -> int | None:
+    declared = headers.get("content-length") or headers.get("Content-Length")
+    return int(declared) if declared and declared.isdigit() else None
+
+
+async def answer_predict(name: str, number: int | None, headers, body: bytes, *, v2: bool) -> tuple[int, dict, dict]:
+    """A prediction request, whatever carried it: (HTTP status, JSON body, extra headers). Used by
+    the Django views below and by the ASGI fast path (``webapp.endpoints.asgi``)."""
+    state = {}
+
+    def decode(specs):
+        payload = state["payload"] = _payload(body)
+        if v2:
+            if "inputs" not in payload:
+                raise InputError("inputs", "missing: send {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}",
+                                 expected={"inputs": [{**spec.describe(), "datatype": DTYPE_TO_V2[spec.dtype]}
+                                                      for spec in specs]})
+            return serving_inputs.from_v2(payload["inputs"], specs)
+        if "instances" in payload:
+            return serving_inputs.from_instances(payload["instances"], specs)
+        if "inputs" in payload:
+            return serving_inputs.from_columns(payload["inputs"], specs)
+        raise InputError("instances", "missing: send {\"instances\": [...]} (rows, or objects by input name) "
+                                      "or {\"inputs\": {name: batch}}",
+                         expected={"inputs": [spec.describe() for spec in specs]})
+
+    try:
+        _check_size(_declared_size(headers))
+        loaded, result = await get_runtime("rest").serve(name=name, version=number, api_key=_api_key(headers),
+                                                         decode=decode)
+        if not v2:
+            return 200, {"endpoint": name, "version": loaded.number,
+                         "predictions": serving_inputs.to_instances(result)}, {}
+        outputs = serving_inputs.output_arrays(result)
+        wanted = state["payload"].get("outputs")
+        if wanted is not None:
+            if not isinstance(wanted, list) or not all(isinstance(item, dict) and item.get("name") in outputs
+                                                       for item in wanted):
+                raise BadInput(f"outputs: each requested output must be {{\"name\": ...}} with a name among "
+                               f"{sorted(outputs)}")
+            outputs = {item["name"]: outputs[item["name"]] for item in wanted}
+    except ServingError as error:
+        return _error_answer(error, v2=v2)
+    answer = {"model_name": name, "model_version": str(loaded.number), "outputs": [
+        {"name": key, "shape": list(array.shape), "datatype": V2_DATATYPE_OF.get(str(array.dtype), "FP64"),
+         "data": numpy.asarray(array).ravel().tolist()}
+        for key, array in outputs.items()
+    ]}
+    if "id" in state["payload"]:
+        answer["id"] = state["payload"]["id"]
+    return 200, answer, {}
+
+
+def _json_response(status: int, body: dict, extra: dict) -> JsonResponse:
+    response = JsonResponse(body, status=status)
+    for header, value in extra.items():
+        response[header] = value
+    return response
+
+
+# -- NetForge routes ------------------------------------------------------------------------------------
+
+@csrf_exempt
+async def predict(request, name: str, number: int | None = None):
+    if request.method != "POST":
+        return _method_not_allowed(request, "POST")
+    try:
+        _check_size(_declared_size(request.headers))
+    except ServingError as error:
+        return _answer_error(error)
+    return _json_response(*await answer_predict(name, number, request.headers, request.body, v2=False))
+
+
+async def metadata(request, name: str, number: int | None = None):
+    if request.method != "GET":
+        return _method_not_allowed(request, "GET")
+    runtime = get_runtime("rest")
+    try:
+        _route, loaded = await runtime.resolve(name, number, _api_key(request.headers))
+    except ServingError as error:
+        return _answer_error(error)
+    return JsonResponse(version_metadata(name, loaded))
+
+
+async def health(request, name: str):
+    """Whether the endpoint has a ready default version (no key needed)."""
+    try:
+        route = await get_runtime("rest").route(name)
+    except ServingError as error:
+        return _answer_error(error)
+    ok = route.default is not None and route.versions[route.default].state == "ready"
+    return JsonResponse({"endpoint": name, "status": "ok" if ok else "no_ready_version", "default_version": route.default},
+                        status=200 if ok else 503)
+
+
+async def ready(request, name: str, number: int | None = None):
+    """Whether the version (the default one without ``number``) is loaded and warmed up in this
+    server; asking starts loading it (no key needed)."""
+    runtime = get_runtime("rest")
+    try:
+        route = await runtime.route(name)
+    except ServingError as error:
+        return _answer_error(error, v2=request.path.startswith("/v2/"))
+    wanted = number if number is not None else runtime.active.get(name)
+    target = route.versions.get(wanted) if wanted is not None else None
+    loaded = runtime.cache.peek(route.id, wanted, target.path) if target is not None else None
+    if target is not None and target.state == "ready" and loaded is None:
+        runtime.refresh_in_background()
+    is_ready = loaded is not None
+    return JsonResponse({"endpoint": name, "name": name, "version": wanted, "ready": is_ready},
+                        status=200 if is_ready else 503)
+
+
+# -- KServe v2 / Open Inference Protocol --------------------------------------------------------------------
+
+async def v2_live(request):
+    return JsonResponse({"live": True})
+
+
+async def v2_ready(request):
+    runtime = get_runtime("rest")
+    try:
+        if runtime._forced:
+            await runtime._refresh_now()
+    except Exception:  # noqa: BLE001  (the database is unreachable: not ready)
+        return JsonResponse({"ready": False}, status=503)
+    return JsonResponse({"ready": True})
+
+
+def _v2_tensor_meta(entry: dict) -> dict:
+    shape = [-1 if size is None else size for size in (entry["shape"] or [-1])]
+    return {"name": entry["name"], "datatype": V2_DATATYPE_OF.get(entry["dtype"], entry["dtype"].upper()), "shape": shape}
+
+
+async def v2_model(request, name: str, version: int | None = None):
+    if request.method != "GET":
+        return _method_not_allowed(request, "GET", v2=True)
+    runtime = get_runtime("rest")
+    try:
+        route, loaded = await runtime.resolve(name, version, _api_key(request.headers))
+    except ServingError as error:
+        return _answer_error(error, v2=True)
+    described = version_metadata(name, loaded)
+    return JsonResponse({
+        "name": name,
+        "versions": [str(number) for number, target in sorted(route.versions.items()) if target.state == "ready"],
+        "platform": "netforge",
+        "inputs": [_v2_tensor_meta(entry) for entry in described["inputs"]],
+        "outputs": [_v2_tensor_meta(entry) for entry in described["outputs"]],
+    })
+
+
+@csrf_exempt
+async def v2_infer(request, name: str, version: int | None = None):
+    if request.method != "POST":
+        return _method_not_allowed(request, "POST", v2=True)
+    try:
+        _check_size(_declared_size(request.headers))
+    except ServingError as error:
+        return _answer_error(error, v2=True)
+    return _json_response(*await answer_predict(name, version, request.headers, request.body, v2=True))

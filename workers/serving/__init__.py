@@ -1,0 +1,12 @@
+"""Serving published models (contract 6): one model cache and one dynamic batcher behind both the
+REST views (``webapp.endpoints.serving``, in the ASGI server) and the gRPC server
+(``python -m workers.serving.grpc_server``), which share the model store: the files of
+``<ARTIFACT_ROOT>/endpoints/`` and the database.
+
+- ``batcher``: the dynamic batcher (bounded queue, max batch size, max queue delay);
+- ``cache``: loaded, warmed-up versions, each with its batcher thread;
+- ``inputs``: request payloads to checked arrays and predictions back (every protocol);
+- ``runtime``: routing (endpoints, default versions, API keys) and ``serve``;
+- ``metrics``: counts per process, summed in the database, Prometheus export;
+- ``grpc_server``: the gRPC ``PredictionService`` (protos in ``protos/netforge/serving/v1``).
+"""

@@ -1,0 +1,142 @@
+"""The gRPC prediction server: ``python -m workers.serving.grpc_server --port 50051``.
+
+Serves ``netforge.serving.v1.PredictionService`` (``protos/netforge/serving/v1/predict.proto``)
+with grpc's asyncio server. The servicer is a thin adapter over the same ``ServingRuntime`` as
+the REST views (model cache, dynamic batcher, keys, metrics), reading the same database and model
+files; ``make run`` starts it beside the ASGI server.
+
+Tensors travel as raw little-endian bytes with a shape and a dtype. The API key comes in the
+``authorization`` metadata (``Bearer <key>``). Errors map to status codes: a bad input is
+INVALID_ARGUMENT with the field and the expected shape in the message, a missing or wrong key
+UNAUTHENTICATED, an unknown endpoint or version NOT_FOUND, a full queue RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+
+import grpc
+
+log = logging.getLogger("workers.serving.grpc_server")
+
+
+def _setup_django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
+    import django  # noqa: PLC0415
+
+    django.setup()
+
+
+def make_servicer(runtime):
+    """The servicer (built after Django is set up: the runtime reads settings and the database)."""
+    import numpy  # noqa: PLC0415
+
+    from workers.serving import inputs as serving_inputs  # noqa: PLC0415
+    from workers.serving.inputs import InputError  # noqa: PLC0415
+    from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
+    from workers.serving.runtime import ServingError, version_metadata  # noqa: PLC0415
+
+    def api_key(context) -> str | None:
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and value[:7].lower() == "bearer ":
+                return value[7:].strip()
+            if key == "x-api-key":
+                return value
+        return None
+
+    def tensor(array) -> predict_pb2.Tensor:
+        array = numpy.ascontiguousarray(array)
+        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        return predict_pb2.Tensor(dtype=str(array.dtype), shape=array.shape, content=little.tobytes())
+
+    async def abort(context, error: ServingError):
+        await context.abort(getattr(grpc.StatusCode, error.grpc_status), error.message)
+
+    class PredictionServicer(predict_pb2_grpc.PredictionServiceServicer):
+        async def Predict(self, request, context):  # noqa: N802  (the RPC's name)
+            def decode(specs):
+                arrays = {}
+                for spec in specs:
+                    if spec.name not in request.inputs:
+                        raise InputError(f"inputs.{spec.name}", f"missing; expected a tensor of shape "
+                                         f"{spec.shape_text()} and dtype {spec.dtype}", expected=spec.describe())
+                    given = request.inputs[spec.name]
+                    arrays[spec.name] = serving_inputs.from_tensor(given.dtype, given.shape, given.content, spec,
+                                                                   f"inputs.{spec.name}")
+                unknown = sorted(set(request.inputs) - {spec.name for spec in specs})
+                if unknown:
+                    raise InputError(f"inputs.{unknown[0]}", f"unknown input; this model takes "
+                                                             f"{[spec.name for spec in specs]}")
+                return arrays, serving_inputs.batch_size_of(arrays, "inputs")
+
+            try:
+                loaded, result = await runtime.serve(name=request.endpoint, version=request.version or None,
+                                                     api_key=api_key(context), decode=decode)
+            except ServingError as error:
+                await abort(context, error)
+            return predict_pb2.PredictResponse(
+                endpoint=request.endpoint, version=loaded.number,
+                outputs={name: tensor(array) for name, array in serving_inputs.output_arrays(result).items()},
+                labels=result.get("labels") or [],
+            )
+
+        async def GetMetadata(self, request, context):  # noqa: N802
+            try:
+                _route, loaded = await runtime.resolve(request.endpoint, request.version or None, api_key(context))
+            except ServingError as error:
+                await abort(context, error)
+            return predict_pb2.GetMetadataResponse(endpoint=request.endpoint, version=loaded.number,
+                                                   metadata_json=json.dumps(version_metadata(request.endpoint, loaded)))
+
+    return PredictionServicer(), predict_pb2_grpc.add_PredictionServiceServicer_to_server
+
+
+async def serve(host: str, port: int) -> None:
+    from workers.serving.runtime import get_runtime, setting  # noqa: PLC0415
+
+    runtime = get_runtime("grpc")
+    servicer, add = make_servicer(runtime)
+    limit = setting("SERVING_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
+                                      ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                                      ("grpc.so_reuseport", 0)])
+    add(servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if not bound:
+        raise SystemExit(f"the gRPC server could not listen on {host}:{port}")
+    await server.start()
+    await asyncio.get_running_loop().run_in_executor(None, runtime._refresh_quietly)
+    log.info("gRPC server listening on %s:%s", host, bound)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    interval = setting("SERVING_REFRESH_SECONDS", 1.0)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            runtime.refresh_in_background()  # new versions and keys, and the metrics to the database
+    log.info("gRPC server stopping")
+    await server.stop(grace=2)
+    runtime.shutdown()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workers.serving.grpc_server", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default=os.environ.get("NETFORGE_GRPC_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("NETFORGE_GRPC_PORT", "50051")))
+    args = parser.parse_args(argv)
+    _setup_django()
+    asyncio.run(serve(args.host, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

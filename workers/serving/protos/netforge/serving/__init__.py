@@ -1,0 +1,1 @@
+"""Generated gRPC code of the serving protos (see workers/serving/generate_protos.py)."""
