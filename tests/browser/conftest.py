@@ -81,7 +81,7 @@ class NetForge:
             self.process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def netforge():
     home = Path(tempfile.mkdtemp(prefix="netforge-browser-"))
     server = NetForge(home)
@@ -93,8 +93,11 @@ def netforge():
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this thread,
+    # and Django refuses ORM calls from a thread with a running loop, so tests that run later in
+    # the same pytest worker need it gone.
     from playwright.sync_api import sync_playwright  # noqa: PLC0415
 
     with sync_playwright() as playwright:
