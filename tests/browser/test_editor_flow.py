@@ -163,6 +163,10 @@ def test_a_new_user_designs_trains_and_compares(page):
     expect(page.get_by_test_id("run-state")).to_have_text("succeeded", timeout=120_000)
     accuracy = float(page.get_by_test_id("final-metric-val_accuracy").inner_text())
     assert accuracy >= 0.9, accuracy
+    matrix = page.get_by_test_id("confusion-matrix")  # a classifier's evaluation on the validation split
+    expect(matrix).to_be_visible(timeout=30_000)
+    expect(matrix).to_contain_text("9")
+    expect(page.get_by_test_id("prediction-samples").first).to_be_visible()
     steps.shot("run-finished")
 
     # a second run with another learning rate, then both side by side

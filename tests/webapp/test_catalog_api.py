@@ -52,6 +52,13 @@ def test_logits_that_do_not_fit_the_bound_datasets_classes_are_flagged_on_their_
     assert "7 scores" in error["message"] and "'digits' have 10 classes" in error["message"]
 
 
+def test_without_an_output_node_what_the_loss_judges_is_the_prediction(client, mlp_document):
+    mlp_document["nodes"] = [n for n in mlp_document["nodes"] if n["type"] != "output"]
+    mlp_document["edges"] = [e for e in mlp_document["edges"] if not e["target"].startswith("output:")]
+    report = client.post("/api/graphs/validate", mlp_document, format="json").json()
+    assert report["ok"] and report["spec"]["outputs"] == {"prediction": "logits"}
+
+
 def test_an_invalid_graph_is_still_a_200_with_per_node_errors(client, mlp_document):
     fc2 = next(n for n in mlp_document["nodes"] if n["id"] == "fc2")
     fc2["data"]["params"]["units"] = "many"

@@ -347,6 +347,14 @@ def _write_spec(document: dict, nodes: dict[str, dict], incoming: dict, conversi
             errors.append(_error(None, "loss", "ambiguous_loss",
                                  f"the graph has several loss ops ({listed}): add a loss node and connect the value "
                                  "that training minimizes (e.g. their sum) to it"))
+    if not spec["outputs"] and OUTPUT not in conversion.node_types.values() and len(loss_candidates) == 1:
+        # No output node drawn: what the one loss op judges (its first input, e.g. the logits) is
+        # the prediction, so a trained model can predict, be evaluated and be published.
+        node_id, op = loss_candidates[0]
+        entry = next(entry for entry in spec["nodes"] if entry["id"] == node_id)
+        judged = entry["inputs"].get(op.inputs[0].name)
+        if isinstance(judged, str):
+            spec["outputs"] = {"prediction": judged}
     metadata = document.get("metadata")
     if isinstance(metadata, dict) and metadata:
         spec["metadata"] = metadata

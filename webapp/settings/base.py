@@ -156,7 +156,8 @@ SPECTACULAR_SETTINGS = {
 RUN_HEARTBEAT_SECONDS = float(os.environ.get("NETFORGE_HEARTBEAT_SECONDS", "2"))
 RUN_STALE_AFTER_SECONDS = float(os.environ.get("NETFORGE_STALE_AFTER_SECONDS", "20"))
 RUN_MAX_ATTEMPTS = int(os.environ.get("NETFORGE_MAX_ATTEMPTS", "3"))
-LIVE_MAX_MESSAGES_PER_SECOND = 10
+# At most this many live messages a second per run (each carries every point since the last).
+LIVE_MAX_MESSAGES_PER_SECOND = float(os.environ.get("NETFORGE_LIVE_MESSAGES_PER_SECOND", "10"))
 
 LOGGING = {
     "version": 1,
