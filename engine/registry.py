@@ -242,25 +242,7 @@ class Op:
 
     def resolve(self, raw: dict) -> tuple[types.SimpleNamespace, list[tuple[str, str]]]:
         """Check raw params against the schema: (namespace with defaults, [(field, message)])."""
-        errors: list[tuple[str, str]] = []
-        values = {}
-        known = {param.name for param in self.params}
-        for key in raw:
-            if key not in known:
-                hint = f"; known parameters: {', '.join(sorted(known))}" if known else "; this op takes none"
-                errors.append((f"params.{key}", f"unknown parameter '{key}' for op '{self.name}'{hint}"))
-        for param in self.params:
-            if param.name in raw:
-                try:
-                    values[param.name] = param.check(raw[param.name])
-                except ValueError as error:
-                    errors.append((f"params.{param.name}", f"parameter '{param.name}' {error}"))
-                    values[param.name] = None if param.required else param.default
-            elif param.required:
-                errors.append((f"params.{param.name}", f"missing required parameter '{param.name}'"))
-                values[param.name] = None
-            else:
-                values[param.name] = param.default
+        values, errors = resolve_params(self.params, raw, owner=f"op '{self.name}'")
         return types.SimpleNamespace(**values), errors
 
     # -- the rules, overridden by each op -------------------------------------------------
@@ -282,18 +264,45 @@ class Op:
         raise EngineError(f"op '{self.name}' defines no backward")
 
     def to_json(self) -> dict:
-        return {
-            "name": self.name,
-            "category": self.category,
-            "doc": self.doc,
-            "params": [param.to_json() for param in self.params],
-            "inputs": [port.to_json() for port in self.inputs],
-            "outputs": [port.to_json() for port in self.outputs],
-            "is_loss": self.is_loss,
-            "block": self.block,
-            "kind": "op",
-            "has_weights": type(self).weights is not Op.weights,
-        }
+        return {**schema_json(self), "is_loss": self.is_loss, "block": self.block, "kind": "op",
+                "has_weights": type(self).weights is not Op.weights}
+
+
+def resolve_params(params: tuple[Param, ...], raw: dict, *, owner: str) -> tuple[dict, list[tuple[str, str]]]:
+    """Raw values checked against a schema (of an op or a block): (values with defaults filled in,
+    [(field, message)] for unknown, missing and bad ones)."""
+    errors: list[tuple[str, str]] = []
+    values = {}
+    known = {param.name for param in params}
+    for key in raw:
+        if key not in known:
+            hint = f"; known parameters: {', '.join(sorted(known))}" if known else "; it takes none"
+            errors.append((f"params.{key}", f"unknown parameter '{key}' for {owner}{hint}"))
+    for param in params:
+        if param.name in raw:
+            try:
+                values[param.name] = param.check(raw[param.name])
+            except ValueError as error:
+                errors.append((f"params.{param.name}", f"parameter '{param.name}' {error}"))
+                values[param.name] = None if param.required else param.default
+        elif param.required:
+            errors.append((f"params.{param.name}", f"missing required parameter '{param.name}'"))
+            values[param.name] = None
+        else:
+            values[param.name] = param.default
+    return values, errors
+
+
+def schema_json(entry) -> dict:
+    """The catalog fields an op and a block share: name, category, doc, parameters and ports."""
+    return {
+        "name": entry.name,
+        "category": entry.category,
+        "doc": entry.doc,
+        "params": [param.to_json() for param in entry.params],
+        "inputs": [port.to_json() for port in entry.inputs],
+        "outputs": [port.to_json() for port in entry.outputs],
+    }
 
 
 _REGISTRY: dict[str, Op] = {}

@@ -22,7 +22,7 @@ import json
 from importlib import resources
 
 from engine.errors import EngineError
-from engine.registry import Param, Port
+from engine.registry import Param, Port, resolve_params, schema_json
 
 FORMAT = "netforge.block/1"
 MAX_DEPTH = 8
@@ -50,33 +50,12 @@ class Block:
 
     def resolve(self, raw: dict) -> tuple[dict, list[tuple[str, str]]]:
         """Checked parameter values with defaults, and [(field, message)] for bad ones."""
-        errors, values = [], {}
-        known = {param.name for param in self.params}
-        for key in raw:
-            if key not in known:
-                errors.append((f"params.{key}", f"unknown parameter '{key}' for block '{self.name}'; "
-                                                f"known parameters: {', '.join(sorted(known))}"))
-        for param in self.params:
-            if param.name not in raw:
-                if param.required:
-                    errors.append((f"params.{param.name}", f"missing required parameter '{param.name}'"))
-                values[param.name] = None if param.required else param.default
-                continue
-            try:
-                values[param.name] = param.check(raw[param.name])
-            except ValueError as error:
-                errors.append((f"params.{param.name}", f"parameter '{param.name}' {error}"))
-        return values, errors
+        return resolve_params(self.params, raw, owner=f"block '{self.name}'")
 
     def to_json(self) -> dict:
         """The catalog entry: an op's fields plus ``kind: block`` and the inner graph to open."""
         return {
-            "name": self.name,
-            "category": self.category,
-            "doc": self.doc,
-            "params": [param.to_json() for param in self.params],
-            "inputs": [port.to_json() for port in self.inputs],
-            "outputs": [port.to_json() for port in self.outputs],
+            **schema_json(self),
             "is_loss": False,
             "block": True,
             "kind": "block",
