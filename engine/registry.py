@@ -276,7 +276,7 @@ def resolve_params(params: tuple[Param, ...], raw: dict, *, owner: str) -> tuple
     known = {param.name for param in params}
     for key in raw:
         if key not in known:
-            hint = f"; known parameters: {', '.join(sorted(known))}" if known else "; it takes none"
+            hint = f"; known parameters: {', '.join(sorted(known))}" if known else "; this op takes none"
             errors.append((f"params.{key}", f"unknown parameter '{key}' for {owner}{hint}"))
     for param in params:
         if param.name in raw:
