@@ -6,9 +6,10 @@ import { api, errorMessage } from "../api/client";
 import type { Run, RunMessage } from "../api/types";
 import { formatDuration, formatValue } from "../charts/chart";
 import { groupSeries } from "../charts/metrics";
-import { SeriesStore, type XAxisKind } from "../charts/series";
+import { SeriesStore } from "../charts/series";
 import { UPlotChart } from "../charts/UPlotChart";
 import { PublishButton } from "../endpoints/PublishButton";
+import { CurveControls } from "./CurveControls";
 import { EvaluationSection } from "./EvaluationSection";
 import { LiveRunClient, type ConnectionStatus } from "./live";
 import { estimateProgress, type ProgressEstimate } from "./progress";
@@ -223,28 +224,9 @@ function Curves({ store, runId }: { store: SeriesStore; runId: number }) {
   return (
     <section className="curves">
       <div className="curve-controls">
-        <label className="inline">
-          Smoothing
-          <input
-            type="range" min={0} max={0.99} step={0.01} value={options.smoothing}
-            onChange={(event) => setOptions({ ...options, smoothing: Number(event.target.value) })}
-            aria-label="Smoothing"
-          />
-          <span className="mono">{options.smoothing.toFixed(2)}</span>
-        </label>
-        <label className="inline">
-          <input type="checkbox" checked={options.logScale} onChange={(event) => setOptions({ ...options, logScale: event.target.checked })} />
-          Log scale
-        </label>
-        <label className="inline">
-          X axis
-          <select value={options.xAxis} onChange={(event) => setOptions({ ...options, xAxis: event.target.value as XAxisKind })}>
-            <option value="step">Step</option>
-            <option value="epoch">Epoch</option>
-            <option value="wall">Relative time</option>
-          </select>
-        </label>
-        <span className="muted hint">Drag to zoom, double-click to reset.</span>
+        <CurveControls options={options} onChange={setOptions}>
+          <span className="muted hint">Drag to zoom, double-click to reset.</span>
+        </CurveControls>
       </div>
       <div className="chart-grid">
         {shown.map((metric) => (

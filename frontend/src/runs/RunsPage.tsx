@@ -6,9 +6,9 @@ import { api, apiAll, errorMessage } from "../api/client";
 import type { Project, Run, SeriesHistory } from "../api/types";
 import { formatDuration, formatValue } from "../charts/chart";
 import { higherIsBetter } from "../charts/metrics";
-import type { XAxisKind } from "../charts/series";
 import { UPlotChart } from "../charts/UPlotChart";
 import { compareRows, compareSource, runColor, type CompareOptions } from "./compare";
+import { CurveControls } from "./CurveControls";
 import { X_AXIS_LABELS } from "./runCharts";
 import { durationSeconds, formatDateTime, numericFinalMetrics, optimizerOf, RUN_STATES, runTitle } from "./runInfo";
 import "./runs.css";
@@ -270,24 +270,7 @@ function ComparePanel({ runs, onClose }: { runs: Run[]; onClose(): void }) {
             {metrics.map((name) => <option key={name} value={name}>{name}</option>)}
           </select>
         </label>
-        <label className="inline">
-          Smoothing
-          <input type="range" min={0} max={0.99} step={0.01} value={options.smoothing} aria-label="Smoothing"
-            onChange={(event) => setOptions({ ...options, smoothing: Number(event.target.value) })} />
-          <span className="mono">{options.smoothing.toFixed(2)}</span>
-        </label>
-        <label className="inline">
-          <input type="checkbox" checked={options.logScale} onChange={(event) => setOptions({ ...options, logScale: event.target.checked })} />
-          Log scale
-        </label>
-        <label className="inline">
-          X axis
-          <select value={options.xAxis} onChange={(event) => setOptions({ ...options, xAxis: event.target.value as XAxisKind })}>
-            <option value="step">Step</option>
-            <option value="epoch">Epoch</option>
-            <option value="wall">Relative time</option>
-          </select>
-        </label>
+        <CurveControls options={options} onChange={setOptions} />
       </div>
       <UPlotChart
         source={source}

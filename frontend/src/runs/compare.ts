@@ -3,8 +3,8 @@
 import type { Run, SeriesHistory } from "../api/types";
 import { alignSeries, type XYSeries } from "../charts/align";
 import { RUN_COLORS, type ChartFrame, type ChartLine, type ChartSource } from "../charts/chart";
-import type { XAxisKind } from "../charts/series";
 import { smoothEma } from "../charts/smoothing";
+import type { CurveOptions } from "./runCharts";
 import { durationSeconds, flattenHyperparameters, numericFinalMetrics, runTitle } from "./runInfo";
 
 export interface CompareCurve {
@@ -12,11 +12,8 @@ export interface CompareCurve {
   series: SeriesHistory | undefined;
 }
 
-export interface CompareOptions {
-  xAxis: XAxisKind;
-  smoothing: number;
-  logScale: boolean;
-}
+/** The same controls as a run page's curves. */
+export type CompareOptions = CurveOptions;
 
 export function runColor(index: number): string {
   return RUN_COLORS[index % RUN_COLORS.length];
