@@ -14,6 +14,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from engine import zoo
+from tests.webapp.conftest import client, other_client, other_user, user  # noqa: F401 - the same users and clients
 
 DIGITS_EPOCHS = 2
 
@@ -48,30 +49,6 @@ def fresh_runtime():
     runtime.reset_all()
     yield
     runtime.reset_all()
-
-
-@pytest.fixture
-def user(django_user_model):
-    return django_user_model.objects.create_user(username="alice", password="alice-password")
-
-
-@pytest.fixture
-def other_user(django_user_model):
-    return django_user_model.objects.create_user(username="mallory", password="mallory-password")
-
-
-@pytest.fixture
-def client(user):
-    api = APIClient()
-    api.force_authenticate(user)
-    return api
-
-
-@pytest.fixture
-def other_client(other_user):
-    api = APIClient()
-    api.force_authenticate(other_user)
-    return api
 
 
 @pytest.fixture
