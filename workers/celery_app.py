@@ -17,6 +17,7 @@ queued under its own task id (``workers.training.run_execute``).
 
 from __future__ import annotations
 
+import gc
 import os
 
 from celery import Celery
@@ -67,6 +68,9 @@ def _warm_up(**_) -> None:
     from channels.layers import get_channel_layer  # noqa: PLC0415
 
     get_channel_layer()
+    # Django, Celery and the engine are a few hundred thousand long-lived objects that every full
+    # garbage collection would walk again, in the middle of a training loop that allocates per batch.
+    gc.freeze()
 
 
 @worker_shutdown.connect

@@ -21,6 +21,7 @@ nothing, and the recorder stops the training instead of writing over the new own
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -225,18 +226,27 @@ def _insert_points(run_id: int, points: list[Point]) -> None:
     """Store points with one multi-row INSERT per chunk of the database's parameter limit.
 
     Not ``bulk_create``: that builds a model instance and compiles every field of every row, about
-    0.2 ms a point, all of it holding the GIL that the training loop beside this thread needs.
+    0.2 ms a point, all of it holding the GIL that the training loop beside this thread needs. And
+    on the DB-API cursor itself, in the driver's own placeholder style: Django's SQLite cursor would
+    rewrite every ``%s`` of the statement with a regular expression on each execute.
     """
     if not points:
         return
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(MetricPoint._meta.get_field(name).column) for name in _POINT_FIELDS)
-    row = "(" + ", ".join(["%s"] * len(_POINT_FIELDS)) + ")"
+    connection.ensure_connection()
     per_statement = max(1, connection.features.max_query_params // len(_POINT_FIELDS))
-    with connection.cursor() as cursor:
+    cursor = connection.connection.cursor()
+    try:
         for start in range(0, len(points), per_statement):
             chunk = points[start:start + per_statement]
-            cursor.execute(
-                f"INSERT INTO {quote(MetricPoint._meta.db_table)} ({columns}) VALUES {', '.join([row] * len(chunk))}",
-                [value for point in chunk for value in (run_id, *point)],
-            )
+            cursor.execute(_insert_statement(len(chunk)), [value for point in chunk for value in (run_id, *point)])
+    finally:
+        cursor.close()
+
+
+@functools.cache
+def _insert_statement(rows: int) -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(MetricPoint._meta.get_field(name).column) for name in _POINT_FIELDS)
+    placeholder = "?" if connection.Database.paramstyle == "qmark" else "%s"
+    row = "(" + ", ".join([placeholder] * len(_POINT_FIELDS)) + ")"
+    return f"INSERT INTO {quote(MetricPoint._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
