@@ -150,10 +150,21 @@ class Trainer:
     - ``batch_end``: epoch, batch, batches, step, loss, samples_per_second, lr;
     - ``epoch_end``: epoch, step, loss, metrics, val_loss, val_metrics, samples_per_second, seconds;
     - ``checkpoint``: epoch, path;  ``train_end``: status, epochs_completed.
+
+    Data-parallel training (one ``Trainer`` per worker, all built alike): ``shard=(rank, world_size)``
+    makes this trainer compute each step's gradient on its own contiguous share of the step's global
+    batch of ``batch_size`` rows (shares differ by at most one row; a share may be empty), and
+    ``reduce_gradients(grads, loss, share)`` is called between the backward pass and the optimizer
+    step with this worker's gradients and loss (means over its rows, zeros for an empty share) and
+    ``share`` = its rows / the global batch's rows; it returns the global batch's gradients and loss
+    (the share-weighted sums over all workers, e.g. by an all-reduce), which every worker then
+    applies alike. Every worker takes the same number of steps, whatever its shares.
     """
 
     def __init__(self, spec: dict, train: Dataset, validation: Dataset | None = None, *,
-                 config: TrainConfig | dict | None = None, feeds: dict[str, str] | None = None):
+                 config: TrainConfig | dict | None = None, feeds: dict[str, str] | None = None,
+                 shard: tuple[int, int] | None = None,
+                 reduce_gradients: Callable[[dict, float, float], tuple[dict, float]] | None = None):
         self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         self.config.check()
         self.spec = spec
@@ -174,6 +185,12 @@ class Trainer:
         self.history: list[dict] = []
         self.early = {"best": None, "best_epoch": None, "wait": 0, "best_weights": None}
         self._device_data = None
+        if shard is not None:
+            rank, world_size = shard
+            if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
+                raise EngineError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard!r}")
+        self.shard = shard
+        self.reduce_gradients = reduce_gradients
 
     # -- wiring -------------------------------------------------------------------------------
     def _bind_inputs(self, feeds: dict) -> dict[str, str]:
@@ -272,9 +289,14 @@ class Trainer:
             order = self.shuffle_rng.permutation(n)
             running = self._new_metrics() if want_scores else {}
             loss_sum, seen = 0.0, 0
-            for index, batch in enumerate(iter_batches(train, config.batch_size, order=order, drop_last=config.drop_last)):
-                size = len(next(iter(batch.values())))
-                loss, values, grads = self.model.loss_and_grads(batch, value_keys=targets)
+            for index, (batch, rows, global_size) in enumerate(self._batches(train, order)):
+                size = len(rows)
+                if size:
+                    loss, values, grads = self.model.loss_and_grads(batch, value_keys=targets)
+                else:  # an empty share of a small last batch: it adds nothing to the sum
+                    loss, values, grads = 0.0, {}, {key: self.model.xp.zeros_like(p) for key, p in params.items()}
+                if self.reduce_gradients is not None:
+                    grads, loss = self.reduce_gradients(grads, loss, size / global_size)
                 if not math.isfinite(loss):
                     raise EngineError(
                         f"the loss became {loss} at epoch {self.epoch + 1}, batch {index + 1}: lower the learning rate "
@@ -282,11 +304,10 @@ class Trainer:
                     )
                 self.optimizer.step(params, grads)
                 self.step += 1
-                loss_sum += loss * size
-                seen += size
-                if want_scores:
-                    start = index * config.batch_size
-                    labels = raw_labels[order[start:start + size]]
+                loss_sum += loss * global_size
+                seen += global_size
+                if want_scores and size:
+                    labels = raw_labels[rows]
                     probabilities = self._probabilities(values[self.prediction_key])
                     for metric in running.values():
                         metric.update(labels, probabilities)
@@ -328,6 +349,27 @@ class Trainer:
             best = next((r for r in self.history if r["epoch"] == self.early["best_epoch"]), None)
         return TrainResult(status, self.epoch, self.step, self.history, self.history[-1] if self.history else {},
                            best, checkpoint_path)
+
+    def _batches(self, train: dict, order: numpy.ndarray):
+        """Each step's (batch of this worker's rows, their row indices, the global batch's size)."""
+        config = self.config
+        if self.shard is None:
+            for index, batch in enumerate(iter_batches(train, config.batch_size, order=order, drop_last=config.drop_last)):
+                size = len(next(iter(batch.values())))
+                start = index * config.batch_size
+                yield batch, order[start:start + size], size
+            return
+        rank, world_size = self.shard
+        xp = self.model.xp
+        n = len(order)
+        batches = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
+        for index in range(batches):
+            global_rows = order[index * config.batch_size:(index + 1) * config.batch_size]
+            base, extra = divmod(len(global_rows), world_size)
+            start = rank * base + min(rank, extra)
+            rows = global_rows[start:start + base + (rank < extra)]
+            device_rows = xp.asarray(rows)
+            yield {key: array[device_rows] for key, array in train.items()}, rows, len(global_rows)
 
     def _update_early_stopping(self, record: dict) -> bool:
         options = self.config.early_stopping
@@ -432,8 +474,10 @@ class Trainer:
 
     @classmethod
     def resume(cls, checkpoint: str | Path, train: Dataset, validation: Dataset | None = None, *,
-               epochs: int | None = None, feeds: dict | None = None) -> Trainer:
-        """A trainer restored from a checkpoint, ready to ``run()`` the remaining epochs."""
+               epochs: int | None = None, feeds: dict | None = None, shard: tuple[int, int] | None = None,
+               reduce_gradients: Callable | None = None) -> Trainer:
+        """A trainer restored from a checkpoint, ready to ``run()`` the remaining epochs (``shard``
+        and ``reduce_gradients`` as in the constructor: a checkpoint resumes on any worker count)."""
         artifact = serialization.read_artifact(checkpoint)
         state = artifact.trainer_state
         if state is None or artifact.optimizer_arrays is None:
@@ -441,7 +485,8 @@ class Trainer:
         config = dict(state["config"])
         if epochs is not None:
             config["epochs"] = epochs
-        trainer = cls(artifact.spec, train, validation, config=config, feeds=feeds or state.get("feeds"))
+        trainer = cls(artifact.spec, train, validation, config=config, feeds=feeds or state.get("feeds"),
+                      shard=shard, reduce_gradients=reduce_gradients)
         trainer.model.load_state_arrays(artifact.weights, source=str(Path(checkpoint) / serialization.WEIGHTS_FILE))
         best = {k[5:]: v for k, v in artifact.optimizer_arrays.items() if k.startswith("best/")}
         optimizer_arrays = {k: v for k, v in artifact.optimizer_arrays.items() if not k.startswith("best/")}

@@ -1,0 +1,99 @@
+"""One process of a test's distributed group (``python -m tests.distributed.rank_process CONFIG``).
+
+Roles: ``train`` (a data-parallel trainer that saves its weights after every step to
+``<out>/rank<r>-step<k>.npz``), ``allreduce`` (all-reduces the buffers of ``allreduce_buffers``
+and saves the results and byte counts), ``server`` (the parameter server), ``idle`` (joins the
+group, then sleeps: a peer that stops answering).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy
+
+from workers.distributed.worker import DataParallelWorker, serve_parameters
+
+
+def tiny_spec(features: int = 2, classes: int = 2, hidden: int = 8) -> dict:
+    import engine
+
+    graph = engine.GraphBuilder()
+    x = graph.input("x", [None, features])
+    y = graph.input("y", [None], dtype="int64")
+    hidden_layer = graph.tanh(graph.dense(x, units=hidden, id="fc1"), id="act1")
+    logits = graph.dense(hidden_layer, units=classes, id="logits")
+    graph.loss(graph.softmax_cross_entropy(logits, y, id="loss"))
+    graph.output("prediction", logits)
+    return graph.to_spec()
+
+
+def tiny_dataset(rows: int):
+    from engine.data import load
+
+    return load("moons", n_samples=rows, seed=3)
+
+
+def train_config(config: dict) -> dict:
+    return {"epochs": config["epochs"], "batch_size": config["batch_size"], "optimizer": config["optimizer"],
+            "dtype": config["dtype"], "validation_fraction": 0.0, "seed": 5, "train_metrics": True}
+
+
+def save_after_every_step(trainer, out: Path, prefix: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    trainer.on("batch_end", lambda event: numpy.savez(out / f"{prefix}-step{event['step']}.npz",
+                                                      loss=numpy.array(event["loss"]), **{
+                                                          key.replace("/", "__"): value
+                                                          for key, value in trainer.model.state_arrays().items()}))
+
+
+def main(config: dict) -> int:
+    import engine
+
+    role = config["role"]
+    out = Path(config["out"])
+    if role == "server":
+        server = serve_parameters(config["redis_url"], config["group"], world_size=config["world_size"],
+                                  dtype=config["dtype"], timeout=config.get("timeout", 60))
+        (out / "server.json").write_text(json.dumps({"bytes_sent": server.counter.payload}))
+        return 0
+    worker = DataParallelWorker(config["redis_url"], config["group"], rank=config["rank"],
+                                world_size=config["world_size"], strategy=config.get("strategy", "allreduce"),
+                                dtype=config["dtype"], timeout=config.get("timeout", 60))
+    worker.join()
+    if role == "idle":
+        time.sleep(3600)
+        return 0
+    if role == "allreduce":
+        results = {}
+        for index, size in enumerate(config["sizes"]):
+            rng = numpy.random.default_rng(1000 * config["rank"] + index)
+            buffer = rng.standard_normal(size).astype(config["dtype"])
+            before = worker.bytes_sent
+            worker.collective.all_reduce(buffer)
+            results[f"sum{index}"] = buffer
+            results[f"bytes{index}"] = numpy.array(worker.bytes_sent - before)
+        numpy.savez(out / f"rank{config['rank']}.npz", **results)
+        worker.finish()
+        return 0
+    trainer = engine.Trainer(tiny_spec(), tiny_dataset(config["rows"]), config=train_config(config),
+                             shard=(config["rank"], config["world_size"]))
+    trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
+    save_after_every_step(trainer, out, f"rank{config['rank']}")
+    if config.get("stop_at_step"):
+        reducer = worker.reducer
+        trainer.on("batch_end", lambda event: event["step"] == config["stop_at_step"] - 1 and config["rank"] == 0
+                   and reducer.request_stop())
+    result = trainer.run()
+    (out / f"rank{config['rank']}.json").write_text(json.dumps({"status": result.status, "steps": result.steps}))
+    worker.finish()
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    sys.exit(main(json.loads(sys.argv[1])))

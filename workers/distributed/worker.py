@@ -1,0 +1,88 @@
+"""One process of a data-parallel group, for any caller (a Celery task, a test, the benchmark):
+``DataParallelWorker`` joins the group and gives the trainer its reducer; ``serve_parameters``
+is the parameter-server process's whole life."""
+
+from __future__ import annotations
+
+import logging
+
+from workers.distributed import transport
+from workers.distributed.parameter_server import ParameterServer, ParameterServerClient
+from workers.distributed.reducer import GradientReducer
+from workers.distributed.rendezvous import SERVER_RANK, Rendezvous
+from workers.distributed.ring import RingAllReduce
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("allreduce", "ps")
+
+
+class DataParallelWorker:
+    """Rank ``rank`` of ``world_size``; ``join()`` returns once every process of the group is there."""
+
+    def __init__(self, redis_url: str, group: str, *, rank: int, world_size: int, strategy: str, dtype: str,
+                 host: str = "127.0.0.1", timeout: float = transport.DEFAULT_TIMEOUT_SECONDS,
+                 rendezvous_timeout: float | None = None):
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        self.rank, self.world_size, self.strategy = rank, world_size, strategy
+        self.rendezvous = Rendezvous(redis_url, group, rank=rank, world_size=world_size,
+                                     with_server=strategy == "ps", timeout=rendezvous_timeout)
+        if strategy == "allreduce":
+            self.collective = RingAllReduce(group, rank=rank, world_size=world_size, dtype=dtype, host=host,
+                                            timeout=timeout)
+            self.address = self.collective.address
+        else:
+            self.collective = ParameterServerClient(group, rank=rank, world_size=world_size, dtype=dtype,
+                                                    timeout=timeout)
+            self.address = ""
+        self.reducer: GradientReducer | None = None
+
+    def join(self) -> dict[int, dict]:
+        members = self.rendezvous.join(self.address)
+        self.collective.connect(self.rendezvous)
+        return members
+
+    def make_reducer(self, params: dict, *, on_stop) -> GradientReducer:
+        self.reducer = GradientReducer(self.collective, params, on_stop=on_stop)
+        return self.reducer
+
+    @property
+    def bytes_sent(self) -> int:
+        return self.collective.counter.payload
+
+    def finish(self) -> None:
+        """Leave normally and release the port and channels."""
+        try:
+            self.rendezvous.leave()
+        finally:
+            self.collective.close()
+
+    def abort(self, reason: str) -> None:
+        """Stop the whole group with ``reason`` and release everything."""
+        try:
+            self.rendezvous.abort(reason)
+            self.rendezvous.leave()
+        finally:
+            self.collective.close()
+
+
+def serve_parameters(redis_url: str, group: str, *, world_size: int, dtype: str, host: str = "127.0.0.1",
+                     timeout: float = transport.DEFAULT_TIMEOUT_SECONDS,
+                     rendezvous_timeout: float | None = None) -> ParameterServer:
+    """Run the group's parameter server until every worker left (returns the server, closed) or
+    the group failed (raises ``DistributedError``)."""
+    server = ParameterServer(group, world_size=world_size, dtype=dtype, host=host, timeout=timeout)
+    rendezvous = Rendezvous(redis_url, group, rank=SERVER_RANK, world_size=world_size, with_server=True,
+                            timeout=rendezvous_timeout)
+    try:
+        rendezvous.join(server.address)
+        server.connect(rendezvous)
+        server.serve_until_done()
+        log.info("parameter server of group %s: every worker left after %d steps", group,
+                 server.collectives_completed)
+    finally:
+        # A failed server is not "left": leave() marks it so, but the group is aborted by then.
+        rendezvous.leave()
+        server.close()
+    return server
