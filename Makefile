@@ -47,7 +47,8 @@ test: $(INSTALLED) $(FRONTEND_BUILT) chromium test-frontend
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
-bench: $(BENCH_INSTALLED)
+bench: $(BENCH_INSTALLED) $(FRONTEND_INSTALLED)
+	cd frontend && npx vitest bench --run
 	$(PY) -m tests.bench
 
 crosscheck: $(BENCH_INSTALLED)

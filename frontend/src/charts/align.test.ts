@@ -59,13 +59,15 @@ describe("alignSeries", () => {
     expect(column(data, 1)).toEqual([10, 20, 30]);
   });
 
-  it("aligns 100,000 points in well under a frame budget's worth of work per redraw", () => {
+  // How long this takes per redraw is measured by `make bench` (charts.bench.ts), not asserted here.
+  it("aligns a 100,000-point curve with per-epoch series on the curve's own rows", () => {
     const n = 100_000;
     const batch = { x: Float64Array.from({ length: n }, (_, i) => i + 1), y: Float64Array.from({ length: n }, (_, i) => 1 / (i + 1)) };
     const epochs = { x: Float64Array.from({ length: 100 }, (_, i) => (i + 1) * 1000), y: new Float64Array(100).fill(0.5) };
-    const started = performance.now();
     const data = alignSeries([batch, epochs, epochs]);
-    expect(performance.now() - started).toBeLessThan(500);
     expect(data[0].length).toBe(n);
+    expect(data[1][n - 1]).toBe(1 / n);
+    expect(data[2][999]).toBe(0.5);
+    expect(data[2][1000]).toBeUndefined();
   });
 });

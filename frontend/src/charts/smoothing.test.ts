@@ -43,10 +43,13 @@ describe("smoothEma", () => {
     expect(smoothEma([1, 2, 3], 0.5, out)).toBe(out);
   });
 
-  it("smooths 100,000 points quickly", () => {
+  // Its speed on 100,000 points is measured by `make bench` (charts.bench.ts), not asserted here.
+  it("smooths 100,000 points into finite values that stay within the input's range", () => {
     const values = Float64Array.from({ length: 100_000 }, (_, i) => Math.sin(i) + i * 1e-5);
-    const started = performance.now();
-    smoothEma(values, 0.95);
-    expect(performance.now() - started).toBeLessThan(200);
+    const smoothed = smoothEma(values, 0.95);
+    expect(smoothed.length).toBe(values.length);
+    let low = Infinity, high = -Infinity;
+    for (const value of values) { low = Math.min(low, value); high = Math.max(high, value); }
+    expect(smoothed.every((value) => Number.isFinite(value) && value >= low && value <= high)).toBe(true);
   });
 });
