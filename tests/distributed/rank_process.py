@@ -16,7 +16,13 @@ from pathlib import Path
 
 import numpy
 
+from workers.distributed.errors import DistributedError
 from workers.distributed.worker import DataParallelWorker, serve_parameters
+
+
+def contribution(rank: int, index: int, size: int, dtype: str) -> numpy.ndarray:
+    """What rank ``rank`` all-reduces as its ``index``-th buffer."""
+    return numpy.random.default_rng(1000 * rank + index).standard_normal(size).astype(dtype)
 
 
 def tiny_spec(features: int = 2, classes: int = 2, hidden: int = 8) -> dict:
@@ -70,13 +76,19 @@ def main(config: dict) -> int:
         return 0
     if role == "allreduce":
         results = {}
-        for index, size in enumerate(config["sizes"]):
-            rng = numpy.random.default_rng(1000 * config["rank"] + index)
-            buffer = rng.standard_normal(size).astype(config["dtype"])
-            before = worker.bytes_sent
-            worker.collective.all_reduce(buffer)
-            results[f"sum{index}"] = buffer
-            results[f"bytes{index}"] = numpy.array(worker.bytes_sent - before)
+        began = time.monotonic()
+        try:
+            for index, size in enumerate(config["sizes"]):
+                buffer = contribution(config["rank"], index, size, config["dtype"])
+                before = worker.bytes_sent
+                worker.collective.all_reduce(buffer)
+                results[f"sum{index}"] = buffer
+                results[f"bytes{index}"] = numpy.array(worker.bytes_sent - before)
+        except DistributedError as error:
+            (out / f"rank{config['rank']}-error.json").write_text(json.dumps(
+                {"type": type(error).__name__, "message": str(error), "seconds": time.monotonic() - began}))
+            worker.abort(str(error))
+            return 3
         numpy.savez(out / f"rank{config['rank']}.npz", **results)
         worker.finish()
         return 0

@@ -1,0 +1,113 @@
+"""The collectives between real processes over real gRPC channels: ring all-reduce sums exactly
+what every worker gave, leaves identical bytes everywhere and sends the optimal 2 (N - 1) / N of
+the buffer; the rendezvous is all-or-nothing within its timeout; a peer that is killed or stops
+answering is noticed within seconds, never waited on forever."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import numpy
+import pytest
+
+from tests.distributed.conftest import logs_of, new_group, start_process, wait_all
+from tests.distributed.rank_process import contribution
+from tests.platform.harness import wait_until
+from workers.distributed.errors import RendezvousError
+from workers.distributed.rendezvous import Rendezvous
+
+pytestmark = pytest.mark.xdist_group("distributed")
+
+DETECTION_BOUND_SECONDS = 10.0
+
+
+def chunk_sizes(size: int, world_size: int) -> list[int]:
+    base, extra = divmod(size, world_size)
+    return [base + (chunk < extra) for chunk in range(world_size)]
+
+
+def test_ring_all_reduce_sums_every_worker_buffer_identically_with_optimal_bytes(redis_url, tmp_path):
+    world_size, sizes = 3, [1, 2, 7, 1_000_003]  # shorter than the ring, uneven chunks, many pieces
+    base = {"redis_url": redis_url, "group": new_group(), "world_size": world_size, "dtype": "float32",
+            "out": str(tmp_path), "role": "allreduce", "sizes": sizes}
+    processes = [start_process({**base, "rank": rank}, log_dir=tmp_path) for rank in range(world_size)]
+    assert wait_all(processes, timeout=120, log_dir=tmp_path) == [0] * world_size, logs_of(tmp_path)
+
+    results = [dict(numpy.load(tmp_path / f"rank{rank}.npz")) for rank in range(world_size)]
+    for index, size in enumerate(sizes):
+        inputs = [contribution(rank, index, size, "float32") for rank in range(world_size)]
+        expected = numpy.sum(numpy.stack(inputs).astype(numpy.float64), axis=0)
+        for rank in range(world_size):
+            reduced = results[rank][f"sum{index}"]
+            assert reduced.dtype == numpy.float32
+            numpy.testing.assert_allclose(reduced, expected, rtol=1e-5, atol=1e-5)
+            assert reduced.tobytes() == results[0][f"sum{index}"].tobytes()
+            chunks = chunk_sizes(size, world_size)
+            # reduce-scatter sends every chunk but (r + 1), all-gather every chunk but (r + 2)
+            sent = 2 * size - chunks[(rank + 1) % world_size] - chunks[(rank + 2) % world_size]
+            assert int(results[rank][f"bytes{index}"]) == sent * 4
+        if size > 1000:
+            optimum = 2 * (world_size - 1) / world_size * size * 4
+            for rank in range(world_size):
+                assert abs(int(results[rank][f"bytes{index}"]) / optimum - 1) < 0.01
+
+
+def test_rendezvous_fails_naming_the_missing_workers_within_its_timeout(redis_url):
+    rendezvous = Rendezvous(redis_url, new_group(), rank=0, world_size=3, with_server=True, timeout=1.5)
+    began = time.monotonic()
+    with pytest.raises(RendezvousError) as raised:
+        rendezvous.join("127.0.0.1:1")
+    assert time.monotonic() - began < 5
+    message = str(raised.value)
+    assert "only 1 of 4 processes joined within 2 s" in message
+    assert "parameter server, worker rank 1, worker rank 2" in message
+    # a late member is turned away with the reason instead of waiting again
+    late = Rendezvous(redis_url, rendezvous.group, rank=1, world_size=3, with_server=True, timeout=30)
+    with pytest.raises(RendezvousError, match="stopped before it started: only 1 of 4"):
+        late.join("127.0.0.1:2")
+    rendezvous.leave()
+    late.leave()
+
+
+@pytest.mark.parametrize("fault", ["kill", "stop"])
+def test_a_peer_that_dies_or_stops_answering_mid_collective_is_detected_within_seconds(redis_url, tmp_path, fault):
+    """Rank 1 joins and then never sends; it is killed (SIGKILL) or frozen (SIGSTOP) while rank 0
+    waits in an all-reduce whose timeout (60 s) is far longer than the detection."""
+    base = {"redis_url": redis_url, "group": new_group(), "world_size": 2, "dtype": "float64",
+            "out": str(tmp_path), "sizes": [1000], "timeout": 60}
+    waiting = start_process({**base, "role": "allreduce", "rank": 0}, log_dir=tmp_path)
+    silent = start_process({**base, "role": "idle", "rank": 1}, log_dir=tmp_path)
+    try:
+        wait_until(lambda: "all 2 processes joined" in (tmp_path / "rank0.log").read_text(), timeout=60,
+                   what="the rendezvous", interval=0.1)
+        time.sleep(1.0)  # rank 0 is inside the all-reduce now
+        os.kill(silent.pid, signal.SIGKILL if fault == "kill" else signal.SIGSTOP)
+        faulted_at = time.monotonic()
+        assert wait_all([waiting], timeout=30, log_dir=tmp_path) == [3], logs_of(tmp_path)
+        detected_after = time.monotonic() - faulted_at
+    finally:
+        silent.kill()
+        silent.wait(timeout=10)
+    error = json.loads((tmp_path / "rank0-error.json").read_text())
+    assert error["type"] == "PeerFailure"
+    assert f"worker rank 1 (" in error["message"] and "stopped answering" in error["message"]
+    assert detected_after < DETECTION_BOUND_SECONDS
+    assert waiting.poll() is not None and silent.poll() is not None
+
+
+def test_a_collective_whose_peer_is_alive_but_silent_times_out(redis_url, tmp_path):
+    base = {"redis_url": redis_url, "group": new_group(), "world_size": 2, "dtype": "float64",
+            "out": str(tmp_path), "sizes": [10], "timeout": 2}
+    waiting = start_process({**base, "role": "allreduce", "rank": 0}, log_dir=tmp_path)
+    silent = start_process({**base, "role": "idle", "rank": 1}, log_dir=tmp_path)
+    try:
+        assert wait_all([waiting], timeout=60, log_dir=tmp_path) == [3], logs_of(tmp_path)
+    finally:
+        silent.kill()
+        silent.wait(timeout=10)
+    error = json.loads((tmp_path / "rank0-error.json").read_text())
+    assert error["type"] == "CollectiveTimeout", error
+    assert "from worker rank 1 did not arrive within 2 s" in error["message"]
