@@ -9,6 +9,7 @@ vector-Jacobian products only where a gradient is needed.
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy
 
@@ -228,13 +229,27 @@ class Model:
     def _needed_inputs(self, targets: tuple[str, ...]) -> list[str]:
         return self._plan(targets, False).input_names
 
+    def _workspaces(self, plan: _Plan) -> list[dict]:
+        """Per node of a training plan, the work arrays its op reuses from step to step (see
+        ``engine.ops._util.scratch``); one set per thread, so that threads never share them."""
+        local = self.__dict__.setdefault("_thread_state", threading.local())
+        spaces = local.__dict__.setdefault("workspaces", {})
+        key = (plan.targets, plan.backward is not None)
+        if key not in spaces:
+            spaces[key] = [{} for _ in plan.steps]
+        return spaces[key]
+
     def run(self, feeds: dict, targets: tuple[str, ...], *, training: bool = False, keep_contexts: bool = False):
-        """Run the forward pass for ``targets`` (value keys); returns (values, contexts)."""
+        """Run the forward pass for ``targets`` (value keys); returns (values, contexts).
+
+        With ``keep_contexts`` (a training step) the ops reuse their work arrays across calls, so
+        the contexts are valid until the next such run of the same targets in the same thread."""
         plan = self._plan(tuple(targets), keep_contexts)
         values = self.prepare_feeds(feeds, plan.input_names)
         contexts = []
         params, buffers, rng = self.params, self.buffers, self.rng
         backward_needs = plan.backward_needs
+        workspaces = self._workspaces(plan) if keep_contexts else None
         for index, step in enumerate(plan.steps):
             args = [
                 None if a is None else [values[k] for k in a] if isinstance(a, list) else values[a]
@@ -243,6 +258,8 @@ class Model:
             for key in step.weight_keys:
                 args.append(params[key] if key in params else buffers[key])
             ctx = Context(training, rng, backward_needs.get(index, ()))
+            if workspaces is not None:
+                ctx.workspace = workspaces[index]
             out = step.node.op.forward(ctx, step.node.params, *args)
             if ctx.updates:
                 for name, value in ctx.updates.items():

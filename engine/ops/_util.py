@@ -60,3 +60,22 @@ def normalize_axes(axes, ndim: int, field: str = "params.axis") -> tuple[int, ..
 
 def format_shape(shape) -> str:
     return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def scratch(ctx, name: str, shape: tuple, dtype, xp):
+    """A work array of ``shape`` for an op's own temporaries (im2col columns, a transposed gradient),
+    its contents undefined. Under a model's training step (``ctx.workspace``, one per node and
+    thread) the same memory is handed out again at every step: large arrays allocated afresh each
+    step go back to the kernel on free and come back as page faults, which cost more than the
+    arithmetic of a small convolution. Elsewhere it is a new array. Never return one from an op,
+    as an output or as a gradient: the next step overwrites it."""
+    workspace = getattr(ctx, "workspace", None)
+    if workspace is None:
+        return xp.empty(shape, dtype=dtype)
+    size = 1
+    for extent in shape:
+        size *= extent
+    buffer = workspace.get(name)
+    if buffer is None or buffer.size < size or buffer.dtype != dtype or not isinstance(buffer, xp.ndarray):
+        buffer = workspace[name] = xp.empty(size, dtype=dtype)
+    return buffer[:size].reshape(shape)

@@ -115,11 +115,15 @@ def windows(padded, geo: Geometry):
     )
 
 
-def im2col(x, geo: Geometry):
-    """Padded windows copied into a contiguous (C, kh, kw, N, Ho, Wo) array: one column per output
-    position of every sample, so that a convolution is a single matrix product."""
+def im2col(x, geo: Geometry, out=None):
+    """Padded windows copied into a contiguous (C, kh, kw, N, Ho, Wo) array (``out`` when given):
+    one column per output position of every sample, so that a convolution is a single matrix product."""
     xp = array_module(x)
-    return xp.ascontiguousarray(windows(pad(x, geo), geo).transpose(1, 2, 3, 0, 4, 5))
+    view = windows(pad(x, geo), geo).transpose(1, 2, 3, 0, 4, 5)
+    if out is None:
+        return xp.ascontiguousarray(view)
+    out[...] = view
+    return out
 
 
 def col2im(cols, geo: Geometry):

@@ -13,6 +13,7 @@ from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops import _windows
+from engine.ops._util import scratch
 from engine.registry import Op, Param, TensorType, Weight, register
 
 
@@ -82,11 +83,15 @@ class Convolution(Op):
         geo = self._geometry(p, x.shape)
         n, channels = x.shape[:2]
         groups, filters = p.groups, p.filters
-        cols = _windows.im2col(x.reshape(n, channels, *geo.size), geo)  # (C, kh, kw, N, Ho, Wo)
-        cols = cols.reshape(groups, -1, n * geo.out[0] * geo.out[1])
+        xp = array_module(x)
+        positions = geo.out[0] * geo.out[1]
+        cols = scratch(ctx, "cols", (channels, *geo.kernel, n, *geo.out), x.dtype, xp)
+        cols = _windows.im2col(x.reshape(n, channels, *geo.size), geo, out=cols)  # (C, kh, kw, N, Ho, Wo)
+        cols = cols.reshape(groups, -1, n * positions)
         kernel = W.reshape(groups, filters // groups, -1)
-        product = (kernel @ cols).reshape(filters, n, -1)  # one product for every sample and group
-        xp = array_module(product)
+        product = scratch(ctx, "product", (groups, filters // groups, n * positions), x.dtype, xp)
+        xp.matmul(kernel, cols, out=product)  # one product for every sample and group
+        product = product.reshape(filters, n, positions)
         out = xp.empty((n, filters, product.shape[-1]), dtype=product.dtype)  # back to (N, F, P) in one pass
         if b is not None:
             xp.add(product.transpose(1, 0, 2), b[:, None], out=out)
@@ -104,11 +109,13 @@ class Convolution(Op):
         n, filters = g.shape[:2]
         groups = p.groups
         xp = array_module(g)
-        grad = xp.ascontiguousarray(g.reshape(n, filters, -1).transpose(1, 0, 2))  # (F, N, P)
+        grad = scratch(ctx, "grad", (filters, n, g[0, 0].size), g.dtype, xp)
+        grad[...] = g.reshape(n, filters, -1).transpose(1, 0, 2)  # (F, N, P)
         grad = grad.reshape(groups, filters // groups, -1)
         dx = dW = None
         if needs[0]:
-            dcols = kernel.swapaxes(-1, -2) @ grad  # (G, C/G*kh*kw, N*P)
+            dcols = scratch(ctx, "dcols", (groups, kernel.shape[-1], grad.shape[-1]), g.dtype, xp)
+            xp.matmul(kernel.swapaxes(-1, -2), grad, out=dcols)  # (G, C/G*kh*kw, N*P)
             dcols = dcols.reshape(ctx.x_shape[1], *geo.kernel, n, *geo.out)
             dx = _windows.col2im(dcols, geo).reshape(ctx.x_shape)
         if needs[1]:

@@ -154,3 +154,70 @@ def test_batch_norm_running_statistics_are_buffers():
     clone = engine.Model(batch_norm_spec(), dtype="float64", seed=5)
     clone.load_state_arrays(model.state_arrays())
     numpy.testing.assert_array_equal(clone.forward(feeds)["prediction"], model.forward(feeds)["prediction"])
+
+
+def conv_spec() -> dict:
+    """Two convolutions (the second strided) and a pooling: the ops that reuse work arrays."""
+    g = GraphBuilder()
+    x = g.input("x", [None, 2, 9, 9])
+    y = g.input("y", [None], dtype="int64")
+    h = g.relu(g.conv2d(x, filters=3, kernel_size=3, padding=1, id="conv1"), id="relu1")
+    h = g.conv2d(g.max_pool2d(h, kernel_size=2, id="pool"), filters=4, kernel_size=2, stride=2, id="conv2")
+    logits = g.dense(g.flatten(h, id="flat"), units=3, id="logits")
+    g.loss(g.softmax_cross_entropy(logits, y, id="loss"))
+    g.output("prediction", logits)
+    return g.to_spec()
+
+
+def conv_batches():
+    rng = numpy.random.default_rng(3)
+    return [{"x": rng.normal(size=(size, 2, 9, 9)), "y": rng.integers(0, 3, size=size)} for size in (6, 4, 7, 6)]
+
+
+def fresh_gradients(feeds) -> tuple[float, dict]:
+    loss, _, grads = engine.Model(conv_spec(), dtype="float64", seed=2).loss_and_grads(feeds)
+    return loss, grads
+
+
+def test_training_steps_reuse_work_arrays_without_mixing_steps():
+    """A model that has trained on other batches (smaller, then larger) gives every batch the same
+    loss and gradients as a model that never ran: reused work arrays carry nothing over."""
+    model = engine.Model(conv_spec(), dtype="float64", seed=2)
+    for feeds in conv_batches():
+        loss, _, grads = model.loss_and_grads(feeds)
+        expected_loss, expected = fresh_gradients(feeds)
+        assert loss == pytest.approx(expected_loss, rel=1e-12)
+        for key in expected:
+            numpy.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-12, err_msg=key)
+    # A returned gradient is the caller's: the next step does not write over it.
+    _, _, first = model.loss_and_grads(conv_batches()[0])
+    kept = {key: value.copy() for key, value in first.items()}
+    model.loss_and_grads(conv_batches()[1])
+    for key in kept:
+        numpy.testing.assert_array_equal(first[key], kept[key], err_msg=key)
+
+
+def test_threads_training_one_model_do_not_share_work_arrays():
+    import threading
+
+    model = engine.Model(conv_spec(), dtype="float64", seed=2)
+    batches = conv_batches()
+    expected = [fresh_gradients(feeds)[1] for feeds in batches]
+    failures = []
+    start = threading.Barrier(len(batches))
+
+    def train(index):
+        start.wait()
+        for _ in range(20):
+            _, _, grads = model.loss_and_grads(batches[index])
+            for key, value in expected[index].items():
+                if not numpy.allclose(grads[key], value, rtol=1e-10, atol=1e-12):
+                    failures.append((index, key))
+                    return
+
+    threads = [threading.Thread(target=train, args=(index,)) for index in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures
