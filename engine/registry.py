@@ -131,7 +131,8 @@ class Param:
 
 
 def _as_int(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value):
         raise ValueError(f"must be an integer, got {value!r}")
     return int(value)
 

@@ -91,6 +91,8 @@ INVALID = [
     ("missing-param", mutate_node("fc1", params={}), "bad_param", "fc1", "params.units", ["units"]),
     ("param-below-minimum", mutate_node("fc1", params={"units": 0}), "bad_param", "fc1", "params.units", [">= 1", "0"]),
     ("param-wrong-type", mutate_node("fc1", params={"units": "ten"}), "bad_param", "fc1", "params.units", ["integer", "ten"]),
+    ("param-infinite", mutate_node("fc1", params={"units": float("inf")}), "bad_param", "fc1", "params.units",
+     ["integer", "inf"]),
     ("param-bad-choice", mutate_node("fc1", params={"units": 4, "kernel_init": "magic"}), "bad_param", "fc1",
      "params.kernel_init", ["magic", "glorot_uniform"]),
     ("missing-input", mutate_node("act1", inputs={}), "missing_input", "act1", "inputs.x", ["not connected"]),
