@@ -21,6 +21,7 @@ import gc
 import os
 
 from celery import Celery
+from django.conf import settings
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from kombu import Queue
 
@@ -71,6 +72,10 @@ def _warm_up(**_) -> None:
     # Django, Celery and the engine are a few hundred thousand long-lived objects that every full
     # garbage collection would walk again, in the middle of a training loop that allocates per batch.
     gc.freeze()
+    if settings.RUN_RECORDING_PROCESS:
+        from workers.recording import start_recording_process  # noqa: PLC0415
+
+        start_recording_process()
 
 
 @worker_shutdown.connect

@@ -20,9 +20,14 @@ nothing, and the recorder stops the training instead of writing over the new own
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import json
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 import time
 import typing
@@ -250,3 +255,241 @@ def _insert_statement(rows: int) -> str:
     placeholder = "?" if connection.Database.paramstyle == "qmark" else "%s"
     row = "(" + ", ".join([placeholder] * len(_POINT_FIELDS)) + ")"
     return f"INSERT INTO {quote(MetricPoint._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)}"
+
+
+# -- the recording process ------------------------------------------------------------------------
+#
+# In a Celery pool process the recorder does not run as a thread beside the training loop: each
+# tick's ORM work, SQL and channel-layer send hold the GIL for a millisecond or more, about 5% of a
+# small model's training speed. Instead the pool process forks one recording process when it
+# starts (before it has opened a database connection, an event loop or a thread), which runs the
+# RunRecorder of whatever run the pool process trains. The training side, ``RecorderClient``, only
+# appends points to a list; one of its threads, asleep in select() between ticks, sends them down a
+# pipe as JSON every tick and hears back when the run is cancelled or taken over.
+#
+# The recording process ends when the pool process does (it sees the end of the pipe; it ignores
+# SIGINT and SIGTERM so that Ctrl-C or a warm shutdown cannot cut a run's final write short). If the
+# recording process dies, the run it was recording is left to the watchdog, as if its worker had
+# died (its heartbeat stops), and the pool process records later runs with in-process threads.
+
+_recording_process: RecordingProcess | None = None
+
+
+class RecordingProcess:
+    """The pool process's end of its recording process: one pipe, one run at a time."""
+
+    def __init__(self, pipe, pid: int):
+        self.pipe = pipe
+        self.pid = pid
+        self.owner_pid = os.getpid()
+        self.broken = False
+        self.send_lock = threading.Lock()
+
+    def usable(self) -> bool:
+        return not self.broken and self.owner_pid == os.getpid()
+
+    def send(self, message: list) -> None:
+        with self.send_lock:
+            self.pipe.send_bytes(json.dumps(message).encode())
+
+    def receive(self) -> list:
+        return json.loads(self.pipe.recv_bytes())
+
+    def break_off(self, error: BaseException) -> None:
+        if not self.broken:
+            log.error("the recording process %s is gone (%s): runs of this process now record in threads", self.pid, error)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, os.WNOHANG)  # reap it, if it has ended
+        self.broken = True
+
+
+def start_recording_process() -> RecordingProcess:
+    """Fork this process's recording process; call it before any database connection, event
+    loop or thread exists in this process (a Celery pool process's ``worker_process_init``)."""
+    global _recording_process
+    parent_end, child_end = multiprocessing.Pipe(duplex=True)
+    pid = os.fork()
+    if pid == 0:  # the recording process
+        status = 0
+        try:
+            parent_end.close()
+            _serve(child_end)
+        except BaseException:  # noqa: BLE001  (a forked child must never return into its parent's code)
+            log.exception("the recording process failed")
+            status = 1
+        finally:
+            logging.shutdown()
+            os._exit(status)
+    child_end.close()
+    _recording_process = RecordingProcess(parent_end, pid)
+    log.info("recording process %s started beside pool process %s", pid, os.getpid())
+    return _recording_process
+
+
+def open_recorder(run_id: int, *, attempt: int, first_sequence: int, publisher: live.RunPublisher):
+    """The recorder for one execution of a run: in the recording process where this process has
+    one, else a ``RunRecorder`` thread in this process. Both have the same methods."""
+    process = _recording_process
+    if process is not None and process.usable():
+        return RecorderClient(process, run_id, attempt=attempt, first_sequence=first_sequence, publisher=publisher)
+    return RunRecorder(run_id, attempt=attempt, first_sequence=first_sequence, publisher=publisher)
+
+
+class RecorderClient:
+    """A ``RunRecorder`` that runs in the recording process; the training side of it."""
+
+    def __init__(self, process: RecordingProcess, run_id: int, *, attempt: int, first_sequence: int,
+                 publisher: live.RunPublisher):
+        self.process = process
+        self.run_id = run_id
+        self.attempt = attempt
+        self.first_sequence = first_sequence
+        self.publisher = publisher
+        self.flush_interval = 1.0 / settings.LIVE_MAX_MESSAGES_PER_SECOND
+        self.cancel_requested = False
+        self.superseded = False
+        self.points_recorded = 0
+        self._pending: list[list] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._closed: list | None = None
+        self._trainer = None
+        self._thread = threading.Thread(target=self._loop, name=f"run-{run_id}-recorder-client", daemon=True)
+
+    # -- the training thread ------------------------------------------------------------------
+    def start(self) -> RecorderClient:
+        self._send(["open", self.run_id, self.attempt, self.first_sequence, self.publisher.last_sent_at()])
+        self._thread.start()
+        return self
+
+    def skip(self, already_stored: frozenset[tuple[str, int]]) -> None:
+        self._send(["skip", sorted(already_stored)])
+
+    def watch(self, trainer) -> None:
+        self._trainer = trainer
+        if self.cancel_requested or self.superseded:
+            trainer.cancel()
+
+    def add_point(self, name: str, *, step: int, epoch: float, value: float, wall_time: float | None = None) -> None:
+        point = ["point", name, step, float(epoch), float(value), time.time() if wall_time is None else wall_time]
+        with self._lock:
+            self._pending.append(point)
+
+    def add_checkpoint(self, *, epoch: int, step: int, path: str) -> None:
+        with self._lock:
+            self._pending.append(["checkpoint", epoch, step, path])
+
+    def close(self) -> None:
+        """Send what is left; wait until the recording process has written and published it."""
+        self._stop.set()
+        self._thread.join()
+        self._forward()
+        self._send(["close"])
+        deadline = time.monotonic() + FINAL_WRITE_SECONDS + 10
+        while self._closed is None and not self.process.broken and time.monotonic() < deadline:
+            self._receive(timeout=deadline - time.monotonic())
+        if self._closed is None:
+            log.error("run %s: the recording process did not confirm the final write; leaving the run to the watchdog",
+                      self.run_id)
+            self.superseded = True
+            return
+        _, self.points_recorded, self.cancel_requested, self.superseded, last_sent = self._closed
+        self.publisher.sent_at(last_sent)
+
+    # -- the client's thread -------------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._receive(timeout=self.flush_interval)  # asleep in select(), without the GIL
+            self._forward()
+
+    def _forward(self) -> None:
+        with self._lock:
+            items, self._pending = self._pending, []
+        if items:
+            self._send(["items", items])
+
+    def _receive(self, *, timeout: float) -> None:
+        try:
+            if not self.process.pipe.poll(max(timeout, 0.0)):
+                return
+            message = self.process.receive()
+        except (OSError, EOFError, ValueError) as error:
+            self._lose(error)
+            return
+        kind = message[0]
+        if kind == "closed":
+            self._closed = message
+        elif kind == "cancel":
+            self.cancel_requested, self.superseded = message[1], message[2]
+            if self._trainer is not None:
+                self._trainer.cancel()
+
+    def _send(self, message: list) -> None:
+        if self.process.broken:
+            return
+        try:
+            self.process.send(message)
+        except (OSError, ValueError) as error:
+            self._lose(error)
+
+    def _lose(self, error: BaseException) -> None:
+        """The recording process is gone: this execution cannot record, so it stops training and
+        leaves the run to the watchdog, which resumes it from its last checkpoint."""
+        self.process.break_off(error)
+        self.superseded = True
+        if self._trainer is not None:
+            self._trainer.cancel()
+
+
+def _serve(pipe) -> None:
+    """The recording process: one RunRecorder at a time, as the pool process says."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
+    send_lock = threading.Lock()
+
+    def send(message: list) -> None:
+        with send_lock:
+            pipe.send_bytes(json.dumps(message).encode())
+
+    class CancelRelay:
+        """Stands for the trainer in the recording process: tells the training side."""
+
+        def __init__(self):
+            self.recorder: RunRecorder | None = None
+
+        def cancel(self) -> None:
+            send(["cancel", self.recorder.cancel_requested, self.recorder.superseded])
+
+    recorder: RunRecorder | None = None
+    while True:
+        try:
+            message = json.loads(pipe.recv_bytes())
+        except EOFError:  # the pool process ended
+            if recorder is not None:
+                recorder.close()
+            return
+        kind = message[0]
+        if kind == "open":
+            _, run_id, attempt, first_sequence, last_sent = message
+            publisher = live.RunPublisher(run_id)
+            publisher.sent_at(last_sent)
+            recorder = RunRecorder(run_id, attempt=attempt, first_sequence=first_sequence, publisher=publisher)
+            relay = CancelRelay()
+            relay.recorder = recorder
+            recorder.watch(relay)
+            recorder.start()
+        elif kind == "skip":
+            recorder.skip(frozenset((name, step) for name, step in message[1]))
+        elif kind == "items":
+            for item in message[1]:
+                if item[0] == "point":
+                    _, name, step, epoch, value, wall_time = item
+                    recorder.add_point(name, step=step, epoch=epoch, value=value, wall_time=wall_time)
+                else:
+                    _, epoch, step, path = item
+                    recorder.add_checkpoint(epoch=epoch, step=step, path=path)
+        elif kind == "close":
+            recorder.close()
+            send(["closed", recorder.points_recorded, recorder.cancel_requested, recorder.superseded,
+                  recorder.publisher.last_sent_at()])
+            recorder = None

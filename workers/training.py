@@ -34,7 +34,7 @@ from webapp.datasets.selectors import load_engine_dataset
 from webapp.runs import live
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 from workers.evaluation import record_run_evaluation
-from workers.recording import RunRecorder
+from workers.recording import RunRecorder, open_recorder
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
     publisher = live.RunPublisher(run.pk)
     publisher.publish_state(run, attempts=1)
     # The recorder beats the heartbeat and watches for cancel while the data loads, too.
-    recorder = RunRecorder(run.pk, attempt=run.attempt, first_sequence=run.last_sequence + 1, publisher=publisher)
+    recorder = open_recorder(run.pk, attempt=run.attempt, first_sequence=run.last_sequence + 1, publisher=publisher)
     recorder.start()
     try:
         dataset = load_engine_dataset(run.dataset)

@@ -160,6 +160,16 @@ class RunPublisher:
                     return True
         return False
 
+    def last_sent_at(self) -> float | None:
+        """When this publisher last sent (on its clock), None if never."""
+        return None if self._last_sent == -math.inf else self._last_sent
+
+    def sent_at(self, moment: float | None) -> None:
+        """Another publisher of this run (in the recording process) sent at ``moment`` of the same
+        monotonic clock: this one's rate counts that message too."""
+        if moment is not None:
+            self._last_sent = max(self._last_sent, moment)
+
     def _wait_for_slot(self) -> None:
         wait = self.min_interval - (self.clock() - self._last_sent)
         if wait > 0:

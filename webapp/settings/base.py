@@ -156,6 +156,9 @@ SPECTACULAR_SETTINGS = {
 RUN_HEARTBEAT_SECONDS = float(os.environ.get("NETFORGE_HEARTBEAT_SECONDS", "2"))
 RUN_STALE_AFTER_SECONDS = float(os.environ.get("NETFORGE_STALE_AFTER_SECONDS", "20"))
 RUN_MAX_ATTEMPTS = int(os.environ.get("NETFORGE_MAX_ATTEMPTS", "3"))
+# A Celery pool process records its runs from a process of its own (workers/recording.py), so
+# that recording never holds the training loop's GIL; "0" records in threads of the pool process.
+RUN_RECORDING_PROCESS = os.environ.get("NETFORGE_RECORDING_PROCESS", "1") != "0"
 # At most this many live messages a second per run (each carries every point since the last).
 LIVE_MAX_MESSAGES_PER_SECOND = float(os.environ.get("NETFORGE_LIVE_MESSAGES_PER_SECOND", "10"))
 
