@@ -154,17 +154,17 @@ class Trainer:
     Data-parallel training (one ``Trainer`` per worker, all built alike): ``shard=(rank, world_size)``
     makes this trainer compute each step's gradient on its own contiguous share of the step's global
     batch of ``batch_size`` rows (shares differ by at most one row; a share may be empty), and
-    ``reduce_gradients(grads, loss, share)`` is called between the backward pass and the optimizer
-    step with this worker's gradients and loss (means over its rows, zeros for an empty share) and
-    ``share`` = its rows / the global batch's rows; it returns the global batch's gradients and loss
-    (the share-weighted sums over all workers, e.g. by an all-reduce), which every worker then
-    applies alike. Every worker takes the same number of steps, whatever its shares.
+    ``reduce_gradients(grads, loss, rows, batch_rows)`` is called between the backward pass and the
+    optimizer step with this worker's gradients and loss (means over its ``rows`` rows, zeros for an
+    empty share) and the global batch's row count; it returns the global batch's gradients and loss
+    (the sums over all workers weighted by ``rows / batch_rows``, e.g. by an all-reduce), which every
+    worker then applies alike. Every worker takes the same number of steps, whatever its shares.
     """
 
     def __init__(self, spec: dict, train: Dataset, validation: Dataset | None = None, *,
                  config: TrainConfig | dict | None = None, feeds: dict[str, str] | None = None,
                  shard: tuple[int, int] | None = None,
-                 reduce_gradients: Callable[[dict, float, float], tuple[dict, float]] | None = None):
+                 reduce_gradients: Callable[[dict, float, int, int], tuple[dict, float]] | None = None):
         self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         self.config.check()
         self.spec = spec
@@ -296,7 +296,7 @@ class Trainer:
                 else:  # an empty share of a small last batch: it adds nothing to the sum
                     loss, values, grads = 0.0, {}, {key: self.model.xp.zeros_like(p) for key, p in params.items()}
                 if self.reduce_gradients is not None:
-                    grads, loss = self.reduce_gradients(grads, loss, size / global_size)
+                    grads, loss = self.reduce_gradients(grads, loss, size, global_size)
                 if not math.isfinite(loss):
                     raise EngineError(
                         f"the loss became {loss} at epoch {self.epoch + 1}, batch {index + 1}: lower the learning rate "

@@ -19,9 +19,36 @@ def train_run(self, run_id: int) -> str:
     return run_execute(run_id, task_id=self.request.id)
 
 
+@app.task(name="workers.train_run_rank", bind=True, ignore_result=True)
+def train_run_rank(self, run_id: int, group: str, rank: int) -> str:
+    from workers.distributed.execution import rank_execute  # noqa: PLC0415
+
+    return rank_execute(run_id, group=group, rank=rank)
+
+
+@app.task(name="workers.serve_run_parameters", bind=True, ignore_result=True)
+def serve_run_parameters(self, run_id: int, group: str) -> str:
+    from workers.distributed.execution import parameter_server_execute  # noqa: PLC0415
+
+    return parameter_server_execute(run_id, group=group)
+
+
 def send_training(run_id: int, *, device: str, task_id: str) -> None:
-    """Put the training message of a run on its device's queue (raises if the broker is unreachable)."""
-    train_run.apply_async((run_id,), task_id=task_id, queue=queue_for_device(device))
+    """Put the training message(s) of a run on its device's queue (raises if the broker is unreachable).
+
+    A run of ``workers`` N > 1 is N messages, ``<task id>.rank<r>`` (and ``<task id>.server`` for
+    the parameter-server strategy), which rendezvous as the group named ``task_id``."""
+    from webapp.runs.models import Run  # noqa: PLC0415
+
+    queue = queue_for_device(device)
+    workers, hyperparameters = Run.objects.values_list("workers", "hyperparameters").get(pk=run_id)
+    if workers <= 1:
+        train_run.apply_async((run_id,), task_id=task_id, queue=queue)
+        return
+    if (hyperparameters or {}).get("strategy", "allreduce") == "ps":
+        serve_run_parameters.apply_async((run_id, task_id), task_id=f"{task_id}.server", queue=queue)
+    for rank in range(workers):
+        train_run_rank.apply_async((run_id, task_id, rank), task_id=f"{task_id}.rank{rank}", queue=queue)
 
 
 def enqueue_training(run_id: int) -> str:

@@ -124,12 +124,18 @@ def _claim(run_id: int, task_id: str | None) -> Run | None:
     return Run.objects.select_related("graph_version", "dataset").get(pk=run_id)
 
 
-def _build_trainer(run: Run, dataset, checkpoints: list[Checkpoint]):
-    """A new trainer, or one resumed from the newest readable checkpoint; and that checkpoint."""
-    hyperparameters = dict(run.hyperparameters or {})
+# Hyperparameters of the platform's distributed training (workers.distributed), not of the engine.
+DISTRIBUTED_OPTIONS = ("strategy",)
+
+
+def _build_trainer(run: Run, dataset, checkpoints: list[Checkpoint], *, shard: tuple[int, int] | None = None):
+    """A new trainer, or one resumed from the newest readable checkpoint; and that checkpoint.
+    ``shard`` is ``(rank, world_size)`` for a worker of a distributed run."""
+    hyperparameters = {key: value for key, value in (run.hyperparameters or {}).items()
+                       if key not in DISTRIBUTED_OPTIONS}
     for checkpoint in checkpoints:
         try:
-            trainer = engine.Trainer.resume(checkpoint.path, dataset, epochs=hyperparameters.get("epochs"))
+            trainer = engine.Trainer.resume(checkpoint.path, dataset, epochs=hyperparameters.get("epochs"), shard=shard)
         except ArtifactError as error:
             log.warning("run %s: checkpoint of epoch %s unusable, trying an older one: %s", run.pk, checkpoint.epoch, error)
             continue
@@ -138,7 +144,7 @@ def _build_trainer(run: Run, dataset, checkpoints: list[Checkpoint]):
         return trainer, checkpoint
     # Checkpoints are saved per epoch by _connect, each in its own folder.
     config = {**hyperparameters, "device": run.device, "checkpoint_dir": None}
-    return engine.Trainer(copy.deepcopy(run.graph_version.spec), dataset, config=config), None
+    return engine.Trainer(copy.deepcopy(run.graph_version.spec), dataset, config=config, shard=shard), None
 
 
 def _stored_after(run: Run, checkpoint: Checkpoint | None) -> frozenset[tuple[str, int]]:

@@ -8,6 +8,10 @@ runs whose heartbeat is older than ``RUN_STALE_AFTER_SECONDS`` and
   fewer than ``RUN_MAX_ATTEMPTS`` executions (the next execution counts one more attempt);
 - marks them failed otherwise, with the reason ("worker X stopped sending heartbeats at T; ...").
 
+A distributed run (``workers.distributed``) is the same: rank 0 beats its heartbeat, and all its
+tasks are queued again together. Its own workers notice a dead peer sooner (within seconds, through
+Redis) and call the same ``resume_or_fail``.
+
 It also sends again the message of a queued run that the broker lost (Redis restarted without
 persistence): a queued run whose task id is neither waiting in its queue nor reserved by a worker,
 on two checks in a row, is queued under a new task id (Redis broker only; within two intervals).
@@ -68,6 +72,22 @@ def _cutoff():
 
 
 def _recover(run) -> str | None:
+    from webapp.runs.models import Run  # noqa: PLC0415
+
+    # Only if the run is still as this check saw it: another watchdog may have acted, or the worker
+    # may have beaten its heartbeat after all.
+    as_seen = Run.objects.filter(pk=run.pk, state=Run.State.RUNNING, attempt=run.attempt, heartbeat_at__lt=_cutoff())
+    last_heartbeat = f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if run.heartbeat_at else "its start"
+    stopped = f"worker {run.worker or '(unknown)'} stopped sending heartbeats at {last_heartbeat}"
+    return resume_or_fail(run, stopped=stopped, as_seen=as_seen)
+
+
+def resume_or_fail(run, *, stopped: str, as_seen) -> str | None:
+    """A run whose execution broke off (``stopped`` says how): queued again to resume from its last
+    checkpoint (all its workers, for a distributed run), failed with the reason, or cancelled if
+    that was asked. ``as_seen`` is the run's queryset filtered on what the caller saw (state,
+    attempt, ...): only one of several deciders changes the run. Returns "requeued", "failed",
+    "cancelled", or None when the run had changed meanwhile."""
     from celery.utils import uuid  # noqa: PLC0415
     from django.utils import timezone  # noqa: PLC0415
 
@@ -75,11 +95,6 @@ def _recover(run) -> str | None:
     from webapp.runs.models import Run  # noqa: PLC0415
     from workers.tasks import send_training  # noqa: PLC0415
 
-    # Only if the run is still as this check saw it: another watchdog may have acted, or the worker
-    # may have beaten its heartbeat after all.
-    as_seen = Run.objects.filter(pk=run.pk, state=Run.State.RUNNING, attempt=run.attempt, heartbeat_at__lt=_cutoff())
-    last_heartbeat = f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if run.heartbeat_at else "its start"
-    stopped = f"worker {run.worker or '(unknown)'} stopped sending heartbeats at {last_heartbeat}"
     has_checkpoint = run.checkpoints.exists()
     if has_checkpoint and run.attempt < settings.RUN_MAX_ATTEMPTS and not run.cancel_requested:
         task_id = uuid()
@@ -119,7 +134,9 @@ def requeue_lost_messages() -> list[int]:
     present = broker_task_ids() if queued else set()
     if present is None:  # not a Redis broker, or unreachable now: nothing can be said
         return []
-    missing = {run_id: task_id for run_id, task_id in queued.items() if task_id not in present}
+    # A distributed run's messages are its ranks' (``<task id>.rank<r>``, see workers.tasks).
+    missing = {run_id: task_id for run_id, task_id in queued.items()
+               if task_id not in present and f"{task_id}.rank0" not in present}
     lost = [run_id for run_id, task_id in missing.items() if _missing_at_last_check.get(run_id) == task_id]
     _missing_at_last_check.clear()
     _missing_at_last_check.update({run_id: task_id for run_id, task_id in missing.items() if run_id not in lost})

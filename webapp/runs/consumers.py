@@ -9,7 +9,8 @@ Protocol (server to client, JSON):
    missed more than ``CATCH_UP_MAX_POINTS`` (then those are downsampled too);
 2. then ``{"type": "run.points", "points": [{"seq", "name", "step", "epoch", "value", "wall_time"}]}``
    and ``{"type": "run.state", "state", "epochs_completed", "error"?, "final_metrics"?}`` as they
-   happen (see ``webapp.runs.live``).
+   happen, and for a distributed run ``{"type": "run.worker", "rank", "state", "step",
+   "samples_per_second", "bytes_sent", ...}`` per worker process (see ``webapp.runs.live``).
 
 The consumer joins the run's group before it reads the history, so nothing falls between the two;
 it forwards only points with a sequence above the last one the client has (none doubled), and if
@@ -76,6 +77,9 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "run.points", "points": points})
 
     async def run_state(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def run_worker(self, event: dict) -> None:
         await self.send_json(event)
 
 

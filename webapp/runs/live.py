@@ -6,7 +6,11 @@ them to the WebSockets of that run. Two messages:
 - ``{"type": "run.points", "run": id, "points": [{"seq", "name", "step", "epoch", "value",
   "wall_time"}, ...]}``: every point since the previous message, in sequence order;
 - ``{"type": "run.state", "run": id, "state": ..., "epochs_completed": n}`` plus ``"error"``
-  (failed) and ``"final_metrics"`` (succeeded).
+  (failed) and ``"final_metrics"`` (succeeded);
+- ``{"type": "run.worker", "run": id, "rank", "world_size", "strategy", "host", "state", "step",
+  "samples_per_second", "bytes_sent", "error", "wall_time"}``: one process of a distributed run
+  (rank -1 is the parameter server) as it stands, about twice a second
+  (``workers.distributed.execution``); live only, not part of the record.
 
 Only points already committed to the database are published, so a client never sees a point the
 record lacks, and a client that missed a message can always fill the gap from the database.
@@ -90,6 +94,14 @@ def state_message(run) -> dict:
     if run.state == "succeeded":
         message["final_metrics"] = run.final_metrics
     return message
+
+
+def worker_message(*, run_id: int, rank: int, world_size: int, strategy: str, host: str, state: str, step: int,
+                   samples_per_second: float, bytes_sent: int, error: str = "") -> dict:
+    """The ``run.worker`` message of one process of a distributed run."""
+    return {"type": "run.worker", "run": run_id, "rank": rank, "world_size": world_size, "strategy": strategy,
+            "host": host, "state": state, "step": step, "samples_per_second": samples_per_second,
+            "bytes_sent": bytes_sent, "error": error, "wall_time": time.time()}
 
 
 def send_to_run(run_id: int, message: dict) -> bool:

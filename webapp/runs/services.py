@@ -41,6 +41,8 @@ PLATFORM_OPTIONS = {
     "checkpoint_dir": "checkpoints are written by the platform, every epoch",
 }
 EARLY_STOPPING_OPTIONS = ("monitor", "patience", "min_delta", "mode", "restore_best")
+# Distributed training (workers.distributed): how the run's workers combine their gradients.
+STRATEGIES = ("allreduce", "ps")
 ACTIVE_STATES = (Run.State.QUEUED, Run.State.RUNNING)
 
 
@@ -54,11 +56,16 @@ def validate_hyperparameters(hyperparameters) -> dict:
                            details={"hyperparameters": ["not an object"]})
     fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
     errors: dict[str, str] = {}
+    hyperparameters = dict(hyperparameters)
+    strategy = hyperparameters.pop("strategy", None)
+    if strategy is not None and strategy not in STRATEGIES:
+        errors["strategy"] = f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}"
+    hyperparameters.pop("workers", None)  # the run's own field (run_create)
     for key, value in hyperparameters.items():
         if key in PLATFORM_OPTIONS:
             errors[key] = f"'{key}' is not a training option here: {PLATFORM_OPTIONS[key]}"
         elif key not in fields:
-            known = ", ".join(sorted(set(fields) - set(PLATFORM_OPTIONS)))
+            known = ", ".join(sorted(set(fields) - set(PLATFORM_OPTIONS) | {"strategy", "workers"}))
             errors[key] = f"unknown training option '{key}'; the options are {known}"
         else:
             problem = _option_problem(key, value, fields[key])
@@ -69,7 +76,10 @@ def validate_hyperparameters(hyperparameters) -> dict:
         raise InvalidInput(f"hyperparameters.{first}: {errors[first]}",
                            details={f"hyperparameters.{key}": [message] for key, message in errors.items()})
     config = TrainConfig.from_dict(dict(hyperparameters))
-    return {key: value for key, value in config.to_dict().items() if key not in PLATFORM_OPTIONS}
+    cleaned = {key: value for key, value in config.to_dict().items() if key not in PLATFORM_OPTIONS}
+    if strategy is not None:
+        cleaned["strategy"] = strategy
+    return cleaned
 
 
 def _option_problem(key: str, value, field: dataclasses.Field) -> str | None:
@@ -168,6 +178,11 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
     if device not in DEVICES:
         raise InvalidInput(f"device must be one of {', '.join(DEVICES)}, got {device!r}",
                            details={"device": ["unknown"]})
+    if isinstance(hyperparameters, dict) and "workers" in hyperparameters:  # also accepted among the options
+        if workers not in (1, hyperparameters["workers"]):
+            raise InvalidInput(f"workers is {workers} but hyperparameters.workers is {hyperparameters['workers']!r}",
+                               details={"workers": ["differs from hyperparameters.workers"]})
+        workers = hyperparameters["workers"]
     if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
         raise InvalidInput(f"workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}",
                            details={"workers": ["out of range"]})

@@ -22,7 +22,8 @@ EXTRA_ELEMENTS = 2  # the weighted loss, the stop flag
 
 
 class GradientReducer:
-    """``reducer(grads, loss, share) -> (global grads, global loss)``; see the module docstring.
+    """``reducer(grads, loss, rows, batch_rows) -> (global grads, global loss)``: the trainer's
+    ``reduce_gradients``; see the module docstring.
 
     ``collective`` has ``all_reduce(flat_buffer)``; ``params`` are the model's parameters (their
     keys, shapes and dtype fix the layout); ``on_stop`` is called when the reduced stop flag is set.
@@ -61,7 +62,9 @@ class GradientReducer:
         """So that the recorder can watch this in place of the trainer (see workers.distributed.execution)."""
         self.request_stop()
 
-    def __call__(self, grads: dict, loss: float, share: float) -> tuple[dict, float]:
+    def __call__(self, grads: dict, loss: float, rows: int, batch_rows: int) -> tuple[dict, float]:
+        share = rows / batch_rows
+        self.rows += rows
         buffer = self.buffer
         for key in self.keys:
             start, stop = self.offsets[key]

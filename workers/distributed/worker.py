@@ -69,15 +69,18 @@ class DataParallelWorker:
 
 def serve_parameters(redis_url: str, group: str, *, world_size: int, dtype: str, host: str = "127.0.0.1",
                      timeout: float = transport.DEFAULT_TIMEOUT_SECONDS,
-                     rendezvous_timeout: float | None = None) -> ParameterServer:
+                     rendezvous_timeout: float | None = None, on_serving=None) -> ParameterServer:
     """Run the group's parameter server until every worker left (returns the server, closed) or
-    the group failed (raises ``DistributedError``)."""
+    the group failed (raises ``DistributedError``); ``on_serving(server)`` is called once the
+    group is complete."""
     server = ParameterServer(group, world_size=world_size, dtype=dtype, host=host, timeout=timeout)
     rendezvous = Rendezvous(redis_url, group, rank=SERVER_RANK, world_size=world_size, with_server=True,
                             timeout=rendezvous_timeout)
     try:
         rendezvous.join(server.address)
         server.connect(rendezvous)
+        if on_serving is not None:
+            on_serving(server)
         server.serve_until_done()
         log.info("parameter server of group %s: every worker left after %d steps", group,
                  server.collectives_completed)
