@@ -10,8 +10,9 @@ milliseconds a request. Prediction requests need none of that middleware: they c
 
 from __future__ import annotations
 
-import json
 import re
+
+import orjson
 
 from webapp.endpoints import serving
 
@@ -58,7 +59,7 @@ class ServingFastPath:
             status, body, extra = serving._error_answer(error, v2=v2)
         else:
             status, body, extra = await serving.answer_predict(match["name"], number, headers, b"".join(chunks), v2=v2)
-        content = json.dumps(body).encode()
+        content = orjson.dumps(body)
         response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
                             *SECURITY_HEADERS,
                             *((name.lower().encode(), value.encode()) for name, value in extra.items())]

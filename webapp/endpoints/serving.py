@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 
 import numpy
+import orjson
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -80,9 +81,14 @@ def _payload(body: bytes) -> dict:
     """The JSON body as an object; ``InputError`` otherwise."""
     _check_size(len(body))
     try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as error:
-        raise InputError("body", f"not valid JSON ({error})") from None
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson keeps to strict JSON; Python's json module also reads NaN and Infinity (which
+        # json.dumps writes), so such a body still gets the error that names the field
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as error:
+            raise InputError("body", f"not valid JSON ({error})") from None
     if not isinstance(payload, dict):
         raise InputError("body", "expected a JSON object")
     return payload

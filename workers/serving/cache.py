@@ -1,9 +1,11 @@
 """The model cache: published versions loaded once per process, each with its own batcher.
 
 ``LoadedVersion`` is a version ready to answer: its ``Predictor`` (checksums verified on load),
-the input specs requests are checked against, and a ``DynamicBatcher`` whose thread alone runs the
-model. Loading warms the model up (a forward at batch size 1 and at the largest batch) before the
-version is handed out, so its first request does not pay for plan compilation.
+the input specs requests are checked against, and a ``DynamicBatcher`` that alone runs the model.
+Loading warms the model up (forwards at batch size 1 and at the largest batch) before the version
+is handed out, so its first request does not pay for plan compilation; the warm-up also times the
+largest batch, and a model that answers it within ``inline_forward_seconds`` is batched and run
+on the serving event loop (see ``workers.serving.batcher``), a slower one on the batcher's thread.
 
 ``ModelCache`` keeps up to ``capacity`` versions (least recently used goes first; its batcher
 finishes the requests it holds) and loads each version once even when several threads ask.
@@ -26,10 +28,15 @@ from workers.serving.inputs import DTYPES, InputSpec
 
 log = logging.getLogger(__name__)
 
+# A model whose largest batch takes at most this long runs on the event loop (it holds the loop
+# that long); a slower one on the batcher's thread.
+DEFAULT_INLINE_FORWARD_SECONDS = 0.002
+
 
 class LoadedVersion:
     def __init__(self, *, endpoint_id: int, endpoint: str, number: int, path: str | Path, max_batch_size: int,
-                 max_queue_delay: float, max_queue_size: int, on_batch: Callable | None = None):
+                 max_queue_delay: float, max_queue_size: int, on_batch: Callable | None = None,
+                 inline_forward_seconds: float = DEFAULT_INLINE_FORWARD_SECONDS):
         started = time.perf_counter()
         self.endpoint_id, self.endpoint, self.number, self.path = endpoint_id, endpoint, number, str(path)
         self.predictor = Predictor.load(path)
@@ -38,14 +45,17 @@ class LoadedVersion:
                       for name in self.predictor.feature_inputs]
         self.schema = self.predictor.schema
         self.manifest = self.predictor.manifest
-        self._warm_up(max_batch_size)
+        self.forward_seconds = self._warm_up(max_batch_size)
         self.batcher = DynamicBatcher(
             self.run_batch, name=f"{endpoint}-v{number}", max_batch_size=max_batch_size,
             max_queue_delay=max_queue_delay, max_queue_size=max_queue_size,
             on_batch=(lambda instances, requests: on_batch(endpoint_id, number, instances, requests))
             if on_batch is not None else None,
+            inline=self.forward_seconds <= inline_forward_seconds,
         )
-        log.info("loaded %s v%s from %s in %.0f ms", endpoint, number, path, 1000 * (time.perf_counter() - started))
+        log.info("loaded %s v%s from %s in %.0f ms (largest batch %.2f ms: batches run %s)", endpoint, number, path,
+                 1000 * (time.perf_counter() - started), 1000 * self.forward_seconds,
+                 "on the event loop" if self.batcher.inline else "on the batcher's thread")
 
     def configure(self, *, max_batch_size: int, max_queue_delay: float, max_queue_size: int) -> None:
         """New batching limits take effect with the next batch."""
@@ -53,11 +63,16 @@ class LoadedVersion:
         batcher.max_batch_size, batcher.max_queue_delay, batcher.max_queue_size = (
             max_batch_size, max_queue_delay, max_queue_size)
 
-    def _warm_up(self, max_batch_size: int) -> None:
-        for rows in sorted({1, max_batch_size}):
+    def _warm_up(self, max_batch_size: int) -> float:
+        """Compile the plans of the smallest and largest batch; the best of three timings of the largest."""
+        timings = []
+        for rows in (*sorted({1, max_batch_size}), max_batch_size, max_batch_size):
             feeds = {spec.name: numpy.zeros((rows, *[size or 1 for size in spec.instance_shape]), DTYPES[spec.dtype])
                      for spec in self.specs}
-            self.predictor.predict(feeds)
+            started = time.perf_counter()
+            self.predictor.predict(feeds, batch_size=1 << 30)
+            timings.append(time.perf_counter() - started)
+        return min(timings[-3:])
 
     def run_batch(self, requests: list[dict]) -> list[dict]:
         """The predictions of several requests in one forward pass, split back per request."""
@@ -89,9 +104,11 @@ def _slice(result: dict, start: int, stop: int) -> dict:
 
 
 class ModelCache:
-    def __init__(self, *, capacity: int = 16, on_batch: Callable | None = None):
+    def __init__(self, *, capacity: int = 16, on_batch: Callable | None = None,
+                 inline_forward_seconds: float = DEFAULT_INLINE_FORWARD_SECONDS):
         self.capacity = capacity
         self.on_batch = on_batch
+        self.inline_forward_seconds = inline_forward_seconds
         self._loaded: collections.OrderedDict[tuple, LoadedVersion] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
@@ -123,7 +140,8 @@ class ModelCache:
             if loaded is None:
                 loaded = LoadedVersion(endpoint_id=endpoint_id, endpoint=endpoint, number=number, path=path,
                                        max_batch_size=max_batch_size, max_queue_delay=max_queue_delay,
-                                       max_queue_size=max_queue_size, on_batch=self.on_batch)
+                                       max_queue_size=max_queue_size, on_batch=self.on_batch,
+                                       inline_forward_seconds=self.inline_forward_seconds)
                 evicted = []
                 with self._lock:
                     self._loaded[key] = loaded

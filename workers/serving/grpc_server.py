@@ -50,10 +50,14 @@ def make_servicer(runtime):
                 return value
         return None
 
+    dtype_names = {numpy.dtype(name): name for name in serving_inputs.DTYPES}
+
     def tensor(array) -> predict_pb2.Tensor:
-        array = numpy.ascontiguousarray(array)
-        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        return predict_pb2.Tensor(dtype=str(array.dtype), shape=array.shape, content=little.tobytes())
+        array = numpy.asarray(array)
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        name = dtype_names.get(array.dtype) or array.dtype.name
+        return predict_pb2.Tensor(dtype=name, shape=array.shape, content=array.tobytes())  # tobytes: C order
 
     async def abort(context, error: ServingError):
         await context.abort(getattr(grpc.StatusCode, error.grpc_status), error.message)

@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from engine.errors import EngineError
 from workers.serving.batcher import BatcherClosed, QueueFull
@@ -75,15 +77,29 @@ class Unavailable(ServingError):
     status, grpc_status, code = 503, "UNAVAILABLE", "unavailable"
 
 
+_settings_memo: dict = {}
+
+
 def setting(name: str, default):
     """A serving setting: Django's ``name`` if set, else the ``NETFORGE_<name>`` environment
     variable, else ``default``. (SERVING_REFRESH_SECONDS, SERVING_MAX_REQUEST_BYTES,
-    SERVING_MAX_INSTANCES, SERVING_CACHE_SIZE.)"""
+    SERVING_MAX_INSTANCES, SERVING_CACHE_SIZE, SERVING_INLINE_FORWARD_MS.) Remembered, since
+    requests ask on every call; forgotten when Django says a setting changed (tests)."""
+    try:
+        return _settings_memo[name]
+    except KeyError:
+        pass
     value = getattr(settings, name, None)
-    if value is not None:
-        return value
-    raw = os.environ.get(f"NETFORGE_{name}")
-    return type(default)(raw) if raw else default
+    if value is None:
+        raw = os.environ.get(f"NETFORGE_{name}")
+        value = type(default)(raw) if raw else default
+    _settings_memo[name] = value
+    return value
+
+
+@receiver(setting_changed)
+def _forget_settings(**_kwargs) -> None:
+    _settings_memo.clear()
 
 
 def hash_key(key: str) -> str:
@@ -135,8 +151,8 @@ class ServingRuntime:
     def __init__(self, protocol: str):
         self.protocol = protocol
         self.metrics = MetricsRecorder(protocol)
-        self.cache = ModelCache(capacity=setting("SERVING_CACHE_SIZE", 16),
-                                on_batch=self.metrics.observe_batch)
+        self.cache = ModelCache(capacity=setting("SERVING_CACHE_SIZE", 16), on_batch=self.metrics.observe_batch,
+                                inline_forward_seconds=setting("SERVING_INLINE_FORWARD_MS", 2.0) / 1000.0)
         self.routes: dict[str, EndpointRoute] = {}
         self.active: dict[str, int] = {}  # the default version this process answers with, per endpoint
         self._fetched_at = float("-inf")
@@ -288,25 +304,22 @@ class ServingRuntime:
         return loaded, result
 
     async def _predict(self, route: EndpointRoute, loaded: LoadedVersion, arrays: dict, rows: int) -> dict:
-        for _attempt in range(2):
+        for attempt in range(2):
             try:
-                future = loaded.batcher.submit(arrays, rows)
-                break
+                return await loaded.batcher.predict(arrays, rows)
             except QueueFull as error:
                 raise Overloaded(str(error), details={"max_queue_size": loaded.batcher.max_queue_size}) from None
             except BatcherClosed:  # unloaded between resolve and submit: load it again
+                if attempt:
+                    raise Unavailable(f"{route.name} v{loaded.number} was unloaded; retry") from None
                 target = route.versions[loaded.number]
                 loaded = await asyncio.get_running_loop().run_in_executor(None, self._load, route, target)
-        else:
-            raise Unavailable(f"{route.name} v{loaded.number} was unloaded; retry")
-        try:
-            return await asyncio.wrap_future(future)
-        except EngineError as error:
-            raise BadInput(str(error)) from None
-        except (BatcherClosed, QueueFull) as error:
-            raise Unavailable(str(error)) from None
-        except Exception as error:  # noqa: BLE001
-            raise ServingError(f"{route.name} v{loaded.number} failed on this batch: {type(error).__name__}") from None
+            except EngineError as error:
+                raise BadInput(str(error)) from None
+            except Exception as error:  # noqa: BLE001
+                raise ServingError(f"{route.name} v{loaded.number} failed on this batch: "
+                                   f"{type(error).__name__}") from None
+        raise AssertionError("unreachable")
 
     def metadata(self, route: EndpointRoute, loaded: LoadedVersion) -> dict:
         return version_metadata(route.name, loaded)
