@@ -131,6 +131,11 @@ class RunRecorder:
             self._pending.append(CheckpointRecord(epoch, step, path))
             self._epochs_completed = epoch
 
+    def wake(self) -> None:
+        """Write (and publish, as the rate allows) what was added now rather than at the next tick:
+        the recording process calls it when the training side's points of one tick arrive."""
+        self._wake.set()
+
     def close(self) -> None:
         """Write and publish what is left, then stop the thread."""
         self._stop.set()
@@ -488,6 +493,7 @@ def _serve(pipe) -> None:
                 else:
                     _, epoch, step, path = item
                     recorder.add_checkpoint(epoch=epoch, step=step, path=path)
+            recorder.wake()
         elif kind == "close":
             recorder.close()
             send(["closed", recorder.points_recorded, recorder.cancel_requested, recorder.superseded,
