@@ -44,7 +44,7 @@ from workers.distributed.errors import DistributedError, RendezvousError
 from workers.distributed.rendezvous import RENDEZVOUS_SECONDS, SERVER_RANK
 from workers.distributed.worker import DataParallelWorker, serve_parameters
 from workers.evaluation import record_run_evaluation
-from workers.recording import RunRecorder
+from workers.recording import open_recorder
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
              run.worker)
     publisher = live.RunPublisher(run.pk)
     publisher.publish_state(run, attempts=1)
-    recorder = RunRecorder(run.pk, attempt=run.attempt, first_sequence=run.last_sequence + 1, publisher=publisher)
+    recorder = open_recorder(run.pk, attempt=run.attempt, first_sequence=run.last_sequence + 1, publisher=publisher)
     recorder.start()
     failure = None
     try:
