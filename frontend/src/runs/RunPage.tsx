@@ -12,6 +12,7 @@ import { PublishButton } from "../endpoints/PublishButton";
 import { CurveControls } from "./CurveControls";
 import { EvaluationSection } from "./EvaluationSection";
 import { LiveRunClient, type ConnectionStatus } from "./live";
+import { formatBytes, isWorkerStatus, mergeWorkerStatus, workerLabel, type WorkerStatus } from "./workerStatus";
 import { estimateProgress, type ProgressEstimate } from "./progress";
 import { MetricChartSource, X_AXIS_LABELS, type CurveOptions } from "./runCharts";
 import { RunAnnotations } from "./RunAnnotations";
@@ -25,6 +26,7 @@ export function RunPage() {
   const [connection, setConnection] = useState<{ status: ConnectionStatus; detail?: string }>({ status: "connecting" });
   const [actionError, setActionError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [workers, setWorkers] = useState<WorkerStatus[]>([]);
   const store = useMemo(() => new SeriesStore(), [runId]);
   const clientRef = useRef<LiveRunClient | null>(null);
 
@@ -62,6 +64,9 @@ export function RunPage() {
           void reload();
         },
         status: (status, detail) => setConnection({ status, detail }),
+        worker: (message) => {
+          if (isWorkerStatus(message)) setWorkers((rows) => mergeWorkerStatus(rows, message));
+        },
       },
     });
     clientRef.current = client;
@@ -117,6 +122,7 @@ export function RunPage() {
         <div className="error-box run-error" role="alert"><strong>Training failed:</strong> <pre>{run.error}</pre></div>
       )}
       <ProgressBar store={store} run={run} />
+      {run.workers > 1 && <WorkersTable run={run} workers={workers} />}
       <Curves store={store} runId={runId} />
       {Object.keys(run.final_metrics ?? {}).length > 0 && <FinalMetrics run={run} />}
       {run.state === "succeeded" && <EvaluationSection runId={runId} />}
@@ -243,6 +249,37 @@ function Curves({ store, runId }: { store: SeriesStore; runId: number }) {
           />
         ))}
       </div>
+    </section>
+  );
+}
+
+/** One row per process of a distributed run, from its live `run.worker` messages. */
+function WorkersTable({ run, workers }: { run: Run; workers: WorkerStatus[] }) {
+  const strategy = String(run.hyperparameters?.strategy ?? "allreduce");
+  return (
+    <section className="card" data-testid="run-workers">
+      <h2>Workers <span className="muted">{run.workers} × {strategy === "ps" ? "parameter server" : "ring all-reduce"}</span></h2>
+      {workers.length === 0 ? (
+        <p className="muted">{run.state === "queued" || run.state === "running" ? "Waiting for the workers to report…" : "No live worker status (it is shown while the run trains)."}</p>
+      ) : (
+        <table className="data workers-table">
+          <thead>
+            <tr><th>Worker</th><th>Process</th><th>State</th><th className="num">Step</th><th className="num">Samples/s</th><th className="num">Sent</th></tr>
+          </thead>
+          <tbody>
+            {workers.map((worker) => (
+              <tr key={worker.rank} data-testid={`worker-${worker.rank}`}>
+                <th>{workerLabel(worker.rank)}</th>
+                <td className="mono">{worker.host}</td>
+                <td><span className={`badge ${worker.state}`} title={worker.error || undefined}>{worker.state}</span></td>
+                <td className="num">{worker.step}</td>
+                <td className="num">{worker.rank < 0 ? "—" : worker.samples_per_second.toFixed(0)}</td>
+                <td className="num">{formatBytes(worker.bytes_sent)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </section>
   );
 }

@@ -8,7 +8,7 @@ import type { BuiltinDataset, Dataset, Run } from "../api/types";
 import { parseTags } from "./RunAnnotations";
 import {
   buildHyperparameters, defaultForm, fieldErrors, FormError, METRICS_BY_TASK, OPTIMIZERS, proposedValue, SCHEDULES,
-  stepsPerEpoch, type NumberOption, type TrainForm,
+  stepsPerEpoch, STRATEGIES, type NumberOption, type TrainForm,
 } from "./trainConfig";
 import "./runs.css";
 
@@ -272,6 +272,14 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, on
           <input type="number" min={1} max={64} step={1} value={form.workers} onChange={(event) => set("workers", event.target.value)}
             aria-invalid={!!errors.workers || undefined} />
         </Field>
+        {Number(form.workers) > 1 && (
+          <Field label="Strategy" error={errors.strategy} hint={STRATEGIES[form.strategy].hint}>
+            <select value={form.strategy} onChange={(event) => set("strategy", event.target.value as TrainForm["strategy"])}
+              aria-label="Strategy">
+              {Object.entries(STRATEGIES).map(([value, strategy]) => <option key={value} value={value}>{strategy.label}</option>)}
+            </select>
+          </Field>
+        )}
         <Field label="Run name" error={errors.name}>
           <input data-testid="train-name" value={form.name} maxLength={200} placeholder="optional" onChange={(event) => set("name", event.target.value)} />
         </Field>

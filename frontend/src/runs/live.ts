@@ -23,6 +23,8 @@ export interface LiveRunHandlers {
   points(points: MetricPoint[]): void;
   state(message: Extract<RunMessage, { type: "run.state" }> | { type: "run.state"; state: RunState }): void;
   status?(status: ConnectionStatus, detail?: string): void;
+  /** A distributed run's per-worker status (`run.worker`, see workerStatus.ts). */
+  worker?(message: unknown): void;
 }
 
 export interface Timers {
@@ -165,6 +167,7 @@ export class LiveRunClient {
     if (message.type === "run.history") this.receiveHistory(message);
     else if (message.type === "run.points") this.receivePoints(message.points);
     else if (message.type === "run.state") this.options.handlers.state(message);
+    else if ((message as { type: string }).type === "run.worker") this.options.handlers.worker?.(message);
   }
 
   private receiveHistory(message: Extract<RunMessage, { type: "run.history" }>): void {

@@ -64,3 +64,11 @@ describe("fieldErrors", () => {
     expect(fieldErrors(new ApiError(500, "500", "server error"))).toEqual({ form: "server error" });
   });
 });
+
+describe("distributed training options", () => {
+  it("sends the strategy only for more than one worker", () => {
+    expect(buildHyperparameters({ ...defaultForm("1"), workers: "1", strategy: "ps" }, 100).strategy).toBeUndefined();
+    expect(buildHyperparameters({ ...defaultForm("1"), workers: "4", strategy: "ps" }, 100).strategy).toBe("ps");
+    expect(buildHyperparameters({ ...defaultForm("1"), workers: "2" }, 100).strategy).toBe("allreduce");
+  });
+});

@@ -48,6 +48,11 @@ export const SCHEDULES: Record<string, { label: string; options: NumberOption[] 
   ] },
 };
 
+export const STRATEGIES: Record<TrainForm["strategy"], { label: string; hint: string }> = {
+  allreduce: { label: "Ring all-reduce", hint: "workers exchange gradient chunks in a ring" },
+  ps: { label: "Parameter server", hint: "workers send gradients to one server, which sums them" },
+};
+
 export const METRICS_BY_TASK: Record<string, string[]> = {
   classification: ["accuracy"],
   binary: ["accuracy", "roc_auc"],
@@ -75,6 +80,8 @@ export interface TrainForm {
   seed: string;
   device: "cpu" | "gpu";
   workers: string;
+  /** How the workers of a distributed run combine gradients (workers/distributed). */
+  strategy: "allreduce" | "ps";
   name: string;
   tags: string;
 }
@@ -84,7 +91,7 @@ export function defaultForm(datasetValue: string): TrainForm {
     dataset: datasetValue, validationFraction: "0.2", optimizer: "adam", learningRate: String(OPTIMIZERS.adam.lr),
     optimizerOptions: {}, schedule: "constant", scheduleOptions: {}, then: "constant", thenOptions: {},
     batchSize: "32", epochs: "10", earlyStopping: false, monitor: "val_loss", patience: "5", minDelta: "0",
-    restoreBest: true, seed: "0", device: "cpu", workers: "1", name: "", tags: "",
+    restoreBest: true, seed: "0", device: "cpu", workers: "1", strategy: "allreduce", name: "", tags: "",
   };
 }
 
@@ -130,6 +137,7 @@ export function buildHyperparameters(form: TrainForm, rows: number | null): Reco
     epochs, batch_size: batchSize, validation_fraction: validationFraction, optimizer,
     seed: integer(form.seed || "0", "seed", "Seed"),
   };
+  if ((Number(form.workers) || 1) > 1) hyperparameters.strategy = form.strategy;
   if (form.earlyStopping) {
     hyperparameters.early_stopping = {
       monitor: form.monitor,
@@ -207,7 +215,7 @@ const DIRECT_FIELDS: Record<string, string> = {
   dataset: "dataset", device: "device", workers: "workers", name: "name", tags: "tags", notes: "tags",
   "hyperparameters.epochs": "epochs", "hyperparameters.batch_size": "batch_size",
   "hyperparameters.validation_fraction": "validation_fraction", "hyperparameters.seed": "seed",
-  "hyperparameters.early_stopping": "early_stopping",
+  "hyperparameters.early_stopping": "early_stopping", "hyperparameters.strategy": "strategy",
 };
 
 function fieldOfServerKey(key: string, message: string): string {
