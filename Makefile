@@ -54,9 +54,10 @@ bench: $(BENCH_INSTALLED) $(FRONTEND_INSTALLED)
 crosscheck: $(BENCH_INSTALLED)
 	$(PY) -m tests.bench.crosscheck
 
-# The gRPC serving protos' Python modules (committed; never edited by hand).
+# The gRPC protos' Python modules, serving and distributed training (committed; never edited by hand).
 protos: $(INSTALLED)
 	$(PY) -m workers.serving.generate_protos
+	$(PY) -m workers.distributed.generate_protos
 
 lock: $(BENCH_INSTALLED)
 	{ head -3 constraints.txt; $(PIP) freeze --exclude-editable | sed "s/+cpu//"; } > constraints.tmp && mv constraints.tmp constraints.txt

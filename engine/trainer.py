@@ -187,7 +187,7 @@ class Trainer:
         self._device_data = None
         if shard is not None:
             rank, world_size = shard
-            if not (isinstance(world_size, int) and world_size >= 1 and isinstance(rank, int) and 0 <= rank < world_size):
+            if not (isinstance(world_size, int) and isinstance(rank, int) and 0 <= rank < world_size):
                 raise EngineError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard!r}")
         self.shard = shard
         self.reduce_gradients = reduce_gradients

@@ -2,7 +2,7 @@
 
 import sys
 
-from tests.bench import cnn_bench, engine_bench, platform_bench, rnn_bench, serving_bench
+from tests.bench import cnn_bench, distributed_bench, engine_bench, platform_bench, rnn_bench, serving_bench
 
 
 def main() -> int:
@@ -13,6 +13,8 @@ def main() -> int:
     status = rnn_bench.main() or status
     print("\n" + "=" * 100 + "\n")
     status = serving_bench.main() or status
+    print("\n" + "=" * 100 + "\n")
+    status = distributed_bench.main() or status
     print("\n" + "=" * 100 + "\n")
     return platform_bench.main() or status
 

@@ -152,7 +152,8 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
         trainer, checkpoint = training._build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")),
                                                       shard=(0, run.workers))
         worker.start_step = trainer.step
-        worker.rendezvous.publish("start", {"attempt": run.attempt, "checkpoint": checkpoint.path if checkpoint else None})
+        worker.rendezvous.publish("start", {"attempt": run.attempt,
+                                            "checkpoint": checkpoint.path if checkpoint else None})
         trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
         recorder.skip(training._stored_after(run, checkpoint))
         training._connect(trainer, recorder, run.pk)
@@ -172,7 +173,8 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
         worker.abort(f"worker rank 0 failed: {error}")
     except Exception as error:  # noqa: BLE001  (a run must end in a state, whatever happened)
         log.exception("run %s: unexpected error", run.pk)
-        outcome = {"state": Run.State.FAILED, "error": f"internal error while training: {type(error).__name__}: {error}"}
+        outcome = {"state": Run.State.FAILED,
+                   "error": f"internal error while training: {type(error).__name__}: {error}"}
         worker.abort(f"worker rank 0 failed: {type(error).__name__}")
     finally:
         recorder.close()

@@ -104,7 +104,8 @@ class ParameterServer:
             if len(step.contributions) == self.world_size:
                 sizes = {len(c) for c in step.contributions.values()}
                 if len(sizes) > 1:
-                    raise ValueError(f"collective {collective}: workers pushed buffers of different sizes {sorted(sizes)}")
+                    raise ValueError(f"collective {collective}: workers pushed buffers of different sizes "
+                                     f"{sorted(sizes)}")
                 total = step.contributions[0].copy()
                 for other in range(1, self.world_size):
                     total += step.contributions[other]

@@ -85,7 +85,8 @@ class Rendezvous:
         created = float(self.client.get(self.key("created")) or now)
         deadline = created + self.timeout
         while True:
-            registry = {int(rank): json.loads(value) for rank, value in self.client.hgetall(self.key("members")).items()}
+            registry = {int(rank): json.loads(value)
+                        for rank, value in self.client.hgetall(self.key("members")).items()}
             self.client.set(self.key(f"alive:{self.rank}"), 1, px=int(LIVENESS_SECONDS * 1000))
             aborted = self.client.get(self.key("aborted"))
             if aborted:

@@ -1,0 +1,70 @@
+"""The engine's data-parallel hook on its own (no processes): ``Trainer(shard=..., reduce_gradients=...)``.
+
+Workers are simulated in one process by running one trainer per rank in lock-step threads whose
+reducer adds the share-weighted gradients at a barrier (the sum a collective would compute).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy
+import pytest
+
+import engine
+from engine.errors import EngineError
+from tests.distributed.rank_process import tiny_dataset, tiny_spec, train_config
+
+CONFIG = {"rows": 67, "batch_size": 32, "epochs": 2, "optimizer": {"name": "momentum", "lr": 0.1}, "dtype": "float64"}
+
+
+class ThreadAllReduce:
+    """Sums each step's contributions of ``world_size`` threads, in rank order."""
+
+    def __init__(self, world_size: int):
+        self.world_size = world_size
+        self.barrier = threading.Barrier(world_size)
+        self.contributions: dict[int, tuple[dict, float]] = {}
+        self.shares: list[list[int]] = []
+
+    def reducer(self, rank: int):
+        def reduce(grads, loss, rows, batch_rows):
+            share = rows / batch_rows
+            self.contributions[rank] = ({k: v * share for k, v in grads.items()}, loss * share, rows)
+            self.barrier.wait()
+            total_grads = {key: sum(self.contributions[r][0][key] for r in range(self.world_size))
+                           for key in grads}
+            total_loss = sum(self.contributions[r][1] for r in range(self.world_size))
+            if rank == 0:
+                self.shares.append([self.contributions[r][2] for r in range(self.world_size)])
+            self.barrier.wait()
+            return total_grads, total_loss
+        return reduce
+
+
+def test_sharded_trainers_with_a_summing_reducer_match_one_trainer_and_take_empty_shares():
+    single = engine.Trainer(tiny_spec(), tiny_dataset(CONFIG["rows"]), config=train_config(CONFIG))
+    single.run()
+    world_size = 4
+    collective = ThreadAllReduce(world_size)
+    trainers = [engine.Trainer(tiny_spec(), tiny_dataset(CONFIG["rows"]), config=train_config(CONFIG),
+                               shard=(rank, world_size), reduce_gradients=collective.reducer(rank))
+                for rank in range(world_size)]
+    threads = [threading.Thread(target=trainer.run) for trainer in trainers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    # 67 rows at 32 a batch: 32, 32, 3 rows; the last batch leaves rank 3 an empty share
+    assert collective.shares == [[8, 8, 8, 8], [8, 8, 8, 8], [1, 1, 1, 0]] * 2
+    for trainer in trainers:
+        assert trainer.step == single.step == 6
+        for key, value in single.model.state_arrays().items():
+            numpy.testing.assert_allclose(trainer.model.state_arrays()[key], value, rtol=1e-12, atol=1e-15)
+        assert trainer.history[-1]["loss"] == pytest.approx(single.history[-1]["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("shard", [(2, 2), (-1, 2), (0, 0), ("0", 1)])
+def test_a_shard_outside_its_world_is_an_error_naming_it(shard):
+    with pytest.raises(EngineError, match="shard must be \\(rank, world_size\\)"):
+        engine.Trainer(tiny_spec(), tiny_dataset(10), config=train_config(CONFIG), shard=shard)
