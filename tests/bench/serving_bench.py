@@ -3,9 +3,16 @@ and 32, over REST (uvicorn) and gRPC (the gRPC server process), with dynamic bat
 instances, 1 ms) and without (max 1), next to the engine's bare forward pass for the same batch.
 
 The servers run as in ``tests/endpoints/test_servers.py``; the load comes from a separate process
-(``python -m tests.bench.serving_bench --client ...``) with an efficient client: grpc's asyncio
-API on one channel, and for REST a minimal HTTP/1.1 keep-alive client on asyncio streams (one
-connection per concurrent caller). Both share the machine's cores with the servers.
+(``python -m tests.bench.serving_bench --client ...``) that shares the machine's two cores with
+them, so it is kept lean: real sockets on loopback, real HTTP/1.1 and gRPC, every request's
+latency measured from just before it is sent to its last byte, and any answer other than a
+success counted as an error. At concurrency 1 it is a plain blocking loop (a blocking gRPC stub;
+for REST a keep-alive socket); at 32, grpc's asyncio API on one channel, and for REST one
+keep-alive connection per caller driven by an ``asyncio.Protocol`` (fewer wake-ups than streams).
+
+Each cell is measured ``ROUNDS`` times, the cells taking turns, because the machine is shared:
+the table gives the median round and the range of requests/s, and the CPU time that the server
+and the load generator spent per request (less sensitive to neighbours than rates are).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,8 +35,11 @@ import numpy
 
 WARM_UP_SECONDS = 1.0
 MEASURE_SECONDS = 3.0
+ROUNDS = int(os.environ.get("NETFORGE_SERVING_BENCH_ROUNDS", "3"))
 CONCURRENCIES = (1, 32)
 TARGETS = {"grpc": 2000, "rest": 1000}  # requests/s at concurrency 32, p99 <= 50 ms
+TARGET_P99_MS = 50.0
+TARGET_OVERHEAD_MS = 1.0  # p50 at concurrency 1 above the bare forward
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -38,81 +49,179 @@ def percentile(values: list[float], q: float) -> float:
 
 # -- the load generator (its own process) ---------------------------------------------------------------
 
+def _row() -> numpy.ndarray:
+    return numpy.random.default_rng(0).random((1, 784), dtype=numpy.float32)
+
+
+def _rest_message(host: str, port: int, endpoint: str, key: str) -> bytes:
+    body = json.dumps({"instances": _row().tolist()}).encode()
+    head = (f"POST /api/v1/endpoints/{endpoint}/predict HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+def _response_end(buffer) -> tuple[int, bytes] | None:
+    """(length of the first complete HTTP response in ``buffer``, its status code) or None."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = bytes(buffer[:end]).lower() + b"\r\n"
+    length = 0
+    field = head.find(b"\r\ncontent-length:")
+    if field >= 0:
+        value_from = field + len(b"\r\ncontent-length:")
+        length = int(head[value_from:head.index(b"\r\n", value_from)])
+    total = end + 4 + length
+    return (total, head[9:12]) if len(buffer) >= total else None
+
+
+class _Measure:
+    """Latencies of the calls that started inside the measured window; every call counted."""
+
+    def __init__(self, warm_up: float, seconds: float):
+        self.start = time.perf_counter()
+        self.measure_from, self.stop_at = self.start + warm_up, self.start + warm_up + seconds
+        self.seconds = seconds
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.calls = 0
+        self.cpu_started = time.process_time()
+
+    def add(self, began: float, ended: float) -> None:
+        self.calls += 1
+        if began >= self.measure_from:
+            self.latencies.append(ended - began)
+
+    def result(self) -> dict:
+        latencies = self.latencies
+        return {"requests": len(latencies), "seconds": self.seconds, "errors": self.errors, "calls": self.calls,
+                "client_cpu_seconds": time.process_time() - self.cpu_started,
+                "p50_ms": 1000 * percentile(latencies, 0.5) if latencies else None,
+                "p99_ms": 1000 * percentile(latencies, 0.99) if latencies else None}
+
+
+def _grpc_blocking(target: str, endpoint: str, key: str, warm_up: float, seconds: float) -> dict:
+    import grpc  # noqa: PLC0415
+
+    from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
+
+    row = _row()
+    request = predict_pb2.PredictRequest(endpoint=endpoint, inputs={
+        "x": predict_pb2.Tensor(dtype="float32", shape=row.shape, content=row.tobytes())})
+    metadata = (("authorization", f"Bearer {key}"),)
+    with grpc.insecure_channel(target) as channel:
+        predict = predict_pb2_grpc.PredictionServiceStub(channel).Predict
+        measure = _Measure(warm_up, seconds)
+        while True:
+            began = time.perf_counter()
+            if began >= measure.stop_at:
+                return measure.result()
+            try:
+                predict(request, metadata=metadata, timeout=30)
+            except grpc.RpcError:
+                measure.errors += 1
+                continue
+            measure.add(began, time.perf_counter())
+
+
+def _rest_blocking(host: str, port: int, endpoint: str, key: str, warm_up: float, seconds: float) -> dict:
+    message = _rest_message(host, port, endpoint, key)
+    with socket.create_connection((host, port)) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        buffer = bytearray()
+        measure = _Measure(warm_up, seconds)
+        while True:
+            began = time.perf_counter()
+            if began >= measure.stop_at:
+                return measure.result()
+            connection.sendall(message)
+            while (done := _response_end(buffer)) is None:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    raise ConnectionError("the server closed the connection")
+                buffer += chunk
+            ended = time.perf_counter()
+            del buffer[:done[0]]
+            if done[1] == b"200":
+                measure.add(began, ended)
+            else:
+                measure.errors += 1
+
+
 async def _grpc_load(target: str, endpoint: str, key: str, concurrency: int, warm_up: float, seconds: float):
     import grpc  # noqa: PLC0415
 
     from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
 
-    row = numpy.random.default_rng(0).random((1, 784), dtype=numpy.float32)
+    row = _row()
     request = predict_pb2.PredictRequest(endpoint=endpoint, inputs={
         "x": predict_pb2.Tensor(dtype="float32", shape=row.shape, content=row.tobytes())})
     metadata = (("authorization", f"Bearer {key}"),)
     async with grpc.aio.insecure_channel(target) as channel:
         stub = predict_pb2_grpc.PredictionServiceStub(channel)
-        return await _drive(lambda: stub.Predict(request, metadata=metadata), concurrency, warm_up, seconds)
+        return await _drive(lambda _caller: stub.Predict(request, metadata=metadata, timeout=30), concurrency,
+                            warm_up, seconds)
+
+
+class _HttpConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection answering one request at a time."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self.transport = None
+        self.waiter: asyncio.Future | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        done = _response_end(self.buffer)
+        if done is not None and self.waiter is not None and not self.waiter.done():
+            del self.buffer[:done[0]]
+            self.waiter.set_result(done[1])
+
+    def connection_lost(self, error) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError(f"the server closed the connection ({error})"))
+
+    async def request(self, message: bytes) -> None:
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(message)
+        status = await self.waiter
+        if status != b"200":
+            raise RuntimeError(f"HTTP {status.decode()}")
 
 
 async def _rest_load(host: str, port: int, endpoint: str, key: str, concurrency: int, warm_up: float, seconds: float):
-    row = numpy.random.default_rng(0).random((1, 784), dtype=numpy.float32)
-    body = json.dumps({"instances": row.tolist()}).encode()
-    head = (f"POST /api/v1/endpoints/{endpoint}/predict HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
-    message = head.encode() + body
-    connections = [await asyncio.open_connection(host, port) for _ in range(concurrency)]
-    free = asyncio.Queue()
-    for connection in connections:
-        free.put_nowait(connection)
-
-    async def call():
-        reader, writer = await free.get()
-        try:
-            writer.write(message)
-            status_line = await reader.readline()
-            length = 0
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b""):
-                    break
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            await reader.readexactly(length)
-            if b" 200 " not in status_line:
-                raise RuntimeError(status_line.decode().strip())
-        finally:
-            free.put_nowait((reader, writer))
-
+    message = _rest_message(host, port, endpoint, key)
+    loop = asyncio.get_running_loop()
+    connections = [(await loop.create_connection(_HttpConnection, host, port))[1] for _ in range(concurrency)]
     try:
-        return await _drive(call, concurrency, warm_up, seconds)
+        return await _drive(lambda caller: connections[caller].request(message), concurrency, warm_up, seconds)
     finally:
-        for _, writer in connections:
-            writer.close()
+        for connection in connections:
+            connection.transport.close()
 
 
 async def _drive(call, concurrency: int, warm_up: float, seconds: float) -> dict:
-    latencies: list[float] = []
-    errors = [0]
-    start = time.perf_counter()
-    measure_from, stop_at = start + warm_up, start + warm_up + seconds
+    measure = _Measure(warm_up, seconds)
 
-    async def caller():
+    async def caller(index: int):
         while True:
             began = time.perf_counter()
-            if began >= stop_at:
+            if began >= measure.stop_at:
                 return
             try:
-                await call()
+                await call(index)
             except Exception:  # noqa: BLE001  (counted, the run goes on)
-                errors[0] += 1
+                measure.errors += 1
                 continue
-            ended = time.perf_counter()
-            if began >= measure_from:
-                latencies.append(ended - began)
+            measure.add(began, time.perf_counter())
 
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
-    return {"requests": len(latencies), "seconds": seconds, "errors": errors[0],
-            "p50_ms": 1000 * percentile(latencies, 0.5) if latencies else None,
-            "p99_ms": 1000 * percentile(latencies, 0.99) if latencies else None}
+    await asyncio.gather(*(caller(index) for index in range(concurrency)))
+    return measure.result()
 
 
 def client_main(argv: list[str]) -> int:
@@ -124,13 +233,16 @@ def client_main(argv: list[str]) -> int:
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=MEASURE_SECONDS)
     args = parser.parse_args(argv)
-    if args.client == "grpc":
-        result = asyncio.run(_grpc_load(args.target, args.endpoint, args.key, args.concurrency, WARM_UP_SECONDS,
-                                        args.seconds))
+    host, port = args.target.rsplit(":", 1)
+    timing = (WARM_UP_SECONDS, args.seconds)
+    if args.client == "grpc" and args.concurrency == 1:
+        result = _grpc_blocking(args.target, args.endpoint, args.key, *timing)
+    elif args.client == "grpc":
+        result = asyncio.run(_grpc_load(args.target, args.endpoint, args.key, args.concurrency, *timing))
+    elif args.concurrency == 1:
+        result = _rest_blocking(host, int(port), args.endpoint, args.key, *timing)
     else:
-        host, port = args.target.rsplit(":", 1)
-        result = asyncio.run(_rest_load(host, int(port), args.endpoint, args.key, args.concurrency, WARM_UP_SECONDS,
-                                        args.seconds))
+        result = asyncio.run(_rest_load(host, int(port), args.endpoint, args.key, args.concurrency, *timing))
     print(json.dumps(result))
     return 0
 
@@ -214,20 +326,47 @@ def setup(system) -> dict[str, str]:
     return {"keys": keys, "folder": str(folder)}
 
 
-def load(client: str, target: str, endpoint: str, key: str, concurrency: int) -> dict:
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(client: str, target: str, endpoint: str, key: str, concurrency: int, server_pid: int) -> dict:
+    """One measurement by a fresh load process; adds the server's CPU time per request."""
+    server_cpu = process_cpu_seconds(server_pid)
     result = subprocess.run(
         [sys.executable, "-m", "tests.bench.serving_bench", "--client", client, "--target", target,
          "--endpoint", endpoint, "--key", key, "--concurrency", str(concurrency)],
         capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if result.returncode:
         raise RuntimeError(f"the load generator failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    # the server's CPU over the whole run (warm-up included) over every call answered in it
+    answer["server_cpu_ms"] = 1000 * (process_cpu_seconds(server_pid) - server_cpu) / max(answer["calls"], 1)
+    answer["client_cpu_ms"] = 1000 * answer["client_cpu_seconds"] / max(answer["calls"], 1)
+    answer["rate"] = answer["requests"] / answer["seconds"]
+    return answer
+
+
+def verdict(protocol: str, concurrency: int, rate: float, p50_ms: float | None, p99_ms: float | None,
+            forward_ms: float) -> tuple[str, bool]:
+    if p50_ms is None or p99_ms is None:
+        return "no answers", False
+    if concurrency == 1:
+        overhead = p50_ms - forward_ms
+        met = overhead <= TARGET_OVERHEAD_MS
+        return f"overhead {overhead:.2f} ms p50 (target <= {TARGET_OVERHEAD_MS:g}): {'met' if met else 'NOT met'}", met
+    met = rate >= TARGETS[protocol] and p99_ms <= TARGET_P99_MS
+    return (f"target >= {TARGETS[protocol]} req/s, p99 <= {TARGET_P99_MS:g} ms: {'met' if met else 'NOT met'}", met)
 
 
 def main() -> int:
     from tests.platform.harness import Platform, Service  # noqa: PLC0415
 
-    print("serving bench: uvicorn and the gRPC server started as in tests/endpoints, a separate load process\n")
+    print("serving bench: uvicorn and the gRPC server started as in tests/endpoints, a separate load process "
+          f"on the same cores; {ROUNDS} rounds of {MEASURE_SECONDS:g} s a cell (after {WARM_UP_SECONDS:g} s of "
+          "warm-up), the cells taking turns\n")
     home = Path(tempfile.mkdtemp(prefix="netforge-serving-bench-"))
     system = Platform(home)
     try:
@@ -243,25 +382,36 @@ def main() -> int:
         forward = {1: bare_forward(Path(prepared["folder"]), 1), 32: bare_forward(Path(prepared["folder"]), 32)}
         print(f"engine bare forward (Predictor.predict, one thread): batch 1 {1000 * forward[1]:.3f} ms, "
               f"batch 32 {1000 * forward[32]:.3f} ms\n")
-        print(f"{'protocol':8} {'batching':10} {'concurrency':>11} {'requests/s':>11} {'p50 ms':>8} {'p99 ms':>8} "
-              f"{'errors':>7}  notes")
+        targets = {"grpc": (system.grpc_target, system.grpc.process.pid),
+                   "rest": (f"127.0.0.1:{system.http_port}", system.web.process.pid)}
+        cells = [(protocol, endpoint, label, concurrency)
+                 for protocol in ("grpc", "rest")
+                 for endpoint, label in (("mlp-batched", "max 32"), ("mlp-unbatched", "off"))
+                 for concurrency in CONCURRENCIES]
+        rounds: dict[tuple, list[dict]] = {cell: [] for cell in cells}
+        for _round in range(ROUNDS):
+            for cell in cells:
+                protocol, endpoint, _label, concurrency = cell
+                target, pid = targets[protocol]
+                rounds[cell].append(load(protocol, target, endpoint, prepared["keys"][endpoint], concurrency, pid))
+        print(f"{'protocol':8} {'batching':8} {'conc.':>5} {'req/s':>7} {'(range)':>13} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'server':>9} {'client':>9} {'errors':>6}  verdict (median round)")
+        print(f"{'':31} {'':>13} {'':>7} {'':>7} {'CPU ms/req':>19}")
         status = 0
-        targets = {"grpc": system.grpc_target, "rest": f"127.0.0.1:{system.http_port}"}
-        for protocol in ("grpc", "rest"):
-            for endpoint, label in (("mlp-batched", "max 32"), ("mlp-unbatched", "off")):
-                for concurrency in CONCURRENCIES:
-                    result = load(protocol, targets[protocol], endpoint, prepared["keys"][endpoint], concurrency)
-                    rate = result["requests"] / result["seconds"]
-                    notes = ""
-                    if concurrency == 1 and result["p50_ms"] is not None:
-                        notes = f"overhead over bare forward: {result['p50_ms'] - 1000 * forward[1]:.2f} ms p50"
-                    elif concurrency == 32:
-                        met = rate >= TARGETS[protocol] and (result["p99_ms"] or 1e9) <= 50
-                        notes = f"target {TARGETS[protocol]} req/s, p99 <= 50 ms: {'met' if met else 'not met'}"
-                    print(f"{protocol:8} {label:10} {concurrency:>11} {rate:>11.0f} {result['p50_ms'] or 0:>8.2f} "
-                          f"{result['p99_ms'] or 0:>8.2f} {result['errors']:>7}  {notes}", flush=True)
-                    if result["errors"]:
-                        status = 1
+        for cell in cells:
+            protocol, endpoint, label, concurrency = cell
+            results = rounds[cell]
+            rates = [result["rate"] for result in results]
+            median = sorted(results, key=lambda result: result["rate"])[len(results) // 2]
+            p50, p99 = median["p50_ms"], median["p99_ms"]
+            note, _met = verdict(protocol, concurrency, median["rate"], p50, p99, 1000 * forward[1])
+            errors = sum(result["errors"] for result in results)
+            print(f"{protocol:8} {label:8} {concurrency:>5} {median['rate']:>7.0f} "
+                  f"{f'({min(rates):.0f}-{max(rates):.0f})':>13} {p50 or 0:>7.2f} {p99 or 0:>7.2f} "
+                  f"{statistics.median(r['server_cpu_ms'] for r in results):>9.3f} "
+                  f"{statistics.median(r['client_cpu_ms'] for r in results):>9.3f} {errors:>6}  {note}", flush=True)
+            if errors:
+                status = 1
         return status
     finally:
         for service in (system.grpc, system.web):

@@ -4,8 +4,8 @@
 the input specs requests are checked against, and a ``DynamicBatcher`` that alone runs the model.
 Loading warms the model up (forwards at batch size 1 and at the largest batch) before the version
 is handed out, so its first request does not pay for plan compilation; the warm-up also times the
-largest batch, and a model that answers it within ``inline_forward_seconds`` is batched and run
-on the serving event loop (see ``workers.serving.batcher``), a slower one on the batcher's thread.
+largest batch, which tells the batcher which batches are quick enough to run on the serving event
+loop and which go to a worker thread (see ``workers.serving.batcher``).
 
 ``ModelCache`` keeps up to ``capacity`` versions (least recently used goes first; its batcher
 finishes the requests it holds) and loads each version once even when several threads ask.
@@ -23,20 +23,16 @@ from pathlib import Path
 import numpy
 
 from engine.inference import Predictor
-from workers.serving.batcher import DynamicBatcher
+from workers.serving.batcher import DEFAULT_INLINE_SECONDS, DynamicBatcher
 from workers.serving.inputs import DTYPES, InputSpec
 
 log = logging.getLogger(__name__)
-
-# A model whose largest batch takes at most this long runs on the event loop (it holds the loop
-# that long); a slower one on the batcher's thread.
-DEFAULT_INLINE_FORWARD_SECONDS = 0.002
 
 
 class LoadedVersion:
     def __init__(self, *, endpoint_id: int, endpoint: str, number: int, path: str | Path, max_batch_size: int,
                  max_queue_delay: float, max_queue_size: int, on_batch: Callable | None = None,
-                 inline_forward_seconds: float = DEFAULT_INLINE_FORWARD_SECONDS):
+                 inline_seconds: float = DEFAULT_INLINE_SECONDS):
         started = time.perf_counter()
         self.endpoint_id, self.endpoint, self.number, self.path = endpoint_id, endpoint, number, str(path)
         self.predictor = Predictor.load(path)
@@ -51,11 +47,11 @@ class LoadedVersion:
             max_queue_delay=max_queue_delay, max_queue_size=max_queue_size,
             on_batch=(lambda instances, requests: on_batch(endpoint_id, number, instances, requests))
             if on_batch is not None else None,
-            inline=self.forward_seconds <= inline_forward_seconds,
+            forward_seconds=self.forward_seconds, forward_rows=max_batch_size, inline_seconds=inline_seconds,
         )
-        log.info("loaded %s v%s from %s in %.0f ms (largest batch %.2f ms: batches run %s)", endpoint, number, path,
-                 1000 * (time.perf_counter() - started), 1000 * self.forward_seconds,
-                 "on the event loop" if self.batcher.inline else "on the batcher's thread")
+        log.info("loaded %s v%s from %s in %.0f ms (%d instances in %.2f ms: batches up to %d run on the event "
+                 "loop)", endpoint, number, path, 1000 * (time.perf_counter() - started), max_batch_size,
+                 1000 * self.forward_seconds, self.batcher.inline_rows)
 
     def configure(self, *, max_batch_size: int, max_queue_delay: float, max_queue_size: int) -> None:
         """New batching limits take effect with the next batch."""
@@ -105,10 +101,10 @@ def _slice(result: dict, start: int, stop: int) -> dict:
 
 class ModelCache:
     def __init__(self, *, capacity: int = 16, on_batch: Callable | None = None,
-                 inline_forward_seconds: float = DEFAULT_INLINE_FORWARD_SECONDS):
+                 inline_seconds: float = DEFAULT_INLINE_SECONDS):
         self.capacity = capacity
         self.on_batch = on_batch
-        self.inline_forward_seconds = inline_forward_seconds
+        self.inline_seconds = inline_seconds
         self._loaded: collections.OrderedDict[tuple, LoadedVersion] = collections.OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple, threading.Lock] = {}
@@ -141,7 +137,7 @@ class ModelCache:
                 loaded = LoadedVersion(endpoint_id=endpoint_id, endpoint=endpoint, number=number, path=path,
                                        max_batch_size=max_batch_size, max_queue_delay=max_queue_delay,
                                        max_queue_size=max_queue_size, on_batch=self.on_batch,
-                                       inline_forward_seconds=self.inline_forward_seconds)
+                                       inline_seconds=self.inline_seconds)
                 evicted = []
                 with self._lock:
                     self._loaded[key] = loaded

@@ -152,7 +152,7 @@ class ServingRuntime:
         self.protocol = protocol
         self.metrics = MetricsRecorder(protocol)
         self.cache = ModelCache(capacity=setting("SERVING_CACHE_SIZE", 16), on_batch=self.metrics.observe_batch,
-                                inline_forward_seconds=setting("SERVING_INLINE_FORWARD_MS", 2.0) / 1000.0)
+                                inline_seconds=setting("SERVING_INLINE_FORWARD_MS", 2.0) / 1000.0)
         self.routes: dict[str, EndpointRoute] = {}
         self.active: dict[str, int] = {}  # the default version this process answers with, per endpoint
         self._fetched_at = float("-inf")
@@ -309,7 +309,7 @@ class ServingRuntime:
                 return await loaded.batcher.predict(arrays, rows)
             except QueueFull as error:
                 raise Overloaded(str(error), details={"max_queue_size": loaded.batcher.max_queue_size}) from None
-            except BatcherClosed:  # unloaded between resolve and submit: load it again
+            except BatcherClosed:  # unloaded between resolve and predict: load it again
                 if attempt:
                     raise Unavailable(f"{route.name} v{loaded.number} was unloaded; retry") from None
                 target = route.versions[loaded.number]
