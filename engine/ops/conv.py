@@ -114,9 +114,17 @@ class Convolution(Op):
         grad = grad.reshape(groups, filters // groups, -1)
         dx = dW = None
         if needs[0]:
-            dcols = scratch(ctx, "dcols", (groups, kernel.shape[-1], grad.shape[-1]), g.dtype, xp)
-            xp.matmul(kernel.swapaxes(-1, -2), grad, out=dcols)  # (G, C/G*kh*kw, N*P)
-            dcols = dcols.reshape(ctx.x_shape[1], *geo.kernel, n, *geo.out)
+            (ho, wo), row = geo.out, geo.padded[1] if geo.flat_rows else geo.out[1]
+            if row > wo:  # col2im's flat rows: Wp gradient values per output row, zero past Wo
+                wide = scratch(ctx, "wide_grad", (filters, n, ho, row), g.dtype, xp)
+                wide[..., wo:] = 0
+                wide[..., :wo] = grad.reshape(filters, n, ho, wo)
+                wide = wide.reshape(groups, filters // groups, -1)
+            else:
+                wide = grad
+            dcols = scratch(ctx, "dcols", (groups, kernel.shape[-1], wide.shape[-1]), g.dtype, xp)
+            xp.matmul(kernel.swapaxes(-1, -2), wide, out=dcols)  # (G, C/G*kh*kw, N*Ho*R)
+            dcols = dcols.reshape(ctx.x_shape[1], *geo.kernel, n, ho, row)
             dx = _windows.col2im(dcols, geo).reshape(ctx.x_shape)
         if needs[1]:
             dW = (grad @ cols.swapaxes(-1, -2)).reshape(filters, -1, *geo.kernel[-self.rank:])
