@@ -253,3 +253,46 @@ def test_create_endpoint_and_duplicate_names(client, other_client, serving_setti
     created = client.post("/api/v1/endpoints", {"name": "empty"}, format="json")
     assert created.status_code == 201 and created.json()["default_version"] is None
     assert other_client.post("/api/v1/endpoints", {"name": "empty"}, format="json").status_code == 409
+
+
+def _json_schema(node):
+    """An OpenAPI 3.0 schema as JSON Schema (``nullable`` becomes a null type)."""
+    if isinstance(node, list):
+        return [_json_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    converted = {key: _json_schema(value) for key, value in node.items() if key not in ("nullable", "example")}
+    if node.get("nullable") and "type" in node:
+        converted["type"] = [node["type"], "null"]
+    return converted
+
+
+def test_the_openapi_document_describes_the_prediction_routes_as_they_answer(client, published, digits_rows):
+    import jsonschema  # noqa: PLC0415
+
+    _, _, key = published
+    document = client.get("/api/schema/?format=json").json()
+    components = _json_schema(document["components"])
+
+    def check(body, path: str, method: str, status: int) -> None:
+        answer = document["paths"][path][method]["responses"][str(status)]
+        schema = _json_schema(answer["content"]["application/json"]["schema"])
+        jsonschema.validate(body, {**schema, "components": components})
+
+    predict_path = "/api/v1/endpoints/{name}/predict"
+    operation = document["paths"][predict_path]["post"]
+    assert {"401", "400", "413", "429"} <= set(operation["responses"])
+    assert {"endpointKey": []} in operation["security"]
+    assert document["components"]["securitySchemes"]["endpointKey"]["scheme"] == "bearer"
+    check(predict(client, key, {"instances": digits_rows[:2].tolist()}).json(), predict_path, "post", 200)
+    check(predict(client, None, {"instances": digits_rows[:2].tolist()}).json(), predict_path, "post", 401)
+    check(predict(client, key, {"instances": [[0.0] * 63]}).json(), predict_path, "post", 400)
+    metadata = client.get("/api/v1/endpoints/digits/metadata", HTTP_AUTHORIZATION=f"Bearer {key}").json()
+    check(metadata, "/api/v1/endpoints/{name}/metadata", "get", 200)
+    check(client.get("/api/v1/endpoints/digits/health").json(), "/api/v1/endpoints/{name}/health", "get", 200)
+    infer = predict(client, key, {"inputs": [{"name": "x", "shape": [1, 64], "datatype": "FP32",
+                                              "data": digits_rows[0].tolist()}]}, "/v2/models/digits/infer")
+    check(infer.json(), "/v2/models/{name}/infer", "post", 200)
+    check(client.get("/v2/models/digits", HTTP_X_API_KEY=key).json(), "/v2/models/{name}", "get", 200)
+    with pytest.raises(jsonschema.ValidationError):  # the check can fail: an answer of another shape
+        check({"predictions": "none"}, predict_path, "post", 200)

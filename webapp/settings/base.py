@@ -149,6 +149,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, graphs, datasets, training runs and live metrics.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # the prediction routes are async Django views, added to the document by webapp.endpoints.schema
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "webapp.endpoints.schema.add_prediction_routes"],
 }
 
 # A run whose worker has not sent a heartbeat for this long is resumed from its last checkpoint
