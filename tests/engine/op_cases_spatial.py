@@ -45,6 +45,7 @@ CASES: list[Case] = [
     Case("max_pool2d", (F((2, 2, 5, 5)),), {"kernel_size": 3, "stride": 2, "padding": 1}, name="overlap-padding"),
     Case("max_pool2d", (F((1, 2, 4, 5)),), {"kernel_size": [2, 3], "stride": 1}, name="rectangular-stride1"),
     Case("max_pool2d", (F((1, 2, 5, 5)),), {"kernel_size": 2, "padding": "same"}, name="same"),
+    Case("max_pool2d", (F((1, 2, 5, 4)),), {"kernel_size": 2}, name="remainder-row"),  # the last row is in no window
     Case("avg_pool2d", (F((2, 2, 4, 5)),), {"kernel_size": 2}),
     Case("avg_pool2d", (F((2, 2, 5, 5)),), {"kernel_size": 3, "stride": 2, "padding": 1}, name="overlap-padding"),
     Case("avg_pool2d", (F((1, 2, 4, 4)),), {"kernel_size": 3, "stride": 1, "padding": "same"}, name="same"),
