@@ -71,3 +71,13 @@ def wait_all(processes: list[subprocess.Popen], *, timeout: float, log_dir: Path
 
 def logs_of(log_dir: Path) -> str:
     return "\n".join(f"== {p.name}\n{p.read_text()[-4000:]}" for p in sorted(log_dir.glob("*.log")))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure of a platform test, attach the services' logs to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    system = item.funcargs.get("platform") if hasattr(item, "funcargs") else None
+    if report.failed and system is not None:
+        report.sections.append(("platform logs", system.logs_text()))

@@ -69,8 +69,15 @@ def main(config: dict) -> int:
         return 0
     worker = DataParallelWorker(config["redis_url"], config["group"], rank=config["rank"],
                                 world_size=config["world_size"], strategy=config.get("strategy", "allreduce"),
-                                dtype=config["dtype"], timeout=config.get("timeout", 60))
-    worker.join()
+                                dtype=config["dtype"], timeout=config.get("timeout", 60),
+                                rendezvous_timeout=config.get("rendezvous_timeout"),
+                                min_world_size=config.get("min_world_size"))
+    try:
+        worker.join()
+    except DistributedError as error:
+        (out / f"rank{config['rank']}-error.json").write_text(json.dumps(
+            {"type": type(error).__name__, "message": str(error)}))
+        return 4
     if role == "idle":
         time.sleep(3600)
         return 0
@@ -89,7 +96,8 @@ def main(config: dict) -> int:
                 {"type": type(error).__name__, "message": str(error), "seconds": time.monotonic() - began}))
             worker.abort(str(error))
             return 3
-        numpy.savez(out / f"rank{config['rank']}.npz", **results)
+        numpy.savez(out / f"rank{config['rank']}.npz", group_rank=numpy.array(worker.rank),
+                    world_size=numpy.array(worker.world_size), **results)
         worker.finish()
         return 0
     trainer = engine.Trainer(tiny_spec(), tiny_dataset(config["rows"]), config=train_config(config),

@@ -55,6 +55,26 @@ def test_ring_all_reduce_sums_every_worker_buffer_identically_with_optimal_bytes
                 assert abs(int(results[rank][f"bytes{index}"]) / optimum - 1) < 0.01
 
 
+def test_a_group_that_accepts_fewer_workers_starts_with_those_that_came_and_turns_late_ones_away(redis_url, tmp_path):
+    """As a run that resumes does: 3 planned, slots 0 and 2 come; after the rendezvous timeout
+    they train as ranks 0 and 1 of 2, and slot 1, coming later, is told the group left without it."""
+    base = {"redis_url": redis_url, "group": new_group(), "world_size": 3, "dtype": "float64", "out": str(tmp_path),
+            "role": "allreduce", "sizes": [1001], "min_world_size": 1, "rendezvous_timeout": 2}
+    early = [start_process({**base, "rank": slot}, log_dir=tmp_path) for slot in (0, 2)]
+    assert wait_all(early, timeout=60, log_dir=tmp_path) == [0, 0], logs_of(tmp_path)
+    late = start_process({**base, "rank": 1}, log_dir=tmp_path)
+    assert wait_all([late], timeout=60, log_dir=tmp_path) == [4], logs_of(tmp_path)
+
+    expected = contribution(0, 0, 1001, "float64") + contribution(2, 0, 1001, "float64")
+    for slot, rank in ((0, 0), (2, 1)):
+        result = numpy.load(tmp_path / f"rank{slot}.npz")
+        assert int(result["group_rank"]) == rank and int(result["world_size"]) == 2
+        numpy.testing.assert_allclose(result["sum0"], expected, rtol=1e-12)
+    error = json.loads((tmp_path / "rank1-error.json").read_text())
+    assert error["type"] == "LateForRendezvous"
+    assert "the group started without worker rank 1" in error["message"]
+
+
 def test_rendezvous_fails_naming_the_missing_workers_within_its_timeout(redis_url):
     rendezvous = Rendezvous(redis_url, new_group(), rank=0, world_size=3, with_server=True, timeout=1.5)
     began = time.monotonic()

@@ -5,6 +5,8 @@ pool has three processes (two ranks and a parameter server at once), started by 
   and streams every worker's step, throughput and state over the run's WebSocket;
 - a rank killed with SIGKILL mid-run is noticed within 10 s; the run resumes from its last
   checkpoint with a new group of two and succeeds, or, without a checkpoint, fails with the reason;
+- a rank frozen with SIGSTOP (it stops answering and keeps its pool slot) is noticed within 10 s,
+  and the run resumes with the two workers it can gather;
 - a group that cannot gather all its workers within the rendezvous timeout fails with the reason;
 - cancel stops every worker;
 - no process of a run outlives it, and none of the platform's outlives the tests.
@@ -188,6 +190,36 @@ def test_a_rank_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkpoi
     # the first group's survivor left it, and the killed process is gone for good
     wait_until(lambda: group_left(platform, first.task_id, [0]), timeout=10, what="rank 0 to leave the first group")
     assert not psutil.pid_exists(victim["pid"]) or psutil.Process(victim["pid"]).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_rank_that_stops_answering_is_detected_and_the_run_resumes_with_the_workers_it_can_gather(
+        platform, workspace):
+    run = start_distributed(workspace, workers=3, strategy="allreduce", epochs=3, batch_size=16)
+    wait_for_run(run["id"], lambda r: r.checkpoints.exists(), timeout=90, what="the first checkpoint")
+    first = get_run(run["id"])
+    frozen = members(platform, first.task_id)[1]
+    os.kill(frozen["pid"], signal.SIGSTOP)  # its pool slot stays taken: two of three are free
+    stopped_at = time.monotonic()
+    try:
+        wait_for_run(run["id"], lambda r: r.attempt == 2 or r.state != "running", timeout=30,
+                     what="the run to be queued again")
+        assert time.monotonic() - stopped_at < DETECTION_BOUND_SECONDS
+        finished = wait_for_run(run["id"], lambda r: r.state in ("succeeded", "failed"),
+                                timeout=RENDEZVOUS_SECONDS + 120, what="the resumed run to finish")
+        assert finished.state == "succeeded", finished.error
+        assert finished.attempt == 2 and finished.epochs_completed == 3
+        client = redis.Redis.from_url(platform.redis_url)
+        closed = json.loads(client.get(f"netforge:distributed:{finished.task_id}:closed"))
+        client.close()
+        assert len(closed) == 2  # it trained with the two workers it could gather
+        points = assert_record_complete(run["id"])
+        assert sum(p["name"] == "loss" for p in points) == 3 * 200
+        assert sorted(finished.checkpoints.values_list("epoch", flat=True)) == [1, 2, 3]
+    finally:
+        os.kill(frozen["pid"], signal.SIGKILL)  # Celery replaces it; the third task then finds nothing to do
+    wait_until(lambda: "rendezvous closed" in platform.worker.log_text() or
+               platform.worker.log_text().count("is not current; skipped") > 0, timeout=30,
+               what="the late third task to stand down")
 
 
 def test_a_rank_killed_before_any_checkpoint_fails_the_run_with_the_reason(platform, workspace):

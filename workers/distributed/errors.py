@@ -12,6 +12,11 @@ class RendezvousError(DistributedError):
     group was aborted before it started."""
 
 
+class LateForRendezvous(RendezvousError):
+    """This worker came after its group had closed and started without it (nothing is wrong with
+    the run: the group trains with the workers that came in time)."""
+
+
 class PeerFailure(DistributedError):
     """Another process of the group died, stopped answering, or aborted the group."""
 

@@ -6,7 +6,9 @@ strategy) under one group name, the run's ``task_id`` (``workers.tasks.send_trai
 
 1. joins the group's rendezvous in Redis (``REDIS_URL``) with its gRPC address; if the group is not
    complete within ``NETFORGE_DISTRIBUTED_RENDEZVOUS_SECONDS`` (60 s), the queued run fails with
-   the reason (which ranks are missing) and every task that came returns;
+   the reason (which ranks are missing) and every task that came returns, except when the run
+   resumes (its attempt after the first): then it trains with the workers that came, at least one,
+   ranked in slot order (the global batch, and so the result, is the same for any count);
 2. rank 0 claims the run (queued -> running, one more attempt) exactly as a single-worker run does,
    picks the checkpoint to resume from, and tells the others (``start``); it alone records points
    and checkpoints through the run's ``RunRecorder``, whose heartbeat keeps the watchdog away;
@@ -40,7 +42,7 @@ from webapp.datasets.selectors import load_engine_dataset
 from webapp.runs import live
 from webapp.runs.models import Run
 from workers import training
-from workers.distributed.errors import DistributedError, RendezvousError
+from workers.distributed.errors import DistributedError, LateForRendezvous, RendezvousError
 from workers.distributed.rendezvous import RENDEZVOUS_SECONDS, SERVER_RANK
 from workers.distributed.worker import DataParallelWorker, serve_parameters
 from workers.evaluation import record_run_evaluation
@@ -101,30 +103,40 @@ def rank_execute(run_id: int, *, group: str, rank: int) -> str:
     """One rank of a distributed run; returns the run's final state (rank 0), "done", "skipped",
     or "failed"."""
     run = Run.objects.select_related("graph_version", "dataset").get(pk=run_id)
-    allowed = (Run.State.QUEUED,) if rank == 0 else (Run.State.QUEUED, Run.State.RUNNING)
-    if run.task_id != group or run.state not in allowed:
+    if run.task_id != group or run.state not in (Run.State.QUEUED, Run.State.RUNNING):
         log.info("run %s: rank %s task of group %s is not current; skipped", run_id, rank, group)
         return "skipped"
     hyperparameters = run.hyperparameters or {}
     strategy, world_size = hyperparameters.get("strategy", "allreduce"), run.workers
     worker = DataParallelWorker(settings.REDIS_URL, group, rank=rank, world_size=world_size, strategy=strategy,
                                 dtype=hyperparameters.get("dtype", "float32"), host=advertised_host(),
-                                timeout=collective_timeout())
+                                timeout=collective_timeout(), min_world_size=_min_world_size(run))
     status = StatusPublisher(run_id, rank=rank, world_size=world_size, strategy=strategy,
                              read=lambda: _progress(worker))
     try:
         worker.join()
+    except LateForRendezvous as error:
+        worker.collective.close()
+        log.info("run %s: %s; skipped", run_id, error)
+        return "skipped"
     except RendezvousError as error:
         worker.collective.close()
         _fail_start(run_id, group, f"the distributed run could not start: {error}")
         return "failed"
+    status.rank, status.world_size = worker.rank, worker.world_size  # the group's, as it started
     status.start()
     try:
-        if rank == 0:
+        if worker.rank == 0:
             return _execute_rank_zero(run_id, group, worker, status)
         return _execute_other_rank(run_id, group, worker, status)
     finally:
         worker.collective.close()
+
+
+def _min_world_size(run: Run) -> int | None:
+    """A run's first execution starts with all its workers or not at all; a resumed one (a restart
+    after a fault, or the user's resume) trains with the workers it can gather within the timeout."""
+    return 1 if run.attempt else None
 
 
 def _progress(worker: DataParallelWorker) -> tuple[int, int, int]:
@@ -134,14 +146,14 @@ def _progress(worker: DataParallelWorker) -> tuple[int, int, int]:
 
 
 def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, status: StatusPublisher) -> str:
-    run = training._claim(run_id, group)
+    run = training._claim(run_id, group)  # queued -> running: only the group's rank 0 does this
     if run is None:
         reason = f"run {run_id} is no longer queued under {group} (cancelled or taken over)"
         worker.abort(reason)
         status.stop("stopped", reason)
         return "skipped"
-    log.info("run %s: attempt %s, rank 0 of %s (%s) on %s", run.pk, run.attempt, run.workers, worker.strategy,
-             run.worker)
+    log.info("run %s: attempt %s, rank 0 of %s (of %s planned, %s) on %s", run.pk, run.attempt, worker.world_size,
+             run.workers, worker.strategy, run.worker)
     publisher = live.RunPublisher(run.pk)
     publisher.publish_state(run, attempts=1)
     recorder = open_recorder(run.pk, attempt=run.attempt, first_sequence=run.last_sequence + 1, publisher=publisher)
@@ -150,7 +162,7 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
     try:
         dataset = load_engine_dataset(run.dataset)
         trainer, checkpoint = training._build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")),
-                                                      shard=(0, run.workers))
+                                                      shard=(0, worker.world_size))
         worker.start_step = trainer.step
         worker.rendezvous.publish("start", {"attempt": run.attempt,
                                             "checkpoint": checkpoint.path if checkpoint else None})
@@ -203,7 +215,7 @@ def _execute_other_rank(run_id: int, group: str, worker: DataParallelWorker, sta
         dataset = load_engine_dataset(run.dataset)
         checkpoint = run.checkpoints.filter(path=start["checkpoint"]).first() if start["checkpoint"] else None
         trainer, _ = training._build_trainer(run, dataset, [checkpoint] if checkpoint else [],
-                                             shard=(rank, run.workers))
+                                             shard=(rank, worker.world_size))
         worker.start_step = trainer.step
         trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
         status.state = "running"
@@ -248,13 +260,14 @@ def parameter_server_execute(run_id: int, *, group: str) -> str:
 
     def on_serving(server) -> None:
         serving["server"] = server
+        status.world_size = server.world_size
         status.state = "running"
         status.start()
 
     try:
         serve_parameters(settings.REDIS_URL, group, world_size=run.workers,
                          dtype=hyperparameters.get("dtype", "float32"), host=advertised_host(),
-                         timeout=collective_timeout(), on_serving=on_serving)
+                         timeout=collective_timeout(), min_world_size=_min_world_size(run), on_serving=on_serving)
     except RendezvousError as error:
         _fail_start(run_id, group, f"the distributed run could not start: {error}")
         return "failed"

@@ -137,7 +137,7 @@ class ParameterServer:
         rendezvous = self._rendezvous
         while True:
             rendezvous.check()
-            if all(rendezvous.client.exists(rendezvous.key(f"left:{rank}")) for rank in range(self.world_size)):
+            if all(rendezvous.has_left(slot) for slot in rendezvous.worker_slots):
                 return
             time.sleep(poll)
 

@@ -14,6 +14,12 @@ all under ``netforge:distributed:<group>:`` and expiring a day after the group's
 
 ``join`` returns the registry once every member is there, or raises ``RendezvousError`` naming
 the missing ranks after the timeout (default ``RENDEZVOUS_SECONDS``): all start or none trains.
+A group may instead accept fewer workers (``min_world_size``, for a run that restarts with the
+workers it can gather): at the timeout, if at least that many workers (and the server) are there,
+the first member to see it closes the group (``closed``: the slots it holds, in order); every
+member then takes its rank among them and the world size is their count, and a worker that comes
+later is turned away. Keys name a member by its *slot* (the rank it was started as); ``rank`` is
+its place in the group as it started.
 Then a monitor thread beats this member's key and checks every other member's every
 ``HEARTBEAT_SECONDS``; ``failure`` is the reason once one is gone (or the group was aborted), which
 collectives check while they wait, so a dead peer is noticed within ``LIVENESS_SECONDS +
@@ -31,7 +37,7 @@ import time
 
 import redis
 
-from workers.distributed.errors import PeerFailure, RendezvousError
+from workers.distributed.errors import LateForRendezvous, PeerFailure, RendezvousError
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +56,12 @@ class Rendezvous:
     """One member's view of its group; see the module docstring."""
 
     def __init__(self, redis_url: str, group: str, *, rank: int, world_size: int, with_server: bool = False,
-                 timeout: float | None = None):
+                 timeout: float | None = None, min_world_size: int | None = None):
         self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.group, self.rank, self.world_size, self.with_server = group, rank, world_size, with_server
+        self.slot, self.planned_world_size = rank, world_size
+        self.min_world_size = world_size if min_world_size is None else max(1, min(min_world_size, world_size))
+        self.worker_slots = list(range(world_size))  # the slots of the group's workers, by rank
         self.timeout = RENDEZVOUS_SECONDS if timeout is None else timeout
         self.prefix = f"netforge:distributed:{group}:"
         self.members: dict[int, dict] = {}
@@ -65,7 +74,11 @@ class Rendezvous:
 
     @property
     def ranks(self) -> list[int]:
-        return ([SERVER_RANK] if self.with_server else []) + list(range(self.world_size))
+        """The slots of every planned member."""
+        return ([SERVER_RANK] if self.with_server else []) + list(range(self.planned_world_size))
+
+    def _slots_of_group(self) -> list[int]:
+        return ([SERVER_RANK] if self.with_server else []) + self.worker_slots
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -77,35 +90,58 @@ class Rendezvous:
         now = self._redis_time()
         pipe = self.client.pipeline()
         pipe.set(self.key("created"), now, nx=True, ex=KEY_LIFETIME_SECONDS)
-        pipe.hset(self.key("members"), str(self.rank),
+        pipe.hset(self.key("members"), str(self.slot),
                   json.dumps({"address": address, "host": socket.gethostname(), "pid": os.getpid()}))
         pipe.expire(self.key("members"), KEY_LIFETIME_SECONDS)
-        pipe.set(self.key(f"alive:{self.rank}"), 1, px=int(LIVENESS_SECONDS * 1000))
+        pipe.set(self.key(f"alive:{self.slot}"), 1, px=int(LIVENESS_SECONDS * 1000))
         pipe.execute()
         created = float(self.client.get(self.key("created")) or now)
         deadline = created + self.timeout
         while True:
-            registry = {int(rank): json.loads(value)
-                        for rank, value in self.client.hgetall(self.key("members")).items()}
-            self.client.set(self.key(f"alive:{self.rank}"), 1, px=int(LIVENESS_SECONDS * 1000))
-            aborted = self.client.get(self.key("aborted"))
+            registry = {int(slot): json.loads(value)
+                        for slot, value in self.client.hgetall(self.key("members")).items()}
+            self.client.set(self.key(f"alive:{self.slot}"), 1, px=int(LIVENESS_SECONDS * 1000))
+            aborted, closed = self.client.mget(self.key("aborted"), self.key("closed"))
             if aborted:
                 raise RendezvousError(f"the group was stopped before it started: {aborted.decode()}")
-            missing = [rank for rank in self.ranks if rank not in registry]
+            if closed:
+                return self._start(registry, json.loads(closed))
+            missing = [slot for slot in self.ranks if slot not in registry]
             if not missing:
-                break
+                return self._start(registry, list(range(self.planned_world_size)))
             if self._redis_time() > deadline:
+                present = sorted(slot for slot in registry if slot >= 0)
+                server_there = not self.with_server or SERVER_RANK in registry
+                if server_there and len(present) >= self.min_world_size:
+                    self.client.set(self.key("closed"), json.dumps(present), nx=True, ex=KEY_LIFETIME_SECONDS)
+                    continue  # the first closer's list holds for everyone
                 reason = (f"only {len(self.ranks) - len(missing)} of {len(self.ranks)} processes joined within "
                           f"{self.timeout:.0f} s (missing: {', '.join(member_name(r) for r in missing)}); "
                           "are enough Celery worker slots (--concurrency) free on the run's queue?")
                 self.abort(reason)
                 raise RendezvousError(reason)
             time.sleep(0.05)
-        self.members = registry
-        self._monitor = threading.Thread(target=self._watch, name=f"rendezvous-{self.group}-{self.rank}", daemon=True)
+
+    def _start(self, registry: dict[int, dict], worker_slots: list[int]) -> dict[int, dict]:
+        """Take this member's rank in the group of ``worker_slots`` and start the monitor."""
+        if self.slot != SERVER_RANK and self.slot not in worker_slots:
+            raise LateForRendezvous(f"the group started without {member_name(self.slot)}: it joined after the "
+                                  f"rendezvous closed with {len(worker_slots)} worker(s)")
+        self.worker_slots = worker_slots
+        self.world_size = len(worker_slots)
+        self.rank = SERVER_RANK if self.slot == SERVER_RANK else worker_slots.index(self.slot)
+        self.members = {rank: registry[slot] for rank, slot in enumerate(worker_slots)}
+        if self.with_server:
+            self.members[SERVER_RANK] = registry[SERVER_RANK]
+        self._monitor = threading.Thread(target=self._watch, name=f"rendezvous-{self.group}-{self.slot}", daemon=True)
         self._monitor.start()
-        log.info("%s of group %s: all %d processes joined", member_name(self.rank), self.group, len(self.ranks))
-        return registry
+        if self.world_size == self.planned_world_size:
+            log.info("%s of group %s: all %d processes joined", member_name(self.rank), self.group, len(self.ranks))
+        else:
+            log.warning("%s of group %s: %d of %d workers joined within %.0f s; training with %d",
+                        member_name(self.rank), self.group, self.world_size, self.planned_world_size, self.timeout,
+                        self.world_size)
+        return self.members
 
     def _redis_time(self) -> float:
         seconds, microseconds = self.client.time()
@@ -178,24 +214,29 @@ class Rendezvous:
             self._monitor.join(timeout=5)
         try:
             pipe = self.client.pipeline()
-            pipe.set(self.key(f"left:{self.rank}"), 1, ex=KEY_LIFETIME_SECONDS)
-            pipe.delete(self.key(f"alive:{self.rank}"))
+            pipe.set(self.key(f"left:{self.slot}"), 1, ex=KEY_LIFETIME_SECONDS)
+            pipe.delete(self.key(f"alive:{self.slot}"))
             pipe.execute()
         except redis.RedisError as error:
             log.warning("group %s: could not record that %s left (%s)", self.group, member_name(self.rank), error)
         finally:
             self.client.close()
 
+    def has_left(self, slot: int) -> bool:
+        return bool(self.client.exists(self.key(f"left:{slot}")))
+
     def _watch(self) -> None:
-        others = [rank for rank in self.ranks if rank != self.rank]
+        slots = self._slots_of_group()
+        others = [(slot, SERVER_RANK if slot == SERVER_RANK else self.worker_slots.index(slot))
+                  for slot in slots if slot != self.slot]
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 pipe = self.client.pipeline()
-                pipe.set(self.key(f"alive:{self.rank}"), 1, px=int(LIVENESS_SECONDS * 1000))
+                pipe.set(self.key(f"alive:{self.slot}"), 1, px=int(LIVENESS_SECONDS * 1000))
                 pipe.get(self.key("aborted"))
-                for rank in others:
-                    pipe.exists(self.key(f"alive:{rank}"))
-                    pipe.exists(self.key(f"left:{rank}"))
+                for slot, _ in others:
+                    pipe.exists(self.key(f"alive:{slot}"))
+                    pipe.exists(self.key(f"left:{slot}"))
                 answers = pipe.execute()
             except redis.RedisError as error:
                 log.warning("group %s: liveness check failed (%s); retrying", self.group, error)
@@ -206,7 +247,7 @@ class Rendezvous:
             if aborted:
                 self._fail(aborted.decode())
                 continue
-            for index, rank in enumerate(others):
+            for index, (_, rank) in enumerate(others):
                 alive, left = states[2 * index], states[2 * index + 1]
                 if not alive and not left:
                     member = self.members.get(rank, {})

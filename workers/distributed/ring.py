@@ -19,13 +19,14 @@ each link overlap.
 from __future__ import annotations
 
 import logging
+import time
 from concurrent import futures
 
 import grpc
 import numpy
 
 from workers.distributed import transport
-from workers.distributed.errors import PeerFailure
+from workers.distributed.errors import CollectiveTimeout, PeerFailure
 from workers.distributed.protos.netforge.distributed.v1 import collectives_pb2, collectives_pb2_grpc
 from workers.distributed.rendezvous import Rendezvous
 
@@ -106,7 +107,7 @@ class RingAllReduce:
                 (self.collectives, step), timeout=self.timeout, check=self._check,
                 what=f"chunk {receive_chunk} of all-reduce {self.collectives} (ring step {step}) from worker rank "
                      f"{(r - 1) % n}")
-            sending.result(timeout=self.timeout)
+            self._wait_sent(sending, step)
             for offset, data in items:
                 incoming = numpy.frombuffer(data, dtype=self.dtype)
                 target = buffer[offset:offset + len(incoming)]
@@ -115,6 +116,21 @@ class RingAllReduce:
                 else:
                     target[...] = incoming
         return buffer
+
+    def _wait_sent(self, sending: futures.Future, step: int) -> None:
+        """Until the successor took this step's chunk, looking at the group's liveness meanwhile
+        (a frozen successor never answers; close() then cancels the send)."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                sending.result(timeout=transport.WAIT_SLICE_SECONDS)
+                return
+            except futures.TimeoutError:
+                self._check()
+                if time.monotonic() > deadline:
+                    raise CollectiveTimeout(
+                        f"worker rank {self._next_rank} did not take chunk data of all-reduce {self.collectives} "
+                        f"(ring step {step}) within {self.timeout:.0f} s") from None
 
     def _send(self, buffer: numpy.ndarray, step: int, start: int, stop: int) -> None:
         header = {"group": self.group, "sender_rank": self.rank, "collective": self.collectives, "ring_step": step}

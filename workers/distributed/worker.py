@@ -22,12 +22,13 @@ class DataParallelWorker:
 
     def __init__(self, redis_url: str, group: str, *, rank: int, world_size: int, strategy: str, dtype: str,
                  host: str = "127.0.0.1", timeout: float = transport.DEFAULT_TIMEOUT_SECONDS,
-                 rendezvous_timeout: float | None = None):
+                 rendezvous_timeout: float | None = None, min_world_size: int | None = None):
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         self.rank, self.world_size, self.strategy = rank, world_size, strategy
         self.rendezvous = Rendezvous(redis_url, group, rank=rank, world_size=world_size,
-                                     with_server=strategy == "ps", timeout=rendezvous_timeout)
+                                     with_server=strategy == "ps", timeout=rendezvous_timeout,
+                                     min_world_size=min_world_size)
         if strategy == "allreduce":
             self.collective = RingAllReduce(group, rank=rank, world_size=world_size, dtype=dtype, host=host,
                                             timeout=timeout)
@@ -39,7 +40,11 @@ class DataParallelWorker:
         self.reducer: GradientReducer | None = None
 
     def join(self) -> dict[int, dict]:
+        """Returns ``{rank: member}``; ``rank`` and ``world_size`` are then the group's as it started
+        (fewer workers than planned when the group accepts that)."""
         members = self.rendezvous.join(self.address)
+        self.rank = self.collective.rank = self.rendezvous.rank
+        self.world_size = self.collective.world_size = self.rendezvous.world_size
         self.collective.connect(self.rendezvous)
         return members
 
@@ -69,15 +74,17 @@ class DataParallelWorker:
 
 def serve_parameters(redis_url: str, group: str, *, world_size: int, dtype: str, host: str = "127.0.0.1",
                      timeout: float = transport.DEFAULT_TIMEOUT_SECONDS,
-                     rendezvous_timeout: float | None = None, on_serving=None) -> ParameterServer:
+                     rendezvous_timeout: float | None = None, min_world_size: int | None = None,
+                     on_serving=None) -> ParameterServer:
     """Run the group's parameter server until every worker left (returns the server, closed) or
     the group failed (raises ``DistributedError``); ``on_serving(server)`` is called once the
     group is complete."""
     server = ParameterServer(group, world_size=world_size, dtype=dtype, host=host, timeout=timeout)
     rendezvous = Rendezvous(redis_url, group, rank=SERVER_RANK, world_size=world_size, with_server=True,
-                            timeout=rendezvous_timeout)
+                            timeout=rendezvous_timeout, min_world_size=min_world_size)
     try:
         rendezvous.join(server.address)
+        server.world_size = rendezvous.world_size
         server.connect(rendezvous)
         if on_serving is not None:
             on_serving(server)
