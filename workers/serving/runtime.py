@@ -304,22 +304,21 @@ class ServingRuntime:
         return loaded, result
 
     async def _predict(self, route: EndpointRoute, loaded: LoadedVersion, arrays: dict, rows: int) -> dict:
-        for attempt in range(2):
+        try:
             try:
                 return await loaded.batcher.predict(arrays, rows)
-            except QueueFull as error:
-                raise Overloaded(str(error), details={"max_queue_size": loaded.batcher.max_queue_size}) from None
-            except BatcherClosed:  # unloaded between resolve and predict: load it again
-                if attempt:
-                    raise Unavailable(f"{route.name} v{loaded.number} was unloaded; retry") from None
+            except BatcherClosed:  # unloaded between resolve and predict: load it again, once
                 target = route.versions[loaded.number]
                 loaded = await asyncio.get_running_loop().run_in_executor(None, self._load, route, target)
-            except EngineError as error:
-                raise BadInput(str(error)) from None
-            except Exception as error:  # noqa: BLE001
-                raise ServingError(f"{route.name} v{loaded.number} failed on this batch: "
-                                   f"{type(error).__name__}") from None
-        raise AssertionError("unreachable")
+                return await loaded.batcher.predict(arrays, rows)
+        except QueueFull as error:
+            raise Overloaded(str(error), details={"max_queue_size": loaded.batcher.max_queue_size}) from None
+        except BatcherClosed:
+            raise Unavailable(f"{route.name} v{loaded.number} was unloaded; retry") from None
+        except EngineError as error:
+            raise BadInput(str(error)) from None
+        except Exception as error:  # noqa: BLE001
+            raise ServingError(f"{route.name} v{loaded.number} failed on this batch: {type(error).__name__}") from None
 
     def metadata(self, route: EndpointRoute, loaded: LoadedVersion) -> dict:
         return version_metadata(route.name, loaded)
