@@ -46,6 +46,10 @@ def _cases():
          lambda t: F.avg_pool2d(t, 3, 2, 1)),
     ]:
         yield name, (name.split("-")[0], params, [x], [], False), (function, [x])
+    # ReLU outputs: windows of zeros tie, and the gradient must go to the same (first) one as PyTorch's.
+    rectified = numpy.maximum(x, 0.0)
+    yield "max_pool2d-ties", ("max_pool2d", {"kernel_size": 2}, [rectified], [], False), (
+        lambda t: F.max_pool2d(t, 2), [rectified])
     gamma, beta = rng.normal(size=4), rng.normal(size=4)
     mean, var = rng.normal(size=4), rng.uniform(0.5, 1.5, size=4)
     for training in (True, False):

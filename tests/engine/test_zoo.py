@@ -39,6 +39,8 @@ def test_zoo_lists_titles_and_expectations():
     rows = zoo.info()
     assert {row["name"] for row in rows} >= {"logistic_regression", "softmax_regression", "mlp", "fm",
                                              "wide_deep", "deepfm", "regression_mlp", "lenet5",
-                                             "small_cnn", "small_resnet", "conv1d_sequence"}
+                                             "small_cnn", "small_resnet", "conv1d_sequence",
+                                             "rnn_sequence_memory", "lstm_sequence_memory",
+                                             "bilstm_sequence_memory"}
     for row in rows:
         assert row["title"] and row["dataset"] and row["expected"]["at_least"] > 0
