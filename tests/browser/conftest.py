@@ -81,7 +81,7 @@ class NetForge:
             self.process.wait()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def netforge():
     home = Path(tempfile.mkdtemp(prefix="netforge-browser-"))
     server = NetForge(home)

@@ -12,50 +12,9 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.editor_actions import bind_input, choose, connect, drop, new_project, select_node, sign_up
+
 pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]
-
-
-def node_ids(page) -> list[str]:
-    return page.locator(".react-flow__node").evaluate_all("nodes => nodes.map(n => n.dataset.id)")
-
-
-def drop(page, item: str, x: int, y: int) -> str:
-    """Drag a palette item onto the canvas at (x, y) of the pane; the new node's id."""
-    before = set(node_ids(page))
-    page.get_by_test_id("palette-search").fill(item if item not in ("input", "output", "loss") else "")
-    page.get_by_test_id(f"palette-item-{item}").drag_to(page.locator(".react-flow__pane"), target_position={"x": x, "y": y})
-    expect(page.locator(".react-flow__node")).to_have_count(len(before) + 1)
-    (new,) = set(node_ids(page)) - before
-    return new
-
-
-def handle(page, node: str, port: str):
-    return page.locator(f'.react-flow__handle[data-nodeid="{node}"][data-handleid="{port}"]')
-
-
-def connect(page, source: str, source_port: str, target: str, target_port: str) -> None:
-    edges = page.locator(".react-flow__edge").count()
-    handle(page, source, source_port).drag_to(handle(page, target, target_port))
-    expect(page.locator(".react-flow__edge")).to_have_count(edges + 1)
-
-
-def select_node(page, node: str) -> None:
-    page.locator(f'.react-flow__node[data-id="{node}"]').click()
-
-
-def choose(select, pattern: str) -> None:
-    """Pick the option whose text matches ``pattern`` (option values are ids the test cannot know)."""
-    expect(select.locator("option", has_text=re.compile(pattern, re.I)).first).to_be_attached()  # options load async
-    labels = select.locator("option").all_inner_texts()
-    matching = [label for label in labels if re.search(pattern, label, re.I)]
-    assert matching, f"no option matching {pattern!r} among {labels}"
-    select.select_option(label=matching[0])
-
-
-def bind_input(page, node: str, role: str) -> None:
-    select_node(page, node)
-    choose(page.get_by_test_id("input-dataset"), "digits")
-    page.get_by_test_id("input-role").select_option(role)
 
 
 def start_training(page, *, epochs: int, batch_size: int, learning_rate: str, name: str) -> int:
@@ -75,23 +34,8 @@ def test_a_new_user_designs_trains_and_compares(page):
     steps = page.steps
     username = f"ada-{uuid.uuid4().hex[:6]}"
 
-    # sign up
-    page.goto("/")
-    expect(page).to_have_url(re.compile(r"/login"))
-    page.get_by_role("button", name=re.compile("Create an account")).click()
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("a-long-password-1")
-    steps.shot("sign-up")
-    page.get_by_role("button", name="Create account").click()
-    expect(page).to_have_url(re.compile(r"/projects$"))
-
-    # a blank project
-    page.get_by_role("button", name="New project").click()
-    page.get_by_test_id("project-name").fill("Digits by hand")
-    page.get_by_role("button", name="Create").click()
-    page.wait_for_url(re.compile(r"/projects/\d+$"))
-    project_id = int(page.url.rsplit("/", 1)[1])
-    expect(page.get_by_test_id("palette-item-dense")).to_be_visible()
+    sign_up(page, username)
+    project_id = new_project(page, "Digits by hand")
     steps.shot("empty-canvas")
 
     # draw the graph from the palette

@@ -140,7 +140,7 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
   useEffect(() => {
     setCatalog(catalog);
     setReport(null);
-    setOpenBlock(() => setBlock);
+    setOpenBlock(setBlock);
     fetchDatasets().then(setDatasets).catch((caught) => setToast(`Datasets unavailable: ${errorMessage(caught)}`));
     fetchBuiltinDatasets().then(setBuiltins).catch(() => setBuiltins([]));
     return () => setOpenBlock(null);
@@ -164,6 +164,10 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
   }, [docKey, document_]);
 
   const showDocument = useCallback((document: EditorDocument, selected?: Set<string>) => {
+    // The metadata too: a step of the history is the whole document, and undoing a template's
+    // load must not keep the template's metadata (the canvas would then differ from the step,
+    // count as a new change and drop the redo).
+    metadata.current = document.metadata;
     const graph = fromDocument(document);
     setNodes(graph.nodes.map((node) => (selected?.has(node.id) ? { ...node, selected: true } : node)));
     setEdges(graph.edges);
@@ -344,7 +348,6 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
   const confirmDiscard = useCallback(() => !dirty || window.confirm("The canvas has unsaved changes. Replace it anyway?"), [dirty]);
 
   const loadDocument = useCallback((document: EditorDocument) => {
-    metadata.current = document.metadata;
     showDocument(document);
     window.requestAnimationFrame(() => flow.fitView());
   }, [flow, showDocument]);
@@ -558,7 +561,7 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
             onStarted={(run) => navigate(`/runs/${run.id}`)} onClose={() => setTrainVersion(null)} />
         </Modal>
       )}
-      {block && <BlockDialog op={block} onClose={() => setBlock(null)} />}
+      {block && <BlockDialog key={block.name} op={block} lookup={lookup} onOpen={setBlock} onClose={() => setBlock(null)} />}
     </div>
   );
 }
