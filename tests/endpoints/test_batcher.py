@@ -10,6 +10,7 @@ import time
 
 import numpy
 import pytest
+import uvloop
 
 from workers.serving.batcher import BatcherClosed, DynamicBatcher, QueueFull
 
@@ -92,6 +93,25 @@ def test_a_lone_request_is_not_held_back():
         return time.perf_counter() - started
 
     assert asyncio.run(main()) < 0.25
+
+
+@pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_under_load_a_full_batch_does_not_wait_for_the_delay(new_loop):
+    batches = []
+    batcher = DynamicBatcher(doubling(batches), max_batch_size=8, max_queue_delay=0.5, **QUICK)
+
+    async def main():
+        await asyncio.gather(*(batcher.predict({"x": numpy.ones((1, 1))}, 1) for _ in range(16)))  # now under load
+        started = time.perf_counter()
+        await asyncio.gather(*(batcher.predict({"x": numpy.ones((1, 1))}, 1) for _ in range(8)))
+        return time.perf_counter() - started
+
+    loop = new_loop()  # uvicorn serves on uvloop, whose timers are not asyncio.TimerHandle
+    try:
+        assert loop.run_until_complete(main()) < 0.25
+    finally:
+        loop.close()
+    assert batches == [8, 8, 8]
 
 
 def test_a_full_queue_is_refused_at_once_and_a_closed_batcher_refuses_everything():

@@ -63,12 +63,13 @@ class _LoopQueue:
     """The waiting requests of one event loop (a serving process has one; Django's test client
     makes one a request)."""
 
-    __slots__ = ("loop", "queue", "handle", "under_load", "running")
+    __slots__ = ("loop", "queue", "handle", "delayed", "under_load", "running")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.queue: collections.deque[_Request] = collections.deque()
         self.handle: asyncio.Handle | None = None  # the next flush, when one is scheduled
+        self.delayed = False  # that flush waits for max_queue_delay (uvloop's timers are not asyncio's)
         self.under_load = False
         self.running = False  # a batch is in a worker thread; the next flush follows it
 
@@ -132,10 +133,9 @@ class DynamicBatcher:
         if state.handle is None:
             if not state.running:
                 self._schedule(state)
-        elif isinstance(state.handle, asyncio.TimerHandle) and \
-                sum(request.rows for request in state.queue) >= self.max_batch_size:
+        elif state.delayed and sum(request.rows for request in state.queue) >= self.max_batch_size:
             state.handle.cancel()  # a full batch need not wait for the delay
-            state.handle = loop.call_soon(self._flush, state)
+            state.handle, state.delayed = loop.call_soon(self._flush, state), False
         return await future
 
     def close(self) -> None:
@@ -154,9 +154,9 @@ class DynamicBatcher:
                 sum(request.rows for request in state.queue) < self.max_batch_size:
             delay = state.queue[0].arrived + self.max_queue_delay - time.perf_counter()
             if delay > 0:
-                state.handle = state.loop.call_later(delay, self._flush, state)
+                state.handle, state.delayed = state.loop.call_later(delay, self._flush, state), True
                 return
-        state.handle = state.loop.call_soon(self._flush, state)
+        state.handle, state.delayed = state.loop.call_soon(self._flush, state), False
 
     def _take(self, state: _LoopQueue) -> list[_Request]:
         queue = state.queue
