@@ -158,7 +158,9 @@ class Trainer:
     optimizer step with this worker's gradients and loss (means over its ``rows`` rows, zeros for an
     empty share) and the global batch's row count; it returns the global batch's gradients and loss
     (the sums over all workers weighted by ``rows / batch_rows``, e.g. by an all-reduce), which every
-    worker then applies alike. Every worker takes the same number of steps, whatever its shares.
+    worker then applies alike; or ``None`` for the gradients when it has updated the parameters in
+    place itself (an asynchronous parameter server holds the optimizer), and the trainer's own
+    optimizer then takes no step. Every worker takes the same number of steps, whatever its shares.
     """
 
     def __init__(self, spec: dict, train: Dataset, validation: Dataset | None = None, *,
@@ -302,7 +304,8 @@ class Trainer:
                         f"the loss became {loss} at epoch {self.epoch + 1}, batch {index + 1}: lower the learning rate "
                         "or check the data for extreme values"
                     )
-                self.optimizer.step(params, grads)
+                if grads is not None:  # None: the reducer applied the update itself (e.g. a parameter server)
+                    self.optimizer.step(params, grads)
                 self.step += 1
                 loss_sum += loss * global_size
                 seen += global_size

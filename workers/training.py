@@ -125,7 +125,7 @@ def _claim(run_id: int, task_id: str | None) -> Run | None:
 
 
 # Hyperparameters of the platform's distributed training (workers.distributed), not of the engine.
-DISTRIBUTED_OPTIONS = ("strategy",)
+DISTRIBUTED_OPTIONS = ("strategy", "staleness")
 
 
 def _build_trainer(run: Run, dataset, checkpoints: list[Checkpoint], *, shard: tuple[int, int] | None = None):

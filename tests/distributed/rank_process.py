@@ -64,14 +64,18 @@ def main(config: dict) -> int:
     out = Path(config["out"])
     if role == "server":
         server = serve_parameters(config["redis_url"], config["group"], world_size=config["world_size"],
-                                  dtype=config["dtype"], timeout=config.get("timeout", 60))
-        (out / "server.json").write_text(json.dumps({"bytes_sent": server.counter.payload}))
+                                  dtype=config["dtype"], timeout=config.get("timeout", 60),
+                                  staleness=config.get("staleness"), optimizer=config.get("optimizer"))
+        (out / "server.json").write_text(json.dumps({
+            "bytes_sent": server.counter.payload, "max_lead": server.max_lead, "updates": server.updates_applied}))
+        if server.weights is not None:
+            numpy.save(out / "server-weights.npy", server.weights)
         return 0
     worker = DataParallelWorker(config["redis_url"], config["group"], rank=config["rank"],
                                 world_size=config["world_size"], strategy=config.get("strategy", "allreduce"),
                                 dtype=config["dtype"], timeout=config.get("timeout", 60),
                                 rendezvous_timeout=config.get("rendezvous_timeout"),
-                                min_world_size=config.get("min_world_size"))
+                                min_world_size=config.get("min_world_size"), staleness=config.get("staleness"))
     try:
         worker.join()
     except DistributedError as error:
@@ -104,6 +108,8 @@ def main(config: dict) -> int:
                              shard=(config["rank"], config["world_size"]))
     trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
     save_after_every_step(trainer, out, f"rank{config['rank']}")
+    if config.get("seconds_per_step"):  # a slow worker
+        trainer.on("batch_end", lambda event: time.sleep(config["seconds_per_step"]))
     if config.get("stop_at_step"):
         reducer = worker.reducer
         trainer.on("batch_end", lambda event: event["step"] == config["stop_at_step"] - 1 and config["rank"] == 0

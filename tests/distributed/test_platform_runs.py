@@ -142,9 +142,11 @@ class WorkerSocket(RunSocket):
         return [m for m in self.states if m["type"] == "run.state"][-1]["state"]
 
 
-@pytest.mark.parametrize("strategy", ["allreduce", "ps"])
+@pytest.mark.parametrize("strategy", ["allreduce", "ps", "ps-asynchronous"])
 def test_a_two_worker_run_trains_records_once_and_streams_every_worker(platform, workspace, strategy):
-    run = start_distributed(workspace, workers=2, strategy=strategy, epochs=2, batch_size=16)
+    options = {"staleness": 2} if strategy == "ps-asynchronous" else {}
+    strategy = strategy.removesuffix("-asynchronous")
+    run = start_distributed(workspace, workers=2, strategy=strategy, epochs=2, batch_size=16, **options)
     with WorkerSocket(workspace.user.socket_url(run["id"])) as socket:
         assert socket.receive_until_finished(timeout=120) == "succeeded", get_run(run["id"]).error
         socket.receive_until(lambda s: {m["rank"] for m in worker_messages(s) if m["state"] == "succeeded"} >= {0, 1},

@@ -60,12 +60,18 @@ def validate_hyperparameters(hyperparameters) -> dict:
     strategy = hyperparameters.pop("strategy", None)
     if strategy is not None and strategy not in STRATEGIES:
         errors["strategy"] = f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}"
+    staleness = hyperparameters.pop("staleness", None)
+    if staleness is not None:
+        if isinstance(staleness, bool) or not isinstance(staleness, int) or staleness < 0:
+            errors["staleness"] = f"staleness must be an integer >= 0 (steps), got {staleness!r}"
+        elif strategy != "ps":
+            errors["staleness"] = "a staleness bound makes the parameter server asynchronous: it needs strategy 'ps'"
     hyperparameters.pop("workers", None)  # the run's own field (run_create)
     for key, value in hyperparameters.items():
         if key in PLATFORM_OPTIONS:
             errors[key] = f"'{key}' is not a training option here: {PLATFORM_OPTIONS[key]}"
         elif key not in fields:
-            known = ", ".join(sorted(set(fields) - set(PLATFORM_OPTIONS) | {"strategy", "workers"}))
+            known = ", ".join(sorted(set(fields) - set(PLATFORM_OPTIONS) | {"strategy", "staleness", "workers"}))
             errors[key] = f"unknown training option '{key}'; the options are {known}"
         else:
             problem = _option_problem(key, value, fields[key])
@@ -79,6 +85,8 @@ def validate_hyperparameters(hyperparameters) -> dict:
     cleaned = {key: value for key, value in config.to_dict().items() if key not in PLATFORM_OPTIONS}
     if strategy is not None:
         cleaned["strategy"] = strategy
+    if staleness is not None:
+        cleaned["staleness"] = staleness
     return cleaned
 
 

@@ -110,7 +110,8 @@ def rank_execute(run_id: int, *, group: str, rank: int) -> str:
     strategy, world_size = hyperparameters.get("strategy", "allreduce"), run.workers
     worker = DataParallelWorker(settings.REDIS_URL, group, rank=rank, world_size=world_size, strategy=strategy,
                                 dtype=hyperparameters.get("dtype", "float32"), host=advertised_host(),
-                                timeout=collective_timeout(), min_world_size=_min_world_size(run))
+                                timeout=collective_timeout(), min_world_size=_min_world_size(run),
+                                staleness=hyperparameters.get("staleness"))
     status = StatusPublisher(run_id, rank=rank, world_size=world_size, strategy=strategy,
                              read=lambda: _progress(worker))
     try:
@@ -267,7 +268,9 @@ def parameter_server_execute(run_id: int, *, group: str) -> str:
     try:
         serve_parameters(settings.REDIS_URL, group, world_size=run.workers,
                          dtype=hyperparameters.get("dtype", "float32"), host=advertised_host(),
-                         timeout=collective_timeout(), min_world_size=_min_world_size(run), on_serving=on_serving)
+                         timeout=collective_timeout(), min_world_size=_min_world_size(run),
+                         staleness=hyperparameters.get("staleness"), optimizer=hyperparameters.get("optimizer"),
+                         on_serving=on_serving)
     except RendezvousError as error:
         _fail_start(run_id, group, f"the distributed run could not start: {error}")
         return "failed"

@@ -1,12 +1,22 @@
-"""Synchronous parameter server over gRPC.
+"""Parameter server over gRPC: synchronous, or asynchronous with a staleness bound.
 
-Choice (stated in the README): the server sums, the workers apply. Every worker pushes its
+Synchronous (``staleness=None``), the choice stated in the README: the server sums, the workers apply. Every worker pushes its
 share-weighted gradient buffer of a step (``PushGradient``); once all ``world_size`` pushes of that
 step are in, the server adds them in rank order (one fixed order, so the sum is the same whatever
 order they arrived in) and every worker pulls the same bytes (``PullSum``) and applies the same
 optimizer update, so all workers hold identical weights, and the optimizer state lives with the
 workers (rank 0 checkpoints it as in a single-worker run). Each worker sends one buffer and
 receives one per step; the server sends ``world_size`` buffers.
+
+Asynchronous (``staleness=s``, an integer >= 0): the server holds the weights (one flat buffer,
+set by rank 0 before its first step) and the optimizer (``engine.optimizers``, applied to the flat
+buffer: every optimizer there is element-wise, and clipping's norm is global anyway), and applies
+each worker's gradient (the mean over its own share of its step's batch) as it comes, answering with
+the weights after it. A worker's step k is held back until every other worker still training has
+completed step k - 1 - s (stale synchronous parallel): no gradient is computed on weights more than
+s updates of any one worker behind. Workers' weights then differ between steps, by design; the
+optimizer state lives on the server (a checkpoint holds rank 0's weights, and a resume starts the
+optimizer state afresh). ``max_lead`` records the largest lead the server let through.
 
 Nothing waits forever: a pull waits at most the collective timeout, and both sides check the
 group's liveness while they wait (``Rendezvous.check``).
@@ -59,6 +69,37 @@ class ParameterServerServicer(collectives_pb2_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         return collectives_pb2.PushGradientResponse(received_bytes=received)
 
+    def SetWeights(self, request_iterator, context):  # noqa: N802
+        parts = [(piece.offset, piece.data) for piece in self._pieces_of_group(request_iterator, context)]
+        try:
+            self.server.set_weights(parts)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        return collectives_pb2.SetWeightsResponse(received_bytes=sum(len(data) for _, data in parts))
+
+    def ApplyGradient(self, request_iterator, context):  # noqa: N802
+        pieces = list(self._pieces_of_group(request_iterator, context))
+        if not pieces:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a gradient needs at least one piece")
+        first = pieces[0]
+        try:
+            weights, stopping = self.server.apply_gradient(
+                first.sender_rank, first.collective, [(piece.offset, piece.data) for piece in pieces],
+                stop=any(piece.stop for piece in pieces))
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        except DistributedError as error:
+            context.abort(grpc.StatusCode.ABORTED, str(error))
+        yield from transport.pieces(weights, 0, len(weights), counter=self.server.counter, group=self.server.group,
+                                    sender_rank=SERVER_RANK, collective=first.collective, stop=stopping)
+
+    def _pieces_of_group(self, request_iterator, context):
+        for piece in request_iterator:
+            if piece.group != self.server.group:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"this server belongs to group {self.server.group}, not {piece.group}")
+            yield piece
+
     def PullSum(self, request, context):  # noqa: N802
         if request.group != self.server.group:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
@@ -76,8 +117,20 @@ class ParameterServer:
     left, or raises when the group failed."""
 
     def __init__(self, group: str, *, world_size: int, dtype, host: str = "127.0.0.1",
-                 timeout: float = transport.DEFAULT_TIMEOUT_SECONDS):
+                 timeout: float = transport.DEFAULT_TIMEOUT_SECONDS, staleness: int | None = None,
+                 optimizer: dict | str | None = None):
         self.group, self.world_size, self.dtype, self.timeout = group, world_size, numpy.dtype(dtype), timeout
+        self.staleness = staleness
+        self.optimizer = None
+        if staleness is not None:
+            from engine.optimizers import make_optimizer  # noqa: PLC0415  (only the asynchronous server applies updates)
+
+            self.optimizer = make_optimizer(optimizer or {"name": "adam", "lr": 1e-3})
+        self.weights: numpy.ndarray | None = None
+        self.completed: dict[int, int] = {}  # asynchronous: steps each worker has had applied
+        self.updates_applied = 0
+        self.max_lead = 0
+        self.stopping = False
         self.counter = transport.ByteCounter()
         self.steps: dict[int, _Step] = {}
         self.collectives_completed = 0
@@ -113,6 +166,66 @@ class ParameterServer:
                 self.collectives_completed += 1
                 self._condition.notify_all()
 
+    # -- asynchronous ---------------------------------------------------------------------------
+    def _assemble(self, parts: list[tuple[int, bytes]]) -> numpy.ndarray:
+        buffer = numpy.empty(sum(len(data) for _, data in parts) // self.dtype.itemsize, dtype=self.dtype)
+        for offset, data in parts:
+            incoming = numpy.frombuffer(data, dtype=self.dtype)
+            buffer[offset:offset + len(incoming)] = incoming
+        return buffer
+
+    def set_weights(self, parts: list[tuple[int, bytes]]) -> None:
+        if self.staleness is None:
+            raise ValueError("this parameter server is synchronous: it holds no weights")
+        weights = self._assemble(parts)
+        with self._condition:
+            if self.weights is None:  # a second call (a retry) changes nothing
+                self.weights = weights
+            self._condition.notify_all()
+
+    def _still_training(self, rank: int) -> bool:
+        rendezvous = self._rendezvous
+        return rendezvous is None or not rendezvous.has_left(rendezvous.worker_slots[rank])
+
+    def _lead_over_slowest(self, rank: int, step: int) -> int:
+        """How many steps ``rank``'s step ``step`` would be ahead of the slowest other worker still training."""
+        others = [self.completed.get(other, 0) for other in range(self.world_size)
+                  if other != rank and self._still_training(other)]
+        return step - 1 - min(others) if others else 0
+
+    def apply_gradient(self, rank: int, step: int, parts: list[tuple[int, bytes]], *, stop: bool = False):
+        """Apply one worker's gradient (no data: nothing to apply, e.g. an empty share) once the
+        staleness bound allows; returns (the weights after it, whether the group is stopping)."""
+        if self.staleness is None:
+            raise ValueError("this parameter server is synchronous; push gradients with PushGradient")
+        if not 0 <= rank < self.world_size:
+            raise ValueError(f"rank {rank} is not a worker of this group (world size {self.world_size})")
+        gradient = self._assemble(parts)
+        deadline = time.monotonic() + self.timeout
+        with self._condition:
+            if stop and not self.stopping:
+                self.stopping = True
+                self._condition.notify_all()
+            while self.weights is None or (not self.stopping and self._lead_over_slowest(rank, step) > self.staleness):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    what = "the initial weights" if self.weights is None else "the slowest worker to catch up"
+                    raise CollectiveTimeout(f"step {step} of worker rank {rank} waited {self.timeout:.0f} s for {what}")
+                self._condition.wait(min(transport.WAIT_SLICE_SECONDS, remaining))
+                if self._rendezvous is not None:
+                    self._rendezvous.check()
+            self.max_lead = max(self.max_lead, self._lead_over_slowest(rank, step))
+            if len(gradient):
+                if len(gradient) != len(self.weights):
+                    raise ValueError(f"a gradient of {len(gradient)} elements for {len(self.weights)} weights")
+                self.optimizer.step({"weights": self.weights}, {"weights": gradient})
+                self.updates_applied += 1
+            self.completed[rank] = step
+            self.collectives_completed += 1
+            self._condition.notify_all()
+            return self.weights.copy(), self.stopping
+
+    # -- synchronous ----------------------------------------------------------------------------
     def wait_for_sum(self, rank: int, collective: int) -> numpy.ndarray:
         deadline = time.monotonic() + self.timeout
         with self._condition:
@@ -139,6 +252,8 @@ class ParameterServer:
             rendezvous.check()
             if all(rendezvous.has_left(slot) for slot in rendezvous.worker_slots):
                 return
+            with self._condition:  # a worker that left may be the one others wait for
+                self._condition.notify_all()
             time.sleep(poll)
 
     def close(self) -> None:
@@ -208,6 +323,90 @@ class ParameterServerClient:
             raise PeerFailure(f"the parameter server sent {received} elements for a buffer of {len(buffer)}",
                               rank=SERVER_RANK)
         return buffer
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+
+
+class AsyncParameterServerClient:
+    """A worker's side of the asynchronous server: ``set_weights`` (rank 0, once) and ``apply``."""
+
+    def __init__(self, group: str, *, rank: int, world_size: int, dtype,
+                 timeout: float = transport.DEFAULT_TIMEOUT_SECONDS):
+        self.group, self.rank, self.world_size = group, rank, world_size
+        self.dtype, self.timeout = numpy.dtype(dtype), timeout
+        self.counter = transport.ByteCounter()
+        self.collectives = 0
+        self._rendezvous: Rendezvous | None = None
+        self._channel = None
+        self._stub = None
+
+    def connect(self, rendezvous: Rendezvous) -> None:
+        self._rendezvous = rendezvous
+        self._channel = transport.make_channel(rendezvous.members[SERVER_RANK]["address"])
+        self._stub = collectives_pb2_grpc.ParameterServerStub(self._channel)
+
+    def _call(self, what: str, function):
+        calls = []
+
+        def cancel() -> None:
+            for call in calls:
+                call.cancel()
+
+        if self._rendezvous is not None:
+            self._rendezvous.on_failure(cancel)
+        try:
+            return function(calls)
+        except (grpc.RpcError, grpc.FutureCancelledError) as error:
+            if self._rendezvous is not None:
+                self._rendezvous.check()
+            if not isinstance(error, grpc.RpcError):
+                raise PeerFailure(f"{what} was cancelled", rank=SERVER_RANK) from None
+            if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise CollectiveTimeout(f"{what} did not complete within {self.timeout:.0f} s") from None
+            reason = f"the parameter server failed {what}: {error.code().name} {error.details()}"
+            if self._rendezvous is not None and error.code() == grpc.StatusCode.UNAVAILABLE:
+                self._rendezvous.report_failed(SERVER_RANK, reason)
+            raise PeerFailure(reason, rank=SERVER_RANK) from None
+        finally:
+            if self._rendezvous is not None:
+                self._rendezvous.remove_failure_callback(cancel)
+
+    def set_weights(self, weights: numpy.ndarray) -> None:
+        header = {"group": self.group, "sender_rank": self.rank, "collective": 0}
+
+        def send(calls):
+            call = self._stub.SetWeights.future(
+                transport.pieces(weights, 0, len(weights), counter=self.counter, **header), timeout=self.timeout)
+            calls.append(call)
+            call.result()
+
+        self._call("setting the initial weights", send)
+
+    def apply(self, gradient: numpy.ndarray | None, weights: numpy.ndarray, *, stop: bool = False) -> bool:
+        """Send this step's gradient (None: an empty share, nothing to apply) and put the weights
+        after it into ``weights``; returns whether the group is stopping."""
+        self.collectives += 1
+        header = {"group": self.group, "sender_rank": self.rank, "collective": self.collectives, "stop": stop}
+        empty = numpy.empty(0, dtype=self.dtype)
+        outgoing = (transport.pieces(gradient, 0, len(gradient), counter=self.counter, **header)
+                    if gradient is not None else transport.pieces(empty, 0, 0, counter=self.counter, **header))
+
+        def exchange(calls):
+            call = self._stub.ApplyGradient(outgoing, timeout=self.timeout)
+            calls.append(call)
+            stopping, received = False, 0
+            for piece in call:
+                incoming = numpy.frombuffer(piece.data, dtype=self.dtype)
+                weights[piece.offset:piece.offset + len(incoming)] = incoming
+                received += len(incoming)
+                stopping = stopping or piece.stop
+            if received != len(weights):
+                raise PeerFailure(f"the parameter server sent {received} weights for {len(weights)}", rank=SERVER_RANK)
+            return stopping
+
+        return self._call(f"step {self.collectives} with the parameter server", exchange)
 
     def close(self) -> None:
         if self._channel is not None:

@@ -85,3 +85,62 @@ class GradientReducer:
         reduced = {key: xp.asarray(buffer[start:stop].reshape(self.shapes[key]))
                    for key, (start, stop) in self.offsets.items()}
         return reduced, float(buffer[-2])
+
+
+class AsyncGradientReducer:
+    """The trainer's ``reduce_gradients`` with an asynchronous parameter server: this worker's
+    own mean gradient goes to the server, the weights after the server's update come back into the
+    model's parameters in place, and the trainer's optimizer takes no step (``None`` gradients).
+    Rank 0 gives the server the initial weights (every worker starts from the same, by seed)."""
+
+    def __init__(self, client, params: dict, *, on_stop: Callable[[], None], rank: int):
+        self.client = client
+        self.params = params
+        self.on_stop = on_stop
+        self.keys = sorted(params)
+        self.dtype = numpy.dtype(next(iter(params.values())).dtype)
+        offsets, position = {}, 0
+        for key in self.keys:
+            size = int(params[key].size)
+            offsets[key] = (position, position + size)
+            position += size
+        self.offsets = offsets
+        self.gradient_elements = position
+        self.gradient = numpy.zeros(position, dtype=self.dtype)
+        self.weights = numpy.zeros(position, dtype=self.dtype)
+        self._stop_requested = threading.Event()
+        self.steps = 0
+        self.rows = 0
+        self.seconds_in_collectives = 0.0
+        if rank == 0:
+            for key, (start, stop) in offsets.items():
+                self.weights[start:stop] = backend.to_numpy(params[key]).reshape(-1)
+            client.set_weights(self.weights)
+
+    @property
+    def gradient_bytes(self) -> int:
+        return self.gradient_elements * self.dtype.itemsize
+
+    def request_stop(self) -> None:
+        self._stop_requested.set()
+
+    def cancel(self) -> None:
+        self.request_stop()
+
+    def __call__(self, grads: dict, loss: float, rows: int, batch_rows: int) -> tuple[None, float]:
+        self.rows += rows
+        if rows:
+            for key, (start, stop) in self.offsets.items():
+                grad = grads.get(key)
+                self.gradient[start:stop] = 0 if grad is None else backend.to_numpy(grad).reshape(-1)
+        began = time.perf_counter()
+        stopping = self.client.apply(self.gradient if rows else None, self.weights,
+                                     stop=self._stop_requested.is_set())
+        self.seconds_in_collectives += time.perf_counter() - began
+        self.steps += 1
+        for key, (start, stop) in self.offsets.items():
+            param = self.params[key]
+            param[...] = backend.array_module(param).asarray(self.weights[start:stop].reshape(param.shape))
+        if stopping:
+            self.on_stop()
+        return None, loss

@@ -40,17 +40,18 @@ class ByteCounter:
         self.messages += 1
 
 
-def pieces(buffer: numpy.ndarray, start: int, stop: int, *, counter: ByteCounter, **header) -> Iterator:
-    """Elements ``start:stop`` of a flat buffer as ``Piece`` messages of at most ``PIECE_BYTES``."""
-    step = max(1, PIECE_BYTES // buffer.itemsize)
-    offset = start
+def pieces(buffer: numpy.ndarray, begin: int, end: int, *, counter: ByteCounter, **header) -> Iterator:
+    """Elements ``begin:end`` of a flat buffer as ``Piece`` messages of at most ``PIECE_BYTES``
+    (one empty piece for an empty range); ``header`` are the other ``Piece`` fields."""
+    elements = max(1, PIECE_BYTES // buffer.itemsize)
+    offset = begin
     while True:
-        end = min(stop, offset + step)
-        piece = collectives_pb2.Piece(offset=offset, data=buffer[offset:end].tobytes(), **header)
+        piece_end = min(end, offset + elements)
+        piece = collectives_pb2.Piece(offset=offset, data=buffer[offset:piece_end].tobytes(), **header)
         counter.count(piece)
         yield piece
-        offset = end
-        if offset >= stop:
+        offset = piece_end
+        if offset >= end:
             return
 
 

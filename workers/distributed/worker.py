@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 
 from workers.distributed import transport
-from workers.distributed.parameter_server import ParameterServer, ParameterServerClient
-from workers.distributed.reducer import GradientReducer
+from workers.distributed.parameter_server import AsyncParameterServerClient, ParameterServer, ParameterServerClient
+from workers.distributed.reducer import AsyncGradientReducer, GradientReducer
 from workers.distributed.rendezvous import SERVER_RANK, Rendezvous
 from workers.distributed.ring import RingAllReduce
 
@@ -22,22 +22,28 @@ class DataParallelWorker:
 
     def __init__(self, redis_url: str, group: str, *, rank: int, world_size: int, strategy: str, dtype: str,
                  host: str = "127.0.0.1", timeout: float = transport.DEFAULT_TIMEOUT_SECONDS,
-                 rendezvous_timeout: float | None = None, min_world_size: int | None = None):
+                 rendezvous_timeout: float | None = None, min_world_size: int | None = None,
+                 staleness: int | None = None):
+        """``staleness``: None for the synchronous strategies; an integer >= 0 makes "ps" the
+        asynchronous parameter server with that staleness bound."""
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         self.rank, self.world_size, self.strategy = rank, world_size, strategy
         self.rendezvous = Rendezvous(redis_url, group, rank=rank, world_size=world_size,
                                      with_server=strategy == "ps", timeout=rendezvous_timeout,
                                      min_world_size=min_world_size)
+        if staleness is not None and strategy != "ps":
+            raise ValueError(f"a staleness bound needs the parameter-server strategy ('ps'), not {strategy!r}")
+        self.staleness = staleness
         if strategy == "allreduce":
             self.collective = RingAllReduce(group, rank=rank, world_size=world_size, dtype=dtype, host=host,
                                             timeout=timeout)
             self.address = self.collective.address
         else:
-            self.collective = ParameterServerClient(group, rank=rank, world_size=world_size, dtype=dtype,
-                                                    timeout=timeout)
+            client = ParameterServerClient if staleness is None else AsyncParameterServerClient
+            self.collective = client(group, rank=rank, world_size=world_size, dtype=dtype, timeout=timeout)
             self.address = ""
-        self.reducer: GradientReducer | None = None
+        self.reducer: GradientReducer | AsyncGradientReducer | None = None
 
     def join(self) -> dict[int, dict]:
         """Returns ``{rank: member}``; ``rank`` and ``world_size`` are then the group's as it started
@@ -48,8 +54,11 @@ class DataParallelWorker:
         self.collective.connect(self.rendezvous)
         return members
 
-    def make_reducer(self, params: dict, *, on_stop) -> GradientReducer:
-        self.reducer = GradientReducer(self.collective, params, on_stop=on_stop)
+    def make_reducer(self, params: dict, *, on_stop) -> GradientReducer | AsyncGradientReducer:
+        if self.staleness is None:
+            self.reducer = GradientReducer(self.collective, params, on_stop=on_stop)
+        else:
+            self.reducer = AsyncGradientReducer(self.collective, params, on_stop=on_stop, rank=self.rank)
         return self.reducer
 
     @property
@@ -75,11 +84,13 @@ class DataParallelWorker:
 def serve_parameters(redis_url: str, group: str, *, world_size: int, dtype: str, host: str = "127.0.0.1",
                      timeout: float = transport.DEFAULT_TIMEOUT_SECONDS,
                      rendezvous_timeout: float | None = None, min_world_size: int | None = None,
+                     staleness: int | None = None, optimizer: dict | str | None = None,
                      on_serving=None) -> ParameterServer:
     """Run the group's parameter server until every worker left (returns the server, closed) or
     the group failed (raises ``DistributedError``); ``on_serving(server)`` is called once the
     group is complete."""
-    server = ParameterServer(group, world_size=world_size, dtype=dtype, host=host, timeout=timeout)
+    server = ParameterServer(group, world_size=world_size, dtype=dtype, host=host, timeout=timeout,
+                             staleness=staleness, optimizer=optimizer)
     rendezvous = Rendezvous(redis_url, group, rank=SERVER_RANK, world_size=world_size, with_server=True,
                             timeout=rendezvous_timeout, min_world_size=min_world_size)
     try:

@@ -280,6 +280,12 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, on
             </select>
           </Field>
         )}
+        {Number(form.workers) > 1 && form.strategy === "ps" && (
+          <Field label="Staleness bound" error={errors.staleness} hint="empty: synchronous; n: asynchronous, at most n steps ahead">
+            <input type="number" min={0} step={1} value={form.staleness} placeholder="synchronous"
+              onChange={(event) => set("staleness", event.target.value)} aria-invalid={!!errors.staleness || undefined} />
+          </Field>
+        )}
         <Field label="Run name" error={errors.name}>
           <input data-testid="train-name" value={form.name} maxLength={200} placeholder="optional" onChange={(event) => set("name", event.target.value)} />
         </Field>

@@ -71,4 +71,12 @@ describe("distributed training options", () => {
     expect(buildHyperparameters({ ...defaultForm("1"), workers: "4", strategy: "ps" }, 100).strategy).toBe("ps");
     expect(buildHyperparameters({ ...defaultForm("1"), workers: "2" }, 100).strategy).toBe("allreduce");
   });
+
+  it("makes the parameter server asynchronous with a staleness bound", () => {
+    const form = { ...defaultForm("1"), workers: "2", strategy: "ps" as const };
+    expect(buildHyperparameters(form, 100).staleness).toBeUndefined();
+    expect(buildHyperparameters({ ...form, staleness: "2" }, 100).staleness).toBe(2);
+    expect(buildHyperparameters({ ...form, strategy: "allreduce", staleness: "2" }, 100).staleness).toBeUndefined();
+    expect(() => buildHyperparameters({ ...form, staleness: "1.5" }, 100)).toThrow(FormError);
+  });
 });

@@ -82,6 +82,8 @@ export interface TrainForm {
   workers: string;
   /** How the workers of a distributed run combine gradients (workers/distributed). */
   strategy: "allreduce" | "ps";
+  /** Parameter server only: empty for synchronous, else the asynchronous server's staleness bound (steps). */
+  staleness: string;
   name: string;
   tags: string;
 }
@@ -91,7 +93,7 @@ export function defaultForm(datasetValue: string): TrainForm {
     dataset: datasetValue, validationFraction: "0.2", optimizer: "adam", learningRate: String(OPTIMIZERS.adam.lr),
     optimizerOptions: {}, schedule: "constant", scheduleOptions: {}, then: "constant", thenOptions: {},
     batchSize: "32", epochs: "10", earlyStopping: false, monitor: "val_loss", patience: "5", minDelta: "0",
-    restoreBest: true, seed: "0", device: "cpu", workers: "1", strategy: "allreduce", name: "", tags: "",
+    restoreBest: true, seed: "0", device: "cpu", workers: "1", strategy: "allreduce", staleness: "", name: "", tags: "",
   };
 }
 
@@ -137,7 +139,12 @@ export function buildHyperparameters(form: TrainForm, rows: number | null): Reco
     epochs, batch_size: batchSize, validation_fraction: validationFraction, optimizer,
     seed: integer(form.seed || "0", "seed", "Seed"),
   };
-  if ((Number(form.workers) || 1) > 1) hyperparameters.strategy = form.strategy;
+  if ((Number(form.workers) || 1) > 1) {
+    hyperparameters.strategy = form.strategy;
+    if (form.strategy === "ps" && form.staleness.trim() !== "") {
+      hyperparameters.staleness = integer(form.staleness, "staleness", "Staleness bound");
+    }
+  }
   if (form.earlyStopping) {
     hyperparameters.early_stopping = {
       monitor: form.monitor,
@@ -216,6 +223,7 @@ const DIRECT_FIELDS: Record<string, string> = {
   "hyperparameters.epochs": "epochs", "hyperparameters.batch_size": "batch_size",
   "hyperparameters.validation_fraction": "validation_fraction", "hyperparameters.seed": "seed",
   "hyperparameters.early_stopping": "early_stopping", "hyperparameters.strategy": "strategy",
+  "hyperparameters.staleness": "staleness",
 };
 
 function fieldOfServerKey(key: string, message: string): string {

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\nDworkers/distributed/protos/netforge/distributed/v1/collectives.proto\x12\x17netforge.distributed.v1\"p\n\x05Piece\x12\r\n\x05group\x18\x01 \x01(\t\x12\x13\n\x0bsender_rank\x18\x02 \x01(\x05\x12\x12\n\ncollective\x18\x03 \x01(\x03\x12\x11\n\tring_step\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\"+\n\x11SendChunkResponse\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x03\"A\n\x0ePullSumRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x12\n\ncollective\x18\x03 \x01(\x03\".\n\x14PushGradientResponse\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x03\x32\x61\n\x04Ring\x12Y\n\tSendChunk\x12\x1e.netforge.distributed.v1.Piece\x1a*.netforge.distributed.v1.SendChunkResponse(\x01\x32\xc8\x01\n\x0fParameterServer\x12_\n\x0cPushGradient\x12\x1e.netforge.distributed.v1.Piece\x1a-.netforge.distributed.v1.PushGradientResponse(\x01\x12T\n\x07PullSum\x12\'.netforge.distributed.v1.PullSumRequest\x1a\x1e.netforge.distributed.v1.Piece0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\nDworkers/distributed/protos/netforge/distributed/v1/collectives.proto\x12\x17netforge.distributed.v1\"~\n\x05Piece\x12\r\n\x05group\x18\x01 \x01(\t\x12\x13\n\x0bsender_rank\x18\x02 \x01(\x05\x12\x12\n\ncollective\x18\x03 \x01(\x03\x12\x11\n\tring_step\x18\x04 \x01(\x05\x12\x0e\n\x06offset\x18\x05 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x06 \x01(\x0c\x12\x0c\n\x04stop\x18\x07 \x01(\x08\"+\n\x11SendChunkResponse\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x03\"A\n\x0ePullSumRequest\x12\r\n\x05group\x18\x01 \x01(\t\x12\x0c\n\x04rank\x18\x02 \x01(\x05\x12\x12\n\ncollective\x18\x03 \x01(\x03\".\n\x14PushGradientResponse\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x03\",\n\x12SetWeightsResponse\x12\x16\n\x0ereceived_bytes\x18\x01 \x01(\x03\x32\x61\n\x04Ring\x12Y\n\tSendChunk\x12\x1e.netforge.distributed.v1.Piece\x1a*.netforge.distributed.v1.SendChunkResponse(\x01\x32\xfa\x02\n\x0fParameterServer\x12_\n\x0cPushGradient\x12\x1e.netforge.distributed.v1.Piece\x1a-.netforge.distributed.v1.PushGradientResponse(\x01\x12T\n\x07PullSum\x12\'.netforge.distributed.v1.PullSumRequest\x1a\x1e.netforge.distributed.v1.Piece0\x01\x12[\n\nSetWeights\x12\x1e.netforge.distributed.v1.Piece\x1a+.netforge.distributed.v1.SetWeightsResponse(\x01\x12S\n\rApplyGradient\x12\x1e.netforge.distributed.v1.Piece\x1a\x1e.netforge.distributed.v1.Piece(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,15 +32,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'workers.distributed.protos.
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PIECE']._serialized_start=97
-  _globals['_PIECE']._serialized_end=209
-  _globals['_SENDCHUNKRESPONSE']._serialized_start=211
-  _globals['_SENDCHUNKRESPONSE']._serialized_end=254
-  _globals['_PULLSUMREQUEST']._serialized_start=256
-  _globals['_PULLSUMREQUEST']._serialized_end=321
-  _globals['_PUSHGRADIENTRESPONSE']._serialized_start=323
-  _globals['_PUSHGRADIENTRESPONSE']._serialized_end=369
-  _globals['_RING']._serialized_start=371
-  _globals['_RING']._serialized_end=468
-  _globals['_PARAMETERSERVER']._serialized_start=471
-  _globals['_PARAMETERSERVER']._serialized_end=671
+  _globals['_PIECE']._serialized_end=223
+  _globals['_SENDCHUNKRESPONSE']._serialized_start=225
+  _globals['_SENDCHUNKRESPONSE']._serialized_end=268
+  _globals['_PULLSUMREQUEST']._serialized_start=270
+  _globals['_PULLSUMREQUEST']._serialized_end=335
+  _globals['_PUSHGRADIENTRESPONSE']._serialized_start=337
+  _globals['_PUSHGRADIENTRESPONSE']._serialized_end=383
+  _globals['_SETWEIGHTSRESPONSE']._serialized_start=385
+  _globals['_SETWEIGHTSRESPONSE']._serialized_end=429
+  _globals['_RING']._serialized_start=431
+  _globals['_RING']._serialized_end=528
+  _globals['_PARAMETERSERVER']._serialized_start=531
+  _globals['_PARAMETERSERVER']._serialized_end=909
 # @@protoc_insertion_point(module_scope)

@@ -102,9 +102,11 @@ class Ring:
 
 
 class ParameterServerStub:
-    """Synchronous parameter server: every worker pushes its weighted gradient of a step; the server
+    """Parameter server. Synchronous: every worker pushes its weighted gradient of a step; the server
     adds them in rank order and every worker pulls the same sum (workers then apply identical
-    optimizer updates).
+    optimizer updates). Asynchronous (with a staleness bound): the server holds the weights and
+    the optimizer and applies each worker's gradient as it comes, holding back a worker that is
+    more than the bound ahead of the slowest; the reply is the weights after that update.
     """
 
     def __init__(self, channel):
@@ -123,12 +125,24 @@ class ParameterServerStub:
                 request_serializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.PullSumRequest.SerializeToString,
                 response_deserializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.FromString,
                 _registered_method=True)
+        self.SetWeights = channel.stream_unary(
+                '/netforge.distributed.v1.ParameterServer/SetWeights',
+                request_serializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.SerializeToString,
+                response_deserializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.SetWeightsResponse.FromString,
+                _registered_method=True)
+        self.ApplyGradient = channel.stream_stream(
+                '/netforge.distributed.v1.ParameterServer/ApplyGradient',
+                request_serializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.SerializeToString,
+                response_deserializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.FromString,
+                _registered_method=True)
 
 
 class ParameterServerServicer:
-    """Synchronous parameter server: every worker pushes its weighted gradient of a step; the server
+    """Parameter server. Synchronous: every worker pushes its weighted gradient of a step; the server
     adds them in rank order and every worker pulls the same sum (workers then apply identical
-    optimizer updates).
+    optimizer updates). Asynchronous (with a staleness bound): the server holds the weights and
+    the optimizer and applies each worker's gradient as it comes, holding back a worker that is
+    more than the bound ahead of the slowest; the reply is the weights after that update.
     """
 
     def PushGradient(self, request_iterator, context):
@@ -140,6 +154,20 @@ class ParameterServerServicer:
 
     def PullSum(self, request, context):
         """The sum of every worker's contribution to one collective, as pieces; waits until all pushed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWeights(self, request_iterator, context):
+        """Asynchronous: the initial weights (rank 0, before its first gradient), as one flat buffer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyGradient(self, request_iterator, context):
+        """Asynchronous: one worker's gradient of its step `collective`; answers with the new weights.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -158,6 +186,16 @@ def add_ParameterServerServicer_to_server(servicer, server):
                     request_deserializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.PullSumRequest.FromString,
                     response_serializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.SerializeToString,
             ),
+            'SetWeights': grpc.stream_unary_rpc_method_handler(
+                    servicer.SetWeights,
+                    request_deserializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.FromString,
+                    response_serializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.SetWeightsResponse.SerializeToString,
+            ),
+            'ApplyGradient': grpc.stream_stream_rpc_method_handler(
+                    servicer.ApplyGradient,
+                    request_deserializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.FromString,
+                    response_serializer=workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'netforge.distributed.v1.ParameterServer', rpc_method_handlers)
@@ -167,9 +205,11 @@ def add_ParameterServerServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ParameterServer:
-    """Synchronous parameter server: every worker pushes its weighted gradient of a step; the server
+    """Parameter server. Synchronous: every worker pushes its weighted gradient of a step; the server
     adds them in rank order and every worker pulls the same sum (workers then apply identical
-    optimizer updates).
+    optimizer updates). Asynchronous (with a staleness bound): the server holds the weights and
+    the optimizer and applies each worker's gradient as it comes, holding back a worker that is
+    more than the bound ahead of the slowest; the reply is the weights after that update.
     """
 
     @staticmethod
@@ -215,6 +255,60 @@ class ParameterServer:
             target,
             '/netforge.distributed.v1.ParameterServer/PullSum',
             workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.PullSumRequest.SerializeToString,
+            workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWeights(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/netforge.distributed.v1.ParameterServer/SetWeights',
+            workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.SerializeToString,
+            workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.SetWeightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyGradient(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/netforge.distributed.v1.ParameterServer/ApplyGradient',
+            workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.SerializeToString,
             workers_dot_distributed_dot_protos_dot_netforge_dot_distributed_dot_v1_dot_collectives__pb2.Piece.FromString,
             options,
             channel_credentials,
