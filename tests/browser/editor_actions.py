@@ -30,6 +30,16 @@ def new_project(page, name: str) -> int:
     return int(page.url.rsplit("/", 1)[1])
 
 
+VALIDATE_DELAY_MS = 300  # the editor validates this long after the last change (EditorPage.tsx)
+
+
+def wait_for_validation(page) -> None:
+    """Until the server's validation of the latest change is drawn (node errors change the nodes'
+    sizes, so a layout or a drag onto a handle waits for it)."""
+    page.wait_for_timeout(VALIDATE_DELAY_MS + 100)
+    expect(page.get_by_test_id("validating")).to_have_count(0, timeout=15_000)
+
+
 def node_ids(page) -> list[str]:
     return page.locator(".react-flow__node").evaluate_all("nodes => nodes.map(n => n.dataset.id)")
 

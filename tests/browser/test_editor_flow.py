@@ -12,7 +12,7 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.editor_actions import bind_input, choose, connect, drop, new_project, select_node, sign_up
+from tests.browser.editor_actions import bind_input, choose, connect, drop, new_project, select_node, sign_up, wait_for_validation
 
 pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]
 
@@ -47,6 +47,7 @@ def test_a_new_user_designs_trains_and_compares(page):
     loss = drop(page, "softmax_cross_entropy", 600, 560)
     bind_input(page, features, "features")
     bind_input(page, labels, "labels")
+    wait_for_validation(page)
     steps.shot("nodes-dropped")
     page.get_by_role("button", name="Auto layout").click()  # untangles the drop, so every handle is free
     page.wait_for_timeout(800)

@@ -25,7 +25,7 @@ export function SummaryBar({ validating, validationFailed, onSelectNode }: Summa
       <button className={`nf-summary-errors${errors.length ? " has-error" : ""}`} aria-expanded={open} onClick={() => setOpen(!open)} disabled={!report}>
         Errors <strong data-testid="summary-errors">{report?.error_count ?? 0}</strong>
       </button>
-      {validating && <span className="muted">validating…</span>}
+      {validating && <span className="muted" data-testid="validating">validating…</span>}
       {validationFailed && <span className="nf-field-error">validation unavailable: {validationFailed}</span>}
       {report && report.errors.length > 0 && !open && (
         <span className="nf-summary-graph-error" title={report.errors.map((error) => error.message).join("\n")}>{report.errors[0].message}</span>
