@@ -38,9 +38,10 @@ class Geometry:
 
     @property
     def flat_rows(self) -> bool:
-        """Stride 1 along the width lets a kernel offset shift whole rows of the flattened
-        padded input. Worth it while the Wp - Wo extra values per row, computed and thrown away,
-        cost less than short copies of Wo values would (about when Wp <= 1.5 Wo + 4)."""
+        """Whether ``col2im`` takes Wp (not Wo) values per output row and adds each kernel offset
+        as runs of whole rows of the flattened padded input (stride 1 along the width makes an
+        offset one flat shift). Worth it while the Wp - Wo extra zeros per row cost less than
+        adding Wo-long pieces would (about while Wp <= 1.5 Wo + 4)."""
         return self.stride[1] == 1 and 2 * self.padded[1] <= 3 * self.out[1] + 8
 
     def window_slice(self, row: int, column: int) -> tuple[slice, slice]:
@@ -134,9 +135,9 @@ def im2col(x, geo: Geometry, out=None):
 
 
 def row_padded_shape(geo: Geometry, n: int, c: int) -> tuple[int, int, int, int]:
-    """(N, C, Hp + 1, Wp): the padded input of ``geo.flat_rows`` windows, with a zero row below each
-    plane that the discarded columns of the last windows read (and, in col2im, add zeros into),
-    so that no run reaches into the next plane."""
+    """(N, C, Hp + 1, Wp): the padded planes that ``col2im`` adds flat rows into, with a spare row
+    below each that the last runs' extra (zero) values land in, so that no run reaches into the
+    next plane and no two values of one add share memory (safe for CuPy's parallel adds)."""
     (hp, wp), (_, kw), (_, dw) = geo.padded, geo.kernel, geo.dilation
     return n, c, hp + ((kw - 1) * dw > 0), wp
 
@@ -155,7 +156,8 @@ def _row_runs(planes, geo: Geometry, row: int, column: int):
 
 def col2im(cols, geo: Geometry):
     """Adjoint of ``im2col``: sum each window value (C, kh, kw, N, Ho, R) back onto the input
-    position it came from; gives (N, C, H, W). One vectorized add per kernel offset."""
+    position it came from; gives (N, C, H, W). One vectorized add per kernel offset. R is Wo, or
+    Wp with ``geo.flat_rows``, the values past Wo of each row being zeros."""
     xp = array_module(cols)
     c, kh, kw, n = cols.shape[:4]
     if geo.flat_rows:
