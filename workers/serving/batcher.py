@@ -63,11 +63,12 @@ class _LoopQueue:
     """The waiting requests of one event loop (a serving process has one; Django's test client
     makes one a request)."""
 
-    __slots__ = ("loop", "queue", "handle", "delayed", "under_load", "running")
+    __slots__ = ("loop", "queue", "rows", "handle", "delayed", "under_load", "running")
 
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.queue: collections.deque[_Request] = collections.deque()
+        self.rows = 0  # instances waiting in ``queue``
         self.handle: asyncio.Handle | None = None  # the next flush, when one is scheduled
         self.delayed = False  # that flush waits for max_queue_delay (uvloop's timers are not asyncio's)
         self.under_load = False
@@ -130,10 +131,11 @@ class DynamicBatcher:
             raise QueueFull(f"{self.name}: the queue is full ({self.max_queue_size} requests waiting); retry later")
         future = loop.create_future()
         state.queue.append(_Request(inputs, rows, future, time.perf_counter()))
+        state.rows += rows
         if state.handle is None:
             if not state.running:
                 self._schedule(state)
-        elif state.delayed and sum(request.rows for request in state.queue) >= self.max_batch_size:
+        elif state.delayed and state.rows >= self.max_batch_size:
             state.handle.cancel()  # a full batch need not wait for the delay
             state.handle, state.delayed = loop.call_soon(self._flush, state), False
         return await future
@@ -150,8 +152,7 @@ class DynamicBatcher:
         return state
 
     def _schedule(self, state: _LoopQueue) -> None:
-        if state.under_load and self.max_queue_delay > 0 and \
-                sum(request.rows for request in state.queue) < self.max_batch_size:
+        if state.under_load and self.max_queue_delay > 0 and state.rows < self.max_batch_size:
             delay = state.queue[0].arrived + self.max_queue_delay - time.perf_counter()
             if delay > 0:
                 state.handle, state.delayed = state.loop.call_later(delay, self._flush, state), True
@@ -163,6 +164,7 @@ class DynamicBatcher:
         batch, rows = [], 0
         while queue and (not batch or rows + queue[0].rows <= self.max_batch_size):
             request = queue.popleft()
+            state.rows -= request.rows
             if not request.future.done():  # else its caller went away (cancelled)
                 batch.append(request)
                 rows += request.rows
