@@ -224,6 +224,38 @@ async def _drive(call, concurrency: int, warm_up: float, seconds: float) -> dict
     return measure.result()
 
 
+def check_answer(protocol: str, target: str, endpoint: str, key: str) -> None:
+    """One request whose answer is read in full, before the load: the load counts answers by their
+    status, so this makes sure that a success really carries one prediction of the ten classes."""
+    host, port = target.rsplit(":", 1)
+    if protocol == "rest":
+        import http.client  # noqa: PLC0415
+
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("POST", f"/api/v1/endpoints/{endpoint}/predict", body=json.dumps({"instances": _row().tolist()}),
+                           headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+        response = connection.getresponse()
+        body = json.loads(response.read())
+        connection.close()
+        predictions = body.get("predictions") if response.status == 200 else None
+        if not predictions or len(predictions) != 1 or len(predictions[0]["probabilities"]) != 10:
+            raise RuntimeError(f"not a prediction: HTTP {response.status} {body}")
+        return
+    import grpc  # noqa: PLC0415
+
+    from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
+
+    row = _row()
+    with grpc.insecure_channel(target) as channel:
+        answer = predict_pb2_grpc.PredictionServiceStub(channel).Predict(
+            predict_pb2.PredictRequest(endpoint=endpoint, inputs={
+                "x": predict_pb2.Tensor(dtype="float32", shape=row.shape, content=row.tobytes())}),
+            metadata=(("authorization", f"Bearer {key}"),), timeout=30)
+    probabilities = answer.outputs["probabilities"]
+    if list(probabilities.shape) != [1, 10] or len(answer.labels) != 1:
+        raise RuntimeError(f"not a prediction: {answer}")
+
+
 def client_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--client", choices=("grpc", "rest"), required=True)
@@ -233,6 +265,7 @@ def client_main(argv: list[str]) -> int:
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--seconds", type=float, default=MEASURE_SECONDS)
     args = parser.parse_args(argv)
+    check_answer(args.client, args.target, args.endpoint, args.key)
     host, port = args.target.rsplit(":", 1)
     timing = (WARM_UP_SECONDS, args.seconds)
     if args.client == "grpc" and args.concurrency == 1:
