@@ -138,7 +138,7 @@ def _distributed_throughput(redis_url: str, strategy: str, out: Path, workload) 
 
 
 def main() -> int:
-    from tests.platform.harness import Platform, Service  # noqa: PLC0415
+    from tests.platform.harness import Platform  # noqa: PLC0415
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     home = Path(tempfile.mkdtemp(prefix="netforge-distributed-bench-"))
@@ -190,7 +190,7 @@ def main() -> int:
                 print(f"{name:32} {statistics.median(values):>19.0f} {min(values):>9.0f}-{max(values):<10.0f} "
                       f"{statistics.median(ratios):>10.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
     finally:
-        Service.stop_all()
+        system.redis.stop()
     return status
 
 

@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 RENDEZVOUS_SECONDS = float(os.environ.get("NETFORGE_DISTRIBUTED_RENDEZVOUS_SECONDS", "60"))
 HEARTBEAT_SECONDS = 0.5
-LIVENESS_SECONDS = 3.0
+# A member whose key is this old is taken for dead or stopped (a busy machine may want more).
+LIVENESS_SECONDS = float(os.environ.get("NETFORGE_DISTRIBUTED_LIVENESS_SECONDS", "3"))
 KEY_LIFETIME_SECONDS = 24 * 3600
 SERVER_RANK = -1
 
