@@ -1,9 +1,9 @@
 """One process of a test's distributed group (``python -m tests.distributed.rank_process CONFIG``).
 
 Roles: ``train`` (a data-parallel trainer that saves its weights after every step to
-``<out>/rank<r>-step<k>.npz``), ``allreduce`` (all-reduces the buffers of ``allreduce_buffers``
+``<out>/rank<r>-step<k>.npz``), ``allreduce`` (all-reduces buffers of the ``sizes``
 and saves the results and byte counts), ``server`` (the parameter server), ``idle`` (joins the
-group, then sleeps: a peer that stops answering).
+group, then sleeps: a peer that stops answering), ``leave`` (joins, then leaves at once).
 """
 
 from __future__ import annotations
@@ -84,6 +84,9 @@ def main(config: dict) -> int:
         return 4
     if role == "idle":
         time.sleep(3600)
+        return 0
+    if role == "leave":  # a worker that stops early (as if its epochs ran out first)
+        worker.finish()
         return 0
     if role == "allreduce":
         results = {}

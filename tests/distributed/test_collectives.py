@@ -131,3 +131,15 @@ def test_a_collective_whose_peer_is_alive_but_silent_times_out(redis_url, tmp_pa
     error = json.loads((tmp_path / "rank0-error.json").read_text())
     assert error["type"] == "CollectiveTimeout", error
     assert "from worker rank 1 did not arrive within 2 s" in error["message"]
+
+
+def test_a_worker_waiting_for_a_peer_that_finished_early_fails_instead_of_waiting(redis_url, tmp_path):
+    base = {"redis_url": redis_url, "group": new_group(), "world_size": 2, "dtype": "float64",
+            "out": str(tmp_path), "sizes": [10], "timeout": 60}
+    waiting = start_process({**base, "role": "allreduce", "rank": 0}, log_dir=tmp_path)
+    leaving = start_process({**base, "role": "leave", "rank": 1}, log_dir=tmp_path)
+    assert wait_all([waiting, leaving], timeout=60, log_dir=tmp_path) == [3, 0], logs_of(tmp_path)
+    error = json.loads((tmp_path / "rank0-error.json").read_text())
+    assert error["type"] == "PeerFailure"
+    assert "worker rank 1 finished 3 s before this worker" in error["message"]
+    assert error["seconds"] < DETECTION_BOUND_SECONDS

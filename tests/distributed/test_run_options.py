@@ -28,3 +28,25 @@ def test_bad_distributed_options_name_the_field(hyperparameters, field, message)
         validate_hyperparameters(hyperparameters)
     assert message in str(raised.value)
     assert f"hyperparameters.{field}" in raised.value.details
+
+
+def test_early_stopping_of_a_distributed_run_must_not_watch_a_training_metric(django_user_model, db):
+    """Each worker's training metrics are its own shard's, so the workers would stop apart."""
+    from webapp.datasets.services import dataset_create_builtin
+    from webapp.projects.models import GraphVersion
+    from webapp.projects.services import project_create
+    from webapp.runs.services import run_create
+    from tests.platform.harness import mlp_spec
+
+    user = django_user_model.objects.create_user(username="distributed", password="x" * 12)
+    project = project_create(owner=user, name="distributed")
+    version = GraphVersion.objects.create(project=project, number=1, editor_document={}, spec=mlp_spec(2, 2),
+                                          created_by=user)
+    dataset = dataset_create_builtin(owner=user, builtin="moons", options={})
+    options = {"early_stopping": {"monitor": "accuracy"}, "strategy": "allreduce"}
+    with pytest.raises(InvalidInput, match="must monitor the loss or a validation metric"):
+        run_create(project=project, graph_version=version, dataset=dataset, created_by=user, workers=2,
+                   hyperparameters=options)
+    run = run_create(project=project, graph_version=version, dataset=dataset, created_by=user, workers=2,
+                     hyperparameters={**options, "early_stopping": {"monitor": "val_accuracy"}})
+    assert run.workers == 2 and run.hyperparameters["strategy"] == "allreduce"

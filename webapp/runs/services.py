@@ -195,6 +195,12 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
         raise InvalidInput(f"workers must be an integer from 1 to {MAX_WORKERS}, got {workers!r}",
                            details={"workers": ["out of range"]})
     config = validate_hyperparameters(hyperparameters or {})
+    monitor = (config.get("early_stopping") or {}).get("monitor", "val_loss")
+    if workers > 1 and not (monitor.startswith("val_") or monitor == "loss"):
+        # Training metrics are each worker's own shard's: the workers would stop at different epochs.
+        raise InvalidInput(f"early stopping of a run with {workers} workers must monitor the loss or a validation "
+                           f"metric (val_...), not the training metric '{monitor}'",
+                           details={"hyperparameters.early_stopping": ["training metric in a distributed run"]})
     check_inputs_can_be_fed(graph_version=graph_version, dataset=dataset)
     run = Run.objects.create(
         project=project, graph_version=graph_version, dataset=dataset, created_by=created_by, name=name,

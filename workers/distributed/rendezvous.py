@@ -57,13 +57,16 @@ class Rendezvous:
     """One member's view of its group; see the module docstring."""
 
     def __init__(self, redis_url: str, group: str, *, rank: int, world_size: int, with_server: bool = False,
-                 timeout: float | None = None, min_world_size: int | None = None):
+                 timeout: float | None = None, min_world_size: int | None = None, in_step: bool = False):
         self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.group, self.rank, self.world_size, self.with_server = group, rank, world_size, with_server
         self.slot, self.planned_world_size = rank, world_size
         self.min_world_size = world_size if min_world_size is None else max(1, min(min_world_size, world_size))
         self.worker_slots = list(range(world_size))  # the slots of the group's workers, by rank
         self.timeout = RENDEZVOUS_SECONDS if timeout is None else timeout
+        # Workers of a synchronous group take the same steps: one that left before this one is done
+        # can never send its part again, so waiting for it is a failure (of this member alone).
+        self.in_step = in_step
         self.prefix = f"netforge:distributed:{group}:"
         self.members: dict[int, dict] = {}
         self.failure: str | None = None  # why the group cannot go on (set by the monitor)
@@ -230,6 +233,7 @@ class Rendezvous:
         slots = self._slots_of_group()
         others = [(slot, SERVER_RANK if slot == SERVER_RANK else self.worker_slots.index(slot))
                   for slot in slots if slot != self.slot]
+        left_since: dict[int, float] = {}
         while not self._stop.wait(HEARTBEAT_SECONDS):
             try:
                 pipe = self.client.pipeline()
@@ -250,6 +254,14 @@ class Rendezvous:
                 continue
             for index, (_, rank) in enumerate(others):
                 alive, left = states[2 * index], states[2 * index + 1]
+                if left and self.in_step and rank != SERVER_RANK:
+                    # Not at once: at the end of a run, a peer may leave a moment before this member
+                    # takes the last chunk it already sent.
+                    first_seen = left_since.setdefault(rank, time.monotonic())
+                    if time.monotonic() - first_seen > LIVENESS_SECONDS:
+                        self._fail(f"{member_name(rank)} finished {LIVENESS_SECONDS:.0f} s before this worker: the "
+                                   "workers of a synchronous group must take the same number of steps", rank)
+                        break
                 if not alive and not left:
                     member = self.members.get(rank, {})
                     reason = (f"{member_name(rank)} ({member.get('host', '?')}:{member.get('pid', '?')}) stopped "

@@ -31,7 +31,7 @@ class DataParallelWorker:
         self.rank, self.world_size, self.strategy = rank, world_size, strategy
         self.rendezvous = Rendezvous(redis_url, group, rank=rank, world_size=world_size,
                                      with_server=strategy == "ps", timeout=rendezvous_timeout,
-                                     min_world_size=min_world_size)
+                                     min_world_size=min_world_size, in_step=staleness is None)
         if staleness is not None and strategy != "ps":
             raise ValueError(f"a staleness bound needs the parameter-server strategy ('ps'), not {strategy!r}")
         self.staleness = staleness
