@@ -3,7 +3,8 @@
 Roles: ``train`` (a data-parallel trainer that saves its weights after every step to
 ``<out>/rank<r>-step<k>.npz``), ``allreduce`` (all-reduces buffers of the ``sizes``
 and saves the results and byte counts), ``server`` (the parameter server), ``idle`` (joins the
-group, then sleeps: a peer that stops answering), ``leave`` (joins, then leaves at once).
+group, then sleeps: a peer that stops answering), ``leave`` (joins, then leaves
+the group at once, its gRPC server still up).
 """
 
 from __future__ import annotations
@@ -85,8 +86,9 @@ def main(config: dict) -> int:
     if role == "idle":
         time.sleep(3600)
         return 0
-    if role == "leave":  # a worker that stops early (as if its epochs ran out first)
-        worker.finish()
+    if role == "leave":  # a worker that stops early (its epochs ran out first), its server still up
+        worker.rendezvous.leave()
+        time.sleep(60)
         return 0
     if role == "allreduce":
         results = {}

@@ -138,7 +138,11 @@ def test_a_worker_waiting_for_a_peer_that_finished_early_fails_instead_of_waitin
             "out": str(tmp_path), "sizes": [10], "timeout": 60}
     waiting = start_process({**base, "role": "allreduce", "rank": 0}, log_dir=tmp_path)
     leaving = start_process({**base, "role": "leave", "rank": 1}, log_dir=tmp_path)
-    assert wait_all([waiting, leaving], timeout=60, log_dir=tmp_path) == [3, 0], logs_of(tmp_path)
+    try:
+        assert wait_all([waiting], timeout=60, log_dir=tmp_path) == [3], logs_of(tmp_path)
+    finally:
+        leaving.kill()
+        leaving.wait(timeout=10)
     error = json.loads((tmp_path / "rank0-error.json").read_text())
     assert error["type"] == "PeerFailure"
     assert "worker rank 1 finished 3 s before this worker" in error["message"]
