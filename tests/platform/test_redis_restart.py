@@ -39,7 +39,9 @@ def follow_until_finished(user, run_id: int, socket: RunSocket, *, timeout: floa
 
 def test_a_run_survives_a_redis_restart_with_a_complete_record(platform, workspace):
     space = workspace(MOONS)
-    run = space.start_run(epochs=12, batch_size=16)
+    # 40,000 batches: several seconds, so that the run is still training when Redis is back
+    # (12 epochs lasted under 2 s once recording left the training process).
+    run = space.start_run(epochs=40, batch_size=16)
     socket = RunSocket(space.user.socket_url(run["id"]))
     socket.receive_until(lambda s: len(s.points) >= 20, timeout=60, what="the first points")
 
@@ -51,7 +53,7 @@ def test_a_run_survives_a_redis_restart_with_a_complete_record(platform, workspa
     assert finished.state == "succeeded", finished.error
     assert finished.attempt == 1  # not delivered twice, not taken over
     stored = assert_record_complete(run["id"])
-    assert sum(p["name"] == "loss" for p in stored) == 12 * 1000
+    assert sum(p["name"] == "loss" for p in stored) == 40 * 1000
     assert sorted(received, key=lambda p: p["seq"]) == stored
 
     # The worker and the web server reconnected: a new run is queued, trained and streamed.
