@@ -6,7 +6,8 @@ Starts, each as its own process group so that Ctrl-C stops all of them:
 - the database migrations and the demo user, project, graph and dataset (idempotent),
 - the ASGI server (uvicorn: Django + Channels),
 - the gRPC prediction server (``workers.serving.grpc_server``), beside it on the model store,
-- a Celery worker for the ``cpu`` queue, and one for ``gpu`` when CuPy finds a GPU (each worker
+- a Celery worker for the ``cpu`` queue with ``NETFORGE_WORKER_CONCURRENCY`` (4) slots, and one for
+  ``gpu`` when CuPy finds a GPU (each worker
   runs the watchdog that resumes or fails runs whose worker vanished, see ``workers/watchdog.py``).
 
 Then prints the URL and the login and waits. Every child's output is prefixed with its name.
@@ -144,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         grpc_port = free_port(int(env.get("NETFORGE_GRPC_PORT", "50051")))
         supervisor.start("grpc", [python, "-m", "workers.serving.grpc_server", "--host", args.host,
                                   "--port", str(grpc_port)], extra_env=serving_env)
+        # Four slots: a distributed run of up to 4 workers (or 3 and a parameter server) fits on this
+        # machine; single-worker runs take one slot each.
+        concurrency = env.get("NETFORGE_WORKER_CONCURRENCY", "4")
         supervisor.start("worker-cpu", [python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "cpu",
-                                        "--concurrency", "1", "--hostname", "cpu@%h", "--loglevel", "INFO"])
+                                        "--concurrency", concurrency, "--hostname", "cpu@%h", "--loglevel", "INFO"])
         sys.path.insert(0, str(ROOT))
         from engine.backend import gpu_available  # noqa: PLC0415
 
