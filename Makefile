@@ -59,8 +59,7 @@ crosscheck: $(BENCH_INSTALLED)
 
 # The gRPC protos' Python modules, serving and distributed training (committed; never edited by hand).
 protos: $(INSTALLED)
-	$(PY) -m workers.serving.generate_protos
-	$(PY) -m workers.distributed.generate_protos
+	$(PY) -m workers.generate_protos
 
 lock: $(BENCH_INSTALLED)
 	{ head -3 constraints.txt; $(PIP) freeze --exclude-editable | sed "s/+cpu//"; } > constraints.tmp && mv constraints.tmp constraints.txt

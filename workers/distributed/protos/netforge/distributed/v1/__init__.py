@@ -1,1 +1,1 @@
-"""Generated gRPC code of the distributed-training protos (see workers/distributed/generate_protos.py)."""
+"""Generated gRPC code of the distributed-training protos (see workers/generate_protos.py)."""

@@ -1,1 +1,1 @@
-"""Generated gRPC code of the serving protos (see workers/serving/generate_protos.py)."""
+"""Generated gRPC code of the serving protos (see workers/generate_protos.py)."""

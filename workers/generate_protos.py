@@ -1,6 +1,7 @@
-"""``make protos``: generate the Python modules of the serving protos with grpcio-tools.
+"""``make protos``: generate the Python modules of every proto under ``workers/*/protos`` (serving,
+distributed training) with grpcio-tools, in one step.
 
-The proto import paths mirror the Python package (``workers/serving/protos/...``), so the generated
+The proto import paths mirror the Python packages (``workers/serving/protos/...``), so a generated
 ``*_pb2_grpc.py`` imports its messages as ``workers.serving.protos.netforge.serving.v1.predict_pb2``.
 The generated files are committed and never edited by hand.
 """
@@ -10,14 +11,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-PROTOS = Path(__file__).resolve().parent / "protos"
+ROOT = Path(__file__).resolve().parents[1]
+WORKERS = Path(__file__).resolve().parent
 
 
 def main() -> int:
     from grpc_tools import protoc  # noqa: PLC0415  (a build-time tool: the `test` extra installs it)
 
-    sources = sorted(str(path.relative_to(ROOT)) for path in PROTOS.rglob("*.proto"))
+    sources = sorted(str(path.relative_to(ROOT)) for path in WORKERS.glob("*/protos/**/*.proto"))
     include = str(Path(protoc.__file__).parent / "_proto")
     status = protoc.main(["grpc_tools.protoc", f"-I{ROOT}", f"-I{include}", f"--python_out={ROOT}",
                           f"--pyi_out={ROOT}", f"--grpc_python_out={ROOT}", *sources])
