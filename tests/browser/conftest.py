@@ -44,7 +44,10 @@ class NetForge:
             pytest.fail("the frontend is not built: `make test` builds it (cd frontend && npm ci && npm run build)")
         env = {key: value for key, value in os.environ.items()
                if key not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
-        env.update(NETFORGE_HOME=str(self.home), PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+        # Any free port for gRPC too: 50051 lies in the ephemeral range, and the other tests' servers
+        # and clients on port 0 can hold it between make run's probe and the gRPC server's bind.
+        env.update(NETFORGE_HOME=str(self.home), NETFORGE_GRPC_PORT="0", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+                   OPENBLAS_NUM_THREADS="1")
         log = open(self.log_path, "w")  # noqa: SIM115 - the child writes it until stop()
         self.process = subprocess.Popen([sys.executable, "-m", "webapp.run", "--port", "0"], cwd=ROOT, env=env,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
