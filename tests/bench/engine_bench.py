@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy
@@ -193,3 +194,7 @@ def main() -> int:
               f"{vs_torch:8.2f}x {vs_numpy:8.2f}x  {'; '.join(checks)}")
     print(f"\n{missed} target(s) missed" if missed else "\nall targets met")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -217,3 +218,7 @@ def main() -> int:
     finally:
         Service.stop_all()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
