@@ -260,8 +260,9 @@ class ParameterServer:
         self.server.stop(grace=0.5)
 
 
-class ParameterServerClient:
-    """A worker's side: ``all_reduce(buffer)`` pushes this worker's buffer and replaces it by the sum."""
+class _ServerConnection:
+    """What both clients of the parameter server hold: the group, this worker's rank, the channel
+    to the server (rank ``SERVER_RANK`` of the rendezvous) and the bytes sent."""
 
     def __init__(self, group: str, *, rank: int, world_size: int, dtype,
                  timeout: float = transport.DEFAULT_TIMEOUT_SECONDS):
@@ -277,6 +278,14 @@ class ParameterServerClient:
         self._rendezvous = rendezvous
         self._channel = transport.make_channel(rendezvous.members[SERVER_RANK]["address"])
         self._stub = collectives_pb2_grpc.ParameterServerStub(self._channel)
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+
+
+class ParameterServerClient(_ServerConnection):
+    """A worker's side: ``all_reduce(buffer)`` pushes this worker's buffer and replaces it by the sum."""
 
     def all_reduce(self, buffer: numpy.ndarray) -> numpy.ndarray:
         if buffer.dtype != self.dtype or buffer.ndim != 1:
@@ -324,28 +333,9 @@ class ParameterServerClient:
                               rank=SERVER_RANK)
         return buffer
 
-    def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
 
-
-class AsyncParameterServerClient:
+class AsyncParameterServerClient(_ServerConnection):
     """A worker's side of the asynchronous server: ``set_weights`` (rank 0, once) and ``apply``."""
-
-    def __init__(self, group: str, *, rank: int, world_size: int, dtype,
-                 timeout: float = transport.DEFAULT_TIMEOUT_SECONDS):
-        self.group, self.rank, self.world_size = group, rank, world_size
-        self.dtype, self.timeout = numpy.dtype(dtype), timeout
-        self.counter = transport.ByteCounter()
-        self.collectives = 0
-        self._rendezvous: Rendezvous | None = None
-        self._channel = None
-        self._stub = None
-
-    def connect(self, rendezvous: Rendezvous) -> None:
-        self._rendezvous = rendezvous
-        self._channel = transport.make_channel(rendezvous.members[SERVER_RANK]["address"])
-        self._stub = collectives_pb2_grpc.ParameterServerStub(self._channel)
 
     def _call(self, what: str, function):
         calls = []
@@ -407,7 +397,3 @@ class AsyncParameterServerClient:
             return stopping
 
         return self._call(f"step {self.collectives} with the parameter server", exchange)
-
-    def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
