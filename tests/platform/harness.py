@@ -362,11 +362,20 @@ class RunSocket:
             except TimeoutError:
                 continue
 
+    @property
+    def caught_up(self) -> bool:
+        """The history and the catch-up after it have arrived: this client has every point the
+        run had recorded when it connected."""
+        if self.history is None:
+            return False
+        have = max((point["seq"] for point in self.points), default=0)
+        return max(have, self.history["last_sequence"]) >= self.history["catch_up_to"]
+
     def receive_until_finished(self, *, timeout: float) -> str:
         def finished(socket_):
             if socket_.states and socket_.states[-1]["state"] in FINISHED:
                 return True
-            return socket_.history is not None and socket_.history["state"] in FINISHED and not socket_.states
+            return socket_.caught_up and socket_.history["state"] in FINISHED and not socket_.states
 
         self.receive_until(finished, timeout=timeout, what="the run to finish")
         return self.states[-1]["state"] if self.states else self.history["state"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 
 from tests.platform.harness import MOONS, RunSocket, assert_record_complete, wait_for_run
@@ -54,13 +55,19 @@ def test_a_client_that_reconnects_with_after_gets_exactly_the_points_it_missed(w
     stored = assert_record_complete(run["id"])
     assert seen + sorted(second.points, key=lambda p: p["seq"]) == stored
 
-    # After the run: the history after K is exactly the stored points after K.
+    # After the run: the history after K, then the catch-up messages, are exactly the stored
+    # points after K, however many (the test settings' chunk is 500 points, so this takes several).
     wait_for_run(run["id"], lambda r: r.state == "succeeded", timeout=10, what="the run to succeed")
     middle = len(stored) // 2
+    chunk = settings.LIVE_CATCH_UP_CHUNK_POINTS
+    assert len(stored) - middle > 2 * chunk
     with RunSocket(space.user.socket_url(run["id"], after=middle)) as late:
-        late.receive_until(lambda s: s.history is not None, timeout=10, what="the history")
+        late.receive_until(lambda s: s.caught_up, timeout=10, what="the history and the catch-up")
     assert late.history["state"] == "succeeded"
+    assert late.history["last_sequence"] == middle + chunk
+    assert late.history["catch_up_to"] == len(stored)
     assert late.points == stored[middle:]
+    assert len(late.arrivals) == -(-(len(stored) - middle - chunk) // chunk)  # messages of <= chunk points
 
 
 def test_a_live_message_that_went_missing_is_filled_in_from_the_record(platform, workspace):

@@ -5,8 +5,12 @@ Protocol (server to client, JSON):
 1. ``{"type": "run.history", "run", "state", "last_sequence", "series": {name: {"steps", "epochs",
    "values", "wall_times", "sequences", "total"}}}``: the stored points, downsampled to
    ``HISTORY_MAX_POINTS`` per series (keeping minima and maxima); for a client that reconnects with
-   ``?after=<sequence>`` (it has the points up to it), exactly the points after it, unless it
-   missed more than ``CATCH_UP_MAX_POINTS`` (then those are downsampled too);
+   ``?after=<sequence>`` (it has the points up to it), exactly the points after it, however many:
+   the first ``LIVE_CATCH_UP_CHUNK_POINTS`` sequences in this message (its ``last_sequence`` says
+   how far it goes), the rest as ``run.points`` messages of at most that many points each (so that
+   no message outgrows a client's frame limit, 1 MiB by default in most libraries) up to
+   ``catch_up_to``, the run's last point at connect, before any live point. A client that has
+   received up to ``catch_up_to`` has the run's whole record as it was at connect;
 2. then ``{"type": "run.points", "points": [{"seq", "name", "step", "epoch", "value", "wall_time"}]}``
    and ``{"type": "run.state", "state", "epochs_completed", "error"?, "final_metrics"?}`` as they
    happen, and for a distributed run ``{"type": "run.worker", "rank", "state", "step",
@@ -26,13 +30,13 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 
 from webapp.runs import live
 from webapp.runs.models import Run
 from webapp.runs.selectors import run_list, run_metric_history
 
 HISTORY_MAX_POINTS = 2000
-CATCH_UP_MAX_POINTS = 20_000
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
@@ -54,9 +58,13 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group_name = live.run_group_name(self.run.pk)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
-        history = await database_sync_to_async(_history)(self.run, _query_int(self.scope, "after"))
+        after = _query_int(self.scope, "after")
+        history, newest = await database_sync_to_async(_history)(self.run, after, _chunk_points())
         self.last_sequence = history["last_sequence"]
-        await self.send_json({"type": "run.history", **history})
+        await self.send_json({"type": "run.history", **history, "catch_up_to": newest})
+        # A reconnect that missed more than one message holds: the rest, in order, before live points
+        # (which wait in the channel layer meanwhile; any it dropped are filled from the database).
+        await self.send_stored(through_sequence=newest)
 
     async def disconnect(self, code) -> None:
         if self.group_name:
@@ -70,11 +78,25 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         points = [point for point in event["points"] if point["seq"] > self.last_sequence]
         if not points:
             return
-        if points[0]["seq"] > self.last_sequence + 1:
-            missed = await database_sync_to_async(_stored_points)(self.run, self.last_sequence, points[0]["seq"])
+        missed_through = points[0]["seq"] - 1
+        if missed_through > self.last_sequence:
+            # The last chunk of what is missing goes with these points, in one message.
+            await self.send_stored(through_sequence=missed_through - _chunk_points())
+            missed = await database_sync_to_async(_stored_points)(self.run, self.last_sequence, missed_through)
             points = missed + points
         self.last_sequence = points[-1]["seq"]
         await self.send_json({"type": "run.points", "points": points})
+
+    async def send_stored(self, *, through_sequence: int) -> None:
+        """The stored points after ``self.last_sequence`` up to ``through_sequence`` as
+        ``run.points`` messages of at most ``LIVE_CATCH_UP_CHUNK_POINTS`` points each."""
+        chunk = _chunk_points()
+        while self.last_sequence < through_sequence:
+            until = min(through_sequence, self.last_sequence + chunk)
+            points = await database_sync_to_async(_stored_points)(self.run, self.last_sequence, until)
+            self.last_sequence = until
+            if points:
+                await self.send_json({"type": "run.points", "points": points})
 
     async def run_state(self, event: dict) -> None:
         await self.send_json(event)
@@ -87,39 +109,40 @@ def _user_run(user, run_id) -> Run | None:
     return run_list(user=user).filter(pk=run_id).first()
 
 
-def _history(run: Run, after_sequence: int) -> dict:
-    """The history up to the run's ``last_sequence`` as read now, after joining the group: every
-    point up to it is committed, and every later one is published after this read, so it arrives
-    live (a point committed while the series are read is left to the live message)."""
+def _history(run: Run, after_sequence: int, chunk_points: int) -> tuple[dict, int]:
+    """The ``run.history`` message and the run's ``last_sequence`` as read now, after joining the
+    group: every point up to it is committed, and every later one is published after this read, so
+    it arrives live (a point committed while the series are read is left to the live message).
+
+    A first connect gets the whole history downsampled; a reconnect (``after_sequence`` > 0) the
+    exact points of its first ``chunk_points`` sequences, the rest being the caller's to send."""
     run.refresh_from_db()
-    last_sequence = max(run.last_sequence, after_sequence)
-    exact = 0 < after_sequence and last_sequence - after_sequence <= CATCH_UP_MAX_POINTS
-    history = run_metric_history(run, max_points=None if exact else HISTORY_MAX_POINTS, after_sequence=after_sequence)
-    history["series"] = {name: _until(columns, last_sequence) for name, columns in history["series"].items()}
-    history["last_sequence"] = last_sequence
-    return history
+    newest = max(run.last_sequence, after_sequence)
+    if after_sequence > 0:
+        through = min(newest, after_sequence + chunk_points)
+        history = run_metric_history(run, after_sequence=after_sequence, through_sequence=through)
+    else:
+        through = newest
+        history = run_metric_history(run, max_points=HISTORY_MAX_POINTS, through_sequence=through)
+    history["last_sequence"] = through
+    return history, newest
 
 
-def _until(columns: dict, last_sequence: int) -> dict:
-    keep = [index for index, sequence in enumerate(columns["sequences"]) if sequence <= last_sequence]
-    if len(keep) == len(columns["sequences"]):
-        return columns
-    return {key: [values[index] for index in keep] if isinstance(values, list) else values
-            for key, values in columns.items()}
-
-
-def _stored_points(run: Run, after_sequence: int, before_sequence: int) -> list[dict]:
-    """Stored points with ``after_sequence < seq < before_sequence``, in order (a gap in the live stream)."""
-    series = run_metric_history(run, after_sequence=after_sequence)["series"]
+def _stored_points(run: Run, after_sequence: int, through_sequence: int) -> list[dict]:
+    """Stored points with ``after_sequence < seq <= through_sequence``, in sequence order."""
+    series = run_metric_history(run, after_sequence=after_sequence, through_sequence=through_sequence)["series"]
     points = [
         live.point_message(sequence=sequence, name=name, step=step, epoch=epoch, value=value, wall_time=wall_time)
         for name, columns in series.items()
         for sequence, step, epoch, value, wall_time in zip(
             columns["sequences"], columns["steps"], columns["epochs"], columns["values"], columns["wall_times"]
         )
-        if sequence < before_sequence
     ]
     return sorted(points, key=lambda point: point["seq"])
+
+
+def _chunk_points() -> int:
+    return max(1, int(settings.LIVE_CATCH_UP_CHUNK_POINTS))
 
 
 def _query_int(scope, name: str) -> int:

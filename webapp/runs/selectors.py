@@ -81,9 +81,10 @@ def checkpoint_list(*, run: Run) -> QuerySet[Checkpoint]:
 
 
 def run_metric_history(run: Run, *, names: list[str] | None = None, max_points: int | None = None,
-                       after_sequence: int = 0) -> dict:
-    """The run's stored metric points after ``after_sequence``, per series (``names``: only these),
-    each downsampled to at most ``max_points`` by min/max-preserving buckets (``None``: all).
+                       after_sequence: int = 0, through_sequence: int | None = None) -> dict:
+    """The run's stored metric points after ``after_sequence`` (and up to ``through_sequence``),
+    per series (``names``: only these), each downsampled to at most ``max_points`` by
+    min/max-preserving buckets (``None``: all).
 
     Returns ``{"run", "state", "last_sequence", "series": {name: {"steps", "epochs", "values",
     "wall_times", "sequences", "total"}}}``: ``last_sequence`` is the newest stored point's (of any
@@ -93,6 +94,8 @@ def run_metric_history(run: Run, *, names: list[str] | None = None, max_points: 
     """
     with transaction.atomic():
         points = MetricPoint.objects.filter(run=run, sequence__gt=after_sequence)
+        if through_sequence is not None:
+            points = points.filter(sequence__lte=through_sequence)
         newest = points.aggregate(newest=Max("sequence"))["newest"]
         if newest is not None:
             points = points.filter(sequence__lte=newest)

@@ -164,6 +164,9 @@ RUN_MAX_ATTEMPTS = int(os.environ.get("NETFORGE_MAX_ATTEMPTS", "3"))
 RUN_RECORDING_PROCESS = os.environ.get("NETFORGE_RECORDING_PROCESS", "1") != "0"
 # At most this many live messages a second per run (each carries every point since the last).
 LIVE_MAX_MESSAGES_PER_SECOND = float(os.environ.get("NETFORGE_LIVE_MESSAGES_PER_SECOND", "10"))
+# A reconnecting WebSocket client gets what it missed in messages of at most this many points
+# (5,000 points are about 450 kB of JSON, under the 1 MiB frame limit most clients default to).
+LIVE_CATCH_UP_CHUNK_POINTS = int(os.environ.get("NETFORGE_LIVE_CATCH_UP_CHUNK_POINTS", "5000"))
 
 LOGGING = {
     "version": 1,

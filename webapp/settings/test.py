@@ -13,3 +13,5 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RUN_HEARTBEAT_SECONDS = 0.5
 RUN_STALE_AFTER_SECONDS = 5.0
+# Small, so that the platform tests' reconnects (Redis restart, ?after=) are sent in several chunks.
+LIVE_CATCH_UP_CHUNK_POINTS = 500

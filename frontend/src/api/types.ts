@@ -224,7 +224,8 @@ export interface SeriesHistory {
 }
 
 export type RunMessage =
-  | { type: "run.history"; run: number; state: RunState; last_sequence: number; series: Record<string, SeriesHistory> }
+  // catch_up_to: on a reconnect, the points after last_sequence up to it follow as run.points.
+  | { type: "run.history"; run: number; state: RunState; last_sequence: number; catch_up_to: number; series: Record<string, SeriesHistory> }
   | { type: "run.points"; points: MetricPoint[] }
   | { type: "run.state"; state: RunState; epochs_completed: number; error?: string; final_metrics?: Record<string, number>; [key: string]: unknown };
 

@@ -52,7 +52,7 @@ function history(points: MetricPoint[], lastSequence: number, state = "running")
     columns.sequences.push(p.seq);
     columns.total++;
   }
-  return { type: "run.history", run: 7, state, last_sequence: lastSequence, series };
+  return { type: "run.history", run: 7, state, last_sequence: lastSequence, catch_up_to: lastSequence, series };
 }
 
 describe("LiveRunClient", () => {
