@@ -122,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir(parents=True, exist_ok=True)
     supervisor = Supervisor(env)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C stops everything even where SIGINT came ignored (a shell's `make run &`).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if "REDIS_URL" not in os.environ:
             redis_server = shutil.which("redis-server", path=str(BIN)) or shutil.which("redis-server")
