@@ -62,8 +62,8 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         history, newest = await database_sync_to_async(_history)(self.run, after, _chunk_points())
         self.last_sequence = history["last_sequence"]
         await self.send_json({"type": "run.history", **history, "catch_up_to": newest})
-        # A reconnect that missed more than one message holds: the rest, in order, before live points
-        # (which wait in the channel layer meanwhile; any it dropped are filled from the database).
+        # What a reconnect missed beyond the history's chunk, in order, before any live point (those
+        # wait in the channel layer meanwhile; any it drops are filled in from the database).
         await self.send_stored(through_sequence=newest)
 
     async def disconnect(self, code) -> None:
