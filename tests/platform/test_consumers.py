@@ -100,3 +100,35 @@ def test_a_live_message_that_went_missing_is_filled_in_from_the_record(platform,
     Run.objects.filter(pk=run["id"]).update(last_sequence=last)
     assert message["type"] == "run.points"
     assert message["points"] == stored[last - 4:]
+
+
+def test_the_final_state_comes_after_every_point_even_when_their_live_message_was_lost(platform, workspace):
+    # A lost live message, caused for real: the points are committed but never published (as when
+    # Redis drops the message); then the run's final state is published over the real channel layer.
+    import time as time_module
+
+    from asgiref.sync import async_to_sync
+    from channels_redis.core import RedisChannelLayer
+    from django.utils import timezone
+
+    from webapp.runs import live
+    from webapp.runs.models import MetricPoint, Run
+
+    space = workspace()
+    now = timezone.now()
+    run = Run.objects.create(project=space.project, graph_version=space.version, dataset=space.dataset,
+                             created_by=space.user.model, state=Run.State.RUNNING, attempt=1, started_at=now,
+                             heartbeat_at=now, hyperparameters={"epochs": 1})
+    with RunSocket(space.user.socket_url(run.pk)) as socket:
+        socket.receive_until(lambda s: s.history is not None, timeout=10, what="the history")
+        MetricPoint.objects.bulk_create(
+            MetricPoint(run=run, sequence=seq, name="loss", step=seq, epoch=seq / 10, value=1.0 / seq,
+                        wall_time=time_module.time()) for seq in range(1, 11))
+        Run.objects.filter(pk=run.pk).update(state=Run.State.SUCCEEDED, last_sequence=10, epochs_completed=1,
+                                             finished_at=timezone.now(), final_metrics={"loss": 0.1})
+        layer = RedisChannelLayer(hosts=[platform.redis_url])
+        async_to_sync(layer.group_send)(live.run_group_name(run.pk), live.state_message(Run.objects.get(pk=run.pk)))
+        assert socket.receive_until_finished(timeout=10) == "succeeded"
+
+    assert [p["seq"] for p in socket.points] == list(range(1, 11))
+    assert sorted(socket.points, key=lambda p: p["seq"]) == assert_record_complete(run.pk)

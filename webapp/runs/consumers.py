@@ -18,7 +18,8 @@ Protocol (server to client, JSON):
 
 The consumer joins the run's group before it reads the history, so nothing falls between the two;
 it forwards only points with a sequence above the last one the client has (none doubled), and if
-a live message went missing (Redis dropped it) it fills the gap from the database first (none lost).
+a live message went missing (Redis dropped it) it fills the gap from the database first, before the
+next points or the next state message, whichever comes first (none lost, even at the end of a run).
 
 Authentication: the session (browser) or ``?token=<API token>`` (scripts). Close codes: 4401 not
 authenticated, 4404 no such run among the user's.
@@ -99,6 +100,11 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "run.points", "points": points})
 
     async def run_state(self, event: dict) -> None:
+        # The points up to the state's last sequence come first, from the record where their live
+        # message was lost: a client that sees "succeeded" has every point of the run.
+        through = event.get("last_sequence") or 0
+        if through > self.last_sequence:
+            await self.send_stored(through_sequence=through)
         await self.send_json(event)
 
     async def run_worker(self, event: dict) -> None:

@@ -5,8 +5,9 @@ them to the WebSockets of that run. Two messages:
 
 - ``{"type": "run.points", "run": id, "points": [{"seq", "name", "step", "epoch", "value",
   "wall_time"}, ...]}``: every point since the previous message, in sequence order;
-- ``{"type": "run.state", "run": id, "state": ..., "epochs_completed": n}`` plus ``"error"``
-  (failed) and ``"final_metrics"`` (succeeded);
+- ``{"type": "run.state", "run": id, "state": ..., "epochs_completed": n, "last_sequence": k}`` plus
+  ``"error"`` (failed) and ``"final_metrics"`` (succeeded); ``last_sequence`` is the run's last
+  committed point, so a viewer can make sure it has every point up to it before the state;
 - ``{"type": "run.worker", "run": id, "rank", "world_size", "strategy", "host", "state", "step",
   "samples_per_second", "bytes_sent", "error", "wall_time"}``: one process of a distributed run
   (rank -1 is the parameter server) as it stands, about twice a second
@@ -88,7 +89,8 @@ def point_message(*, sequence: int, name: str, step: int, epoch: float, value: f
 
 def state_message(run) -> dict:
     """The ``run.state`` message for a Run as it stands."""
-    message = {"type": "run.state", "run": run.pk, "state": run.state, "epochs_completed": run.epochs_completed}
+    message = {"type": "run.state", "run": run.pk, "state": run.state, "epochs_completed": run.epochs_completed,
+               "last_sequence": run.last_sequence}
     if run.error:
         message["error"] = run.error
     if run.state == "succeeded":

@@ -1,4 +1,5 @@
-"""Development on one machine (make run): DEBUG on, a generated secret kept in NETFORGE_HOME."""
+"""One machine (make run, and any entry point that names no settings): a generated secret kept in
+NETFORGE_HOME; DEBUG off unless set (DEBUG=1 for tracebacks in pages), as in production."""
 
 import os
 import secrets
@@ -6,7 +7,7 @@ import secrets
 from webapp.settings.base import *  # noqa: F403
 from webapp.settings.base import NETFORGE_HOME, env_bool
 
-DEBUG = env_bool("DEBUG", True)
+DEBUG = env_bool("DEBUG", False)
 if not SECRET_KEY:  # noqa: F405
     key_file = NETFORGE_HOME / "secret_key"
     if not key_file.exists():
