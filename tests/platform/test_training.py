@@ -68,3 +68,27 @@ def test_cancel_stops_the_run_after_the_batch_in_progress(workspace):
     assert last_loss - requested_at < 1.0
     time.sleep(0.5)
     assert len(stored_points(run["id"])) == len(stored), "points were recorded after the cancel"
+
+
+def test_a_task_message_delivered_again_does_not_train_the_run_twice(platform, workspace):
+    # The broker delivering a run's message a second time (as Redis does past its visibility
+    # timeout) is caused for real: the same message, same task id, is sent again mid-run.
+    from celery import Celery
+
+    space = workspace(MOONS)
+    run = space.start_run(epochs=3, batch_size=32)
+    with RunSocket(space.user.socket_url(run["id"])) as socket:
+        socket.receive_until(lambda s: len(s.points) >= 20, timeout=60, what="the first points")
+        task_id = get_run(run["id"]).task_id
+        log_before = len(platform.worker.log_text())
+        sender = Celery(broker=platform.redis_url)
+        sender.send_task("workers.train_run", args=[run["id"]], task_id=task_id, queue="cpu")
+        sender.close()
+        assert socket.receive_until_finished(timeout=60) == "succeeded"
+    platform.worker.wait_for_log(f"run {run['id']}: not queued under task {task_id}; skipped", since=log_before,
+                                 timeout=30)
+
+    record = get_run(run["id"])
+    assert record.state == "succeeded" and record.attempt == 1
+    stored = assert_record_complete(run["id"])
+    assert sum(p["name"] == "loss" for p in stored) == 3 * 500
