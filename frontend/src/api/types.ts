@@ -21,6 +21,9 @@ export interface PortSchema {
   variadic?: boolean;
   optional?: boolean;
   differentiable?: boolean;
+  /** The ranks the port takes, batch axis included: [min, max], max null for no upper bound;
+   *  omitted for any rank. */
+  rank?: [number, number | null];
 }
 
 export interface OpSchema {

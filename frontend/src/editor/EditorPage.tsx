@@ -13,7 +13,7 @@ import { documentKey, emptyDocument, fromDocument, parseEditorDocument, toDocume
 import { History } from "../graph/history";
 import { edgeId, nextId } from "../graph/ids";
 import { buildElkGraph, positionsFromElk } from "../graph/layout";
-import { checkConnection, nodePorts } from "../graph/ports";
+import { checkConnection, nodePorts, type InferredTensor } from "../graph/ports";
 import { EDGE_TYPE, NODE_TYPE, ROLE_INPUT_NAME, type GraphEdge, type GraphNode, type InputRole } from "../graph/types";
 import {
   createBuiltinDataset, fetchBuiltinDatasets, fetchCatalog, fetchDatasets, fetchProject, fetchVersion, fetchVersions,
@@ -185,13 +185,20 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
   }, [showDocument]);
 
   // -- live validation ----------------------------------------------------------------------
+  // Which canvas the report in the store describes, so that connection checks trust its shapes
+  // only while the canvas is still that one.
+  const validatedKey = useRef<string | null>(null);
+  const currentKey = useRef(docKey);
+  currentKey.current = docKey;
   useEffect(() => {
     let stale = false;
+    const key = docKey;
     const timer = window.setTimeout(() => {
       setValidating(true);
       validateDocument(document_)
         .then((result) => {
           if (stale) return;
+          validatedKey.current = key;
           setReport(result);
           setValidationFailed(null);
         })
@@ -216,17 +223,23 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
   const graphRef = useRef({ nodes, edges });
   graphRef.current = { nodes, edges };
 
+  // What validation inferred for a connection's source port (dtype and shape), or null while the
+  // report describes an earlier canvas (its node of that id may have changed since).
+  const inferredSource = useCallback((connection: Connection | GraphEdge): InferredTensor | null => {
+    if (validatedKey.current !== currentKey.current) return null;
+    return useEditorStore.getState().report?.nodes[connection.source]?.outputs[connection.sourceHandle ?? ""] ?? null;
+  }, []);
+
   const isValidConnection = useCallback((connection: Connection | GraphEdge) => {
-    const sourceDtype = report?.nodes[connection.source]?.outputs[connection.sourceHandle ?? ""]?.dtype;
-    const check = checkConnection(graphRef.current, connection, lookup, sourceDtype);
+    const check = checkConnection(graphRef.current, connection, lookup, inferredSource(connection));
     const reason = check.ok ? null : check.reason;
     lastCheck.current = reason;
     setConnectHint((current) => (reason === null ? null : current?.reason === reason ? current : { reason, ...pointer.current }));
     return check.ok;
-  }, [lookup, report]);
+  }, [lookup, inferredSource]);
 
   const onConnect = useCallback((connection: Connection) => {
-    const check = checkConnection(graphRef.current, connection, lookup);
+    const check = checkConnection(graphRef.current, connection, lookup, inferredSource(connection));
     if (!check.ok) {
       setToast(check.reason);
       return;
@@ -236,7 +249,7 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
       type: EDGE_TYPE, source: connection.source, target: connection.target,
       sourceHandle: connection.sourceHandle ?? null, targetHandle: connection.targetHandle ?? null, data: {},
     }]);
-  }, [lookup]);
+  }, [lookup, inferredSource]);
 
   const onConnectEnd: OnConnectEnd = useCallback((_event, state) => {
     if (!state.isValid && state.toHandle && lastCheck.current) setToast(`Not connected: ${lastCheck.current}`);

@@ -4,7 +4,7 @@ import { Handle, Position, type NodeProps } from "@xyflow/react";
 import { memo } from "react";
 import { formatShape } from "../graph/format";
 import { keyParams } from "../graph/params";
-import { nodePorts } from "../graph/ports";
+import { describeRank, nodePorts } from "../graph/ports";
 import type { GraphNode } from "../graph/types";
 import { useEditorStore } from "./store";
 
@@ -39,7 +39,7 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
       <div className="nf-node-ports">
         <div className="nf-node-inputs">
           {ports.inputs.map((port) => (
-            <div key={port.name} className="nf-port nf-port-in" title={`${port.name}: ${port.dtype}${port.variadic ? ", takes several" : ""}${port.doc ? ` — ${port.doc}` : ""}`}>
+            <div key={port.name} className="nf-port nf-port-in" title={`${port.name}: ${port.dtype}${port.rank ? `, ${describeRank(port.rank)}` : ""}${port.variadic ? ", takes several" : ""}${port.doc ? ` — ${port.doc}` : ""}`}>
               <Handle type="target" position={Position.Left} id={port.name} className={`dtype-${port.dtype}${port.variadic ? " variadic" : ""}`} />
               <span>{port.name}{port.variadic ? "…" : ""}</span>
             </div>

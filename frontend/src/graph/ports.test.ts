@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { fromDocument } from "./document";
-import { checkConnection, dtypeClass, nodePorts, reaches } from "./ports";
+import { checkConnection, describeRank, describeShape, dtypeClass, nodePorts, rankRange, reaches } from "./ports";
 import { mlpDocument, testLookup } from "./testing";
 import type { Graph } from "./types";
 
@@ -24,6 +24,28 @@ describe("ports", () => {
     expect(nodePorts("loss", {}, testLookup).inputs).toMatchObject([{ name: "in", dtype: "any" }]);
     expect(nodePorts("concat", {}, testLookup).inputs).toMatchObject([{ name: "x", variadic: true }]);
     expect(nodePorts("no_such_op", {}, testLookup)).toEqual({ inputs: [], outputs: [] });
+  });
+
+  it("carries the ranks a port takes, and leaves them out where any rank will do", () => {
+    expect(nodePorts("conv2d", {}, testLookup).inputs[0].rank).toEqual([4, 4]);
+    expect(nodePorts("batch_norm", {}, testLookup).inputs[0].rank).toEqual([2, null]);
+    expect(nodePorts("relu", {}, testLookup).inputs[0]).not.toHaveProperty("rank");
+  });
+
+  it("reads only well-formed rank ranges from the catalog", () => {
+    expect(rankRange([1, 3])).toEqual([1, 3]);
+    expect(rankRange([0, null])).toEqual([0, null]);
+    for (const malformed of [undefined, null, 4, [4], [3, 2], [-1, 2], [1.5, 2], ["4", "4"], [null, 4]]) {
+      expect(rankRange(malformed)).toBeUndefined();
+    }
+  });
+
+  it("words ranks and shapes the way the refusals show them", () => {
+    expect(describeRank([4, 4])).toBe("4-D");
+    expect(describeRank([2, 4])).toBe("2-D to 4-D");
+    expect(describeRank([2, null])).toBe("2-D or higher");
+    expect(describeShape([null, 128])).toBe("[?, 128]");
+    expect(describeShape([])).toBe("[]");
   });
 });
 
@@ -49,7 +71,47 @@ describe("checkConnection", () => {
 
   it("prefers the dtype validation inferred for the source", () => {
     const graph = graphWith([{ id: "embedding_1", type: "embedding" }]);
-    expect(checkConnection(graph, { source: "dense_1", sourceHandle: "out", target: "embedding_1", targetHandle: "indices" }, testLookup, "int32").ok).toBe(true);
+    expect(checkConnection(graph, { source: "dense_1", sourceHandle: "out", target: "embedding_1", targetHandle: "indices" }, testLookup, { dtype: "int32" }).ok).toBe(true);
+  });
+
+  it("refuses a source whose inferred rank the target port does not take, and says both", () => {
+    const graph = graphWith([{ id: "fc1", type: "dense" }, { id: "conv1", type: "conv2d" }]);
+    const connection = { source: "fc1", sourceHandle: "out", target: "conv1", targetHandle: "x" };
+    expect(checkConnection(graph, connection, testLookup, { dtype: "float32", shape: [null, 128] })).toEqual({
+      ok: false, reason: "port 'x' of 'conv1' takes 4-D tensors, 'fc1' gives [?, 128] (2-D)",
+    });
+    expect(checkConnection(graph, connection, testLookup, { dtype: "float32", shape: [null, 3, 28, 28] })).toEqual({ ok: true });
+  });
+
+  it("lets any shape through while it is unknown", () => {
+    const graph = graphWith([{ id: "conv1", type: "conv2d" }]);
+    const connection = { source: "dense_1", sourceHandle: "out", target: "conv1", targetHandle: "x" };
+    expect(checkConnection(graph, connection, testLookup)).toEqual({ ok: true });
+    expect(checkConnection(graph, connection, testLookup, { dtype: "float32" })).toEqual({ ok: true });
+    expect(checkConnection(graph, connection, testLookup, { dtype: "float32", shape: null })).toEqual({ ok: true });
+  });
+
+  it("takes ranks from the minimum up when the range has no maximum", () => {
+    const graph = graphWith([{ id: "bn", type: "batch_norm" }]);
+    const connection = { source: "dense_1", sourceHandle: "out", target: "bn", targetHandle: "x" };
+    expect(checkConnection(graph, connection, testLookup, { shape: [null, 8, 4, 4, 4] }).ok).toBe(true);
+    const check = checkConnection(graph, connection, testLookup, { shape: [8] });
+    expect(check).toEqual({ ok: false, reason: "port 'x' of 'bn' takes 2-D or higher tensors, 'dense_1' gives [8] (1-D)" });
+  });
+
+  it("lets ports without a rank range take any rank, scalars included", () => {
+    const graph = graphWith([{ id: "relu_1", type: "relu" }]);
+    const connection = { source: "dense_1", sourceHandle: "out", target: "relu_1", targetHandle: "x" };
+    expect(checkConnection(graph, connection, testLookup, { shape: [] }).ok).toBe(true);
+    expect(checkConnection(graph, connection, testLookup, { shape: [null, 1, 2, 3, 4, 5] }).ok).toBe(true);
+  });
+
+  it("reports a dtype mismatch before a rank mismatch", () => {
+    const graph = graphWith([{ id: "conv1", type: "conv2d" }]);
+    const check = checkConnection(graph, { source: "y", sourceHandle: "out", target: "conv1", targetHandle: "x" }, testLookup,
+      { dtype: "int64", shape: [null] });
+    expect(check.ok).toBe(false);
+    if (!check.ok) expect(check.reason).toMatch(/takes float tensors, 'y' gives int/);
   });
 
   it("allows one edge per ordinary input port", () => {

@@ -1,10 +1,14 @@
-// Which ports a node has and which connections the canvas accepts: dtype classes, one edge per
-// non-variadic input, no self loops, no cycles. The server checks shapes; this refuses early what
-// can never work, with a reason the user can act on.
+// Which ports a node has and which connections the canvas accepts: dtype classes, ranks (when
+// validation has inferred the source's shape), one edge per non-variadic input, no self loops, no
+// cycles. The server checks shapes fully; this refuses early what can never work, with a reason
+// the user can act on.
 import type { OpSchema } from "../api/types";
 import { INPUT_HANDLE, SINK_HANDLE, type Graph } from "./types";
 
 export type DtypeClass = "float" | "int" | "any";
+
+/** Ranks a port takes, batch axis included: [min, max], max null for no upper bound. */
+export type RankRange = [number, number | null];
 
 export interface Port {
   name: string;
@@ -12,6 +16,8 @@ export interface Port {
   variadic: boolean;
   optional: boolean;
   doc: string;
+  /** Absent: any rank. */
+  rank?: RankRange;
 }
 
 export interface NodePorts {
@@ -29,8 +35,36 @@ export function dtypeClass(dtype: string | undefined | null): DtypeClass {
   return "any";
 }
 
-function port(name: string, dtype: DtypeClass, doc = "", variadic = false, optional = false): Port {
-  return { name, dtype, variadic, optional, doc };
+function port(name: string, dtype: DtypeClass, doc = "", variadic = false, optional = false, rank?: RankRange): Port {
+  return rank ? { name, dtype, variadic, optional, doc, rank } : { name, dtype, variadic, optional, doc };
+}
+
+/** The catalog's `rank`, or undefined (any rank) when it is absent or not a [min, max] pair. */
+export function rankRange(value: unknown): RankRange | undefined {
+  if (!Array.isArray(value) || value.length !== 2) return undefined;
+  const [min, max] = value as unknown[];
+  if (!Number.isInteger(min) || (min as number) < 0) return undefined;
+  if (max === null) return [min as number, null];
+  if (!Number.isInteger(max) || (max as number) < (min as number)) return undefined;
+  return [min as number, max as number];
+}
+
+export function rankAllowed(rank: number, range: RankRange | undefined): boolean {
+  if (!range) return true;
+  return rank >= range[0] && (range[1] === null || rank <= range[1]);
+}
+
+/** [4, 4] -> "4-D", [2, 4] -> "2-D to 4-D", [2, null] -> "2-D or higher". */
+export function describeRank(range: RankRange): string {
+  const [min, max] = range;
+  if (max === min) return `${min}-D`;
+  if (max === null) return `${min}-D or higher`;
+  return `${min}-D to ${max}-D`;
+}
+
+/** `[null, 128]` -> "[?, 128]": the unknown (batch) axis as "?". */
+export function describeShape(shape: readonly (number | null)[]): string {
+  return `[${shape.map((size) => (size === null ? "?" : String(size))).join(", ")}]`;
 }
 
 /** The ports of a node of `kind` (an op name or a special type); unknown ops have none. */
@@ -42,8 +76,8 @@ export function nodePorts(kind: string, fields: Record<string, unknown>, lookup:
   const op = lookup(kind);
   if (!op) return { inputs: [], outputs: [] };
   return {
-    inputs: op.inputs.map((p) => port(p.name, dtypeClass(p.dtype), p.doc, !!p.variadic, !!p.optional)),
-    outputs: op.outputs.map((p) => port(p.name, dtypeClass(p.dtype), p.doc)),
+    inputs: op.inputs.map((p) => port(p.name, dtypeClass(p.dtype), p.doc, !!p.variadic, !!p.optional, rankRange(p.rank))),
+    outputs: op.outputs.map((p) => port(p.name, dtypeClass(p.dtype), p.doc, false, false, rankRange(p.rank))),
   };
 }
 
@@ -80,15 +114,22 @@ export interface ConnectionRequest {
 
 export type ConnectionCheck = { ok: true } | { ok: false; reason: string };
 
+/** What the latest validation inferred for a source port; either part may be unknown. */
+export interface InferredTensor {
+  dtype?: string | null;
+  shape?: readonly (number | null)[] | null;
+}
+
 /**
- * Whether the canvas accepts an edge. `sourceDtype` (optional) is the dtype validation inferred
- * for the source port, more precise than the catalog's class ("any" outputs).
+ * Whether the canvas accepts an edge. `inferred` (optional) is what validation inferred for the
+ * source port: its dtype is more precise than the catalog's class ("any" outputs), and its shape
+ * lets a port that takes only some ranks refuse the others. Unknown shapes are let through.
  */
 export function checkConnection(
   graph: Graph,
   connection: ConnectionRequest,
   lookup: OpLookup,
-  sourceDtype?: string | null,
+  inferred?: InferredTensor | null,
 ): ConnectionCheck {
   const { source, target } = connection;
   if (source === target) return { ok: false, reason: "a node cannot feed itself" };
@@ -101,9 +142,16 @@ export function checkConnection(
   const into = targetPorts.inputs.find((p) => p.name === (connection.targetHandle ?? targetPorts.inputs[0]?.name));
   if (!out) return { ok: false, reason: `'${source}' has no output port '${connection.sourceHandle ?? ""}'` };
   if (!into) return { ok: false, reason: `'${target}' has no input port '${connection.targetHandle ?? ""}'` };
-  const fromClass = sourceDtype ? dtypeClass(sourceDtype) : out.dtype;
+  const fromClass = inferred?.dtype ? dtypeClass(inferred.dtype) : out.dtype;
   if (!dtypesCompatible(fromClass, into.dtype)) {
     return { ok: false, reason: `port '${into.name}' of '${target}' takes ${into.dtype} tensors, '${source}' gives ${fromClass}` };
+  }
+  const shape = inferred?.shape;
+  if (into.rank && Array.isArray(shape) && !rankAllowed(shape.length, into.rank)) {
+    return {
+      ok: false,
+      reason: `port '${into.name}' of '${target}' takes ${describeRank(into.rank)} tensors, '${source}' gives ${describeShape(shape)} (${shape.length}-D)`,
+    };
   }
   const taken = graph.edges.filter((edge) => edge.target === target && (edge.targetHandle ?? into.name) === into.name);
   if (taken.some((edge) => edge.source === source && (edge.sourceHandle ?? out.name) === out.name)) {

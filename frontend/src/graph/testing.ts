@@ -14,6 +14,10 @@ export const TEST_OPS: OpSchema[] = [
     params: [{ name: "units", type: "int", doc: "output features", required: true, minimum: 1 }], has_weights: true,
   }),
   op("relu", [{ name: "x", dtype: "float", doc: "" }]),
+  op("conv2d", [{ name: "x", dtype: "float", doc: "", rank: [4, 4] }], {
+    params: [{ name: "filters", type: "int", doc: "output channels", required: true, minimum: 1 }], has_weights: true,
+  }),
+  op("batch_norm", [{ name: "x", dtype: "float", doc: "", rank: [2, null] }]),
   op("embedding", [{ name: "indices", dtype: "int", doc: "" }]),
   op("concat", [{ name: "x", dtype: "float", doc: "", variadic: true }]),
   op("softmax_cross_entropy", [{ name: "logits", dtype: "float", doc: "" }, { name: "labels", dtype: "any", doc: "" }], { is_loss: true }),
