@@ -142,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         # The serving processes run small batches: a BLAS thread pool per forward costs more than
         # it brings (a batch of 32 through the MLP: 3.5 ms with a pool, 0.45 ms without).
         serving_env = {name: env.get(name, "1") for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        grpc_port = free_port(int(env.get("NETFORGE_GRPC_PORT", "50051")))
+        env["NETFORGE_GRPC_PORT"] = str(grpc_port)  # the web app shows it in the endpoints' grpcurl examples
         supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
                                  "--port", str(port), "--no-access-log"], extra_env=serving_env)
-        grpc_port = free_port(int(env.get("NETFORGE_GRPC_PORT", "50051")))
         supervisor.start("grpc", [python, "-m", "workers.serving.grpc_server", "--host", args.host,
                                   "--port", str(grpc_port)], extra_env=serving_env)
         # Four slots: a distributed run of up to 4 workers (or 3 and a parameter server) fits on this

@@ -104,6 +104,7 @@ api = [
 
 # KServe v2 / Open Inference Protocol (async views, API keys)
 open_inference = [
+    path("", endpoints_serving.v2_server, name="v2-server-slash"),
     path("health/live", endpoints_serving.v2_live, name="v2-live"),
     path("health/ready", endpoints_serving.v2_ready, name="v2-ready"),
     path("models/<slug:name>", endpoints_serving.v2_model, name="v2-model"),
@@ -116,6 +117,7 @@ open_inference = [
 
 urlpatterns = [
     path("api/", include(api)),
+    path("v2", endpoints_serving.v2_server, name="v2-server"),
     path("v2/", include(open_inference)),
     path("admin/", admin.site.urls),
     # everything else is a page of the browser app (its own router decides what to show)

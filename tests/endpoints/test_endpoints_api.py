@@ -107,6 +107,8 @@ def test_metadata_health_and_readiness(client, published):
     assert metadata["source"]["run"] and metadata["label_names"][3] == "3"
     assert client.get("/api/v1/endpoints/digits/ready").status_code == 200
     assert client.get("/v2/health/live").json() == {"live": True}
+    server = client.get("/v2").json()
+    assert server["name"] == "netforge" and server["version"] and server["extensions"] == []
     assert client.get("/v2/health/ready").status_code == 200
     model = client.get("/v2/models/digits", HTTP_X_API_KEY=key).json()
     assert model["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 64]}]
@@ -247,6 +249,12 @@ def test_endpoint_settings_and_delete(client, published, serving_settings):
     assert client.delete("/api/v1/endpoints/digits").status_code == 204
     assert not (serving_settings.ARTIFACT_ROOT / "endpoints" / str(endpoint_id)).exists()
     assert client.get("/api/v1/endpoints/digits").status_code == 404
+
+
+def test_the_endpoint_names_the_grpc_port_for_its_examples(client, published, settings):
+    settings.NETFORGE_GRPC_PORT = 50123
+    urls = client.get("/api/v1/endpoints/digits").json()["urls"]
+    assert urls["grpc_port"] == "50123" and urls["grpc_method"] == "netforge.serving.v1.PredictionService/Predict"
 
 
 def test_create_endpoint_and_duplicate_names(client, other_client, serving_settings):

@@ -8,6 +8,7 @@ database and published through the REST API.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 import threading
@@ -166,6 +167,25 @@ def test_rest_and_grpc_answer_like_the_engine_and_refuse_what_they_should(server
     assert code == grpc.StatusCode.NOT_FOUND and "no version 7" in details
     oversized = numpy.zeros((20000, 64), numpy.float32)  # 5 MB, over the 4 MiB limit
     assert status_of(lambda: grpc_predict(stub, "digits", key, oversized))[0] == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # The same refusals from the real ASGI server's prediction fast path (webapp/endpoints/asgi.py).
+    def rest_error(content, key_header: dict, path: str = "/api/v1/endpoints/digits/predict") -> tuple[int, dict]:
+        response = httpx.post(f"{servers.base_url}{path}", content=content, timeout=30,
+                              headers={"Content-Type": "application/json", **key_header})
+        return response.status_code, response.json().get("error", response.json())
+
+    body = json.dumps({"instances": rows[:2].tolist()})
+    assert rest_error(body, {})[0] == 401
+    assert rest_error(body, {"Authorization": "Bearer nfk_wrong"})[0] == 401
+    status, error = rest_error(json.dumps({"instances": rows[:2, :63].tolist()}), {"Authorization": f"Bearer {key}"})
+    assert status == 400 and error["details"]["field"] == "instances" and "expected shape [N, 64]" in error["message"]
+    status, error = rest_error(json.dumps({"instances": [["a"] * 64]}), {"Authorization": f"Bearer {key}"})
+    assert status == 400 and "expected numbers (float32), got strings" in error["message"]
+    status, error = rest_error(b"{not json", {"Authorization": f"Bearer {key}"})
+    assert status == 400 and "JSON" in error["message"]
+    status, _ = rest_error(json.dumps({"inputs": [{"name": "x", "shape": [1, 63], "datatype": "FP32",
+                                                    "data": [0.0] * 63}]}),
+                           {"Authorization": f"Bearer {key}"}, path="/v2/models/digits/infer")
+    assert status == 400
     too_big = httpx.post(f"{servers.base_url}/api/v1/endpoints/digits/predict", content=b"[" + b"0," * 2_200_000 + b"0]",
                          headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=30)
     assert too_big.status_code == 413

@@ -7,6 +7,7 @@ The prediction routes themselves are async views in ``webapp.endpoints.serving``
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -54,7 +55,8 @@ class EndpointSerializer(serializers.ModelSerializer):
         base = f"/api/v1/endpoints/{endpoint.name}"
         return {"predict": f"{base}/predict", "metadata": f"{base}/metadata", "health": f"{base}/health",
                 "ready": f"{base}/ready", "v2_infer": f"/v2/models/{endpoint.name}/infer",
-                "grpc_method": "netforge.serving.v1.PredictionService/Predict"}
+                "grpc_method": "netforge.serving.v1.PredictionService/Predict",
+                "grpc_port": str(settings.NETFORGE_GRPC_PORT)}
 
 
 class EndpointCreateSerializer(serializers.Serializer):

@@ -209,6 +209,20 @@ async def ready(request, name: str, number: int | None = None):
 
 # -- KServe v2 / Open Inference Protocol --------------------------------------------------------------------
 
+async def v2_server(request):
+    """Server metadata of the Open Inference Protocol (``GET /v2``)."""
+    return JsonResponse({"name": "netforge", "version": _server_version(), "extensions": []})
+
+
+def _server_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("netforge")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 async def v2_live(request):
     return JsonResponse({"live": True})
 

@@ -8,7 +8,6 @@ import { Sparkline } from "./Sparkline";
 import type { ApiKey, Endpoint, EndpointMetrics, ModelVersion } from "./types";
 import "./endpoints.css";
 
-const GRPC_PORT = 50051;
 
 export function EndpointPage() {
   const { name = "" } = useParams();
@@ -68,7 +67,7 @@ export function EndpointPage() {
   const defaultVersion = versions.find((version) => version.is_default);
   const inputs = featureInputs(defaultVersion ?? versions[0]);
   const origin = window.location.origin;
-  const grpcHost = `${window.location.hostname}:${GRPC_PORT}`;
+  const grpcHost = `${window.location.hostname}:${endpoint.urls.grpc_port ?? "50051"}`;
   const minutes = metrics?.minutes ?? [];
 
   return (
