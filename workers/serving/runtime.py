@@ -258,6 +258,9 @@ class ServingRuntime:
             if digest not in route.key_hashes:
                 raise Unauthenticated(f"the API key is not valid for endpoint {name!r} (unknown or revoked)")
         number = version if version is not None else self.active.get(name, route.default)
+        if number is None and await self._refresh_on_miss():  # a version published since the last read
+            route = self.routes.get(name, route)
+            number = self.active.get(name, route.default)
         if number is None:
             raise Unavailable(f"endpoint {name!r} has no ready version yet; publish a run to it")
         target = route.versions.get(number)
