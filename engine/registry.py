@@ -143,6 +143,9 @@ class Port:
 
     A ``variadic`` input takes a list of tensors (concat); an ``optional`` one may be left out;
     no gradient flows into a port that is not ``differentiable`` (thresholded labels, masks).
+    ``rank`` is (minimum, maximum) of the ranks the shape rule accepts, maximum ``None`` for
+    unbounded, or ``None`` for any rank: the editor refuses a connection of another rank while it
+    is drawn, the shape rule (which must agree, as the test suite checks) after.
     """
 
     name: str
@@ -151,6 +154,18 @@ class Port:
     variadic: bool = False
     optional: bool = False
     differentiable: bool = True
+    rank: tuple[int, int | None] | None = None
+
+    def __post_init__(self):
+        if self.rank is not None:
+            low, high = self.rank
+            assert low >= 0 and (high is None or high >= low), self.rank
+
+    def accepts_rank(self, rank: int) -> bool:
+        if self.rank is None:
+            return True
+        low, high = self.rank
+        return low <= rank and (high is None or rank <= high)
 
     def accepts(self, dtype: str) -> bool:
         if self.dtype == "any":
@@ -169,6 +184,8 @@ class Port:
             data["optional"] = True
         if not self.differentiable:
             data["differentiable"] = False
+        if self.rank is not None:
+            data["rank"] = list(self.rank)
         return data
 
 

@@ -2,7 +2,8 @@
 the editor as one node that can be opened, and expanded into their inner nodes before analysis.
 
 A block document (``"format": "netforge.block/1"``) declares a name, category, doc, a parameter
-schema (the op catalog's ``Param`` fields), named input ports, and ``nodes`` in the graph format
+schema (the op catalog's ``Param`` fields), named input ports (``name``, ``dtype``, ``doc`` and
+``rank`` [min, max] as an op's ports have them), and ``nodes`` in the graph format
 where a string ``"$name"`` stands for a block parameter (in ``params``) or a block input (in
 ``inputs``). A node with ``"when": "$flag"`` exists only when that boolean parameter is true; a
 reference ``"a|b"`` takes the first of its alternatives that exists. ``outputs`` maps each output
@@ -43,7 +44,8 @@ class Block:
         self.category: str = document.get("category", "blocks")
         self.doc: str = document["doc"]
         self.params = tuple(_param(entry) for entry in document.get("params", []))
-        self.inputs = tuple(Port(entry["name"], entry.get("dtype", "float"), entry.get("doc", ""))
+        self.inputs = tuple(Port(entry["name"], entry.get("dtype", "float"), entry.get("doc", ""),
+                                 rank=tuple(entry["rank"]) if entry.get("rank") is not None else None)
                             for entry in document["inputs"])
         self.outputs = tuple(Port(name, "float", "") for name in document["outputs"])
         self.nodes: list[dict] = document["nodes"]

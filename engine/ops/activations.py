@@ -6,7 +6,7 @@ import math
 
 from engine.backend import array_module, special
 from engine.ops._util import normalize_axis
-from engine.registry import Op, Param, TensorType, register
+from engine.registry import Op, Param, Port, TensorType, register
 
 
 class Activation(Op):
@@ -80,6 +80,7 @@ class Softmax(Activation):
     name = "softmax"
     doc = "exp(x) / sum(exp(x)) along an axis; VJP s * (g - sum(g s))."
     params = (Param("axis", "int", -1, "axis that sums to one"),)
+    inputs = (Port("x", rank=(1, None)),)
 
     def infer(self, p, x):
         normalize_axis(p.axis, x.rank)
@@ -103,6 +104,7 @@ class LogSoftmax(Activation):
     name = "log_softmax"
     doc = "x - logsumexp(x) along an axis; VJP g - softmax(x) * sum(g)."
     params = (Param("axis", "int", -1, "axis to normalise over"),)
+    inputs = (Port("x", rank=(1, None)),)
 
     def infer(self, p, x):
         normalize_axis(p.axis, x.rank)

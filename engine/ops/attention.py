@@ -24,8 +24,18 @@ def _check_pair(a: TensorType, b: TensorType, axis: int, a_name: str, b_name: st
 
 
 def _mask_type(mask: TensorType | None, batch: tuple, lq, lk) -> None:
-    if mask is not None:
-        broadcast_shapes(mask.shape, (*batch, lq, lk), field="inputs.mask")
+    """The mask must broadcast to the scores (*batch, Lq, Lk) without enlarging them: each of its
+    axes, aligned from the right, is 1 or the scores' size (an unknown size matches any)."""
+    if mask is None:
+        return
+    scores = (*batch, lq, lk)
+    broadcast_shapes(mask.shape, scores, field="inputs.mask")
+    widened = mask.rank > len(scores) or any(
+        m not in (1, None) and s is not None and m != s for m, s in zip(reversed(mask.shape), reversed(scores)))
+    if widened:
+        raise ShapeError(f"mask {format_shape(mask.shape)} must broadcast to the attention scores "
+                         f"{format_shape(scores)} (batch..., queries, keys) without adding axes or sizes: "
+                         f"give it at most {len(scores)} axes, each 1 or the scores' size", field="inputs.mask")
 
 
 def attend(q, k, v, mask, causal: bool, scale: float):
@@ -74,9 +84,9 @@ class ScaledDotProductAttention(Op):
         Param("scale", "float", None, "multiplies the scores; null means 1 / sqrt(d)", minimum=0.0, nullable=True),
     )
     inputs = (
-        Port("query", doc="(..., Lq, d)"),
-        Port("key", doc="(..., Lk, d)"),
-        Port("value", doc="(..., Lk, dv)"),
+        Port("query", doc="(..., Lq, d)", rank=(2, None)),
+        Port("key", doc="(..., Lk, d)", rank=(2, None)),
+        Port("value", doc="(..., Lk, dv)", rank=(2, None)),
         Port("mask", "any", "1 (or true) where query i may attend to key j, 0 elsewhere; broadcasts to (..., Lq, Lk)",
              optional=True, differentiable=False),
     )
@@ -133,11 +143,11 @@ class MultiHeadAttention(Op):
         Param("kernel_init", "choice", "glorot_uniform", "initializer of the projections", choices=INITIALIZER_NAMES),
     )
     inputs = (
-        Port("query", doc="(N, Lq, Dq)"),
-        Port("key", doc="(N, Lk, Dk); left out: the query (self-attention)", optional=True),
-        Port("value", doc="(N, Lk, Dv); left out: the key", optional=True),
-        Port("mask", "any", "1 where query i may attend to key j; broadcasts to (N, heads, Lq, Lk)",
-             optional=True, differentiable=False),
+        Port("query", doc="(N, Lq, Dq)", rank=(3, 3)),
+        Port("key", doc="(N, Lk, Dk); left out: the query (self-attention)", optional=True, rank=(3, 3)),
+        Port("value", doc="(N, Lk, Dv); left out: the key", optional=True, rank=(3, 3)),
+        Port("mask", "any", "1 where query i may attend to key j; broadcasts to (N, heads, Lq, Lk), e.g. "
+             "(N, 1, 1, Lk) from sequence_mask", optional=True, differentiable=False, rank=(0, 4)),
     )
     projections = ("query", "key", "value")
 

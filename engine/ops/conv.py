@@ -14,7 +14,7 @@ from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops import _windows
 from engine.ops._util import scratch
-from engine.registry import Op, Param, TensorType, Weight, register
+from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 
 def window_params(*, kernel_default=None, stride_default=(1,), padding_default=(0,), dilation: bool = True,
@@ -138,6 +138,7 @@ class Convolution(Op):
 class Conv2d(Convolution):
     name = "conv2d"
     rank = 2
+    inputs = (Port("x", doc="images (N, C, H, W)", rank=(4, 4)),)
     doc = ("2-D convolution of (N, C, H, W) by W (filters, C/groups, kh, kw): out[n, f] = b[f] + "
            "sum_c W[f, c] * x[n, c] over each strided, dilated window; gives (N, filters, H', W').")
 
@@ -146,5 +147,6 @@ class Conv2d(Convolution):
 class Conv1d(Convolution):
     name = "conv1d"
     rank = 1
+    inputs = (Port("x", doc="sequences, channels first: (N, C, L)", rank=(3, 3)),)
     doc = ("1-D convolution of (N, C, L) by W (filters, C/groups, k): out[n, f, t] = b[f] + "
            "sum_{c, i} W[f, c, i] * x[n, c, t*stride + i*dilation]; gives (N, filters, L').")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from engine.backend import array_module
-from engine.ops._util import broadcast_shapes, sum_to
+from engine.errors import ShapeError
+from engine.ops._util import broadcast_shapes, format_shape, sum_to
 from engine.registry import Op, Param, Port, TensorType, register
 
 
@@ -15,8 +16,6 @@ class Binary(Op):
 
     def infer(self, p, a: TensorType, b: TensorType) -> TensorType:
         if a.dtype != b.dtype:
-            from engine.errors import ShapeError  # noqa: PLC0415
-
             raise ShapeError(f"operands have different dtypes {a.dtype} and {b.dtype}", field="inputs.b")
         return TensorType(broadcast_shapes(a.shape, b.shape, field="inputs.b"), a.dtype)
 
@@ -40,6 +39,38 @@ class Add(Binary):
     def backward(self, ctx, p, g):
         sa, sb = ctx.shapes
         return (sum_to(g, sa) if ctx.needs[0] else None, sum_to(g, sb) if ctx.needs[1] else None)
+
+
+@register
+class ResidualAdd(Op):
+    name = "residual_add"
+    category = "layers"
+    doc = ("x + shortcut, the join of a residual connection. Unlike add it never broadcasts: the shapes must be "
+           "equal, so a shortcut of another shape is projected first (a 1x1 conv2d, a dense layer).")
+    inputs = (Port("x", doc="the residual branch's output"),
+              Port("shortcut", doc="the block's input, or its projection to x's shape"))
+
+    def infer(self, p, x: TensorType, shortcut: TensorType) -> TensorType:
+        if x.dtype != shortcut.dtype:
+            raise ShapeError(f"x is {x.dtype} but shortcut is {shortcut.dtype}", field="inputs.shortcut")
+        differ = [axis for axis, (a, b) in enumerate(zip(x.shape, shortcut.shape))
+                  if a is not None and b is not None and a != b]
+        if x.rank != shortcut.rank or differ:
+            where = (f"ranks {x.rank} and {shortcut.rank}" if x.rank != shortcut.rank else
+                     f"size {x.shape[differ[0]]} against {shortcut.shape[differ[0]]} at axis {differ[0]}")
+            raise ShapeError(
+                f"x {format_shape(x.shape)} and shortcut {format_shape(shortcut.shape)} must have the same shape "
+                f"({where}); project the shortcut to x's shape first, e.g. with a 1x1 conv2d of x's channels and "
+                f"stride for images, or a dense layer of x's features",
+                field="inputs.shortcut",
+            )
+        return TensorType(tuple(b if a is None else a for a, b in zip(x.shape, shortcut.shape)), x.dtype)
+
+    def forward(self, ctx, p, x, shortcut):
+        return x + shortcut
+
+    def backward(self, ctx, p, g):
+        return (g if ctx.needs[0] else None, g if ctx.needs[1] else None)
 
 
 @register

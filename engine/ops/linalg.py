@@ -13,7 +13,7 @@ class Matmul(Op):
     name = "matmul"
     category = "math"
     doc = "Matrix product a @ b over the last two axes, batch axes broadcast."
-    inputs = (Port("a", doc="(..., n, k)"), Port("b", doc="(..., k, m)"))
+    inputs = (Port("a", doc="(..., n, k)", rank=(2, None)), Port("b", doc="(..., k, m)", rank=(2, None)))
 
     def infer(self, p, a: TensorType, b: TensorType) -> TensorType:
         if a.rank < 2 or b.rank < 2:
@@ -48,6 +48,7 @@ class Dense(Op):
     name = "dense"
     category = "layers"
     doc = "Fully connected layer over the last axis: y = x W + b."
+    inputs = (Port("x", doc="(..., features)", rank=(1, None)),)
     params = (
         Param("units", "int", doc="output features", minimum=1, maximum=1_000_000),
         Param("use_bias", "bool", True, "add a learned bias"),

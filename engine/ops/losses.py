@@ -14,7 +14,7 @@ class Loss(Op):
     category = "losses"
     is_loss = True
     params = (REDUCTION,)
-    inputs = (Port("prediction", doc="model output"), Port("target", "any", doc="true values"))
+    inputs = (Port("prediction", doc="model output", rank=(1, None)), Port("target", "any", doc="true values"))
 
     def infer(self, p, prediction: TensorType, target: TensorType) -> TensorType:
         if _squeeze_last(prediction.shape) != _squeeze_last(target.shape) or len(prediction.shape) == 0:
@@ -109,7 +109,7 @@ class SoftmaxCrossEntropy(Op):
     doc = "Cross-entropy of softmax(logits) against class indices or one-hot / probability labels."
     params = (REDUCTION, Param("label_smoothing", "float", 0.0, "mix labels with the uniform distribution", minimum=0.0, maximum=1.0))
     inputs = (
-        Port("logits", doc="unnormalised scores (..., classes)"),
+        Port("logits", doc="unnormalised scores (..., classes)", rank=(1, None)),
         Port("labels", "any", doc="class indices (...) as integers, or one-hot (..., classes) as floats"),
     )
 
@@ -190,7 +190,8 @@ class SoftmaxCrossEntropy(Op):
 class SigmoidCrossEntropy(Loss):
     name = "sigmoid_cross_entropy"
     doc = "Binary cross-entropy on logits (log loss): mean(log(1 + e^z) - y z), labels 0/1."
-    inputs = (Port("logits", doc="one score per example (or per label)"), Port("labels", "any", doc="0/1 targets"))
+    inputs = (Port("logits", doc="one score per example (or per label)", rank=(1, None)),
+              Port("labels", "any", doc="0/1 targets"))
 
     def forward(self, ctx, p, logits, labels):
         xp = array_module(logits)
@@ -220,7 +221,7 @@ class Hinge(Loss):
     doc = "Hinge loss of a margin classifier: mean(max(0, margin - y f)), labels 0/1 or -1/+1."
     params = (REDUCTION, Param("margin", "float", 1.0, "required margin (0 gives the perceptron loss)", minimum=0.0))
     inputs = (
-        Port("scores", doc="one score per example"),
+        Port("scores", doc="one score per example", rank=(1, None)),
         Port("labels", "any", doc="0/1 or -1/+1 targets", differentiable=False),
     )
 

@@ -11,7 +11,7 @@ import math
 
 from engine.errors import ShapeError
 from engine.ops._util import format_shape
-from engine.registry import Op, Param, TensorType, Weight, register
+from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 
 def _normalized_backward(g, x_hat, inv_std, gamma, axes):
@@ -28,6 +28,7 @@ def _normalized_backward(g, x_hat, inv_std, gamma, axes):
 class BatchNorm(Op):
     name = "batch_norm"
     category = "normalization"
+    inputs = (Port("x", doc="(N, C) or (N, C, ...): normalized per channel (axis 1)", rank=(2, None)),)
     doc = ("Batch normalization over axis 1 of (N, C) or (N, C, ...): in training y = gamma * (x - mean_B) / "
            "sqrt(var_B + epsilon) + beta with batch statistics, which also update running averages; in eval the "
            "running averages replace them.")
@@ -106,6 +107,7 @@ class BatchNorm(Op):
 class LayerNorm(Op):
     name = "layer_norm"
     category = "normalization"
+    inputs = (Port("x", doc="(N, ...): each sample normalized over its last axes", rank=(2, None)),)
     doc = ("Layer normalization over each sample's last k axes: y = gamma * (x - mean) / sqrt(var + epsilon) + beta, "
            "mean and var taken over those axes; gamma and beta have their shape.")
     params = (

@@ -12,13 +12,16 @@ from engine.errors import ShapeError
 from engine.ops import _windows
 from engine.ops._util import format_shape
 from engine.ops.conv import window_params
-from engine.registry import Op, Param, TensorType, register
+from engine.registry import Op, Param, Port, TensorType, register
+
+IMAGE = Port("x", doc="images (N, C, H, W)", rank=(4, 4))
 
 
 class Pooling(Op):
     """Shared by max and average pooling: stride defaults to the kernel size (no overlap)."""
 
     category = "pooling"
+    inputs = (IMAGE,)
     params = window_params(kernel_default=(2,), stride_default=None, padding_default=(0,), dilation=False,
                            padding_choices=("valid", "same"))
     pad_value: ClassVar[float] = 0.0
@@ -117,6 +120,7 @@ def _image(x: TensorType) -> None:
 class GlobalAvgPool2d(Op):
     name = "global_avg_pool2d"
     category = "pooling"
+    inputs = (IMAGE,)
     doc = "Mean over the spatial axes: (N, C, H, W) -> (N, C), out[n, c] = mean_{y, x} x[n, c, y, x]."
 
     def infer(self, p, x: TensorType) -> TensorType:
@@ -142,6 +146,7 @@ class GlobalAvgPool2d(Op):
 class Upsample2d(Op):
     name = "upsample2d"
     category = "pooling"
+    inputs = (IMAGE,)
     doc = ("Nearest-neighbour upsampling of (N, C, H, W) by integer factors: "
            "out[n, c, y, x] = x[n, c, y // sh, x // sw], giving (N, C, H*sh, W*sw).")
     params = (Param("scale_factor", "int_list", (2,), "repeat count per axis: one int, or [sh, sw]",

@@ -27,11 +27,13 @@ class Embedding(Op):
                                             "looks up zeros and gets no gradient; null for none",
               minimum=0, maximum=100_000_000, nullable=True),
     )
-    inputs = (Port("indices", "int", doc="integer ids of any shape, e.g. (N, fields)", differentiable=False),)
+    inputs = (Port("indices", "int", doc="integer ids (N, ...), e.g. (N, fields)", differentiable=False, rank=(1, None)),)
 
     def infer(self, p, indices: TensorType) -> TensorType:
         if not indices.dtype.startswith("int"):
             raise ShapeError(f"indices must be integers, got {indices.dtype}", field="inputs.indices")
+        if indices.rank < 1:
+            raise ShapeError("indices need a batch axis, (N,) or (N, ...), got a scalar ()", field="inputs.indices")
         if p.padding_index is not None and p.padding_index >= p.vocab_size:
             raise ShapeError(f"padding_index {p.padding_index} must be below vocab_size {p.vocab_size}",
                              field="params.padding_index")
@@ -82,7 +84,7 @@ class FMInteraction(Op):
         "0.5 * sum_k[(sum_f x)^2 - sum_f x^2], i.e. the sum over field pairs of <x_i, x_j>."
     )
     params = (Param("reduce", "bool", True, "sum over the K embedding components to give (N, 1); else (N, K)"),)
-    inputs = (Port("x", doc="field embeddings (N, fields, dim)"),)
+    inputs = (Port("x", doc="field embeddings (N, fields, dim)", rank=(3, 3)),)
 
     def infer(self, p, x: TensorType) -> TensorType:
         if x.rank != 3:

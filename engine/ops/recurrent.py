@@ -327,9 +327,9 @@ class Recurrent(Op):
 
     category = "recurrent"
     inputs = (
-        Port("x", doc="sequences, batch first: (N, T, features)"),
+        Port("x", doc="sequences, batch first: (N, T, features)", rank=(3, 3)),
         Port("lengths", "int", doc="optional (N,) true lengths; steps at and after them are padding",
-             optional=True, differentiable=False),
+             optional=True, differentiable=False, rank=(1, 1)),
     )
     outputs = (Port("out", doc="(N, T, units * directions) with return_sequences, else the last state "
                                "(N, units * directions)"),)

@@ -36,6 +36,7 @@ class Reshape(ShapeOp):
     name = "reshape"
     doc = "Reshape each sample: (N, ...) -> (N, *shape), one size may be -1 (inferred)."
     params = (Param("shape", "shape", doc="the new per-sample shape, without the batch axis; -1 once at most"),)
+    inputs = (Port("x", doc="(N, ...)", rank=(1, None)),)
 
     def infer(self, p, x: TensorType) -> TensorType:
         _needs_batch_axis(x)
@@ -76,6 +77,7 @@ class Flatten(ShapeOp):
     name = "flatten"
     doc = "Flatten the axes from start_axis on into one: (N, a, b, c) -> (N, a*b*c) for start_axis 1."
     params = (Param("start_axis", "int", 1, "first axis to flatten; the axes before it are kept", minimum=1),)
+    inputs = (Port("x", doc="(N, ...) with at least one axis after the batch", rank=(2, None)),)
 
     def infer(self, p, x: TensorType) -> TensorType:
         if p.start_axis >= x.rank:
@@ -134,7 +136,7 @@ class Concat(ShapeOp):
     name = "concat"
     doc = "Join tensors along an axis; every other axis must have the same size."
     params = (Param("axis", "int", -1, "axis to join along, negative from the end"),)
-    inputs = (Port("x", doc="the tensors to join, in order", variadic=True),)
+    inputs = (Port("x", doc="the tensors to join, in order", variadic=True, rank=(1, None)),)
 
     def infer(self, p, xs: list[TensorType]) -> TensorType:
         first = xs[0]
@@ -195,6 +197,7 @@ class Slice(ShapeOp):
         Param("stop", "int", None, "index to stop before, negative from the end; null runs to the end", nullable=True),
         Param("step", "int", 1, "stride", minimum=1),
     )
+    inputs = (Port("x", rank=(1, None)),)
 
     def infer(self, p, x: TensorType) -> TensorType:
         axis = axis_of(p.axis, x.shape)

@@ -89,6 +89,8 @@ CASES: list[Case] = [
     Case("add", (F((4, 3)), F((4, 3)))),
     Case("add", (F((4, 3)), F((3,))), name="broadcast-row"),
     Case("add", (F((2, 1, 3)), F((4, 1))), name="broadcast-both"),
+    Case("residual_add", (F((2, 3)), F((2, 3)))),
+    Case("residual_add", (F((2, 3, 2, 2)), F((2, 3, 2, 2))), name="images"),
     Case("subtract", (F((4, 3)), F((4, 1)))),
     Case("multiply", (F((4, 3)), F((3,)))),
     Case("multiply", (F((2, 3, 4)), F((2, 1, 4))), name="broadcast-middle"),
@@ -170,7 +172,9 @@ CASES: list[Case] = [
 ]
 
 # Ops without a gradient of their own (they stop the flow); each still has a shape-rule case.
-NON_DIFFERENTIABLE = [Case("step", (F((4, 5)),))]
+NON_DIFFERENTIABLE = [
+    Case("step", (F((4, 5)),)),
+]
 
 import tests.engine.op_cases_recurrent  # noqa: E402, F401 - appends the recurrent layers' cases to CASES
 

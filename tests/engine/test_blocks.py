@@ -28,7 +28,7 @@ def resnet_spec(projection: bool = True) -> dict:
 
 def test_catalog_lists_blocks_with_their_inner_graph():
     entries = {entry["name"]: entry for entry in engine.catalog()["ops"]}
-    for name in ("conv_bn_relu", "resnet_basic_block"):
+    for name in ("conv_bn_relu", "resnet_basic_block", "lstm_classifier_head"):
         entry = entries[name]
         assert entry["kind"] == "block" and entry["block"] is True
         assert entry["graph"]["nodes"] and entry["graph"]["outputs"]
@@ -51,8 +51,10 @@ def test_blocks_expand_with_prefixed_ids_and_infer_shapes():
 def test_errors_inside_a_block_name_the_block_node():
     report = validate(resnet_spec(projection=False))
     assert [(e["node"], e["field"], e["code"]) for e in report.errors] == [
-        ("res2", "block.add.inputs.b", "shape_mismatch")]
-    assert "resnet_basic_block" in report.errors[0]["message"]
+        ("res2", "block.add.inputs.shortcut", "shape_mismatch")]
+    message = report.errors[0]["message"]
+    assert "resnet_basic_block" in message and "project the shortcut" in message
+    assert "(N, 8, 4, 4)" in message and "(N, 4, 8, 8)" in message
 
 
 def test_bad_block_parameters_are_reported_once():
@@ -77,6 +79,22 @@ def test_every_block_definition_is_valid_alone():
     for name in blocks.block_names():
         block = blocks.get_block(name)
         assert block.doc and block.inputs and block.outputs
+
+
+def test_block_input_ranks_lie_inside_the_ranks_of_the_ports_they_feed():
+    for name in blocks.block_names():
+        block = blocks.get_block(name)
+        for port in block.inputs:
+            fed = [next(inner_port for inner_port in engine.get_op(node["op"]).inputs if inner_port.name == inner_name)
+                   for node in block.nodes for inner_name, ref in node.get("inputs", {}).items()
+                   if f"${port.name}" in str(ref).split("|")]
+            assert fed, (name, port.name)
+            for inner_port in fed:
+                if inner_port.rank is not None:
+                    assert port.rank is not None, f"{name}.{port.name} feeds {inner_port} but declares no rank"
+                    low, high = port.rank
+                    inside_above = inner_port.rank[1] is None if high is None else inner_port.accepts_rank(high)
+                    assert inner_port.accepts_rank(low) and inside_above, (name, port.name, inner_port)
 
 
 def test_lstm_classifier_head_block():

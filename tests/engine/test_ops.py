@@ -7,6 +7,8 @@ import numpy
 import pytest
 
 from engine import backend, registry, testing
+from engine.errors import ShapeError
+from engine.registry import TensorType
 from tests.engine.op_cases import CASES, NON_DIFFERENTIABLE
 
 ALL_CASES = CASES + NON_DIFFERENTIABLE
@@ -44,6 +46,63 @@ def test_catalog_entries_are_complete_and_json_ready():
         for param in op["params"]:
             assert param["type"] in registry.PARAM_TYPES
             assert param["required"] or "default" in param
+
+
+def _ranked_ports() -> list[tuple[str, int]]:
+    """(op, input index) of every op input port that declares the ranks it accepts."""
+    return [(name, index) for name in registry.op_names()
+            for index, port in enumerate(registry.get_op(name).inputs) if port.rank is not None]
+
+
+def _with_rank(shape: tuple, rank: int) -> tuple:
+    """The shape cut to its last ``rank`` axes, or widened by leading axes of size 1 (which any
+    broadcasting accepts), so that only the rank is wrong."""
+    return shape[len(shape) - rank:] if rank <= len(shape) else (1,) * (rank - len(shape)) + shape
+
+
+@pytest.mark.parametrize(("op_name", "index"), _ranked_ports(), ids=lambda value: str(value))
+def test_declared_port_rank_agrees_with_the_shape_rule(op_name, index):
+    """The editor refuses a connection by the catalog's ``rank``; the shape rule must refuse the
+    same ranks, and accept the ranks of the op's cases, which must lie inside the declared range."""
+    op = registry.get_op(op_name)
+    port = op.inputs[index]
+    low, high = port.rank
+    case = next(c for c in ALL_CASES if c.op == op_name and c.inputs[index] is not None)
+    p, errors = op.resolve(case.params)
+    assert not errors
+    types = [testing.tensor_type(value, batch_unknown=True) for value in case.make_inputs("float32")]
+    given = types[index] if port.variadic else [types[index]]
+    assert all(port.accepts_rank(t.rank) for t in given), f"case {case.id} gives {port.name} a rank outside {port.rank}"
+    op.infer(p, *types)
+    outside = [rank for rank in (low - 1, None if high is None else high + 1) if rank is not None and rank >= 0]
+    assert outside or high is not None, "a range [0, unbounded] constrains nothing: declare no rank"
+    for rank in outside:
+        wrong = [TensorType(_with_rank(t.shape, rank), t.dtype) for t in given]
+        types_wrong = list(types)
+        types_wrong[index] = wrong if port.variadic else wrong[0]
+        with pytest.raises(ShapeError):
+            op.infer(p, *types_wrong)
+            pytest.fail(f"{op_name}: the shape rule accepts '{port.name}' of rank {rank}, outside {port.rank}")
+
+
+def test_catalog_publishes_port_ranks():
+    entries = {entry["name"]: entry for entry in registry.catalog()["ops"]}
+
+    def ranks(name):
+        return {port["name"]: port.get("rank") for port in entries[name]["inputs"]}
+
+    assert ranks("conv2d") == {"x": [4, 4]}
+    assert ranks("conv1d") == {"x": [3, 3]}
+    assert ranks("max_pool2d") == ranks("avg_pool2d") == ranks("global_avg_pool2d") == ranks("upsample2d") == {"x": [4, 4]}
+    assert ranks("batch_norm") == {"x": [2, None]}
+    assert ranks("lstm") == ranks("gru") == ranks("rnn") == {"x": [3, 3], "lengths": [1, 1]}
+    assert ranks("embedding") == {"indices": [1, None]}
+    assert ranks("multi_head_attention") == {"query": [3, 3], "key": [3, 3], "value": [3, 3], "mask": [0, 4]}
+    assert ranks("scaled_dot_product_attention")["query"] == [2, None]
+    assert ranks("dense") == {"x": [1, None]}
+    assert ranks("resnet_basic_block") == {"x": [4, 4]}
+    assert ranks("lstm_classifier_head") == {"x": [3, 3]}
+    assert "rank" not in entries["add"]["inputs"][0]  # any rank: the key is left out
 
 
 @pytest.mark.skipif(not backend.gpu_available(), reason="CuPy with a CUDA GPU is not available on this machine")
