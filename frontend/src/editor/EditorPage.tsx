@@ -473,7 +473,8 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
   // -- keyboard -----------------------------------------------------------------------------
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
-      if (isTyping(event.target) || saveOpen || trainVersion !== null) return;
+      // A dialog (a block, the drawn diff of two versions) has the keyboard, not the canvas behind it.
+      if (isTyping(event.target) || saveOpen || trainVersion !== null || document.querySelector("[aria-modal='true']")) return;
       const mod = event.ctrlKey || event.metaKey;
       const key = event.key.toLowerCase();
       if (mod && key === "z" && !event.shiftKey) { event.preventDefault(); undo(); }

@@ -1,12 +1,13 @@
-// Saved versions: load one, or compare two (or one with the canvas). The diff is listed and its
-// added and changed nodes are marked on the canvas.
-import { useEffect, useMemo, useState } from "react";
+// Saved versions: load one, or compare two (or one with the canvas). The diff is listed, drawn as
+// one graph in a dialog, and, while the canvas holds the newer side, its added and changed nodes
+// are outlined on the canvas.
+import { useCallback, useEffect, useMemo, useState } from "react";
 import type { EditorDocument, GraphVersion, GraphVersionSummary } from "../api/types";
 import { errorMessage } from "../api/client";
-import { diffDocuments, isEmptyDiff, type GraphDiff } from "../graph/diff";
-import { formatValue } from "../graph/format";
+import { diffDocuments, formatChangeValue, isEmptyDiff, type GraphDiff } from "../graph/diff";
 import { fetchVersion } from "./api";
 import { useEditorStore, type DiffMark } from "./store";
+import { VersionDiffDialog } from "./VersionDiffDialog";
 
 interface VersionsPanelProps {
   projectId: number;
@@ -25,7 +26,10 @@ export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, on
   const [from, setFrom] = useState<string>(() => (loadedVersionId ? String(loadedVersionId) : versions[0] ? String(versions[0].id) : ""));
   const [to, setTo] = useState<string>(CANVAS);
   const [error, setError] = useState<string | null>(null);
+  const [drawn, setDrawn] = useState<{ before: EditorDocument; after: EditorDocument; beforeLabel: string; afterLabel: string } | null>(null);
   const setDiffMarks = useEditorStore((state) => state.setDiffMarks);
+  const ops = useEditorStore((state) => state.ops);
+  const lookup = useCallback((name: string) => ops.get(name), [ops]);
 
   async function version(id: number): Promise<GraphVersion> {
     if (documents[id]) return documents[id];
@@ -44,15 +48,18 @@ export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, on
   const before = documentOf(from);
   const after = documentOf(to);
   const diff: GraphDiff | null = useMemo(() => (before && after ? diffDocuments(before, after) : null), [before, after]);
+  // Outlines mark nodes by id, so they only mean something on a canvas that holds the newer side
+  // (positions aside); on any other they would mark the wrong graph.
+  const canvasShowsAfter = useMemo(() => to === CANVAS || (!!after && isEmptyDiff(diffDocuments(after, canvas))), [to, after, canvas]);
 
   useEffect(() => {
     const marks: Record<string, DiffMark> = {};
-    if (diff) {
+    if (diff && canvasShowsAfter) {
       for (const node of diff.addedNodes) marks[node.id] = "added";
       for (const node of diff.changedNodes) marks[node.id] = "changed";
     }
     setDiffMarks(marks);
-  }, [diff, setDiffMarks]);
+  }, [diff, canvasShowsAfter, setDiffMarks]);
   useEffect(() => () => setDiffMarks({}), [setDiffMarks]);
 
   async function load(id: number) {
@@ -100,6 +107,14 @@ export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, on
             </select>
           </div>
           {!diff ? <p className="muted">Loading…</p> : isEmptyDiff(diff) ? <p className="muted">No differences between {label(from)} and {label(to)}.</p> : (
+            <>
+            <button data-testid="draw-diff" disabled={!before || !after}
+              onClick={() => before && after && setDrawn({ before, after, beforeLabel: label(from), afterLabel: label(to) })}>
+              Draw the difference
+            </button>
+            <p className="muted nf-diff-note">
+              {canvasShowsAfter ? "Added and changed nodes are outlined on the canvas." : `The canvas does not hold ${label(to)}, so nothing is outlined on it.`}
+            </p>
             <ul className="nf-diff-list">
               {diff.addedNodes.map((node) => (
                 <li key={`+${node.id}`} className="added"><button className="link" onClick={() => onSelectNode(node.id)}>+ {node.id}</button> <span className="muted">{node.type}</span></li>
@@ -109,16 +124,18 @@ export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, on
                 <li key={`~${node.id}`} className="changed">
                   <button className="link" onClick={() => onSelectNode(node.id)}>~ {node.id}</button>
                   <ul>{node.changes.map((change) => (
-                    <li key={change.field}><code>{change.field}</code>: {change.before === undefined ? "unset" : formatValue(change.before)} → {change.after === undefined ? "unset" : formatValue(change.after)}</li>
+                    <li key={change.field}><code>{change.field}</code>: {formatChangeValue(change.before)} → {formatChangeValue(change.after)}</li>
                   ))}</ul>
                 </li>
               ))}
               {diff.addedEdges.map((edge) => <li key={`+e${edge.id}`} className="added">+ edge {edge.source}.{edge.sourceHandle} → {edge.target}.{edge.targetHandle}</li>)}
               {diff.removedEdges.map((edge) => <li key={`-e${edge.id}`} className="removed">− edge {edge.source}.{edge.sourceHandle} → {edge.target}.{edge.targetHandle}</li>)}
             </ul>
+            </>
           )}
         </section>
       )}
+      {drawn && <VersionDiffDialog {...drawn} lookup={lookup} onClose={() => setDrawn(null)} />}
     </aside>
   );
 }
