@@ -174,6 +174,9 @@ CASES: list[Case] = [
 # Ops without a gradient of their own (they stop the flow); each still has a shape-rule case.
 NON_DIFFERENTIABLE = [
     Case("step", (F((4, 5)),)),
+    Case("sequence_mask", (I((3,), 5),), {"steps": 4}),  # lengths 0..4 of 4 steps
+    Case("sequence_mask", (I((3,), 5),), {"steps": 4, "form": "attention"}, name="attention"),
+    Case("sequence_mask", (I((2,), 3),), {"steps": 2, "form": "attention_single_head"}, name="attention-single-head"),
 ]
 
 import tests.engine.op_cases_recurrent  # noqa: E402, F401 - appends the recurrent layers' cases to CASES
