@@ -392,7 +392,8 @@ def _recurrent(builder, node, args, weights, types):
             onnx_layout(weights.get(f"recurrent_bias{name}", numpy.zeros_like(weights[f"bias{name}"])))])
             for name in names])
         inputs = [sequence, builder.constant(f"{tag}/W_l{layer}", kernel),
-                  builder.constant(f"{tag}/R_l{layer}", recurrent), builder.constant(f"{tag}/B_l{layer}", bias), lengths]
+                  builder.constant(f"{tag}/R_l{layer}", recurrent), builder.constant(f"{tag}/B_l{layer}", bias),
+                  lengths]
         last_layer = layer == p.num_layers - 1
         wants_sequence = not last_layer or p.return_sequences
         states, last = builder.outputs(onnx_op, inputs, [f"{tag}/Y_l{layer}" if wants_sequence else None,
@@ -518,11 +519,13 @@ def export(spec: dict, weights: dict, input_schema: dict | None = None) -> bytes
     for name, key in analysis.outputs.items():
         builder.append("Identity", [values[key]], [name])
         declared = analysis.value_types[key]
-        graph_outputs.append(helper.make_tensor_value_info(
-            name, ELEMENT_TYPES[declared.dtype] if declared.dtype.startswith("int") else element, list(declared.shape)))
+        kind = ELEMENT_TYPES[declared.dtype] if declared.dtype.startswith("int") else element
+        graph_outputs.append(helper.make_tensor_value_info(name, kind, list(declared.shape)))
         if link and key == schema.get("prediction"):
-            attributes = {"axis": -1} if link == "softmax" else {}
-            builder.append("Softmax" if link == "softmax" else "Sigmoid", [values[key]], ["probabilities"], **attributes)
+            link_op = "Softmax" if link == "softmax" else "Sigmoid"
+            link = None  # one probabilities output, however many outputs name the prediction
+            attributes = {"axis": -1} if link_op == "Softmax" else {}
+            builder.append(link_op, [values[key]], ["probabilities"], **attributes)
             graph_outputs.append(helper.make_tensor_value_info("probabilities", element, list(declared.shape)))
     graph = helper.make_graph(builder.nodes, "netforge", graph_inputs, graph_outputs, builder.initializers)
     model = helper.make_model(graph, producer_name="netforge", opset_imports=[helper.make_opsetid("", OPSET)])
