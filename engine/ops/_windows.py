@@ -85,12 +85,15 @@ def geometry(shape: tuple, rank: int, kernel, stride, dilation, padding, *, port
             amount = spatial(padding, rank, "padding")[axis]
             pads.append((amount, amount))
     out = []
+    axis_names = ("length",) if rank == 1 else ("height", "width")
     for axis, (size, k, s, d, (before, after)) in enumerate(zip(sizes, kernel, stride, dilation, pads)):
         extent = d * (k - 1) + 1
         if size + before + after < extent:
+            spread = f" (extent {extent} with dilation {d})" if d > 1 else ""
             raise ShapeError(
-                f"kernel_size {k} (extent {extent} with dilation {d}) is larger than the padded input "
-                f"({size + before + after}) along spatial axis {axis} of {format_shape(shape)}",
+                f"kernel_size {k}{spread} is larger than the {axis_names[axis]} of {port} {format_shape(shape)}, "
+                f"{size} plus padding {before + after}: use a smaller kernel_size"
+                + (" or dilation" if d > 1 else "") + ", more padding, or padding 'same'",
                 field="params.kernel_size",
             )
         out.append((size + before + after - extent) // s + 1)

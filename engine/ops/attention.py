@@ -17,10 +17,11 @@ from engine.ops._util import broadcast_shapes, format_shape, sum_to
 from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 
-def _check_pair(a: TensorType, b: TensorType, axis: int, a_name: str, b_name: str) -> None:
+def _check_pair(a: TensorType, b: TensorType, axis: int, a_name: str, b_name: str, what: str, why: str) -> None:
+    """Sizes of ``a`` and ``b`` along ``axis`` (``what`` they count) must agree; ``why`` says how to fix it."""
     if a.shape[axis] is not None and b.shape[axis] is not None and a.shape[axis] != b.shape[axis]:
-        raise ShapeError(f"{a_name} {format_shape(a.shape)} and {b_name} {format_shape(b.shape)} differ in size "
-                         f"along axis {axis}", field=f"inputs.{b_name}")
+        raise ShapeError(f"{a_name} {format_shape(a.shape)} has {a.shape[axis]} {what} (axis {axis}) but {b_name} "
+                         f"{format_shape(b.shape)} has {b.shape[axis]}: {why}", field=f"inputs.{b_name}")
 
 
 def _mask_type(mask: TensorType | None, batch: tuple, lq, lk) -> None:
@@ -98,8 +99,10 @@ class ScaledDotProductAttention(Op):
                                  field=f"inputs.{name}")
         if query.shape[-1] is None:
             raise ShapeError(f"query needs a known feature size, got {format_shape(query.shape)}", field="inputs.query")
-        _check_pair(query, key, -1, "query", "key")
-        _check_pair(key, value, -2, "key", "value")
+        _check_pair(query, key, -1, "query", "key", "features",
+                    "queries and keys are compared by dot products, so their feature sizes must be equal; "
+                    "project one of them with a dense layer (or use multi_head_attention, which projects both)")
+        _check_pair(key, value, -2, "key", "value", "steps", "each key needs its value: give them the same length")
         batch = broadcast_shapes(query.shape[:-2], key.shape[:-2], field="inputs.key")
         batch = broadcast_shapes(batch, value.shape[:-2], field="inputs.value")
         _mask_type(mask, batch, query.shape[-2], key.shape[-2])
@@ -168,9 +171,9 @@ class MultiHeadAttention(Op):
             if t.rank != 3 or t.shape[-1] is None:
                 raise ShapeError(f"{name} needs shape (N, length, features) with known features, "
                                  f"got {format_shape(t.shape)}", field=f"inputs.{name}")
-        _check_pair(query, key, 0, "query", "key")
-        _check_pair(key, value, 1, "key", "value")
-        _check_pair(key, value, 0, "key", "value")
+        _check_pair(query, key, 0, "query", "key", "sequences", "query and key need the same batch")
+        _check_pair(key, value, 1, "key", "value", "steps", "each key needs its value: give them the same length")
+        _check_pair(key, value, 0, "key", "value", "sequences", "key and value need the same batch")
         _mask_type(mask, (query.shape[0], p.heads), query.shape[1], key.shape[1])
         head_dim, units = self._sizes(p, query)
         return TensorType((query.shape[0], query.shape[1], units), query.dtype)

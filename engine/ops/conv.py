@@ -13,7 +13,7 @@ from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops import _windows
-from engine.ops._util import scratch
+from engine.ops._util import format_shape, scratch
 from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 
@@ -59,10 +59,14 @@ class Convolution(Op):
         channels = x.shape[1]
         if channels is None:
             raise ShapeError("needs a known channel axis (axis 1)", field="inputs.x")
-        if channels % p.groups:
-            raise ShapeError(f"groups {p.groups} does not divide the {channels} input channels", field="params.groups")
-        if p.filters % p.groups:
-            raise ShapeError(f"groups {p.groups} does not divide filters {p.filters}", field="params.groups")
+        if channels % p.groups or p.filters % p.groups:
+            culprit = (f"the {channels} input channels of x {format_shape(x.shape)}" if channels % p.groups
+                       else f"filters {p.filters}")
+            common = math.gcd(channels, p.filters)
+            choices = ", ".join(str(d) for d in range(1, common + 1) if common % d == 0)
+            raise ShapeError(f"groups {p.groups} does not divide {culprit}; groups must divide both the input "
+                             f"channels ({channels}) and filters ({p.filters}): one of {choices}",
+                             field="params.groups")
         spatial = geo.out[-self.rank:]
         return TensorType((x.shape[0], p.filters, *spatial), x.dtype)
 

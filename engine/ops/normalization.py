@@ -41,9 +41,12 @@ class BatchNorm(Op):
     )
 
     def infer(self, p, x: TensorType) -> TensorType:
-        if x.rank < 2 or x.shape[1] is None:
-            raise ShapeError(f"needs an input (N, C, ...) with a known channel axis 1, got {format_shape(x.shape)}",
-                             field="inputs.x")
+        if x.rank < 2:
+            raise ShapeError(f"needs an input (N, C) or (N, C, ...) with channels on axis 1, got {format_shape(x.shape)} "
+                             f"(rank {x.rank}): it normalizes each channel over the batch; give it features (N, C) "
+                             f"or maps (N, C, H, W), e.g. one value per sample reshaped to (N, 1)", field="inputs.x")
+        if x.shape[1] is None:
+            raise ShapeError(f"needs a known channel size (axis 1), got {format_shape(x.shape)}", field="inputs.x")
         return x
 
     def weights(self, p, x: TensorType) -> list[Weight]:

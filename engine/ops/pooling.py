@@ -30,9 +30,11 @@ class Pooling(Op):
         stride = p.kernel_size if p.stride is None else p.stride
         geo = _windows.geometry(shape, 2, p.kernel_size, stride, (1,), p.padding)
         if not isinstance(p.padding, str):
-            for (before, _), k in zip(geo.pads, geo.kernel):
+            for (before, _), k, axis in zip(geo.pads, geo.kernel, ("height", "width")):
                 if before > k // 2:
-                    raise ShapeError(f"padding {before} must be at most half the kernel size {k}", field="params.padding")
+                    raise ShapeError(f"padding {before} is more than half the kernel_size {k} along the {axis} "
+                                     f"(at most {k // 2}), so some windows would hold padding only: lower the "
+                                     f"padding, or use padding 'same'", field="params.padding")
         return geo
 
     def infer(self, p, x: TensorType) -> TensorType:

@@ -1,6 +1,7 @@
-"""Bad inputs to the reduction, shape, regularization and recommender ops: each shape rule raises a
-ShapeError whose field names the culprit and whose message names the shapes or values involved,
-and the graph validator passes those on with the node id."""
+"""Bad inputs to the reduction, shape, regularization and recommender ops, and to the layers (convolution,
+pooling, normalization, attention, residual add): each shape rule raises a ShapeError whose field names
+the culprit and whose message names the shapes or values involved and says what to change, and the
+graph validator passes those on with the node id."""
 
 from __future__ import annotations
 
@@ -128,6 +129,56 @@ def test_valid_recommender_graph_infers_shapes():
     assert report.nodes["embed"]["outputs"]["out"] == {"shape": [None, 8, 4], "dtype": "float32"}
     assert report.nodes["both"]["outputs"]["out"]["shape"] == [None, 33]
     assert report.nodes["embed"]["parameters"] == 160 * 4
+
+
+# Layers, as the editor's user meets them: a graph validation error on the node, naming the field.
+# (id, graph inputs {name: shape}, node, field, words the message must contain)
+LAYER_ERRORS = [
+    ("conv2d-groups-do-not-divide-the-channels", {"x": [None, 4, 8, 8]},
+     {"op": "conv2d", "params": {"filters": 6, "kernel_size": 3, "groups": 3}, "inputs": {"x": "x"}},
+     "params.groups", ["groups 3", "4 input channels", "(N, 4, 8, 8)", "filters (6)", "one of 1, 2"]),
+    ("conv2d-groups-do-not-divide-the-filters", {"x": [None, 4, 8, 8]},
+     {"op": "conv2d", "params": {"filters": 6, "kernel_size": 3, "groups": 4}, "inputs": {"x": "x"}},
+     "params.groups", ["groups 4", "filters 6", "one of 1, 2"]),
+    ("conv2d-kernel-larger-than-the-input", {"x": [None, 1, 4, 6]},
+     {"op": "conv2d", "params": {"filters": 2, "kernel_size": 5}, "inputs": {"x": "x"}},
+     "params.kernel_size", ["kernel_size 5", "height", "(N, 1, 4, 6)", "4 plus padding 0", "smaller kernel_size",
+                            "'same'"]),
+    ("conv1d-dilated-kernel-larger-than-the-padded-input", {"x": [None, 2, 4]},
+     {"op": "conv1d", "params": {"filters": 2, "kernel_size": 3, "dilation": 3, "padding": 1}, "inputs": {"x": "x"}},
+     "params.kernel_size", ["kernel_size 3", "extent 7 with dilation 3", "length", "4 plus padding 2", "dilation"]),
+    ("max-pool-kernel-larger-than-the-input", {"x": [None, 3, 2, 2]},
+     {"op": "max_pool2d", "params": {"kernel_size": 3}, "inputs": {"x": "x"}},
+     "params.kernel_size", ["kernel_size 3", "(N, 3, 2, 2)"]),
+    ("max-pool-padding-over-half-the-kernel", {"x": [None, 3, 8, 8]},
+     {"op": "max_pool2d", "params": {"kernel_size": 2, "padding": 2}, "inputs": {"x": "x"}},
+     "params.padding", ["padding 2", "kernel_size 2", "at most 1", "'same'"]),
+    ("avg-pool-padding-over-half-the-kernel-width", {"x": [None, 3, 8, 8]},
+     {"op": "avg_pool2d", "params": {"kernel_size": [5, 3], "padding": [2, 2]}, "inputs": {"x": "x"}},
+     "params.padding", ["padding 2", "kernel_size 3", "width", "at most 1"]),
+    ("batch-norm-rank-1", {"x": [None]},
+     {"op": "batch_norm", "inputs": {"x": "x"}}, "inputs.x", ["(N,)", "rank 1", "(N, C)", "(N, 1)"]),
+    ("attention-query-key-features-differ", {"q": [None, 3, 4], "k": [None, 5, 6], "v": [None, 5, 2]},
+     {"op": "scaled_dot_product_attention", "inputs": {"query": "q", "key": "k", "value": "v"}},
+     "inputs.key", ["query (N, 3, 4)", "4 features", "key (N, 5, 6)", "has 6", "dense layer"]),
+    ("attention-key-value-lengths-differ", {"q": [None, 3, 4], "k": [None, 5, 4], "v": [None, 6, 2]},
+     {"op": "scaled_dot_product_attention", "inputs": {"query": "q", "key": "k", "value": "v"}},
+     "inputs.value", ["key (N, 5, 4)", "5 steps", "value (N, 6, 2)", "has 6"]),
+    ("residual-add-shapes-differ", {"a": [None, 8], "b": [None, 4]},
+     {"op": "residual_add", "inputs": {"x": "a", "shortcut": "b"}},
+     "inputs.shortcut", ["x (N, 8)", "shortcut (N, 4)", "size 8 against 4 at axis 1", "project the shortcut", "dense"]),
+]
+
+
+@pytest.mark.parametrize("case", LAYER_ERRORS, ids=lambda case: case[0])
+def test_layer_errors_name_the_node_and_the_field(case):
+    _, inputs, node, field, words = case
+    spec = graph({name: {"shape": shape} for name, shape in inputs.items()}, [{"id": "layer", **node}],
+                 {"out": "layer"})
+    errors = validate(spec, require_loss=False).errors
+    assert [(e["node"], e["field"], e["code"]) for e in errors] == [("layer", field, "shape_mismatch")]
+    for word in words:
+        assert word in errors[0]["message"], f"{word!r} not in {errors[0]['message']!r}"
 
 
 # Run-time behaviour that no shape rule can see.
