@@ -10,20 +10,27 @@ import { UPlotChart } from "../charts/UPlotChart";
 import { compareRows, compareSource, runColor, type CompareOptions } from "./compare";
 import { CurveControls } from "./CurveControls";
 import { X_AXIS_LABELS } from "./runCharts";
-import { durationSeconds, formatDateTime, numericFinalMetrics, optimizerOf, RUN_STATES, runTitle } from "./runInfo";
+import { durationSeconds, formatDateTime, optimizerOf, RUN_STATES, runTitle } from "./runInfo";
+import { METRIC_COLUMN_PREFIX, metricNamesOf, metricOrder, nextSort, runColumns, visibleRuns, type RunColumn, type SortOrder } from "./runTable";
 import "./runs.css";
 
-// Counters, not results: the run page shows them.
-const HIDDEN_FINAL_METRICS = new Set(["steps", "epochs", "best_epoch"]);
 const POLL_MS = 4000;
 
-interface Column {
-  key: string;
-  label: string;
-  numeric?: boolean;
-  value(run: Run): string | number | null;
+interface Column extends RunColumn {
   render?(run: Run): React.ReactNode;
 }
+
+/** How the columns that are more than their sort value draw a cell (metric columns: the value). */
+const RENDERS: Partial<Record<string, (run: Run) => React.ReactNode>> = {
+  name: (run) => <Link to={`/runs/${run.id}`}>{runTitle(run)}</Link>,
+  state: (run) => <span className={`badge ${run.state}`}>{run.state}</span>,
+  version: (run) => `v${run.graph_version_number}`,
+  lr: (run) => formatPlain(optimizerOf(run).lr),
+  epochs: (run) => `${run.epochs_completed}/${run.hyperparameters.epochs ?? "?"}`,
+  duration: (run) => { const seconds = durationSeconds(run); return seconds === null ? "" : formatDuration(seconds); },
+  notes: (run) => <span title={run.notes}>{run.notes.split("\n")[0]}</span>,
+  created: (run) => formatDateTime(run.created_at),
+};
 
 export function RunsPage() {
   const projectId = Number(useParams().projectId);
@@ -33,7 +40,7 @@ export function RunsPage() {
   const [error, setError] = useState<string | null>(null);
   const [selected, setSelected] = useState<number[]>([]);
   const [comparing, setComparing] = useState<number[]>([]);
-  const [sort, setSort] = useState<{ key: string; descending: boolean }>({ key: "created", descending: true });
+  const [sort, setSort] = useState<SortOrder>({ key: "created", descending: true });
   const text = search.get("q") ?? "";
   const stateFilter = search.get("state") ?? "";
   const tagFilter = search.get("tag") ?? "";
@@ -75,44 +82,19 @@ export function RunsPage() {
     return () => clearInterval(timer);
   }, [anyActive, load]);
 
-  const metricNames = useMemo(() => {
-    const names = new Set<string>();
-    for (const run of runs ?? []) for (const [name] of numericFinalMetrics(run)) if (!HIDDEN_FINAL_METRICS.has(name)) names.add(name);
-    return [...names].sort(metricOrder);
-  }, [runs]);
+  const metricNames = useMemo(() => metricNamesOf(runs ?? []), [runs]);
 
-  const columns: Column[] = useMemo(() => [
-    { key: "name", label: "Name", value: (run) => runTitle(run).toLowerCase(), render: (run) => <Link to={`/runs/${run.id}`}>{runTitle(run)}</Link> },
-    { key: "state", label: "State", value: (run) => RUN_STATES.indexOf(run.state), render: (run) => <span className={`badge ${run.state}`}>{run.state}</span> },
-    { key: "version", label: "Graph", numeric: true, value: (run) => run.graph_version_number, render: (run) => `v${run.graph_version_number}` },
-    { key: "dataset", label: "Dataset", value: (run) => run.dataset_name },
-    { key: "optimizer", label: "Optimizer", value: (run) => optimizerOf(run).name },
-    { key: "lr", label: "lr", numeric: true, value: (run) => optimizerOf(run).lr, render: (run) => formatPlain(optimizerOf(run).lr) },
-    { key: "batch", label: "Batch", numeric: true, value: (run) => numberOrNull(run.hyperparameters.batch_size) },
-    { key: "epochs", label: "Epochs", numeric: true, value: (run) => numberOrNull(run.hyperparameters.epochs),
-      render: (run) => `${run.epochs_completed}/${run.hyperparameters.epochs ?? "?"}` },
-    ...metricNames.map((name): Column => ({
-      key: `metric:${name}`, label: name, numeric: true,
-      value: (run) => numberOrNull(run.final_metrics?.[name]),
-      render: (run) => formatValue(run.final_metrics?.[name]),
-    })),
-    { key: "duration", label: "Duration", numeric: true, value: durationSeconds,
-      render: (run) => { const seconds = durationSeconds(run); return seconds === null ? "" : formatDuration(seconds); } },
-    { key: "tags", label: "Tags", value: (run) => run.tags.join(","), render: (run) => run.tags.map((tag) => (
-      <button key={tag} type="button" className="tag link" onClick={() => setFilter("tag", tag)} title={`Only runs tagged ${tag}`}>{tag}</button>
-    )) },
-    { key: "notes", label: "Notes", value: (run) => run.notes, render: (run) => <span title={run.notes}>{run.notes.split("\n")[0]}</span> },
-    { key: "created", label: "Created", value: (run) => run.created_at, render: (run) => formatDateTime(run.created_at) },
-  ], [metricNames]);
+  const columns: Column[] = useMemo(() => runColumns(metricNames).map((column): Column => {
+    const metric = column.key.startsWith(METRIC_COLUMN_PREFIX) ? column.key.slice(METRIC_COLUMN_PREFIX.length) : null;
+    const render = metric !== null ? (run: Run) => formatValue(run.final_metrics?.[metric])
+      : column.key === "tags" ? (run: Run) => run.tags.map((tag) => (
+        <button key={tag} type="button" className="tag link" onClick={() => setFilter("tag", tag)} title={`Only runs tagged ${tag}`}>{tag}</button>
+      ))
+      : RENDERS[column.key];
+    return render ? { ...column, render } : column;
+  }), [metricNames]);
 
-  const visible = useMemo(() => {
-    const needle = text.trim().toLowerCase();
-    const filtered = (runs ?? []).filter((run) => !needle || [
-      runTitle(run), String(run.id), run.notes, run.dataset_name, run.graph_name, optimizerOf(run).name, ...run.tags,
-    ].some((field) => field.toLowerCase().includes(needle)));
-    const column = columns.find((candidate) => candidate.key === sort.key) ?? columns[0];
-    return filtered.sort((a, b) => compareValues(column.value(a), column.value(b), sort.descending));
-  }, [runs, text, sort, columns]);
+  const visible = useMemo(() => visibleRuns(runs ?? [], text, columns, sort), [runs, text, sort, columns]);
 
   const best = useMemo(() => {
     const bestByMetric = new Map<string, number>();
@@ -173,7 +155,7 @@ export function RunsPage() {
                 {columns.map((column) => (
                   <th key={column.key} className={`sortable ${column.numeric ? "num" : ""}`}
                     aria-sort={sort.key === column.key ? (sort.descending ? "descending" : "ascending") : undefined}
-                    onClick={() => setSort({ key: column.key, descending: sort.key === column.key ? !sort.descending : column.numeric === true })}>
+                    onClick={() => setSort(nextSort(sort, column))}>
                     {column.label}
                     {sort.key === column.key && <span className="arrow">{sort.descending ? "▼" : "▲"}</span>}
                   </th>
@@ -324,23 +306,3 @@ function formatPlain(value: unknown): string {
   if (value === null || value === undefined) return "—";
   return typeof value === "string" ? value : typeof value === "number" ? String(value) : JSON.stringify(value);
 }
-
-function numberOrNull(value: unknown): number | null {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
-
-/** Nulls last in either direction, numbers by value, text by locale. */
-function compareValues(a: string | number | null, b: string | number | null, descending: boolean): number {
-  if (a === null || a === "") return b === null || b === "" ? 0 : 1;
-  if (b === null || b === "") return -1;
-  const order = typeof a === "number" && typeof b === "number" ? a - b : String(a).localeCompare(String(b));
-  return descending ? -order : order;
-}
-
-// loss first, then each metric before its validation twin.
-function metricOrder(a: string, b: string): number {
-  const base = (name: string) => name.replace(/^val_/, "").replace(/^epoch_/, "");
-  const rank = (name: string) => (base(name) === "loss" ? 0 : 1);
-  return rank(a) - rank(b) || base(a).localeCompare(base(b)) || Number(a.startsWith("val_")) - Number(b.startsWith("val_"));
-}
-
