@@ -105,6 +105,21 @@ def test_catalog_publishes_port_ranks():
     assert "rank" not in entries["add"]["inputs"][0]  # any rank: the key is left out
 
 
+def _assert_same(gpu, cpu, tolerance: float, label: str) -> None:
+    """A GPU result equals the CPU one: arrays within tolerance, lists element by element (concat's
+    gradient), None where the CPU gives None."""
+    if cpu is None:
+        assert gpu is None, f"{label}: the GPU gives a value where NumPy gives None"
+        return
+    if isinstance(cpu, list):
+        assert isinstance(gpu, list) and len(gpu) == len(cpu), f"{label}: lists of other lengths"
+        for index, (gpu_item, cpu_item) in enumerate(zip(gpu, cpu)):
+            _assert_same(gpu_item, cpu_item, tolerance, f"{label}[{index}]")
+        return
+    assert gpu is not None, f"{label}: the GPU gives None where NumPy gives a value"
+    numpy.testing.assert_allclose(backend.to_numpy(gpu), cpu, rtol=tolerance, atol=tolerance, err_msg=label)
+
+
 @pytest.mark.skipif(not backend.gpu_available(), reason="CuPy with a CUDA GPU is not available on this machine")
 @pytest.mark.parametrize("case", ALL_CASES, ids=lambda c: c.id)
 def test_cupy_matches_numpy(case):
@@ -118,13 +133,16 @@ def test_cupy_matches_numpy(case):
         gpu_out, gpu_ctx, _, _, _ = testing.run_op(case.op, case.params, gpu_inputs, gpu_weights, training=case.training)
         if case.training and case.op == "dropout":
             continue  # CuPy draws other random masks than NumPy; the gradient check covers dropout
-        for a, b in zip(cpu_out, gpu_out):
-            numpy.testing.assert_allclose(backend.to_numpy(b), a, rtol=tolerance, atol=tolerance)
-        if op.differentiable and not case.training:
+        for index, (a, b) in enumerate(zip(cpu_out, gpu_out)):
+            _assert_same(b, a, tolerance, f"{dtype} output {index}")
+        for name, value in (cpu_ctx.updates or {}).items():  # running statistics in training
+            _assert_same((gpu_ctx.updates or {}).get(name), value, tolerance, f"{dtype} update {name}")
+        if op.differentiable:
             cotangents = [numpy.ones_like(o) if o.dtype.kind == "f" else None for o in cpu_out]
             grad = cotangents if len(cotangents) > 1 else cotangents[0]
             gpu_grad = [None if c is None else cupy.asarray(c) for c in cotangents]
             gpu_grad = gpu_grad if len(gpu_grad) > 1 else gpu_grad[0]
-            for a, b in zip(op.backward(cpu_ctx, p, grad), op.backward(gpu_ctx, p, gpu_grad)):
-                if a is not None and not isinstance(a, list):
-                    numpy.testing.assert_allclose(backend.to_numpy(b), a, rtol=tolerance, atol=tolerance)
+            cpu_grads, gpu_grads = op.backward(cpu_ctx, p, grad), op.backward(gpu_ctx, p, gpu_grad)
+            assert len(gpu_grads) == len(cpu_grads)
+            for index, (a, b) in enumerate(zip(cpu_grads, gpu_grads)):
+                _assert_same(b, a, tolerance, f"{dtype} gradient {index}")
