@@ -8,8 +8,9 @@ import numpy
 import pytest
 
 import engine
-from engine import data, zoo
+from engine import backend, data, zoo
 from engine.errors import ArtifactError, EngineError
+from engine.graph import GraphBuilder
 from engine.inference import load_model
 from engine.trainer import TrainConfig, Trainer
 
@@ -104,6 +105,39 @@ def test_save_load_predict_gives_identical_outputs(tmp_path):
     manifest = json.loads((tmp_path / "model" / "manifest.json").read_text())
     assert manifest["input_schema"]["inputs"]["x"]["shape"] == [None, 64]
     assert manifest["input_schema"]["label_names"] == dataset.label_names
+
+
+def batch_norm_mlp() -> dict:
+    g = GraphBuilder()
+    x = g.input("x", [None, 64])
+    y = g.input("y", [None], dtype="int64")
+    hidden = g.relu(g.batch_norm(g.dense(x, units=16, use_bias=False, id="hidden"), id="bn"), id="act")
+    logits = g.dense(hidden, units=10, id="logits")
+    g.loss(g.softmax_cross_entropy(logits, y, id="loss"))
+    g.output("prediction", logits)
+    return g.to_spec()
+
+
+def test_batch_norm_running_statistics_survive_save_and_load(tmp_path):
+    dataset = small_digits()
+    trainer, _ = engine.fit(batch_norm_mlp(), dataset, epochs=2, batch_size=32, seed=1)
+    running = {name: backend.to_numpy(value) for name, value in trainer.model.buffers.items()}
+    assert set(running) == {"bn/running_mean", "bn/running_var"}
+    assert not numpy.allclose(running["bn/running_mean"], 0.0) and not numpy.allclose(running["bn/running_var"], 1.0)
+    trainer.save_model(tmp_path / "model")
+    predictor = load_model(tmp_path / "model")
+    for name, value in running.items():
+        numpy.testing.assert_array_equal(backend.to_numpy(predictor.model.buffers[name]), value)
+    features = dataset.arrays["x"][:50]
+    expected = trainer.model.predict({"x": trainer.standardizers["x"].transform(features)})["prediction"]
+    numpy.testing.assert_array_equal(predictor.predict(features)["outputs"]["prediction"], expected)
+    # Eval mode normalizes with the running statistics, not the batch's: one sample alone gets its prediction.
+    alone = predictor.predict(features[:1])["outputs"]["prediction"]
+    numpy.testing.assert_allclose(alone, expected[:1], rtol=1e-5, atol=1e-6)
+    # And they matter: the initial statistics (mean 0, variance 1) predict otherwise.
+    predictor.model.buffers["bn/running_mean"][...] = 0.0
+    predictor.model.buffers["bn/running_var"][...] = 1.0
+    assert not numpy.allclose(predictor.predict(features)["outputs"]["prediction"], expected, atol=1e-3)
 
 
 @pytest.fixture
