@@ -2,10 +2,11 @@
 
 The ONNX graph takes the same raw features as the saved model's ``Predictor`` (the saved
 standardization is applied inside, as Sub and Div), computes the graph's outputs in eval mode
-(loss nodes and anything else the outputs do not need are left out), and for classifiers adds
-``probabilities`` (Softmax or Sigmoid of the scores, as the predictor's link). Each op's
-translation below reproduces its engine forward exactly (same formula, same order of the
-gates); ops without one raise ``UnsupportedOp`` naming the node and the op.
+(the loss and anything else the outputs do not need are left out; a loss named as an output is
+computed, and then the labels are an input too), and for classifiers adds ``probabilities``
+(Softmax or Sigmoid of the scores, as the predictor's link). Each op's translation below follows
+its engine forward (same formula, same gate order, same padding); an op without one raises
+``UnsupportedOp`` naming the node and the op.
 
 Only this module imports ``onnx``; the engine itself never needs it.
 """
@@ -409,6 +410,90 @@ def _recurrent(builder, node, args, weights, types):
     return sequence
 
 
+# -- losses (an output only where a graph names one: the ONNX model then takes the labels) -------------
+
+def _reduce_loss(builder, node, values: str) -> str:
+    """The mean or the sum of every element, as the loss's reduction."""
+    return builder.node("ReduceMean" if node.params.reduction == "mean" else "ReduceSum", [values], node.id, keepdims=0)
+
+
+def _target(builder, node, prediction: str, target: str) -> str:
+    """The target as floats shaped like the prediction ((N,) and (N, 1) alike)."""
+    target = builder.node("Cast", [target], f"{node.id}/target_float", to=ELEMENT_TYPES[builder.float_dtype])
+    shape = builder.node("Shape", [prediction], f"{node.id}/prediction_shape")
+    return builder.node("Reshape", [target, shape], f"{node.id}/target")
+
+
+def _difference(builder, node, args) -> str:
+    return builder.node("Sub", [args[0], _target(builder, node, args[0], args[1])], f"{node.id}/difference")
+
+
+def _mse(builder, node, args, weights, types):
+    difference = _difference(builder, node, args)
+    return _reduce_loss(builder, node, builder.node("Mul", [difference, difference], f"{node.id}/squares"))
+
+
+def _mae(builder, node, args, weights, types):
+    return _reduce_loss(builder, node, builder.node("Abs", [_difference(builder, node, args)], f"{node.id}/magnitude"))
+
+
+def _huber(builder, node, args, weights, types):
+    """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta)."""
+    tag, delta = node.id, node.params.delta
+    difference = _difference(builder, node, args)
+    magnitude = builder.node("Abs", [difference], f"{tag}/magnitude")
+    quadratic = builder.node("LessOrEqual", [magnitude, builder.scalar(f"{tag}/delta", delta)], f"{tag}/is_quadratic")
+    square = builder.node("Mul", [difference, difference], f"{tag}/square")
+    half_square = builder.node("Mul", [square, builder.scalar(f"{tag}/half", 0.5)], f"{tag}/half_square")
+    linear = builder.node("Sub", [magnitude, builder.scalar(f"{tag}/half_delta", 0.5 * delta)], f"{tag}/shifted")
+    linear = builder.node("Mul", [linear, builder.scalar(f"{tag}/delta_factor", delta)], f"{tag}/linear")
+    return _reduce_loss(builder, node, builder.node("Where", [quadratic, half_square, linear], f"{tag}/values"))
+
+
+def _sigmoid_cross_entropy(builder, node, args, weights, types):
+    """log(1 + e^z) - y z (Softplus is computed stably)."""
+    tag, logits = node.id, args[0]
+    product = builder.node("Mul", [_target(builder, node, logits, args[1]), logits], f"{tag}/target_logits")
+    values = builder.node("Sub", [builder.node("Softplus", [logits], f"{tag}/softplus"), product], f"{tag}/values")
+    return _reduce_loss(builder, node, values)
+
+
+def _margin_loss(margin_of):
+    """max(0, margin - y f) with labels 0/1 or -1/+1 read as -1/+1 (hinge; the perceptron has margin 0)."""
+    def translate(builder, node, args, weights, types):
+        tag, scores = node.id, args[0]
+        target = _target(builder, node, scores, args[1])
+        positive = builder.node("Greater", [target, builder.scalar(f"{tag}/zero", 0.0)], f"{tag}/positive")
+        plus, minus = builder.scalar(f"{tag}/plus", 1.0), builder.scalar(f"{tag}/minus", -1.0)
+        signed = builder.node("Where", [positive, plus, minus], f"{tag}/signed")
+        margin = builder.node("Mul", [signed, scores], f"{tag}/margin")
+        slack = builder.node("Sub", [builder.scalar(f"{tag}/required", margin_of(node.params)), margin], f"{tag}/slack")
+        return _reduce_loss(builder, node, builder.node("Relu", [slack], f"{tag}/values"))
+    return translate
+
+
+def _softmax_cross_entropy(builder, node, args, weights, types):
+    """-sum_c target_c log softmax(logits)_c per row, integer labels as one-hot rows, smoothed
+    toward the uniform distribution; the mean divides by the rows."""
+    tag, logits = node.id, args[0]
+    classes = types[0].shape[-1]
+    log_probabilities = builder.node("LogSoftmax", [logits], f"{tag}/log_probabilities", axis=-1)
+    if types[1].dtype.startswith("int"):
+        off_on = builder.constant(f"{tag}/off_on", numpy.array([0.0, 1.0], dtype=builder.float_dtype))
+        depth = builder.constant(f"{tag}/classes", numpy.array(classes, dtype=numpy.int64))
+        target = builder.node("OneHot", [args[1], depth, off_on], f"{tag}/one_hot", axis=-1)
+    else:
+        target = builder.node("Cast", [args[1]], f"{tag}/target", to=ELEMENT_TYPES[builder.float_dtype])
+    smoothing = node.params.label_smoothing
+    if smoothing:
+        target = builder.node("Mul", [target, builder.scalar(f"{tag}/keep", 1.0 - smoothing)], f"{tag}/kept_target")
+        target = builder.node("Add", [target, builder.scalar(f"{tag}/uniform", smoothing / classes)],
+                              f"{tag}/smoothed_target")
+    products = builder.node("Mul", [target, log_probabilities], f"{tag}/products")
+    rows = builder.node("ReduceSum", [products, builder.ints(f"{tag}/class_axis", [-1])], f"{tag}/row_sums", keepdims=0)
+    return _reduce_loss(builder, node, builder.node("Neg", [rows], f"{tag}/row_losses"))
+
+
 TRANSLATIONS = {
     # maths and activations
     "matmul": _binary("MatMul"),
@@ -461,6 +546,14 @@ TRANSLATIONS = {
     "sum": _reduce("ReduceSum", axes_as_input=True),
     "mean": _reduce("ReduceMean"),
     "max": _reduce("ReduceMax"),
+    # losses
+    "mse": _mse,
+    "mae": _mae,
+    "huber": _huber,
+    "sigmoid_cross_entropy": _sigmoid_cross_entropy,
+    "softmax_cross_entropy": _softmax_cross_entropy,
+    "hinge": _margin_loss(lambda p: p.margin),
+    "perceptron": _margin_loss(lambda p: 0.0),
 }
 
 
@@ -481,9 +574,8 @@ def export(spec: dict, weights: dict, input_schema: dict | None = None) -> bytes
     link = schema.get("link") if schema.get("link") in ("softmax", "sigmoid") else None
     reserved = {*analysis.inputs, *analysis.outputs, *(("probabilities",) if link else ())}
     builder = _Builder(helper, numpy_helper, float_dtype, reserved)
-    label_input = schema.get("label_input")
     used_inputs = sorted({key for node_id in needed for key in _flat(analysis.nodes[node_id].inputs.values())
-                          if key in analysis.inputs and key != label_input})
+                          if key in analysis.inputs})  # the labels too where an output is a loss
     graph_inputs = []
     values: dict[str, str] = {}
     for name in used_inputs:

@@ -1,5 +1,5 @@
-"""ONNX export: every zoo model and every case of the shared op table, exported with random weights,
-runs in onnxruntime like the engine in eval mode (float32, within 1e-5 relative and absolute).
+"""ONNX export: every zoo model and every eval-mode case of the shared op table, exported with random
+weights, runs in onnxruntime like the engine (float32, within 1e-5 relative and absolute).
 
 The op table (``tests.engine.op_cases``) already holds the variants that matter to the export:
 strides, "same" and explicit padding, dilation, groups, pooling with padding, masks, causal
@@ -103,7 +103,7 @@ def case_feeds(op, arrays) -> dict:
     return feeds
 
 
-EXPORTED_CASES = [case for case in CASES + NON_DIFFERENTIABLE if not get_op(case.op).is_loss]
+EXPORTED_CASES = [case for case in CASES + NON_DIFFERENTIABLE if not case.training]  # the export is eval mode
 
 
 @pytest.mark.parametrize("case", EXPORTED_CASES, ids=[case.id for case in EXPORTED_CASES])
@@ -112,10 +112,9 @@ def test_op_case_runs_in_onnxruntime_like_the_engine(case):
     assert_round_trip(case_spec(case, arrays), case_feeds(get_op(case.op), arrays))
 
 
-def test_every_op_but_the_losses_exports_and_has_a_case():
-    ops = [name for name in op_names() if not get_op(name).is_loss]
-    assert [name for name in ops if name not in onnx_export.TRANSLATIONS] == []
-    assert sorted(set(ops) - {case.op for case in EXPORTED_CASES}) == []
+def test_every_op_of_the_catalog_exports_and_has_a_case():
+    assert [name for name in op_names() if name not in onnx_export.TRANSLATIONS] == []
+    assert sorted(set(op_names()) - {case.op for case in EXPORTED_CASES}) == []
 
 
 def recurrent_spec(op: str, lengths: bool, **params) -> dict:
@@ -186,10 +185,18 @@ def test_standardization_and_probabilities_are_inside_the_graph():
     numpy.testing.assert_allclose(actual["probabilities"], probabilities, rtol=RTOL, atol=ATOL)
 
 
-def test_a_loss_as_an_output_is_refused_naming_the_node_and_op():
+def test_a_loss_named_as_an_output_takes_the_labels():
     spec = zoo.load("mlp")
     spec["outputs"]["training_loss"] = spec["loss"]
-    loss_op = next(node["op"] for node in spec["nodes"] if node["id"] == spec["loss"])
-    model = Model(spec)
-    with pytest.raises(onnx_export.UnsupportedOp, match=f"node '{spec['loss']}' uses op '{loss_op}'"):
-        onnx_export.export(spec, model.state_arrays())
+    feeds = zoo_feeds(spec, numpy.random.default_rng(4))
+    feeds["y"] = numpy.array([0, 3, 9], dtype=numpy.int64)
+    actual = assert_round_trip(spec, feeds)
+    assert actual["training_loss"].shape == ()
+
+
+def test_an_op_without_a_translation_is_refused_naming_the_node_and_op(monkeypatch):
+    spec = zoo.load("mlp")
+    monkeypatch.delitem(onnx_export.TRANSLATIONS, "relu")
+    relu = next(node["id"] for node in spec["nodes"] if node["op"] == "relu")
+    with pytest.raises(onnx_export.UnsupportedOp, match=f"node '{relu}' uses op 'relu'"):
+        onnx_export.export(spec, Model(spec).state_arrays())
