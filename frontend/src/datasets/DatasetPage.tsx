@@ -42,13 +42,13 @@ export function DatasetPage() {
               <tr><th>Task</th><td>{datasetTask(dataset) || "—"}</td></tr>
               <tr><th>Rows</th><td data-testid="dataset-rows">{typeof dataset.rows === "number" ? dataset.rows.toLocaleString() : String(schema.rows ?? "")}</td></tr>
               <tr><th>Source</th><td>{dataset.kind === "builtin" ? `built-in ${dataset.builtin_name}` : `${dataset.file_format} upload ${String(dataset.file_name ?? "")}`}</td></tr>
-              {typeof schema.num_classes === "number" && <tr><th>Classes</th><td>{schema.num_classes}</td></tr>}
+              {typeof schema.num_classes === "number" && <tr><th>Classes</th><td data-testid="dataset-classes">{schema.num_classes}</td></tr>}
               {imageShape && <tr><th>Images</th><td className="mono">{imageShape.join(" × ")} (channels × height × width)</td></tr>}
               <tr><th>Added</th><td>{formatDateTime(dataset.created_at as string | undefined)}</td></tr>
             </tbody>
           </table>
           <h3>Arrays</h3>
-          <table className="data">
+          <table className="data" data-testid="dataset-arrays">
             <thead><tr><th>Array</th><th>Per-row shape</th><th>dtype</th><th>Role</th></tr></thead>
             <tbody>
               {Object.entries(datasetArrays(dataset)).map(([name, array]) => (

@@ -115,7 +115,7 @@ export function EndpointPage() {
         {newKey && (
           <div className="new-key">
             <p>Copy this key now: it is not stored and will not be shown again.</p>
-            <code>{newKey}</code>{" "}
+            <code data-testid="new-api-key">{newKey}</code>{" "}
             <button type="button" onClick={() => void navigator.clipboard?.writeText(newKey)}>Copy</button>{" "}
             <button type="button" onClick={() => setNewKey(null)}>Done</button>
           </div>
@@ -151,7 +151,7 @@ export function EndpointPage() {
           <Sparkline label="average batch" values={minutes.map((point) => point.average_batch_size)} />
         </div>
         {metrics && metrics.versions.length > 0 && (
-          <table className="endpoints-table">
+          <table className="endpoints-table" data-testid="endpoint-metrics">
             <thead><tr><th>Version</th><th>Protocol</th><th>Requests</th><th>Errors</th><th>Mean latency</th>
               <th>p99 (bucket)</th><th>Average batch</th></tr></thead>
             <tbody>
@@ -176,7 +176,7 @@ export function EndpointPage() {
           ["grpcurl", grpcurlExample(grpcHost, endpoint.name, inputs)]].map(([title, text]) => (
           <div key={title} className="example">
             <h3>{title} <button type="button" onClick={() => void navigator.clipboard?.writeText(text)}>Copy</button></h3>
-            <pre>{text}</pre>
+            <pre data-testid={`example-${title}`}>{text}</pre>
           </div>
         ))}
       </section>

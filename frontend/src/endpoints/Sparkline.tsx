@@ -20,7 +20,7 @@ export function Sparkline({ values, label, unit = "", width = 240, height = 48 }
   });
   const last = present.length ? present[present.length - 1] : null;
   return (
-    <figure className="sparkline">
+    <figure className="sparkline" data-testid={`sparkline-${label}`}>
       <figcaption>
         {label}: <strong>{last === null ? "—" : `${Number(last.toPrecision(3))}${unit}`}</strong>
         <span className="muted"> (max {present.length ? `${Number(top.toPrecision(3))}${unit}` : "—"})</span>
