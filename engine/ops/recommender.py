@@ -27,7 +27,8 @@ class Embedding(Op):
                                             "looks up zeros and gets no gradient; null for none",
               minimum=0, maximum=100_000_000, nullable=True),
     )
-    inputs = (Port("indices", "int", doc="integer ids (N, ...), e.g. (N, fields)", differentiable=False, rank=(1, None)),)
+    inputs = (Port("indices", "int", doc="integer ids (N, ...), e.g. (N, fields)", differentiable=False,
+                   rank=(1, None)),)
 
     def infer(self, p, indices: TensorType) -> TensorType:
         if not indices.dtype.startswith("int"):
