@@ -1,7 +1,7 @@
 // The difference between two versions drawn as one read-only graph: the union of both, added nodes
 // and edges green, removed ones red and ghosted where they used to be, changed nodes amber with
 // their changed settings listed on the node.
-import { Controls, Handle, MiniMap, Position, ReactFlow, ReactFlowProvider, type Edge, type Node, type NodeProps } from "@xyflow/react";
+import { Controls, Handle, Position, ReactFlow, ReactFlowProvider, type Edge, type Node, type NodeProps } from "@xyflow/react";
 import { memo, useMemo } from "react";
 import type { EditorDocument, OpSchema } from "../api/types";
 import { describeChange, diffGraph, fieldLabel, type DiffNode, type DiffStatus } from "../graph/diff";
@@ -18,7 +18,6 @@ const EDGE_STYLE: Record<DiffNode["status"], React.CSSProperties> = {
   changed: {},
   unchanged: { stroke: "#94a3b8", strokeWidth: 1.5 },
 };
-const MINIMAP_COLOR: Record<DiffStatus, string> = { added: "#34d399", removed: "#fca5a5", changed: "#fbbf24", unchanged: "#cbd5e1" };
 
 function DiffNodeView({ data }: NodeProps<DiffFlowNode>) {
   const { node, op } = data;
@@ -115,8 +114,6 @@ export function VersionDiffDialog({ before, after, beforeLabel, afterLabel, look
         <ReactFlowProvider>
           <ReactFlow defaultNodes={nodes} defaultEdges={edges} nodeTypes={DIFF_NODE_TYPES} fitView fitViewOptions={{ padding: 0.08 }}
             minZoom={0.1} proOptions={{ hideAttribution: true }} nodesDraggable={false} nodesConnectable={false} elementsSelectable={false}>
-            <MiniMap pannable zoomable ariaLabel="Overview of the difference"
-              nodeColor={(node) => MINIMAP_COLOR[(node as DiffFlowNode).data.node.status]} />
             <Controls showInteractive={false} />
           </ReactFlow>
         </ReactFlowProvider>

@@ -70,6 +70,10 @@ export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, on
     }
   }
 
+  // A node of the newer side can be shown on the canvas only while the canvas holds that side.
+  const nodeLink = (sign: string, nodeId: string) => (canvasShowsAfter
+    ? <button className="link" onClick={() => onSelectNode(nodeId)}>{sign} {nodeId}</button>
+    : <>{sign} {nodeId}</>);
   const label = (choice: string) => (choice === CANVAS ? "the canvas" : `v${versions.find((v) => String(v.id) === choice)?.number ?? "?"}`);
 
   return (
@@ -117,12 +121,12 @@ export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, on
             </p>
             <ul className="nf-diff-list">
               {diff.addedNodes.map((node) => (
-                <li key={`+${node.id}`} className="added"><button className="link" onClick={() => onSelectNode(node.id)}>+ {node.id}</button> <span className="muted">{node.type}</span></li>
+                <li key={`+${node.id}`} className="added">{nodeLink("+", node.id)} <span className="muted">{node.type}</span></li>
               ))}
               {diff.removedNodes.map((node) => <li key={`-${node.id}`} className="removed">− {node.id} <span className="muted">{node.type}</span></li>)}
               {diff.changedNodes.map((node) => (
                 <li key={`~${node.id}`} className="changed">
-                  <button className="link" onClick={() => onSelectNode(node.id)}>~ {node.id}</button>
+                  {nodeLink("~", node.id)}
                   <ul>{node.changes.map((change) => (
                     <li key={change.field}><code>{change.field}</code>: {formatChangeValue(change.before)} → {formatChangeValue(change.after)}</li>
                   ))}</ul>
