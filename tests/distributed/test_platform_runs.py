@@ -3,8 +3,9 @@ pool has three processes (two ranks and a parameter server at once), started by 
 
 - a 2-worker run of either strategy trains, records its points and checkpoints once (rank 0),
   and streams every worker's step, throughput and state over the run's WebSocket;
-- a rank killed with SIGKILL mid-run is noticed within 10 s; the run resumes from its last
-  checkpoint with a new group of two and succeeds, or, without a checkpoint, fails with the reason;
+- a process killed with SIGKILL mid-run (rank 1, rank 0 which records the run, or the parameter
+  server) is noticed within 10 s; the run resumes from its last checkpoint with a new group and
+  succeeds, or, without a checkpoint, fails with the reason;
 - a rank frozen with SIGSTOP (it stops answering and keeps its pool slot) is noticed within 10 s,
   and the run resumes with the two workers it can gather;
 - a group that cannot gather all its workers within the rendezvous timeout fails with the reason;
@@ -15,6 +16,7 @@ pool has three processes (two ranks and a parameter server at once), started by 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -31,6 +33,9 @@ from tests.platform.harness import (
     MOONS, Platform, RunSocket, Service, User, Workspace, assert_record_complete, get_run, wait_until,
     wait_for_run,
 )
+from workers.distributed.rendezvous import SERVER_RANK, member_name
+
+log = logging.getLogger(__name__)
 
 # With tests/platform: their detection bounds are tight, and two platforms at once on two cores
 # (six training processes here) would stretch them.
@@ -174,28 +179,49 @@ def test_a_two_worker_run_trains_records_once_and_streams_every_worker(platform,
                timeout=10, what="every process to leave the group")
 
 
-def test_a_rank_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkpoint(platform, workspace):
-    run = start_distributed(workspace, workers=2, strategy="allreduce", epochs=4, batch_size=16)
+def ended(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize(("strategy", "victim"), [
+    ("allreduce", 1),
+    ("allreduce", 0),  # the rank that records the run and beats its heartbeat
+    ("ps", SERVER_RANK),
+])
+def test_a_process_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkpoint(
+        platform, workspace, strategy, victim):
+    run = start_distributed(workspace, workers=2, strategy=strategy, epochs=4, batch_size=16)
     wait_for_run(run["id"], lambda r: r.checkpoints.exists(), timeout=90, what="the first checkpoint")
     first = get_run(run["id"])
-    victim = members(platform, first.task_id)[1]
-    os.kill(victim["pid"], signal.SIGKILL)
+    killed = psutil.Process(members(platform, first.task_id)[victim]["pid"])
+    processes = [killed, *killed.children(recursive=True)]  # a pool process and its recording process
+    killed.kill()  # SIGKILL
     killed_at = time.monotonic()
 
     wait_for_run(run["id"], lambda r: r.attempt == 2 or r.state not in ("running",), timeout=30,
                  what="the run to be queued again")
-    assert time.monotonic() - killed_at < DETECTION_BOUND_SECONDS
+    detected_after = time.monotonic() - killed_at
+    assert detected_after < DETECTION_BOUND_SECONDS
     finished = wait_for_run(run["id"], lambda r: r.state in ("succeeded", "failed"), timeout=180,
                             what="the resumed run to finish")
+    log.info("%s of a %s run killed: queued again after %.2f s, finished %.2f s after the kill", member_name(victim),
+             strategy, detected_after, time.monotonic() - killed_at)
     assert finished.state == "succeeded", finished.error
     assert finished.attempt == 2 and finished.task_id != first.task_id
     assert finished.epochs_completed == 4
+    assert f"run {run['id']}: resuming from the checkpoint of epoch" in platform.worker.log_text()
     points = assert_record_complete(run["id"])
     assert sum(p["name"] == "loss" for p in points) == 4 * 200
     assert sorted(finished.checkpoints.values_list("epoch", flat=True)) == [1, 2, 3, 4]
-    # the first group's survivor left it, and the killed process is gone for good
-    wait_until(lambda: group_left(platform, first.task_id, [0]), timeout=10, what="rank 0 to leave the first group")
-    assert not psutil.pid_exists(victim["pid"]) or psutil.Process(victim["pid"]).status() == psutil.STATUS_ZOMBIE
+    # the first group's survivors left it, and the killed process and its children are gone for good
+    survivors = [rank for rank in [0, 1] + ([SERVER_RANK] if strategy == "ps" else []) if rank != victim]
+    wait_until(lambda: group_left(platform, first.task_id, survivors), timeout=10,
+               what="the survivors to leave the first group")
+    wait_until(lambda: all(ended(process) for process in processes), timeout=10,
+               what="the killed process and its children to end")
 
 
 def test_a_rank_that_stops_answering_is_detected_and_the_run_resumes_with_the_workers_it_can_gather(
