@@ -9,7 +9,7 @@ pool has three processes (two ranks and a parameter server at once), started by 
 - a rank frozen with SIGSTOP (it stops answering and keeps its pool slot) is noticed within 10 s,
   and the run resumes with the two workers it can gather;
 - a group that cannot gather all its workers within the rendezvous timeout fails with the reason;
-- cancel stops every worker;
+- cancel stops every worker and the parameter server after the same step;
 - no process of a run outlives it, and none of the platform's outlives the tests.
 """
 
@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from socket import create_connection
 
 import psutil
 import pytest
@@ -284,17 +285,32 @@ def test_a_group_that_cannot_gather_all_its_workers_fails_with_the_reason(platfo
                what="the late rank to skip")
 
 
-def test_cancel_stops_every_worker_after_the_same_step(platform, workspace):
-    run = start_distributed(workspace, workers=2, strategy="allreduce", epochs=50, batch_size=16)
+def listening(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    try:
+        with create_connection((host, int(port)), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("strategy", ["allreduce", "ps"])
+def test_cancel_stops_every_worker_and_the_parameter_server_after_the_same_step(platform, workspace, strategy):
+    run = start_distributed(workspace, workers=2, strategy=strategy, epochs=50, batch_size=16)
+    processes = {0, 1, SERVER_RANK} if strategy == "ps" else {0, 1}
     with WorkerSocket(workspace.user.socket_url(run["id"])) as socket:
         socket.receive_until(lambda s: {m["rank"] for m in worker_messages(s) if m["state"] == "running"
-                                        and m["step"] > 0} >= {0, 1}, timeout=90, what="both workers training")
+                                        and m["step"] > 0} >= processes, timeout=90, what="every process training")
         response = workspace.user.api.post(f"/api/runs/{run['id']}/cancel")
         assert response.status_code in (200, 202), response.text
         assert socket.receive_until_finished(timeout=30) == "cancelled"
-        socket.receive_until(lambda s: {m["rank"] for m in worker_messages(s) if m["state"] == "cancelled"} >= {0, 1},
-                             timeout=10, what="both workers to stop")
-    finals = {rank: [m for m in worker_messages(socket) if m["rank"] == rank][-1] for rank in (0, 1)}
-    assert finals[0]["step"] == finals[1]["step"] > 0
-    wait_until(lambda: group_left(platform, get_run(run["id"]).task_id, [0, 1]), timeout=10,
-               what="both workers to leave the group")
+        socket.receive_until(lambda s: {m["rank"] for m in worker_messages(s) if m["state"] == "cancelled"}
+                             >= processes, timeout=10, what="every process to stop")
+    finals = {rank: [m for m in worker_messages(socket) if m["rank"] == rank][-1] for rank in processes}
+    assert len({final["step"] for final in finals.values()}) == 1 and finals[0]["step"] > 0, finals
+    group = get_run(run["id"]).task_id
+    wait_until(lambda: group_left(platform, group, processes), timeout=10, what="every process to leave the group")
+    addresses = [member["address"] for member in members(platform, group).values() if member["address"]]
+    assert len(addresses) == (1 if strategy == "ps" else 2)
+    wait_until(lambda: not any(listening(address) for address in addresses), timeout=10,
+               what="every gRPC server of the group to close")

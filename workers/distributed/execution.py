@@ -195,7 +195,7 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
         status.stop("failed", failure)
         return _resume_or_fail(run.pk, run.attempt, group, failure) or "failed"
     if outcome["state"] != Run.State.FAILED:
-        worker.finish()
+        worker.finish(str(outcome["state"]))  # the parameter server reports it as its own
     status.stop(outcome["state"], outcome.get("error", ""))
     if recorder.superseded:
         return "superseded"
@@ -235,8 +235,9 @@ def _execute_other_rank(run_id: int, group: str, worker: DataParallelWorker, sta
         worker.abort(reason)
         status.stop("failed", reason)
         return "failed"
-    worker.finish()
-    status.stop(result.status if result.status != "stopped_early" else "succeeded")
+    state = result.status if result.status != "stopped_early" else "succeeded"
+    worker.finish(state)
+    status.stop(state)
     return "done"
 
 
@@ -266,11 +267,11 @@ def parameter_server_execute(run_id: int, *, group: str) -> str:
         status.start()
 
     try:
-        serve_parameters(settings.REDIS_URL, group, world_size=run.workers,
-                         dtype=hyperparameters.get("dtype", "float32"), host=advertised_host(),
-                         timeout=collective_timeout(), min_world_size=_min_world_size(run),
-                         staleness=hyperparameters.get("staleness"), optimizer=hyperparameters.get("optimizer"),
-                         on_serving=on_serving)
+        server = serve_parameters(settings.REDIS_URL, group, world_size=run.workers,
+                                  dtype=hyperparameters.get("dtype", "float32"), host=advertised_host(),
+                                  timeout=collective_timeout(), min_world_size=_min_world_size(run),
+                                  staleness=hyperparameters.get("staleness"),
+                                  optimizer=hyperparameters.get("optimizer"), on_serving=on_serving)
     except RendezvousError as error:
         _fail_start(run_id, group, f"the distributed run could not start: {error}")
         return "failed"
@@ -279,7 +280,7 @@ def parameter_server_execute(run_id: int, *, group: str) -> str:
         if serving:
             status.stop("failed", str(error))
         return "failed"
-    status.stop("succeeded")
+    status.stop(server.final_state or "succeeded")  # as worker rank 0 left: "cancelled" for a cancelled run
     return "done"
 
 

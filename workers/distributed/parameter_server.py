@@ -134,6 +134,7 @@ class ParameterServer:
         self.counter = transport.ByteCounter()
         self.steps: dict[int, _Step] = {}
         self.collectives_completed = 0
+        self.final_state: str | None = None  # how the group's worker rank 0 finished (serve_parameters)
         self._condition = threading.Condition()
         self._rendezvous: Rendezvous | None = None
         self.server, self.address = transport.make_server(

@@ -9,7 +9,8 @@ all under ``netforge:distributed:<group>:`` and expiring a day after the group's
 - ``members``: hash rank -> JSON {address, host, pid} (the rank registry);
 - ``alive:<rank>``: a key each member refreshes every ``HEARTBEAT_SECONDS`` with a time to live of
   ``LIVENESS_SECONDS``: a member killed (``kill -9``) or stopped (``SIGSTOP``) loses its key;
-- ``left:<rank>``: set by a member that finished normally (it is not a failure that its key goes);
+- ``left:<rank>``: set by a member that finished normally (it is not a failure that its key goes),
+  to the state it finished in (``final_state``: a parameter server tells how its group's run ended);
 - ``aborted``: the first reason any member gave for stopping the group; every member sees it.
 
 ``join`` returns the registry once every member is there, or raises ``RendezvousError`` naming
@@ -211,14 +212,15 @@ class Rendezvous:
         self._fail(reason, rank)
         self.abort(reason)
 
-    def leave(self) -> None:
-        """Finished normally: stop beating, without this looking like a failure to the others."""
+    def leave(self, state: str = "done") -> None:
+        """Finished normally: stop beating, without this looking like a failure to the others;
+        ``state`` says how it finished (e.g. "cancelled"), for ``final_state``."""
         self._stop.set()
         if self._monitor is not None:
             self._monitor.join(timeout=5)
         try:
             pipe = self.client.pipeline()
-            pipe.set(self.key(f"left:{self.slot}"), 1, ex=KEY_LIFETIME_SECONDS)
+            pipe.set(self.key(f"left:{self.slot}"), state, ex=KEY_LIFETIME_SECONDS)
             pipe.delete(self.key(f"alive:{self.slot}"))
             pipe.execute()
         except redis.RedisError as error:
@@ -228,6 +230,11 @@ class Rendezvous:
 
     def has_left(self, slot: int) -> bool:
         return bool(self.client.exists(self.key(f"left:{slot}")))
+
+    def final_state(self, slot: int) -> str | None:
+        """The state the member of ``slot`` left in; None while it has not left."""
+        state = self.client.get(self.key(f"left:{slot}"))
+        return state.decode() if state is not None else None
 
     def _watch(self) -> None:
         slots = self._slots_of_group()

@@ -65,10 +65,10 @@ class DataParallelWorker:
     def bytes_sent(self) -> int:
         return self.collective.counter.payload
 
-    def finish(self) -> None:
-        """Leave normally and release the port and channels."""
+    def finish(self, state: str = "done") -> None:
+        """Leave normally (``state``: how this worker finished) and release the port and channels."""
         try:
-            self.rendezvous.leave()
+            self.rendezvous.leave(state)
         finally:
             self.collective.close()
 
@@ -86,9 +86,9 @@ def serve_parameters(redis_url: str, group: str, *, world_size: int, dtype: str,
                      rendezvous_timeout: float | None = None, min_world_size: int | None = None,
                      staleness: int | None = None, optimizer: dict | str | None = None,
                      on_serving=None) -> ParameterServer:
-    """Run the group's parameter server until every worker left (returns the server, closed) or
-    the group failed (raises ``DistributedError``); ``on_serving(server)`` is called once the
-    group is complete."""
+    """Run the group's parameter server until every worker left (returns the server, closed, with
+    ``final_state``: the state worker rank 0 left in) or the group failed (raises
+    ``DistributedError``); ``on_serving(server)`` is called once the group is complete."""
     server = ParameterServer(group, world_size=world_size, dtype=dtype, host=host, timeout=timeout,
                              staleness=staleness, optimizer=optimizer)
     rendezvous = Rendezvous(redis_url, group, rank=SERVER_RANK, world_size=world_size, with_server=True,
@@ -100,6 +100,7 @@ def serve_parameters(redis_url: str, group: str, *, world_size: int, dtype: str,
         if on_serving is not None:
             on_serving(server)
         server.serve_until_done()
+        server.final_state = rendezvous.final_state(rendezvous.worker_slots[0])
         log.info("parameter server of group %s: every worker left after %d steps", group,
                  server.collectives_completed)
     finally:
