@@ -161,17 +161,12 @@ class Trainer:
     worker then applies alike; or ``None`` for the gradients when it has updated the parameters in
     place itself (an asynchronous parameter server holds the optimizer), and the trainer's own
     optimizer then takes no step. Every worker takes the same number of steps, whatever its shares.
-    With ``broadcast_early_stop`` as well, only rank 0 evaluates the validation set (the others hold
-    the same weights: they would repeat it), and at the end of each epoch under early stopping every
-    worker calls ``broadcast_early_stop(its own decision)`` (False on the others) and gets rank 0's,
-    so that all stop after the same epoch.
     """
 
     def __init__(self, spec: dict, train: Dataset, validation: Dataset | None = None, *,
                  config: TrainConfig | dict | None = None, feeds: dict[str, str] | None = None,
                  shard: tuple[int, int] | None = None,
-                 reduce_gradients: Callable[[dict, float, int, int], tuple[dict, float]] | None = None,
-                 broadcast_early_stop: Callable[[bool], bool] | None = None):
+                 reduce_gradients: Callable[[dict, float, int, int], tuple[dict, float]] | None = None):
         self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         self.config.check()
         self.spec = spec
@@ -198,7 +193,6 @@ class Trainer:
                 raise EngineError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard!r}")
         self.shard = shard
         self.reduce_gradients = reduce_gradients
-        self.broadcast_early_stop = broadcast_early_stop
 
     # -- wiring -------------------------------------------------------------------------------
     def _bind_inputs(self, feeds: dict) -> dict[str, str]:
@@ -282,9 +276,7 @@ class Trainer:
         config = self.config
         train = self._prepared(self.train_data)
         raw_labels = self.train_data.arrays[self.feeds[self.label_input]] if self.label_input else None
-        validates = self.shard is None or self.shard[0] == 0 or self.broadcast_early_stop is None
-        validation = (self._prepared(self.validation_data)
-                      if validates and self.validation_data is not None and len(self.validation_data) else None)
+        validation = self._prepared(self.validation_data) if self.validation_data is not None and len(self.validation_data) else None
         n = len(self.train_data)
         batches = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
         self._emit("train_begin", {"epochs": config.epochs, "steps_per_epoch": batches,
@@ -344,9 +336,7 @@ class Trainer:
                 val_loss, val_metrics = self._evaluate_prepared(validation, self.validation_data)
                 record["val_loss"], record["val_metrics"] = val_loss, val_metrics
             self.history.append(record)
-            stop = self._update_early_stopping(record) if validates else False
-            if config.early_stopping and self.broadcast_early_stop is not None:
-                stop = bool(self.broadcast_early_stop(stop))
+            stop = self._update_early_stopping(record)
             self._emit("epoch_end", record)
             if config.checkpoint_dir:
                 checkpoint_path = str(self.save_checkpoint(config.checkpoint_dir))
@@ -488,11 +478,9 @@ class Trainer:
     @classmethod
     def resume(cls, checkpoint: str | Path, train: Dataset, validation: Dataset | None = None, *,
                epochs: int | None = None, feeds: dict | None = None, shard: tuple[int, int] | None = None,
-               reduce_gradients: Callable | None = None,
-               broadcast_early_stop: Callable | None = None) -> Trainer:
-        """A trainer restored from a checkpoint, ready to ``run()`` the remaining epochs (``shard``,
-        ``reduce_gradients`` and ``broadcast_early_stop`` as in the constructor: a checkpoint resumes
-        on any worker count)."""
+               reduce_gradients: Callable | None = None) -> Trainer:
+        """A trainer restored from a checkpoint, ready to ``run()`` the remaining epochs (``shard``
+        and ``reduce_gradients`` as in the constructor: a checkpoint resumes on any worker count)."""
         artifact = serialization.read_artifact(checkpoint)
         state = artifact.trainer_state
         if state is None or artifact.optimizer_arrays is None:
@@ -501,7 +489,7 @@ class Trainer:
         if epochs is not None:
             config["epochs"] = epochs
         trainer = cls(artifact.spec, train, validation, config=config, feeds=feeds or state.get("feeds"),
-                      shard=shard, reduce_gradients=reduce_gradients, broadcast_early_stop=broadcast_early_stop)
+                      shard=shard, reduce_gradients=reduce_gradients)
         trainer.model.load_state_arrays(artifact.weights, source=str(Path(checkpoint) / serialization.WEIGHTS_FILE))
         best = {k[5:]: v for k, v in artifact.optimizer_arrays.items() if k.startswith("best/")}
         optimizer_arrays = {k: v for k, v in artifact.optimizer_arrays.items() if not k.startswith("best/")}

@@ -1,7 +1,7 @@
 """One process of a test's distributed group (``python -m tests.distributed.rank_process CONFIG``).
 
 Roles: ``train`` (a data-parallel trainer that saves its weights after every step to
-``<out>/rank<r>-step<k>.npz``, and its epochs' history to ``<out>/rank<r>-history.json``), ``allreduce`` (all-reduces buffers of the ``sizes``
+``<out>/rank<r>-step<k>.npz``), ``allreduce`` (all-reduces buffers of the ``sizes``
 and saves the results and byte counts), ``server`` (the parameter server), ``idle`` (joins the
 group, then sleeps: a peer that stops answering), ``leave`` (joins, then leaves
 the group at once, its gRPC server still up).
@@ -47,8 +47,7 @@ def tiny_dataset(rows: int):
 
 def train_config(config: dict) -> dict:
     return {"epochs": config["epochs"], "batch_size": config["batch_size"], "optimizer": config["optimizer"],
-            "dtype": config["dtype"], "validation_fraction": config.get("validation_fraction", 0.0), "seed": 5,
-            "train_metrics": True, "early_stopping": config.get("early_stopping")}
+            "dtype": config["dtype"], "validation_fraction": 0.0, "seed": 5, "train_metrics": True}
 
 
 def save_after_every_step(trainer, out: Path, prefix: str) -> None:
@@ -112,7 +111,7 @@ def main(config: dict) -> int:
         return 0
     trainer = engine.Trainer(tiny_spec(), tiny_dataset(config["rows"]), config=train_config(config),
                              shard=(config["rank"], config["world_size"]))
-    worker.attach(trainer)
+    trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
     save_after_every_step(trainer, out, f"rank{config['rank']}")
     if config.get("seconds_per_step"):  # a slow worker
         trainer.on("batch_end", lambda event: time.sleep(config["seconds_per_step"]))
@@ -122,7 +121,6 @@ def main(config: dict) -> int:
                    and reducer.request_stop())
     result = trainer.run()
     (out / f"rank{config['rank']}.json").write_text(json.dumps({"status": result.status, "steps": result.steps}))
-    (out / f"rank{config['rank']}-history.json").write_text(json.dumps(result.history))
     worker.finish()
     return 0
 

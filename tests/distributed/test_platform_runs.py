@@ -166,7 +166,6 @@ def test_a_two_worker_run_trains_records_once_and_streams_every_worker(platform,
     assert finished.epochs_completed == 2 and finished.attempt == 1
     points = assert_record_complete(run["id"])
     assert sum(p["name"] == "loss" for p in points) == 2 * 200  # one point per global step, from rank 0
-    assert sum(p["name"] == "val_loss" for p in points) == 2  # rank 0 evaluates the validation set
     assert sorted(finished.checkpoints.values_list("epoch", flat=True)) == [1, 2]
     messages = worker_messages(socket)
     expected_ranks = {0, 1, -1} if strategy == "ps" else {0, 1}

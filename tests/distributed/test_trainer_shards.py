@@ -1,5 +1,4 @@
-"""The engine's data-parallel hooks on their own (no processes): ``Trainer(shard=...,
-reduce_gradients=..., broadcast_early_stop=...)``.
+"""The engine's data-parallel hook on its own (no processes): ``Trainer(shard=..., reduce_gradients=...)``.
 
 Workers are simulated in one process by running one trainer per rank in lock-step threads whose
 reducer adds the share-weighted gradients at a barrier (the sum a collective would compute).
@@ -28,16 +27,6 @@ class ThreadAllReduce:
         self.contributions: dict[int, tuple[dict, float]] = {}
         self.shares: list[list[int]] = []
 
-    def broadcaster(self, rank: int):
-        """A ``broadcast_early_stop``: whether any thread's decision is to stop."""
-        def broadcast(stop):
-            self.contributions[rank] = stop
-            self.barrier.wait()
-            decision = any(self.contributions[r] for r in range(self.world_size))
-            self.barrier.wait()
-            return decision
-        return broadcast
-
     def reducer(self, rank: int):
         def reduce(grads, loss, rows, batch_rows):
             share = rows / batch_rows
@@ -61,7 +50,11 @@ def test_sharded_trainers_with_a_summing_reducer_match_one_trainer_and_take_empt
     trainers = [engine.Trainer(tiny_spec(), tiny_dataset(CONFIG["rows"]), config=train_config(CONFIG),
                                shard=(rank, world_size), reduce_gradients=collective.reducer(rank))
                 for rank in range(world_size)]
-    run_in_threads(trainers)
+    threads = [threading.Thread(target=trainer.run) for trainer in trainers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
     # 67 rows at 32 a batch: 32, 32, 3 rows; the last batch leaves rank 3 an empty share
     assert collective.shares == [[8, 8, 8, 8], [8, 8, 8, 8], [1, 1, 1, 0]] * 2
     for trainer in trainers:
@@ -69,46 +62,6 @@ def test_sharded_trainers_with_a_summing_reducer_match_one_trainer_and_take_empt
         for key, value in single.model.state_arrays().items():
             numpy.testing.assert_allclose(trainer.model.state_arrays()[key], value, rtol=1e-12, atol=1e-15)
         assert trainer.history[-1]["loss"] == pytest.approx(single.history[-1]["loss"], rel=1e-12)
-
-
-def run_in_threads(trainers: list) -> list:
-    results = [None] * len(trainers)
-
-    def run(rank):
-        results[rank] = trainers[rank].run()
-
-    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(len(trainers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
-
-
-def test_only_rank_zero_evaluates_the_validation_set_and_every_worker_stops_when_it_decides():
-    # Validation loss must improve by 1.0 to count: the best epoch is the first, and the run stops after the third.
-    config = {**CONFIG, "epochs": 10, "validation_fraction": 0.25,
-              "early_stopping": {"monitor": "val_loss", "patience": 2, "min_delta": 1.0}}
-    single = engine.Trainer(tiny_spec(), tiny_dataset(config["rows"]), config=train_config(config))
-    expected = single.run()
-    assert (expected.status, expected.epochs_completed) == ("stopped_early", 3)
-    world_size = 3
-    collective = ThreadAllReduce(world_size)
-    trainers = [engine.Trainer(tiny_spec(), tiny_dataset(config["rows"]), config=train_config(config),
-                               shard=(rank, world_size), reduce_gradients=collective.reducer(rank),
-                               broadcast_early_stop=collective.broadcaster(rank))
-                for rank in range(world_size)]
-    results = run_in_threads(trainers)
-    for rank, result in enumerate(results):
-        assert (result.status, result.epochs_completed, result.steps) == ("stopped_early", 3, expected.steps)
-        # the others' epochs have no validation: they never ran it
-        assert all(("val_loss" in record) == (rank == 0) for record in result.history)
-    for record, single_record in zip(results[0].history, expected.history, strict=True):
-        assert record["val_loss"] == pytest.approx(single_record["val_loss"], rel=1e-12)
-        assert record["val_metrics"] == pytest.approx(single_record["val_metrics"], rel=1e-12)
-    # rank 0 restored the best epoch's weights, as the single trainer did
-    for key, value in single.model.state_arrays().items():
-        numpy.testing.assert_allclose(trainers[0].model.state_arrays()[key], value, rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("shard", [(2, 2), (-1, 2), (0, 0), ("0", 1)])

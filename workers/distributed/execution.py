@@ -13,9 +13,8 @@ strategy) under one group name, the run's ``task_id`` (``workers.tasks.send_trai
    picks the checkpoint to resume from, and tells the others (``start``); it alone records points
    and checkpoints through the run's ``RunRecorder``, whose heartbeat keeps the watchdog away;
 3. every rank trains its shard of each global batch (``engine.Trainer(shard=...)``) and all-reduces
-   the fused gradient buffer each step; only rank 0 evaluates the validation set (with a
-   synchronous strategy: ``DataParallelWorker.attach``); each publishes its own step, throughput,
-   bytes sent and state to the run's live stream (``run.worker`` messages, ``webapp.runs.live``);
+   the fused gradient buffer each step; each publishes its own step, throughput, bytes sent and
+   state to the run's live stream (``run.worker`` messages, ``webapp.runs.live``);
 4. cancel (or the recorder losing the run) reaches rank 0, which raises the stop flag of the next
    all-reduce: all ranks stop after the same step.
 
@@ -168,7 +167,7 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
         worker.start_step = trainer.step
         worker.rendezvous.publish("start", {"attempt": run.attempt,
                                             "checkpoint": checkpoint.path if checkpoint else None})
-        worker.attach(trainer)
+        trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
         recorder.skip(training._stored_after(run, checkpoint))
         training._connect(trainer, recorder, run.pk)
         recorder.watch(worker.reducer)  # a cancel goes through the next all-reduce, to every rank
@@ -219,7 +218,7 @@ def _execute_other_rank(run_id: int, group: str, worker: DataParallelWorker, sta
         trainer, _ = training._build_trainer(run, dataset, [checkpoint] if checkpoint else [],
                                              shard=(rank, worker.world_size))
         worker.start_step = trainer.step
-        worker.attach(trainer)
+        trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
         status.state = "running"
         result = trainer.run()
     except DistributedError as error:

@@ -6,10 +6,6 @@ more elements: the share-weighted loss and a stop flag. One all-reduce (ring or 
 of that buffer gives every worker the global batch's gradient and loss, and tells all of them
 together when any one must stop (the run's cancel, seen by rank 0): all workers leave the loop
 after the same step, and none is left waiting in a collective for a worker that stopped.
-
-Only rank 0 evaluates the validation set; under early stopping, one more all-reduce of a single
-element at the end of each epoch (``broadcast_early_stop``, the trainer's hook of that name) gives
-every worker rank 0's decision.
 """
 
 from __future__ import annotations
@@ -65,13 +61,6 @@ class GradientReducer:
     def cancel(self) -> None:
         """So that the recorder can watch this in place of the trainer (see workers.distributed.execution)."""
         self.request_stop()
-
-    def broadcast_early_stop(self, stop: bool) -> bool:
-        """Whether any worker decided to stop early: rank 0's decision, since the others, which
-        skip the validation pass, pass False."""
-        flag = numpy.array([1.0 if stop else 0.0], dtype=self.dtype)
-        self.collective.all_reduce(flag)
-        return bool(flag[0] > 0)
 
     def __call__(self, grads: dict, loss: float, rows: int, batch_rows: int) -> tuple[dict, float]:
         share = rows / batch_rows

@@ -61,15 +61,6 @@ class DataParallelWorker:
             self.reducer = AsyncGradientReducer(self.collective, params, on_stop=on_stop, rank=self.rank)
         return self.reducer
 
-    def attach(self, trainer) -> None:
-        """Give an ``engine.Trainer`` built with ``shard=(rank, world_size)`` its data-parallel
-        hooks: the reducer, and with a synchronous strategy rank 0's early-stopping decision (only
-        rank 0 then evaluates the validation set). Asynchronous workers' weights differ between
-        steps, so each evaluates its own."""
-        trainer.reduce_gradients = self.make_reducer(trainer.model.params, on_stop=trainer.cancel)
-        if self.staleness is None:
-            trainer.broadcast_early_stop = self.reducer.broadcast_early_stop
-
     @property
     def bytes_sent(self) -> int:
         return self.collective.counter.payload
