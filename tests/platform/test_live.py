@@ -78,11 +78,11 @@ def test_the_state_message_follows_the_last_points(sent, monkeypatch):
     monkeypatch.setattr(live.time, "sleep", lambda seconds: None)
 
     class Run:
-        pk, state, epochs_completed, error, final_metrics = 7, "succeeded", 3, "", {"loss": 0.1}
+        pk, state, epochs_completed, error, final_metrics, last_sequence = 7, "succeeded", 3, "", {"loss": 0.1}, 2
 
     publisher = live.RunPublisher(7, max_messages_per_second=10, clock=Clock())
     publisher.add(points(1, 2))
     assert publisher.publish_state(Run())
     assert [message["type"] for _, message in sent] == ["run.points", "run.state"]
     assert sent[1][1] == {"type": "run.state", "run": 7, "state": "succeeded", "epochs_completed": 3,
-                          "final_metrics": {"loss": 0.1}}
+                          "last_sequence": 2, "final_metrics": {"loss": 0.1}}

@@ -217,22 +217,33 @@ class ServingRuntime:
         await sync_to_async(self.refresh, thread_sensitive=True)()
 
     async def _refresh_on_miss(self) -> bool:
-        """Refresh because a request named something unknown; requests that miss while such a
-        refresh runs wait for it. False when one finished very recently (a flood of bad keys
-        costs at most a few reads a second)."""
+        """Read the routes again because a request named something unknown (an endpoint, key or
+        version created a moment ago, or a wrong one), and return True once a read that started
+        after the miss has finished. Misses share reads: a request that misses while one runs
+        waits for it (and for the next, if that one started before the miss), and reads start at
+        most every ``MISS_REFRESH_INTERVAL``, so a flood of bad keys costs a few reads a second and
+        waits, while a request for something just created is never refused for want of a read."""
         loop = asyncio.get_running_loop()
-        pending = self._miss_refresh
-        if pending is not None and pending[0] is loop and not pending[1].done():
-            await asyncio.shield(pending[1])
+        missed_at = time.monotonic()
+        while True:
+            pending = self._miss_refresh
+            if pending is not None and pending[0] is loop and not pending[1].done():
+                started_after_miss = self._last_miss_refresh >= missed_at
+                await asyncio.shield(pending[1])
+                if started_after_miss:
+                    return True
+                continue
+            if self._last_miss_refresh >= missed_at:
+                return True  # a read that started after the miss has finished
+            wait = self._last_miss_refresh + MISS_REFRESH_INTERVAL - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            self._last_miss_refresh = time.monotonic()
+            task = loop.create_task(self._refresh_now())
+            self._miss_refresh = (loop, task)
+            await asyncio.shield(task)
             return True
-        now = time.monotonic()
-        if now - self._last_miss_refresh < MISS_REFRESH_INTERVAL:
-            return False
-        self._last_miss_refresh = now
-        task = loop.create_task(self._refresh_now())
-        self._miss_refresh = (loop, task)
-        await asyncio.shield(task)
-        return True
 
     async def route(self, name: str) -> EndpointRoute:
         if self._forced:
