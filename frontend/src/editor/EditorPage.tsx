@@ -1,7 +1,7 @@
 // The graph editor of one project: palette, canvas, inspector, live validation, versions, training.
 import {
   Background, Controls, MiniMap, ReactFlow, ReactFlowProvider, applyEdgeChanges, applyNodeChanges, useReactFlow,
-  type Connection, type EdgeChange, type NodeChange, type OnConnectEnd,
+  type Connection, type EdgeChange, type FitViewOptions, type NodeChange, type OnConnectEnd,
 } from "@xyflow/react";
 import { useCallback, useEffect, useMemo, useRef, useState, type DragEvent } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
@@ -32,6 +32,9 @@ import "./editor.css";
 const nodeTypes = { [NODE_TYPE]: NetNode };
 const edgeTypes = { [EDGE_TYPE]: ShapeEdge };
 const VALIDATE_DELAY_MS = 300;
+// Room around the fitted graph, in screen pixels, so that no node touches the palette or the
+// inspector beside the canvas (a fraction of the canvas would leave a small graph none).
+const FIT_VIEW: FitViewOptions<GraphNode> = { padding: { x: "56px", y: "40px" }, maxZoom: 1.2 };
 
 interface Loaded {
   catalog: Catalog;
@@ -212,12 +215,36 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
     // Keyed on the document's text: selection changes make a new document object but nothing to validate.
   }, [docKey]);
 
+  // -- fitting the view ---------------------------------------------------------------------
+  // A loaded document (the latest version on opening, a template, an import, a version) is fitted
+  // to the view, and fitted again as its nodes grow: validation adds shapes, parameter counts and
+  // errors to them after the first fit. That stops once the user edits the graph or moves the view.
+  const fitKey = useRef<string | null>(documentKey(fromDocumentKeyable(initial)));
+  const fitFrame = useRef<number | null>(null);
+  const refitLoaded = useCallback(() => {
+    if (fitKey.current !== currentKey.current || fitFrame.current !== null) return;
+    fitFrame.current = window.requestAnimationFrame(() => {
+      fitFrame.current = null;
+      void flow.fitView(FIT_VIEW);
+    });
+  }, [flow]);
+  useEffect(() => () => {
+    if (fitFrame.current !== null) window.cancelAnimationFrame(fitFrame.current);
+  }, []);
+  const onMoveStart = useCallback((event: MouseEvent | TouchEvent | null) => {
+    if (event) fitKey.current = null; // the user's own pan or zoom (fitting passes no event)
+  }, []);
+  useEffect(() => {
+    if (fitKey.current !== docKey) fitKey.current = null;
+  }, [docKey]);
+
   // -- canvas changes -----------------------------------------------------------------------
   const onNodesChange = useCallback((changes: NodeChange<GraphNode>[]) => {
     const moved = changes.filter((change) => change.type === "position").map((change) => change.id);
     if (moved.length) changeKey.current = `move:${moved.sort().join(",")}`;
     setNodes((current) => applyNodeChanges(changes, current));
-  }, []);
+    if (changes.some((change) => change.type === "dimensions")) refitLoaded();
+  }, [refitLoaded]);
   const onEdgesChange = useCallback((changes: EdgeChange<GraphEdge>[]) => setEdges((current) => applyEdgeChanges(changes, current)), []);
 
   const graphRef = useRef({ nodes, edges });
@@ -339,6 +366,12 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
     setEdges([...currentEdges, ...graph.edges]);
   }, []);
 
+  const deleteSelection = useCallback(() => {
+    const { nodes: current, edges: currentEdges } = graphRef.current;
+    // React Flow removes the deleted nodes' edges too, through onNodesChange and onEdgesChange.
+    void flow.deleteElements({ nodes: current.filter((node) => node.selected), edges: currentEdges.filter((edge) => edge.selected) });
+  }, [flow]);
+
   const autoLayout = useCallback(async () => {
     const { default: ELK } = await import("elkjs/lib/elk.bundled.js");
     const { nodes: current, edges: currentEdges } = graphRef.current;
@@ -352,17 +385,19 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
     const positions = positionsFromElk(result);
     changeKey.current = null;
     setNodes((latest) => latest.map((node) => (positions[node.id] ? { ...node, position: positions[node.id] } : node)));
-    window.requestAnimationFrame(() => flow.fitView({ duration: 300 }));
+    window.requestAnimationFrame(() => flow.fitView({ ...FIT_VIEW, duration: 300 }));
   }, [flow, lookup]);
 
-  const fit = useCallback(() => void flow.fitView({ duration: 300 }), [flow]);
+  const fit = useCallback(() => void flow.fitView({ ...FIT_VIEW, duration: 300 }), [flow]);
 
   // -- loading documents --------------------------------------------------------------------
   const confirmDiscard = useCallback(() => !dirty || window.confirm("The canvas has unsaved changes. Replace it anyway?"), [dirty]);
 
   const loadDocument = useCallback((document: EditorDocument) => {
     showDocument(document);
-    window.requestAnimationFrame(() => flow.fitView());
+    fitKey.current = documentKey(fromDocumentKeyable(document));
+    // Queued by React Flow until the new nodes are measured; refitLoaded follows their growth.
+    void flow.fitView(FIT_VIEW);
   }, [flow, showDocument]);
 
   const loadVersion = useCallback((version: GraphVersion) => {
@@ -488,10 +523,11 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
       } else if (mod && key === "s") { event.preventDefault(); openSave(); }
       else if (!mod && !event.altKey && key === "l") { event.preventDefault(); void autoLayout(); }
       else if (!mod && !event.altKey && key === "f") { event.preventDefault(); fit(); }
+      else if (!mod && !event.altKey && (key === "delete" || key === "backspace")) { event.preventDefault(); deleteSelection(); }
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [undo, redo, copy, paste, openSave, autoLayout, fit, saveOpen, trainVersion]);
+  }, [undo, redo, copy, paste, openSave, autoLayout, fit, deleteSelection, saveOpen, trainVersion]);
 
   const selected = nodes.filter((node) => node.selected);
   const inspected = selected.length === 1 ? selected[0] : null;
@@ -537,17 +573,18 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
             isValidConnection={isValidConnection}
             onDragOver={onDragOver}
             onDrop={onDrop}
-            deleteKeyCode={["Delete", "Backspace"]}
+            deleteKeyCode={null /* the editor's own shortcuts delete, so that no dialog or field passes the key on */}
             multiSelectionKeyCode={["Meta", "Control", "Shift"]}
             selectionKeyCode="Shift"
+            onMoveStart={onMoveStart}
             fitView
-            fitViewOptions={{ maxZoom: 1.2 }}
+            fitViewOptions={FIT_VIEW}
             minZoom={0.1}
             proOptions={{ hideAttribution: true }}
           >
             <Background gap={20} />
             <MiniMap pannable zoomable ariaLabel="Overview" nodeColor={(node) => (report?.nodes[node.id]?.errors.length ? "#dc2626" : "#94a3b8")} />
-            <Controls />
+            <Controls fitViewOptions={FIT_VIEW} />
           </ReactFlow>
           {nodes.length === 0 && (
             <div className="nf-empty">Drag an Input, some ops and a loss from the palette, or load a template.</div>
