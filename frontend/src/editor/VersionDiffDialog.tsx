@@ -108,7 +108,7 @@ export function VersionDiffDialog({ before, after, beforeLabel, afterLabel, look
         ))}
         <span className="nf-diff-badge added">{diff.addedEdges.length} edge{diff.addedEdges.length === 1 ? "" : "s"} added</span>
         <span className="nf-diff-badge removed">{diff.removedEdges.length} edge{diff.removedEdges.length === 1 ? "" : "s"} removed</span>
-        <span className="muted nf-help">Laid out as in {afterLabel}; removed nodes where {beforeLabel} had them. Hover a node for its changes.</span>
+        <span className="muted nf-help">Laid out as in {afterLabel}; removed nodes where {beforeLabel} had them, moved down where a node of {afterLabel} now stands. Hover a node for its changes.</span>
       </div>
       <div className="nf-diff-canvas" data-testid="diff-canvas">
         <ReactFlowProvider>

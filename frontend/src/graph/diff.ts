@@ -3,7 +3,9 @@
 // they connect, not by id, so a redrawn edge is not a change. `diffGraph` lays the two documents
 // over each other, for drawing the difference as one graph.
 import type { EditorDocument, EditorEdge, EditorNode } from "../api/types";
+import { estimateDiffNodeSize, nudgeRemovedNodes } from "./diffLayout";
 import { formatValue } from "./format";
+import { keyParams } from "./params";
 import { nodePorts, type OpLookup } from "./ports";
 
 export interface FieldChange {
@@ -83,7 +85,8 @@ export interface DiffNode {
   id: string;
   type: string;
   status: DiffStatus;
-  /** The newer document's position, or the older one's for a removed node. */
+  /** The newer document's position, or the older one's for a removed node (moved down, clear of
+   *  the newer document's nodes, where one of them now stands there). */
   position: { x: number; y: number };
   /** The node's settings in the newer document (the older one's for a removed node). */
   data: EditorNode["data"];
@@ -113,7 +116,8 @@ export interface DiffGraph {
 /**
  * The union of two documents' graphs, each node and edge marked added, removed, changed or
  * unchanged, laid out as the newer document (`after`) places its nodes, removed nodes where the
- * older one had them. Removed nodes come first, so that drawn in order they lie underneath.
+ * older one had them unless that spot is now taken (see `nudgeRemovedNodes`). Removed nodes come
+ * first, so that drawn in order they lie underneath.
  */
 export function diffGraph(before: EditorDocument, after: EditorDocument, lookup: OpLookup): DiffGraph {
   const diff = diffDocuments(before, after);
@@ -152,7 +156,9 @@ export function diffGraph(before: EditorDocument, after: EditorDocument, lookup:
     ...diff.removedNodes.map((removed) => node(removed, "removed")),
     ...after.nodes.map((present) => node(present, added.has(present.id) ? "added" : changes.has(present.id) ? "changed" : "unchanged")),
   ];
-  return { nodes, edges, diff };
+  const sizeOf = (drawn: DiffNode) => estimateDiffNodeSize(
+    drawn, keyParams(lookup(drawn.type), (drawn.data.params as Record<string, unknown> | undefined) ?? {}).length);
+  return { nodes: nudgeRemovedNodes(nodes, sizeOf), edges, diff };
 }
 
 /** A changed field as the diff shows it: "params.units" reads "units". */
