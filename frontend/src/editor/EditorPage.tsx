@@ -577,7 +577,8 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
             multiSelectionKeyCode={["Meta", "Control", "Shift"]}
             selectionKeyCode="Shift"
             onMoveStart={onMoveStart}
-            fitView
+            // Not on an empty canvas: React Flow would keep the fit queued and zoom onto the first node dropped.
+            fitView={initial.nodes.length > 0}
             fitViewOptions={FIT_VIEW}
             minZoom={0.1}
             proOptions={{ hideAttribution: true }}
