@@ -190,3 +190,18 @@ def test_the_model_never_runs_twice_at_once_from_two_event_loops():
         thread.join(10)
     assert len(results) == 2 and all(len(answers) == 40 for answers in results)
     assert most[0] == 1
+
+
+def test_with_batching_off_every_request_runs_alone_on_the_loop_and_is_counted():
+    batches, threads, counted = [], [], []
+    batcher = DynamicBatcher(doubling(batches, threads), max_batch_size=1, max_queue_delay=0.001,
+                             on_batch=lambda instances, requests: counted.append((instances, requests)), **QUICK)
+
+    async def main():
+        results = await asyncio.gather(*(batcher.predict({"x": numpy.array([[i]])}, 1) for i in range(50)))
+        return results, threading.current_thread()
+
+    results, loop_thread = asyncio.run(main())
+    assert [int(result[0, 0]) for result in results] == [2 * i for i in range(50)]
+    assert batches == [1] * 50 and counted == [(1, 1)] * 50
+    assert set(threads) == {loop_thread}

@@ -24,7 +24,8 @@ Batching rule: take the oldest request and every request already waiting, up to
 in this loop iteration, so requests that arrived together go together). Under load (the previous
 batch held more than one request, or more were waiting) wait for more until ``max_queue_delay``
 has passed since the oldest request arrived; a lone request on an idle endpoint is never held
-back, so batching costs nothing at concurrency 1.
+back, so batching costs nothing at concurrency 1. A request that fills a batch by itself (every
+request when ``max_batch_size`` is 1) and finds the queue idle runs at once, inline.
 """
 
 from __future__ import annotations
@@ -129,6 +130,18 @@ class DynamicBatcher:
         state = self._loop_queues.get(loop) or self._loop_state(loop)
         if len(state.queue) >= self.max_queue_size:
             raise QueueFull(f"{self.name}: the queue is full ({self.max_queue_size} requests waiting); retry later")
+        if (rows >= self.max_batch_size and not state.queue and state.handle is None and not state.running
+                and self.runs_inline(rows)):
+            # A request that fills a batch alone (every request, with batching off) on an idle queue
+            # has nothing to wait for or to join: it runs now, without a future or a turn of the loop.
+            try:
+                (result,) = self._run_locked([inputs])
+            except Exception:
+                log.exception("%s: a batch of 1 request failed", self.name)
+                raise
+            if self._on_batch is not None:
+                self._on_batch(rows, 1)
+            return result
         future = loop.create_future()
         state.queue.append(_Request(inputs, rows, future, time.perf_counter()))
         state.rows += rows
