@@ -162,7 +162,7 @@ def _onnx_pads(pads) -> list[int]:
 def _conv(builder, node, args, weights, types):
     """Conv with explicit pads: "same" pads as the engine computes them (the extra one after)."""
     p, rank = node.params, node.op.rank
-    geo = _windows.geometry(types[0].shape, rank, p.kernel_size, p.stride, p.dilation, p.padding)
+    geo = node.op.geometry(p, types[0].shape)
     axes = slice(2 - rank, 2)  # the geometry is two-dimensional, conv1d's with a height of 1
     inputs = [args[0], builder.constant(f"{node.id}/W", weights["W"])]
     if "b" in weights:
@@ -175,9 +175,7 @@ def _pool(onnx_op: str, **attributes):
     """Max pooling never picks the padding (as ONNX's MaxPool); average pooling divides by the
     whole window, padded zeros included (count_include_pad). Windows never pass the padding."""
     def translate(builder, node, args, weights, types):
-        p = node.params
-        stride = p.kernel_size if p.stride is None else p.stride
-        geo = _windows.geometry(types[0].shape, 2, p.kernel_size, stride, (1,), p.padding)
+        geo = node.op.geometry(node.params, types[0].shape)
         return builder.node(onnx_op, [args[0]], node.id, kernel_shape=list(geo.kernel), strides=list(geo.stride),
                             pads=_onnx_pads(geo.pads), **attributes)
     return translate

@@ -51,11 +51,11 @@ class Convolution(Op):
         Param("bias_init", "choice", "zeros", "initializer of b", choices=INITIALIZER_NAMES),
     )
 
-    def _geometry(self, p, shape: tuple) -> _windows.Geometry:
+    def geometry(self, p, shape: tuple) -> _windows.Geometry:
         return _windows.geometry(shape, self.rank, p.kernel_size, p.stride, p.dilation, p.padding)
 
     def infer(self, p, x: TensorType) -> TensorType:
-        geo = self._geometry(p, x.shape)
+        geo = self.geometry(p, x.shape)
         channels = x.shape[1]
         if channels is None:
             raise ShapeError("needs a known channel axis (axis 1)", field="inputs.x")
@@ -84,7 +84,7 @@ class Convolution(Op):
         return 2 * inputs[0].shape[1] // p.groups * math.prod(kernel) * outputs[0].per_sample_size()
 
     def forward(self, ctx, p, x, W, b=None):
-        geo = self._geometry(p, x.shape)
+        geo = self.geometry(p, x.shape)
         n, channels = x.shape[:2]
         groups, filters = p.groups, p.filters
         xp = array_module(x)

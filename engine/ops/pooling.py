@@ -26,7 +26,7 @@ class Pooling(Op):
                            padding_choices=("valid", "same"))
     pad_value: ClassVar[float] = 0.0
 
-    def _geometry(self, p, shape: tuple) -> _windows.Geometry:
+    def geometry(self, p, shape: tuple) -> _windows.Geometry:
         stride = p.kernel_size if p.stride is None else p.stride
         geo = _windows.geometry(shape, 2, p.kernel_size, stride, (1,), p.padding)
         if not isinstance(p.padding, str):
@@ -38,7 +38,7 @@ class Pooling(Op):
         return geo
 
     def infer(self, p, x: TensorType) -> TensorType:
-        geo = self._geometry(p, x.shape)
+        geo = self.geometry(p, x.shape)
         return TensorType((*x.shape[:2], *geo.out), x.dtype)
 
     def flops(self, p, inputs, outputs):
@@ -53,7 +53,7 @@ class MaxPool2d(Pooling):
            "(padding never wins); the gradient goes to each window's first maximum.")
 
     def forward(self, ctx, p, x):
-        geo = self._geometry(p, x.shape)
+        geo = self.geometry(p, x.shape)
         xp = array_module(x)
         padded = _windows.pad(x, geo, -xp.inf)
         views = [padded[(slice(None), slice(None), *geo.window_slice(*offset))] for offset in geo.offsets]
@@ -92,7 +92,7 @@ class AvgPool2d(Pooling):
            "(y*sh, x*sw), padded zeros counted in the mean.")
 
     def forward(self, ctx, p, x):
-        geo = self._geometry(p, x.shape)
+        geo = self.geometry(p, x.shape)
         padded = _windows.pad(x, geo)
         (first, *rest) = [padded[(slice(None), slice(None), *geo.window_slice(*offset))] for offset in geo.offsets]
         out = first.copy()

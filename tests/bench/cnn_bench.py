@@ -92,39 +92,54 @@ def torch_model(layers: list[tuple]):
     return torch.nn.Sequential(*modules)
 
 
-def make_batches(batches: int = 8):
+def make_batches(batches: int = 8, batch: int = BATCH):
     rng = numpy.random.default_rng(0)
-    x = rng.normal(size=(BATCH * batches, *IMAGE)).astype(numpy.float32)
-    y = rng.integers(0, CLASSES, size=BATCH * batches).astype(numpy.int64)
-    return [(x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]) for i in range(batches)]
+    x = rng.normal(size=(batch * batches, *IMAGE)).astype(numpy.float32)
+    y = rng.integers(0, CLASSES, size=batch * batches).astype(numpy.int64)
+    return [(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]) for i in range(batches)]
 
 
-def engine_step_factory(model_name: str, batches):
-    model = engine.Model(engine_spec(MODELS[model_name]()))
+def engine_step_factory(model_name: str, batches, device: str = "cpu"):
+    """A training step; on the GPU the batches live there and each step ends with a device
+    synchronisation, so that the time is the GPU's work, not its queueing."""
+    from engine.backend import get_xp  # noqa: PLC0415
+
+    xp = get_xp(device)
+    model = engine.Model(engine_spec(MODELS[model_name]()), device=device)
     optimizer = make_optimizer({"name": "adam", "lr": 1e-3})
+    data = batches if device == "cpu" else [(xp.asarray(x), xp.asarray(y)) for x, y in batches]
+    synchronize = xp.cuda.Device().synchronize if device == "gpu" else lambda: None
 
     def step(i):
-        x, y = batches[i % len(batches)]
+        x, y = data[i % len(data)]
         _, _, grads = model.loss_and_grads({"x": x, "y": y})
         optimizer.step(model.params, grads)
+        synchronize()
 
     return step
 
 
-def torch_step_factory(model_name: str, batches):
+def torch_step_factory(model_name: str, batches, device: str = "cpu"):
     import torch  # noqa: PLC0415
 
+    on_gpu = device == "gpu"
     torch.manual_seed(0)
     model = torch_model(MODELS[model_name]())
+    if on_gpu:
+        model = model.cuda()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+    if on_gpu:
+        data = [(x.cuda(), y.cuda()) for x, y in data]
+    synchronize = torch.cuda.synchronize if on_gpu else lambda: None
 
     def step(i):
         x, y = data[i % len(data)]
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         optimizer.step()
+        synchronize()
 
     return step
 
@@ -165,13 +180,14 @@ def peak_memory(framework: str, model_name: str) -> int | None:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def compare(model_name: str) -> dict:
-    batches = make_batches()
-    steps = {key: factory(model_name, batches) for key, factory in FACTORIES.items()}
+def compare(model_name: str, *, device: str = "cpu", batch: int = BATCH) -> dict:
+    """Samples/s of each framework (median of interleaved trials) on the same batches."""
+    batches = make_batches(batch=batch)
+    steps = {key: factory(model_name, batches, device=device) for key, factory in FACTORIES.items()}
     samples = {key: [] for key in steps}
     for _ in range(TRIALS):
         for key, step in steps.items():
-            samples[key].append(throughput(step, BATCH))
+            samples[key].append(throughput(step, batch))
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
@@ -185,46 +201,6 @@ GPU_BATCH = 256
 GPU_TARGET = 0.5
 
 
-def gpu_compare(model_name: str) -> dict:
-    """Samples/s of the engine on CuPy and PyTorch on CUDA, same model, batch 256, Adam, float32;
-    each step ends with a device synchronisation, so the time is the GPU's work, not its queueing."""
-    import cupy  # noqa: PLC0415 - only where engine.backend.gpu_available()
-    import torch  # noqa: PLC0415
-
-    rng = numpy.random.default_rng(0)
-    x = rng.normal(size=(GPU_BATCH * 4, *IMAGE)).astype(numpy.float32)
-    y = rng.integers(0, CLASSES, size=GPU_BATCH * 4).astype(numpy.int64)
-    engine_data = [(cupy.asarray(x[i::4]), cupy.asarray(y[i::4])) for i in range(4)]
-    torch_data = [(torch.from_numpy(x[i::4]).cuda(), torch.from_numpy(y[i::4]).cuda()) for i in range(4)]
-
-    model = engine.Model(engine_spec(MODELS[model_name]()), device="gpu")
-    optimizer = make_optimizer({"name": "adam", "lr": 1e-3})
-
-    def engine_step(i):
-        features, labels = engine_data[i % 4]
-        _, _, grads = model.loss_and_grads({"x": features, "y": labels})
-        optimizer.step(model.params, grads)
-        cupy.cuda.Device().synchronize()
-
-    torch.manual_seed(0)
-    net = torch_model(MODELS[model_name]()).cuda()
-    torch_optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def torch_step(i):
-        features, labels = torch_data[i % 4]
-        torch_optimizer.zero_grad(set_to_none=True)
-        loss_fn(net(features), labels).backward()
-        torch_optimizer.step()
-        torch.cuda.synchronize()
-
-    samples = {"engine": [], "pytorch": []}
-    for _ in range(TRIALS):
-        samples["engine"].append(throughput(engine_step, GPU_BATCH))
-        samples["pytorch"].append(throughput(torch_step, GPU_BATCH))
-    return {key: statistics.median(values) for key, values in samples.items()}
-
-
 def gpu_table() -> int:
     """The CNN at batch 256 on an NVIDIA GPU against PyTorch CUDA; 1 when its target is missed."""
     import torch  # noqa: PLC0415
@@ -235,7 +211,7 @@ def gpu_table() -> int:
         print("\nGPU: not measured: CuPy and a CUDA build of PyTorch do not both see a GPU on this machine "
               f"(the CNN at batch {GPU_BATCH} against PyTorch CUDA, target >= {GPU_TARGET}x, runs where they do)")
         return 0
-    speed = gpu_compare("cnn")
+    speed = compare("cnn", device="gpu", batch=GPU_BATCH)
     ratio = speed["engine"] / speed["pytorch"]
     met = ratio >= GPU_TARGET
     print(f"\nGPU ({torch.cuda.get_device_name()}), CNN c32-p-c64-p-d128-10, batch {GPU_BATCH}, Adam: engine on CuPy "

@@ -20,6 +20,7 @@ synchronous); their request and response formats are documented here and in the 
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy
@@ -214,6 +215,7 @@ async def v2_server(request):
     return JsonResponse({"name": "netforge", "version": _server_version(), "extensions": []})
 
 
+@functools.cache  # the installed package's metadata, read from disk once
 def _server_version() -> str:
     from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
 

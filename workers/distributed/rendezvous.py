@@ -229,7 +229,7 @@ class Rendezvous:
             self.client.close()
 
     def has_left(self, slot: int) -> bool:
-        return bool(self.client.exists(self.key(f"left:{slot}")))
+        return self.final_state(slot) is not None
 
     def final_state(self, slot: int) -> str | None:
         """The state the member of ``slot`` left in; None while it has not left."""

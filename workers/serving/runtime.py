@@ -216,10 +216,10 @@ class ServingRuntime:
     async def _refresh_now(self) -> None:
         await sync_to_async(self.refresh, thread_sensitive=True)()
 
-    async def _refresh_on_miss(self) -> bool:
+    async def _refresh_on_miss(self) -> None:
         """Read the routes again because a request named something unknown (an endpoint, key or
-        version created a moment ago, or a wrong one), and return True once a read that started
-        after the miss has finished. Misses share reads: a request that misses while one runs
+        version created a moment ago, or a wrong one), and return once a read that started after
+        the miss has finished. Misses share reads: a request that misses while one runs
         waits for it (and for the next, if that one started before the miss), and reads start at
         most every ``MISS_REFRESH_INTERVAL``, so a flood of bad keys costs a few reads a second and
         waits, while a request for something just created is never refused for want of a read."""
@@ -231,10 +231,10 @@ class ServingRuntime:
                 started_after_miss = self._last_miss_refresh >= missed_at
                 await asyncio.shield(pending[1])
                 if started_after_miss:
-                    return True
+                    return
                 continue
             if self._last_miss_refresh >= missed_at:
-                return True  # a read that started after the miss has finished
+                return  # a read that started after the miss has finished
             wait = self._last_miss_refresh + MISS_REFRESH_INTERVAL - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
@@ -243,7 +243,7 @@ class ServingRuntime:
             task = loop.create_task(self._refresh_now())
             self._miss_refresh = (loop, task)
             await asyncio.shield(task)
-            return True
+            return
 
     async def route(self, name: str) -> EndpointRoute:
         if self._forced:
@@ -251,7 +251,8 @@ class ServingRuntime:
         elif time.monotonic() - self._fetched_at > setting("SERVING_REFRESH_SECONDS", 1.0):
             self.refresh_in_background()
         route = self.routes.get(name)
-        if route is None and await self._refresh_on_miss():
+        if route is None:
+            await self._refresh_on_miss()
             route = self.routes.get(name)
         if route is None:
             raise NotFound(f"no endpoint named {name!r}", details={"endpoint": name})
@@ -264,18 +265,20 @@ class ServingRuntime:
             raise Unauthenticated(f"endpoint {name!r} needs an API key: send 'Authorization: Bearer <key>'")
         digest = hash_key(api_key)
         if digest not in route.key_hashes:
-            if await self._refresh_on_miss():
-                route = self.routes.get(name, route)
+            await self._refresh_on_miss()
+            route = self.routes.get(name, route)
             if digest not in route.key_hashes:
                 raise Unauthenticated(f"the API key is not valid for endpoint {name!r} (unknown or revoked)")
         number = version if version is not None else self.active.get(name, route.default)
-        if number is None and await self._refresh_on_miss():  # a version published since the last read
+        if number is None:  # a version published since the last read?
+            await self._refresh_on_miss()
             route = self.routes.get(name, route)
             number = self.active.get(name, route.default)
         if number is None:
             raise Unavailable(f"endpoint {name!r} has no ready version yet; publish a run to it")
         target = route.versions.get(number)
-        if target is None and version is not None and await self._refresh_on_miss():
+        if target is None and version is not None:
+            await self._refresh_on_miss()
             route = self.routes.get(name, route)
             target = route.versions.get(number)
         if target is None:

@@ -110,7 +110,8 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
   const metadata = useRef(initial.metadata);
   const [versions, setVersions] = useState(initialVersions);
   const [loadedVersion, setLoadedVersion] = useState<GraphVersionSummary | null>(latest);
-  const [savedKey, setSavedKey] = useState<string>(() => (latest ? documentKey(fromDocumentKeyable(initial)) : documentKey(emptyDocument())));
+  const [initialKey] = useState(() => documentKey(fromDocumentKeyable(initial)));
+  const [savedKey, setSavedKey] = useState<string>(() => (latest ? initialKey : documentKey(emptyDocument())));
   const [builtins, setBuiltins] = useState<BuiltinDataset[]>([]);
   const [validating, setValidating] = useState(false);
   const [validationFailed, setValidationFailed] = useState<string | null>(null);
@@ -219,7 +220,7 @@ function Editor({ catalog, project, versions: initialVersions, latest }: Loaded)
   // A loaded document (the latest version on opening, a template, an import, a version) is fitted
   // to the view, and fitted again as its nodes grow: validation adds shapes, parameter counts and
   // errors to them after the first fit. That stops once the user edits the graph or moves the view.
-  const fitKey = useRef<string | null>(documentKey(fromDocumentKeyable(initial)));
+  const fitKey = useRef<string | null>(initialKey);
   const fitFrame = useRef<number | null>(null);
   const refitLoaded = useCallback(() => {
     if (fitKey.current !== currentKey.current || fitFrame.current !== null) return;
