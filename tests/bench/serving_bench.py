@@ -1,5 +1,5 @@
 """Serving a published MLP (784-256-128-10) on loopback: single-instance requests at concurrency 1
-and 32, over REST (uvicorn) and gRPC (the gRPC server process), with dynamic batching (max 32
+and 32, over REST and gRPC (both served by the uvicorn process), with dynamic batching (max 32
 instances, 1 ms) and without (max 1), next to the engine's bare forward pass for the same batch.
 
 The servers run as in ``tests/endpoints/test_servers.py``; the load comes from a separate process
@@ -397,15 +397,14 @@ def verdict(protocol: str, concurrency: int, rate: float, p50_ms: float | None, 
 def main() -> int:
     from tests.platform.harness import Platform, Service  # noqa: PLC0415
 
-    print("serving bench: uvicorn and the gRPC server started as in tests/endpoints, a separate load process "
+    print("serving bench: uvicorn serving REST and gRPC, started as in tests/endpoints, a separate load process "
           f"on the same cores; {ROUNDS} rounds of {MEASURE_SECONDS:g} s a cell (after {WARM_UP_SECONDS:g} s of "
           "warm-up), the cells taking turns\n")
     home = Path(tempfile.mkdtemp(prefix="netforge-serving-bench-"))
     system = Platform(home)
     try:
         system.migrate()
-        system.start_web()
-        system.start_grpc()
+        system.start_web(grpc=True)
         os.environ.update({key: system.env[key] for key in ("DJANGO_SETTINGS_MODULE", "NETFORGE_HOME", "DATABASE_URL")})
         import django  # noqa: PLC0415
 
@@ -415,7 +414,7 @@ def main() -> int:
         forward = {1: bare_forward(Path(prepared["folder"]), 1), 32: bare_forward(Path(prepared["folder"]), 32)}
         print(f"engine bare forward (Predictor.predict, one thread): batch 1 {1000 * forward[1]:.3f} ms, "
               f"batch 32 {1000 * forward[32]:.3f} ms\n")
-        targets = {"grpc": (system.grpc_target, system.grpc.process.pid),
+        targets = {"grpc": (system.grpc_target, system.web.process.pid),
                    "rest": (f"127.0.0.1:{system.http_port}", system.web.process.pid)}
         cells = [(protocol, endpoint, label, concurrency)
                  for protocol in ("grpc", "rest")
@@ -447,10 +446,9 @@ def main() -> int:
                 status = 1
         return status
     finally:
-        for service in (system.grpc, system.web):
-            if service is not None:
-                service.stop()
-        Service._all[:] = [service for service in Service._all if service not in (system.grpc, system.web)]
+        if system.web is not None:
+            system.web.stop()
+        Service._all[:] = [service for service in Service._all if service is not system.web]
 
 
 if __name__ == "__main__":

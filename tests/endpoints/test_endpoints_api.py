@@ -212,6 +212,9 @@ def test_metrics_json_and_prometheus(client, published, digits_rows):
     assert f"netforge_endpoint_requests_total{labels} 4.0" in text
     assert f"netforge_endpoint_errors_total{labels} 1.0" in text
     assert "netforge_endpoint_request_latency_seconds_bucket{" in text
+    # batches are the version's, whatever protocol their requests came by
+    assert 'netforge_endpoint_batches_total{endpoint="digits",version="1"} 3.0' in text
+    assert 'netforge_endpoint_average_batch_size{endpoint="digits",version="1"} 2.0' in text
 
 
 def test_onnx_download_runs_in_onnxruntime_like_the_engine(client, published, digits_rows, serving_settings):

@@ -19,7 +19,7 @@ def test_a_key_made_by_another_process_works_at_once_and_a_flood_of_bad_keys_cos
     from webapp.endpoints.services import KEY_PREFIX  # noqa: PLC0415
 
     _, _, key = published
-    runtime = serving.get_runtime("rest")
+    runtime = serving.get_runtime()
     reads = []
     read_routes = runtime.refresh
 

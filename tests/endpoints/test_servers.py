@@ -1,5 +1,5 @@
-"""Endpoints against the real servers: uvicorn (REST) and the gRPC server process, sharing one
-SQLite file and one model store, over real sockets and real gRPC channels.
+"""Endpoints against the real server: uvicorn serving REST and, from the same process and runtime,
+gRPC, over one SQLite file and one model store, through real sockets and real gRPC channels.
 
 The model is the session's trained digits MLP, attached to a succeeded run in the platform's
 database and published through the REST API.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -35,14 +36,12 @@ def servers():
     system.env["NETFORGE_SERVING_REFRESH_SECONDS"] = "0.5"
     try:
         system.migrate()
-        system.start_web()
-        system.start_grpc()
+        system.start_web(grpc=True)
         yield system
     finally:
-        for service in (system.grpc, system.web):
-            if service is not None:
-                service.stop()
-        Service._all[:] = [service for service in Service._all if service not in (system.grpc, system.web)]
+        if system.web is not None:
+            system.web.stop()
+        Service._all[:] = [service for service in Service._all if service is not system.web]
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -66,15 +65,16 @@ def owner(servers, django_db_blocker, trained_digits):
                                             created_by=user)
         dataset = dataset_create_builtin(owner=user, builtin="digits")
 
-        def make_run(*, slow: bool = False) -> int:
+        def make_run(*, slow: bool = False, slower: bool = False) -> int:
             """A succeeded run with the trained digits checkpoint, or (``slow``) an untrained wide
-            MLP on the same inputs whose forward pass takes tens of milliseconds."""
+            MLP on the same inputs whose forward pass of 1,024 instances takes about 20 ms, or
+            (``slower``) a deeper one that takes about 200 ms."""
             with django_db_blocker.unblock(), servers.database_connection():
                 run = Run.objects.create(project=project, graph_version=graph, dataset=dataset, created_by=user,
                                          state="succeeded", epochs_completed=2)
                 folder = servers.home / "artifacts" / "runs" / str(run.pk) / "epoch-0002"
-                if slow:
-                    write_wide_model(folder, trained_digits)
+                if slow or slower:
+                    write_wide_model(folder, trained_digits, **({"hidden": 2048, "layers": 3} if slower else {}))
                 else:
                     shutil.copytree(trained_digits, folder)
                 Checkpoint.objects.create(run=run, epoch=2, step=1, path=str(folder))
@@ -85,21 +85,21 @@ def owner(servers, django_db_blocker, trained_digits):
     api.close()
 
 
-def write_wide_model(folder: Path, digits_checkpoint: Path) -> None:
+def write_wide_model(folder: Path, digits_checkpoint: Path, *, hidden: int = 4096, layers: int = 1) -> None:
     from engine import serialization  # noqa: PLC0415
     from engine.model import Model  # noqa: PLC0415
     from tests.platform.harness import mlp_spec  # noqa: PLC0415
 
-    spec = mlp_spec(64, 10, hidden=4096)
+    spec = mlp_spec(64, 10, hidden=hidden, layers=layers)
     schema = serialization.read_artifact(digits_checkpoint).manifest["input_schema"]
     serialization.write_artifact(folder, spec=spec, weights=Model(spec).state_arrays(), input_schema=schema)
 
 
-def publish(owner, name: str, *, slow: bool = False, **settings) -> str:
+def publish(owner, name: str, *, slow: bool = False, slower: bool = False, **settings) -> str:
     """A new endpoint with the digits model as v1; returns a fresh API key."""
     api = owner["api"]
     assert api.post("/api/v1/endpoints", json={"name": name, **settings}).status_code == 201
-    response = api.post(f"/api/v1/endpoints/{name}/versions", json={"run": owner["make_run"](slow=slow)})
+    response = api.post(f"/api/v1/endpoints/{name}/versions", json={"run": owner["make_run"](slow=slow, slower=slower)})
     assert response.status_code == 201, response.text
     created = api.post(f"/api/v1/endpoints/{name}/keys", json={"name": "test"})
     return created.json()["key"]
@@ -290,3 +290,42 @@ def test_a_full_queue_is_refused_fast(servers, owner):
 
     statuses = asyncio.run(rest_burst())
     assert set(statuses) <= {200, 429} and 429 in statuses, statuses
+
+
+def test_rest_and_grpc_requests_arriving_together_share_one_batch(servers, owner):
+    """One model cache and one batcher behind both protocols. A slow model is kept busy by two
+    gRPC requests of 1,024 instances (a batch each, about 200 ms each: a batch holds at most 1,024);
+    a REST request and a gRPC request of one instance sent meanwhile wait in the same queue and
+    run as one batch of 2. With a batcher per protocol they would run as two batches of 1."""
+    key = publish(owner, "shared-batch", slower=True, max_batch_size=1024, max_queue_delay_ms=0)
+    rng = numpy.random.default_rng(0)
+    big, row = rng.random((1024, 64), dtype=numpy.float32), rng.random((1, 64), dtype=numpy.float32)
+    metadata = (("authorization", f"Bearer {key}"),)
+    with grpc.insecure_channel(servers.grpc_target) as channel, \
+            httpx.Client(base_url=servers.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as rest:
+        stub = predict_pb2_grpc.PredictionServiceStub(channel)
+        assert grpc_predict(stub, "shared-batch", key, row).version == 1  # loaded, routes and key known: 1 batch
+        assert rest.get("/api/v1/endpoints/shared-batch/health").status_code == 200  # the connection is open
+        busy = [stub.Predict.future(predict_pb2.PredictRequest(endpoint="shared-batch", inputs={"x": tensor(big)}),
+                                    metadata=metadata, timeout=60) for _ in range(2)]
+        time.sleep(0.1)  # both big ones have arrived, the first is running
+        assert not busy[0].done(), "the big requests were answered before the small ones came: inconclusive"
+        single = stub.Predict.future(predict_pb2.PredictRequest(endpoint="shared-batch", inputs={"x": tensor(row)}),
+                                     metadata=metadata, timeout=60)
+        answer = rest.post("/api/v1/endpoints/shared-batch/predict", json={"instances": row.tolist()})
+        assert answer.status_code == 200, answer.text
+        assert single.result().version == 1 and all(future.result().version == 1 for future in busy)
+
+    def counted():
+        totals = owner["api"].get("/api/v1/endpoints/shared-batch/metrics").json()["versions"]
+        return {row["protocol"]: row for row in totals} if sum(row["requests"] for row in totals) == 5 else None
+
+    wait_until(counted, timeout=10, what="the metrics of the 5 requests to reach the database")
+    totals = counted()
+    assert totals["grpc"]["requests"] == 4 and totals["rest"]["requests"] == 1
+    text = owner["api"].get("/api/v1/metrics").text
+    batches = re.search(r'netforge_endpoint_batches_total\{endpoint="shared-batch",version="1"\} (\S+)', text).group(1)
+    # the warm-up, the two big ones, and the REST and gRPC pair together
+    assert float(batches) == 4, f"{batches} batches: the REST and gRPC requests did not share one"
+    average = (1 + 2 * 1024 + 2) / 4
+    assert totals["rest"]["average_batch_size"] == totals["grpc"]["average_batch_size"] == pytest.approx(average)

@@ -163,7 +163,6 @@ class Platform:
         self.redis: Service | None = None
         self.worker: Service | None = None
         self.web: Service | None = None
-        self.grpc: Service | None = None
         self.grpc_port: int | None = None
         self._workers_started = 0
 
@@ -210,10 +209,14 @@ class Platform:
     def kill_worker(self) -> None:
         self.worker.kill()
 
-    def start_web(self) -> None:
+    def start_web(self, *, grpc: bool = False) -> None:
+        """uvicorn with the ASGI application; with ``grpc``, also serving gRPC predictions on a free
+        port from the same process (``grpc_target``), and returns once both listen."""
+        self.grpc_port = free_port() if grpc else None
+        env = {**self.env, "NETFORGE_GRPC_PORT": str(self.grpc_port or 0)}
         self.web = Service("web", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1",
-                                   "--port", str(self.http_port), "--lifespan", "off", "--no-access-log"],
-                           env=self.env, log_dir=self.logs).start()
+                                   "--port", str(self.http_port), "--lifespan", "on", "--no-access-log"],
+                           env=env, log_dir=self.logs).start()
 
         def listening():
             if not self.web.alive:
@@ -225,14 +228,8 @@ class Platform:
                 return False
 
         wait_until(listening, timeout=START_TIMEOUT, what="the web server to listen")
-
-    def start_grpc(self) -> Service:
-        """The gRPC prediction server (``workers.serving.grpc_server``); ``grpc_target`` is its address."""
-        self.grpc_port = free_port()
-        self.grpc = Service("grpc", [sys.executable, "-m", "workers.serving.grpc_server", "--host", "127.0.0.1",
-                                     "--port", str(self.grpc_port)], env=self.env, log_dir=self.logs).start()
-        self.grpc.wait_for_log("gRPC server listening")
-        return self.grpc
+        if grpc:
+            self.web.wait_for_log("gRPC server listening")
 
     @property
     def grpc_target(self) -> str:

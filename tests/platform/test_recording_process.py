@@ -103,4 +103,5 @@ def test_a_run_whose_recording_process_dies_is_resumed_and_later_runs_record_in_
     assert done.state == "succeeded", done.error
     assert sum(p["name"] == "loss" for p in assert_record_complete(later["id"])) == 2 * 1000
     assert pool_pid(later["id"]) == pool  # one pool process (concurrency 1), alive all along
-    assert children(pool) == []  # the dead recording process was reaped, and no new one started
+    # the dead recording process was reaped, and no new one started
+    assert children(pool) == [], [Path(f"/proc/{child}/stat").read_text() for child in children(pool)]

@@ -51,12 +51,12 @@ class EndpointSerializer(serializers.ModelSerializer):
     def get_versions(self, endpoint: Endpoint) -> list[int]:
         return sorted((version.number for version in endpoint.versions.all()), reverse=True)
 
-    def get_urls(self, endpoint: Endpoint) -> dict[str, str]:
+    def get_urls(self, endpoint: Endpoint) -> dict[str, str | None]:
         base = f"/api/v1/endpoints/{endpoint.name}"
         return {"predict": f"{base}/predict", "metadata": f"{base}/metadata", "health": f"{base}/health",
                 "ready": f"{base}/ready", "v2_infer": f"/v2/models/{endpoint.name}/infer",
                 "grpc_method": "netforge.serving.v1.PredictionService/Predict",
-                "grpc_port": str(settings.NETFORGE_GRPC_PORT)}
+                "grpc_port": str(settings.NETFORGE_GRPC_PORT) if settings.NETFORGE_GRPC_PORT else None}
 
 
 class EndpointCreateSerializer(serializers.Serializer):

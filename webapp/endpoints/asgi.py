@@ -1,5 +1,16 @@
-"""The ASGI fast path of the prediction routes: ``POST /api/v1/endpoints/<name>[/versions/<n>]/predict``
-and ``POST /v2/models/<name>[/versions/<n>]/infer`` go straight from the ASGI server to
+"""Serving in the ASGI application: the lifespan that starts the gRPC server beside REST, and the
+fast path of the prediction routes.
+
+``ServingLifespan``: on the ASGI server's startup, the gRPC prediction server starts on the same
+event loop, over the same serving runtime as the REST routes (one model cache, one batcher per
+version), on ``NETFORGE_GRPC_HOST:NETFORGE_GRPC_PORT`` unless the port is 0; and a task reads
+the routes every ``SERVING_REFRESH_SECONDS`` (new default versions are loaded and warmed up
+before they answer, revoked keys stop working, metrics reach the database) with or without
+traffic. On shutdown, both stop and the last metrics are stored. A port that cannot be bound
+fails the startup, with the port in the message.
+
+``ServingFastPath``: ``POST /api/v1/endpoints/<name>[/versions/<n>]/predict`` and
+``POST /v2/models/<name>[/versions/<n>]/infer`` go straight from the ASGI server to
 ``serving.answer_predict`` (the same code as the Django views), everything else to Django.
 
 Why: Django runs the sync-only middleware of the stack (WhiteNoise) in its sync thread, so each
@@ -10,11 +21,17 @@ milliseconds a request. Prediction requests need none of that middleware: they c
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 
 import orjson
+from django.conf import settings
 
 from webapp.endpoints import serving
+
+log = logging.getLogger(__name__)
 
 ROUTES = (
     (re.compile(r"^/api/v1/endpoints/(?P<name>[-a-zA-Z0-9_]+)/(?:versions/(?P<number>[0-9]+)/)?predict/?$"), False),
@@ -22,6 +39,62 @@ ROUTES = (
 )
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
                     (b"cross-origin-opener-policy", b"same-origin")]
+
+
+class ServingLifespan:
+    """ASGI middleware: answers the ``lifespan`` scope (see the module's docstring), passes the rest on."""
+
+    def __init__(self, application):
+        self.application = application
+        self._grpc = None
+        self._refresher: asyncio.Task | None = None
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "lifespan":
+            return await self.application(scope, receive, send)
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self._start()
+                except Exception as error:  # noqa: BLE001  (the server reports it and exits)
+                    log.error("serving could not start: %s", error)
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self._stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _start(self) -> None:
+        from workers.serving.grpc_server import start_server  # noqa: PLC0415
+        from workers.serving.runtime import get_runtime  # noqa: PLC0415
+
+        runtime = get_runtime()
+        if settings.NETFORGE_GRPC_PORT:
+            self._grpc = await start_server(runtime, settings.NETFORGE_GRPC_HOST, settings.NETFORGE_GRPC_PORT)
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever(runtime))
+
+    @staticmethod
+    async def _refresh_forever(runtime) -> None:
+        from workers.serving.runtime import setting  # noqa: PLC0415
+
+        while True:
+            runtime.refresh_in_background()  # in the runtime's own thread; a read already running is not doubled
+            await asyncio.sleep(setting("SERVING_REFRESH_SECONDS", 1.0))
+
+    async def _stop(self) -> None:
+        from workers.serving.runtime import get_runtime  # noqa: PLC0415
+
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self._grpc is not None:
+            await self._grpc.stop(grace=2)
+            log.info("gRPC server stopped")
+        await asyncio.get_running_loop().run_in_executor(None, get_runtime().shutdown)  # the last metrics
 
 
 class ServingFastPath:

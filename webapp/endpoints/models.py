@@ -90,7 +90,7 @@ class MetricBucket(models.Model):
 
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="metric_buckets")
     version = models.PositiveIntegerField()
-    protocol = models.CharField(max_length=8)  # rest | grpc
+    protocol = models.CharField(max_length=8)  # rest | grpc | "" (the batches, which serve both)
     minute = models.DateTimeField()
     requests = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)  # answered with a 4xx/5xx or a gRPC error

@@ -38,7 +38,7 @@ def endpoints_root() -> Path:
 
 
 def _changed() -> None:
-    """This process's serving runtimes read the routes again: now (for reads in this transaction)
+    """This process's serving runtime reads the routes again: now (for reads in this transaction)
     and once it commits (for everyone else)."""
     serving.invalidate_all()
     transaction.on_commit(serving.invalidate_all)
@@ -83,7 +83,8 @@ def endpoint_delete(*, endpoint: Endpoint) -> None:
     with transaction.atomic():
         endpoint.delete()
         _changed()
-    for runtime in list(serving._runtimes.values()):
+    runtime = serving.current_runtime()
+    if runtime is not None:
         runtime.cache.drop(endpoint_id)
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -133,7 +134,7 @@ def version_publish(*, endpoint: Endpoint, run: Run, created_by) -> ModelVersion
         serialization.write_artifact(version.path, spec=artifact.spec, weights=weights,
                                      input_schema=artifact.manifest.get("input_schema", {}),
                                      extra={"source": {**source, "endpoint": endpoint.name, "version": version.number}})
-        runtime = serving.get_runtime("rest")
+        runtime = serving.get_runtime()
         loaded = runtime.cache.load(endpoint_id=endpoint.pk, endpoint=endpoint.name, number=version.number,
                                     path=version.path, max_batch_size=endpoint.max_batch_size,
                                     max_queue_delay=endpoint.max_queue_delay_ms / 1000.0,

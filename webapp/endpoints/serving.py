@@ -123,8 +123,8 @@ async def answer_predict(name: str, number: int | None, headers, body: bytes, *,
 
     try:
         _check_size(_declared_size(headers))
-        loaded, result = await get_runtime("rest").serve(name=name, version=number, api_key=_api_key(headers),
-                                                         decode=decode)
+        loaded, result = await get_runtime().serve(name=name, version=number, api_key=_api_key(headers),
+                                                   decode=decode, protocol="rest")
         if not v2:
             return 200, {"endpoint": name, "version": loaded.number,
                          "predictions": serving_inputs.to_instances(result)}, {}
@@ -171,7 +171,7 @@ async def predict(request, name: str, number: int | None = None):
 async def metadata(request, name: str, number: int | None = None):
     if request.method != "GET":
         return _method_not_allowed(request, "GET")
-    runtime = get_runtime("rest")
+    runtime = get_runtime()
     try:
         _route, loaded = await runtime.resolve(name, number, _api_key(request.headers))
     except ServingError as error:
@@ -182,7 +182,7 @@ async def metadata(request, name: str, number: int | None = None):
 async def health(request, name: str):
     """Whether the endpoint has a ready default version (no key needed)."""
     try:
-        route = await get_runtime("rest").route(name)
+        route = await get_runtime().route(name)
     except ServingError as error:
         return _answer_error(error)
     ok = route.default is not None and route.versions[route.default].state == "ready"
@@ -193,7 +193,7 @@ async def health(request, name: str):
 async def ready(request, name: str, number: int | None = None):
     """Whether the version (the default one without ``number``) is loaded and warmed up in this
     server; asking starts loading it (no key needed)."""
-    runtime = get_runtime("rest")
+    runtime = get_runtime()
     try:
         route = await runtime.route(name)
     except ServingError as error:
@@ -230,7 +230,7 @@ async def v2_live(request):
 
 
 async def v2_ready(request):
-    runtime = get_runtime("rest")
+    runtime = get_runtime()
     try:
         if runtime._forced:
             await runtime._refresh_now()
@@ -247,7 +247,7 @@ def _v2_tensor_meta(entry: dict) -> dict:
 async def v2_model(request, name: str, version: int | None = None):
     if request.method != "GET":
         return _method_not_allowed(request, "GET", v2=True)
-    runtime = get_runtime("rest")
+    runtime = get_runtime()
     try:
         route, loaded = await runtime.resolve(name, version, _api_key(request.headers))
     except ServingError as error:

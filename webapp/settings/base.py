@@ -174,8 +174,9 @@ SPECTACULAR_SETTINGS = {
 # or marked failed (see workers/watchdog.py).
 RUN_HEARTBEAT_SECONDS = float(os.environ.get("NETFORGE_HEARTBEAT_SECONDS", "2"))
 RUN_STALE_AFTER_SECONDS = float(os.environ.get("NETFORGE_STALE_AFTER_SECONDS", "20"))
-# The port the gRPC prediction server listens on (make run picks a free one and sets it), for the
-# endpoints' ready-to-copy grpcurl examples.
+# Where the web process serves gRPC predictions beside REST (webapp.endpoints.asgi); port 0 serves
+# none. make run picks a free port and sets it; the endpoints' grpcurl examples show it.
+NETFORGE_GRPC_HOST = os.environ.get("NETFORGE_GRPC_HOST", "127.0.0.1")
 NETFORGE_GRPC_PORT = int(os.environ.get("NETFORGE_GRPC_PORT", "50051"))
 RUN_MAX_ATTEMPTS = int(os.environ.get("NETFORGE_MAX_ATTEMPTS", "3"))
 # A Celery pool process records its runs from a process of its own (workers/recording.py), so

@@ -1,9 +1,11 @@
-"""The gRPC prediction server: ``python -m workers.serving.grpc_server --port 50051``.
+"""The gRPC prediction server, served by the web process beside REST (``webapp.asgi`` starts it
+on the ASGI server's event loop when ``NETFORGE_GRPC_PORT`` is not 0).
 
 Serves ``netforge.serving.v1.PredictionService`` (``protos/netforge/serving/v1/predict.proto``)
-with grpc's asyncio server. The servicer is a thin adapter over the same ``ServingRuntime`` as
-the REST views (model cache, dynamic batcher, keys, metrics), reading the same database and model
-files; ``make run`` starts it beside the ASGI server.
+with grpc's asyncio server. The servicer is a thin adapter over the process's one
+``ServingRuntime``, the same one the REST routes use: one model cache, one dynamic batcher per
+loaded version (a REST request and a gRPC request arriving together share a batch), one set of
+keys and metrics.
 
 Tensors travel as raw little-endian bytes with a shape and a dtype. The API key comes in the
 ``authorization`` metadata (``Bearer <key>``). Errors map to status codes: a bad input is
@@ -13,25 +15,16 @@ UNAUTHENTICATED, an unknown endpoint or version NOT_FOUND, a full queue RESOURCE
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import gc
 import json
 import logging
-import os
-import signal
-import sys
 
 import grpc
 
 log = logging.getLogger("workers.serving.grpc_server")
 
 
-def _setup_django() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
-    import django  # noqa: PLC0415
-
-    django.setup()
+class GrpcBindError(RuntimeError):
+    """The gRPC server could not listen where it was told to."""
 
 
 def make_servicer(runtime):
@@ -82,7 +75,7 @@ def make_servicer(runtime):
 
             try:
                 loaded, result = await runtime.serve(name=request.endpoint, version=request.version or None,
-                                                     api_key=api_key(context), decode=decode)
+                                                     api_key=api_key(context), decode=decode, protocol="grpc")
             except ServingError as error:
                 await abort(context, error)
             return predict_pb2.PredictResponse(
@@ -102,49 +95,25 @@ def make_servicer(runtime):
     return PredictionServicer(), predict_pb2_grpc.add_PredictionServiceServicer_to_server
 
 
-async def serve(host: str, port: int) -> None:
-    from workers.serving.runtime import get_runtime, setting  # noqa: PLC0415
+async def start_server(runtime, host: str, port: int) -> grpc.aio.Server:
+    """Start serving ``runtime`` over gRPC on ``host:port`` on the running event loop; returns
+    the started server (``await server.stop(grace)`` to stop it)."""
+    from workers.serving.runtime import setting  # noqa: PLC0415
 
-    runtime = get_runtime("grpc")
     servicer, add = make_servicer(runtime)
     limit = setting("SERVING_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
+    # so_reuseport off: a second process on the same port is an error, not a silent share
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
                                       ("grpc.max_send_message_length", 64 * 1024 * 1024),
                                       ("grpc.so_reuseport", 0)])
     add(servicer, server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:
+        bound = 0
     if not bound:
-        raise SystemExit(f"the gRPC server could not listen on {host}:{port}")
+        raise GrpcBindError(f"the gRPC server could not listen on {host}:{port} (is the port taken?); set "
+                            "NETFORGE_GRPC_PORT to a free port, or to 0 to serve no gRPC")
     await server.start()
-    await asyncio.get_running_loop().run_in_executor(None, runtime._refresh_quietly)
-    # Django, grpc and the models loaded so far live as long as the process: out of the collector's
-    # full passes, which otherwise stall every request in flight for tens of milliseconds
-    gc.freeze()
     log.info("gRPC server listening on %s:%s", host, bound)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    interval = setting("SERVING_REFRESH_SECONDS", 1.0)
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            runtime.refresh_in_background()  # new versions and keys, and the metrics to the database
-    log.info("gRPC server stopping")
-    await server.stop(grace=2)
-    runtime.shutdown()
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workers.serving.grpc_server", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("NETFORGE_GRPC_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NETFORGE_GRPC_PORT", "50051")))
-    args = parser.parse_args(argv)
-    _setup_django()
-    asyncio.run(serve(args.host, args.port))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return server

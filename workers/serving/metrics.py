@@ -1,9 +1,11 @@
 """Serving metrics: counted in each process, summed in the database, exported for Prometheus.
 
-Several processes serve (uvicorn for REST, the gRPC server), so per-process Prometheus registries
-would each see part of the traffic. Instead every process counts in memory (``MetricsRecorder``:
-requests, errors, a latency histogram, batches and their sizes, per endpoint, version and
-protocol) and adds its counts to per-minute rows (``MetricBucket``) about once a second. The UI's
+Several processes may serve (more web processes behind a balancer, each serving REST and gRPC),
+so per-process Prometheus registries would each see part of the traffic. Instead every process
+counts in memory (``MetricsRecorder``: requests, errors and a latency histogram per endpoint,
+version and protocol; batches and their sizes per endpoint and version, since one batcher serves
+both protocols) and adds its counts to per-minute rows (``MetricBucket``) about once a second.
+The batches go to the rows whose protocol is ``BATCHES`` (""), which count no request. The UI's
 chart reads those rows; ``render_prometheus`` sums them into counters and a histogram in the
 Prometheus text format (with prometheus_client), so one scrape sees every process, and the
 counters only ever grow.
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # Upper bounds (seconds) of the latency histogram's buckets; one more bucket counts the rest (+Inf).
 LATENCY_BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCHES = ""  # the protocol of the rows that count batches (shared by every protocol)
 
 
 class _Counts:
@@ -37,21 +40,20 @@ class _Counts:
 class MetricsRecorder:
     """In-memory counts of one process; ``flush`` adds them to the database and starts over."""
 
-    def __init__(self, protocol: str):
-        self.protocol = protocol
+    def __init__(self):
         self._lock = threading.Lock()
-        self._pending: dict[tuple[int, int], _Counts] = {}
+        self._pending: dict[tuple[int, int, str], _Counts] = {}
 
-    def _counts(self, endpoint_id: int, version: int) -> _Counts:
-        key = (endpoint_id, version)
+    def _counts(self, endpoint_id: int, version: int, protocol: str) -> _Counts:
+        key = (endpoint_id, version, protocol)
         counts = self._pending.get(key)
         if counts is None:
             counts = self._pending[key] = _Counts()
         return counts
 
-    def observe_request(self, endpoint_id: int, version: int, seconds: float, *, error: bool) -> None:
+    def observe_request(self, endpoint_id: int, version: int, protocol: str, seconds: float, *, error: bool) -> None:
         with self._lock:
-            counts = self._counts(endpoint_id, version)
+            counts = self._counts(endpoint_id, version, protocol)
             counts.requests += 1
             counts.errors += error
             counts.latency_sum += seconds
@@ -59,7 +61,7 @@ class MetricsRecorder:
 
     def observe_batch(self, endpoint_id: int, version: int, instances: int, requests: int) -> None:
         with self._lock:
-            counts = self._counts(endpoint_id, version)
+            counts = self._counts(endpoint_id, version, BATCHES)
             counts.batches += 1
             counts.batched_instances += instances
 
@@ -75,11 +77,11 @@ class MetricsRecorder:
         try:
             with transaction.atomic():
                 existing = set(Endpoint.objects.filter(pk__in={key[0] for key in pending}).values_list("pk", flat=True))
-                for (endpoint_id, version), counts in pending.items():
+                for (endpoint_id, version, protocol), counts in pending.items():
                     if endpoint_id not in existing:
                         continue  # deleted since
                     bucket, _ = MetricBucket.objects.select_for_update().get_or_create(
-                        endpoint_id=endpoint_id, version=version, protocol=self.protocol, minute=minute,
+                        endpoint_id=endpoint_id, version=version, protocol=protocol, minute=minute,
                         defaults={"latency_counts": [0] * (len(LATENCY_BOUNDS) + 1)})
                     bucket.requests += counts.requests
                     bucket.errors += counts.errors
@@ -129,19 +131,27 @@ def series(endpoint, *, minutes: int = 60) -> dict:
 
 
 def totals(endpoint) -> list[dict]:
-    """All-time counts per version and protocol."""
+    """All-time counts per version and protocol; the average batch size is the version's (its
+    batches served every protocol)."""
     from webapp.endpoints.models import MetricBucket  # noqa: PLC0415
 
     grouped: dict = {}
+    batches: dict = {}
     for bucket in MetricBucket.objects.filter(endpoint=endpoint):
-        _add(grouped.setdefault((bucket.version, bucket.protocol), _Counts()), bucket)
-    return [
-        {"version": version, "protocol": protocol, "requests": counts.requests, "errors": counts.errors,
-         "mean_latency_ms": 1000 * counts.latency_sum / counts.requests if counts.requests else None,
-         "p99_latency_ms": _quantile_ms(counts.latency_counts, 0.99),
-         "average_batch_size": counts.batched_instances / counts.batches if counts.batches else None}
-        for (version, protocol), counts in sorted(grouped.items())
-    ]
+        if bucket.protocol == BATCHES:
+            _add(batches.setdefault(bucket.version, _Counts()), bucket)
+        else:
+            _add(grouped.setdefault((bucket.version, bucket.protocol), _Counts()), bucket)
+    rows = []
+    for (version, protocol), counts in sorted(grouped.items()):
+        shared = batches.get(version)
+        rows.append({
+            "version": version, "protocol": protocol, "requests": counts.requests, "errors": counts.errors,
+            "mean_latency_ms": 1000 * counts.latency_sum / counts.requests if counts.requests else None,
+            "p99_latency_ms": _quantile_ms(counts.latency_counts, 0.99),
+            "average_batch_size": shared.batched_instances / shared.batches if shared and shared.batches else None,
+        })
+    return rows
 
 
 def _add(into: _Counts, bucket) -> None:
@@ -175,35 +185,43 @@ def render_prometheus(endpoints) -> bytes:
     from webapp.endpoints.models import MetricBucket  # noqa: PLC0415
 
     grouped: dict = {}
+    batches: dict = {}
     for bucket in MetricBucket.objects.filter(endpoint__in=endpoints).select_related("endpoint"):
-        _add(grouped.setdefault((bucket.endpoint.name, str(bucket.version), bucket.protocol), _Counts()), bucket)
+        if bucket.protocol == BATCHES:
+            _add(batches.setdefault((bucket.endpoint.name, str(bucket.version)), _Counts()), bucket)
+        else:
+            _add(grouped.setdefault((bucket.endpoint.name, str(bucket.version), bucket.protocol), _Counts()), bucket)
     labels = ["endpoint", "version", "protocol"]
+    batch_labels = ["endpoint", "version"]  # one batcher serves every protocol
 
     class Collector:
         def collect(self):
             requests = CounterMetricFamily("netforge_endpoint_requests", "Prediction requests answered.", labels=labels)
             errors = CounterMetricFamily("netforge_endpoint_errors", "Requests answered with an error.", labels=labels)
-            batches = CounterMetricFamily("netforge_endpoint_batches", "Forward passes run by the batcher.",
-                                          labels=labels)
-            instances = CounterMetricFamily("netforge_endpoint_batched_instances",
-                                            "Instances in those forward passes.", labels=labels)
-            average = GaugeMetricFamily("netforge_endpoint_average_batch_size",
-                                        "Instances per forward pass since the start.", labels=labels)
             latency = HistogramMetricFamily("netforge_endpoint_request_latency_seconds",
                                             "Time from request to answer, in the server.", labels=labels)
+            batch_count = CounterMetricFamily("netforge_endpoint_batches",
+                                              "Forward passes run by the batcher (for every protocol).",
+                                              labels=batch_labels)
+            instances = CounterMetricFamily("netforge_endpoint_batched_instances",
+                                            "Instances in those forward passes.", labels=batch_labels)
+            average = GaugeMetricFamily("netforge_endpoint_average_batch_size",
+                                        "Instances per forward pass since the start.", labels=batch_labels)
             for key, counts in sorted(grouped.items()):
                 values = list(key)
                 requests.add_metric(values, counts.requests)
                 errors.add_metric(values, counts.errors)
-                batches.add_metric(values, counts.batches)
-                instances.add_metric(values, counts.batched_instances)
-                average.add_metric(values, counts.batched_instances / counts.batches if counts.batches else 0.0)
                 cumulative, running = [], 0
                 for bound, count in zip((*map(str, LATENCY_BOUNDS), "+Inf"), counts.latency_counts):
                     running += count
                     cumulative.append((bound, running))
                 latency.add_metric(values, cumulative, counts.latency_sum)
-            yield from (requests, errors, latency, batches, instances, average)
+            for key, counts in sorted(batches.items()):
+                values = list(key)
+                batch_count.add_metric(values, counts.batches)
+                instances.add_metric(values, counts.batched_instances)
+                average.add_metric(values, counts.batched_instances / counts.batches if counts.batches else 0.0)
+            yield from (requests, errors, latency, batch_count, instances, average)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Collector())

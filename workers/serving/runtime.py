@@ -1,6 +1,8 @@
 """The serving runtime of one process: which endpoints exist, which keys open them, which version
-answers by default, the model cache, and the metrics, behind one ``serve`` call that the REST
-views and the gRPC servicer share.
+answers by default, the model cache with its dynamic batchers, and the metrics, behind one
+``serve`` call that the REST views and the gRPC servicer share. The web process serves both
+protocols on one event loop (``webapp.asgi`` starts the gRPC server), so a REST request and a gRPC
+request that arrive together are run in the same batch.
 
 Routing comes from the database (``webapp.endpoints``) as an immutable snapshot, read again at
 most every ``SERVING_REFRESH_SECONDS`` (by a background thread, requests keep going meanwhile),
@@ -148,9 +150,8 @@ def load_routes() -> dict[str, EndpointRoute]:
 
 
 class ServingRuntime:
-    def __init__(self, protocol: str):
-        self.protocol = protocol
-        self.metrics = MetricsRecorder(protocol)
+    def __init__(self):
+        self.metrics = MetricsRecorder()
         self.cache = ModelCache(capacity=setting("SERVING_CACHE_SIZE", 16), on_batch=self.metrics.observe_batch,
                                 inline_seconds=setting("SERVING_INLINE_FORWARD_MS", 2.0) / 1000.0)
         self.routes: dict[str, EndpointRoute] = {}
@@ -161,7 +162,7 @@ class ServingRuntime:
         self._miss_refresh = None  # (event loop, task) of the refresh a miss started
         self._refresh_lock = threading.Lock()
         self._background = None
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"serving-{protocol}-refresh")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="serving-refresh")
 
     # -- routing -------------------------------------------------------------------------------------
     def invalidate(self) -> None:
@@ -297,9 +298,10 @@ class ServingRuntime:
         return route, loaded
 
     # -- answering --------------------------------------------------------------------------------------
-    async def serve(self, *, name: str, version: int | None, api_key: str | None, decode) -> tuple[LoadedVersion, dict]:
+    async def serve(self, *, name: str, version: int | None, api_key: str | None, decode,
+                    protocol: str) -> tuple[LoadedVersion, dict]:
         """Resolve, decode the inputs (``decode(specs) -> (arrays, rows)``), batch, predict; counts
-        the request in the metrics. Raises ``ServingError``."""
+        the request in the metrics under ``protocol`` ("rest" or "grpc"). Raises ``ServingError``."""
         started = time.perf_counter()
         route, number = None, version or 0
         try:
@@ -315,9 +317,9 @@ class ServingRuntime:
             result = await self._predict(route, loaded, arrays, rows)
         except ServingError:
             if route is not None:
-                self.metrics.observe_request(route.id, number, time.perf_counter() - started, error=True)
+                self.metrics.observe_request(route.id, number, protocol, time.perf_counter() - started, error=True)
             raise
-        self.metrics.observe_request(route.id, number, time.perf_counter() - started, error=False)
+        self.metrics.observe_request(route.id, number, protocol, time.perf_counter() - started, error=False)
         return loaded, result
 
     async def _predict(self, route: EndpointRoute, loaded: LoadedVersion, arrays: dict, rows: int) -> dict:
@@ -375,38 +377,44 @@ def version_metadata(endpoint: str, loaded: LoadedVersion) -> dict:
     }
 
 
-_runtimes: dict[str, ServingRuntime] = {}
-_runtimes_lock = threading.Lock()
+_runtime: ServingRuntime | None = None
+_runtime_lock = threading.Lock()
 
 
-def get_runtime(protocol: str = "rest") -> ServingRuntime:
-    """This process's runtime for ``protocol`` (created on first use)."""
-    runtime = _runtimes.get(protocol)
+def get_runtime() -> ServingRuntime:
+    """This process's runtime (created on first use): REST and gRPC share it."""
+    global _runtime  # noqa: PLW0603
+    runtime = _runtime
     if runtime is None:
-        with _runtimes_lock:
-            runtime = _runtimes.get(protocol)
-            if runtime is None:
-                runtime = _runtimes[protocol] = ServingRuntime(protocol)
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = ServingRuntime()
+            runtime = _runtime
     return runtime
 
 
+def current_runtime() -> ServingRuntime | None:
+    """The runtime if this process has one (nothing is created)."""
+    return _runtime
+
+
 def invalidate_all() -> None:
-    """Every runtime of this process reads the routes again before its next request."""
-    for runtime in list(_runtimes.values()):
-        runtime.invalidate()
+    """The runtime reads the routes again before its next request."""
+    if _runtime is not None:
+        _runtime.invalidate()
 
 
 def flush_metrics() -> None:
-    """Store the pending metrics of every runtime of this process now (before reading them)."""
-    for runtime in list(_runtimes.values()):
-        runtime.metrics.flush()
+    """Store the runtime's pending metrics now (before reading them)."""
+    if _runtime is not None:
+        _runtime.metrics.flush()
 
 
 def reset_all() -> None:
-    """Forget every runtime (tests: a fresh database)."""
-    with _runtimes_lock:
-        runtimes = list(_runtimes.values())
-        _runtimes.clear()
-    for runtime in runtimes:
+    """Forget the runtime (tests: a fresh database)."""
+    global _runtime  # noqa: PLW0603
+    with _runtime_lock:
+        runtime, _runtime = _runtime, None
+    if runtime is not None:
         runtime.cache.clear()
         runtime._executor.shutdown(wait=False)

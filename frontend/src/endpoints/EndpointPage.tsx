@@ -67,7 +67,7 @@ export function EndpointPage() {
   const defaultVersion = versions.find((version) => version.is_default);
   const inputs = featureInputs(defaultVersion ?? versions[0]);
   const origin = window.location.origin;
-  const grpcHost = `${window.location.hostname}:${endpoint.urls.grpc_port ?? "50051"}`;
+  const grpcPort = endpoint.urls.grpc_port;  // null: this server serves no gRPC (NETFORGE_GRPC_PORT=0)
   const minutes = metrics?.minutes ?? [];
 
   return (
@@ -173,7 +173,8 @@ export function EndpointPage() {
         <h2>Call it</h2>
         <p className="muted">Set <code>NETFORGE_KEY</code> to one of the keys above.</p>
         {[["curl", curlExample(origin, endpoint.name, inputs)], ["Python", pythonExample(origin, endpoint.name, inputs)],
-          ["grpcurl", grpcurlExample(grpcHost, endpoint.name, inputs)]].map(([title, text]) => (
+          ["grpcurl", grpcPort ? grpcurlExample(`${window.location.hostname}:${grpcPort}`, endpoint.name, inputs)
+            : "# this server serves no gRPC: start it with NETFORGE_GRPC_PORT set to a port"]].map(([title, text]) => (
           <div key={title} className="example">
             <h3>{title} <button type="button" onClick={() => void navigator.clipboard?.writeText(text)}>Copy</button></h3>
             <pre data-testid={`example-${title}`}>{text}</pre>

@@ -12,7 +12,8 @@ export interface Endpoint {
   created_at: string;
   updated_at: string;
   versions: number[];
-  urls: Record<string, string>;
+  urls: { predict: string; metadata: string; health: string; ready: string; v2_infer: string; grpc_method: string;
+    grpc_port: string | null };
 }
 
 export interface InputSchemaEntry {
