@@ -2,7 +2,7 @@
 run that points at it, and a serving runtime that starts empty for every test.
 
 The in-process tests (``test_*_api.py``) call the views through Django's test client, the async
-prediction views included; ``test_servers.py`` runs the real uvicorn and gRPC server processes.
+prediction views included; ``test_servers.py`` runs the real uvicorn process, serving REST and gRPC.
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ def test_a_key_made_by_another_process_works_at_once_and_a_flood_of_bad_keys_cos
     assert all(isinstance(answer, Unauthenticated) for answer in answers), answers
     assert 1 <= len(reads) <= 2, f"{len(reads)} reads of the routes for 40 concurrent bad keys"
 
-    # Another process (the web server, for the gRPC server) creates a key: this one is not told.
+    # Another process (another web process, or a script) creates a key: this one is not told.
     # A request with it, right after the misses above read the routes, must still be answered.
     new_key = KEY_PREFIX + secrets.token_urlsafe(32)
     ApiKey.objects.create(endpoint=Endpoint.objects.get(name="digits"), name="other process", prefix=new_key[:12],

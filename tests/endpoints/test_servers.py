@@ -11,6 +11,8 @@ import asyncio
 import json
 import re
 import shutil
+import socket
+import sys
 import tempfile
 import threading
 import time
@@ -190,18 +192,10 @@ def test_rest_and_grpc_answer_like_the_engine_and_refuse_what_they_should(server
                          headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=30)
     assert too_big.status_code == 413
 
-    # a key revoked through the web server stops working in the gRPC server too
+    # a key revoked through the REST API stops working over gRPC at once (one runtime, told of it)
     key_id = owner["api"].get("/api/v1/endpoints/digits/keys").json()[0]["id"]
     assert owner["api"].delete(f"/api/v1/endpoints/digits/keys/{key_id}").status_code == 200
-
-    def refused():
-        try:
-            grpc_predict(stub, "digits", key, rows[:1])
-        except grpc.RpcError as error:
-            return error.code() == grpc.StatusCode.UNAUTHENTICATED
-        return False
-
-    wait_until(refused, timeout=10, what="the gRPC server to refuse the revoked key")
+    assert status_of(lambda: grpc_predict(stub, "digits", key, rows[:1]))[0] == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_a_version_published_under_load_loses_no_request(servers, owner, digits_rows):
@@ -329,3 +323,23 @@ def test_rest_and_grpc_requests_arriving_together_share_one_batch(servers, owner
     assert float(batches) == 4, f"{batches} batches: the REST and gRPC requests did not share one"
     average = (1 + 2 * 1024 + 2) / 4
     assert totals["rest"]["average_batch_size"] == totals["grpc"]["average_batch_size"] == pytest.approx(average)
+
+
+def test_a_grpc_port_already_taken_stops_the_server_with_the_port_named(servers):
+    """The ASGI server's startup fails, naming the address and what to do, instead of serving REST
+    without the gRPC it was asked for."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        web = Service("web-port-taken", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
+                                         "127.0.0.1", "--port", "0", "--lifespan", "on"],
+                      env={**servers.env, "NETFORGE_GRPC_PORT": str(port)}, log_dir=servers.logs).start()
+        try:
+            web.process.wait(timeout=60)
+        finally:
+            web.stop()
+            Service._all[:] = [service for service in Service._all if service is not web]
+    assert web.process.returncode != 0
+    assert f"the gRPC server could not listen on 127.0.0.1:{port}" in web.log_text(), web.log_text()[-3000:]
+    assert "NETFORGE_GRPC_PORT" in web.log_text()

@@ -1,7 +1,7 @@
 """Serving published models (contract 6): one model cache and one dynamic batcher behind both the
-REST views (``webapp.endpoints.serving``, in the ASGI server) and the gRPC server
-(``python -m workers.serving.grpc_server``), which share the model store: the files of
-``<ARTIFACT_ROOT>/endpoints/`` and the database.
+REST views (``webapp.endpoints.serving``) and the gRPC server (``grpc_server``), both in the ASGI
+server's process and on its event loop (``webapp.endpoints.asgi`` starts gRPC), over the model
+store: the files of ``<ARTIFACT_ROOT>/endpoints/`` and the database.
 
 - ``batcher``: the dynamic batcher (bounded queue, max batch size, max queue delay);
 - ``cache``: loaded, warmed-up versions, each with its batcher thread;
