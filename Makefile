@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 FRONTEND_BUILT := frontend/dist/index.html
 FRONTEND_INSTALLED := frontend/node_modules/.installed
 
-.PHONY: run test test-frontend chromium bench crosscheck lock clean protos
+.PHONY: run test test-frontend chromium h2load bench crosscheck lock clean protos
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ chromium:
 		echo "Installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# Debian's nghttp2-client brings h2load, the serving bench's gRPC load generator (a C client leaves
+# the two cores to the server; without it the bench measures with grpc's Python client and says so).
+h2load:
+	@command -v h2load >/dev/null || { \
+		echo "Installing Debian's nghttp2-client (h2load) for the serving bench"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nghttp2-client >/dev/null; } \
+		|| echo "could not install nghttp2-client: the serving bench will use grpc's Python client"; }
+
 test-frontend: $(FRONTEND_INSTALLED)
 	cd frontend && npx tsc --noEmit && npx vitest run
 
@@ -50,7 +58,7 @@ test: $(INSTALLED) $(FRONTEND_BUILT) chromium test-frontend
 # Some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) to work around old OpenBLAS builds;
 # they pin a current NumPy to slower kernels than it would choose, so the benchmarks measure NumPy
 # as it runs by default (tests and CI keep the machine's settings). The bench prints the kernel.
-bench: $(BENCH_INSTALLED) $(FRONTEND_INSTALLED)
+bench: $(BENCH_INSTALLED) $(FRONTEND_INSTALLED) h2load
 	cd frontend && npx vitest bench --run
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) -m tests.bench
 
