@@ -475,9 +475,9 @@ def verdict(protocol: str, concurrency: int, rate: float, p50_ms: float | None, 
 def main() -> int:
     from tests.platform.harness import Platform, Service  # noqa: PLC0415
 
-    print("serving bench: uvicorn serving REST and gRPC, started as in tests/endpoints; load from separate processes "
-          "(h2load for gRPC at 32) on the same cores; {ROUNDS} rounds of {MEASURE_SECONDS:g} s a cell (after {WARM_UP_SECONDS:g} s of "
-          "warm-up), the cells taking turns\n")
+    print("serving bench: uvicorn serving REST and gRPC, started as in tests/endpoints; load from separate "
+          f"processes (h2load for gRPC at 32) on the same cores; {ROUNDS} rounds of {MEASURE_SECONDS:g} s a cell "
+          f"(after {WARM_UP_SECONDS:g} s of warm-up), the cells taking turns\n")
     home = Path(tempfile.mkdtemp(prefix="netforge-serving-bench-"))
     system = Platform(home)
     try:
