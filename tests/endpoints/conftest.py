@@ -46,9 +46,9 @@ def serving_settings(settings, tmp_path):
 def fresh_runtime():
     from workers.serving import runtime  # noqa: PLC0415
 
-    runtime.reset_all()
+    runtime.reset_runtime()
     yield
-    runtime.reset_all()
+    runtime.reset_runtime()
 
 
 @pytest.fixture

@@ -40,8 +40,8 @@ def endpoints_root() -> Path:
 def _changed() -> None:
     """This process's serving runtime reads the routes again: now (for reads in this transaction)
     and once it commits (for everyone else)."""
-    serving.invalidate_all()
-    transaction.on_commit(serving.invalidate_all)
+    serving.invalidate_routes()
+    transaction.on_commit(serving.invalidate_routes)
 
 
 # -- endpoints ---------------------------------------------------------------------------------------

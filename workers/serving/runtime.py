@@ -398,7 +398,7 @@ def current_runtime() -> ServingRuntime | None:
     return _runtime
 
 
-def invalidate_all() -> None:
+def invalidate_routes() -> None:
     """The runtime reads the routes again before its next request."""
     if _runtime is not None:
         _runtime.invalidate()
@@ -410,7 +410,7 @@ def flush_metrics() -> None:
         _runtime.metrics.flush()
 
 
-def reset_all() -> None:
+def reset_runtime() -> None:
     """Forget the runtime (tests: a fresh database)."""
     global _runtime  # noqa: PLW0603
     with _runtime_lock:
