@@ -25,7 +25,7 @@ import numpy
 import pytest
 
 from engine.inference import Predictor
-from tests.platform.harness import Platform, Service, wait_until
+from tests.platform.harness import Platform, Service, free_port, wait_until
 from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc
 
 pytestmark = pytest.mark.xdist_group("serving-servers")
@@ -343,3 +343,30 @@ def test_a_grpc_port_already_taken_stops_the_server_with_the_port_named(servers)
     assert web.process.returncode != 0
     assert f"the gRPC server could not listen on 127.0.0.1:{port}" in web.log_text(), web.log_text()[-3000:]
     assert "NETFORGE_GRPC_PORT" in web.log_text()
+
+
+def test_two_web_processes_share_the_grpc_port_with_reuse_port(servers, owner, digits_rows):
+    """``uvicorn --workers N``: with NETFORGE_GRPC_REUSE_PORT=1 a second process of the same server
+    listens on the same gRPC port (each with its own runtime; without it, the second fails to start,
+    as the test above shows), and calls on fresh connections, which the kernel spreads over the two,
+    are answered."""
+    key = publish(owner, "reuse-port")
+    port = free_port()
+    processes = []
+    try:
+        for index in range(2):
+            web = Service(f"web-reuse-{index}", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
+                                                 "127.0.0.1", "--port", "0", "--lifespan", "on"],
+                          env={**servers.env, "NETFORGE_GRPC_PORT": str(port), "NETFORGE_GRPC_REUSE_PORT": "1"},
+                          log_dir=servers.logs).start()
+            processes.append(web)
+            web.wait_for_log(f"gRPC server listening on 127.0.0.1:{port}")
+        for _ in range(8):
+            with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+                stub = predict_pb2_grpc.PredictionServiceStub(channel)
+                assert grpc_predict(stub, "reuse-port", key, digits_rows[:1].astype(numpy.float32)).version == 1
+        assert all(web.alive for web in processes)
+    finally:
+        for web in processes:
+            web.stop()
+        Service._all[:] = [service for service in Service._all if service not in processes]

@@ -7,7 +7,9 @@ version), on ``NETFORGE_GRPC_HOST:NETFORGE_GRPC_PORT`` unless the port is 0; and
 the routes every ``SERVING_REFRESH_SECONDS`` (new default versions are loaded and warmed up
 before they answer, revoked keys stop working, metrics reach the database) with or without
 traffic. On shutdown, both stop and the last metrics are stored. A port that cannot be bound
-fails the startup, with the port in the message.
+fails the startup, with the port in the message. Each process has its own runtime: with
+``uvicorn --workers N``, set ``NETFORGE_GRPC_REUSE_PORT=1`` and the N processes share the gRPC
+port as they share the HTTP one.
 
 ``ServingFastPath``: ``POST /api/v1/endpoints/<name>[/versions/<n>]/predict`` and
 ``POST /v2/models/<name>[/versions/<n>]/infer`` go straight from the ASGI server to
@@ -73,7 +75,8 @@ class ServingLifespan:
 
         runtime = get_runtime()
         if settings.NETFORGE_GRPC_PORT:
-            self._grpc = await start_server(runtime, settings.NETFORGE_GRPC_HOST, settings.NETFORGE_GRPC_PORT)
+            self._grpc = await start_server(runtime, settings.NETFORGE_GRPC_HOST, settings.NETFORGE_GRPC_PORT,
+                                            reuse_port=settings.NETFORGE_GRPC_REUSE_PORT)
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever(runtime))
 
     @staticmethod

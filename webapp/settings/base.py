@@ -178,6 +178,8 @@ RUN_STALE_AFTER_SECONDS = float(os.environ.get("NETFORGE_STALE_AFTER_SECONDS", "
 # none. make run picks a free port and sets it; the endpoints' grpcurl examples show it.
 NETFORGE_GRPC_HOST = os.environ.get("NETFORGE_GRPC_HOST", "127.0.0.1")
 NETFORGE_GRPC_PORT = int(os.environ.get("NETFORGE_GRPC_PORT", "50051"))
+# Several processes of one server (uvicorn --workers N) listen on the gRPC port together.
+NETFORGE_GRPC_REUSE_PORT = os.environ.get("NETFORGE_GRPC_REUSE_PORT", "0") == "1"
 RUN_MAX_ATTEMPTS = int(os.environ.get("NETFORGE_MAX_ATTEMPTS", "3"))
 # A Celery pool process records its runs from a process of its own (workers/recording.py), so
 # that recording never holds the training loop's GIL; "0" records in threads of the pool process.

@@ -95,17 +95,18 @@ def make_servicer(runtime):
     return PredictionServicer(), predict_pb2_grpc.add_PredictionServiceServicer_to_server
 
 
-async def start_server(runtime, host: str, port: int) -> grpc.aio.Server:
+async def start_server(runtime, host: str, port: int, *, reuse_port: bool = False) -> grpc.aio.Server:
     """Start serving ``runtime`` over gRPC on ``host:port`` on the running event loop; returns
-    the started server (``await server.stop(grace)`` to stop it)."""
+    the started server (``await server.stop(grace)`` to stop it). ``reuse_port`` lets several
+    processes listen on the port (``uvicorn --workers N``: the kernel spreads the connections);
+    without it a port in use is an error, not a silent share."""
     from workers.serving.runtime import setting  # noqa: PLC0415
 
     servicer, add = make_servicer(runtime)
     limit = setting("SERVING_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
-    # so_reuseport off: a second process on the same port is an error, not a silent share
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
                                       ("grpc.max_send_message_length", 64 * 1024 * 1024),
-                                      ("grpc.so_reuseport", 0)])
+                                      ("grpc.so_reuseport", int(reuse_port))])
     add(servicer, server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
@@ -113,7 +114,8 @@ async def start_server(runtime, host: str, port: int) -> grpc.aio.Server:
         bound = 0
     if not bound:
         raise GrpcBindError(f"the gRPC server could not listen on {host}:{port} (is the port taken?); set "
-                            "NETFORGE_GRPC_PORT to a free port, or to 0 to serve no gRPC")
+                            "NETFORGE_GRPC_PORT to a free port, or to 0 to serve no gRPC (several processes of "
+                            "one server, as with uvicorn --workers, share it with NETFORGE_GRPC_REUSE_PORT=1)")
     await server.start()
     log.info("gRPC server listening on %s:%s", host, bound)
     return server
