@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -370,3 +371,64 @@ def test_two_web_processes_share_the_grpc_port_with_reuse_port(servers, owner, d
         for web in processes:
             web.stop()
         Service._all[:] = [service for service in Service._all if service not in processes]
+
+
+def test_grpc_health_and_reflection(servers):
+    """The standard services beside Predict: grpc.health.v1 answers SERVING for the server and the
+    prediction service (NOT_FOUND for another), and server reflection lists the services and
+    serves the prediction service's descriptor, which is what grpcurl needs instead of the proto."""
+    from google.protobuf import descriptor_pb2  # noqa: PLC0415
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc  # noqa: PLC0415
+
+    with grpc.insecure_channel(servers.grpc_target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "netforge.serving.v1.PredictionService"):
+            answer = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING, service
+        with pytest.raises(grpc.RpcError) as caught:
+            health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+        requests = [reflection_pb2.ServerReflectionRequest(list_services=""),
+                    reflection_pb2.ServerReflectionRequest(
+                        file_containing_symbol="netforge.serving.v1.PredictionService")]
+        listed, described = list(reflection.ServerReflectionInfo(iter(requests), timeout=10))
+    names = {service.name for service in listed.list_services_response.service}
+    assert {"netforge.serving.v1.PredictionService", "grpc.health.v1.Health",
+            "grpc.reflection.v1alpha.ServerReflection"} <= names, names
+    files = [descriptor_pb2.FileDescriptorProto.FromString(raw)
+             for raw in described.file_descriptor_response.file_descriptor_proto]
+    methods = {method.name for file in files for service in file.service for method in service.method}
+    assert {"Predict", "GetMetadata"} <= methods, methods
+
+
+def test_grpc_health_turns_not_serving_when_the_server_stops(servers):
+    """On SIGTERM the health service tells its watchers NOT_SERVING before the server stops taking
+    calls, so a balancer or probe stops sending new ones first."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+
+    port = free_port()
+    web = Service("web-health", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1",
+                                 "--port", "0", "--lifespan", "on"],
+                  env={**servers.env, "NETFORGE_GRPC_PORT": str(port)}, log_dir=servers.logs).start()
+    try:
+        web.wait_for_log("gRPC server listening")
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            watch = health_pb2_grpc.HealthStub(channel).Watch(
+                health_pb2.HealthCheckRequest(service="netforge.serving.v1.PredictionService"), timeout=30)
+            statuses = [next(watch).status]
+            web.process.send_signal(signal.SIGTERM)
+            try:
+                for answer in watch:
+                    statuses.append(answer.status)
+            except grpc.RpcError:
+                pass  # the stream ends when the server stops
+        assert statuses[:2] == [health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING], \
+            statuses
+        web.process.wait(timeout=30)
+        assert "gRPC server stopped" in web.log_text()
+    finally:
+        web.stop()
+        Service._all[:] = [service for service in Service._all if service is not web]

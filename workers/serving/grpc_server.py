@@ -7,6 +7,11 @@ with grpc's asyncio server. The servicer is a thin adapter over the process's on
 loaded version (a REST request and a gRPC request arriving together share a batch), one set of
 keys and metrics.
 
+Beside it, the standard services: ``grpc.health.v1.Health`` (SERVING for "" and for the
+prediction service while the server runs, NOT_SERVING once it begins to stop, so balancers and
+Kubernetes probes drain it first) and server reflection (``grpcurl host:port list`` and calls
+without the proto file).
+
 Tensors travel as raw little-endian bytes with a shape and a dtype. The API key comes in the
 ``authorization`` metadata (``Bearer <key>``). Errors map to status codes: a bad input is
 INVALID_ARGUMENT with the field and the expected shape in the message, a missing or wrong key
@@ -23,8 +28,23 @@ import grpc
 log = logging.getLogger("workers.serving.grpc_server")
 
 
+SERVICE_NAME = "netforge.serving.v1.PredictionService"
+
+
 class GrpcBindError(RuntimeError):
     """The gRPC server could not listen where it was told to."""
+
+
+class GrpcServer:
+    """A started gRPC server with its health service; ``await stop(grace)`` reports NOT_SERVING,
+    then stops taking calls and waits up to ``grace`` seconds for those in flight."""
+
+    def __init__(self, server: grpc.aio.Server, health, port: int):
+        self.server, self.health, self.port = server, health, port
+
+    async def stop(self, grace: float) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
 
 
 def make_servicer(runtime):
@@ -95,11 +115,14 @@ def make_servicer(runtime):
     return PredictionServicer(), predict_pb2_grpc.add_PredictionServiceServicer_to_server
 
 
-async def start_server(runtime, host: str, port: int, *, reuse_port: bool = False) -> grpc.aio.Server:
-    """Start serving ``runtime`` over gRPC on ``host:port`` on the running event loop; returns
-    the started server (``await server.stop(grace)`` to stop it). ``reuse_port`` lets several
+async def start_server(runtime, host: str, port: int, *, reuse_port: bool = False) -> GrpcServer:
+    """Start serving ``runtime`` over gRPC on ``host:port`` on the running event loop, with the
+    health and reflection services; returns the started server (``await server.stop(grace)``). ``reuse_port`` lets several
     processes listen on the port (``uvicorn --workers N``: the kernel spreads the connections);
     without it a port in use is an error, not a silent share."""
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: PLC0415
+    from grpc_reflection.v1alpha import reflection  # noqa: PLC0415
+
     from workers.serving.runtime import setting  # noqa: PLC0415
 
     servicer, add = make_servicer(runtime)
@@ -108,6 +131,10 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
                                       ("grpc.max_send_message_length", 64 * 1024 * 1024),
                                       ("grpc.so_reuseport", int(reuse_port))])
     add(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
@@ -117,5 +144,6 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
                             "NETFORGE_GRPC_PORT to a free port, or to 0 to serve no gRPC (several processes of "
                             "one server, as with uvicorn --workers, share it with NETFORGE_GRPC_REUSE_PORT=1)")
     await server.start()
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC server listening on %s:%s", host, bound)
-    return server
+    return GrpcServer(server, health_servicer, bound)

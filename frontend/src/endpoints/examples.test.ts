@@ -31,6 +31,7 @@ describe("endpoint examples", () => {
     expect(atob(zeroBase64(5)).length).toBe(5);
     const call = grpcurlExample("localhost:50051", "digits", featureInputs(version));
     expect(call).toContain('"x":{"dtype":"float32","shape":[1,3],"content":"AAAAAAAAAAAAAAAA"}');
-    expect(call).toContain("netforge.serving.v1.PredictionService/Predict");
+    expect(call).toContain("localhost:50051 netforge.serving.v1.PredictionService/Predict");
+    expect(call).not.toContain("-proto");  // the server's reflection describes the service
   });
 });

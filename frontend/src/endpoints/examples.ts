@@ -59,7 +59,8 @@ export function pythonExample(origin: string, endpoint: string, inputs: ExampleI
 
 const BYTES_PER_VALUE: Record<string, number> = { float32: 4, float64: 8, int32: 4, int64: 8 };
 
-/** grpcurl with the repository's proto; tensors are raw bytes (base64 in grpcurl's JSON). */
+/** grpcurl through the server's reflection (no proto file needed); tensors are raw bytes (base64
+ * in grpcurl's JSON). */
 export function grpcurlExample(host: string, endpoint: string, inputs: ExampleInput[]): string {
   const tensors = Object.fromEntries(
     inputs.map((input) => {
@@ -71,7 +72,6 @@ export function grpcurlExample(host: string, endpoint: string, inputs: ExampleIn
   const request = JSON.stringify({ endpoint, inputs: tensors });
   return [
     "grpcurl -plaintext \\",
-    "  -import-path . -proto workers/serving/protos/netforge/serving/v1/predict.proto \\",
     `  -H "authorization: Bearer $NETFORGE_KEY" \\`,
     `  -d '${request}' \\`,
     `  ${host} netforge.serving.v1.PredictionService/Predict`,
