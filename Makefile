@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 FRONTEND_BUILT := frontend/dist/index.html
 FRONTEND_INSTALLED := frontend/node_modules/.installed
 
-.PHONY: run test test-frontend chromium h2load bench crosscheck lock clean protos
+.PHONY: run test test-frontend chromium postgresql h2load bench crosscheck lock clean protos
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ chromium:
 		echo "Installing Debian's chromium for the browser tests"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 
+# Debian's PostgreSQL server: tests/platform/test_postgres.py runs the platform on a throwaway cluster.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+		echo "Installing Debian's postgresql for the PostgreSQL tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null; }
+
 # Debian's nghttp2-client brings h2load, the serving bench's gRPC load generator (a C client leaves
 # the two cores to the server; without it the bench measures with grpc's Python client and says so).
 h2load:
@@ -51,7 +57,7 @@ h2load:
 test-frontend: $(FRONTEND_INSTALLED)
 	cd frontend && npx tsc --noEmit && npx vitest run
 
-test: $(INSTALLED) $(FRONTEND_BUILT) chromium test-frontend
+test: $(INSTALLED) $(FRONTEND_BUILT) chromium postgresql test-frontend
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 

@@ -243,7 +243,10 @@ def _insert_points(run_id: int, points: list[Point]) -> None:
     if not points:
         return
     connection.ensure_connection()
-    per_statement = max(1, connection.features.max_query_params // len(_POINT_FIELDS))
+    # Django knows SQLite's limit; for PostgreSQL it says None, but its protocol carries at most
+    # 65,535 parameters a statement
+    limit = connection.features.max_query_params or 65535
+    per_statement = max(1, limit // len(_POINT_FIELDS))
     cursor = connection.connection.cursor()
     try:
         for start in range(0, len(points), per_statement):

@@ -137,6 +137,58 @@ class Service:
 atexit.register(Service.stop_all)
 
 
+def postgres_binaries() -> Path | None:
+    """The folder of PostgreSQL's server programs (Debian keeps them off PATH), or None."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    folders = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
+    return folders[-1] if folders and (folders[-1] / "initdb").exists() else None
+
+
+def start_postgres(home: Path, logs: Path) -> tuple[Service, str]:
+    """A throwaway PostgreSQL cluster in ``home/postgres`` on a free port (as the ``postgres`` user when
+    this runs as root, which PostgreSQL refuses to be); returns its service and a DATABASE_URL of
+    an empty database ``netforge``."""
+    import psycopg  # noqa: PLC0415
+
+    binaries = postgres_binaries()
+    if binaries is None:
+        _fail("PostgreSQL's server is not installed: `make test` installs Debian's postgresql")
+    folder = home / "postgres"
+    data, sockets = folder / "data", folder / "sockets"
+    sockets.mkdir(parents=True)
+    as_owner: list[str] = []
+    if os.geteuid() == 0:
+        as_owner = ["runuser", "-u", "postgres", "--"]
+        home.chmod(home.stat().st_mode | 0o011)  # mkdtemp's 0700: the postgres user must pass through
+        for path in (folder, sockets):
+            shutil.chown(path, "postgres")
+    result = subprocess.run([*as_owner, str(binaries / "initdb"), "-D", str(data), "-U", "netforge", "--auth=trust",
+                             "--encoding=UTF8", "--no-instructions"], capture_output=True, text=True, timeout=120)
+    if result.returncode:
+        _fail(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+    port = free_port()
+    service = Service("postgres", [*as_owner, str(binaries / "postgres"), "-D", str(data), "-p", str(port),
+                                   "-k", str(sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                                   "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+                      env=dict(os.environ), log_dir=logs).start()
+
+    def ready():
+        if not service.alive:
+            _fail(f"postgres exited:\n{service.log_text()[-4000:]}")
+        try:
+            with psycopg.connect(host="127.0.0.1", port=port, user="netforge", dbname="postgres", connect_timeout=1):
+                return True
+        except psycopg.OperationalError:
+            return False
+
+    wait_until(ready, timeout=START_TIMEOUT, what="PostgreSQL to accept connections")
+    with psycopg.connect(host="127.0.0.1", port=port, user="netforge", dbname="postgres", autocommit=True) as admin:
+        admin.execute("CREATE DATABASE netforge")
+    return service, f"postgres://netforge@127.0.0.1:{port}/netforge"
+
+
 class Platform:
     """The running system: ``base_url`` (REST), ``ws_url`` (WebSockets), ``database`` (the SQLite
     file) and the services, with the faults the tests inject (kill the worker, restart Redis)."""

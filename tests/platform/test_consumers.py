@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed
@@ -132,3 +134,25 @@ def test_the_final_state_comes_after_every_point_even_when_their_live_message_wa
 
     assert [p["seq"] for p in socket.points] == list(range(1, 11))
     assert sorted(socket.points, key=lambda p: p["seq"]) == assert_record_complete(run.pk)
+
+
+def test_a_socket_left_open_on_a_quiet_run_stays_open(platform, workspace):
+    """A client watching a run that sends nothing for a while (finished, or queued behind others)
+    keeps its socket. The consumer waits on Redis in blocking reads of 5 s; redis-py's default
+    socket timeout is also 5 s, so each wait raced its own timeout, and after the retries (about
+    27 s) the consumer failed and the socket was dropped."""
+    space = workspace()
+    run = space.start_run(epochs=1, batch_size=256)
+    wait_for_run(run["id"], lambda r: r.state == "succeeded", timeout=60, what="the run to succeed")
+    logged = len(platform.web.log_text())
+    with RunSocket(space.user.socket_url(run["id"])) as socket:
+        socket.receive_until(lambda s: s.caught_up, timeout=10, what="the history")
+        quiet_until = time.monotonic() + 32  # longer than all of those retries
+        while (left := quiet_until - time.monotonic()) > 0:
+            try:
+                socket.receive(timeout=left)  # a late message (the evaluation) may come; a close fails the test
+            except TimeoutError:
+                break
+        with pytest.raises(TimeoutError):  # still open
+            socket.receive(timeout=0.5)
+    assert "Exception in ASGI application" not in platform.web.log_text()[logged:]

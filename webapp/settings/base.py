@@ -102,14 +102,20 @@ def _channel_layer_host(url: str) -> dict:
     stale, and without a retry each one fails the command it is next used for once (a WebSocket
     that connects then is dropped, a live message is not sent). With it, a command reconnects and
     is sent again, over about 2.4 s of backoff (0.2, 0.4, 0.8, 1.0 s), which also rides out a
-    short restart."""
+    short restart.
+
+    The socket timeout must outlast the layer's blocking reads (BZPOPMIN of 5 s, channels_redis's
+    ``brpop_timeout``): redis-py's default is also 5 s, so every wait on a quiet channel raced its
+    own timeout, and a WebSocket with nothing to receive for about 27 s (a finished run left open,
+    a run queued behind others) was dropped once the retries ran out."""
     from redis.asyncio.retry import Retry  # noqa: PLC0415
     from redis.backoff import ExponentialBackoff  # noqa: PLC0415
     from redis.exceptions import ConnectionError as RedisConnectionError  # noqa: PLC0415
     from redis.exceptions import TimeoutError as RedisTimeoutError  # noqa: PLC0415
 
     return {"address": url, "retry": Retry(ExponentialBackoff(cap=1.0, base=0.1), 4),
-            "retry_on_error": [RedisConnectionError, RedisTimeoutError]}
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+            "socket_timeout": 20, "socket_connect_timeout": 5}
 
 CHANNEL_LAYERS = {
     "default": {
