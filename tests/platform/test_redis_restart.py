@@ -74,3 +74,17 @@ def test_after_a_redis_restart_the_first_new_client_and_run_are_served(platform,
             assert socket.receive_until_finished(timeout=60) == "succeeded"
             assert [state["state"] for state in socket.states][-1] == "succeeded"
         assert sorted(socket.points, key=lambda p: p["seq"]) == assert_record_complete(run["id"])
+
+
+def test_a_socket_open_across_a_redis_restart_still_gets_every_point_and_the_final_state(platform, workspace):
+    # The restart forgets the channel layer's groups: no live message reaches the consumers that had
+    # joined before it. Each consumer joins again and catches up from the record on its resync tick.
+    space = workspace(MOONS_WIDE)
+    run = space.start_run(epochs=4, batch_size=32)
+    with RunSocket(space.user.socket_url(run["id"])) as socket:
+        socket.receive_until(lambda s: len(s.points) >= 20, timeout=60, what="the first points")
+        platform.restart_redis(down_for=0.5)
+        assert socket.receive_until_finished(timeout=120) == "succeeded"  # the same socket, never reconnected
+    stored = assert_record_complete(run["id"])
+    assert sorted(socket.points, key=lambda p: p["seq"]) == stored
+    assert [state["state"] for state in socket.states].count("succeeded") == 1

@@ -21,12 +21,21 @@ it forwards only points with a sequence above the last one the client has (none 
 a live message went missing (Redis dropped it) it fills the gap from the database first, before the
 next points or the next state message, whichever comes first (none lost, even at the end of a run).
 
+Every ``LIVE_RESYNC_SECONDS`` the consumer also checks itself against the record (a message to its
+own channel, so it runs in turn with the live ones): it joins the group again (group membership
+lives in Redis and is lost when Redis restarts, after which no live message would reach this
+client), sends any stored points it has not sent, and a state change it missed. A client whose
+live messages stopped therefore still gets every point and the final state, seconds late.
+
 Authentication: the session (browser) or ``?token=<API token>`` (scripts). Close codes: 4401 not
 authenticated, 4404 no such run among the user's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -37,6 +46,8 @@ from webapp.runs import live
 from webapp.runs.models import Run
 from webapp.runs.selectors import run_list, run_metric_history
 
+log = logging.getLogger(__name__)
+
 HISTORY_MAX_POINTS = 2000
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
@@ -44,6 +55,7 @@ CLOSE_NOT_FOUND = 4404
 
 class RunConsumer(AsyncJsonWebsocketConsumer):
     group_name: str | None = None
+    resync_task: asyncio.Task | None = None
 
     async def connect(self) -> None:
         # Accept first: a close before the handshake reaches the client as a bare HTTP 403,
@@ -62,14 +74,30 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         after = _query_int(self.scope, "after")
         history, newest = await database_sync_to_async(_history)(self.run, after, _chunk_points())
         self.last_sequence = history["last_sequence"]
+        self.last_state, self.last_state_event = history["state"], None
         await self.send_json({"type": "run.history", **history, "catch_up_to": newest})
         # What a reconnect missed beyond the history's chunk, in order, before any live point (those
         # wait in the channel layer meanwhile; any it drops are filled in from the database).
         await self.send_stored(through_sequence=newest)
+        self.resync_task = asyncio.get_running_loop().create_task(self._resync_ticks())
 
     async def disconnect(self, code) -> None:
+        if self.resync_task is not None:
+            self.resync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.resync_task
         if self.group_name:
-            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            with contextlib.suppress(Exception):  # Redis may be away; the group forgets us with its expiry
+                await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def _resync_ticks(self) -> None:
+        interval = float(settings.LIVE_RESYNC_SECONDS)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.channel_layer.send(self.channel_name, {"type": "run.resync"})
+            except Exception as error:  # noqa: BLE001  (Redis away: the next tick tries again)
+                log.debug("run %s: no resync tick (%s)", self.run.pk, error)
 
     async def receive_json(self, content, **kwargs) -> None:
         """Clients have nothing to say; the reconnect position travels in the URL (``?after=``)."""
@@ -102,17 +130,34 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
     async def run_state(self, event: dict) -> None:
         # The points up to the state's last sequence come first, from the record where their live
         # message was lost: a client that sees "succeeded" has every point of the run.
+        if event == self.last_state_event:
+            return  # the live message of a change the resync has already sent (or the reverse)
         through = event.get("last_sequence") or 0
         if through > self.last_sequence:
             await self.send_stored(through_sequence=through)
+        self.last_state, self.last_state_event = event.get("state", self.last_state), event
         await self.send_json(event)
 
     async def run_worker(self, event: dict) -> None:
         await self.send_json(event)
 
+    async def run_resync(self, event: dict) -> None:
+        """The tick of ``_resync_ticks``: back in the group, and level with the record."""
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        run = await database_sync_to_async(_fresh)(self.run)
+        if run.last_sequence > self.last_sequence:
+            await self.send_stored(through_sequence=run.last_sequence)
+        if run.state != self.last_state:
+            await self.run_state(live.state_message(run))
+
 
 def _user_run(user, run_id) -> Run | None:
     return run_list(user=user).filter(pk=run_id).first()
+
+
+def _fresh(run: Run) -> Run:
+    run.refresh_from_db()
+    return run
 
 
 def _history(run: Run, after_sequence: int, chunk_points: int) -> tuple[dict, int]:

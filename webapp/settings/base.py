@@ -195,6 +195,9 @@ LIVE_MAX_MESSAGES_PER_SECOND = float(os.environ.get("NETFORGE_LIVE_MESSAGES_PER_
 # A reconnecting WebSocket client gets what it missed in messages of at most this many points
 # (5,000 points are about 450 kB of JSON, under the 1 MiB frame limit most clients default to).
 LIVE_CATCH_UP_CHUNK_POINTS = int(os.environ.get("NETFORGE_LIVE_CATCH_UP_CHUNK_POINTS", "5000"))
+# Each run WebSocket checks itself against the record this often (webapp.runs.consumers): what
+# Redis lost (a restart forgets group memberships and queued messages) arrives this late at most.
+LIVE_RESYNC_SECONDS = float(os.environ.get("NETFORGE_LIVE_RESYNC_SECONDS", "5"))
 
 LOGGING = {
     "version": 1,
