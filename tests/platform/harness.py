@@ -168,22 +168,29 @@ def start_postgres(home: Path, logs: Path) -> tuple[Service, str]:
                              "--encoding=UTF8", "--no-instructions"], capture_output=True, text=True, timeout=120)
     if result.returncode:
         _fail(f"initdb failed:\n{result.stdout}\n{result.stderr}")
-    port = free_port()
-    service = Service("postgres", [*as_owner, str(binaries / "postgres"), "-D", str(data), "-p", str(port),
-                                   "-k", str(sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                                   "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
-                      env=dict(os.environ), log_dir=logs).start()
+    for attempt in range(3):  # a port another test process took meanwhile is replaced by another
+        port = free_port()
+        service = Service("postgres", [*as_owner, str(binaries / "postgres"), "-D", str(data), "-p", str(port),
+                                       "-k", str(sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                                       "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+                          env=dict(os.environ), log_dir=logs).start()
 
-    def ready():
-        if not service.alive:
-            _fail(f"postgres exited:\n{service.log_text()[-4000:]}")
-        try:
-            with psycopg.connect(host="127.0.0.1", port=port, user="netforge", dbname="postgres", connect_timeout=1):
+        def ready_or_exited():
+            if not service.alive:
                 return True
-        except psycopg.OperationalError:
-            return False
+            try:
+                with psycopg.connect(host="127.0.0.1", port=port, user="netforge", dbname="postgres",
+                                     connect_timeout=1):
+                    return True
+            except psycopg.OperationalError:
+                return False
 
-    wait_until(ready, timeout=START_TIMEOUT, what="PostgreSQL to accept connections")
+        wait_until(ready_or_exited, timeout=START_TIMEOUT, what="PostgreSQL to accept connections")
+        if service.alive:
+            break
+        Service._all.remove(service)
+        if attempt == 2 or "could not bind" not in service.log_text():
+            _fail(f"postgres exited:\n{service.log_text()[-4000:]}")
     with psycopg.connect(host="127.0.0.1", port=port, user="netforge", dbname="postgres", autocommit=True) as admin:
         admin.execute("CREATE DATABASE netforge")
     return service, f"postgres://netforge@127.0.0.1:{port}/netforge"
@@ -220,19 +227,38 @@ class Platform:
 
     # -- services ---------------------------------------------------------------------------------
     def start_redis(self) -> None:
-        self.redis = Service("redis", [str(BIN / "redis-server"), "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                                       "--save", "", "--appendonly", "no", "--dir", str(self.home)],
-                             env=self.env, log_dir=self.logs).start()
-        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=0.5)
+        """redis-server on ``redis_port``; returns once it answers. Ports come from ``free_port``,
+        which another test process may also be handed before either binds it: the server that
+        answers must be this one (its pid), or, on the first start, another port is tried."""
+        for attempt in range(3):
+            self.redis = Service("redis", [str(BIN / "redis-server"), "--port", str(self.redis_port), "--bind",
+                                           "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.home)],
+                                 env=self.env, log_dir=self.logs).start()
+            client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=0.5)
 
-        def answers():
+            def answers_or_exited():
+                if not self.redis.alive:
+                    return True  # could not bind its port, say
+                try:
+                    return client.ping()
+                except redis.RedisError:
+                    return False
+
+            wait_until(answers_or_exited, timeout=START_TIMEOUT, what="redis-server to answer PING")
             try:
-                return client.ping()
+                ours = self.redis.alive and client.info("server")["process_id"] == self.redis.process.pid
             except redis.RedisError:
-                return False
-
-        wait_until(answers, timeout=START_TIMEOUT, what="redis-server to answer PING")
-        client.close()
+                ours = False
+            client.close()
+            if ours:
+                return
+            self.redis.stop()
+            Service._all.remove(self.redis)
+            if self.web is not None or self.worker is not None or attempt == 2:
+                _fail(f"another Redis answers on port {self.redis_port}")
+            self.redis_port = free_port()
+            self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+            self.env.update(REDIS_URL=self.redis_url, CELERY_BROKER_URL=self.redis_url)
 
     def restart_redis(self, *, down_for: float) -> None:
         """Kill Redis (SIGKILL: its queues and channel groups are lost), and start it again on the
@@ -263,25 +289,29 @@ class Platform:
 
     def start_web(self, *, grpc: bool = False) -> None:
         """uvicorn with the ASGI application; with ``grpc``, also serving gRPC predictions on a free
-        port from the same process (``grpc_target``), and returns once both listen."""
-        self.grpc_port = free_port() if grpc else None
-        env = {**self.env, "NETFORGE_GRPC_PORT": str(self.grpc_port or 0)}
-        self.web = Service("web", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1",
-                                   "--port", str(self.http_port), "--lifespan", "on", "--no-access-log"],
-                           env=env, log_dir=self.logs).start()
+        port from the same process (``grpc_target``), and returns once both listen. A port that
+        another test process took between ``free_port`` and the bind is replaced by another."""
+        for attempt in range(3):
+            self.grpc_port = free_port() if grpc else None
+            env = {**self.env, "NETFORGE_GRPC_PORT": str(self.grpc_port or 0)}
+            logged = len(self.web.log_text()) if self.web is not None else 0
+            self.web = Service("web", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
+                                       "127.0.0.1", "--port", str(self.http_port), "--lifespan", "on",
+                                       "--no-access-log"], env=env, log_dir=self.logs).start()
 
-        def listening():
-            if not self.web.alive:
-                _fail(f"the web server exited:\n{self.web.log_text()[-4000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.http_port), timeout=0.5):
-                    return True
-            except OSError:
-                return False
+            def started():
+                text = self.web.log_text()[logged:]
+                return "Uvicorn running on" in text or not self.web.alive
 
-        wait_until(listening, timeout=START_TIMEOUT, what="the web server to listen")
-        if grpc:
-            self.web.wait_for_log("gRPC server listening")
+            wait_until(started, timeout=START_TIMEOUT, what="the web server to listen")
+            if self.web.alive:
+                return
+            text = self.web.log_text()[logged:]
+            Service._all.remove(self.web)
+            if attempt == 2 or not ("address already in use" in text.lower() or "could not listen on" in text):
+                _fail(f"the web server exited:\n{text[-4000:]}")
+            self.http_port = free_port()
+            self.base_url, self.ws_url = f"http://127.0.0.1:{self.http_port}", f"ws://127.0.0.1:{self.http_port}"
 
     @property
     def grpc_target(self) -> str:
