@@ -84,10 +84,12 @@ def test_rendezvous_fails_naming_the_missing_workers_within_its_timeout(redis_ur
     message = str(raised.value)
     assert "only 1 of 4 processes joined within 2 s" in message
     assert "parameter server, worker rank 1, worker rank 2" in message
-    # a late member is turned away with the reason instead of waiting again
+    # a late member is turned away with the same reason instead of waiting again (whichever member
+    # reports the failure, the run records the cause)
     late = Rendezvous(redis_url, rendezvous.group, rank=1, world_size=3, with_server=True, timeout=30)
-    with pytest.raises(RendezvousError, match="stopped before it started: only 1 of 4"):
+    with pytest.raises(RendezvousError) as turned_away:
         late.join("127.0.0.1:2")
+    assert str(turned_away.value) == message
     rendezvous.leave()
     late.leave()
 

@@ -107,8 +107,8 @@ class Rendezvous:
                         for slot, value in self.client.hgetall(self.key("members")).items()}
             self.client.set(self.key(f"alive:{self.slot}"), 1, px=int(LIVENESS_SECONDS * 1000))
             aborted, closed = self.client.mget(self.key("aborted"), self.key("closed"))
-            if aborted:
-                raise RendezvousError(f"the group was stopped before it started: {aborted.decode()}")
+            if aborted:  # another member gave up on the group: its reason, whichever member reports it
+                raise RendezvousError(aborted.decode())
             if closed:
                 return self._start(registry, json.loads(closed))
             missing = [slot for slot in self.ranks if slot not in registry]
