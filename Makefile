@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 FRONTEND_BUILT := frontend/dist/index.html
 FRONTEND_INSTALLED := frontend/node_modules/.installed
 
-.PHONY: run test test-frontend chromium postgresql h2load bench crosscheck lock clean protos
+.PHONY: run test test-postgres test-frontend chromium postgresql h2load bench crosscheck lock clean protos
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,14 @@ test-frontend: $(FRONTEND_INSTALLED)
 test: $(INSTALLED) $(FRONTEND_BUILT) chromium postgresql test-frontend
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
+
+# The suites that run the real platform (tests/platform, the distributed runs, the serving
+# servers) again with PostgreSQL instead of SQLite under every process (make test runs
+# tests/platform/test_postgres.py on PostgreSQL; this runs all of them).
+test-postgres: $(INSTALLED) postgresql
+	NETFORGE_TEST_DATABASE=postgresql OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q tests/platform tests/distributed/test_platform_runs.py \
+		tests/endpoints/test_servers.py
 
 # Some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) to work around old OpenBLAS builds;
 # they pin a current NumPy to slower kernels than it would choose, so the benchmarks measure NumPy

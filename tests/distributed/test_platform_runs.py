@@ -66,6 +66,7 @@ def platform():
     system = DistributedPlatform(home)
     system.env["NETFORGE_DISTRIBUTED_RENDEZVOUS_SECONDS"] = str(RENDEZVOUS_SECONDS)
     try:
+        system.start_database()
         system.start_redis()
         system.migrate()
         system.start_web()
@@ -74,7 +75,7 @@ def platform():
         pool = psutil.Process(worker.process.pid).children()  # the pool (a killed process was replaced)
         assert len(pool) == 3, [(p.pid, p.ppid(), p.cmdline(), p.status()) for p in pool]
     finally:
-        for service in (system.worker, system.web, system.redis):  # only this module's: tests/platform's may run
+        for service in (system.worker, system.web, system.redis, system.postgres):  # this module's only
             if service is not None:
                 service.stop()
         shutil.rmtree(home, ignore_errors=True)

@@ -38,13 +38,15 @@ def servers():
     system = Platform(home)
     system.env["NETFORGE_SERVING_REFRESH_SECONDS"] = "0.5"
     try:
+        system.start_database()
         system.migrate()
         system.start_web(grpc=True)
         yield system
     finally:
-        if system.web is not None:
-            system.web.stop()
-        Service._all[:] = [service for service in Service._all if service is not system.web]
+        started = [service for service in (system.web, system.postgres) if service is not None]
+        for service in started:
+            service.stop()
+        Service._all[:] = [service for service in Service._all if service not in started]
         shutil.rmtree(home, ignore_errors=True)
 
 

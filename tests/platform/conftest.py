@@ -18,6 +18,7 @@ def platform():
     home = Path(tempfile.mkdtemp(prefix="netforge-platform-"))
     system = Platform(home)
     try:
+        system.start_database()
         system.start_redis()
         system.migrate()
         system.start_web()

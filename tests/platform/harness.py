@@ -219,6 +219,7 @@ class Platform:
             "PYTHONUNBUFFERED": "1",
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         }
+        self.postgres: Service | None = None
         self.redis: Service | None = None
         self.worker: Service | None = None
         self.web: Service | None = None
@@ -226,6 +227,12 @@ class Platform:
         self._workers_started = 0
 
     # -- services ---------------------------------------------------------------------------------
+    def start_database(self) -> None:
+        """SQLite (nothing to start), or with NETFORGE_TEST_DATABASE=postgresql a throwaway
+        PostgreSQL cluster: the platform suites run on either (``make test-postgres``)."""
+        if os.environ.get("NETFORGE_TEST_DATABASE") == "postgresql":
+            self.postgres, self.env["DATABASE_URL"] = start_postgres(self.home, self.logs)
+
     def start_redis(self) -> None:
         """redis-server on ``redis_port``; returns once it answers. Ports come from ``free_port``,
         which another test process may also be handed before either binds it: the server that
@@ -324,13 +331,21 @@ class Platform:
     # -- the database of the platform, from the test process --------------------------------------
     @contextlib.contextmanager
     def database_connection(self):
-        """Django's default connection pointed at the platform's SQLite file, for the block."""
+        """Django's default connection pointed at the platform's database, for the block."""
         from django.db import connections  # noqa: PLC0415
         from django.db.utils import load_backend  # noqa: PLC0415
 
         previous = connections["default"]
         settings_dict = copy.deepcopy(previous.settings_dict)
-        settings_dict.update(NAME=str(self.database), TEST={**settings_dict.get("TEST", {}), "NAME": str(self.database)})
+        url = self.env["DATABASE_URL"]
+        if url.startswith("sqlite"):
+            settings_dict.update(NAME=str(self.database), TEST={**settings_dict.get("TEST", {}), "NAME": str(self.database)})
+        else:  # the platform runs on PostgreSQL (NETFORGE_TEST_DATABASE=postgresql)
+            import dj_database_url  # noqa: PLC0415
+
+            parsed = dj_database_url.parse(url)
+            settings_dict.update(parsed, OPTIONS=parsed.get("OPTIONS", {}),
+                                 TEST={**settings_dict.get("TEST", {}), "NAME": parsed["NAME"]})
         wrapper = load_backend(settings_dict["ENGINE"]).DatabaseWrapper(settings_dict, "default")
         connections["default"] = wrapper
         try:
