@@ -437,7 +437,8 @@ def load(client: str, target: str, endpoint: str, key: str, concurrency: int, se
         # every request it completed, none of them an error (they reach the database every second)
         deadline = time.monotonic() + 15
         time.sleep(1.5)  # the last requests' counts reach the database
-        while (now := server_counts(endpoint, "grpc"))[0] - counted[0] < answer["calls"] and time.monotonic() < deadline:
+        while ((now := server_counts(endpoint, "grpc"))[0] - counted[0] < answer["calls"]
+               and time.monotonic() < deadline):
             time.sleep(0.2)
         answered, errors = now[0] - counted[0], now[1] - counted[1]
         if answered < answer["calls"]:

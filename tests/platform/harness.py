@@ -339,7 +339,8 @@ class Platform:
         settings_dict = copy.deepcopy(previous.settings_dict)
         url = self.env["DATABASE_URL"]
         if url.startswith("sqlite"):
-            settings_dict.update(NAME=str(self.database), TEST={**settings_dict.get("TEST", {}), "NAME": str(self.database)})
+            settings_dict.update(NAME=str(self.database),
+                                 TEST={**settings_dict.get("TEST", {}), "NAME": str(self.database)})
         else:  # the platform runs on PostgreSQL (NETFORGE_TEST_DATABASE=postgresql)
             import dj_database_url  # noqa: PLC0415
 

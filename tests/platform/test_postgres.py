@@ -62,7 +62,8 @@ def test_train_stream_publish_and_serve_on_postgresql(on_postgres):
     projects = api.get("/api/projects").json()["results"]
     project = next(project for project in projects if project["name"] == "Digits")
     graph = api.get(f"/api/projects/{project['id']}/versions").json()["results"][0]
-    dataset = next(dataset for dataset in api.get("/api/datasets").json()["results"] if dataset["builtin_name"] == "digits")
+    datasets = api.get("/api/datasets").json()["results"]
+    dataset = next(dataset for dataset in datasets if dataset["builtin_name"] == "digits")
     created = api.post(f"/api/projects/{project['id']}/runs", json={
         "graph_version": graph["id"], "dataset": dataset["id"],
         "hyperparameters": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.01}}})

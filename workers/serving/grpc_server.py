@@ -117,9 +117,9 @@ def make_servicer(runtime):
 
 async def start_server(runtime, host: str, port: int, *, reuse_port: bool = False) -> GrpcServer:
     """Start serving ``runtime`` over gRPC on ``host:port`` on the running event loop, with the
-    health and reflection services; returns the started server (``await server.stop(grace)``). ``reuse_port`` lets several
-    processes listen on the port (``uvicorn --workers N``: the kernel spreads the connections);
-    without it a port in use is an error, not a silent share."""
+    health and reflection services; returns the started server (``await server.stop(grace)``).
+    ``reuse_port`` lets several processes listen on the port (``uvicorn --workers N``: the kernel
+    spreads the connections); without it a port in use is an error, not a silent share."""
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: PLC0415
     from grpc_reflection.v1alpha import reflection  # noqa: PLC0415
 
