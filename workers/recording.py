@@ -232,6 +232,9 @@ class RunRecorder:
 _POINT_FIELDS = ("run", "sequence", "name", "step", "epoch", "value", "wall_time")
 
 
+MAX_ROWS_PER_INSERT = 500
+
+
 def _insert_points(run_id: int, points: list[Point]) -> None:
     """Store points with one multi-row INSERT per chunk of the database's parameter limit.
 
@@ -243,10 +246,10 @@ def _insert_points(run_id: int, points: list[Point]) -> None:
     if not points:
         return
     connection.ensure_connection()
-    # Django knows SQLite's limit; for PostgreSQL it says None, but its protocol carries at most
-    # 65,535 parameters a statement
+    # Django knows SQLite's parameter limit; for PostgreSQL it says None (its protocol carries at
+    # most 65,535). At most 500 rows a statement either way: each row count's statement is cached.
     limit = connection.features.max_query_params or 65535
-    per_statement = max(1, limit // len(_POINT_FIELDS))
+    per_statement = max(1, min(limit // len(_POINT_FIELDS), MAX_ROWS_PER_INSERT))
     cursor = connection.connection.cursor()
     try:
         for start in range(0, len(points), per_statement):
@@ -256,7 +259,7 @@ def _insert_points(run_id: int, points: list[Point]) -> None:
         cursor.close()
 
 
-@functools.cache
+@functools.cache  # at most MAX_ROWS_PER_INSERT statements
 def _insert_statement(rows: int) -> str:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(MetricPoint._meta.get_field(name).column) for name in _POINT_FIELDS)

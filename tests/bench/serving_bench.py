@@ -426,7 +426,6 @@ def process_cpu_seconds(pid: int) -> float:
 def load(client: str, target: str, endpoint: str, key: str, concurrency: int, server_pid: int, workdir: Path) -> dict:
     """One measurement (``client``: "rest", "grpc" for grpc's Python client, "h2load" for gRPC by
     h2load) by a fresh load process; adds the server's CPU time per request."""
-    server_cpu = process_cpu_seconds(server_pid)
     if client == "h2load":
         check_answer("grpc", target, endpoint, key)
         counted = server_counts(endpoint, "grpc")
@@ -446,6 +445,7 @@ def load(client: str, target: str, endpoint: str, key: str, concurrency: int, se
         answer["errors"] += errors
         answer["calls"] = answered  # the warm-up's too, as the server's CPU time covers them
     else:
+        server_cpu = process_cpu_seconds(server_pid)
         result = subprocess.run(
             [sys.executable, "-m", "tests.bench.serving_bench", "--client", client, "--target", target,
              "--endpoint", endpoint, "--key", key, "--concurrency", str(concurrency)],

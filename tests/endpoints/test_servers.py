@@ -8,6 +8,7 @@ database and published through the REST API.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -328,6 +329,21 @@ def test_rest_and_grpc_requests_arriving_together_share_one_batch(servers, owner
     assert totals["rest"]["average_batch_size"] == totals["grpc"]["average_batch_size"] == pytest.approx(average)
 
 
+@contextlib.contextmanager
+def extra_web_servers(servers, name: str, count: int, **env):
+    """``count`` more uvicorn processes over the module's database, with ``env`` added, logging to
+    ``<name>-<index>.log``; stopped and forgotten after the block."""
+    started = [Service(f"{name}-{index}", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
+                                              "127.0.0.1", "--port", "0", "--lifespan", "on"],
+                       env={**servers.env, **env}, log_dir=servers.logs).start() for index in range(count)]
+    try:
+        yield started
+    finally:
+        for web in started:
+            web.stop()
+        Service._all[:] = [service for service in Service._all if service not in started]
+
+
 def test_a_grpc_port_already_taken_stops_the_server_with_the_port_named(servers):
     """The ASGI server's startup fails, naming the address and what to do, instead of serving REST
     without the gRPC it was asked for."""
@@ -335,14 +351,8 @@ def test_a_grpc_port_already_taken_stops_the_server_with_the_port_named(servers)
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        web = Service("web-port-taken", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
-                                         "127.0.0.1", "--port", "0", "--lifespan", "on"],
-                      env={**servers.env, "NETFORGE_GRPC_PORT": str(port)}, log_dir=servers.logs).start()
-        try:
+        with extra_web_servers(servers, "web-port-taken", 1, NETFORGE_GRPC_PORT=str(port)) as (web,):
             web.process.wait(timeout=60)
-        finally:
-            web.stop()
-            Service._all[:] = [service for service in Service._all if service is not web]
     assert web.process.returncode != 0
     assert f"the gRPC server could not listen on 127.0.0.1:{port}" in web.log_text(), web.log_text()[-3000:]
     assert "NETFORGE_GRPC_PORT" in web.log_text()
@@ -355,24 +365,15 @@ def test_two_web_processes_share_the_grpc_port_with_reuse_port(servers, owner, d
     are answered."""
     key = publish(owner, "reuse-port")
     port = free_port()
-    processes = []
-    try:
-        for index in range(2):
-            web = Service(f"web-reuse-{index}", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host",
-                                                 "127.0.0.1", "--port", "0", "--lifespan", "on"],
-                          env={**servers.env, "NETFORGE_GRPC_PORT": str(port), "NETFORGE_GRPC_REUSE_PORT": "1"},
-                          log_dir=servers.logs).start()
-            processes.append(web)
+    with extra_web_servers(servers, "web-reuse", 2, NETFORGE_GRPC_PORT=str(port),
+                           NETFORGE_GRPC_REUSE_PORT="1") as processes:
+        for web in processes:
             web.wait_for_log(f"gRPC server listening on 127.0.0.1:{port}")
         for _ in range(8):
             with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
                 stub = predict_pb2_grpc.PredictionServiceStub(channel)
                 assert grpc_predict(stub, "reuse-port", key, digits_rows[:1].astype(numpy.float32)).version == 1
         assert all(web.alive for web in processes)
-    finally:
-        for web in processes:
-            web.stop()
-        Service._all[:] = [service for service in Service._all if service not in processes]
 
 
 def test_grpc_health_and_reflection(servers):
@@ -412,10 +413,7 @@ def test_grpc_health_turns_not_serving_when_the_server_stops(servers):
     from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
 
     port = free_port()
-    web = Service("web-health", [sys.executable, "-m", "uvicorn", "webapp.asgi:application", "--host", "127.0.0.1",
-                                 "--port", "0", "--lifespan", "on"],
-                  env={**servers.env, "NETFORGE_GRPC_PORT": str(port)}, log_dir=servers.logs).start()
-    try:
+    with extra_web_servers(servers, "web-health", 1, NETFORGE_GRPC_PORT=str(port)) as (web,):
         web.wait_for_log("gRPC server listening")
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             watch = health_pb2_grpc.HealthStub(channel).Watch(
@@ -431,6 +429,3 @@ def test_grpc_health_turns_not_serving_when_the_server_stops(servers):
             statuses
         web.process.wait(timeout=30)
         assert "gRPC server stopped" in web.log_text()
-    finally:
-        web.stop()
-        Service._all[:] = [service for service in Service._all if service is not web]

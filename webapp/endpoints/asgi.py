@@ -48,6 +48,7 @@ class ServingLifespan:
 
     def __init__(self, application):
         self.application = application
+        self._runtime = None
         self._grpc = None
         self._refresher: asyncio.Task | None = None
 
@@ -73,23 +74,20 @@ class ServingLifespan:
         from workers.serving.grpc_server import start_server  # noqa: PLC0415
         from workers.serving.runtime import get_runtime  # noqa: PLC0415
 
-        runtime = get_runtime()
+        self._runtime = get_runtime()
         if settings.NETFORGE_GRPC_PORT:
-            self._grpc = await start_server(runtime, settings.NETFORGE_GRPC_HOST, settings.NETFORGE_GRPC_PORT,
+            self._grpc = await start_server(self._runtime, settings.NETFORGE_GRPC_HOST, settings.NETFORGE_GRPC_PORT,
                                             reuse_port=settings.NETFORGE_GRPC_REUSE_PORT)
-        self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever(runtime))
+        self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
-    @staticmethod
-    async def _refresh_forever(runtime) -> None:
+    async def _refresh_forever(self) -> None:
         from workers.serving.runtime import setting  # noqa: PLC0415
 
         while True:
-            runtime.refresh_in_background()  # in the runtime's own thread; a read already running is not doubled
+            self._runtime.refresh_in_background()  # in the runtime's own thread; a read already running is not doubled
             await asyncio.sleep(setting("SERVING_REFRESH_SECONDS", 1.0))
 
     async def _stop(self) -> None:
-        from workers.serving.runtime import get_runtime  # noqa: PLC0415
-
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -97,7 +95,7 @@ class ServingLifespan:
         if self._grpc is not None:
             await self._grpc.stop(grace=2)
             log.info("gRPC server stopped")
-        await asyncio.get_running_loop().run_in_executor(None, get_runtime().shutdown)  # the last metrics
+        await asyncio.get_running_loop().run_in_executor(None, self._runtime.shutdown)  # the last metrics
 
 
 class ServingFastPath:

@@ -28,9 +28,6 @@ import grpc
 log = logging.getLogger("workers.serving.grpc_server")
 
 
-SERVICE_NAME = "netforge.serving.v1.PredictionService"
-
-
 class GrpcBindError(RuntimeError):
     """The gRPC server could not listen where it was told to."""
 
@@ -39,8 +36,8 @@ class GrpcServer:
     """A started gRPC server with its health service; ``await stop(grace)`` reports NOT_SERVING,
     then stops taking calls and waits up to ``grace`` seconds for those in flight."""
 
-    def __init__(self, server: grpc.aio.Server, health, port: int):
-        self.server, self.health, self.port = server, health, port
+    def __init__(self, server: grpc.aio.Server, health):
+        self.server, self.health = server, health
 
     async def stop(self, grace: float) -> None:
         await self.health.enter_graceful_shutdown()
@@ -123,8 +120,10 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: PLC0415
     from grpc_reflection.v1alpha import reflection  # noqa: PLC0415
 
+    from workers.serving.protos.netforge.serving.v1 import predict_pb2  # noqa: PLC0415
     from workers.serving.runtime import setting  # noqa: PLC0415
 
+    service_name = predict_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name
     servicer, add = make_servicer(runtime)
     limit = setting("SERVING_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
@@ -133,8 +132,7 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
     add(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
@@ -144,6 +142,6 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
                             "NETFORGE_GRPC_PORT to a free port, or to 0 to serve no gRPC (several processes of "
                             "one server, as with uvicorn --workers, share it with NETFORGE_GRPC_REUSE_PORT=1)")
     await server.start()
-    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC server listening on %s:%s", host, bound)
-    return GrpcServer(server, health_servicer, bound)
+    return GrpcServer(server, health_servicer)
