@@ -15,7 +15,6 @@ pool has three processes (two ranks and a parameter server at once), started by 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -107,18 +106,6 @@ def workspace(platform, django_db_blocker):
 
 
 def start_distributed(space: Workspace, *, workers: int, strategy: str, **hyperparameters) -> dict:
-    # A pool process that an earlier test killed is replaced by Celery, which takes a while on a busy
-    # machine: a group started before would miss a slot and fail its rendezvous.
-    main = psutil.Process(space.user.platform.worker.process.pid)
-
-    def pool_whole():
-        live = 0
-        for child in main.children():
-            with contextlib.suppress(psutil.NoSuchProcess):
-                live += child.status() != psutil.STATUS_ZOMBIE
-        return live == 3
-
-    wait_until(pool_whole, timeout=60, what="the worker's pool of 3 to be whole")
     response = space.user.api.post(f"/api/projects/{space.project.pk}/runs", json={
         "graph_version": space.version.pk, "dataset": space.dataset.pk,
         "hyperparameters": {"workers": workers, "strategy": strategy, **hyperparameters},
