@@ -79,9 +79,15 @@ bench: $(BENCH_INSTALLED) $(FRONTEND_INSTALLED) h2load
 crosscheck: $(BENCH_INSTALLED)
 	$(PY) -m tests.bench.crosscheck
 
-# The gRPC protos' Python modules, serving and distributed training (committed; never edited by hand).
+# The gRPC protos' Python modules (committed; never edited by hand), in one protoc run: serving
+# (webapp/serving/protos) and distributed training (workers/distributed/protos). Each proto's import
+# path is its path from the repository root, which mirrors its Python package, so a generated
+# *_pb2_grpc.py imports its messages as e.g. webapp.serving.protos.netforge.serving.v1.predict_pb2.
+# (`python -m grpc_tools.protoc` adds the well-known types' include folder itself.)
+PROTO_FOLDERS := webapp/serving/protos workers/distributed/protos
 protos: $(INSTALLED)
-	$(PY) -m workers.generate_protos
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. \
+		$$(find $(PROTO_FOLDERS) -name '*.proto' | sort)
 
 lock: $(BENCH_INSTALLED)
 	{ head -3 constraints.txt; $(PIP) freeze --exclude-editable | sed "s/+cpu//"; } > constraints.tmp && mv constraints.tmp constraints.txt

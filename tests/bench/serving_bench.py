@@ -114,7 +114,7 @@ class _Measure:
 def _grpc_blocking(target: str, endpoint: str, key: str, warm_up: float, seconds: float) -> dict:
     import grpc  # noqa: PLC0415
 
-    from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
+    from webapp.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
 
     row = _row()
     request = predict_pb2.PredictRequest(endpoint=endpoint, inputs={
@@ -162,7 +162,7 @@ def _rest_blocking(host: str, port: int, endpoint: str, key: str, warm_up: float
 async def _grpc_load(target: str, endpoint: str, key: str, concurrency: int, warm_up: float, seconds: float):
     import grpc  # noqa: PLC0415
 
-    from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
+    from webapp.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
 
     row = _row()
     request = predict_pb2.PredictRequest(endpoint=endpoint, inputs={
@@ -254,7 +254,7 @@ def check_answer(protocol: str, target: str, endpoint: str, key: str) -> None:
         return
     import grpc  # noqa: PLC0415
 
-    from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
+    from webapp.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
 
     row = _row()
     with grpc.insecure_channel(target) as channel:
@@ -295,7 +295,7 @@ def _h2load_grpc(target: str, endpoint: str, key: str, concurrency: int, workdir
     """One measurement by h2load: the Predict message of the other clients, gRPC-framed (a zero
     byte, its length, the message), posted on one HTTP/2 connection with ``concurrency`` streams;
     latencies of the measured window from h2load's per-request log."""
-    from workers.serving.protos.netforge.serving.v1 import predict_pb2  # noqa: PLC0415
+    from webapp.serving.protos.netforge.serving.v1 import predict_pb2  # noqa: PLC0415
 
     row = _row()
     message = predict_pb2.PredictRequest(endpoint=endpoint, inputs={

@@ -44,7 +44,7 @@ def serving_settings(settings, tmp_path):
 
 @pytest.fixture(autouse=True)
 def fresh_runtime():
-    from workers.serving import runtime  # noqa: PLC0415
+    from webapp.serving import runtime  # noqa: PLC0415
 
     runtime.reset_runtime()
     yield

@@ -12,7 +12,7 @@ import numpy
 import pytest
 import uvloop
 
-from workers.serving.batcher import BatcherClosed, DynamicBatcher, QueueFull
+from webapp.serving.batcher import BatcherClosed, DynamicBatcher, QueueFull
 
 QUICK = {"forward_seconds": 0.0001, "forward_rows": 32}  # a small model: its batches run on the loop
 SLOW = {"forward_seconds": 0.05, "forward_rows": 1}  # every batch goes to a worker thread

@@ -10,8 +10,8 @@ import pytest
 from asgiref.sync import async_to_sync
 
 from tests.endpoints.test_endpoints_api import published  # noqa: F401 - a published digits endpoint and a key
-from workers.serving import runtime as serving
-from workers.serving.runtime import Unauthenticated
+from webapp.serving import runtime as serving
+from webapp.serving.runtime import Unauthenticated
 
 
 def test_a_key_made_by_another_process_works_at_once_and_a_flood_of_bad_keys_costs_few_reads(published):  # noqa: F811

@@ -28,7 +28,7 @@ import pytest
 
 from engine.inference import Predictor
 from tests.platform.harness import Platform, Service, free_port, wait_until
-from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc
+from webapp.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc
 
 pytestmark = pytest.mark.xdist_group("serving-servers")
 

@@ -20,7 +20,7 @@ import numpy
 import pytest
 
 from tests.platform.harness import ROOT, Platform, RunSocket, Service, start_postgres, wait_until
-from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc
+from webapp.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc
 
 pytestmark = pytest.mark.xdist_group("postgres")
 

@@ -19,8 +19,8 @@ from webapp.core.exceptions import InvalidInput
 from webapp.endpoints import selectors, services
 from webapp.endpoints.models import NAME_PATTERN, ApiKey, Endpoint, ModelVersion
 from webapp.runs.models import Run
-from workers.serving import metrics as serving_metrics
-from workers.serving import runtime as serving
+from webapp.serving import metrics as serving_metrics
+from webapp.serving import runtime as serving
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):

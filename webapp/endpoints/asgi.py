@@ -71,8 +71,8 @@ class ServingLifespan:
                 return
 
     async def _start(self) -> None:
-        from workers.serving.grpc_server import start_server  # noqa: PLC0415
-        from workers.serving.runtime import get_runtime  # noqa: PLC0415
+        from webapp.serving.grpc_server import start_server  # noqa: PLC0415
+        from webapp.serving.runtime import get_runtime  # noqa: PLC0415
 
         self._runtime = get_runtime()
         if settings.NETFORGE_GRPC_PORT:
@@ -81,7 +81,7 @@ class ServingLifespan:
         self._refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
 
     async def _refresh_forever(self) -> None:
-        from workers.serving.runtime import setting  # noqa: PLC0415
+        from webapp.serving.runtime import setting  # noqa: PLC0415
 
         while True:
             self._runtime.refresh_in_background()  # in the runtime's own thread; a read already running is not doubled

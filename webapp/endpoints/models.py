@@ -86,7 +86,7 @@ class ApiKey(models.Model):
 
 class MetricBucket(models.Model):
     """Serving counters of one endpoint version over one protocol during one minute, summed over
-    every serving process (each adds its own counts; see ``workers.serving.metrics``)."""
+    every serving process (each adds its own counts; see ``webapp.serving.metrics``)."""
 
     endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="metric_buckets")
     version = models.PositiveIntegerField()
@@ -95,7 +95,7 @@ class MetricBucket(models.Model):
     requests = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)  # answered with a 4xx/5xx or a gRPC error
     latency_sum = models.FloatField(default=0.0)  # seconds
-    # Counts per bound of workers.serving.metrics.LATENCY_BOUNDS (not cumulative), last one +Inf.
+    # Counts per bound of webapp.serving.metrics.LATENCY_BOUNDS (not cumulative), last one +Inf.
     latency_counts = models.JSONField(default=list)
     batches = models.PositiveBigIntegerField(default=0)
     batched_instances = models.PositiveBigIntegerField(default=0)

@@ -4,7 +4,7 @@ They are async Django views (and an ASGI fast path, ``webapp.endpoints.asgi``), 
 drf-spectacular cannot see them; this postprocessing hook (``SPECTACULAR_SETTINGS``'s
 ``POSTPROCESSING_HOOKS``) adds them, with their request and response formats, their API-key
 security and every error they answer with. The formats are the ones ``webapp.endpoints.serving``
-and ``workers.serving.inputs`` read and write; ``tests/endpoints/test_endpoints_api.py`` checks the
+and ``webapp.serving.inputs`` read and write; ``tests/endpoints/test_endpoints_api.py`` checks the
 document against real answers.
 """
 

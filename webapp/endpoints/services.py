@@ -5,7 +5,7 @@ Publishing copies the run's final model into ``<ARTIFACT_ROOT>/endpoints/<endpoi
 a model folder of its own (``engine.serialization``: graph, weights, manifest with checksums and
 the input schema), loads and warms it up in this process, and only then marks it ready and makes
 it the default (unless the endpoint is pinned). Each serving process moves its own default once it
-has loaded the version too (``workers.serving.runtime``).
+has loaded the version too (``webapp.serving.runtime``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from engine.errors import ArtifactError, EngineError
 from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.endpoints.models import ApiKey, Endpoint, ModelVersion
 from webapp.runs.models import Run
-from workers.serving import runtime as serving
+from webapp.serving import runtime as serving
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The prediction routes: async views that hand requests to the dynamic batcher and await the
-result without blocking the event loop (``workers.serving.runtime``).
+result without blocking the event loop (``webapp.serving.runtime``).
 
 NetForge routes (house error shape ``{"error": {"code", "message", "details"}}``):
 
@@ -29,9 +29,9 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from webapp.core.exceptions import error_body
-from workers.serving import inputs as serving_inputs
-from workers.serving.inputs import DTYPE_TO_V2, InputError
-from workers.serving.runtime import BadInput, ServingError, TooLarge, get_runtime, setting, version_metadata
+from webapp.serving import inputs as serving_inputs
+from webapp.serving.inputs import DTYPE_TO_V2, InputError
+from webapp.serving.runtime import BadInput, ServingError, TooLarge, get_runtime, setting, version_metadata
 
 V2_DATATYPE_OF = {"float32": "FP32", "float64": "FP64", "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
 

@@ -5,7 +5,7 @@ the input specs requests are checked against, and a ``DynamicBatcher`` that alon
 Loading warms the model up (forwards at batch size 1 and at the largest batch) before the version
 is handed out, so its first request does not pay for plan compilation; the warm-up also times the
 largest batch, which tells the batcher which batches are quick enough to run on the serving event
-loop and which go to a worker thread (see ``workers.serving.batcher``).
+loop and which go to a worker thread (see ``webapp.serving.batcher``).
 
 ``ModelCache`` keeps up to ``capacity`` versions (least recently used goes first; its batcher
 finishes the requests it holds) and loads each version once even when several threads ask.
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy
 
 from engine.inference import Predictor
-from workers.serving.batcher import DEFAULT_INLINE_SECONDS, DynamicBatcher
-from workers.serving.inputs import DTYPES, InputSpec
+from webapp.serving.batcher import DEFAULT_INLINE_SECONDS, DynamicBatcher
+from webapp.serving.inputs import DTYPES, InputSpec
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import logging
 
 import grpc
 
-log = logging.getLogger("workers.serving.grpc_server")
+log = logging.getLogger(__name__)
 
 
 class GrpcBindError(RuntimeError):
@@ -48,10 +48,10 @@ def make_servicer(runtime):
     """The servicer (built after Django is set up: the runtime reads settings and the database)."""
     import numpy  # noqa: PLC0415
 
-    from workers.serving import inputs as serving_inputs  # noqa: PLC0415
-    from workers.serving.inputs import InputError  # noqa: PLC0415
-    from workers.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
-    from workers.serving.runtime import ServingError, version_metadata  # noqa: PLC0415
+    from webapp.serving import inputs as serving_inputs  # noqa: PLC0415
+    from webapp.serving.inputs import InputError  # noqa: PLC0415
+    from webapp.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
+    from webapp.serving.runtime import ServingError, version_metadata  # noqa: PLC0415
 
     def api_key(context) -> str | None:
         for key, value in context.invocation_metadata() or ():
@@ -120,8 +120,8 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: PLC0415
     from grpc_reflection.v1alpha import reflection  # noqa: PLC0415
 
-    from workers.serving.protos.netforge.serving.v1 import predict_pb2  # noqa: PLC0415
-    from workers.serving.runtime import setting  # noqa: PLC0415
+    from webapp.serving.protos.netforge.serving.v1 import predict_pb2  # noqa: PLC0415
+    from webapp.serving.runtime import setting  # noqa: PLC0415
 
     service_name = predict_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name
     servicer, add = make_servicer(runtime)

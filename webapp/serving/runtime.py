@@ -32,10 +32,10 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from engine.errors import EngineError
-from workers.serving.batcher import BatcherClosed, QueueFull
-from workers.serving.cache import LoadedVersion, ModelCache
-from workers.serving.inputs import InputError
-from workers.serving.metrics import MetricsRecorder
+from webapp.serving.batcher import BatcherClosed, QueueFull
+from webapp.serving.cache import LoadedVersion, ModelCache
+from webapp.serving.inputs import InputError
+from webapp.serving.metrics import MetricsRecorder
 
 log = logging.getLogger(__name__)
 

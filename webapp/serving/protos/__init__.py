@@ -1,1 +1,1 @@
-"""Generated gRPC code of the serving protos (see workers/generate_protos.py)."""
+"""Generated gRPC code of the serving protos (`make protos`; never edited by hand)."""

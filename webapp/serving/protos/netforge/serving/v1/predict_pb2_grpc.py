@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from workers.serving.protos.netforge.serving.v1 import predict_pb2 as workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2
+from webapp.serving.protos.netforge.serving.v1 import predict_pb2 as webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in workers/serving/protos/netforge/serving/v1/predict_pb2_grpc.py depends on'
+        + ' but the generated code in webapp/serving/protos/netforge/serving/v1/predict_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,13 +36,13 @@ class PredictionServiceStub:
         """
         self.Predict = channel.unary_unary(
                 '/netforge.serving.v1.PredictionService/Predict',
-                request_serializer=workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictRequest.SerializeToString,
-                response_deserializer=workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictResponse.FromString,
+                request_serializer=webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictRequest.SerializeToString,
+                response_deserializer=webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictResponse.FromString,
                 _registered_method=True)
         self.GetMetadata = channel.unary_unary(
                 '/netforge.serving.v1.PredictionService/GetMetadata',
-                request_serializer=workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataRequest.SerializeToString,
-                response_deserializer=workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataResponse.FromString,
+                request_serializer=webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataRequest.SerializeToString,
+                response_deserializer=webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataResponse.FromString,
                 _registered_method=True)
 
 
@@ -66,13 +66,13 @@ def add_PredictionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Predict': grpc.unary_unary_rpc_method_handler(
                     servicer.Predict,
-                    request_deserializer=workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictRequest.FromString,
-                    response_serializer=workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictResponse.SerializeToString,
+                    request_deserializer=webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictRequest.FromString,
+                    response_serializer=webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictResponse.SerializeToString,
             ),
             'GetMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMetadata,
-                    request_deserializer=workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataRequest.FromString,
-                    response_serializer=workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataResponse.SerializeToString,
+                    request_deserializer=webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataRequest.FromString,
+                    response_serializer=webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -100,8 +100,8 @@ class PredictionService:
             request,
             target,
             '/netforge.serving.v1.PredictionService/Predict',
-            workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictRequest.SerializeToString,
-            workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictResponse.FromString,
+            webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictRequest.SerializeToString,
+            webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.PredictResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -127,8 +127,8 @@ class PredictionService:
             request,
             target,
             '/netforge.serving.v1.PredictionService/GetMetadata',
-            workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataRequest.SerializeToString,
-            workers_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataResponse.FromString,
+            webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataRequest.SerializeToString,
+            webapp_dot_serving_dot_protos_dot_netforge_dot_serving_dot_v1_dot_predict__pb2.GetMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,

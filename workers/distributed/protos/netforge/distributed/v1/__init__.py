@@ -1,1 +1,1 @@
-"""Generated gRPC code of the distributed-training protos (see workers/generate_protos.py)."""
+"""Generated gRPC code of the distributed-training protos (`make protos`; never edited by hand)."""
