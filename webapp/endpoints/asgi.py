@@ -118,7 +118,7 @@ class ServingFastPath:
         limit = serving.max_request_bytes()
         chunks, size, more = [], 0, True
         try:
-            serving._check_size(serving._declared_size(headers))
+            serving.check_request_size(serving.declared_request_size(headers))
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -126,11 +126,11 @@ class ServingFastPath:
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > limit:
-                    serving._check_size(size)
+                    serving.check_request_size(size)
                 chunks.append(chunk)
                 more = message.get("more_body", False)
         except serving.ServingError as error:
-            status, body, extra = serving._error_answer(error, v2=v2)
+            status, body, extra = serving.error_answer(error, v2=v2)
         else:
             status, body, extra = await serving.answer_predict(match["name"], number, headers, b"".join(chunks), v2=v2)
         content = orjson.dumps(body)

@@ -43,7 +43,10 @@ def _api_key(headers) -> str | None:
     return headers.get("x-api-key") or headers.get("X-Api-Key")
 
 
-def _error_answer(error: ServingError, *, v2: bool = False) -> tuple[int, dict, dict]:
+def error_answer(error: ServingError, *, v2: bool = False) -> tuple[int, dict, dict]:
+    """A refusal as (HTTP status, JSON body, extra headers): the house error shape, or the Open
+    Inference Protocol's ``{"error": message}`` with ``v2``; 401 asks for a bearer key, 429 says
+    when to retry."""
     body = {"error": error.message} if v2 else error_body(error.code, error.message, error.details)
     extra = {}
     if error.status == 401:
@@ -54,7 +57,7 @@ def _error_answer(error: ServingError, *, v2: bool = False) -> tuple[int, dict, 
 
 
 def _answer_error(error: ServingError, *, v2: bool = False) -> JsonResponse:
-    status, body, extra = _error_answer(error, v2=v2)
+    status, body, extra = error_answer(error, v2=v2)
     response = JsonResponse(body, status=status)
     for name, value in extra.items():
         response[name] = value
@@ -69,10 +72,13 @@ def _method_not_allowed(request, allowed: str, *, v2: bool = False) -> JsonRespo
 
 
 def max_request_bytes() -> int:
+    """The largest request body the prediction routes take (``SERVING_MAX_REQUEST_BYTES``)."""
     return setting("SERVING_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
 
 
-def _check_size(size: int | None) -> None:
+def check_request_size(size: int | None) -> None:
+    """Raise ``TooLarge`` when a body of ``size`` bytes (``None``: not known yet) is over
+    ``SERVING_MAX_REQUEST_BYTES``."""
     limit = max_request_bytes()
     if size is not None and size > limit:
         raise TooLarge(f"the request body has {size} bytes; at most {limit}", details={"limit": limit})
@@ -80,7 +86,7 @@ def _check_size(size: int | None) -> None:
 
 def _payload(body: bytes) -> dict:
     """The JSON body as an object; ``InputError`` otherwise."""
-    _check_size(len(body))
+    check_request_size(len(body))
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -95,7 +101,8 @@ def _payload(body: bytes) -> dict:
     return payload
 
 
-def _declared_size(headers) -> int | None:
+def declared_request_size(headers) -> int | None:
+    """The body size a request declares in ``Content-Length``, if it declares a valid one."""
     declared = headers.get("content-length") or headers.get("Content-Length")
     return int(declared) if declared and declared.isdigit() else None
 
@@ -122,7 +129,7 @@ async def answer_predict(name: str, number: int | None, headers, body: bytes, *,
                          expected={"inputs": [spec.describe() for spec in specs]})
 
     try:
-        _check_size(_declared_size(headers))
+        check_request_size(declared_request_size(headers))
         loaded, result = await get_runtime().serve(name=name, version=number, api_key=_api_key(headers),
                                                    decode=decode, protocol="rest")
         if not v2:
@@ -137,7 +144,7 @@ async def answer_predict(name: str, number: int | None, headers, body: bytes, *,
                                f"{sorted(outputs)}")
             outputs = {item["name"]: outputs[item["name"]] for item in wanted}
     except ServingError as error:
-        return _error_answer(error, v2=v2)
+        return error_answer(error, v2=v2)
     answer = {"model_name": name, "model_version": str(loaded.number), "outputs": [
         {"name": key, "shape": list(array.shape), "datatype": V2_DATATYPE_OF.get(str(array.dtype), "FP64"),
          "data": numpy.asarray(array).ravel().tolist()}
@@ -162,7 +169,7 @@ async def predict(request, name: str, number: int | None = None):
     if request.method != "POST":
         return _method_not_allowed(request, "POST")
     try:
-        _check_size(_declared_size(request.headers))
+        check_request_size(declared_request_size(request.headers))
     except ServingError as error:
         return _answer_error(error)
     return _json_response(*await answer_predict(name, number, request.headers, request.body, v2=False))
@@ -232,8 +239,7 @@ async def v2_live(request):
 async def v2_ready(request):
     runtime = get_runtime()
     try:
-        if runtime._forced:
-            await runtime._refresh_now()
+        await runtime.refresh_if_invalidated()
     except Exception:  # noqa: BLE001  (the database is unreachable: not ready)
         return JsonResponse({"ready": False}, status=503)
     return JsonResponse({"ready": True})
@@ -267,7 +273,7 @@ async def v2_infer(request, name: str, version: int | None = None):
     if request.method != "POST":
         return _method_not_allowed(request, "POST", v2=True)
     try:
-        _check_size(_declared_size(request.headers))
+        check_request_size(declared_request_size(request.headers))
     except ServingError as error:
         return _answer_error(error, v2=True)
     return _json_response(*await answer_predict(name, version, request.headers, request.body, v2=True))

@@ -1,5 +1,5 @@
-"""The gRPC prediction server, served by the web process beside REST (``webapp.asgi`` starts it
-on the ASGI server's event loop when ``NETFORGE_GRPC_PORT`` is not 0).
+"""The gRPC prediction server, served by the web process beside REST (``webapp.endpoints.asgi``
+starts it on the ASGI server's event loop when ``NETFORGE_GRPC_PORT`` is not 0).
 
 Serves ``netforge.serving.v1.PredictionService`` (``protos/netforge/serving/v1/predict.proto``)
 with grpc's asyncio server. The servicer is a thin adapter over the process's one

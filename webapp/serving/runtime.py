@@ -1,8 +1,8 @@
 """The serving runtime of one process: which endpoints exist, which keys open them, which version
 answers by default, the model cache with its dynamic batchers, and the metrics, behind one
 ``serve`` call that the REST views and the gRPC servicer share. The web process serves both
-protocols on one event loop (``webapp.asgi`` starts the gRPC server), so a REST request and a gRPC
-request that arrive together are run in the same batch.
+protocols on one event loop (``webapp.endpoints.asgi`` starts the gRPC server), so a REST request
+and a gRPC request that arrive together are run in the same batch.
 
 Routing comes from the database (``webapp.endpoints``) as an immutable snapshot, read again at
 most every ``SERVING_REFRESH_SECONDS`` (by a background thread, requests keep going meanwhile),
@@ -216,6 +216,13 @@ class ServingRuntime:
 
     async def _refresh_now(self) -> None:
         await sync_to_async(self.refresh, thread_sensitive=True)()
+
+    async def refresh_if_invalidated(self) -> None:
+        """Read the routes now if none have been read yet or this process changed an endpoint
+        since the last read (``invalidate``); what the database raises goes to the caller (the
+        Open Inference readiness probe answers "not ready" with it)."""
+        if self._forced:
+            await self._refresh_now()
 
     async def _refresh_on_miss(self) -> None:
         """Read the routes again because a request named something unknown (an endpoint, key or
