@@ -2,7 +2,8 @@
 ``webapp/settings/base.py``).
 
 Two queues: ``cpu`` and ``gpu``. A run goes to the queue named by its ``device`` (see
-``workers.tasks.enqueue_training``); a machine with a GPU runs a worker with ``-Q gpu``.
+``webapp.runs.dispatch``, which sends the tasks of ``workers.tasks`` by name); a machine with a GPU
+runs a worker with ``-Q gpu``.
 
 Delivery of long trainings. Tasks are acknowledged late (after they finish) with a prefetch of one,
 so a worker holds at most the task it is running. The Redis transport re-delivers an unacknowledged
@@ -42,13 +43,6 @@ app.conf.update(
     # the live view catches up when Redis is back.
     worker_cancel_long_running_tasks_on_connection_loss=False,
 )
-
-
-def queue_for_device(device: str) -> str:
-    """The queue whose workers can train on ``device`` ("cpu" or "gpu")."""
-    if device not in QUEUES:
-        raise ValueError(f"unknown device '{device}': expected one of {', '.join(QUEUES)}")
-    return device
 
 
 @worker_ready.connect

@@ -13,9 +13,10 @@ an epoch) it
 3. re-reads ``cancel_requested`` (every ``CANCEL_POLL_SECONDS``) and cancels the trainer, which
    then stops after the batch in progress.
 
-Every write is fenced by the run's state and attempt: if the watchdog handed the run to another
-worker (this one looked dead), or the run was finished or deleted meanwhile, the write changes
-nothing, and the recorder stops the training instead of writing over the new owner.
+Every write is fenced by the run's state and attempt (``webapp.runs.lifecycle.run_heartbeat``, in
+the transaction that stores the points): if the watchdog handed the run to another worker (this one
+looked dead), or the run was finished or deleted meanwhile, the write changes nothing, and the
+recorder stops the training instead of writing over the new owner.
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ import typing
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models.functions import Now
 
-from webapp.runs import live
+from webapp.runs import lifecycle, live
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 
 log = logging.getLogger(__name__)
@@ -187,12 +187,11 @@ class RunRecorder:
             return []
         points = [item for item in items if isinstance(item, Point)]
         checkpoints = [item for item in items if isinstance(item, CheckpointRecord)]
-        fields = {"heartbeat_at": Now(), **{k: v for k, v in progress.items() if v is not None}}
-        if points:
-            fields["last_sequence"] = points[-1].sequence
+        last_sequence = points[-1].sequence if points else None
         try:
             with transaction.atomic():
-                if not Run.objects.filter(pk=self.run_id, state=Run.State.RUNNING, attempt=self.attempt).update(**fields):
+                if not lifecycle.run_heartbeat(run_id=self.run_id, attempt=self.attempt, last_sequence=last_sequence,
+                                               **progress):
                     self._supersede()
                     return []
                 _insert_points(self.run_id, points)

@@ -10,6 +10,10 @@ Points of a run: every batch gives ``loss`` (``epoch`` fractional: 1.5 is half-w
 second epoch); every epoch gives ``epoch_loss`` (the mean training loss), each training metric
 (``accuracy``, ...), ``val_loss`` and ``val_<metric>`` where there is a validation split, and
 ``samples_per_second``, all at the epoch's last step.
+
+Every change of the run's state goes through ``webapp.runs.lifecycle`` (claim, finish). The steps
+a distributed run's ranks share (``build_trainer``, ``points_stored_after``, ``record_training``,
+``outcome_of``) are public for ``workers.distributed.execution``.
 """
 
 from __future__ import annotations
@@ -24,14 +28,11 @@ import time
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import F, Value
-from django.db.models.functions import Coalesce, Now
-from django.utils import timezone
 
 import engine
 from engine.errors import ArtifactError, EngineError
 from webapp.datasets.selectors import load_engine_dataset
-from webapp.runs import live
+from webapp.runs import lifecycle, live
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 from workers.evaluation import record_run_evaluation
 from workers.recording import RunRecorder, open_recorder
@@ -51,7 +52,7 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
     """Train the run if it is queued under ``task_id`` (any queued run when None); returns the
     final state, or "skipped" when the run was not this task's to execute (finished, cancelled,
     or queued again under another task), or "superseded" when another execution took it over."""
-    run = _claim(run_id, task_id)
+    run = lifecycle.run_claim(run_id=run_id, worker=worker_name(), task_id=task_id)
     if run is None:
         log.info("run %s: not queued under task %s; skipped", run_id, task_id)
         return "skipped"
@@ -63,16 +64,16 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
     recorder.start()
     try:
         dataset = load_engine_dataset(run.dataset)
-        trainer, checkpoint = _build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")))
-        recorder.skip(_stored_after(run, checkpoint))
-        _connect(trainer, recorder, run.pk)
+        trainer, checkpoint = build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")))
+        recorder.skip(points_stored_after(run, checkpoint))
+        record_training(trainer, recorder, run.pk)
         recorder.watch(trainer)
         if recorder.cancel_requested or run.cancel_requested:
             outcome = {"state": Run.State.CANCELLED, "epochs_completed": trainer.epoch}
         else:
             cpu_start, thread_start, wall_start = time.process_time(), time.thread_time(), time.perf_counter()
             result = trainer.run()
-            outcome = _outcome(result)
+            outcome = outcome_of(result)
             # What the threads beside the training loop (recording, publishing) cost this process.
             log.info("run %s: trained %.2f s; training thread CPU %.2f s, other threads %.2f s, %d points recorded",
                      run.pk, time.perf_counter() - wall_start, time.thread_time() - thread_start,
@@ -89,7 +90,7 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
         recorder.close()
     if recorder.superseded:
         return "superseded"
-    finished = _finish(run.pk, run.attempt, **outcome)
+    finished = lifecycle.run_finish(run_id=run.pk, attempt=run.attempt, **outcome)
     if finished is None:
         log.warning("run %s: attempt %s no longer owns the run; outcome %s not recorded", run.pk, run.attempt, outcome)
         return "superseded"
@@ -98,37 +99,13 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
     return finished.state
 
 
-def run_fail(run_id: int, *, error: str) -> bool:
-    """Mark a queued run failed (it could not be queued); True when it changed."""
-    changed = Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(
-        state=Run.State.FAILED, error=error, finished_at=timezone.now()
-    )
-    if changed:
-        live.publish_run_state(Run.objects.get(pk=run_id))
-    return bool(changed)
-
-
-# -- steps of run_execute --------------------------------------------------------------------------
-
-def _claim(run_id: int, task_id: str | None) -> Run | None:
-    """Move the run from queued to running for this execution (one more attempt), or None."""
-    runs = Run.objects.filter(pk=run_id, state=Run.State.QUEUED)
-    if task_id is not None:
-        runs = runs.filter(task_id=task_id)
-    claimed = runs.update(
-        state=Run.State.RUNNING, attempt=F("attempt") + 1, worker=worker_name(), heartbeat_at=Now(),
-        started_at=Coalesce(F("started_at"), Value(timezone.now())), finished_at=None, error="",
-    )
-    if not claimed:
-        return None
-    return Run.objects.select_related("graph_version", "dataset").get(pk=run_id)
-
+# -- steps of run_execute, shared with a distributed run's ranks ---------------------------------
 
 # Hyperparameters of the platform's distributed training (workers.distributed), not of the engine.
 DISTRIBUTED_OPTIONS = ("strategy", "staleness")
 
 
-def _build_trainer(run: Run, dataset, checkpoints: list[Checkpoint], *, shard: tuple[int, int] | None = None):
+def build_trainer(run: Run, dataset, checkpoints: list[Checkpoint], *, shard: tuple[int, int] | None = None):
     """A new trainer, or one resumed from the newest readable checkpoint; and that checkpoint.
     ``shard`` is ``(rank, world_size)`` for a worker of a distributed run."""
     hyperparameters = {key: value for key, value in (run.hyperparameters or {}).items()
@@ -142,12 +119,12 @@ def _build_trainer(run: Run, dataset, checkpoints: list[Checkpoint], *, shard: t
         log.info("run %s: resuming from the checkpoint of epoch %s", run.pk, checkpoint.epoch)
         run.checkpoints.filter(epoch__gt=checkpoint.epoch).delete()  # the unusable ones; those epochs run again
         return trainer, checkpoint
-    # Checkpoints are saved per epoch by _connect, each in its own folder.
+    # Checkpoints are saved per epoch by record_training, each in its own folder.
     config = {**hyperparameters, "device": run.device, "checkpoint_dir": None}
     return engine.Trainer(copy.deepcopy(run.graph_version.spec), dataset, config=config, shard=shard), None
 
 
-def _stored_after(run: Run, checkpoint: Checkpoint | None) -> frozenset[tuple[str, int]]:
+def points_stored_after(run: Run, checkpoint: Checkpoint | None) -> frozenset[tuple[str, int]]:
     """Points an earlier attempt stored beyond the checkpoint: the resumed trainer replays them."""
     if not run.last_sequence:
         return frozenset()
@@ -155,7 +132,9 @@ def _stored_after(run: Run, checkpoint: Checkpoint | None) -> frozenset[tuple[st
     return frozenset(MetricPoint.objects.filter(run=run, step__gt=after_step).values_list("name", "step"))
 
 
-def _connect(trainer, recorder: RunRecorder, run_id: int) -> None:
+def record_training(trainer, recorder: RunRecorder, run_id: int) -> None:
+    """Hand the trainer's points to ``recorder`` (every batch's loss, every epoch's values) and
+    save a checkpoint at the end of every epoch."""
     def on_batch_end(event: dict) -> None:
         epoch = event["epoch"] - 1 + event["batch"] / event["batches"]
         recorder.add_point("loss", step=event["step"], epoch=epoch, value=event["loss"])
@@ -185,7 +164,8 @@ def epoch_values(record: dict) -> dict[str, float]:
             if isinstance(value, int | float) and math.isfinite(value)}
 
 
-def _outcome(result) -> dict:
+def outcome_of(result) -> dict:
+    """The run's outcome (``lifecycle.run_finish``'s arguments) for the trainer's result."""
     if result.status == "cancelled":
         return {"state": Run.State.CANCELLED, "epochs_completed": result.epochs_completed}
     final = epoch_values(result.final) if result.final else {}
@@ -195,15 +175,3 @@ def _outcome(result) -> dict:
     if result.best is not None:
         final["best_epoch"] = result.best["epoch"]
     return {"state": Run.State.SUCCEEDED, "final_metrics": final, "epochs_completed": result.epochs_completed}
-
-
-def _finish(run_id: int, attempt: int, *, state: str, error: str = "", final_metrics: dict | None = None,
-            epochs_completed: int | None = None) -> Run | None:
-    fields = {"state": state, "error": error, "final_metrics": final_metrics or {}, "finished_at": timezone.now(),
-              "heartbeat_at": Now()}
-    if epochs_completed is not None:
-        fields["epochs_completed"] = epochs_completed
-    if not Run.objects.filter(pk=run_id, state=Run.State.RUNNING, attempt=attempt).update(**fields):
-        return None
-    return Run.objects.get(pk=run_id)
-

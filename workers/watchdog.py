@@ -20,8 +20,9 @@ Where it runs: a daemon thread in the main process of every Celery worker, start
 ``worker_ready`` signal (``workers.celery_app``). Recovery needs a worker to resume on anyway, so
 the watchdog lives wherever workers live, with no extra process for ``make run`` or compose to
 supervise, and it survives the death of any one worker as long as another runs. Several
-watchdogs are safe together: each change is a conditional update on the state, attempt and
-heartbeat it saw, so exactly one of them wins. ``python -m workers.watchdog`` runs it alone.
+watchdogs are safe together: each change is a ``webapp.runs.lifecycle`` transition fenced on the
+state, attempt and heartbeat it saw, so exactly one of them wins. ``python -m workers.watchdog``
+runs it alone.
 
 The bound: a dead worker's run leaves "running" at most ``RUN_STALE_AFTER_SECONDS + interval``
 after its last heartbeat, which the worker wrote at most ``RUN_HEARTBEAT_SECONDS`` before it died
@@ -72,58 +73,51 @@ def _cutoff():
 
 
 def _recover(run) -> str | None:
-    from webapp.runs.models import Run  # noqa: PLC0415
-
     # Only if the run is still as this check saw it: another watchdog may have acted, or the worker
     # may have beaten its heartbeat after all.
-    as_seen = Run.objects.filter(pk=run.pk, state=Run.State.RUNNING, attempt=run.attempt, heartbeat_at__lt=_cutoff())
     last_heartbeat = f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC" if run.heartbeat_at else "its start"
     stopped = f"worker {run.worker or '(unknown)'} stopped sending heartbeats at {last_heartbeat}"
-    return resume_or_fail(run, stopped=stopped, as_seen=as_seen)
+    return resume_or_fail(run, stopped=stopped, attempt=run.attempt, heartbeat_before=_cutoff())
 
 
-def resume_or_fail(run, *, stopped: str, as_seen) -> str | None:
+def resume_or_fail(run, *, stopped: str, attempt: int, task_id: str | None = None,
+                   heartbeat_before=None) -> str | None:
     """A run whose execution broke off (``stopped`` says how): queued again to resume from its last
     checkpoint (all its workers, for a distributed run), failed with the reason, or cancelled if
-    that was asked. ``as_seen`` is the run's queryset filtered on what the caller saw (state,
-    attempt, ...): only one of several deciders changes the run. Returns "requeued", "failed",
-    "cancelled", or None when the run had changed meanwhile."""
-    from celery.utils import uuid  # noqa: PLC0415
-    from django.utils import timezone  # noqa: PLC0415
+    that was asked. Only if the run is still running ``attempt`` (under ``task_id``, with a heartbeat
+    older than ``heartbeat_before``, where given): only one of several deciders changes the run.
+    Returns "requeued", "failed", "cancelled", or None when the run had changed meanwhile."""
+    from webapp.runs import dispatch, lifecycle  # noqa: PLC0415  (models load after Django is set up)
 
-    from webapp.runs import live  # noqa: PLC0415
-    from webapp.runs.models import Run  # noqa: PLC0415
-    from workers.tasks import send_training  # noqa: PLC0415
-
+    fence = {"attempt": attempt, "task_id": task_id, "heartbeat_before": heartbeat_before}
     has_checkpoint = run.checkpoints.exists()
     if has_checkpoint and run.attempt < settings.RUN_MAX_ATTEMPTS and not run.cancel_requested:
-        task_id = uuid()
-        if not as_seen.update(state=Run.State.QUEUED, task_id=task_id, worker=""):
+        new_task_id = dispatch.new_task_id()
+        if lifecycle.run_requeue(run_id=run.pk, new_task_id=new_task_id, **fence) is None:
             return None
         try:
-            send_training(run.pk, device=run.device, task_id=task_id)
+            dispatch.send_training(run.pk, device=run.device, task_id=new_task_id)
         except Exception as error:  # noqa: BLE001  (broker away: leave it stale, the next check retries)
             log.warning("run %s: could not queue it again (%s); retrying at the next check", run.pk, error)
-            Run.objects.filter(pk=run.pk, state=Run.State.QUEUED, task_id=task_id).update(
-                state=Run.State.RUNNING, task_id=run.task_id, worker=run.worker
-            )
+            lifecycle.run_requeue_undo(run_id=run.pk, task_id=new_task_id, previous_task_id=run.task_id,
+                                       previous_worker=run.worker)
             return None
         log.warning("run %s: %s; resuming from its last checkpoint (attempt %s)", run.pk, stopped, run.attempt + 1)
-        live.publish_run_state(Run.objects.get(pk=run.pk))
         return "requeued"
     if run.cancel_requested:
-        state, reason = Run.State.CANCELLED, ""
-    elif not has_checkpoint:
-        state, reason = Run.State.FAILED, f"{stopped}; no checkpoint to resume from"
+        if lifecycle.run_cancel_abandoned(run_id=run.pk, **fence) is None:
+            return None
+        log.warning("run %s: %s; its cancel was requested, so it is cancelled", run.pk, stopped)
+        return "cancelled"
+    if not has_checkpoint:
+        reason = f"{stopped}; no checkpoint to resume from"
     else:
-        state = Run.State.FAILED
         reason = (f"{stopped}; not resumed again: it already ran {run.attempt} time(s), "
                   f"the most allowed (RUN_MAX_ATTEMPTS={settings.RUN_MAX_ATTEMPTS})")
-    if not as_seen.update(state=state, error=reason, finished_at=timezone.now()):
+    if lifecycle.run_fail(run_id=run.pk, error=reason, from_state=lifecycle.RUNNING, **fence) is None:
         return None
-    log.warning("run %s: %s", run.pk, reason or f"{stopped}; its cancel was requested, so it is cancelled")
-    live.publish_run_state(Run.objects.get(pk=run.pk))
-    return "failed" if state == Run.State.FAILED else "cancelled"
+    log.warning("run %s: %s", run.pk, reason)
+    return "failed"
 
 
 def requeue_lost_messages() -> list[int]:
@@ -134,7 +128,7 @@ def requeue_lost_messages() -> list[int]:
     present = broker_task_ids() if queued else set()
     if present is None:  # not a Redis broker, or unreachable now: nothing can be said
         return []
-    # A distributed run's messages are its ranks' (``<task id>.rank<r>``, see workers.tasks).
+    # A distributed run's messages are its ranks' (``<task id>.rank<r>``, see webapp.runs.dispatch).
     missing = {run_id: task_id for run_id, task_id in queued.items()
                if task_id not in present and f"{task_id}.rank0" not in present}
     lost = [run_id for run_id, task_id in missing.items() if _missing_at_last_check.get(run_id) == task_id]
@@ -144,19 +138,19 @@ def requeue_lost_messages() -> list[int]:
 
 
 def broker_task_ids() -> set[str] | None:
-    """Task ids of the messages waiting in the cpu and gpu queues or reserved by a worker, read
-    from the Redis transport's keys; None when the broker is not Redis or does not answer."""
+    """Task ids of the messages waiting in the training queues (cpu, gpu) or reserved by a worker,
+    read from the Redis transport's keys; None when the broker is not Redis or does not answer."""
     import redis  # noqa: PLC0415
     from kombu.transport.redis import PRIORITY_STEPS, Channel  # noqa: PLC0415
 
-    from workers.celery_app import QUEUES, app  # noqa: PLC0415
+    from webapp.runs.dispatch import TRAINING_QUEUES, celery_client  # noqa: PLC0415
 
-    url = app.conf.broker_url or ""
+    url = celery_client().conf.broker_url or ""
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return None
     client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        raw = [payload for queue in QUEUES for step in PRIORITY_STEPS
+        raw = [payload for queue in TRAINING_QUEUES for step in PRIORITY_STEPS
                for payload in client.lrange(f"{queue}{Channel.sep}{step}" if step else queue, 0, -1)]
         raw += [json.loads(entry)[0] for entry in client.hvals(Channel.unacked_key)]
     except redis.RedisError as error:
@@ -175,19 +169,18 @@ def broker_task_ids() -> set[str] | None:
 
 
 def _send_again(run_id: int, lost_task_id: str) -> bool:
-    from celery.utils import uuid  # noqa: PLC0415
-
+    from webapp.runs import dispatch, lifecycle  # noqa: PLC0415
     from webapp.runs.models import Run  # noqa: PLC0415
-    from workers.tasks import send_training  # noqa: PLC0415
 
-    task_id = uuid()
-    if not Run.objects.filter(pk=run_id, state=Run.State.QUEUED, task_id=lost_task_id).update(task_id=task_id):
+    task_id = dispatch.new_task_id()
+    if not lifecycle.run_queue_task(run_id=run_id, task_id=task_id, previous_task_id=lost_task_id):
         return False
     try:
-        send_training(run_id, device=Run.objects.values_list("device", flat=True).get(pk=run_id), task_id=task_id)
+        dispatch.send_training(run_id, device=Run.objects.values_list("device", flat=True).get(pk=run_id),
+                               task_id=task_id)
     except Exception as error:  # noqa: BLE001  (broker away: the next checks try again)
         log.warning("run %s: could not queue it again (%s)", run_id, error)
-        Run.objects.filter(pk=run_id, state=Run.State.QUEUED, task_id=task_id).update(task_id=lost_task_id)
+        lifecycle.run_queue_task(run_id=run_id, task_id=lost_task_id, previous_task_id=task_id)
         return False
     log.warning("run %s: the broker lost its queued message (task %s); queued again as task %s",
                 run_id, lost_task_id, task_id)

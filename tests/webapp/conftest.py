@@ -2,15 +2,12 @@
 a graph version, the digits dataset, and a stand-in for the Celery queue.
 
 The training queue is faked here on purpose: these tests check what the REST layer does (a run
-is saved as queued and handed to ``workers.tasks.enqueue_training`` once the transaction commits),
+is saved as queued and handed to ``webapp.runs.dispatch.enqueue_training`` once the transaction commits),
 not training. The real worker, broker and WebSocket run in tests/platform/.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
 from unittest import mock
 
 import pytest
@@ -81,22 +78,6 @@ def digits(user):
 
 @pytest.fixture
 def enqueued():
-    """``workers.tasks.enqueue_training`` replaced by a mock that returns a task id.
-
-    The real module is patched when it imports; if the worker package is missing or broken in
-    this checkout, a stand-in module is put in ``sys.modules`` instead, so these tests do not
-    depend on Celery at all."""
-    try:
-        importlib.import_module("workers.tasks")
-    except ImportError:
-        fake_package = types.ModuleType("workers")
-        fake_package.__path__ = []
-        fake_tasks = types.ModuleType("workers.tasks")
-        fake_tasks.enqueue_training = lambda run_id: ""
-        with mock.patch.dict(sys.modules, {"workers": fake_package, "workers.tasks": fake_tasks}):
-            with mock.patch("workers.tasks.enqueue_training", return_value="task-1") as enqueue:
-                yield enqueue
-        return
-    with mock.patch("workers.tasks.enqueue_training", return_value="task-1") as enqueue:
+    """``webapp.runs.dispatch.enqueue_training`` replaced by a mock that returns a task id."""
+    with mock.patch("webapp.runs.dispatch.enqueue_training", return_value="task-1") as enqueue:
         yield enqueue
-

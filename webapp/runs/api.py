@@ -14,7 +14,7 @@ from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
 from webapp.datasets.selectors import dataset_find
 from webapp.projects.selectors import graph_version_get_for_user, project_get
-from webapp.runs import selectors, services
+from webapp.runs import lifecycle, selectors, services
 from webapp.runs.models import Checkpoint, Run
 
 DEFAULT_MAX_POINTS = 2000
@@ -262,7 +262,7 @@ class RunCancelView(OwnedRunMixin, APIView):
                    description="Queued runs are cancelled at once; a running run stops after its current batch.")
     def post(self, request, run_id: int):
         run = self.get_run()
-        return Response(RunSerializer(services.run_cancel(run=run)).data)
+        return Response(RunSerializer(lifecycle.run_cancel(run=run)).data)
 
 
 class RunResumeView(OwnedRunMixin, APIView):

@@ -1,8 +1,8 @@
-"""Writes of runs: create (and queue), cancel, resume, rename/tag, delete.
+"""Writes of runs: create (and queue), resume (and queue), rename/tag, delete.
 
 A run is queued with ``transaction.on_commit``, so the worker never looks for a run that is not
-committed yet. The worker (``workers.training``) moves it to running and counts the attempt; these
-services only ever move a run into queued or (for a queued run) cancelled.
+committed yet; its message is sent by task name (``webapp.runs.dispatch``). Every change of a
+run's state is ``webapp.runs.lifecycle``'s: these services only call it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 
 from engine import metrics as engine_metrics
 from engine.errors import EngineError
@@ -25,6 +24,7 @@ from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.datasets.models import Dataset
 from webapp.datasets.selectors import dataset_array_stand_ins
 from webapp.projects.models import GraphVersion, Project
+from webapp.runs import dispatch, lifecycle
 from webapp.runs.models import Run
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
     check_inputs_can_be_fed(graph_version=graph_version, dataset=dataset)
     run = Run.objects.create(
         project=project, graph_version=graph_version, dataset=dataset, created_by=created_by, name=name,
-        hyperparameters=config, device=device, workers=workers, state=Run.State.QUEUED,
+        hyperparameters=config, device=device, workers=workers,  # born queued (lifecycle)
         tags=clean_tags(tags or []), notes=notes,
     )
     transaction.on_commit(lambda: _enqueue(run.pk))
@@ -212,57 +212,18 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
 
 
 def _enqueue(run_id: int) -> None:
-    # Imported here: the web app depends on the worker package only at this one point, and a web
-    # process that never starts a run never imports Celery's task modules.
-    from workers.tasks import enqueue_training  # noqa: PLC0415
-
     try:
-        enqueue_training(run_id)
+        dispatch.enqueue_training(run_id)
     except Exception:  # enqueue_training marks the run failed for a broker it cannot reach; anything else:
         log.exception("run %s: could not be queued", run_id)
-        _fail_queued(run_id, "could not queue the run (see the server log); start it again")
-
-
-def _fail_queued(run_id: int, error: str) -> None:
-    if Run.objects.filter(pk=run_id, state=Run.State.QUEUED).update(
-            state=Run.State.FAILED, error=error, finished_at=timezone.now()):
-        _publish_state(run_id)
-
-
-@transaction.atomic
-def run_cancel(*, run: Run) -> Run:
-    """Ask the run to stop: a queued run is cancelled at once; a running one is flagged and its
-    worker stops after the batch in progress. A finished run is a 409."""
-    run = Run.objects.select_for_update().get(pk=run.pk)
-    if run.is_finished:
-        raise Conflict(f"run {run.pk} already {run.state}; there is nothing to cancel", details={"state": run.state})
-    run.cancel_requested = True
-    fields = ["cancel_requested"]
-    if run.state == Run.State.QUEUED:
-        run.state = Run.State.CANCELLED
-        run.finished_at = timezone.now()
-        fields += ["state", "finished_at"]
-        transaction.on_commit(lambda: _publish_state(run.pk))
-    run.save(update_fields=fields)
-    return run
+        lifecycle.run_fail(run_id=run_id, error="could not queue the run (see the server log); start it again")
 
 
 @transaction.atomic
 def run_resume(*, run: Run) -> Run:
-    """Queue a failed or cancelled run again. The worker resumes it from its newest checkpoint
-    (or from the start when it has none, skipping the points it already stored) and counts one
-    more attempt. Other states are a 409."""
-    run = Run.objects.select_for_update().get(pk=run.pk)
-    if run.state not in (Run.State.FAILED, Run.State.CANCELLED):
-        raise Conflict(f"run {run.pk} is {run.state}; only failed or cancelled runs can be resumed",
-                       details={"state": run.state})
-    run.state = Run.State.QUEUED
-    run.cancel_requested = False
-    run.error = ""
-    run.finished_at = None
-    run.worker = ""
-    run.evaluation = {}
-    run.save(update_fields=["state", "cancel_requested", "error", "finished_at", "worker", "evaluation"])
+    """Queue a failed or cancelled run again (``lifecycle.run_resume``; other states are a 409) and
+    send its message once the transaction commits."""
+    run = lifecycle.run_resume(run=run)
     transaction.on_commit(lambda: _enqueue(run.pk))
     return run
 
@@ -310,11 +271,3 @@ def _remove_artifacts(folders: list[Path]) -> None:
         folder = folder.resolve()
         if folder.is_relative_to(root) and folder != root and folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _publish_state(run_id: int) -> None:
-    from webapp.runs import live  # noqa: PLC0415
-
-    run = Run.objects.filter(pk=run_id).first()
-    if run is not None:
-        live.publish_run_state(run)

@@ -2,7 +2,7 @@
 ``serve_run_parameters`` (``workers.tasks``).
 
 A run with ``workers`` N > 1 is queued as N rank tasks (and a parameter-server task for the "ps"
-strategy) under one group name, the run's ``task_id`` (``workers.tasks.send_training``). Each task:
+strategy) under one group name, the run's ``task_id`` (``webapp.runs.dispatch.send_training``). Each task:
 
 1. joins the group's rendezvous in Redis (``REDIS_URL``) with its gRPC address; if the group is not
    complete within ``NETFORGE_DISTRIBUTED_RENDEZVOUS_SECONDS`` (60 s), the queued run fails with
@@ -39,7 +39,7 @@ from django.conf import settings
 
 from engine.errors import EngineError
 from webapp.datasets.selectors import load_engine_dataset
-from webapp.runs import live
+from webapp.runs import lifecycle, live
 from webapp.runs.models import Run
 from workers import training
 from workers.distributed.errors import DistributedError, LateForRendezvous, RendezvousError
@@ -47,6 +47,7 @@ from workers.distributed.rendezvous import RENDEZVOUS_SECONDS, SERVER_RANK
 from workers.distributed.worker import DataParallelWorker, serve_parameters
 from workers.evaluation import record_run_evaluation
 from workers.recording import open_recorder
+from workers.watchdog import resume_or_fail
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,8 @@ def _progress(worker: DataParallelWorker) -> tuple[int, int, int]:
 
 
 def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, status: StatusPublisher) -> str:
-    run = training._claim(run_id, group)  # queued -> running: only the group's rank 0 does this
+    # queued -> running: only the group's rank 0 does this
+    run = lifecycle.run_claim(run_id=run_id, worker=training.worker_name(), task_id=group)
     if run is None:
         reason = f"run {run_id} is no longer queued under {group} (cancelled or taken over)"
         worker.abort(reason)
@@ -162,18 +164,18 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
     failure = None
     try:
         dataset = load_engine_dataset(run.dataset)
-        trainer, checkpoint = training._build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")),
-                                                      shard=(0, worker.world_size))
+        trainer, checkpoint = training.build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")),
+                                                     shard=(0, worker.world_size))
         worker.start_step = trainer.step
         worker.rendezvous.publish("start", {"attempt": run.attempt,
                                             "checkpoint": checkpoint.path if checkpoint else None})
         trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
-        recorder.skip(training._stored_after(run, checkpoint))
-        training._connect(trainer, recorder, run.pk)
+        recorder.skip(training.points_stored_after(run, checkpoint))
+        training.record_training(trainer, recorder, run.pk)
         recorder.watch(worker.reducer)  # a cancel goes through the next all-reduce, to every rank
         status.state = "running"
         result = trainer.run()
-        outcome = training._outcome(result)
+        outcome = training.outcome_of(result)
         if outcome["state"] == Run.State.SUCCEEDED:
             record_run_evaluation(run.pk, trainer, dataset)
     except DistributedError as error:
@@ -199,7 +201,7 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
     status.stop(outcome["state"], outcome.get("error", ""))
     if recorder.superseded:
         return "superseded"
-    finished = training._finish(run.pk, run.attempt, **outcome)
+    finished = lifecycle.run_finish(run_id=run.pk, attempt=run.attempt, **outcome)
     if finished is None:
         log.warning("run %s: attempt %s no longer owns the run; outcome %s not recorded", run.pk, run.attempt, outcome)
         return "superseded"
@@ -215,8 +217,8 @@ def _execute_other_rank(run_id: int, group: str, worker: DataParallelWorker, sta
         run = Run.objects.select_related("graph_version", "dataset").get(pk=run_id)
         dataset = load_engine_dataset(run.dataset)
         checkpoint = run.checkpoints.filter(path=start["checkpoint"]).first() if start["checkpoint"] else None
-        trainer, _ = training._build_trainer(run, dataset, [checkpoint] if checkpoint else [],
-                                             shard=(rank, worker.world_size))
+        trainer, _ = training.build_trainer(run, dataset, [checkpoint] if checkpoint else [],
+                                            shard=(rank, worker.world_size))
         worker.start_step = trainer.step
         trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
         status.state = "running"
@@ -285,19 +287,12 @@ def parameter_server_execute(run_id: int, *, group: str) -> str:
 
 
 def _fail_start(run_id: int, group: str, reason: str) -> None:
-    from django.utils import timezone  # noqa: PLC0415
-
-    if Run.objects.filter(pk=run_id, task_id=group, state=Run.State.QUEUED).update(
-            state=Run.State.FAILED, error=reason, finished_at=timezone.now()):
+    if lifecycle.run_fail(run_id=run_id, error=reason, from_state=lifecycle.QUEUED, task_id=group) is not None:
         log.warning("run %s: %s", run_id, reason)
-        live.publish_run_state(Run.objects.get(pk=run_id))
 
 
 def _resume_or_fail(run_id: int, attempt: int | None, group: str, reason: str) -> str | None:
-    from workers.watchdog import resume_or_fail  # noqa: PLC0415
-
     run = Run.objects.filter(pk=run_id).first()
     if run is None or attempt is None:
         return None
-    as_seen = Run.objects.filter(pk=run_id, state=Run.State.RUNNING, attempt=attempt, task_id=group)
-    return resume_or_fail(run, stopped=f"the distributed run lost a process: {reason}", as_seen=as_seen)
+    return resume_or_fail(run, stopped=f"the distributed run lost a process: {reason}", attempt=attempt, task_id=group)
