@@ -5,7 +5,7 @@ Usable alone, from a script or ``python -m engine``::
     import engine
     spec = engine.zoo.load("mlp")                         # a netforge.graph/1 document
     report = engine.validate(spec)                        # shapes, parameters, FLOPs, or errors
-    trainer, result = engine.fit(spec, "digits", epochs=5, batch_size=64)
+    trainer, result = engine.fit(spec, "digits", epochs=5, batch_size=64)   # options: engine.training_options
     trainer.save_model("out/mlp")
     predictor = engine.load_model("out/mlp")
 """
@@ -39,11 +39,14 @@ def __getattr__(name: str):
         "TrainConfig": ("engine.trainer", "TrainConfig"),
         "load_model": ("engine.inference", "load_model"),
         "Predictor": ("engine.inference", "Predictor"),
+        "validate_training_options": ("engine.training_options", "validate_training_options"),
+        "TrainingOptionsError": ("engine.option_schema", "TrainingOptionsError"),
     }
     if name in lazy:
         module, attribute = lazy[name]
         return getattr(importlib.import_module(module), attribute)
-    if name in ("data", "metrics", "optimizers", "schedules", "initializers", "zoo", "testing", "serialization"):
+    if name in ("data", "metrics", "optimizers", "schedules", "initializers", "zoo", "testing", "serialization",
+                "training_options"):
         return importlib.import_module(f"engine.{name}")
     raise AttributeError(f"module 'engine' has no attribute {name!r}")
 

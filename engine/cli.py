@@ -106,27 +106,14 @@ def cmd_train(args) -> int:
 
     spec = read_graph(args.graph)
     meta = spec.get("metadata", {})
-    defaults = meta.get("train", {})
     dataset_name = args.dataset or meta.get("dataset")
     if not dataset_name:
         raise EngineError("name a dataset with --dataset (a built-in name or a .csv/.npz file)")
     args.dataset = dataset_name
+    # Checked by the same validator as the web app's (before the dataset is loaded): an error names the option.
+    config = TrainConfig.from_dict(training_options_of(args, meta.get("train", {})))
+    args.seed = config.seed
     dataset = _load_dataset(args)
-    optimizer = dict(defaults.get("optimizer", {"name": "adam", "lr": 1e-3}))
-    if args.optimizer:
-        optimizer = {"name": args.optimizer}
-    if args.lr is not None:
-        optimizer["lr"] = args.lr
-    config = TrainConfig(
-        epochs=args.epochs or defaults.get("epochs", 10),
-        batch_size=args.batch_size or defaults.get("batch_size", 32),
-        optimizer=optimizer,
-        seed=args.seed,
-        device=args.device,
-        validation_fraction=args.validation_fraction,
-        checkpoint_dir=args.checkpoint_dir,
-        early_stopping={"patience": args.patience} if args.patience else None,
-    )
     trainer = Trainer(spec, dataset, config=config)
     if args.resume:
         trainer = Trainer.resume(args.resume, dataset, epochs=config.epochs)
@@ -168,6 +155,43 @@ def cmd_train(args) -> int:
     print(_table(rows, ["metric", "train", "validation"]))
     print(f"loss by epoch  {sparkline([r['loss'] for r in result.history])}")
     print(f"{result.status} after {result.epochs_completed} epoch(s), {result.steps} steps; model saved to {out}")
+    return 0
+
+
+def training_options_of(args, recommended: dict) -> dict:
+    """The training options the flags give, over the graph's recommended ones (``metadata.train``);
+    what neither gives keeps the schema's default."""
+    options = {key: value for key, value in recommended.items() if key in ("epochs", "batch_size", "optimizer")}
+    if args.optimizer:
+        options["optimizer"] = {"name": args.optimizer}
+    if args.lr is not None:
+        optimizer = options.get("optimizer") or {"name": "adam"}
+        options["optimizer"] = {**({"name": optimizer} if isinstance(optimizer, str) else optimizer), "lr": args.lr}
+    flags = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed, "device": args.device,
+             "validation_fraction": args.validation_fraction, "checkpoint_dir": args.checkpoint_dir}
+    options.update({key: value for key, value in flags.items() if value is not None})
+    if args.patience is not None:
+        options["early_stopping"] = {"patience": args.patience}
+    return options
+
+
+def cmd_options(args) -> int:
+    from engine.training_options import schema  # noqa: PLC0415
+
+    data = schema()
+    if args.json:
+        print(json.dumps(data, indent=1, ensure_ascii=False))
+        return 0
+
+    def rows_of(prefix: str, params: list[dict]) -> list[list]:
+        return [[prefix + p["name"], p["type"], "required" if p["required"] else json.dumps(p["default"]), p["doc"]]
+                for p in params]
+
+    rows = rows_of("", data["options"]) + rows_of("early_stopping.", data["early_stopping"])
+    for kind in ("optimizers", "schedules"):
+        for entry in data[kind]:
+            rows += rows_of(f"{kind[:-1]} {entry['name']}: ", entry["params"])
+    print(_table(rows, ["option", "type", "default", "doc"]))
     return 0
 
 
@@ -237,15 +261,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--optimizer")
     p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
-    p.add_argument("--validation-fraction", type=float, default=0.2)
+    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--device", choices=["cpu", "gpu"], help="default cpu")
+    p.add_argument("--validation-fraction", type=float, help="default 0.2")
     p.add_argument("--patience", type=int, help="early stopping patience in epochs")
     p.add_argument("--checkpoint-dir", help="write a checkpoint here after every epoch")
     p.add_argument("--resume", help="continue from this checkpoint folder")
     p.add_argument("--out", help="where to save the trained model (default runs/<graph name>)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("options", help="list the training options (optimizers, schedules, early stopping)")
+    p.add_argument("--json", action="store_true", help="print the schema as JSON")
+    p.set_defaults(func=cmd_options)
     p = sub.add_parser("predict", help="predict with a saved model on an .npz file")
     p.add_argument("model")
     p.add_argument("input")

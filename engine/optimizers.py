@@ -16,23 +16,50 @@ Shared options:
   buffer: the caller's gradient arrays are never written to.
 
 Configs are JSON objects, ``{"name": "adam", "lr": 1e-3, "schedule": {"name": "cosine", ...}}``;
-``make_optimizer`` builds one and ``Optimizer.to_config`` gives it back.
+``make_optimizer`` builds one and ``Optimizer.to_config`` gives it back. Each optimizer declares its
+options once, in ``params`` (the training-option schema of ``engine.option_schema``, with defaults,
+bounds and docs): the constructor, the validator and the train panel's form all read them there.
 """
 
 from __future__ import annotations
 
 import abc
 
-import functools
-import inspect
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from engine.backend import array_module
 from engine.errors import ArtifactError, EngineError
-from engine.schedules import Schedule, make_schedule, require_number
+from engine.option_schema import Option, TrainingOptionsError, check_object, checked_value, show
+from engine.schedules import check_schedule_config, make_schedule
 
 STATE_FORMAT = "netforge.optimizer/1"
+
+
+def _learning_rate(default: float) -> Option:
+    return Option("lr", "float", default=default, minimum=0, exclusive_minimum=True, label="Learning rate",
+                  doc="the base step size; the schedule scales it per update")
+
+
+def _epsilon(default: float) -> Option:
+    return Option("eps", "float", default=default, minimum=0, exclusive_minimum=True, label="ε",
+                  doc="added to the denominator for numerical stability")
+
+
+def _weight_decay(default: float, doc: str = "L2 penalty: weight_decay * param is added to the gradient") -> Option:
+    return Option("weight_decay", "float", default=default, minimum=0, label="Weight decay", doc=doc)
+
+
+CLIP_NORM = Option("clip_norm", "float", default=None, nullable=True, minimum=0, exclusive_minimum=True,
+                   label="Clip norm", doc="rescale the gradients when their global norm exceeds this; null: no clipping")
+SCHEDULE = Option("schedule", "schedule", default=None, nullable=True, label="Schedule",
+                  doc="the learning-rate schedule (engine.schedules); null: constant")
+MOMENTUM = Option("momentum", "float", default=0.9, minimum=0, maximum=1, exclusive_maximum=True, label="Momentum",
+                  doc="fraction of the previous velocity kept")
+BETA1 = Option("beta1", "float", default=0.9, minimum=0, maximum=1, exclusive_maximum=True, label="β1",
+               doc="decay of the running mean of the gradient")
+BETA2 = Option("beta2", "float", default=0.999, minimum=0, maximum=1, exclusive_maximum=True, label="β2",
+               doc="decay of the running mean of the squared gradient")
 
 
 class _ParamState:
@@ -49,21 +76,32 @@ class _ParamState:
 
 
 class Optimizer(abc.ABC):
-    """Base class. Subclasses set ``name`` and ``slot_names`` and implement ``_update``.
+    """Base class. Subclasses set ``name``, ``label``, ``params`` (their options: ``lr``,
+    ``weight_decay``, ``clip_norm``, ``schedule`` and their own) and ``slot_names``, and implement
+    ``_update``. The constructor takes the options as keywords; each becomes an attribute of the
+    same name (``lr`` is ``base_lr``; ``schedule`` a ``Schedule``).
 
     ``step_count`` counts calls to ``step``; the schedule sees it before it is incremented."""
 
     name: ClassVar[str]
+    label: ClassVar[str]
+    params: ClassVar[tuple[Option, ...]]
     slot_names: ClassVar[tuple[str, ...]] = ()
     decoupled_weight_decay: ClassVar[bool] = False
 
-    def __init__(self, *, lr: float, weight_decay: float = 0.0, clip_norm: float | None = None,
-                 schedule: Schedule | dict | str | None = None):
-        self.base_lr = require_number(self.name, "lr", lr, minimum=0, exclusive_minimum=True)
-        self.weight_decay = require_number(self.name, "weight_decay", weight_decay, minimum=0)
-        self.clip_norm = None if clip_norm is None else require_number(
-            self.name, "clip_norm", clip_norm, minimum=0, exclusive_minimum=True)
-        self.schedule = make_schedule(schedule)
+    def __init__(self, **options):
+        names = option_names(type(self))
+        unknown = [key for key in options if key not in names]
+        if unknown:
+            raise TrainingOptionsError({"optimizer": f"optimizer has unknown option(s) "
+                                                     f"{', '.join(map(show, unknown))}; valid options: {', '.join(names)}"})
+        for option in self.params:
+            value = options.get(option.name, option.default)
+            if option.type == "schedule":
+                self.schedule = make_schedule(value, path="optimizer.schedule")
+            else:
+                setattr(self, "base_lr" if option.name == "lr" else option.name,
+                        checked_value(option, value, f"optimizer.{option.name}"))
         self.step_count = 0
         self._states: dict[str, _ParamState] = {}
         self._loaded: dict[str, tuple[int, dict]] = {}  # restored slots, moved next to their parameter on first use
@@ -227,10 +265,8 @@ class SGD(Optimizer):
     """param -= lr * grad."""
 
     name = "sgd"
-
-    def __init__(self, *, lr: float = 0.01, weight_decay: float = 0.0, clip_norm: float | None = None,
-                 schedule: Schedule | dict | str | None = None):
-        super().__init__(lr=lr, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule)
+    label = "SGD"
+    params = (_learning_rate(0.01), _weight_decay(0.0), CLIP_NORM, SCHEDULE)
 
     def _update(self, param, grad, state, lr):
         work = state.work
@@ -242,12 +278,9 @@ class Momentum(Optimizer):
     """velocity = momentum * velocity + grad;  param -= lr * velocity  (torch SGD, dampening 0)."""
 
     name = "momentum"
+    label = "SGD with momentum"
+    params = (_learning_rate(0.01), MOMENTUM, _weight_decay(0.0), CLIP_NORM, SCHEDULE)
     slot_names = ("velocity",)
-
-    def __init__(self, *, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
-                 clip_norm: float | None = None, schedule: Schedule | dict | str | None = None):
-        super().__init__(lr=lr, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule)
-        self.momentum = require_number(self.name, "momentum", momentum, minimum=0, maximum=1, exclusive_maximum=True)
 
     def _update(self, param, grad, state, lr):
         velocity, work = state.slots["velocity"], state.work
@@ -261,6 +294,7 @@ class Nesterov(Momentum):
     """velocity = momentum * velocity + grad;  param -= lr * (grad + momentum * velocity)  (torch SGD, nesterov)."""
 
     name = "nesterov"
+    label = "Nesterov momentum"
 
     def _update(self, param, grad, state, lr):
         velocity, work = state.slots["velocity"], state.work
@@ -276,12 +310,9 @@ class Adagrad(Optimizer):
     """sum_of_squares += grad^2;  param -= lr * grad / (sqrt(sum_of_squares) + eps)  (torch Adagrad, no lr decay)."""
 
     name = "adagrad"
+    label = "Adagrad"
+    params = (_learning_rate(0.01), _epsilon(1e-10), _weight_decay(0.0), CLIP_NORM, SCHEDULE)
     slot_names = ("sum_of_squares",)
-
-    def __init__(self, *, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0,
-                 clip_norm: float | None = None, schedule: Schedule | dict | str | None = None):
-        super().__init__(lr=lr, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule)
-        self.eps = require_number(self.name, "eps", eps, minimum=0, exclusive_minimum=True)
 
     def _update(self, param, grad, state, lr):
         xp, total, work = state.xp, state.slots["sum_of_squares"], state.work
@@ -299,13 +330,14 @@ class RMSprop(Optimizer):
     param -= lr * grad / (sqrt(square_average) + eps)  (torch RMSprop, no momentum, not centered)."""
 
     name = "rmsprop"
+    label = "RMSprop"
+    params = (
+        _learning_rate(0.01),
+        Option("alpha", "float", default=0.99, minimum=0, maximum=1, label="α (decay)",
+               doc="decay of the running mean of the squared gradient"),
+        _epsilon(1e-8), _weight_decay(0.0), CLIP_NORM, SCHEDULE,
+    )
     slot_names = ("square_average",)
-
-    def __init__(self, *, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
-                 clip_norm: float | None = None, schedule: Schedule | dict | str | None = None):
-        super().__init__(lr=lr, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule)
-        self.alpha = require_number(self.name, "alpha", alpha, minimum=0, maximum=1)
-        self.eps = require_number(self.name, "eps", eps, minimum=0, exclusive_minimum=True)
 
     def _update(self, param, grad, state, lr):
         xp, average, work = state.xp, state.slots["square_average"], state.work
@@ -326,15 +358,9 @@ class Adam(Optimizer):
     parameter's updates from 1)."""
 
     name = "adam"
+    label = "Adam"
+    params = (_learning_rate(1e-3), BETA1, BETA2, _epsilon(1e-8), _weight_decay(0.0), CLIP_NORM, SCHEDULE)
     slot_names = ("m", "v")
-
-    def __init__(self, *, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.0, clip_norm: float | None = None,
-                 schedule: Schedule | dict | str | None = None):
-        super().__init__(lr=lr, weight_decay=weight_decay, clip_norm=clip_norm, schedule=schedule)
-        self.beta1 = require_number(self.name, "beta1", beta1, minimum=0, maximum=1, exclusive_maximum=True)
-        self.beta2 = require_number(self.name, "beta2", beta2, minimum=0, maximum=1, exclusive_maximum=True)
-        self.eps = require_number(self.name, "eps", eps, minimum=0, exclusive_minimum=True)
 
     def _update(self, param, grad, state, lr):
         xp, m, v, work = state.xp, state.slots["m"], state.slots["v"], state.work
@@ -359,13 +385,11 @@ class AdamW(Adam):
     """param *= 1 - lr * weight_decay, then the Adam update without L2 (torch AdamW)."""
 
     name = "adamw"
+    label = "AdamW"
+    params = (_learning_rate(1e-3), BETA1, BETA2, _epsilon(1e-8),
+              _weight_decay(0.01, "decoupled: the parameters shrink by lr * weight_decay each update"),
+              CLIP_NORM, SCHEDULE)
     decoupled_weight_decay = True
-
-    def __init__(self, *, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
-                 weight_decay: float = 0.01, clip_norm: float | None = None,
-                 schedule: Schedule | dict | str | None = None):
-        super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay,
-                         clip_norm=clip_norm, schedule=schedule)
 
     def _update(self, param, grad, state, lr):
         if self.weight_decay:
@@ -378,28 +402,40 @@ OPTIMIZERS: dict[str, type[Optimizer]] = {
 }
 
 
-@functools.cache
 def option_names(cls: type[Optimizer]) -> tuple[str, ...]:
-    """The options an optimizer class takes (its constructor's keyword arguments)."""
-    return tuple(name for name, parameter in inspect.signature(cls.__init__).parameters.items()
-                 if parameter.kind is inspect.Parameter.KEYWORD_ONLY)
+    """The options an optimizer class takes, in the order it declares them."""
+    return tuple(option.name for option in cls.params)
+
+
+def check_optimizer_config(config: Any, path: str, errors: dict[str, str]) -> dict | None:
+    """An optimizer config (a name, or an object with ``name`` and options) checked against the
+    schema: the config with canonical values (only the options given), or None with each problem
+    added to ``errors`` under its dotted path (``path`` is where the config sits: ``"optimizer"``)."""
+    if isinstance(config, str):
+        config = {"name": config}
+    if not isinstance(config, dict):
+        errors[path] = f"{path} must be an optimizer name or an object with 'name', got {show(config)}"
+        return None
+    options = dict(config)
+    name = options.pop("name", None)
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        errors[f"{path}.name"] = f"unknown optimizer {show(name)}; valid optimizers: {', '.join(OPTIMIZERS)}"
+        return None
+    before = len(errors)
+    cleaned = check_object(OPTIMIZERS[name].params, options, path, errors, nested={"schedule": check_schedule_config})
+    return {"name": name, **cleaned} if len(errors) == before else None
 
 
 def make_optimizer(config: dict | str, **overrides) -> Optimizer:
-    """An optimizer from its config (a dict with ``name``, or just the name), ``overrides`` applied on top."""
+    """An optimizer from its config (a dict with ``name``, or just the name), ``overrides`` applied
+    on top. Raises ``TrainingOptionsError`` naming each bad option (``optimizer.lr``)."""
     if isinstance(config, str):
         config = {"name": config}
     if not isinstance(config, dict):
         raise EngineError(f"an optimizer config must be a name or an object with 'name', got {config!r}")
-    options = {**config, **overrides}
-    name = options.pop("name", None)
-    if name not in OPTIMIZERS:
-        raise EngineError(f"unknown optimizer {name!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
-    cls = OPTIMIZERS[name]
-    valid = option_names(cls)
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise EngineError(
-            f"{name}: unknown option(s) {', '.join(map(repr, unknown))}; valid options: {', '.join(valid)}"
-        )
-    return cls(**options)
+    errors: dict[str, str] = {}
+    cleaned = check_optimizer_config({**config, **overrides}, "optimizer", errors)
+    if errors:
+        raise TrainingOptionsError(errors)
+    options = dict(cleaned)
+    return OPTIMIZERS[options.pop("name")](**options)

@@ -6,7 +6,9 @@ matches PyTorch's schedulers when ``scheduler.step()`` is called once after ever
 ``optimizer.step()``. Schedules hold no state, so resuming a run needs only the step count.
 
 Configs are JSON objects, ``{"name": "cosine", "total_steps": 1000, "min_lr": 1e-5}``;
-``make_schedule`` builds one and ``Schedule.to_config`` gives it back.
+``make_schedule`` builds one and ``Schedule.to_config`` gives it back. Each schedule declares its
+options once, in ``params`` (the training-option schema of ``engine.option_schema``): the
+constructor, the validator and the train panel's form all read them from there.
 """
 
 from __future__ import annotations
@@ -15,38 +17,27 @@ import abc
 
 import dataclasses
 import math
-import numbers
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from engine.errors import EngineError
-
-
-def require_number(owner: str, name: str, value, *, minimum: float | None = None, maximum: float | None = None,
-                   exclusive_minimum: bool = False, exclusive_maximum: bool = False, integer: bool = False):
-    """``value`` as a Python int or float, or an ``EngineError`` that names ``owner`` and ``name``.
-
-    Python numbers keep NumPy 2 from promoting float32 arrays when they are used as scalars."""
-    kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise EngineError(f"{owner}: '{name}' must be {kind}, got {value!r}")
-    if not math.isfinite(value):
-        raise EngineError(f"{owner}: '{name}' must be finite, got {value!r}")
-    if integer and value != int(value):
-        raise EngineError(f"{owner}: '{name}' must be {kind}, got {value!r}")
-    value = int(value) if integer else float(value)
-    if minimum is not None and (value <= minimum if exclusive_minimum else value < minimum):
-        bound = ">" if exclusive_minimum else ">="
-        raise EngineError(f"{owner}: '{name}' must be {bound} {minimum}, got {value!r}")
-    if maximum is not None and (value >= maximum if exclusive_maximum else value > maximum):
-        bound = "<" if exclusive_maximum else "<="
-        raise EngineError(f"{owner}: '{name}' must be {bound} {maximum}, got {value!r}")
-    return value
+from engine.option_schema import Option, TrainingOptionsError, check_object, checked_value, show
 
 
 class Schedule(abc.ABC):
-    """Base class: subclasses are frozen dataclasses whose fields are their options."""
+    """Base class: subclasses are frozen dataclasses whose fields are their options, declared with
+    their types, bounds and docs in ``params`` (a test holds the two to the same defaults)."""
 
     name: ClassVar[str]
+    label: ClassVar[str]
+    params: ClassVar[tuple[Option, ...]] = ()
+
+    def __post_init__(self):
+        for option in self.params:
+            value = getattr(self, option.name)
+            if option.type == "schedule":
+                value = None if value is None else make_schedule(value, path=f"schedule.{option.name}")
+            else:
+                value = checked_value(option, value, f"schedule.{option.name}")
+            object.__setattr__(self, option.name, value)
 
     @abc.abstractmethod
     def __call__(self, step: int, base_lr: float) -> float:
@@ -65,6 +56,7 @@ class Constant(Schedule):
     """lr = base_lr."""
 
     name: ClassVar[str] = "constant"
+    label: ClassVar[str] = "Constant"
 
     def __call__(self, step: int, base_lr: float) -> float:
         return float(base_lr)
@@ -75,14 +67,14 @@ class StepDecay(Schedule):
     """lr = base_lr * gamma ** (step // step_size)  (PyTorch's StepLR)."""
 
     name: ClassVar[str] = "step"
+    label: ClassVar[str] = "Step decay"
+    params: ClassVar[tuple[Option, ...]] = (
+        Option("step_size", "int", minimum=1, label="Every (steps)", doc="updates between two decays"),
+        Option("gamma", "float", default=0.1, minimum=0, exclusive_minimum=True, label="Factor γ",
+               doc="the rate is multiplied by this every step_size updates"),
+    )
     step_size: int
     gamma: float = 0.1
-
-    def __post_init__(self):
-        object.__setattr__(self, "step_size", require_number("step schedule", "step_size", self.step_size,
-                                                             minimum=1, integer=True))
-        object.__setattr__(self, "gamma", require_number("step schedule", "gamma", self.gamma,
-                                                         minimum=0, exclusive_minimum=True))
 
     def __call__(self, step: int, base_lr: float) -> float:
         return base_lr * self.gamma ** (step // self.step_size)
@@ -93,11 +85,12 @@ class Exponential(Schedule):
     """lr = base_lr * gamma ** step  (PyTorch's ExponentialLR, stepped every update)."""
 
     name: ClassVar[str] = "exponential"
+    label: ClassVar[str] = "Exponential"
+    params: ClassVar[tuple[Option, ...]] = (
+        Option("gamma", "float", default=0.999, minimum=0, exclusive_minimum=True, label="Factor γ per step",
+               doc="the rate is multiplied by this after every update"),
+    )
     gamma: float = 0.999
-
-    def __post_init__(self):
-        object.__setattr__(self, "gamma", require_number("exponential schedule", "gamma", self.gamma,
-                                                         minimum=0, exclusive_minimum=True))
 
     def __call__(self, step: int, base_lr: float) -> float:
         return base_lr * self.gamma ** step
@@ -110,13 +103,13 @@ class Cosine(Schedule):
     Held at ``min_lr`` from ``total_steps`` on, where PyTorch's closed form would rise again."""
 
     name: ClassVar[str] = "cosine"
+    label: ClassVar[str] = "Cosine annealing"
+    params: ClassVar[tuple[Option, ...]] = (
+        Option("total_steps", "int", minimum=1, label="Total steps", doc="updates from the base rate down to min_lr"),
+        Option("min_lr", "float", default=0.0, minimum=0, label="Minimum lr", doc="the rate at the end"),
+    )
     total_steps: int
     min_lr: float = 0.0
-
-    def __post_init__(self):
-        object.__setattr__(self, "total_steps", require_number("cosine schedule", "total_steps", self.total_steps,
-                                                               minimum=1, integer=True))
-        object.__setattr__(self, "min_lr", require_number("cosine schedule", "min_lr", self.min_lr, minimum=0))
 
     def __call__(self, step: int, base_lr: float) -> float:
         progress = min(step, self.total_steps) / self.total_steps
@@ -132,14 +125,14 @@ class Warmup(Schedule):
     warm-up update the full ``base_lr``."""
 
     name: ClassVar[str] = "warmup"
+    label: ClassVar[str] = "Linear warm-up, then…"
+    params: ClassVar[tuple[Option, ...]] = (
+        Option("warmup_steps", "int", minimum=0, label="Warm-up steps", doc="updates rising linearly to the base rate"),
+        Option("then", "schedule", default=None, nullable=True, label="Then",
+               doc="the schedule after the warm-up (constant when null)"),
+    )
     warmup_steps: int
     then: Schedule | None = None
-
-    def __post_init__(self):
-        object.__setattr__(self, "warmup_steps", require_number("warmup schedule", "warmup_steps", self.warmup_steps,
-                                                                minimum=0, integer=True))
-        if self.then is not None:
-            object.__setattr__(self, "then", make_schedule(self.then))
 
     def __call__(self, step: int, base_lr: float) -> float:
         if step < self.warmup_steps:
@@ -154,30 +147,35 @@ SCHEDULES: dict[str, type[Schedule]] = {
 }
 
 
-def make_schedule(config: dict | str | Schedule | None) -> Schedule:
-    """A schedule from its config (a dict with ``name``, or just the name); None means constant."""
+def check_schedule_config(config: Any, path: str, errors: dict[str, str]) -> dict | None:
+    """A schedule config (a name, or an object with ``name`` and options) checked against the
+    schema: the config with canonical values, or None with each problem added to ``errors`` under
+    its dotted path (``path`` is where the config sits, e.g. ``"optimizer.schedule"``)."""
+    if isinstance(config, str):
+        config = {"name": config}
+    if not isinstance(config, dict):
+        errors[path] = f"{path} must be a schedule name or an object with 'name', got {show(config)}"
+        return None
+    options = dict(config)
+    name = options.pop("name", None)
+    if not isinstance(name, str) or name not in SCHEDULES:
+        errors[f"{path}.name"] = f"unknown schedule {show(name)}; valid schedules: {', '.join(SCHEDULES)}"
+        return None
+    before = len(errors)
+    cleaned = check_object(SCHEDULES[name].params, options, path, errors, nested={"schedule": check_schedule_config})
+    return {"name": name, **cleaned} if len(errors) == before else None
+
+
+def make_schedule(config: dict | str | Schedule | None, *, path: str = "schedule") -> Schedule:
+    """A schedule from its config (a dict with ``name``, or just the name); None means constant.
+    Raises ``TrainingOptionsError`` naming each bad option by its path under ``path``."""
     if config is None:
         return Constant()
     if isinstance(config, Schedule):
         return config
-    if isinstance(config, str):
-        config = {"name": config}
-    if not isinstance(config, dict):
-        raise EngineError(f"a schedule config must be a name or an object with 'name', got {config!r}")
-    options = dict(config)
-    name = options.pop("name", None)
-    if name not in SCHEDULES:
-        raise EngineError(f"unknown schedule {name!r}; valid schedules: {', '.join(SCHEDULES)}")
-    cls = SCHEDULES[name]
-    valid = [field.name for field in dataclasses.fields(cls)]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise EngineError(
-            f"{name} schedule: unknown option(s) {', '.join(map(repr, unknown))}; "
-            f"valid options: {', '.join(valid) or '(none)'}"
-        )
-    missing = [field.name for field in dataclasses.fields(cls)
-               if field.default is dataclasses.MISSING and field.name not in options]
-    if missing:
-        raise EngineError(f"{name} schedule: missing required option(s) {', '.join(map(repr, missing))}")
-    return cls(**options)
+    errors: dict[str, str] = {}
+    cleaned = check_schedule_config(config, path, errors)
+    if errors:
+        raise TrainingOptionsError(errors)
+    options = dict(cleaned)
+    return SCHEDULES[options.pop("name")](**options)

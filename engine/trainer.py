@@ -27,6 +27,7 @@ from engine.errors import ArtifactError, EngineError
 from engine.model import Model
 from engine.optimizers import make_optimizer
 from engine.registry import FLOAT_DTYPES
+from engine.training_options import early_stopping_option, trainer_defaults, validate_training_options
 
 log = logging.getLogger(__name__)
 
@@ -52,47 +53,41 @@ def link_scores(scores: numpy.ndarray, link: str) -> numpy.ndarray:
     return scores
 
 
+_DEFAULTS = trainer_defaults()
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Everything that decides a training run besides the graph and the data."""
+    """Everything that decides a training run besides the graph and the data: the trainer's
+    options of ``engine.training_options``, where each is declared with its type, bounds, default
+    and doc (the defaults here are read from there)."""
 
-    epochs: int = 10
-    batch_size: int = 32
-    optimizer: dict | str = dataclasses.field(default_factory=lambda: {"name": "adam", "lr": 1e-3})
-    metrics: list | None = None  # None: chosen by the task
-    validation_fraction: float = 0.2  # used when no validation set is given
-    standardize: bool = True  # float feature inputs, fitted on the training split
-    standardize_target: bool = True  # regression targets; predictions are mapped back
-    seed: int = 0
-    device: str = "cpu"
-    dtype: str = "float32"
-    early_stopping: dict | None = None  # {"monitor": "val_loss", "patience": 5, "min_delta": 0.0, "mode": "min"}
-    checkpoint_dir: str | None = None
-    drop_last: bool = False
-    train_metrics: bool = True  # streaming metrics on the training batches
+    epochs: int = _DEFAULTS["epochs"]
+    batch_size: int = _DEFAULTS["batch_size"]
+    optimizer: dict | str = dataclasses.field(default_factory=lambda: dict(_DEFAULTS["optimizer"]))
+    metrics: list | None = _DEFAULTS["metrics"]  # None: chosen by the task
+    validation_fraction: float = _DEFAULTS["validation_fraction"]  # used when no validation set is given
+    standardize: bool = _DEFAULTS["standardize"]  # float feature inputs, fitted on the training split
+    standardize_target: bool = _DEFAULTS["standardize_target"]  # regression targets; predictions are mapped back
+    seed: int = _DEFAULTS["seed"]
+    device: str = _DEFAULTS["device"]
+    dtype: str = _DEFAULTS["dtype"]
+    early_stopping: dict | None = _DEFAULTS["early_stopping"]  # see training_options.EARLY_STOPPING
+    checkpoint_dir: str | None = _DEFAULTS["checkpoint_dir"]
+    drop_last: bool = _DEFAULTS["drop_last"]
+    train_metrics: bool = _DEFAULTS["train_metrics"]  # streaming metrics on the training batches
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise EngineError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        config = cls(**data)
-        config.check()
-        return config
+        """A config from training options, checked by ``validate_training_options`` (which raises
+        ``TrainingOptionsError`` naming each bad field)."""
+        return cls(**validate_training_options(data, trainer_only=True))
 
     def check(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise EngineError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise EngineError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if not 0.0 <= self.validation_fraction < 1.0:
-            raise EngineError(f"validation_fraction must be in [0, 1), got {self.validation_fraction!r}")
-        if self.dtype not in FLOAT_DTYPES:
-            raise EngineError(f"dtype must be one of {FLOAT_DTYPES}, got {self.dtype!r}")
+        validate_training_options(self.to_dict(), trainer_only=True)
 
 
 @dataclasses.dataclass
@@ -344,7 +339,7 @@ class Trainer:
             if stop:
                 status = "stopped_early"
                 break
-        if status == "stopped_early" and self.early["best_weights"] is not None and (config.early_stopping or {}).get("restore_best", True):
+        if status == "stopped_early" and self.early["best_weights"] is not None and early_stopping_option(config.early_stopping or {}, "restore_best"):
             self.model.load_state_arrays(self.early["best_weights"], source="best epoch")
         self._emit("train_end", {"status": status, "epochs_completed": self.epoch})
         best = None
@@ -378,23 +373,23 @@ class Trainer:
         options = self.config.early_stopping
         if not options:
             return False
-        monitor = options.get("monitor", "val_loss" if "val_loss" in record else "loss")
+        monitor = early_stopping_option(options, "monitor") or ("val_loss" if "val_loss" in record else "loss")
         value = record.get(monitor)
         if value is None:
             value = record.get("val_metrics", {}).get(monitor.removeprefix("val_")) if monitor.startswith("val_") else record["metrics"].get(monitor)
         if value is None:
             raise EngineError(f"early stopping monitors '{monitor}', which this run does not report")
-        mode = options.get("mode", "min" if "loss" in monitor or monitor in ("mse", "mae") else "max")
-        delta = float(options.get("min_delta", 0.0))
+        mode = early_stopping_option(options, "mode") or ("min" if "loss" in monitor or monitor in ("mse", "mae") else "max")
+        delta = float(early_stopping_option(options, "min_delta"))
         best = self.early["best"]
         improved = best is None or (value < best - delta if mode == "min" else value > best + delta)
         if improved:
             self.early.update(best=value, best_epoch=self.epoch, wait=0)
-            if options.get("restore_best", True):
+            if early_stopping_option(options, "restore_best"):
                 self.early["best_weights"] = {k: v.copy() for k, v in self.model.state_arrays().items()}
             return False
         self.early["wait"] += 1
-        return self.early["wait"] >= int(options.get("patience", 5))
+        return self.early["wait"] >= int(early_stopping_option(options, "patience"))
 
     # -- evaluation and prediction -------------------------------------------------------------
     def _evaluate_prepared(self, prepared: dict, dataset: Dataset) -> tuple[float, dict]:

@@ -270,13 +270,13 @@ def test_unknown_or_invalid_options_name_the_valid_ones():
         make_optimizer("adamax")
     with pytest.raises(EngineError, match="'betas'.*valid options: lr, beta1, beta2"):
         make_optimizer({"name": "adam", "betas": [0.9, 0.99]})
-    with pytest.raises(EngineError, match="'lr' must be > 0"):
+    with pytest.raises(EngineError, match=r"optimizer\.lr must be > 0, got -1"):
         make_optimizer("sgd", lr=-1.0)
-    with pytest.raises(EngineError, match="'lr' must be finite"):
+    with pytest.raises(EngineError, match=r"optimizer\.lr must be finite"):
         make_optimizer("sgd", lr=float("inf"))
-    with pytest.raises(EngineError, match="'beta2' must be < 1"):
+    with pytest.raises(EngineError, match=r"optimizer\.beta2 must be in \[0, 1\), got 1"):
         make_optimizer("adam", beta2=1.0)
-    with pytest.raises(EngineError, match="'momentum' must be a number"):
+    with pytest.raises(EngineError, match=r"optimizer\.momentum must be a number, got 'high'"):
         make_optimizer("momentum", momentum="high")
     with pytest.raises(EngineError, match="unknown schedule 'linear'"):
         make_optimizer("sgd", schedule="linear")
@@ -311,5 +311,5 @@ def test_schedule_errors_name_the_valid_choices():
         make_schedule({"name": "cosine", "total_steps": 10, "steps": 3})
     with pytest.raises(EngineError, match="missing required option.*'total_steps'"):
         make_schedule({"name": "cosine"})
-    with pytest.raises(EngineError, match="'step_size' must be an integer"):
+    with pytest.raises(EngineError, match=r"schedule\.step_size must be an integer, got 2\.5"):
         make_schedule({"name": "step", "step_size": 2.5})
