@@ -232,6 +232,7 @@ def _parse_nodes(raw, analysis: Analysis) -> None:
         return
     # First pass: ids and ops, so that references can be checked against every node.
     pending = []
+    pending_ids: set[str] = set()
     for index, entry in enumerate(raw):
         where = f"nodes[{index}]"
         if not isinstance(entry, dict):
@@ -242,7 +243,7 @@ def _parse_nodes(raw, analysis: Analysis) -> None:
             _error(errors, None, f"{where}.id", "bad_id",
                    f"{where} needs an 'id' that starts with a letter or _ and uses letters, digits, _ . - / (got {node_id!r})")
             continue
-        if node_id in analysis.nodes or node_id in analysis.inputs or any(node_id == p[0] for p in pending):
+        if node_id in analysis.nodes or node_id in analysis.inputs or node_id in pending_ids:
             _error(errors, node_id, "id", "duplicate_id", f"id '{node_id}' is used twice (node ids and input names must be unique)")
             continue
         for key in entry:
@@ -258,6 +259,7 @@ def _parse_nodes(raw, analysis: Analysis) -> None:
             _error(errors, node_id, "op", "unknown_op", f"unknown op {op_name!r}{hint}")
             continue
         pending.append((node_id, op, entry))
+        pending_ids.add(node_id)
     output_owner = {}
     for node_id, op, entry in pending:
         for port in op.outputs:
