@@ -30,7 +30,7 @@ def new_project(page, name: str) -> int:
     return int(page.url.rsplit("/", 1)[1])
 
 
-VALIDATE_DELAY_MS = 300  # the editor validates this long after the last change (EditorPage.tsx)
+VALIDATE_DELAY_MS = 300  # the editor validates this long after the last change (useGraphValidation.ts)
 
 
 def wait_for_validation(page) -> None:

@@ -1,6 +1,8 @@
 // The editor's calls to the REST API.
-import { api, apiAll } from "../api/client";
-import type { BuiltinDataset, Catalog, Dataset, EditorDocument, GraphVersion, GraphVersionSummary, Page, Project, ValidationReport } from "../api/types";
+import { api, apiAll, ApiError, errorMessage } from "../api/client";
+import type {
+  BuiltinDataset, Catalog, Dataset, EditorDocument, GraphErrorItem, GraphVersion, GraphVersionSummary, Page, Project, ValidationReport,
+} from "../api/types";
 
 export type { BuiltinDataset };
 
@@ -38,6 +40,16 @@ export function fetchVersion(projectId: number, versionId: number): Promise<Grap
 
 export function saveVersion(projectId: number, document: EditorDocument, message: string): Promise<GraphVersion> {
   return api<GraphVersion>(`/api/projects/${projectId}/versions`, { method: "POST", json: { editor_document: document, message } });
+}
+
+/** Why the server refused to save a version, one line per problem (graph errors name their node). */
+export function saveProblems(caught: unknown): string[] {
+  if (caught instanceof ApiError && caught.details && typeof caught.details === "object") {
+    const details = caught.details as { errors?: GraphErrorItem[]; nodes?: Record<string, { errors?: GraphErrorItem[] }> };
+    const listed = [...(details.errors ?? []), ...Object.values(details.nodes ?? {}).flatMap((node) => node.errors ?? [])];
+    if (listed.length) return listed.map((item) => (item.node ? `${item.node}: ${item.message}` : item.message));
+  }
+  return [errorMessage(caught)];
 }
 
 export function createProject(name: string, description = ""): Promise<Project> {

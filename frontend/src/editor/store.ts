@@ -1,35 +1,321 @@
-// What the canvas's node and edge components read besides their own props: the catalog, the last
-// validation report, the datasets (for bound inputs) and the version diff marks. The graph itself
-// lives in the editor component (React Flow's controlled state).
+// The editor's one store, in the manner of xyflow's zustand example: the graph document on the
+// canvas (React Flow's nodes and edges), its undo history, the saved versions, and named actions
+// for every change; beside them what the node and edge components read (the catalog, the last
+// validation report, the datasets, the version diff marks). Graph logic itself stays in ../graph.
+import { applyEdgeChanges, applyNodeChanges, type Connection, type EdgeChange, type NodeChange } from "@xyflow/react";
 import { create } from "zustand";
-import type { Catalog, Dataset, OpSchema, ValidationReport } from "../api/types";
+import type { Catalog, Dataset, EditorDocument, GraphVersion, GraphVersionSummary, OpSchema, ValidationReport } from "../api/types";
+import { bindingFields } from "../graph/binding";
+import { copySelection as copyNodes, pasteClip, type Clip } from "../graph/clipboard";
+import { documentKey, emptyDocument, fromDocument, toDocument } from "../graph/document";
+import { History } from "../graph/history";
+import { edgeId, nextId } from "../graph/ids";
+import { buildElkGraph, positionsFromElk } from "../graph/layout";
+import { checkConnection, nodePorts, type ConnectionCheck, type InferredTensor } from "../graph/ports";
+import { EDGE_TYPE, NODE_TYPE, type GraphEdge, type GraphNode, type InputRole } from "../graph/types";
+import { createBuiltinDataset } from "./api";
 
 export type DiffMark = "added" | "changed";
+type Fields = GraphNode["data"]["fields"];
+type Position = { x: number; y: number };
 
-interface EditorStore {
+export interface EditorState {
+  // -- what the canvas's components read --------------------------------------------------
   catalog: Catalog | null;
   ops: Map<string, OpSchema>;
   report: ValidationReport | null;
+  /** The document key the report describes: connection checks trust its shapes only while the
+   *  canvas is still that document. */
+  reportKey: string | null;
   datasets: Dataset[];
   diffMarks: Record<string, DiffMark>;
   openBlock: ((op: OpSchema) => void) | null;
+
+  // -- the graph document and its history -------------------------------------------------
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  metadata: Record<string, unknown> | undefined;
+  /** The canvas as a saved document; a new object only when the document changes (not on
+   *  selection, measuring or viewport changes). */
+  document: EditorDocument;
+  /** `documentKey(document)`: what "unsaved changes", history and validation compare. */
+  documentKey: string;
+  canUndo: boolean;
+  canRedo: boolean;
+
+  // -- versions ---------------------------------------------------------------------------
+  versions: GraphVersionSummary[];
+  loadedVersion: GraphVersionSummary | null;
+  /** The document key of the loaded or last saved version (an empty canvas before the first save). */
+  savedKey: string;
+
   setCatalog(catalog: Catalog): void;
-  setReport(report: ValidationReport | null): void;
+  setReport(report: ValidationReport | null, key?: string | null): void;
   setDatasets(datasets: Dataset[]): void;
   setDiffMarks(marks: Record<string, DiffMark>): void;
   setOpenBlock(open: ((op: OpSchema) => void) | null): void;
+
+  /** A project opened: its latest version (or an empty canvas), no history, nothing unsaved. */
+  openProject(versions: GraphVersionSummary[], latest: GraphVersion | null): void;
+  onNodesChange(changes: NodeChange<GraphNode>[]): void;
+  onEdgesChange(changes: EdgeChange<GraphEdge>[]): void;
+  /** A new node of `kind` at `position`, selected alone. */
+  addNode(kind: string, position: Position): string;
+  /** Whether the canvas would take the edge (with the shapes of the last validation, when current). */
+  checkConnection(connection: Connection | GraphEdge): ConnectionCheck;
+  /** Add the edge if the ports take it; the refusal's reason otherwise. */
+  connect(connection: Connection): ConnectionCheck;
+  /** Replace a node's fields; changes with the same `key` in a short while are one undo step. */
+  updateFields(nodeId: string, fields: Fields, key: string): void;
+  /** Bind an input node to a dataset ("<id>" or "builtin:<name>", added to the user's datasets
+   *  first) as features or labels; "" unbinds. */
+  bindDataset(nodeId: string, dataset: string, role: InputRole, projectId: number): Promise<void>;
+  selectNode(nodeId: string): void;
+  selectAll(): void;
+  /** Copy the selected nodes and the edges among them; how many nodes were copied. */
+  copySelection(): number;
+  /** Paste the last copy beside the original, selected alone (a second paste lands beside the first). */
+  paste(): void;
+  /** Delete the selected nodes and edges, and the edges of the deleted nodes. */
+  removeSelection(): void;
+  /** Lay the graph out with ELK (layered, left to right), as one undo step. */
+  autoLayout(): Promise<void>;
+  undo(): void;
+  redo(): void;
+  /** Put a document on the canvas (a template, an imported file) as one undo step. */
+  loadDocument(document: EditorDocument): void;
+  /** Put a saved version on the canvas (undoable) and count it as saved. */
+  loadVersion(version: GraphVersion): void;
+  /** The canvas was saved as `version` with `document`'s content. */
+  versionSaved(version: GraphVersion, document: EditorDocument): void;
 }
 
-export const useEditorStore = create<EditorStore>((set) => ({
-  catalog: null,
-  ops: new Map(),
-  report: null,
-  datasets: [],
-  diffMarks: {},
-  openBlock: null,
-  setCatalog: (catalog) => set({ catalog, ops: new Map(catalog.ops.map((op) => [op.name, op])) }),
-  setReport: (report) => set({ report }),
-  setDatasets: (datasets) => set({ datasets }),
-  setDiffMarks: (diffMarks) => set({ diffMarks }),
-  setOpenBlock: (openBlock) => set({ openBlock }),
-}));
+type Set = (partial: Partial<EditorState>) => void;
+type Get = () => EditorState;
+
+/** The store's state and actions; `create(editorState)` makes a store (tests make their own). */
+export function editorState(set: Set, get: Get): EditorState {
+  const start = emptyDocument();
+  const startKey = documentKey(start);
+  let history = new History<EditorDocument>(start);
+  let clip: Clip | null = null;
+
+  /** Draw a new canvas; a canvas that differs as a document becomes a step of the history. */
+  function commit(next: { nodes?: GraphNode[]; edges?: GraphEdge[]; metadata?: Record<string, unknown> | undefined }, changeKey: string | null = null, record = true) {
+    const state = get();
+    const nodes = next.nodes ?? state.nodes;
+    const edges = next.edges ?? state.edges;
+    const metadata = "metadata" in next ? next.metadata : state.metadata;
+    const document = toDocument({ nodes, edges }, metadata);
+    const key = documentKey(document);
+    if (key === state.documentKey) {
+      set({ nodes, edges, metadata, canUndo: history.canUndo, canRedo: history.canRedo });
+      return;
+    }
+    if (record) history.push(document, changeKey);
+    set({ nodes, edges, metadata, document, documentKey: key, canUndo: history.canUndo, canRedo: history.canRedo });
+  }
+
+  /** Show a step of the history (already recorded) or a document to record. The metadata too: a
+   *  step is the whole document, and undoing a template's load must not keep the template's
+   *  metadata (the canvas would then differ from the step, count as a new change and drop the redo). */
+  function show(document: EditorDocument, record: boolean) {
+    const graph = fromDocument(document);
+    commit({ nodes: graph.nodes, edges: graph.edges, metadata: document.metadata }, null, record);
+  }
+
+  function inferredSource(connection: Connection | GraphEdge): InferredTensor | null {
+    const { report, reportKey, documentKey: key } = get();
+    if (!report || reportKey !== key) return null;
+    return report.nodes[connection.source]?.outputs[connection.sourceHandle ?? ""] ?? null;
+  }
+
+  function lookup(name: string): OpSchema | undefined {
+    return get().ops.get(name);
+  }
+
+  return {
+    catalog: null,
+    ops: new Map(),
+    report: null,
+    reportKey: null,
+    datasets: [],
+    diffMarks: {},
+    openBlock: null,
+    nodes: [],
+    edges: [],
+    metadata: undefined,
+    document: start,
+    documentKey: startKey,
+    canUndo: false,
+    canRedo: false,
+    versions: [],
+    loadedVersion: null,
+    savedKey: startKey,
+
+    setCatalog: (catalog) => set({ catalog, ops: new Map(catalog.ops.map((op) => [op.name, op])) }),
+    setReport: (report, key = null) => set({ report, reportKey: report ? key : null }),
+    setDatasets: (datasets) => set({ datasets }),
+    setDiffMarks: (diffMarks) => set({ diffMarks }),
+    setOpenBlock: (openBlock) => set({ openBlock }),
+
+    openProject(versions, latest) {
+      const graph = fromDocument(latest?.editor_document ?? emptyDocument());
+      const metadata = latest?.editor_document.metadata;
+      // The document as the canvas writes it back (rounded positions, normalized edges), so a
+      // freshly loaded version does not count as changed.
+      const document = toDocument(graph, metadata);
+      const key = documentKey(document);
+      history = new History(document);
+      clip = null;
+      set({
+        nodes: graph.nodes, edges: graph.edges, metadata, document, documentKey: key, canUndo: false, canRedo: false,
+        versions, loadedVersion: latest, savedKey: key, report: null, reportKey: null, diffMarks: {},
+      });
+    },
+
+    onNodesChange(changes) {
+      const moved = changes.filter((change) => change.type === "position").map((change) => change.id);
+      commit({ nodes: applyNodeChanges(changes, get().nodes) }, moved.length ? `move:${moved.sort().join(",")}` : null);
+    },
+
+    onEdgesChange(changes) {
+      commit({ edges: applyEdgeChanges(changes, get().edges) });
+    },
+
+    addNode(kind, position) {
+      const { nodes } = get();
+      const id = nextId(kind, nodes.map((node) => node.id));
+      const fields = kind === "input" ? { dtype: "float32" } : kind === "output" || kind === "loss" ? {} : { params: {} };
+      const node: GraphNode = { id, type: NODE_TYPE, position: { x: Math.round(position.x), y: Math.round(position.y) }, data: { kind, fields }, selected: true };
+      commit({ nodes: [...nodes.map((other) => (other.selected ? { ...other, selected: false } : other)), node] });
+      return id;
+    },
+
+    checkConnection(connection) {
+      const { nodes, edges } = get();
+      return checkConnection({ nodes, edges }, connection, lookup, inferredSource(connection));
+    },
+
+    connect(connection) {
+      const check = get().checkConnection(connection);
+      if (!check.ok) return check;
+      const { edges } = get();
+      commit({ edges: [...edges, {
+        id: edgeId(connection, edges.map((edge) => edge.id)),
+        type: EDGE_TYPE, source: connection.source, target: connection.target,
+        sourceHandle: connection.sourceHandle ?? null, targetHandle: connection.targetHandle ?? null, data: {},
+      }] });
+      return check;
+    },
+
+    updateFields(nodeId, fields, key) {
+      commit({ nodes: get().nodes.map((node) => (node.id === nodeId ? { ...node, data: { ...node.data, fields } } : node)) }, key);
+    },
+
+    async bindDataset(nodeId, value, role, projectId) {
+      const node = get().nodes.find((candidate) => candidate.id === nodeId);
+      if (!node) return;
+      let dataset: Dataset | null = null;
+      if (value) {
+        dataset = get().datasets.find((candidate) => String(candidate.id) === value) ?? null;
+        if (!dataset && value.startsWith("builtin:")) {
+          dataset = await createBuiltinDataset(value.slice("builtin:".length), projectId);
+          set({ datasets: [...get().datasets, dataset] });
+        }
+        if (!dataset) throw new Error(`unknown dataset ${value}`);
+      }
+      // The node as it is now: the fields may have changed while a built-in was being added.
+      const current = get().nodes.find((candidate) => candidate.id === nodeId) ?? node;
+      get().updateFields(nodeId, bindingFields(current.data.fields, dataset, role), `${nodeId}:dataset`);
+    },
+
+    selectNode(nodeId) {
+      const { nodes, edges } = get();
+      commit({
+        nodes: nodes.map((node) => ({ ...node, selected: node.id === nodeId })),
+        edges: edges.map((edge) => (edge.selected ? { ...edge, selected: false } : edge)),
+      });
+    },
+
+    selectAll() {
+      const { nodes, edges } = get();
+      commit({ nodes: nodes.map((node) => ({ ...node, selected: true })), edges: edges.map((edge) => ({ ...edge, selected: true })) });
+    },
+
+    copySelection() {
+      const { nodes, edges } = get();
+      const selected = nodes.filter((node) => node.selected).map((node) => node.id);
+      if (selected.length) clip = copyNodes(toDocument({ nodes, edges }), selected);
+      return selected.length;
+    },
+
+    paste() {
+      if (!clip) return;
+      const { nodes, edges } = get();
+      const pasted = pasteClip(clip, { nodes: nodes.map((node) => node.id), edges: edges.map((edge) => edge.id) });
+      clip = { nodes: pasted.nodes, edges: pasted.edges };
+      const graph = fromDocument({ ...emptyDocument(), ...pasted });
+      commit({
+        nodes: [...nodes.map((node) => ({ ...node, selected: false })), ...graph.nodes.map((node) => ({ ...node, selected: true }))],
+        edges: [...edges, ...graph.edges],
+      });
+    },
+
+    removeSelection() {
+      const { nodes, edges } = get();
+      const removed = new Set(nodes.filter((node) => node.selected).map((node) => node.id));
+      commit({
+        nodes: nodes.filter((node) => !removed.has(node.id)),
+        edges: edges.filter((edge) => !edge.selected && !removed.has(edge.source) && !removed.has(edge.target)),
+      });
+    },
+
+    async autoLayout() {
+      const { default: ELK } = await import("elkjs/lib/elk.bundled.js");
+      const { nodes, edges } = get();
+      const sizes = Object.fromEntries(nodes.map((node) => [node.id,
+        node.measured?.width && node.measured.height ? { width: node.measured.width, height: node.measured.height } : undefined]));
+      const portOrder = (nodeId: string) => {
+        const node = nodes.find((candidate) => candidate.id === nodeId)!;
+        const ports = nodePorts(node.data.kind, node.data.fields, lookup);
+        return { inputs: ports.inputs.map((port) => port.name), outputs: ports.outputs.map((port) => port.name) };
+      };
+      const positions = positionsFromElk(await new ELK().layout(buildElkGraph({ nodes, edges }, portOrder, sizes)));
+      // Onto the canvas as it is now (ELK ran asynchronously).
+      commit({ nodes: get().nodes.map((node) => (positions[node.id] ? { ...node, position: positions[node.id] } : node)) });
+    },
+
+    undo() {
+      const previous = history.undo();
+      if (previous) show(previous, false);
+    },
+
+    redo() {
+      const next = history.redo();
+      if (next) show(next, false);
+    },
+
+    loadDocument(document) {
+      show(document, true);
+    },
+
+    loadVersion(version) {
+      show(version.editor_document, true);
+      set({ loadedVersion: version, savedKey: get().documentKey });
+    },
+
+    versionSaved(version, document) {
+      set({
+        loadedVersion: version,
+        savedKey: documentKey(document),
+        versions: [version, ...get().versions.filter((item) => item.id !== version.id)],
+      });
+    },
+  };
+}
+
+export const useEditorStore = create<EditorState>()(editorState);
+
+/** Whether the canvas differs from the loaded or last saved version. */
+export const selectDirty = (state: EditorState) => state.documentKey !== state.savedKey;

@@ -1,0 +1,63 @@
+// Fitting the view. A loaded document (the latest version on opening, a template, an import, a
+// version) is fitted to the view, and fitted again as its nodes grow: validation adds shapes,
+// parameter counts and errors to them after the first fit. That stops once the user edits the
+// graph or moves the view.
+import { useReactFlow, type FitViewOptions } from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useRef } from "react";
+import type { GraphEdge, GraphNode } from "../graph/types";
+import { useEditorStore } from "./store";
+
+// Room around the fitted graph, in screen pixels, so that no node touches the palette or the
+// inspector beside the canvas (a fraction of the canvas would leave a small graph none).
+export const FIT_VIEW: FitViewOptions<GraphNode> = { padding: { x: "56px", y: "40px" }, maxZoom: 1.2 };
+
+export interface ViewFitting {
+  /** Fit the view to a document just put on the canvas, and keep it fitted while its nodes grow. */
+  fitLoaded(): void;
+  /** The nodes changed size: fit again if the canvas still shows the loaded document untouched. */
+  refitLoaded(): void;
+  /** React Flow's onMoveStart: the user's own pan or zoom ends the fitting. */
+  onMoveStart(event: MouseEvent | TouchEvent | null): void;
+  /** Fit the view now (the toolbar's button, F, after a layout). */
+  fit(): void;
+  /** Bring one node into view. */
+  focusNode(nodeId: string): void;
+}
+
+export function useViewFitting(): ViewFitting {
+  const flow = useReactFlow<GraphNode, GraphEdge>();
+  // The document the view is fitted to, while it stays on the canvas unchanged; the project's
+  // opening document at first.
+  const fittedKey = useRef<string | null>(useEditorStore.getState().documentKey);
+  const frame = useRef<number | null>(null);
+
+  useEffect(() => useEditorStore.subscribe((state) => {
+    if (fittedKey.current !== state.documentKey) fittedKey.current = null;
+  }), []);
+  useEffect(() => () => {
+    if (frame.current !== null) window.cancelAnimationFrame(frame.current);
+  }, []);
+
+  const fitLoaded = useCallback(() => {
+    fittedKey.current = useEditorStore.getState().documentKey;
+    // Queued by React Flow until the new nodes are measured; refitLoaded follows their growth.
+    void flow.fitView(FIT_VIEW);
+  }, [flow]);
+  const refitLoaded = useCallback(() => {
+    if (fittedKey.current !== useEditorStore.getState().documentKey || frame.current !== null) return;
+    frame.current = window.requestAnimationFrame(() => {
+      frame.current = null;
+      void flow.fitView(FIT_VIEW);
+    });
+  }, [flow]);
+  const onMoveStart = useCallback((event: MouseEvent | TouchEvent | null) => {
+    if (event) fittedKey.current = null; // fitting passes no event
+  }, []);
+  const fit = useCallback(() => void flow.fitView({ ...FIT_VIEW, duration: 300 }), [flow]);
+  const focusNode = useCallback((nodeId: string) => {
+    if (useEditorStore.getState().nodes.some((node) => node.id === nodeId)) {
+      void flow.fitView({ nodes: [{ id: nodeId }], duration: 300, maxZoom: 1.2 });
+    }
+  }, [flow]);
+  return useMemo(() => ({ fitLoaded, refitLoaded, onMoveStart, fit, focusNode }), [fitLoaded, refitLoaded, onMoveStart, fit, focusNode]);
+}
