@@ -3,6 +3,7 @@ run that points at it, and a serving runtime that starts empty for every test.
 
 The in-process tests (``test_*_api.py``) call the views through Django's test client, the async
 prediction views included; ``test_servers.py`` runs the real uvicorn process, serving REST and gRPC.
+The serving package's own tests (``tests/serving``) use these fixtures too.
 """
 
 from __future__ import annotations
