@@ -25,15 +25,16 @@ FORMAT = "netforge.training_options/1"
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
 
 EARLY_STOPPING: tuple[Option, ...] = (
-    Option("monitor", "str", default=None, nullable=True, label="Monitor",
-           doc="the loss or metric watched, e.g. 'val_loss', 'val_accuracy'; null: val_loss when there is "
-               "a validation split, else loss"),
+    # monitor and mode default to None, "chosen by the trainer", but may not be set to null.
+    Option("monitor", "str", default=None, label="Monitor",
+           doc="the loss or metric watched, e.g. 'val_loss', 'val_accuracy'; by default val_loss when there "
+               "is a validation split, else loss"),
     Option("patience", "int", default=5, minimum=1, label="Patience (epochs)",
            doc="epochs without improvement before training stops"),
     Option("min_delta", "float", default=0.0, minimum=0, label="Minimum change",
            doc="a smaller change does not count as an improvement"),
-    Option("mode", "choice", default=None, nullable=True, choices=("min", "max"), label="Mode",
-           doc="whether lower or higher is better; null: chosen from the monitor's name"),
+    Option("mode", "choice", default=None, choices=("min", "max"), label="Mode",
+           doc="whether lower or higher is better; by default chosen from the monitor's name"),
     Option("restore_best", "bool", default=True, label="Keep the best epoch's weights",
            doc="when training stops early, end with the best epoch's weights"),
 )
@@ -166,7 +167,8 @@ def _check_metrics(value: Any, errors: dict[str, str]) -> list | None:
             errors["metrics"] = f"metrics[{index}] must be a metric name or an object with 'name', got {show(spec)}"
             return None
         if name not in metrics_module.METRICS:
-            errors["metrics"] = f"unknown metric {show(name)}; valid names: {', '.join(metrics_module.METRICS)}"
+            errors["metrics"] = (f"metrics names an unknown metric {show(name)}; "
+                                 f"valid names: {', '.join(metrics_module.METRICS)}")
             return None
         try:
             metrics_module.get(spec)  # a metric's own options are checked by its class

@@ -49,6 +49,7 @@ api = [
     path("auth/browser/", include("rest_framework.urls")),  # login form of the browsable API
     # catalog
     *route("ops", catalog_api.OpsView.as_view(), "ops"),
+    *route("training-options", catalog_api.TrainingOptionsView.as_view(), "training-options"),
     *route("graphs/validate", catalog_api.ValidateGraphView.as_view(), "graph-validate"),
     # projects and graph versions
     *route("projects", projects_api.ProjectListView.as_view(), "project-list"),

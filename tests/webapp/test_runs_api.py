@@ -3,11 +3,14 @@ metrics with downsampling, checkpoints. Training itself is tests/platform/'s."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tests.webapp.helpers import error_of
 from webapp.datasets.services import dataset_create_builtin
 from webapp.projects.services import graph_version_create, project_create
+from webapp.runs import dispatch
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 from webapp.runs.selectors import run_metric_history
 
@@ -57,16 +60,16 @@ def test_nothing_is_queued_when_the_transaction_does_not_commit(client, project,
     ({"epochs": "ten"}, "epochs", "epochs must be an integer"),
     ({"batch_size": 2.5}, "batch_size", "batch_size must be an integer"),
     ({"learning_rate": 0.1}, "learning_rate", "unknown training option 'learning_rate'"),
-    ({"optimizer": {"name": "adamw2"}}, "optimizer", "unknown optimizer 'adamw2'"),
+    ({"optimizer": {"name": "adamw2"}}, "optimizer.name", "unknown optimizer 'adamw2'"),
     ({"optimizer": {"name": "sgd", "momentun": 0.9}}, "optimizer", "unknown option(s) 'momentun'"),
     ({"validation_fraction": "a fifth"}, "validation_fraction", "must be a number"),
     ({"validation_fraction": 1.5}, "validation_fraction", "validation_fraction must be in [0, 1)"),
     ({"metrics": ["accuracy", "precission"]}, "metrics", "unknown metric 'precission'"),
-    ({"early_stopping": {"patience": 0}}, "early_stopping", "patience must be a positive integer"),
+    ({"early_stopping": {"patience": 0}}, "early_stopping.patience", "patience must be a positive integer"),
     ({"standardize": "yes"}, "standardize", "standardize must be true or false"),
     ({"device": "gpu"}, "device", "set the run's 'device' field instead"),
     ({"checkpoint_dir": "/etc"}, "checkpoint_dir", "checkpoints are written by the platform"),
-    ({"seed": -1}, "seed", "seed must be >= 0"),
+    ({"seed": -1}, "seed", "seed must be an integer >= 0, got -1"),
 ])
 def test_bad_hyperparameters_are_a_400_naming_the_field(start, enqueued, hyperparameters, field, words):
     response = start(hyperparameters=hyperparameters)
@@ -304,3 +307,73 @@ def test_a_run_that_cannot_be_queued_fails_with_the_reason(start, enqueued):
     run_id = start().json()["id"]
     run = Run.objects.get(pk=run_id)
     assert run.state == "failed" and "could not queue the run" in run.error
+
+
+@pytest.fixture
+def broker(settings):
+    """The web app's Celery client on ``settings.CELERY_BROKER_URL`` (kombu's in-memory transport
+    unless a test says otherwise), built afresh for the test."""
+    settings.CELERY_BROKER_URL = "memory://"
+    dispatch.celery_client.cache_clear()
+    yield settings
+    dispatch.celery_client.cache_clear()
+
+
+def sent_messages(queue: str) -> list[tuple[str, str, list]]:
+    """(task name, task id, arguments) of the messages waiting in ``queue``, taken off it."""
+    messages = []
+    with dispatch.celery_client().connection_for_read() as connection:
+        waiting = connection.SimpleQueue(queue)
+        while True:
+            try:
+                message = waiting.get(timeout=0.2)
+            except waiting.Empty:
+                break
+            messages.append((message.headers["task"], message.headers["id"], message.decode()[0]))
+            message.ack()
+        waiting.close()
+    return messages
+
+
+def test_a_run_is_sent_to_its_devices_queue_by_task_name(client, project, graph_version, digits, broker,
+                                                         django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/projects/{project.pk}/runs",
+                               {"graph_version": graph_version.pk, "dataset": digits.pk, "device": "gpu"},
+                               format="json")
+    run = Run.objects.get(pk=response.json()["id"])
+    assert run.state == "queued" and run.task_id
+    assert sent_messages("gpu") == [("workers.train_run", run.task_id, [run.pk])]
+    assert sent_messages("cpu") == []
+
+
+def test_a_distributed_run_is_one_message_per_worker_and_one_for_its_parameter_server(
+        client, project, graph_version, digits, broker, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/projects/{project.pk}/runs",
+                               {"graph_version": graph_version.pk, "dataset": digits.pk, "workers": 2,
+                                "hyperparameters": {"strategy": "ps"}}, format="json")
+    run = Run.objects.get(pk=response.json()["id"])
+    group = run.task_id
+    assert sorted(sent_messages("cpu")) == [
+        ("workers.serve_run_parameters", f"{group}.server", [run.pk, group]),
+        ("workers.train_run_rank", f"{group}.rank0", [run.pk, group, 0]),
+        ("workers.train_run_rank", f"{group}.rank1", [run.pk, group, 1]),
+    ]
+
+
+def test_a_run_whose_broker_cannot_be_reached_fails_with_the_reason(client, project, graph_version, digits, broker,
+                                                                    django_capture_on_commit_callbacks):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    broker.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
+    dispatch.celery_client.cache_clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/projects/{project.pk}/runs",
+                               {"graph_version": graph_version.pk, "dataset": digits.pk}, format="json")
+    assert response.status_code == 201
+    run = Run.objects.get(pk=response.json()["id"])
+    assert run.state == "failed" and run.finished_at is not None
+    assert "could not queue the run: the message broker is unreachable" in run.error
+    assert "check that Redis is running" in run.error

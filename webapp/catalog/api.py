@@ -1,4 +1,5 @@
-"""``GET /api/ops`` (the catalog the palette is generated from) and ``POST /api/graphs/validate``."""
+"""``GET /api/ops`` (the catalog the palette is generated from), ``GET /api/training-options`` (the
+schema the train panel is generated from) and ``POST /api/graphs/validate``."""
 
 from __future__ import annotations
 
@@ -26,6 +27,17 @@ class OpsView(APIView):
                                "special node types, and the zoo models as templates with their editor documents.")
     def get(self, request):
         return Response(selectors.op_catalog())
+
+
+class TrainingOptionsView(APIView):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT},
+                   description="The engine's training options (engine.training_options): the top-level options "
+                               "(epochs, batch_size, validation_fraction, seed, device, workers, strategy, ...), each "
+                               "optimizer's and each learning-rate schedule's options, early stopping's and the "
+                               "metric names, each option with its type, default, bounds or choices, label and doc. "
+                               "A run's hyperparameters are checked against it; errors name the field by its path.")
+    def get(self, request):
+        return Response(selectors.training_options())
 
 
 class ValidateGraphView(APIView):

@@ -7,7 +7,6 @@ run's state is ``webapp.runs.lifecycle``'s: these services only call it.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 from pathlib import Path
@@ -15,11 +14,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from engine import metrics as engine_metrics
 from engine.errors import EngineError
 from engine.graph import analyze
-from engine.optimizers import make_optimizer
-from engine.trainer import TrainConfig, bind_inputs
+from engine.trainer import bind_inputs
+from engine.training_options import TrainingOptionsError, validate_training_options
 from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.datasets.models import Dataset
 from webapp.datasets.selectors import dataset_array_stand_ins
@@ -34,114 +32,33 @@ MAX_WORKERS = 64
 MAX_TAGS = 20
 MAX_TAG_LENGTH = 50
 MAX_NOTES_LENGTH = 20_000
-# TrainConfig fields the platform sets itself: the device comes from the run's own field and
+# Training options the platform sets itself: the device comes from the run's own field and
 # checkpoints go to the artifact store.
 PLATFORM_OPTIONS = {
     "device": "set the run's 'device' field instead",
     "checkpoint_dir": "checkpoints are written by the platform, every epoch",
 }
-EARLY_STOPPING_OPTIONS = ("monitor", "patience", "min_delta", "mode", "restore_best")
-# Distributed training (workers.distributed): how the run's workers combine their gradients.
-STRATEGIES = ("allreduce", "ps")
 ACTIVE_STATES = (Run.State.QUEUED, Run.State.RUNNING)
 
 
 # -- checks ---------------------------------------------------------------------------------------------
 
 def validate_hyperparameters(hyperparameters) -> dict:
-    """The training options as the worker will use them (``TrainConfig`` fields with their
-    defaults filled in, less the platform's own), or ``InvalidInput`` naming each bad field."""
+    """The training options as the worker will use them (the engine's validator: trainer options
+    with their defaults filled in, less the platform's own; strategy and staleness where given), or
+    ``InvalidInput`` naming each bad field (``hyperparameters.optimizer.lr``)."""
     if not isinstance(hyperparameters, dict):
         raise InvalidInput("hyperparameters must be an object of training options",
                            details={"hyperparameters": ["not an object"]})
-    fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
-    errors: dict[str, str] = {}
-    hyperparameters = dict(hyperparameters)
-    strategy = hyperparameters.pop("strategy", None)
-    if strategy is not None and strategy not in STRATEGIES:
-        errors["strategy"] = f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}"
-    staleness = hyperparameters.pop("staleness", None)
-    if staleness is not None:
-        if isinstance(staleness, bool) or not isinstance(staleness, int) or staleness < 0:
-            errors["staleness"] = f"staleness must be an integer >= 0 (steps), got {staleness!r}"
-        elif strategy != "ps":
-            errors["staleness"] = "a staleness bound makes the parameter server asynchronous: it needs strategy 'ps'"
-    hyperparameters.pop("workers", None)  # the run's own field (run_create)
-    for key, value in hyperparameters.items():
-        if key in PLATFORM_OPTIONS:
-            errors[key] = f"'{key}' is not a training option here: {PLATFORM_OPTIONS[key]}"
-        elif key not in fields:
-            known = ", ".join(sorted(set(fields) - set(PLATFORM_OPTIONS) | {"strategy", "staleness", "workers"}))
-            errors[key] = f"unknown training option '{key}'; the options are {known}"
-        else:
-            problem = _option_problem(key, value, fields[key])
-            if problem:
-                errors[key] = problem
-    if errors:
-        first = next(iter(errors))
-        raise InvalidInput(f"hyperparameters.{first}: {errors[first]}",
-                           details={f"hyperparameters.{key}": [message] for key, message in errors.items()})
-    config = TrainConfig.from_dict(dict(hyperparameters))
-    cleaned = {key: value for key, value in config.to_dict().items() if key not in PLATFORM_OPTIONS}
-    if strategy is not None:
-        cleaned["strategy"] = strategy
-    if staleness is not None:
-        cleaned["staleness"] = staleness
-    return cleaned
-
-
-def _option_problem(key: str, value, field: dataclasses.Field) -> str | None:
-    """What is wrong with one training option, checked alone, or None."""
-    default = field.default if field.default is not dataclasses.MISSING else None
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            return f"{key} must be true or false, got {value!r}"
-    elif isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            return f"{key} must be an integer, got {value!r}"
-        if key == "seed" and value < 0:
-            return f"seed must be >= 0, got {value}"
-    elif isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return f"{key} must be a number, got {value!r}"
-    elif isinstance(default, str) and not isinstance(value, str):
-        return f"{key} must be a string, got {value!r}"
     try:
-        TrainConfig.from_dict({key: value})
-        if key == "optimizer":
-            make_optimizer(value)
-        elif key == "metrics" and value is not None:
-            if not isinstance(value, list):
-                return f"metrics must be a list of metric names or objects, got {value!r}"
-            for metric in value:
-                engine_metrics.get(metric)
-        elif key == "early_stopping" and value is not None:
-            return _early_stopping_problem(value)
-    except (EngineError, TypeError, ValueError) as error:
-        return str(error)
-    return None
-
-
-def _early_stopping_problem(value) -> str | None:
-    if not isinstance(value, dict):
-        return f"early_stopping must be an object like {{\"monitor\": \"val_loss\", \"patience\": 5}}, got {value!r}"
-    unknown = sorted(set(value) - set(EARLY_STOPPING_OPTIONS))
-    if unknown:
-        return (f"early_stopping has unknown option(s) {', '.join(unknown)}; "
-                f"options: {', '.join(EARLY_STOPPING_OPTIONS)}")
-    patience = value.get("patience", 5)
-    if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-        return f"early_stopping.patience must be a positive integer, got {patience!r}"
-    if value.get("mode", "min") not in ("min", "max"):
-        return f"early_stopping.mode must be 'min' or 'max', got {value['mode']!r}"
-    min_delta = value.get("min_delta", 0.0)
-    if isinstance(min_delta, bool) or not isinstance(min_delta, int | float) or min_delta < 0:
-        return f"early_stopping.min_delta must be a number >= 0, got {min_delta!r}"
-    if not isinstance(value.get("monitor", "val_loss"), str):
-        return f"early_stopping.monitor must be a metric name such as 'val_loss', got {value['monitor']!r}"
-    if not isinstance(value.get("restore_best", True), bool):
-        return f"early_stopping.restore_best must be true or false, got {value['restore_best']!r}"
-    return None
+        cleaned = validate_training_options(hyperparameters, reserved=PLATFORM_OPTIONS)
+    except TrainingOptionsError as error:
+        first = next(iter(error.errors))
+        raise InvalidInput(f"hyperparameters.{first}: {error.errors[first]}",
+                           details={f"hyperparameters.{key}": [message] for key, message in error.errors.items()}
+                           ) from None
+    cleaned.pop("workers", None)  # the run's own field (run_create)
+    return {key: value for key, value in cleaned.items() if key not in PLATFORM_OPTIONS}
 
 
 def check_inputs_can_be_fed(*, graph_version: GraphVersion, dataset: Dataset) -> dict[str, str]:
