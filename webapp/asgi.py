@@ -22,6 +22,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from webapp.datasets.upload_guard import UploadGuard  # noqa: E402
 from webapp.endpoints.asgi import ServingFastPath, ServingLifespan  # noqa: E402
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 
@@ -66,7 +67,8 @@ gc.freeze()
 application = ServingLifespan(ProtocolTypeRouter({
     # static files and the browser app come through WhiteNoise; prediction POSTs skip Django (see
     # webapp.endpoints.asgi)
-    "http": ServingFastPath(django_application),
+    # dataset uploads: the body's size and pace are checked before Django reads it (webapp.datasets.upload_guard)
+    "http": UploadGuard(ServingFastPath(django_application)),
     "websocket": BrowserOriginValidator(
         AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
         settings.ALLOWED_HOSTS,

@@ -6,8 +6,8 @@ Starts, each as its own process group so that Ctrl-C stops all of them:
 - the database migrations and the demo user, project, graph and dataset (idempotent),
 - the ASGI server (uvicorn: Django + Channels), which also serves gRPC predictions on a port of
   its own, from the same model cache and batchers as REST (``webapp.endpoints.asgi``),
-- a Celery worker for the ``cpu`` queue with ``NETFORGE_WORKER_CONCURRENCY`` (4) slots, and one for
-  ``gpu`` when CuPy finds a GPU (each worker
+- a Celery worker for the ``cpu`` queue with ``NETFORGE_WORKER_CONCURRENCY`` (4) slots, one for the
+  ``datasets`` queue (uploads are converted there), and one for ``gpu`` when CuPy finds a GPU (each worker
   runs the watchdog that resumes or fails runs whose worker vanished, see ``workers/watchdog.py``).
 
 Then prints the URL and the login and waits. Every child's output is prefixed with its name.
@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         concurrency = env.get("NETFORGE_WORKER_CONCURRENCY", "4")
         supervisor.start("worker-cpu", [python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "cpu",
                                         "--concurrency", concurrency, "--hostname", "cpu@%h", "--loglevel", "INFO"])
+        # Uploaded datasets are read and converted here, each in a memory-limited child (workers/datasets.py).
+        supervisor.start("worker-datasets", [python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q",
+                                             "datasets", "--concurrency", env.get("NETFORGE_DATASET_WORKERS", "1"),
+                                             "--hostname", "datasets@%h", "--loglevel", "INFO"])
         sys.path.insert(0, str(ROOT))
         from engine.backend import gpu_available  # noqa: PLC0415
 

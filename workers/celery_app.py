@@ -29,11 +29,14 @@ from kombu import Queue
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
 
 QUEUES = ("cpu", "gpu")
+# Uploaded datasets are read and converted on a queue of their own (workers.datasets), so a large
+# upload never waits behind trainings, nor a training behind it.
+DATASETS_QUEUE = "datasets"
 
-app = Celery("netforge", include=["workers.tasks"])
+app = Celery("netforge", include=["workers.tasks", "workers.datasets"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
-    task_queues=[Queue(name) for name in QUEUES],
+    task_queues=[Queue(name) for name in (*QUEUES, DATASETS_QUEUE)],
     task_default_queue="cpu",
     task_acks_late=True,
     worker_prefetch_multiplier=1,

@@ -217,6 +217,7 @@ class Platform:
             "REDIS_URL": self.redis_url,
             "CELERY_BROKER_URL": self.redis_url,
             "PYTHONUNBUFFERED": "1",
+            "NETFORGE_DATASET_CONVERSION_INLINE": "0",  # the worker converts uploads, as in production
             "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
         }
         self.postgres: Service | None = None
@@ -281,10 +282,12 @@ class Platform:
             _fail(f"migrate failed:\n{result.stdout}\n{result.stderr}")
 
     def start_worker(self) -> Service:
-        """A Celery worker for the cpu queue; returns once it is ready to take tasks."""
+        """A Celery worker for the cpu queue and the datasets queue (uploads are converted there);
+        returns once it is ready to take tasks."""
         self._workers_started += 1
         name = f"worker-{self._workers_started}"
-        self.worker = Service(name, [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "cpu",
+        self.worker = Service(name, [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+                                     "-Q", "cpu,datasets",
                                      "--concurrency", "1", "--pool", "prefork", "--loglevel", "INFO",
                                      "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle"],
                               env=self.env, log_dir=self.logs).start()

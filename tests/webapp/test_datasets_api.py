@@ -1,4 +1,8 @@
-"""Datasets over REST: built-ins, uploads read by the engine, limits, ownership."""
+"""Datasets over REST: built-ins, uploads read by the engine, limits, ownership.
+
+These tests convert uploads in the test process's own child (DATASET_CONVERSION_INLINE, the test
+settings' default), so an upload is answered ready or failed; tests/platform/test_dataset_conversion.py
+runs them through the worker of the ``datasets`` queue."""
 
 from __future__ import annotations
 
@@ -76,27 +80,32 @@ def test_a_csv_upload_is_read_by_the_engine_and_stored(client, settings):
     assert body["schema"]["arrays"]["x"]["shape"] == [2] and body["schema"]["label_names"] == ["setosa", "virginica"]
     assert body["schema"]["feature_names"] == ["sepal", "petal"]
     assert body["preview"]["arrays"]["x"][0] == pytest.approx([5.1, 1.4])
+    assert body["state"] == "ready" and body["error"] == "" and len(body["content_hash"]) == 64
     dataset = Dataset.objects.get(pk=body["id"])
     assert len(loads_as_the_worker_does(dataset)) == 4
-    assert len(stored_files(settings)) == 1
+    # the upload as it came, and the converted store (one .npy per array and the manifest)
+    names = sorted(path.name for path in stored_files(settings))
+    assert names == ["flowers.csv", "manifest.json", "x.npy", "y.npy"]
+    assert body["size_bytes"] == sum(path.stat().st_size for path in stored_files(settings)
+                                     if path.name != "manifest.json")
 
 
 def test_a_csv_with_text_in_a_numeric_column_names_line_and_column(client, settings):
     content = b"a,b,label\n1,2,0\n3,oops,1\n5,6,0\n"
     response = upload(client, "measurements.csv", content, target="label")
-    assert response.status_code == 400
-    error = error_of(response)
-    assert error["code"] == "invalid_data"
-    assert error["message"] == "measurements.csv line 3, column 'b': 'oops' is not a number"
-    assert not Dataset.objects.exists() and stored_files(settings) == []
+    assert response.status_code == 201
+    body = response.json()
+    assert body["state"] == "failed"
+    assert body["error"] == "measurements.csv line 3, column 'b': 'oops' is not a number"
+    assert stored_files(settings) == []  # the refused file is not kept, the record says why
 
 
 def test_a_csv_without_a_target_lists_its_columns(client):
     response = upload(client, "flowers.csv", IRIS_LIKE_CSV)
-    assert response.status_code == 400
-    assert "'sepal', 'petal', 'species'" in error_of(response)["message"]
+    assert response.json()["state"] == "failed"
+    assert "'sepal', 'petal', 'species'" in response.json()["error"]
     response = upload(client, "flowers.csv", IRIS_LIKE_CSV, target="colour")
-    assert "no column named 'colour'" in error_of(response)["message"]
+    assert "no column named 'colour'" in response.json()["error"]
 
 
 def test_an_explicit_format_wins_over_the_file_name(client):
@@ -142,10 +151,10 @@ def test_an_npz_upload(client):
     assert loads_as_the_worker_does(Dataset.objects.get()).arrays["x"].shape == (30, 3)
 
 
-def test_a_damaged_npz_is_a_400(client):
+def test_a_damaged_npz_fails_naming_the_file(client):
     response = upload(client, "points.npz", b"PK\x03\x04 not really a zip")
-    assert response.status_code == 400
-    assert "points.npz" in error_of(response)["message"]
+    assert response.json()["state"] == "failed"
+    assert "points.npz" in response.json()["error"]
 
 
 def idx_bytes(array: numpy.ndarray, type_code: int) -> bytes:

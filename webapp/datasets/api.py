@@ -12,12 +12,12 @@ from rest_framework.views import APIView
 
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
-from webapp.datasets import selectors, services, uploads
+from webapp.datasets import selectors, services, upload_guard, uploads
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project
 
 # Multipart framing around the file: boundaries, headers and the small form fields.
-MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+MULTIPART_OVERHEAD_BYTES = upload_guard.MULTIPART_OVERHEAD_BYTES
 DEFAULT_SAMPLES = 16
 MAX_SAMPLES = 64
 
@@ -29,11 +29,28 @@ class DatasetSerializer(serializers.ModelSerializer):
     image_shape = serializers.SerializerMethodField(
         help_text="[channels, height, width] when the samples are images (GET .../samples draws them), else null")
 
+    schema = serializers.SerializerMethodField(
+        help_text="shapes, dtypes, task, classes; at most the first 100 feature and 1,000 label names "
+                  "(feature_count and label_count give the totals)")
+    preview = serializers.SerializerMethodField(help_text="the first rows, at most 100 values of each")
+    state = serializers.CharField(read_only=True, help_text="processing (an upload being read and converted by a "
+                                                            "worker), ready, or failed (see error)")
+    error = serializers.CharField(read_only=True, help_text="why a failed upload was refused, naming the limit")
+
     class Meta:
         model = Dataset
         fields = ["id", "name", "kind", "builtin_name", "file_format", "file_name", "original_name", "options",
-                  "schema", "preview", "image_shape", "rows", "project", "created_at"]
+                  "schema", "preview", "image_shape", "rows", "state", "error", "content_hash", "size_bytes",
+                  "project", "created_at"]
         read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_schema(self, dataset: Dataset) -> dict:
+        return selectors.schema_summary(dataset.schema)
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_preview(self, dataset: Dataset) -> dict:
+        return selectors.preview_summary(dataset.preview)
 
     def get_file_name(self, dataset: Dataset) -> str:
         return dataset.file.name.rsplit("/", 1)[-1] if dataset.file else ""
@@ -67,6 +84,8 @@ class SamplesSerializer(serializers.Serializer):
     image_shape = serializers.ListField(child=serializers.IntegerField(), allow_null=True)
     label_names = serializers.ListField(child=serializers.CharField(), allow_null=True)
     feature_names = serializers.ListField(child=serializers.CharField(), allow_null=True)
+    feature_count = serializers.IntegerField(allow_null=True, required=False,
+                                             help_text="columns in all (feature_names lists the first 100)")
     results = SampleSerializer(many=True)
 
 
@@ -149,8 +168,11 @@ class DatasetListView(generics.GenericAPIView):
 
 
 class DatasetUploadView(APIView):
-    """Upload a dataset file (multipart). It is read by the engine first: a malformed file is a 400
-    naming the file, line and column, a file over the limit a 413, and nothing is stored."""
+    """Upload a dataset file (multipart). It is stored and answered at once with the dataset in
+    state ``processing``; a worker then reads and converts it, and the dataset becomes ``ready`` or
+    ``failed`` with the reason (a malformed file names the line and column, a file over a limit
+    names the limit). Bad fields are a 400 and a body over the upload limit a 413, with nothing
+    stored."""
 
     parser_classes = [MultiPartParser, FormParser]
 

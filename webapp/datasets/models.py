@@ -1,4 +1,7 @@
-"""Datasets: a built-in one of ``engine.data`` or an uploaded file, with its detected schema."""
+"""Datasets: a built-in one of ``engine.data`` or an uploaded file, with its detected schema.
+
+An upload is ``processing`` until a worker has read and converted it (``ready``, its arrays in the
+converted store, see ``engine.data.store``) or refused it (``failed``, with the reason in ``error``)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,11 @@ class Dataset(models.Model):
     class Kind(models.TextChoices):
         BUILTIN = "builtin"
         UPLOAD = "upload"
+
+    class State(models.TextChoices):
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="datasets", null=True, blank=True)
@@ -23,6 +31,10 @@ class Dataset(models.Model):
     schema = models.JSONField(default=dict)  # engine Dataset.schema(): shapes, dtypes, task, classes, rows
     preview = models.JSONField(default=dict)
     rows = models.PositiveIntegerField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.READY)
+    error = models.TextField(blank=True, default="")  # why a failed upload was refused
+    content_hash = models.CharField(max_length=64, blank=True, default="")  # SHA-256 of the converted arrays
+    size_bytes = models.BigIntegerField(default=0)  # disk used: the stored file and the converted store
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

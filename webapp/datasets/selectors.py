@@ -8,7 +8,9 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from engine import data as engine_data
-from webapp.datasets import images, uploads
+from engine.data import store
+from engine.errors import DataError
+from webapp.datasets import conversion, images, uploads
 from webapp.datasets.models import Dataset
 
 
@@ -39,17 +41,55 @@ def dataset_find(*, user, dataset_id) -> Dataset | None:
 
 
 def load_engine_dataset(dataset: Dataset) -> engine_data.Dataset:
-    """The engine ``Dataset`` of a record: the built-in generated with the stored options, or the
-    stored file read by the loader of its format with the stored options. For the workers."""
+    """The engine ``Dataset`` of a record, for the workers: a converted upload's store with its
+    arrays memory-mapped (a batch reads only its rows), the built-in generated with the stored
+    options, or (uploads stored before conversions existed) the stored file read by its loader."""
+    if dataset.state != Dataset.State.READY:
+        raise DataError(f"dataset '{dataset.name}' is {dataset.state}"
+                        + (f": {dataset.error}" if dataset.error else "; wait until it is ready"))
     options = dict(dataset.options)
     if dataset.kind == Dataset.Kind.BUILTIN:
         loaded = engine_data.load_builtin(dataset.builtin_name, **options)
+    elif (conversion.store_path(dataset.pk) / store.MANIFEST).is_file():
+        loaded = store.open_store(conversion.store_path(dataset.pk))
     else:
         path = dataset.file.path
         loaders = {"csv": engine_data.load_csv, "npz": engine_data.load_npz, "idx": engine_data.load_idx}
         loaded = loaders[dataset.file_format](path, **options)
     loaded.name = dataset.name
     return loaded
+
+
+LISTED_FEATURE_NAMES = 100
+LISTED_LABEL_NAMES = 1000
+PREVIEW_VALUES = 100  # values shown of each preview row
+
+
+def schema_summary(schema: dict) -> dict:
+    """The stored schema with its name lists cut (a 100,000-column CSV would otherwise make every
+    listing megabytes): ``feature_count`` and ``label_count`` give the totals."""
+    summary = dict(schema)
+    for key, count_key, limit in (("feature_names", "feature_count", LISTED_FEATURE_NAMES),
+                                  ("label_names", "label_count", LISTED_LABEL_NAMES)):
+        names = schema.get(key)
+        if isinstance(names, list):
+            summary[key] = names[:limit]
+            summary[count_key] = len(names)
+    return summary
+
+
+def preview_summary(preview: dict) -> dict:
+    """The stored preview with at most ``PREVIEW_VALUES`` values of each row."""
+    if not preview:
+        return preview
+    summary = schema_summary(preview)
+    summary["arrays"] = {name: [_first_values(row) for row in rows]
+                         for name, rows in (preview.get("arrays") or {}).items()}
+    return summary
+
+
+def _first_values(row):
+    return row[:PREVIEW_VALUES] if isinstance(row, list) else row
 
 
 def dataset_array_stand_ins(dataset: Dataset) -> dict[str, numpy.ndarray]:
@@ -107,7 +147,7 @@ def dataset_samples(dataset: Dataset, *, offset: int = 0, limit: int = 16) -> di
         if image_array:
             sample["image"] = images.sample_image(loaded.arrays[image_array][index], layout, low=low, high=high)
         sample["features"] = {
-            name: _json_value(array[index]) for name, array in loaded.arrays.items()
+            name: _first_values(_json_value(array[index])) for name, array in loaded.arrays.items()
             if name != loaded.target and name != image_array
         }
         results.append(sample)
@@ -119,7 +159,8 @@ def dataset_samples(dataset: Dataset, *, offset: int = 0, limit: int = 16) -> di
         "task": loaded.task,
         "image_shape": layout.shape if layout is not None else None,
         "label_names": names,
-        "feature_names": loaded.feature_names,
+        "feature_names": loaded.feature_names[:LISTED_FEATURE_NAMES] if loaded.feature_names else None,
+        "feature_count": len(loaded.feature_names) if loaded.feature_names else None,
         "results": results,
     }
 

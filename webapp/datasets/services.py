@@ -1,24 +1,31 @@
-"""Writes of datasets: from a built-in, from an upload (read by the engine first: a malformed
-file is refused and nothing is stored), renaming and deleting."""
+"""Writes of datasets: from a built-in, from an upload (stored, then read and converted by a
+worker: ``processing`` -> ``ready`` | ``failed``), renaming and deleting."""
 
 from __future__ import annotations
 
 import logging
 import math
+import re
+import time
+from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 
 from engine import data as engine_data
 from webapp.core.exceptions import Conflict, InvalidInput, PayloadTooLarge
-from webapp.datasets import uploads
+from webapp.datasets import conversion, uploads
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project
 
 log = logging.getLogger(__name__)
 PREVIEW_ROWS = 5
 PROBE_ROWS = 64  # rows generated to measure a built-in's size per row
+# The worker task that converts uploads (``workers.datasets``), sent by name on its own queue.
+CONVERT_DATASET_TASK = "workers.convert_dataset"
+DATASETS_QUEUE = "datasets"
+LABELS_PREFIX = "labels-"  # an IDX labels file beside the images, until the conversion
 
 
 def max_upload_bytes() -> int:
@@ -54,7 +61,7 @@ def dataset_create_builtin(*, owner, builtin: str, name: str = "", options: dict
     loaded = engine_data.load_builtin(builtin, **options)
     return Dataset.objects.create(
         owner=owner, project=project, name=name or builtin, kind=Dataset.Kind.BUILTIN, builtin_name=builtin,
-        options=options, schema=_json_ready(loaded.schema()), preview=_json_ready(loaded.preview(PREVIEW_ROWS)),
+        options=options, schema=json_ready(loaded.schema()), preview=json_ready(loaded.preview(PREVIEW_ROWS)),
         rows=len(loaded),
     )
 
@@ -77,9 +84,10 @@ def _check_builtin_size(builtin: str, options: dict) -> None:
 
 def dataset_create_upload(*, owner, file, labels_file=None, name: str = "", file_format: str | None = None,
                           options: dict | None = None, project: Project | None = None) -> Dataset:
-    """Read the uploaded file with the engine to detect its schema, then store it (IDX pairs and
-    zips of images as one converted ``.npz``). A malformed file is a 400 naming the file, line and
-    column (``DataError``); a file over the limit is a 413. Nothing is stored for either."""
+    """Store the uploaded file(s) and create the dataset ``processing``; a worker of the
+    ``datasets`` queue then reads and converts it (``dataset_convert``), never this process. The
+    format, the options and the size are checked here (a 400 or 413, nothing stored); what is in
+    the file is checked by the conversion, which fails the dataset with the reason."""
     check_upload_size(file_name=file.name, size=file.size)
     if labels_file is not None:
         check_upload_size(file_name=labels_file.name, size=labels_file.size)
@@ -92,35 +100,124 @@ def dataset_create_upload(*, owner, file, labels_file=None, name: str = "", file
         raise InvalidInput(f"unknown format '{file_format}'; expected one of {', '.join(uploads.FORMATS)}",
                            details={"format": [f"one of {', '.join(uploads.FORMATS)}"]})
     options = uploads.check_options(file_format, dict(options or {}))
-    parsed = uploads.parse_upload(
-        file_name=file.name, chunks=file.chunks(), file_format=file_format, options=options,
-        labels_name=labels_file.name if labels_file is not None else None,
-        labels_chunks=labels_file.chunks() if labels_file is not None else None,
-    )
-    if parsed.content is None:
-        file.seek(0)
-        content = file  # stored as uploaded, streamed in chunks
+    if labels_file is not None and file_format != "idx":
+        raise InvalidInput("a separate labels file is only read for IDX images", details={"labels": ["IDX only"]})
+    if file_format == "npz" and options.get("y_key") in ("none", "null"):  # unlabeled data
+        options["y_key"] = None
+    upload_name = uploads.safe_file_name(file.name)
+    # The stored name must let engine.data.load (and the exported script) tell the format again.
+    stored_name = (upload_name if uploads.detect_format(upload_name) == file_format
+                   else upload_name + uploads.STORED_SUFFIXES[file_format])
+    dataset = _dataset_store_upload(
+        owner=owner, project=project, name=(name or _name_of(stored_name))[:200], file_format=file_format,
+        options=options, file=file, stored_name=stored_name, labels_file=labels_file)
+    if settings.DATASET_CONVERSION_INLINE:
+        dataset_convert(dataset_id=dataset.pk)  # tests without a worker: this process's child, same limits
+        dataset.refresh_from_db()
     else:
-        content = ContentFile(parsed.content)
-    return _dataset_store(owner=owner, project=project, name=name or parsed.dataset.name or parsed.stored_name,
-                          parsed=parsed, content=content, original_name=uploads.safe_file_name(file.name))
+        transaction.on_commit(lambda: _enqueue_conversion(dataset.pk))
+    return dataset
+
+
+def _name_of(stored_name: str) -> str:
+    return re.sub(r"(\.gz)?$", "", stored_name).rsplit(".", 1)[0] or stored_name
 
 
 @transaction.atomic
-def _dataset_store(*, owner, project, name: str, parsed: uploads.ParsedUpload, content, original_name: str) -> Dataset:
-    dataset = Dataset(
-        owner=owner, project=project, name=name[:200], kind=Dataset.Kind.UPLOAD, file_format=parsed.file_format,
-        original_name=original_name[:200],
-        options=parsed.options, schema=_json_ready(parsed.dataset.schema()),
-        preview=_json_ready(parsed.dataset.preview(PREVIEW_ROWS)), rows=len(parsed.dataset),
-    )
-    dataset.file.save(parsed.stored_name, content, save=False)
+def _dataset_store_upload(*, owner, project, name: str, file_format: str, options: dict, file, stored_name: str,
+                          labels_file) -> Dataset:
+    dataset = Dataset.objects.create(
+        owner=owner, project=project, name=name, kind=Dataset.Kind.UPLOAD, file_format=file_format,
+        original_name=uploads.safe_file_name(file.name)[:200], options=options, state=Dataset.State.PROCESSING)
+    folder = conversion.dataset_folder(dataset.pk)
     try:
-        dataset.save()
+        file.seek(0)
+        dataset.file.name = default_storage.save(f"{folder}/{stored_name}", file)
+        if labels_file is not None:
+            labels_file.seek(0)
+            default_storage.save(f"{folder}/{LABELS_PREFIX}{uploads.safe_file_name(labels_file.name)}", labels_file)
+        dataset.size_bytes = dataset.file.size + (labels_file.size if labels_file is not None else 0)
+        dataset.save(update_fields=["file", "size_bytes"])
     except Exception:
-        dataset.file.delete(save=False)
+        conversion.remove_folder(Path(settings.MEDIA_ROOT) / folder)
         raise
     return dataset
+
+
+def _enqueue_conversion(dataset_id: int) -> None:
+    from webapp.runs.dispatch import celery_client
+
+    try:
+        celery_client().send_task(CONVERT_DATASET_TASK, args=(dataset_id,), queue=DATASETS_QUEUE)
+    except Exception as error:
+        log.exception("could not queue the conversion of dataset %s", dataset_id)
+        dataset_mark_failed(dataset_id=dataset_id, error=f"could not queue the conversion: {error}")
+
+
+def dataset_convert(*, dataset_id: int) -> Dataset | None:
+    """Read and convert a ``processing`` upload in a child process under the memory and size
+    limits (``webapp.datasets.conversion``), then record ``ready`` or ``failed``. A dataset in any
+    other state (a redelivered message, a deleted dataset) is left alone."""
+    dataset = Dataset.objects.filter(pk=dataset_id, state=Dataset.State.PROCESSING).first()
+    if dataset is None:
+        log.info("dataset %s is not processing; nothing to convert", dataset_id)
+        return None
+    folder = Path(settings.MEDIA_ROOT) / conversion.dataset_folder(dataset.pk)
+    labels = next(folder.glob(f"{LABELS_PREFIX}*"), None) if folder.is_dir() else None
+    upload = Path(dataset.file.path)
+    converts_to_npz = dataset.file_format == "zip" or labels is not None
+    store = conversion.store_path(dataset.pk)
+    conversion.remove_folder(store)  # a half-written store of an earlier, interrupted attempt
+    job = conversion.ConversionJob(
+        upload=upload, file_format=dataset.file_format, options=dict(dataset.options), store=store, labels=labels,
+        converted_npz=folder / conversion.converted_name(upload.name) if converts_to_npz else None)
+    started = time.monotonic()
+    result = conversion.convert_in_child(job)
+    log.info("dataset %s converted in %.2f s: %s", dataset_id, time.monotonic() - started,
+             "refused" if "error" in result else "ready")
+    if "error" in result:
+        conversion.remove_folder(folder)  # a refused file is not kept
+        return dataset_mark_failed(dataset_id=dataset_id, error=result["error"])
+    stored_file = dataset.file.name
+    if job.converted_npz is not None:  # IDX pairs and zips are kept as the .npz they became
+        upload.unlink(missing_ok=True)
+        if labels is not None:
+            labels.unlink(missing_ok=True)
+        stored_file = f"{conversion.dataset_folder(dataset.pk)}/{job.converted_npz.name}"
+    manifest = result["manifest"]
+    size = (Path(settings.MEDIA_ROOT) / stored_file).stat().st_size + manifest["size_bytes"]
+    return dataset_mark_ready(dataset_id=dataset_id, schema=result["schema"], preview=result["preview"],
+                              rows=result["rows"], content_hash=manifest["content_hash"], size_bytes=size,
+                              stored_file=stored_file, file_format="npz" if converts_to_npz else dataset.file_format,
+                              options=_stored_options(dataset, converts_to_npz))
+
+
+def _stored_options(dataset: Dataset, converts_to_npz: bool) -> dict:
+    """The loader options that read the stored file (``engine.data.load``, the exported script)."""
+    if converts_to_npz:
+        return {"task": "classification"}
+    if dataset.file_format == "tsv":
+        return {"delimiter": "\t", **dataset.options}
+    return dict(dataset.options)
+
+
+@transaction.atomic
+def dataset_mark_ready(*, dataset_id: int, schema: dict, preview: dict, rows: int, content_hash: str,
+                       size_bytes: int, stored_file: str, file_format: str, options: dict) -> Dataset | None:
+    """``processing`` -> ``ready`` (only from processing: a dataset deleted meanwhile stays deleted)."""
+    updated = Dataset.objects.filter(pk=dataset_id, state=Dataset.State.PROCESSING).update(
+        state=Dataset.State.READY, error="", schema=schema, preview=preview, rows=rows, content_hash=content_hash,
+        size_bytes=size_bytes, file=stored_file, file_format="csv" if file_format == "tsv" else file_format,
+        options=options)
+    return Dataset.objects.filter(pk=dataset_id).first() if updated else None
+
+
+@transaction.atomic
+def dataset_mark_failed(*, dataset_id: int, error: str) -> Dataset | None:
+    """``processing`` -> ``failed`` with the reason; the refused file is not kept."""
+    updated = Dataset.objects.filter(pk=dataset_id, state=Dataset.State.PROCESSING).update(
+        state=Dataset.State.FAILED, error=error[:4000], size_bytes=0, file="")
+    return Dataset.objects.filter(pk=dataset_id).first() if updated else None
 
 
 @transaction.atomic
@@ -132,15 +229,18 @@ def dataset_update(*, dataset: Dataset, name: str) -> Dataset:
 
 @transaction.atomic
 def dataset_delete(*, dataset: Dataset) -> None:
-    """Deletes the record and its stored file; refused (409) while runs use the dataset."""
+    """Deletes the record, its stored file and its converted store; refused (409) while runs use
+    the dataset."""
     runs = list(dataset.runs.values_list("pk", flat=True)[:20])
     if runs:
         raise Conflict(f"dataset '{dataset.name}' is used by run(s) {', '.join(map(str, runs))}; delete them first",
                        details={"runs": runs})
     file = dataset.file
+    folder = Path(settings.MEDIA_ROOT) / conversion.dataset_folder(dataset.pk)
     dataset.delete()
     if file:
         transaction.on_commit(lambda: _remove_file(file))
+    transaction.on_commit(lambda: conversion.remove_folder(folder))
 
 
 def _remove_file(file) -> None:
@@ -150,15 +250,15 @@ def _remove_file(file) -> None:
         log.warning("could not remove dataset file %s: %s", file.name, error)
 
 
-def _json_ready(value):
+def json_ready(value):
     """Schema and preview as plain JSON: NumPy scalars and arrays become numbers and lists,
     non-finite numbers become null."""
     if isinstance(value, dict):
-        return {str(key): _json_ready(item) for key, item in value.items()}
+        return {str(key): json_ready(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(item) for item in value]
+        return [json_ready(item) for item in value]
     if hasattr(value, "tolist"):
-        return _json_ready(value.tolist())
+        return json_ready(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if value is None or isinstance(value, str | int | float | bool):

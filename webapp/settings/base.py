@@ -154,6 +154,24 @@ MAX_UPLOAD_BYTES = int(os.environ.get("NETFORGE_MAX_UPLOAD_MB", "200")) * 1024 *
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024  # JSON bodies
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# Uploaded datasets are untrusted (design contract 7): the ASGI guard (webapp/datasets/upload_guard.py)
+# refuses an upload body over MAX_UPLOAD_BYTES (plus the multipart framing) from its Content-Length or
+# as its chunks arrive, and one that stalls for UPLOAD_READ_TIMEOUT_SECONDS between chunks. Decoding
+# runs on the "datasets" queue in a child process whose address space may grow by at most
+# DATASET_CONVERSION_MEMORY_MB, after these header checks.
+UPLOAD_READ_TIMEOUT_SECONDS = float(os.environ.get("NETFORGE_UPLOAD_READ_TIMEOUT_SECONDS", "30"))
+DATASET_CONVERSION_MEMORY_BYTES = int(os.environ.get("NETFORGE_DATASET_CONVERSION_MEMORY_MB", "2048")) * 1024 * 1024
+DATASET_CONVERSION_TIMEOUT_SECONDS = float(os.environ.get("NETFORGE_DATASET_CONVERSION_TIMEOUT_SECONDS", "600"))
+DATASET_MAX_PIXELS = int(os.environ.get("NETFORGE_DATASET_MAX_PIXELS", str(4096 * 4096)))  # per image
+DATASET_MAX_ARRAY_MB = int(os.environ.get("NETFORGE_DATASET_MAX_ARRAY_MB", "1024"))  # one decoded array
+DATASET_MAX_DECOMPRESSED_MB = int(os.environ.get("NETFORGE_DATASET_MAX_DECOMPRESSED_MB", "1024"))  # gzip/zip
+DATASET_MAX_ARCHIVE_MEMBERS = int(os.environ.get("NETFORGE_DATASET_MAX_ARCHIVE_MEMBERS", "200000"))
+DATASET_MAX_ROWS = int(os.environ.get("NETFORGE_DATASET_MAX_ROWS", "10000000"))
+DATASET_MAX_COLUMNS = int(os.environ.get("NETFORGE_DATASET_MAX_COLUMNS", "20000"))
+# Where uploads are converted: on the "datasets" queue's worker, or (tests without a worker) in the
+# web process's own child, under the same limits.
+DATASET_CONVERSION_INLINE = os.environ.get("NETFORGE_DATASET_CONVERSION_INLINE", "0") == "1"
+
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request then gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -15,3 +15,6 @@ RUN_HEARTBEAT_SECONDS = 0.5
 RUN_STALE_AFTER_SECONDS = 5.0
 # Small, so that the platform tests' reconnects (Redis restart, ?after=) are sent in several chunks.
 LIVE_CATCH_UP_CHUNK_POINTS = 500
+# Uploaded datasets are converted in the test process's own child (under the same limits) unless the
+# platform harness, which runs a worker for the "datasets" queue, says otherwise.
+DATASET_CONVERSION_INLINE = os.environ.get("NETFORGE_DATASET_CONVERSION_INLINE", "1") == "1"

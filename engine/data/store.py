@@ -1,0 +1,94 @@
+"""The converted store of a dataset: one ``.npy`` per array in a folder, and ``manifest.json``.
+
+A dataset is converted once (``write_store``); training then opens the arrays memory-mapped
+(``open_store``), so a batch reads its rows from disk and a dataset may be larger than the memory
+of the process that trains on it. The manifest holds the schema and a SHA-256 of the arrays'
+files (``content_hash``), which says whether two stores hold the same data.
+
+::
+
+    manifest = write_store(dataset, folder)
+    same = open_store(folder)        # arrays are numpy.memmap, read-only
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy
+
+from engine.data.dataset import Dataset
+from engine.errors import DataError
+
+FORMAT = "netforge.store/1"
+MANIFEST = "manifest.json"
+HASH_CHUNK_BYTES = 1 << 22
+
+
+def write_store(dataset: Dataset, folder: str | os.PathLike) -> dict:
+    """Write ``dataset``'s arrays and manifest into ``folder`` (created); returns the manifest."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    arrays = {}
+    for name, array in dataset.arrays.items():
+        file_name = f"{_safe_array_name(name)}.npy"
+        array = numpy.ascontiguousarray(array)
+        numpy.save(folder / file_name, array, allow_pickle=False)
+        digest.update(name.encode() + b"\0")
+        _hash_file(folder / file_name, digest)
+        arrays[name] = {"file": file_name, "shape": list(array.shape), "dtype": str(array.dtype)}
+    manifest = {
+        "format": FORMAT,
+        "content_hash": digest.hexdigest(),
+        "size_bytes": sum((folder / entry["file"]).stat().st_size for entry in arrays.values()),
+        "arrays": arrays,
+        "task": dataset.task,
+        "name": dataset.name,
+        "num_classes": dataset.num_classes,
+        "label_names": dataset.label_names,
+        "feature_names": dataset.feature_names,
+        "description": dataset.description,
+        "metadata": dataset.metadata,
+        "target": dataset.target,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    return manifest
+
+
+def read_manifest(folder: str | os.PathLike) -> dict:
+    path = Path(folder) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{folder}: no converted dataset here (missing {MANIFEST})") from None
+    if manifest.get("format") != FORMAT:
+        raise DataError(f"{path}: unknown store format {manifest.get('format')!r}; expected {FORMAT}")
+    return manifest
+
+
+def open_store(folder: str | os.PathLike) -> Dataset:
+    """The stored dataset with its arrays memory-mapped read-only: indexing a batch of rows reads
+    only those rows (fancy indexing returns an in-memory copy of them)."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    arrays = {name: numpy.load(folder / entry["file"], mmap_mode="r", allow_pickle=False)
+              for name, entry in manifest["arrays"].items()}
+    return Dataset(arrays=arrays, task=manifest["task"], name=manifest.get("name", ""),
+                   num_classes=manifest.get("num_classes"), label_names=manifest.get("label_names"),
+                   feature_names=manifest.get("feature_names"), description=manifest.get("description", ""),
+                   metadata=dict(manifest.get("metadata") or {}), target=manifest.get("target", "y"))
+
+
+def _hash_file(path: Path, digest) -> None:
+    with path.open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+
+
+def _safe_array_name(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
+    return safe or "array"

@@ -1,0 +1,211 @@
+"""Reading an uploaded dataset in a child process under a memory limit (design contract 7).
+
+The worker of the ``datasets`` queue (``workers.datasets``) forks a child that sets
+``RLIMIT_AS`` to the address space it inherited plus ``DATASET_CONVERSION_MEMORY_BYTES``, reads
+the upload with ``engine.data.convert`` under the ``DATASET_MAX_*`` limits (checked from headers
+before decoding), and writes the converted store (``engine.data.store``). The child only touches
+files: it sends its result (the manifest, or the reason it refused the file) back over a pipe, and
+the parent records it through the services. A child that dies (the kernel's OOM killer, a crash in
+a decoder) or overruns ``DATASET_CONVERSION_TIMEOUT_SECONDS`` fails the dataset with that reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import resource
+import select
+import shutil
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import numpy
+from django.conf import settings
+
+from engine.data.limits import LimitExceeded, Limits, describe_bytes
+from engine.errors import DataError
+
+log = logging.getLogger(__name__)
+PREVIEW_ROWS = 5
+RESULT_LIMIT_BYTES = 64 * 1024 * 1024  # the child's answer: schema and preview, never the data
+STORE_FOLDER = "store"
+
+
+def limits_from_settings() -> Limits:
+    return Limits(
+        max_pixels=int(settings.DATASET_MAX_PIXELS),
+        max_array_bytes=int(settings.DATASET_MAX_ARRAY_MB) * 1024 * 1024,
+        max_decompressed_bytes=int(settings.DATASET_MAX_DECOMPRESSED_MB) * 1024 * 1024,
+        max_archive_members=int(settings.DATASET_MAX_ARCHIVE_MEMBERS),
+        max_rows=int(settings.DATASET_MAX_ROWS),
+        max_columns=int(settings.DATASET_MAX_COLUMNS),
+    )
+
+
+# The settings behind each engine limit, so that a refusal names what an operator can change.
+LIMIT_SETTINGS = {
+    "max_pixels": "NETFORGE_DATASET_MAX_PIXELS",
+    "max_array_bytes": "NETFORGE_DATASET_MAX_ARRAY_MB",
+    "max_decompressed_bytes": "NETFORGE_DATASET_MAX_DECOMPRESSED_MB",
+    "max_archive_members": "NETFORGE_DATASET_MAX_ARCHIVE_MEMBERS",
+    "max_rows": "NETFORGE_DATASET_MAX_ROWS",
+    "max_columns": "NETFORGE_DATASET_MAX_COLUMNS",
+}
+
+
+@dataclasses.dataclass
+class ConversionJob:
+    """What the child reads and where it writes: paths in the dataset's folder."""
+
+    upload: Path
+    file_format: str  # csv | tsv | npz | idx | zip
+    options: dict
+    store: Path  # the converted store's folder (created)
+    labels: Path | None = None
+    converted_npz: Path | None = None  # where IDX pairs and zips are also kept as one .npz (downloads)
+
+
+def convert_in_child(job: ConversionJob) -> dict:
+    """The child's result: ``{"manifest", "schema", "preview", "rows"}`` when the store is written,
+    or ``{"error", "limit"}`` when the file is refused or the child died."""
+    memory = int(settings.DATASET_CONVERSION_MEMORY_BYTES)
+    timeout = float(settings.DATASET_CONVERSION_TIMEOUT_SECONDS)
+    limits = limits_from_settings()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into the parent's code
+        status = 1
+        try:
+            os.close(read_end)
+            result = _child_convert(job, limits, memory)
+            status = 0
+        except BaseException as error:  # noqa: BLE001
+            result = {"error": f"the conversion failed unexpectedly: {type(error).__name__}: {error}"}
+        finally:
+            try:
+                with os.fdopen(write_end, "wb") as pipe:
+                    pipe.write(json.dumps(result).encode())
+            finally:
+                os._exit(status)
+    os.close(write_end)
+    try:
+        answer, timed_out = _read_answer(read_end, timeout)
+    finally:
+        os.close(read_end)
+    if timed_out:
+        os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if timed_out:
+        return {"error": f"the conversion took longer than the limit NETFORGE_DATASET_CONVERSION_TIMEOUT_SECONDS="
+                         f"{timeout:g} and was stopped", "limit": "NETFORGE_DATASET_CONVERSION_TIMEOUT_SECONDS"}
+    if os.WIFSIGNALED(status) or not answer:
+        how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+               else f"exited with status {os.WEXITSTATUS(status)}")
+        return {"error": f"the conversion process {how}; the file probably needs more memory than the limit "
+                         f"NETFORGE_DATASET_CONVERSION_MEMORY_MB={memory // (1024 * 1024)} allows",
+                "limit": "NETFORGE_DATASET_CONVERSION_MEMORY_MB"}
+    return json.loads(answer)
+
+
+def _read_answer(read_end: int, timeout: float) -> tuple[bytes, bool]:
+    deadline = time.monotonic() + timeout
+    pieces, size = [], 0
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return b"", True
+        ready, _, _ = select.select([read_end], [], [], min(remaining, 1.0))
+        if not ready:
+            continue
+        chunk = os.read(read_end, 1 << 16)
+        if not chunk:
+            return b"".join(pieces), False
+        size += len(chunk)
+        if size > RESULT_LIMIT_BYTES:
+            return b"", False
+        pieces.append(chunk)
+
+
+def _address_space_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _child_convert(job: ConversionJob, limits: Limits, memory: int) -> dict:
+    """In the child: limit the address space, read, write the store; refusals become results."""
+    from engine.data.convert import convert_file
+    from engine.data.store import write_store
+    from webapp.datasets.services import json_ready
+
+    # The child inherits the worker's mappings (its libraries, thread stacks): the limit is what
+    # the conversion may add to them.
+    limit = _address_space_bytes() + memory
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    # pyarrow's default allocators reserve address space in large arenas; the system allocator
+    # keeps RLIMIT_AS meaning what the data needs.
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    try:
+        with tempfile.TemporaryDirectory(prefix="netforge-convert-", dir=job.store.parent) as work:
+            dataset = convert_file(job.upload, file_format=job.file_format, options=job.options,
+                                   limits=limits, work_folder=work, labels_path=job.labels)
+            if job.converted_npz is not None:
+                _write_converted_npz(dataset, job.converted_npz)
+            manifest = write_store(dataset, job.store)
+            return {"manifest": manifest, "schema": json_ready(dataset.schema()),
+                    "preview": json_ready(dataset.preview(PREVIEW_ROWS)), "rows": len(dataset)}
+    except LimitExceeded as error:
+        setting = LIMIT_SETTINGS.get(error.limit, error.limit)
+        return {"error": f"{error} (the setting {setting})", "limit": error.limit, "value": error.value}
+    except DataError as error:
+        return {"error": str(error)}
+    except MemoryError:
+        return {"error": f"the file needs more memory than the limit NETFORGE_DATASET_CONVERSION_MEMORY_MB="
+                         f"{memory // (1024 * 1024)} ({describe_bytes(memory)}) allows to read it",
+                "limit": "NETFORGE_DATASET_CONVERSION_MEMORY_MB", "value": memory}
+
+
+def _write_converted_npz(dataset, path: Path) -> None:
+    """One ``.npz`` of x and y, with y as the original label values (integers where they all are,
+    else the class names), so ``engine.data.load`` reads it back to the same classes: what the
+    exported training script and downloads use for IDX pairs and zips of images."""
+    arrays = {"x": numpy.asarray(dataset.arrays["x"])}
+    if "y" in dataset.arrays:
+        names = list(dataset.label_names or [])
+        try:
+            values = numpy.asarray([int(label) for label in names], dtype=numpy.int64)
+        except ValueError:
+            values = numpy.asarray(names, dtype=str)
+        labels = numpy.asarray(dataset.arrays["y"])
+        arrays["y"] = values[labels] if len(values) else labels
+    numpy.savez(path, **arrays)
+
+
+def dataset_folder(dataset_id: int) -> str:
+    """The storage folder of a dataset's files (relative to MEDIA_ROOT)."""
+    return f"datasets/{dataset_id}"
+
+
+def store_path(dataset_id: int) -> Path:
+    return Path(settings.MEDIA_ROOT) / dataset_folder(dataset_id) / STORE_FOLDER
+
+
+def converted_name(upload_name: str) -> str:
+    return re.sub(r"(\.gz|\.zip)$", "", upload_name) + ".npz"
+
+
+def remove_folder(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as error:  # a stray folder is only disk space
+        log.warning("could not remove %s: %s", path, error)
