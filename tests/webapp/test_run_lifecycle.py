@@ -35,6 +35,14 @@ def make_run(project, graph_version, digits):
     return make
 
 
+def finish_as(state: str):
+    def finish(run: Run):
+        return lifecycle.run_finish(run_id=run.pk, attempt=run.attempt, state=state, final_metrics={"loss": 0.5},
+                                    epochs_completed=3)
+
+    return finish
+
+
 # Each transition function, called as its caller does for a run it has just read (``run``), with
 # the state it asks for. One row per target state the function can reach.
 CALLS = {
@@ -43,9 +51,7 @@ CALLS = {
                                                                      previous_task_id=run.task_id),
     ("run_heartbeat", RUNNING): lambda run: lifecycle.run_heartbeat(run_id=run.pk, attempt=run.attempt,
                                                                     steps_completed=40, last_sequence=41),
-    **{("run_finish", state): (lambda state: lambda run: lifecycle.run_finish(
-        run_id=run.pk, attempt=run.attempt, state=state, final_metrics={"loss": 0.5}, epochs_completed=3))(state)
-       for state in (SUCCEEDED, FAILED, CANCELLED)},
+    **{("run_finish", state): finish_as(state) for state in (SUCCEEDED, FAILED, CANCELLED)},
     ("run_fail", FAILED): lambda run: lifecycle.run_fail(run_id=run.pk, error="the broker is away",
                                                          from_state=run.state),
     ("run_cancel_abandoned", CANCELLED): lambda run: lifecycle.run_cancel_abandoned(run_id=run.pk,
