@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 FRONTEND_BUILT := frontend/dist/index.html
 FRONTEND_INSTALLED := frontend/node_modules/.installed
 
-.PHONY: run test test-postgres test-frontend chromium postgresql h2load bench crosscheck lock clean protos
+.PHONY: run test test-postgres test-frontend chromium postgresql h2load bench crosscheck lock clean protos api-types
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,7 +55,15 @@ h2load:
 		|| echo "could not install nghttp2-client: the serving bench will use grpc's Python client"; }
 
 test-frontend: $(FRONTEND_INSTALLED)
-	cd frontend && npx tsc --noEmit && npx vitest run
+	cd frontend && npx tsc --noEmit && npm run --silent check:api-types && npx vitest run
+
+# The server's OpenAPI document, committed as frontend/src/api/openapi.json, and the TypeScript
+# types generated from it (frontend/src/api/schema.d.ts; never edited by hand). Run it after
+# changing a serializer or an endpoint: tests/webapp/test_openapi.py and make test-frontend fail
+# while either file is stale.
+api-types: $(INSTALLED) $(FRONTEND_INSTALLED)
+	DJANGO_SETTINGS_MODULE=webapp.settings.test $(PY) manage.py spectacular --format openapi-json --file frontend/src/api/openapi.json
+	cd frontend && npm run --silent api-types
 
 test: $(INSTALLED) $(FRONTEND_BUILT) chromium postgresql test-frontend
 	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \

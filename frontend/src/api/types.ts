@@ -1,4 +1,16 @@
-// The server's JSON shapes, as the REST API (/api/schema/) and the run WebSocket send them.
+// The server's JSON shapes, as the REST API and the run WebSocket send them. The REST resources
+// are the types generated from the server's OpenAPI document (schema.d.ts, from openapi.json by
+// `make api-types`; never edited by hand), under the names the app imports. Written here by hand:
+// the op catalog and the validation report (GET /api/ops and POST /api/graphs/validate serve the
+// engine's JSON documents, which the OpenAPI document describes only as objects), the editor
+// document, the WebSocket's messages, and the refinements of JSON fields the serializers declare
+// without a type (marked "refined").
+import type { components } from "./schema";
+
+type Schemas = components["schemas"];
+
+/** `T` with the fields of `Refined` typed as `Refined` says (JSON fields the schema leaves untyped). */
+type Refine<T, Refined> = Omit<T, keyof Refined> & Refined;
 
 export type ParamType = "int" | "float" | "bool" | "str" | "choice" | "axes" | "int_list" | "shape" | "dict" | "padding";
 
@@ -133,79 +145,31 @@ export interface ValidationReport {
   batch_size: number;
 }
 
-export interface User {
-  id: number;
-  username: string;
-  email?: string;
-}
+export type User = Schemas["User"];
 
-export interface Project {
-  id: number;
-  name: string;
-  description: string;
-  created_at: string;
-  updated_at: string;
-  latest_version?: GraphVersionSummary | null;
-  [key: string]: unknown;
-}
+export type Project = Schemas["Project"];
 
-export interface GraphVersionSummary {
-  id: number;
-  number: number;
-  name: string;
-  message: string;
-  created_at: string;
-  summary: Record<string, unknown>;
-}
+// refined: a version's summary is the engine's totals for it (JSONField)
+export type GraphVersionSummary = Refine<Schemas["GraphVersionSummary"], { readonly summary: Record<string, unknown> }>;
 
-export interface GraphVersion extends GraphVersionSummary {
-  project: number;
-  editor_document: EditorDocument;
-  spec: unknown;
-}
+// refined: the saved editor document (JSONField)
+export type GraphVersion = Refine<Schemas["GraphVersion"], { readonly summary: Record<string, unknown>; readonly editor_document: EditorDocument }>;
 
-export type RunState = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+export type RunState = Schemas["RunStateEnum"];
 
-export interface Run {
-  id: number;
-  project: number;
-  graph_version: number;
-  graph_name: string;
-  graph_version_number: number;
-  dataset: number;
-  dataset_name: string;
-  name: string;
-  hyperparameters: Record<string, unknown>;
-  device: string;
-  workers: number;
-  state: RunState;
-  cancel_requested: boolean;
-  attempt: number;
-  worker: string;
-  created_by: string;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  heartbeat_at: string | null;
-  epochs_completed: number;
-  steps_completed: number;
-  last_sequence: number;
-  final_metrics: Record<string, number>;
-  error: string;
-  tags: string[];
-  notes: string;
-  [key: string]: unknown;
-}
+// refined: the training options, final metrics and tags (JSONFields)
+export type Run = Refine<Schemas["Run"], {
+  readonly hyperparameters: Record<string, unknown>;
+  readonly final_metrics: Record<string, number>;
+  readonly tags: string[];
+}>;
 
-export interface Dataset {
-  id: number;
-  name: string;
-  kind: string;
-  builtin_name?: string;
-  file_format?: string;
-  schema?: Record<string, unknown>;
-  [key: string]: unknown;
-}
+// refined: the dataset's arrays, options and preview rows (JSONFields)
+export type Dataset = Refine<Schemas["Dataset"], {
+  readonly schema: Record<string, unknown>;
+  readonly options: Record<string, unknown>;
+  readonly preview: unknown;
+}>;
 
 // One metric point as stored and streamed.
 export interface MetricPoint {
@@ -253,29 +217,14 @@ export interface BuiltinDataset {
 }
 
 // GET /api/datasets/<id>/samples?offset=&limit=
-export interface DatasetSample {
-  index: number;
-  label: unknown;
-  label_name: string | null;
-  /** A PNG data URL, for image data. */
-  image?: string;
-  features: Record<string, unknown>;
-}
+export type DatasetSample = Schemas["Sample"];
 
-export interface DatasetSamples {
-  dataset: number;
-  count: number;
-  offset: number;
-  limit: number;
-  task: string;
-  image_shape: number[] | null;
-  label_names: string[] | null;
-  feature_names: string[] | null;
-  results: DatasetSample[];
-}
+export type DatasetSamples = Schemas["Samples"];
 
 // GET /api/runs/<id>/evaluation: what the trained model does on the held-out split. The fields are
-// optional because classification and regression runs fill different ones.
+// optional because classification and regression runs fill different ones. Kept by hand (the
+// server's shape is Schemas["Evaluation"]): runs/evaluation.ts also reads other spellings of its
+// fields (label, prediction, pixels, y_true and y_pred, per-class arrays), which that type lacks.
 export interface RunEvaluation {
   /** pending (run not finished), ready, failed (with error), unavailable (with reason). */
   state?: "pending" | "ready" | "failed" | "unavailable";

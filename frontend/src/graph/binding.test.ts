@@ -3,8 +3,8 @@ import type { Dataset } from "../api/types";
 import { bindingFields, boundDatasetId } from "./binding";
 import { NODE_TYPE, type GraphNode } from "./types";
 
-const digits: Dataset = {
-  id: 7, name: "digits", kind: "builtin",
+const digits: Pick<Dataset, "id" | "schema"> = {
+  id: 7,
   schema: { arrays: { x: { shape: [64], dtype: "float32" }, label: { shape: [], dtype: "int64" } }, target: "label" },
 };
 

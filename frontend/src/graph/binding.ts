@@ -13,7 +13,7 @@ interface DatasetSchema {
 
 /** The input node's fields bound to `dataset` as `role` (features read array x, labels array y or
  *  the schema's target), or unbound when `dataset` is null. */
-export function bindingFields(fields: Fields, dataset: Dataset | null, role: InputRole): Fields {
+export function bindingFields(fields: Fields, dataset: Pick<Dataset, "id" | "schema"> | null, role: InputRole): Fields {
   if (!dataset) {
     const unbound = { ...fields };
     delete unbound.dataset;
