@@ -240,14 +240,13 @@ def read_image_zip(path: Path, limits: Limits) -> Dataset:
             data = read_member_capped(archive, member, budget, limits, name)
             try:
                 image = Image.open(io.BytesIO(data))
-            except Image.DecompressionBombError:
-                image = None  # over twice the limit: Pillow refuses before we can read the size
+            except Image.DecompressionBombError as error:  # over twice the limit: Pillow's own check
+                raise LimitExceeded(f"{name}: '{member.filename}': {error}; the limit is "
+                                    f"max_pixels={limits.max_pixels}",
+                                    limit="max_pixels", value=limits.max_pixels * 2 + 1,
+                                    maximum=limits.max_pixels) from None
             except Exception as error:  # noqa: BLE001 - Pillow raises many kinds for damaged images
                 raise DataError(f"{name}: '{member.filename}' is not a readable image ({error})") from None
-            if image is None:
-                raise LimitExceeded(f"{name}: '{member.filename}' is an image over the limit max_pixels="
-                                    f"{limits.max_pixels}", limit="max_pixels", value=limits.max_pixels + 1,
-                                    maximum=limits.max_pixels)
             check_image_pixels(f"{name}: '{member.filename}'", image.size, limits)  # from the header
             if size is None:
                 size = image.size

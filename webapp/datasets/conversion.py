@@ -145,14 +145,18 @@ def _child_convert(job: ConversionJob, limits: Limits, memory: int) -> dict:
     from engine.data.store import write_store
     from webapp.datasets.services import json_ready
 
-    # The child inherits the worker's mappings (its libraries, thread stacks): the limit is what
-    # the conversion may add to them.
-    limit = _address_space_bytes() + memory
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    # The decoders' libraries are mapped before the limit, which is then what the data may add to
+    # the address space the child inherited (the worker's libraries, its threads' stacks).
     # pyarrow's default allocators reserve address space in large arenas; the system allocator
     # keeps RLIMIT_AS meaning what the data needs.
     os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    import PIL.Image  # noqa: F401, PLC0415
+    import pyarrow.compute  # noqa: F401, PLC0415
+    import pyarrow.csv  # noqa: F401, PLC0415
+
+    limit = _address_space_bytes() + memory
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
     try:
         with tempfile.TemporaryDirectory(prefix="netforge-convert-", dir=job.store.parent) as work:
             dataset = convert_file(job.upload, file_format=job.file_format, options=job.options,
