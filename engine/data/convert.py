@@ -37,6 +37,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".ti
 FLOAT32_BYTES = 4
 GREY_MODES = ("1", "L", "I;16", "I", "F")
 LISTED_COLUMNS = 50  # columns named in a message about a missing target
+CSV_BLOCK_BYTES = 8 << 20  # pyarrow reads CSV in blocks of this size (its unit of parallel parsing)
 
 
 def convert_file(path: str | os.PathLike, *, file_format: str, options: dict, limits: Limits,
@@ -111,47 +112,52 @@ def _csv_header(path: Path, delimiter: str, name: str) -> list[str]:
 
 def _read_csv_with_pyarrow(path: Path, *, header: list[str], target: str, delimiter: str, task: str | None,
                            limits: Limits, shown_name: str) -> Dataset | None:
-    """The dataset, or None where the precise reader must decide (a malformed or unusual file)."""
-    import pyarrow
-    import pyarrow.compute
-    import pyarrow.csv
+    """The dataset, or None where the precise reader must decide (a malformed or unusual file).
+
+    The file streams in blocks (``CSV_BLOCK_BYTES``), each turned into float32 features at once,
+    so memory holds the result and one block, not the text and a table of it."""
+    import pyarrow  # noqa: PLC0415 - only conversions need it
+    import pyarrow.csv  # noqa: PLC0415
 
     if len(set(header)) != len(header) or not all(header) or len(header) < 2:
         return None
+    features = [column for column in header if column != target]
+    column_types = {column: pyarrow.float64() for column in features}
+    column_types[target] = pyarrow.string()
+    blocks, labels, rows = [], [], 0
     try:
-        table = pyarrow.csv.read_csv(
+        reader = pyarrow.csv.open_csv(
             path,
-            read_options=pyarrow.csv.ReadOptions(column_names=header, skip_rows=_header_line_count(path, delimiter)),
+            read_options=pyarrow.csv.ReadOptions(column_names=header, skip_rows=_header_line_count(path, delimiter),
+                                                 block_size=CSV_BLOCK_BYTES),
             parse_options=pyarrow.csv.ParseOptions(delimiter=delimiter),
-            convert_options=pyarrow.csv.ConvertOptions(column_types={target: pyarrow.string()},
-                                                       strings_can_be_null=False),
+            convert_options=pyarrow.csv.ConvertOptions(column_types=column_types, strings_can_be_null=False),
         )
+        for batch in reader:
+            rows += batch.num_rows
+            check_count(shown_name, "rows", rows, "max_rows", limits.max_rows)
+            block = numpy.empty((batch.num_rows, len(features)), dtype=numpy.float32)
+            for index, column in enumerate(features):
+                values = batch.column(column)
+                if values.null_count:
+                    return None
+                block[:, index] = values.to_numpy()
+            if not numpy.isfinite(block).all():
+                return None
+            blocks.append(block)
+            labels.append(batch.column(target))
     except (pyarrow.ArrowInvalid, UnicodeDecodeError):
         return None
-    check_count(shown_name, "rows", table.num_rows, "max_rows", limits.max_rows)
-    if table.num_rows == 0:
+    if rows == 0:
         return None
-    features = [column for column in header if column != target]
-    columns = []
-    for column in features:
-        values = table.column(column)
-        if not (pyarrow.types.is_integer(values.type) or pyarrow.types.is_floating(values.type)) or values.null_count:
-            return None
-        columns.append(values.to_numpy())
-    x = numpy.empty((table.num_rows, len(features)), dtype=numpy.float32)
-    for index, values in enumerate(columns):
-        x[:, index] = values
-    if not numpy.isfinite(x).all():
-        return None
-    labels = table.column(target)
-    if pyarrow.compute.any(pyarrow.compute.equal(pyarrow.compute.utf8_trim_whitespace(labels), "")).as_py():
-        return None
-    y = _typed_target(labels, task)
+    x = blocks[0] if len(blocks) == 1 else numpy.concatenate(blocks)
+    del blocks
+    y = _typed_target(pyarrow.chunked_array(labels, type=pyarrow.string()), task)
     if y is None:
         return None
     stem = Path(shown_name).name.removesuffix(".gz")
     return from_arrays(x, y, task=task, name=Path(stem).stem, feature_names=features, source=shown_name,
-                       description=f"{stem}: {table.num_rows} rows, {len(features)} features, target '{target}'")
+                       description=f"{stem}: {rows} rows, {len(features)} features, target '{target}'")
 
 
 def _header_line_count(path: Path, delimiter: str) -> int:
