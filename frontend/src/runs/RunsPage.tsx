@@ -2,16 +2,15 @@
 // their configurations.
 import { useCallback, useEffect, useMemo, useState } from "react";
 import { Link, useParams, useSearchParams } from "react-router-dom";
-import { api, apiAll, errorMessage } from "../api/client";
-import type { Project, Run, SeriesHistory } from "../api/types";
+import { errorMessage } from "../api/client";
+import type { Project, Run } from "../api/types";
 import { formatDuration, formatValue } from "../charts/chart";
 import { higherIsBetter } from "../charts/metrics";
-import { UPlotChart } from "../charts/UPlotChart";
-import { compareRows, compareSource, runColor, type CompareOptions } from "./compare";
-import { CurveControls } from "./CurveControls";
-import { X_AXIS_LABELS } from "./runCharts";
+import { fetchProject, fetchProjectRuns } from "./api";
+import { ComparePanel } from "./ComparePanel";
+import { formatCell, formatPlain } from "./formatting";
 import { durationSeconds, formatDateTime, optimizerOf, RUN_STATES, runTitle } from "./runInfo";
-import { METRIC_COLUMN_PREFIX, metricNamesOf, metricOrder, nextSort, runColumns, visibleRuns, type RunColumn, type SortOrder } from "./runTable";
+import { METRIC_COLUMN_PREFIX, metricNamesOf, nextSort, runColumns, visibleRuns, type RunColumn, type SortOrder } from "./runTable";
 import "./runs.css";
 
 const POLL_MS = 4000;
@@ -55,7 +54,7 @@ export function RunsPage() {
   };
 
   useEffect(() => {
-    api<Project>(`/api/projects/${projectId}`).then(setProject).catch(() => setProject(null));
+    fetchProject(projectId).then(setProject).catch(() => setProject(null));
   }, [projectId]);
 
   const load = useCallback(async () => {
@@ -63,7 +62,7 @@ export function RunsPage() {
     if (stateFilter) query.set("state", stateFilter);
     if (tagFilter) query.set("tag", tagFilter);
     try {
-      setRuns(await apiAll<Run>(`/api/projects/${projectId}/runs${query.size ? `?${query}` : ""}`));
+      setRuns(await fetchProjectRuns(projectId, query));
       setError(null);
     } catch (caught) {
       setError(errorMessage(caught));
@@ -192,117 +191,4 @@ export function RunsPage() {
       {comparedRuns.length > 0 && <ComparePanel runs={comparedRuns} onClose={() => setComparing([])} />}
     </div>
   );
-}
-
-function ComparePanel({ runs, onClose }: { runs: Run[]; onClose(): void }) {
-  const [histories, setHistories] = useState<Map<number, Record<string, SeriesHistory>>>(new Map());
-  const [failures, setFailures] = useState<string[]>([]);
-  const [metric, setMetric] = useState<string>("");
-  const [options, setOptions] = useState<CompareOptions>({ xAxis: "step", smoothing: 0, logScale: false });
-  const [reloads, setReloads] = useState(0);
-  const runKey = runs.map((run) => run.id).join(",");
-
-  useEffect(() => {
-    let cancelled = false;
-    Promise.all(runs.map((run) =>
-      api<{ series: Record<string, SeriesHistory> }>(`/api/runs/${run.id}/metrics?max_points=2000`)
-        .then((body) => [run.id, body.series] as const)
-        .catch((error) => [run.id, new Error(`${runTitle(run)}: ${errorMessage(error)}`)] as const),
-    )).then((results) => {
-      if (cancelled) return;
-      const loaded = new Map<number, Record<string, SeriesHistory>>();
-      const errors: string[] = [];
-      for (const [id, result] of results) {
-        if (result instanceof Error) errors.push(result.message);
-        else loaded.set(id, result);
-      }
-      setHistories(loaded);
-      setFailures(errors);
-    });
-    return () => {
-      cancelled = true;
-    };
-  }, [runKey, reloads]);
-
-  const metrics = useMemo(() => {
-    const names = new Set<string>();
-    for (const series of histories.values()) for (const name of Object.keys(series)) names.add(name);
-    return [...names].sort(metricOrder);
-  }, [histories]);
-  const chosen = metric && metrics.includes(metric) ? metric : metrics.includes("val_loss") ? "val_loss" : metrics.includes("loss") ? "loss" : metrics[0] ?? "";
-  const source = useMemo(
-    () => compareSource(runs.map((run) => ({ run, series: histories.get(run.id)?.[chosen] })), options),
-    [runs, histories, chosen, options],
-  );
-  const sections = compareRows(runs);
-
-  return (
-    <section className="card compare" aria-label="Comparison">
-      <div className="row">
-        <h2>Compare {runs.length} run{runs.length === 1 ? "" : "s"}</h2>
-        <div className="spacer" />
-        <button onClick={() => setReloads(reloads + 1)}>Reload curves</button>
-        <button onClick={onClose}>Close</button>
-      </div>
-      {failures.map((failure) => <div key={failure} className="error-box" role="alert">{failure}</div>)}
-      <div className="curve-controls">
-        <label className="inline">
-          Metric
-          <select value={chosen} onChange={(event) => setMetric(event.target.value)} aria-label="Metric">
-            {metrics.map((name) => <option key={name} value={name}>{name}</option>)}
-          </select>
-        </label>
-        <CurveControls options={options} onChange={setOptions} />
-      </div>
-      <UPlotChart
-        source={source}
-        title={chosen}
-        testId="compare-chart"
-        countAttribute="data-series"
-        xLabel={X_AXIS_LABELS[options.xAxis]}
-        xFormat={options.xAxis === "wall" ? "duration" : "number"}
-        logScale={options.logScale}
-        height={320}
-        emptyText={histories.size ? "None of these runs has points of this metric" : "Loading curves…"}
-      />
-      <div className="table-scroll">
-        <table className="data compare-table" data-testid="compare-table">
-          <thead>
-            <tr>
-              <th />
-              {runs.map((run, index) => (
-                <th key={run.id}><span className="swatch" style={{ background: runColor(index) }} /><Link to={`/runs/${run.id}`}>{runTitle(run)}</Link></th>
-              ))}
-            </tr>
-          </thead>
-          {sections.map((section) => (
-            <tbody key={section.section}>
-              <tr><th colSpan={runs.length + 1} className="section">{section.section}</th></tr>
-              {section.rows.map((row) => (
-                <tr key={row.key} className={row.differs ? "differs" : undefined} data-differs={row.differs || undefined}>
-                  <th className="mono">{row.key}</th>
-                  {row.values.map((value, index) => (
-                    <td key={index} className="mono">{section.section === "Results" ? formatCell(value) : formatPlain(value)}</td>
-                  ))}
-                </tr>
-              ))}
-            </tbody>
-          ))}
-        </table>
-      </div>
-    </section>
-  );
-}
-
-function formatCell(value: unknown): string {
-  if (value === null || value === undefined) return "—";
-  if (typeof value === "number") return formatValue(value);
-  if (typeof value === "string") return value;
-  return JSON.stringify(value);
-}
-
-/** Settings as the user typed them (0.01, not 0.0100). */
-function formatPlain(value: unknown): string {
-  if (value === null || value === undefined) return "—";
-  return typeof value === "string" ? value : typeof value === "number" ? String(value) : JSON.stringify(value);
 }
