@@ -27,16 +27,16 @@ from engine.errors import ArtifactError, EngineError
 from engine.model import Model
 from engine.optimizers import make_optimizer
 from engine.registry import FLOAT_DTYPES
-from engine.training_options import early_stopping_option, trainer_defaults, validate_training_options
+from engine.training_options import (
+    DEFAULT_METRICS,
+    early_stopping_option,
+    trainer_defaults,
+    validate_training_options,
+)
 
 log = logging.getLogger(__name__)
 
 EVENTS = ("train_begin", "batch_end", "epoch_end", "checkpoint", "train_end")
-DEFAULT_METRICS = {
-    "classification": ["accuracy"],
-    "binary": ["accuracy", "roc_auc"],
-    "regression": ["mse", "mae", "r2"],
-}
 PROBABILITY_OF_LOSS = {"softmax_cross_entropy": "softmax", "sigmoid_cross_entropy": "sigmoid", "hinge": "sign", "perceptron": "sign"}
 
 

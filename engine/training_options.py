@@ -23,6 +23,12 @@ from engine.schedules import SCHEDULES, check_schedule_config
 
 FORMAT = "netforge.training_options/1"
 DEFAULT_OPTIMIZER = {"name": "adam", "lr": 1e-3}
+# The metrics a run reports when its options name none, by the dataset's task.
+DEFAULT_METRICS = {
+    "classification": ["accuracy"],
+    "binary": ["accuracy", "roc_auc"],
+    "regression": ["mse", "mae", "r2"],
+}
 
 EARLY_STOPPING: tuple[Option, ...] = (
     # monitor and mode default to None, "chosen by the trainer", but may not be set to null.
@@ -180,8 +186,8 @@ def _check_metrics(value: Any, errors: dict[str, str]) -> list | None:
 
 def schema() -> dict:
     """The training options as JSON-ready data (what ``GET /api/training-options`` serves): the
-    top-level options, each optimizer's and each schedule's, early stopping's, and the metric names,
-    each option with its type, default, bounds or choices, label, form group and doc."""
+    top-level options, each optimizer's and each schedule's, early stopping's, the metric names and
+    the metrics reported by default for each task, each option with its type, default, bounds or choices, label, form group and doc."""
     from engine import __version__  # noqa: PLC0415
 
     def entries(registry: dict) -> list[dict]:
@@ -196,6 +202,7 @@ def schema() -> dict:
         "schedules": entries(SCHEDULES),
         "early_stopping": [entry.to_json() for entry in EARLY_STOPPING],
         "metrics": list(metrics_module.METRICS),
+        "default_metrics": DEFAULT_METRICS,
     }
 
 
@@ -204,6 +211,7 @@ def _first_line(text: str | None) -> str:
 
 
 __all__ = [
+    "DEFAULT_METRICS",
     "EARLY_STOPPING",
     "FORMAT",
     "OPTIONS",

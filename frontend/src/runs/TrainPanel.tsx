@@ -1,16 +1,19 @@
 // The training settings the editor shows in its "Train" dialog (the dialog, its title and Escape are
-// the editor's): dataset and split, optimizer and its options, learning-rate
-// schedule, batch size, epochs, early stopping, device and workers, name and tags. It starts a run
-// (POST /api/projects/<id>/runs) and shows the server's complaints next to the fields they name.
-import { useEffect, useMemo, useState, type FormEvent, type ReactNode } from "react";
-import { api, apiAll, errorMessage } from "../api/client";
+// the editor's). Its fields are generated from the engine's training-option schema, opened with the
+// settings the graph's template recommends; it checks them as the API will (same fields, same
+// messages), starts a run (POST /api/projects/<id>/runs) and shows the server's complaints too.
+import { useEffect, useState, type FormEvent } from "react";
+import { api, errorMessage } from "../api/client";
 import type { BuiltinDataset, Dataset, Run } from "../api/types";
+import { OptimizerFieldset, ScheduleFieldset } from "./OptimizerFieldsets";
 import { parseTags } from "./RunAnnotations";
-import {
-  buildHyperparameters, defaultForm, fieldErrors, FormError, METRICS_BY_TASK, OPTIMIZERS, proposedValue, SCHEDULES,
-  stepsPerEpoch, STRATEGIES, type NumberOption, type TrainForm,
-} from "./trainConfig";
+import { buildRequest, defaultForm, fieldErrors, stepsPerEpoch, type Recommended, type TrainForm } from "./trainConfig";
+import { Field } from "./TrainFields";
+import { cachedTrainPanelData, fetchRecommended, prefetchTrainPanelData, rememberDataset, type DatasetChoices, type TrainPanelData } from "./trainPanelData";
+import { AdvancedFieldset, EarlyStoppingFieldset, RunFieldset, TopLevelField } from "./TrainSections";
 import "./runs.css";
+
+export { prefetchTrainPanelData } from "./trainPanelData";
 
 export interface TrainPanelProps {
   projectId: number;
@@ -24,96 +27,76 @@ export interface TrainPanelProps {
 
 const BUILTIN_PREFIX = "builtin:";
 
-interface DatasetChoices {
-  datasets: Dataset[];
-  builtins: BuiltinDataset[];
-}
-
-// The last lists loaded, so the panel opens with its choices in place; they are refreshed on every open.
-let cached: DatasetChoices | null = null;
-let pending: Promise<DatasetChoices> | null = null;
-
-/** Load the dataset choices ahead of opening the panel (the editor may call it when it mounts). */
-export function prefetchTrainPanelData(): Promise<DatasetChoices> {
-  pending ??= Promise.all([
-    apiAll<Dataset>("/api/datasets"),
-    api<{ results: BuiltinDataset[] }>("/api/datasets/builtin").then((body) => body.results).catch(() => []),
-  ])
-    .then(([datasets, builtins]) => (cached = { datasets, builtins }))
-    .finally(() => {
-      pending = null;
-    });
-  return pending;
-}
-
-function initialDataset(datasetId: number | null | undefined, choices: DatasetChoices | null): string {
+/** The bound dataset, else the template's recommended one (the user's copy, or the built-in to add), else the first. */
+function initialDataset(datasetId: number | null | undefined, choices: DatasetChoices, recommended: string | undefined): string {
   if (datasetId) return String(datasetId);
-  if (!choices) return "";
+  if (recommended) {
+    const copy = choices.datasets.find((dataset) => dataset.kind === "builtin" && dataset.builtin_name === recommended);
+    if (copy) return String(copy.id);
+    if (choices.builtins.some((builtin) => builtin.name === recommended)) return BUILTIN_PREFIX + recommended;
+  }
   if (choices.datasets[0]) return String(choices.datasets[0].id);
   return choices.builtins[0] ? BUILTIN_PREFIX + choices.builtins[0].name : "";
 }
 
 export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, onClose }: TrainPanelProps) {
-  const [datasets, setDatasets] = useState<Dataset[] | null>(() => cached?.datasets ?? null);
-  const [builtins, setBuiltins] = useState<BuiltinDataset[]>(() => cached?.builtins ?? []);
+  const [data, setData] = useState<TrainPanelData | null>(null);
+  const [form, setForm] = useState<TrainForm | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
-  const [form, setForm] = useState<TrainForm>(() => defaultForm(initialDataset(datasetId, cached)));
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [submitting, setSubmitting] = useState(false);
 
   useEffect(() => {
     let cancelled = false;
-    prefetchTrainPanelData()
-      .then((loaded) => {
+    // The form appears once the schema and the recommendation are in, so nothing typed is overwritten.
+    const fromCache = cachedTrainPanelData !== null;
+    const loaded = cachedTrainPanelData ? Promise.resolve(cachedTrainPanelData) : prefetchTrainPanelData();
+    Promise.all([loaded, fetchRecommended(projectId, graphVersionId)])
+      .then(([panelData, recommended]: [TrainPanelData, Recommended | null]) => {
         if (cancelled) return;
-        setDatasets(loaded.datasets);
-        setBuiltins(loaded.builtins);
-        setForm((current) => (current.dataset ? current : { ...current, dataset: initialDataset(datasetId, loaded) }));
+        setData(panelData);
+        setForm(defaultForm(panelData.schema, initialDataset(datasetId, panelData, recommended?.dataset), recommended));
+        if (fromCache) prefetchTrainPanelData().then((fresh) => !cancelled && setData(fresh)).catch(() => undefined);
       })
-      .catch((error) => {
-        if (cancelled) return;
-        setLoadError(errorMessage(error));
-        setDatasets((current) => current ?? []);
-      });
+      .catch((error) => !cancelled && setLoadError(errorMessage(error)));
     return () => {
       cancelled = true;
     };
-  }, [datasetId]);
+  }, [projectId, graphVersionId, datasetId]);
 
-  const selected = datasets?.find((dataset) => String(dataset.id) === form.dataset) ?? null;
+  if (!data || !form) {
+    return (
+      <form className="train-panel" aria-label="Training settings" aria-busy={!loadError}>
+        {loadError ? <div className="error-box" role="alert">Could not load the training options: {loadError}</div> : <p>Loading…</p>}
+        <div className="actions"><button type="button" onClick={onClose}>Cancel</button></div>
+      </form>
+    );
+  }
+  const { schema, datasets, builtins } = data;
+  const update = (change: (current: TrainForm) => TrainForm) => setForm((current) => (current ? change(current) : current));
+  const selected = datasets.find((dataset) => String(dataset.id) === form.dataset) ?? null;
   const selectedBuiltin = form.dataset.startsWith(BUILTIN_PREFIX)
     ? builtins.find((builtin) => BUILTIN_PREFIX + builtin.name === form.dataset) ?? null
     : null;
   const rows = datasetRows(selected);
   const task = (selected?.schema?.task as string | undefined) ?? selectedBuiltin?.task ?? "classification";
-  const perEpoch = stepsPerEpoch(rows, Number(form.validationFraction), Number(form.batchSize));
-  const epochs = Number(form.epochs) || 0;
-  const monitors = useMemo(() => {
-    const metrics = METRICS_BY_TASK[task] ?? [];
-    return ["val_loss", ...metrics.map((metric) => `val_${metric}`), "loss", ...metrics];
-  }, [task]);
-  const unaddedBuiltins = builtins.filter((builtin) => !datasets?.some((dataset) => dataset.kind === "builtin" && dataset.builtin_name === builtin.name));
-
-  const set = <K extends keyof TrainForm>(key: K, value: TrainForm[K]) => setForm((current) => ({ ...current, [key]: value }));
-
-  function changeOptimizer(name: string) {
-    setForm((current) => {
-      const untouched = Number(current.learningRate) === OPTIMIZERS[current.optimizer]?.lr;
-      return { ...current, optimizer: name, optimizerOptions: {}, learningRate: untouched ? String(OPTIMIZERS[name].lr) : current.learningRate };
-    });
-  }
+  const perEpoch = stepsPerEpoch(rows, Number(form.options.validation_fraction), Number(form.options.batch_size));
+  const epochs = Number(form.options.epochs) || 0;
+  const unaddedBuiltins = builtins.filter((builtin) => !datasets.some((dataset) => dataset.kind === "builtin" && dataset.builtin_name === builtin.name));
+  const hints: Record<string, string | undefined> = {
+    batch_size: perEpoch ? `${perEpoch} step${perEpoch === 1 ? "" : "s"} per epoch` : undefined,
+    epochs: perEpoch && epochs ? `${(perEpoch * epochs).toLocaleString()} steps` : undefined,
+    validation_fraction: "fraction held out",
+  };
+  const sectionProps = { schema, form, errors, setForm: update };
 
   async function submit(event: FormEvent) {
     event.preventDefault();
-    setErrors({});
-    let hyperparameters: Record<string, unknown>;
-    try {
-      if (!form.dataset) throw new FormError("dataset", "Choose a dataset");
-      hyperparameters = buildHyperparameters(form, rows);
-    } catch (error) {
-      setErrors(error instanceof FormError ? { [error.field]: error.message } : { form: errorMessage(error) });
-      return;
-    }
+    if (!form) return;
+    const request = buildRequest(schema, form, rows);
+    const problems = { ...request.errors, ...(form.dataset ? {} : { dataset: "Choose a dataset" }) };
+    setErrors(problems);
+    if (Object.keys(problems).length) return;
     setSubmitting(true);
     try {
       let dataset = Number(form.dataset);
@@ -124,15 +107,15 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, on
           throw Object.assign(error, { field: "dataset" });
         });
         dataset = created.id;
-        setDatasets((current) => [created, ...(current ?? [])]);
-        if (cached) cached = { ...cached, datasets: [created, ...cached.datasets] };
-        setForm((current) => ({ ...current, dataset: String(created.id) }));
+        rememberDataset(created);
+        setData((current) => (current ? { ...current, datasets: [created, ...current.datasets] } : current));
+        update((current) => ({ ...current, dataset: String(created.id) }));
       }
       const run = await api<Run>(`/api/projects/${projectId}/runs`, {
         method: "POST",
         json: {
-          graph_version: graphVersionId, dataset, hyperparameters, device: form.device,
-          workers: Number(form.workers) || 1, name: form.name.trim(), tags: parseTags(form.tags),
+          graph_version: graphVersionId, dataset, hyperparameters: request.hyperparameters, device: request.device,
+          workers: request.workers, name: form.name.trim(), tags: parseTags(form.tags),
         },
       });
       onStarted(run);
@@ -145,21 +128,16 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, on
     }
   }
 
-  const optimizer = OPTIMIZERS[form.optimizer];
-  const schedule = SCHEDULES[form.schedule];
-  const size = { epochs, perEpoch };
+  const unplaced = Object.entries(errors).filter(([key]) => !isPlaced(key));
   return (
     <form className="train-panel" aria-label="Training settings" onSubmit={submit} noValidate>
-      {loadError && <div className="error-box" role="alert">Could not load datasets: {loadError}</div>}
-
       <fieldset>
         <legend>Data</legend>
         <Field label="Dataset" error={errors.dataset} wide hint={datasetHint(selected, selectedBuiltin, rows)}>
-          <select data-testid="train-dataset" value={form.dataset} onChange={(event) => set("dataset", event.target.value)}
-            aria-invalid={!!errors.dataset || undefined} disabled={datasets === null}>
-            {datasets === null && <option value={form.dataset}>Loading…</option>}
-            {datasets !== null && !form.dataset && <option value="">Choose a dataset</option>}
-            {datasets && datasets.length > 0 && (
+          <select data-testid="train-dataset" value={form.dataset} aria-label="Dataset" aria-invalid={!!errors.dataset || undefined}
+            onChange={(event) => update((current) => ({ ...current, dataset: event.target.value }))}>
+            {!form.dataset && <option value="">Choose a dataset</option>}
+            {datasets.length > 0 && (
               <optgroup label="Your datasets">
                 {datasets.map((dataset) => <option key={dataset.id} value={String(dataset.id)}>{dataset.name}</option>)}
               </optgroup>
@@ -171,169 +149,31 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, on
             )}
           </select>
         </Field>
-        <Field label="Validation split" error={errors.validation_fraction} hint="fraction held out">
-          <input type="number" min={0} max={0.9} step={0.05} value={form.validationFraction}
-            onChange={(event) => set("validationFraction", event.target.value)} aria-invalid={!!errors.validation_fraction || undefined} />
-        </Field>
-        <Field label="Batch size" error={errors.batch_size} hint={perEpoch ? `${perEpoch} step${perEpoch === 1 ? "" : "s"} per epoch` : undefined}>
-          <input data-testid="train-batch-size" type="number" min={1} step={1} value={form.batchSize}
-            onChange={(event) => set("batchSize", event.target.value)} aria-invalid={!!errors.batch_size || undefined} />
-        </Field>
-        <Field label="Epochs" error={errors.epochs} hint={perEpoch && epochs ? `${(perEpoch * epochs).toLocaleString()} steps` : undefined}>
-          <input data-testid="train-epochs" type="number" min={1} step={1} value={form.epochs}
-            onChange={(event) => set("epochs", event.target.value)} aria-invalid={!!errors.epochs || undefined} />
-        </Field>
-        <Field label="Seed" error={errors.seed}>
-          <input type="number" min={0} step={1} value={form.seed} onChange={(event) => set("seed", event.target.value)} />
-        </Field>
-      </fieldset>
-
-      <fieldset>
-        <legend>Optimizer</legend>
-        <Field label="Optimizer" error={errors.optimizer}>
-          <select data-testid="train-optimizer" value={form.optimizer} onChange={(event) => changeOptimizer(event.target.value)}>
-            {Object.entries(OPTIMIZERS).map(([name, spec]) => <option key={name} value={name}>{spec.label}</option>)}
-          </select>
-        </Field>
-        <Field label="Learning rate" error={errors["optimizer.lr"]}>
-          <input data-testid="train-learning-rate" type="number" min={0} step="any" value={form.learningRate}
-            onChange={(event) => set("learningRate", event.target.value)} aria-invalid={!!errors["optimizer.lr"] || undefined} />
-        </Field>
-        {optimizer?.options.map((option) => (
-          <OptionField key={option.name} option={option} values={form.optimizerOptions} error={errors[`optimizer.${option.name}`]}
-            onChange={(values) => set("optimizerOptions", values)} />
+        {schema.options.filter((option) => option.group === "data").map((option) => (
+          <TopLevelField key={option.name} option={option} form={form} errors={errors} setForm={update} hint={hints[option.name]} />
         ))}
       </fieldset>
+      <OptimizerFieldset {...sectionProps} perEpoch={perEpoch} epochs={epochs} />
+      <ScheduleFieldset {...sectionProps} perEpoch={perEpoch} epochs={epochs} />
+      <EarlyStoppingFieldset {...sectionProps} task={task} />
+      <RunFieldset {...sectionProps} />
+      <AdvancedFieldset {...sectionProps} />
 
-      <fieldset>
-        <legend>Learning-rate schedule</legend>
-        <Field label="Schedule" error={errors.schedule}>
-          <select value={form.schedule} onChange={(event) => setForm({ ...form, schedule: event.target.value, scheduleOptions: {} })} aria-label="Schedule">
-            {Object.entries(SCHEDULES).map(([name, spec]) => <option key={name} value={name}>{spec.label}</option>)}
-          </select>
-        </Field>
-        {schedule?.options.map((option) => (
-          <OptionField key={option.name} option={option} values={form.scheduleOptions} error={errors[`schedule.${option.name}`]}
-            placeholder={proposedValue(option.name, size)} onChange={(values) => set("scheduleOptions", values)} />
-        ))}
-        {form.schedule === "warmup" && (
-          <>
-            <Field label="Then" error={errors.then}>
-              <select value={form.then} onChange={(event) => setForm({ ...form, then: event.target.value, thenOptions: {} })} aria-label="After warm-up">
-                {Object.entries(SCHEDULES).filter(([name]) => name !== "warmup").map(([name, spec]) => <option key={name} value={name}>{spec.label}</option>)}
-              </select>
-            </Field>
-            {SCHEDULES[form.then]?.options.map((option) => (
-              <OptionField key={option.name} option={option} values={form.thenOptions} error={errors[`then.${option.name}`]}
-                placeholder={proposedValue(option.name, { ...size, totalSteps: perEpoch ? perEpoch * epochs - (Number(form.scheduleOptions.warmup_steps) || perEpoch) : null })}
-                onChange={(values) => set("thenOptions", values)} />
-            ))}
-          </>
-        )}
-      </fieldset>
-
-      <fieldset>
-        <legend>Early stopping</legend>
-        <label className="inline wide">
-          <input type="checkbox" checked={form.earlyStopping} onChange={(event) => set("earlyStopping", event.target.checked)} />
-          Stop when the monitored metric stops improving
-        </label>
-        {form.earlyStopping && (
-          <>
-            <Field label="Monitor" hint={/accuracy|auc|r2/.test(form.monitor) ? "higher is better" : "lower is better"}>
-              <select value={form.monitor} onChange={(event) => set("monitor", event.target.value)} aria-label="Monitor">
-                {monitors.map((monitor) => <option key={monitor} value={monitor}>{monitor}</option>)}
-              </select>
-            </Field>
-            <Field label="Patience (epochs)">
-              <input type="number" min={1} step={1} value={form.patience} onChange={(event) => set("patience", event.target.value)} />
-            </Field>
-            <Field label="Minimum change">
-              <input type="number" min={0} step="any" value={form.minDelta} onChange={(event) => set("minDelta", event.target.value)} />
-            </Field>
-            <label className="inline">
-              <input type="checkbox" checked={form.restoreBest} onChange={(event) => set("restoreBest", event.target.checked)} />
-              Keep the best epoch's weights
-            </label>
-          </>
-        )}
-        {errors.early_stopping && <div className="field-error wide" role="alert">{errors.early_stopping}</div>}
-      </fieldset>
-
-      <fieldset>
-        <legend>Where and what</legend>
-        <Field label="Device" error={errors.device}>
-          <select value={form.device} onChange={(event) => set("device", event.target.value as TrainForm["device"])} aria-label="Device">
-            <option value="cpu">CPU</option>
-            <option value="gpu">GPU</option>
-          </select>
-        </Field>
-        <Field label="Workers" error={errors.workers} hint={Number(form.workers) > 1 ? "data-parallel" : undefined}>
-          <input type="number" min={1} max={64} step={1} value={form.workers} onChange={(event) => set("workers", event.target.value)}
-            aria-invalid={!!errors.workers || undefined} />
-        </Field>
-        {Number(form.workers) > 1 && (
-          <Field label="Strategy" error={errors.strategy} hint={STRATEGIES[form.strategy].hint}>
-            <select value={form.strategy} onChange={(event) => set("strategy", event.target.value as TrainForm["strategy"])}
-              aria-label="Strategy">
-              {Object.entries(STRATEGIES).map(([value, strategy]) => <option key={value} value={value}>{strategy.label}</option>)}
-            </select>
-          </Field>
-        )}
-        {Number(form.workers) > 1 && form.strategy === "ps" && (
-          <Field label="Staleness bound" error={errors.staleness} hint="empty: synchronous; n: asynchronous, at most n steps ahead">
-            <input type="number" min={0} step={1} value={form.staleness} placeholder="synchronous"
-              onChange={(event) => set("staleness", event.target.value)} aria-invalid={!!errors.staleness || undefined} />
-          </Field>
-        )}
-        <Field label="Run name" error={errors.name}>
-          <input data-testid="train-name" value={form.name} maxLength={200} placeholder="optional" onChange={(event) => set("name", event.target.value)} />
-        </Field>
-        <Field label="Tags" error={errors.tags} hint="comma-separated">
-          <input value={form.tags} placeholder="baseline, small-lr" onChange={(event) => set("tags", event.target.value)} aria-label="Tags" />
-        </Field>
-      </fieldset>
-
-      {errors.form && <div className="error-box" role="alert">{errors.form}</div>}
-      {Object.keys(errors).length > 0 && !errors.form && (
-        <div className="error-box" role="alert">The server refused some values; see the marked fields.</div>
+      {unplaced.map(([key, message]) => <div key={key} className="error-box" role="alert">{message}</div>)}
+      {Object.keys(errors).length > 0 && unplaced.length === 0 && (
+        <div className="error-box" role="alert">Some values are not accepted; see the marked fields.</div>
       )}
       <div className="actions">
         <button type="button" onClick={onClose}>Cancel</button>
-        <button type="submit" className="primary" disabled={submitting || datasets === null}>
-          {submitting ? "Starting…" : "Start training"}
-        </button>
+        <button type="submit" className="primary" disabled={submitting}>{submitting ? "Starting…" : "Start training"}</button>
       </div>
     </form>
   );
 }
 
-function Field({ label, error, hint, wide, children }: { label: string; error?: string; hint?: string; wide?: boolean; children: ReactNode }) {
-  return (
-    <label className={wide ? "wide" : undefined}>
-      {label}
-      {children}
-      {error ? <span className="field-error" role="alert">{error}</span> : hint ? <span className="field-hint">{hint}</span> : null}
-    </label>
-  );
-}
-
-function OptionField({ option, values, error, placeholder, onChange }: {
-  option: NumberOption; values: Record<string, string>; error?: string; placeholder?: number | null;
-  onChange(values: Record<string, string>): void;
-}) {
-  const shown = values[option.name] ?? (option.default === null ? "" : String(option.default));
-  return (
-    <Field label={option.label} error={error} hint={option.hint}>
-      <input
-        type="number" step={option.integer ? 1 : option.step ?? "any"} value={shown}
-        placeholder={placeholder !== undefined && placeholder !== null ? String(placeholder) : option.default === null ? "none" : undefined}
-        onChange={(event) => onChange({ ...values, [option.name]: event.target.value })}
-        aria-invalid={!!error || undefined}
-        aria-label={option.label}
-      />
-    </Field>
-  );
+/** Whether a field's error shows next to a field of the form (every option's path does; "form" and other strangers do not). */
+function isPlaced(key: string): boolean {
+  return key !== "form" && key !== "" && !key.startsWith("metrics");
 }
 
 function datasetRows(dataset: Dataset | null): number | null {
