@@ -1,6 +1,6 @@
 """The pages around the editor, in real Chromium against a server started like ``make run``: a CSV
-uploaded on the Datasets page (its detected schema and preview, and a bad file's error naming the
-line and column); a template trained from the train panel with its other fields set; a long run
+uploaded on the Datasets page (its detected schema and preview once the worker has converted it,
+and a bad file failed with the error naming the line and column); a template trained from the train panel with its other fields set; a long run
 cancelled, resumed and cancelled again from its run page; the run list filtered and sorted; a run
 published as an endpoint, called over REST with a key created (and shown once) and revoked on the
 endpoint page, whose examples and metrics follow; and the graph exported and imported as JSON."""
@@ -89,19 +89,21 @@ def test_datasets_upload_shows_schema_preview_and_errors(page, tmp_path):
     expect(row).to_contain_text("flowers")
     expect(row).to_contain_text("150")
 
-    # text in a numeric column: refused, naming the file, line and column
+    # text in a numeric column: the worker refuses it, naming the file, line and column
     broken = tmp_path / "broken.csv"
     write_flowers(broken, rows=20, bad_line=7)
     page.get_by_test_id("dataset-file").set_input_files(str(broken))
     page.get_by_label("Label column").select_option("variety")
     page.get_by_role("button", name="Upload", exact=True).click()
-    error = page.get_by_test_id("upload-error")
-    expect(error).to_contain_text("line 7, column 'petal_length'")
+    page.wait_for_url(re.compile(r"/datasets/\d+$"))
+    error = page.get_by_test_id("dataset-failed")
+    expect(error).to_contain_text("line 7, column 'petal_length'", timeout=30_000)
     expect(error).to_contain_text("'n/a' is not a number")
-    expect(page).to_have_url(re.compile(r"/datasets$"))
-    expect(row).to_have_count(1)  # nothing stored
     steps.shot("upload-error")
-    # Expected: the login page's 401 from /api/auth/me/, and the refused upload's 400.
+    page.get_by_role("link", name="Datasets", exact=True).first.click()
+    expect(row).to_have_count(2)
+    expect(page.locator('[data-testid^="dataset-state-"]').filter(has_text="failed")).to_have_count(1)
+    # Expected: the login page's 401 from /api/auth/me/.
     unexpected = [error for error in steps.console_errors if not re.search(r"status of 40[01]", error)]
     assert not unexpected, unexpected
 

@@ -1,30 +1,58 @@
 // One dataset: its detected schema (sample shapes and dtypes, task, classes, rows) and a preview of
-// its rows, as a table or, for image data, as a grid of images with their labels.
+// its rows, as a table or, for image data, as a grid of images with their labels. An upload still
+// being read by a worker shows "processing" (polled every second), a refused one the reason.
+// Rename and delete are here too (delete is refused while a run or an endpoint needs the dataset).
 import { useEffect, useState } from "react";
-import { Link, useParams } from "react-router-dom";
+import { Link, useNavigate, useParams } from "react-router-dom";
 import { api, ApiError, errorMessage } from "../api/client";
 import type { Dataset, DatasetSample, DatasetSamples } from "../api/types";
 import { formatValue } from "../charts/chart";
 import { formatDateTime } from "../runs/runInfo";
-import { datasetArrays, datasetTask } from "./schema";
+import { datasetArrays, datasetState, datasetTask, formatBytes } from "./schema";
 import "../runs/runs.css";
 import "./datasets.css";
 
 const TABLE_PAGE = 25;
 const IMAGE_PAGE = 60;
+const POLL_MS = 1000;
 
 export function DatasetPage() {
   const datasetId = Number(useParams().datasetId);
   const [dataset, setDataset] = useState<Dataset | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const state = dataset ? datasetState(dataset) : null;
 
   useEffect(() => {
     setDataset(null);
     api<Dataset>(`/api/datasets/${datasetId}`).then(setDataset).catch((caught) => setError(errorMessage(caught)));
   }, [datasetId]);
 
+  useEffect(() => {
+    if (state !== "processing") return;
+    const timer = window.setInterval(() => {
+      api<Dataset>(`/api/datasets/${datasetId}`).then(setDataset).catch((caught) => setError(errorMessage(caught)));
+    }, POLL_MS);
+    return () => window.clearInterval(timer);
+  }, [datasetId, state]);
+
   if (error) return <div className="card error-box" role="alert">Could not load dataset {datasetId}: {error}</div>;
   if (!dataset) return <div className="loading">Loading dataset…</div>;
+  if (state !== "ready") {
+    return (
+      <div className="dataset-page">
+        <nav className="crumbs"><Link to="/datasets">Datasets</Link><span>/</span><span>{dataset.name}</span></nav>
+        <h1>{dataset.name}</h1>
+        {state === "processing" ? (
+          <div className="card" data-testid="dataset-processing">
+            <p>Processing: a worker is reading and converting <span className="mono">{String(dataset.original_name ?? "")}</span>. This page updates when it is done.</p>
+          </div>
+        ) : (
+          <div className="card error-box" role="alert" data-testid="dataset-failed">The upload could not be used: {dataset.error}</div>
+        )}
+        <DatasetActions dataset={dataset} onChange={setDataset} />
+      </div>
+    );
+  }
 
   const schema = dataset.schema ?? {};
   const labelNames = Array.isArray(schema.label_names) ? (schema.label_names as string[]) : [];
@@ -34,6 +62,7 @@ export function DatasetPage() {
       <nav className="crumbs"><Link to="/datasets">Datasets</Link><span>/</span><span>{dataset.name}</span></nav>
       <h1>{dataset.name}</h1>
       {typeof schema.description === "string" && <p className="muted">{schema.description}</p>}
+      <DatasetActions dataset={dataset} onChange={setDataset} />
       <div className="dataset-columns">
         <section className="card">
           <h2>Schema</h2>
@@ -44,6 +73,7 @@ export function DatasetPage() {
               <tr><th>Source</th><td>{dataset.kind === "builtin" ? `built-in ${dataset.builtin_name}` : `${dataset.file_format} upload ${String(dataset.file_name ?? "")}`}</td></tr>
               {typeof schema.num_classes === "number" && <tr><th>Classes</th><td data-testid="dataset-classes">{schema.num_classes}</td></tr>}
               {imageShape && <tr><th>Images</th><td className="mono">{imageShape.join(" × ")} (channels × height × width)</td></tr>}
+              {dataset.size_bytes > 0 && <tr><th>Stored</th><td data-testid="dataset-size">{formatBytes(dataset.size_bytes)}</td></tr>}
               <tr><th>Added</th><td>{formatDateTime(dataset.created_at as string | undefined)}</td></tr>
             </tbody>
           </table>
@@ -72,6 +102,48 @@ export function DatasetPage() {
         )}
       </div>
       <Preview dataset={dataset} images={imageShape !== null} />
+    </div>
+  );
+}
+
+function DatasetActions({ dataset, onChange }: { dataset: Dataset; onChange(dataset: Dataset): void }) {
+  const navigate = useNavigate();
+  const [name, setName] = useState(dataset.name);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function rename() {
+    setBusy(true);
+    setError(null);
+    try {
+      onChange(await api<Dataset>(`/api/datasets/${dataset.id}`, { method: "PATCH", json: { name: name.trim() } }));
+    } catch (caught) {
+      setError(errorMessage(caught));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function remove() {
+    if (!window.confirm(`Delete dataset "${dataset.name}" and its files?`)) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await api(`/api/datasets/${dataset.id}`, { method: "DELETE" });
+      navigate("/datasets");
+    } catch (caught) {
+      setError(errorMessage(caught)); // 409 names the runs and endpoints that need it
+      setBusy(false);
+    }
+  }
+
+  return (
+    <div className="row dataset-actions">
+      <input aria-label="Dataset name" value={name} onChange={(event) => setName(event.target.value)} maxLength={200} />
+      <button onClick={() => void rename()} disabled={busy || !name.trim() || name.trim() === dataset.name}>Rename</button>
+      <div className="spacer" />
+      <button className="danger" onClick={() => void remove()} disabled={busy} data-testid="dataset-delete">Delete</button>
+      {error && <div className="error-box" role="alert">{error}</div>}
     </div>
   );
 }

@@ -1,12 +1,13 @@
 // The user's datasets and the built-in ones, and uploading a file (CSV/TSV, .npz, IDX, a zip of
-// images in class folders). The server reads an upload before storing it and names the file, line
-// and column of what it could not read.
+// images in class folders). The server stores an upload and a worker reads it: the list shows each
+// upload processing, ready, or failed with the reason (the file, line and column, or the limit), and
+// polls every second while one is processing.
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { api, apiAll, ApiError, apiUpload, errorMessage } from "../api/client";
 import type { BuiltinDataset, Dataset } from "../api/types";
 import { formatDateTime } from "../runs/runInfo";
-import { datasetShape, datasetTask } from "./schema";
+import { datasetShape, datasetState, datasetTask, formatBytes, totalBytes } from "./schema";
 import { detectFormat, guessTarget, headerColumns, type UploadFormat } from "./uploadForm";
 import "../runs/runs.css";
 import "./datasets.css";
@@ -20,6 +21,13 @@ export function DatasetsPage() {
 
   const load = () =>
     apiAll<Dataset>("/api/datasets").then(setDatasets).catch((caught) => setError(errorMessage(caught)));
+
+  const processing = datasets?.some((dataset) => datasetState(dataset) === "processing") ?? false;
+  useEffect(() => {
+    if (!processing) return;
+    const timer = window.setInterval(() => void load(), POLL_MS);
+    return () => window.clearInterval(timer);
+  }, [processing]);
 
   useEffect(() => {
     void load();
@@ -44,23 +52,29 @@ export function DatasetsPage() {
       <h1>Datasets</h1>
       {error && <div className="error-box" role="alert">{error}</div>}
       <section className="card">
-        <h2>Your datasets</h2>
+        <div className="row">
+          <h2>Your datasets</h2>
+          <div className="spacer" />
+          {datasets !== null && <span className="muted small" data-testid="datasets-storage">{formatBytes(totalBytes(datasets))} stored</span>}
+        </div>
         {datasets === null && !error && <div className="loading">Loading…</div>}
         {datasets !== null && datasets.length === 0 && <p className="muted">None yet: upload a file or add a built-in one below.</p>}
         {datasets !== null && datasets.length > 0 && (
           <table className="data">
             <thead>
-              <tr><th>Name</th><th>Source</th><th>Task</th><th className="num">Rows</th><th>Sample shape</th><th>Classes</th><th>Added</th></tr>
+              <tr><th>Name</th><th>State</th><th>Source</th><th>Task</th><th className="num">Rows</th><th>Sample shape</th><th>Classes</th><th className="num">Size</th><th>Added</th></tr>
             </thead>
             <tbody>
               {datasets.map((dataset) => (
                 <tr key={dataset.id} data-testid={`dataset-row-${dataset.id}`}>
                   <td><Link to={`/datasets/${dataset.id}`}>{dataset.name}</Link></td>
+                  <td><StateBadge dataset={dataset} /></td>
                   <td>{dataset.kind === "builtin" ? `built-in ${dataset.builtin_name}` : `${dataset.file_format} ${String(dataset.file_name ?? "")}`}</td>
                   <td>{datasetTask(dataset)}</td>
                   <td className="num">{typeof dataset.rows === "number" ? dataset.rows.toLocaleString() : ""}</td>
                   <td className="mono">{datasetShape(dataset)}</td>
                   <td>{typeof dataset.schema?.num_classes === "number" ? dataset.schema.num_classes : ""}</td>
+                  <td className="num">{dataset.size_bytes ? formatBytes(dataset.size_bytes) : ""}</td>
                   <td>{formatDateTime(dataset.created_at as string | undefined)}</td>
                 </tr>
               ))}
@@ -91,6 +105,16 @@ export function DatasetsPage() {
 }
 
 const HEADER_BYTES = 64 * 1024;
+const POLL_MS = 1000;
+
+export function StateBadge({ dataset }: { dataset: Dataset }) {
+  const state = datasetState(dataset);
+  return (
+    <span className={`dataset-state state-${state}`} data-testid={`dataset-state-${dataset.id}`} title={state === "failed" ? dataset.error : undefined}>
+      {state === "processing" ? "processing…" : state}
+    </span>
+  );
+}
 
 function UploadForm({ onUploaded }: { onUploaded(dataset: Dataset): void }) {
   const fileInput = useRef<HTMLInputElement>(null);
@@ -252,7 +276,7 @@ function UploadForm({ onUploaded }: { onUploaded(dataset: Dataset): void }) {
       {progress !== null && (
         <div className="upload-progress" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(progress * 100)}>
           <div className="progress-track"><div className="progress-fill" style={{ width: `${Math.round(progress * 100)}%` }} /></div>
-          <span className="muted small">{progress < 1 ? `Uploading… ${Math.round(progress * 100)}%` : "Reading the file on the server…"}</span>
+          <span className="muted small">{progress < 1 ? `Uploading… ${Math.round(progress * 100)}%` : "Storing the file on the server…"}</span>
         </div>
       )}
       {error && <div className="error-box" role="alert" data-testid="upload-error">{error.message}</div>}
@@ -262,10 +286,4 @@ function UploadForm({ onUploaded }: { onUploaded(dataset: Dataset): void }) {
       </div>
     </form>
   );
-}
-
-function formatBytes(bytes: number): string {
-  if (bytes < 1024) return `${bytes} bytes`;
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
 }

@@ -24,3 +24,28 @@ export function datasetShape(dataset: Dataset): string {
     .map(([name, array]) => `${name} [${array.shape.join(", ")}]`)
     .join(", ");
 }
+
+export type DatasetState = "processing" | "ready" | "failed";
+
+/** An upload is "processing" until a worker has read and converted it; older servers send no state. */
+export function datasetState(dataset: Dataset): DatasetState {
+  const state = (dataset as { state?: string }).state;
+  return state === "processing" || state === "failed" ? state : "ready";
+}
+
+/** Bytes as a short size ("1.5 MB"), in the units the server's messages use. */
+export function formatBytes(count: number): string {
+  const units = ["bytes", "KB", "MB", "GB", "TB"];
+  let value = count;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The disk used by the datasets, all together. */
+export function totalBytes(datasets: Dataset[]): number {
+  return datasets.reduce((sum, dataset) => sum + (typeof dataset.size_bytes === "number" ? dataset.size_bytes : 0), 0);
+}
