@@ -7,12 +7,14 @@ Each execution of a run is an attempt: claiming a queued run counts one more, an
 again (by the user's resume, or by the watchdog when its worker vanished) resumes from its newest
 checkpoint at its next claim. ``TRANSITIONS`` lists every allowed move and the function making it::
 
-    queued --claim--> running --finish--> succeeded | failed | cancelled
-      |  |  ^            |  |--fail--> failed      (the watchdog: no checkpoint or attempts left)
-      |  |  '--undo------|  |--cancel_abandoned--> cancelled   (the watchdog: cancel was asked)
-      |  |               '--requeue--> queued     (the watchdog: resume from the last checkpoint)
-      |  '--fail--> failed                          (the message could not be sent)
-      '--cancel--> cancelled          failed | cancelled --resume--> queued
+    queued --claim--> running --finish--> succeeded | failed | cancelled   (its execution's outcome)
+      | ^                 |
+      | '----requeue------+   (the watchdog: resume from the last checkpoint; undone if unsent)
+      |                   +--fail--> failed                 (the watchdog: no checkpoint, no attempt left)
+      |                   '--cancel_abandoned--> cancelled  (the watchdog: its cancel was asked)
+      +--fail--> failed           (its message could not be sent)
+      '--cancel--> cancelled      (a running run: cancel requested, its worker finishes it cancelled)
+    failed | cancelled --resume--> queued
 
 Who calls what: the REST views ``run_cancel`` and (through ``services.run_resume``) ``run_resume``;
 ``webapp.runs.dispatch`` ``run_queue_task`` and ``run_fail``; a worker's execution
