@@ -1,7 +1,8 @@
 // Who is logged in: one context for the whole app, filled from GET /api/auth/me/ (which also sets
 // the CSRF cookie every later POST needs).
 import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from "react";
-import { api, ApiError } from "../api/client";
+import * as session from "../api/auth";
+import { ApiError } from "../api/client";
 import type { User } from "../api/types";
 
 interface AuthState {
@@ -19,7 +20,7 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   const [loading, setLoading] = useState(true);
 
   useEffect(() => {
-    api<User>("/api/auth/me/")
+    session.fetchCurrentUser()
       .then(setUser)
       .catch((error) => {
         if (!(error instanceof ApiError && (error.status === 401 || error.status === 403))) console.error(error);
@@ -29,13 +30,13 @@ export function AuthProvider({ children }: { children: ReactNode }) {
   }, []);
 
   const login = useCallback(async (username: string, password: string) => {
-    setUser(await api<User>("/api/auth/login/", { method: "POST", json: { username, password } }));
+    setUser(await session.login(username, password));
   }, []);
   const register = useCallback(async (username: string, password: string, email?: string) => {
-    setUser(await api<User>("/api/auth/register/", { method: "POST", json: { username, password, email } }));
+    setUser(await session.register(username, password, email));
   }, []);
   const logout = useCallback(async () => {
-    await api("/api/auth/logout/", { method: "POST" });
+    await session.logout();
     setUser(null);
   }, []);
 
