@@ -79,3 +79,25 @@ def scratch(ctx, name: str, shape: tuple, dtype, xp):
     if buffer is None or buffer.size < size or buffer.dtype != dtype or not isinstance(buffer, xp.ndarray):
         buffer = workspace[name] = xp.empty(size, dtype=dtype)
     return buffer[:size].reshape(shape)
+
+
+class PieceWorkspace:
+    """The work arrays of one piece of a split op (``engine.parallel.run_pieces``): each piece
+    gets its own set under the node's workspace, so that pieces running at once never share one.
+    Pass it to ``scratch`` and ``zero_bordered`` in place of the context."""
+
+    def __init__(self, ctx, index: int):
+        workspace = getattr(ctx, "workspace", None)
+        self.workspace = None if workspace is None else workspace.setdefault(("piece", index), {})
+
+
+def zero_bordered(ctx, name: str, shape: tuple, dtype, xp):
+    """Like ``scratch``, but zero when first made and kept at exactly ``shape``: for padded copies
+    whose inside is rewritten at every step and whose border must stay zero."""
+    workspace = getattr(ctx, "workspace", None)
+    buffer = None if workspace is None else workspace.get(name)
+    if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype or not isinstance(buffer, xp.ndarray):
+        buffer = xp.zeros(shape, dtype=dtype)
+        if workspace is not None:
+            workspace[name] = buffer
+    return buffer

@@ -126,15 +126,39 @@ def windows(padded, geo: Geometry):
     )
 
 
-def im2col(x, geo: Geometry, out=None):
+def im2col(x, geo: Geometry, out=None, padded=None):
     """Padded windows copied into a contiguous (C, kh, kw, N, Ho, Wo) array (``out`` when given):
-    one column per output position of every sample, so that a convolution is a single matrix product."""
+    one column per output position of every sample, so that a convolution is a single matrix product.
+    ``padded``, when given, is a work array of the padded shape whose border is zero already (only
+    its inside is written), so that no padded copy is allocated."""
     xp = array_module(x)
-    view = windows(pad(x, geo), geo).transpose(1, 2, 3, 0, 4, 5)
+    if padded is not None and padded.shape[2:] != x.shape[2:]:
+        (top, _), (left, _) = geo.pads
+        padded[:, :, top:top + x.shape[2], left:left + x.shape[3]] = x
+        x_padded = padded
+    else:
+        x_padded = pad(x, geo)
+    view = windows(x_padded, geo).transpose(1, 2, 3, 0, 4, 5)
     if out is None:
         return xp.ascontiguousarray(view)
     out[...] = view
     return out
+
+
+def transposed_geometry(geo: Geometry) -> Geometry | None:
+    """For a stride-1 window op, the geometry under which the input's gradient is a correlation of
+    the output's gradient with the flipped kernel: dx[y] = sum_i W[k - 1 - i] g_pad[y + i * d], g padded
+    by (k - 1) * d minus the forward padding on each side. None when that does not hold (a stride
+    above 1, or padding wider than the kernel's extent)."""
+    if geo.stride != (1, 1):
+        return None
+    pads = []
+    for k, d, (before, after) in zip(geo.kernel, geo.dilation, geo.pads):
+        extent = (k - 1) * d
+        if before > extent or after > extent:
+            return None
+        pads.append((extent - before, extent - after))
+    return Geometry(geo.kernel, (1, 1), geo.dilation, tuple(pads), geo.out, geo.size)
 
 
 def row_padded_shape(geo: Geometry, n: int, c: int) -> tuple[int, int, int, int]:

@@ -1,9 +1,13 @@
-"""Activation functions, applied element-wise (softmax and log_softmax along one axis)."""
+"""Activation functions, applied element-wise (softmax and log_softmax along one axis).
+
+ReLU, tanh and sigmoid run their passes over runs of rows split across the engine's threads
+(``engine.parallel.for_rows``): each chain of passes finds its run in cache, on every core."""
 
 from __future__ import annotations
 
 import math
 
+from engine import parallel
 from engine.backend import array_module, special
 from engine.ops._util import normalize_axis
 from engine.registry import Op, Param, Port, TensorType, register
@@ -16,18 +20,38 @@ class Activation(Op):
         return x
 
 
+def _rows(array):
+    """The array as (rows, values) for ``parallel.for_rows`` (a view when it is contiguous)."""
+    return array.reshape(array.shape[0] if array.ndim else 1, -1)
+
+
+def elementwise(body, out_like, *arrays):
+    """A new array shaped like ``out_like``, filled by ``body(out_run, *runs)`` over runs of rows
+    of ``arrays`` (and of the output) split across the engine's threads."""
+    xp = array_module(out_like)
+    out = xp.empty(out_like.shape, dtype=out_like.dtype)
+    rows = [_rows(a) for a in (out, *arrays)]
+
+    def run(low, high):
+        body(*(r[low:high] for r in rows))
+
+    parallel.for_rows(xp, rows[0].shape[0], rows[0].shape[1], run)
+    return out
+
+
 @register
 class Relu(Activation):
     name = "relu"
     doc = "max(x, 0)."
 
     def forward(self, ctx, p, x):
-        out = array_module(x).maximum(x, 0)
-        ctx.out = out
+        xp = array_module(x)
+        ctx.out = out = elementwise(lambda o, x: xp.maximum(x, 0, out=o), x, x)
         return out
 
     def backward(self, ctx, p, g):
-        return (g * (ctx.out > 0),)
+        xp = array_module(g)
+        return (elementwise(lambda d, g, o: xp.multiply(g, o > 0, out=d), g, g, ctx.out),)
 
 
 @register
@@ -51,13 +75,19 @@ class Sigmoid(Activation):
     doc = "Logistic function 1 / (1 + e^-x); d/dx = s (1 - s)."
 
     def forward(self, ctx, p, x):
-        out = special(array_module(x)).expit(x)
-        ctx.out = out
+        expit = special(array_module(x)).expit
+        ctx.out = out = elementwise(lambda o, x: expit(x, out=o), x, x)
         return out
 
     def backward(self, ctx, p, g):
-        out = ctx.out
-        return (g * out * (1.0 - out),)
+        xp = array_module(g)
+
+        def run(d, g, o):  # g * s * (1 - s)
+            xp.subtract(1.0, o, out=d)
+            d *= o
+            d *= g
+
+        return (elementwise(run, g, g, ctx.out),)
 
 
 @register
@@ -66,13 +96,19 @@ class Tanh(Activation):
     doc = "Hyperbolic tangent; d/dx = 1 - tanh(x)^2."
 
     def forward(self, ctx, p, x):
-        out = array_module(x).tanh(x)
-        ctx.out = out
+        xp = array_module(x)
+        ctx.out = out = elementwise(lambda o, x: xp.tanh(x, out=o), x, x)
         return out
 
     def backward(self, ctx, p, g):
-        out = ctx.out
-        return (g * (1.0 - out * out),)
+        xp = array_module(g)
+
+        def run(d, g, o):  # g * (1 - tanh^2)
+            xp.multiply(o, o, out=d)
+            xp.subtract(1.0, d, out=d)
+            d *= g
+
+        return (elementwise(run, g, g, ctx.out),)
 
 
 @register

@@ -9,11 +9,14 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
+import numpy
+
+from engine import parallel
 from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops import _windows
-from engine.ops._util import format_shape, scratch
+from engine.ops._util import PieceWorkspace, format_shape, scratch, zero_bordered
 from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 
@@ -86,56 +89,132 @@ class Convolution(Op):
     def forward(self, ctx, p, x, W, b=None):
         geo = self.geometry(p, x.shape)
         n, channels = x.shape[:2]
+        images = x.reshape(n, channels, *geo.size)
         groups, filters = p.groups, p.filters
         xp = array_module(x)
         positions = geo.out[0] * geo.out[1]
-        cols = scratch(ctx, "cols", (channels, *geo.kernel, n, *geo.out), x.dtype, xp)
-        cols = _windows.im2col(x.reshape(n, channels, *geo.size), geo, out=cols)  # (C, kh, kw, N, Ho, Wo)
-        cols = cols.reshape(groups, -1, n * positions)
         kernel = W.reshape(groups, filters // groups, -1)
-        product = scratch(ctx, "product", (groups, filters // groups, n * positions), x.dtype, xp)
-        xp.matmul(kernel, cols, out=product)  # one product for every sample and group
-        product = product.reshape(filters, n, positions)
-        out = xp.empty((n, filters, product.shape[-1]), dtype=product.dtype)  # back to (N, F, P) in one pass
-        if b is not None:
-            xp.add(product.transpose(1, 0, 2), b[:, None], out=out)
-        else:
-            out[...] = product.transpose(1, 0, 2)
-        needs = ctx.needs
-        ctx.geo, ctx.x_shape = geo, x.shape
-        ctx.cols = cols if len(needs) < 2 or needs[1] else None
-        ctx.kernel = kernel if not needs or needs[0] else None
+        out = xp.empty((n, filters, positions), dtype=x.dtype)
+        window_values = kernel.shape[-1] * groups * positions  # per sample
+
+        def piece(index, start, stop):
+            work = PieceWorkspace(ctx, index)
+            for low, high in _chunks(xp, start, stop, window_values):
+                cols = _columns(work, images[low:high], geo, groups, "cols", "padded")
+                product = scratch(work, "product", (groups, filters // groups, cols.shape[-1]), x.dtype, xp)
+                xp.matmul(kernel, cols, out=product)
+                product = product.reshape(filters, high - low, positions).transpose(1, 0, 2)
+                if b is not None:
+                    xp.add(product, b[:, None], out=out[low:high])
+                else:
+                    out[low:high] = product
+
+        _split(xp, n, piece, n * window_values)
+        ctx.geo, ctx.images, ctx.kernel, ctx.x_shape = geo, images, kernel, x.shape
         return out.reshape(n, filters, *geo.out[-self.rank:])
 
     def backward(self, ctx, p, g):
-        geo, cols, kernel = ctx.geo, ctx.cols, ctx.kernel
+        geo, images, kernel = ctx.geo, ctx.images, ctx.kernel
         needs = ctx.needs
         n, filters = g.shape[:2]
-        groups = p.groups
+        groups, channels = p.groups, images.shape[1]
         xp = array_module(g)
-        grad = scratch(ctx, "grad", (filters, n, g[0, 0].size), g.dtype, xp)
-        grad[...] = g.reshape(n, filters, -1).transpose(1, 0, 2)  # (F, N, P)
-        grad = grad.reshape(groups, filters // groups, -1)
-        dx = dW = None
-        if needs[0]:
-            (ho, wo), row = geo.out, geo.padded[1] if geo.flat_rows else geo.out[1]
-            if row > wo:  # col2im's flat rows: Wp gradient values per output row, zero past Wo
-                wide = scratch(ctx, "wide_grad", (filters, n, ho, row), g.dtype, xp)
-                wide[..., wo:] = 0
-                wide[..., :wo] = grad.reshape(filters, n, ho, wo)
-                wide = wide.reshape(groups, filters // groups, -1)
-            else:
-                wide = grad
-            dcols = scratch(ctx, "dcols", (groups, kernel.shape[-1], wide.shape[-1]), g.dtype, xp)
-            xp.matmul(kernel.swapaxes(-1, -2), wide, out=dcols)  # (G, C/G*kh*kw, N*Ho*R)
-            dcols = dcols.reshape(ctx.x_shape[1], *geo.kernel, n, ho, row)
-            dx = _windows.col2im(dcols, geo).reshape(ctx.x_shape)
-        if needs[1]:
-            dW = (grad @ cols.swapaxes(-1, -2)).reshape(filters, -1, *geo.kernel[-self.rank:])
+        (ho, wo), positions = geo.out, geo.out[0] * geo.out[1]
+        grads = g.reshape(n, filters, ho, wo)
+        window_values = kernel.shape[-1] * groups * positions
+        flipped_geo = _windows.transposed_geometry(geo) if needs[0] else None
+        if flipped_geo is not None:
+            # W (G, F/G, C/G, kh, kw) flipped in space, as (G, C/G, F/G * kh * kw): dx is g's windows times it.
+            kh, kw = geo.kernel
+            flipped = kernel.reshape(groups, filters // groups, channels // groups, kh, kw)[..., ::-1, ::-1]
+            flipped = xp.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups, channels // groups, -1)
+        dx = xp.empty(images.shape, dtype=g.dtype) if needs[0] else None
+        pieces = len(parallel.split(n, n * window_values)) if xp is numpy else 1
+        dW_parts = xp.zeros((pieces, groups, kernel.shape[-1], filters // groups), dtype=g.dtype) if needs[1] else None
+        db_parts = xp.zeros((pieces, filters), dtype=g.dtype) if p.use_bias and needs[2] else None
+
+        def piece(index, start, stop):
+            work = PieceWorkspace(ctx, index)
+            for low, high in _chunks(xp, start, stop, window_values):
+                count = high - low
+                grad = scratch(work, "grad", (filters, count, positions), g.dtype, xp)
+                grad[...] = grads[low:high].reshape(count, filters, positions).transpose(1, 0, 2)  # (F, n, P)
+                if db_parts is not None:
+                    db_parts[index] += grad.sum(axis=(1, 2))
+                grad = grad.reshape(groups, filters // groups, count * positions)
+                if dW_parts is not None:  # dW^T (G, C/G*kh*kw, F/G) = cols @ grad^T
+                    cols = _columns(work, images[low:high], geo, groups, "cols", "padded")
+                    product = scratch(work, "dW", dW_parts.shape[1:], g.dtype, xp)
+                    xp.matmul(cols, grad.swapaxes(-1, -2), out=product)
+                    dW_parts[index] += product
+                if dx is None:
+                    continue
+                if flipped_geo is not None:  # dx (G, C/G, n*H*W) = flipped W @ windows of the padded g
+                    windows = _columns(work, grads[low:high], flipped_geo, groups, "grad_cols", "padded_grad")
+                    product = scratch(work, "dx", (groups, channels // groups, windows.shape[-1]), g.dtype, xp)
+                    xp.matmul(flipped, windows, out=product)
+                    dx[low:high] = product.reshape(channels, count, *geo.size).transpose(1, 0, 2, 3)
+                else:
+                    dx[low:high] = _scatter_windows(work, kernel, grad, geo, channels, count)
+
+        _split(xp, n, piece, n * window_values)
+        dW = db = None
+        if dW_parts is not None:
+            dW = dW_parts.sum(axis=0).swapaxes(-1, -2).reshape(filters, -1, *geo.kernel[-self.rank:])
+        if db_parts is not None:
+            db = db_parts.sum(axis=0)
+        dx = None if dx is None else dx.reshape(ctx.x_shape)
         if not p.use_bias:
             return dx, dW
-        db = grad.reshape(filters, -1).sum(axis=1) if needs[2] else None
         return dx, dW, db
+
+
+# Samples per chunk are chosen so that a chunk's window columns fill about an L2 cache (float32):
+# the product then reads them from cache, and no step holds the whole batch's columns.
+CHUNK_VALUES = 1 << 18
+
+
+def _chunks(xp, start: int, stop: int, values_per_sample: int):
+    """(low, high) runs of samples of [start, stop) for one piece; the whole range on a GPU."""
+    if xp is not numpy:
+        return [(start, stop)]
+    step = max(1, CHUNK_VALUES // max(values_per_sample, 1))
+    return [(low, min(low + step, stop)) for low in range(start, stop, step)]
+
+
+def _split(xp, n: int, piece, work: int) -> None:
+    """The batch across the engine's threads on NumPy (``engine.parallel``); one piece on CuPy."""
+    if xp is numpy:
+        parallel.run_pieces(n, piece, work=work)
+    else:
+        piece(0, 0, n)
+
+
+def _columns(work, images, geo, groups: int, name: str, padded_name: str):
+    """im2col of some samples into the piece's work arrays, as (G, C/G*kh*kw, n*Ho*Wo)."""
+    xp = array_module(images)
+    count, channels = images.shape[:2]
+    cols = scratch(work, name, (channels, *geo.kernel, count, *geo.out), images.dtype, xp)
+    padded = None
+    if geo.padded != geo.size:
+        padded = zero_bordered(work, padded_name, (count, channels, *geo.padded), images.dtype, xp)
+    _windows.im2col(images, geo, out=cols, padded=padded)
+    return cols.reshape(groups, -1, count * geo.out[0] * geo.out[1])
+
+
+def _scatter_windows(work, kernel, grad, geo, channels: int, count: int):
+    """dx of some samples by col2im of W^T @ grad (strided or over-padded convolutions)."""
+    xp = array_module(grad)
+    groups, filters = kernel.shape[0], kernel.shape[0] * kernel.shape[1]
+    (ho, wo), row = geo.out, geo.padded[1] if geo.flat_rows else geo.out[1]
+    if row > wo:  # col2im's flat rows: Wp gradient values per output row, zero past Wo
+        wide = scratch(work, "wide_grad", (filters, count, ho, row), grad.dtype, xp)
+        wide[..., wo:] = 0
+        wide[..., :wo] = grad.reshape(filters, count, ho, wo)
+        grad = wide.reshape(groups, filters // groups, -1)
+    dcols = scratch(work, "dcols", (groups, kernel.shape[-1], grad.shape[-1]), grad.dtype, xp)
+    xp.matmul(kernel.swapaxes(-1, -2), grad, out=dcols)  # (G, C/G*kh*kw, n*Ho*R)
+    return _windows.col2im(dcols.reshape(channels, *geo.kernel, count, ho, row), geo)
 
 
 @register

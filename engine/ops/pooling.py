@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from engine import parallel
 from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.ops import _windows
@@ -56,16 +57,24 @@ class MaxPool2d(Pooling):
         geo = self.geometry(p, x.shape)
         xp = array_module(x)
         padded = _windows.pad(x, geo, -xp.inf)
-        views = [padded[(slice(None), slice(None), *geo.window_slice(*offset))] for offset in geo.offsets]
-        out = views[0].copy()
-        for values in views[1:]:
-            xp.maximum(out, values, out=out)
-        # The offset of each window's first maximum, found from the last offset back (integer arithmetic
-        # is several times faster than masked assignment): argmax <- k where views[k] == out.
-        last = len(views) - 1
-        argmax = xp.full(out.shape, last, dtype=xp.uint8 if last < 256 else xp.int32)
-        for index in range(last - 1, -1, -1):
-            argmax -= (views[index] == out) * (argmax - argmax.dtype.type(index))
+        out = xp.empty((*x.shape[:2], *geo.out), dtype=x.dtype)
+        last = len(geo.offsets) - 1
+        argmax = xp.empty(out.shape, dtype=xp.uint8 if last < 256 else xp.int32)
+        slices = [geo.window_slice(*offset) for offset in geo.offsets]
+
+        def run(low, high):
+            views = [padded[(slice(low, high), slice(None), *window)] for window in slices]
+            maxima, index = out[low:high], argmax[low:high]
+            maxima[...] = views[0]
+            for values in views[1:]:
+                xp.maximum(maxima, values, out=maxima)
+            # The offset of each window's first maximum, found from the last offset back (integer arithmetic
+            # is several times faster than masked assignment): argmax <- k where views[k] == out.
+            index[...] = last
+            for k in range(last - 1, -1, -1):
+                index -= (views[k] == maxima) * (index - index.dtype.type(k))
+
+        parallel.for_rows(xp, len(x), padded[0].size, run)
         ctx.geo, ctx.argmax = geo, argmax
         return out
 
@@ -76,12 +85,18 @@ class MaxPool2d(Pooling):
         tiled = not overlapping and all(o * k == size for o, k, size in zip(geo.out, geo.kernel, geo.padded))
         # Windows that tile the input write every position exactly once: no zeros needed first.
         padded = (xp.empty if tiled else xp.zeros)((*g.shape[:2], *geo.padded), dtype=g.dtype)
-        for index, offset in enumerate(geo.offsets):
-            target = padded[(slice(None), slice(None), *geo.window_slice(*offset))]
-            if overlapping:
-                target += g * (argmax == index)
-            else:  # each input position lies in one window at most: write in place
-                xp.multiply(g, argmax == index, out=target)
+        slices = [geo.window_slice(*offset) for offset in geo.offsets]
+
+        def run(low, high):
+            grads, index = g[low:high], argmax[low:high]
+            for k, window in enumerate(slices):
+                target = padded[(slice(low, high), slice(None), *window)]
+                if overlapping:
+                    target += grads * (index == k)
+                else:  # each input position lies in one window at most: write in place
+                    xp.multiply(grads, index == k, out=target)
+
+        parallel.for_rows(xp, len(g), padded[0].size, run)
         return (_windows.unpad(padded, geo),)
 
 
@@ -93,22 +108,43 @@ class AvgPool2d(Pooling):
 
     def forward(self, ctx, p, x):
         geo = self.geometry(p, x.shape)
+        xp = array_module(x)
         padded = _windows.pad(x, geo)
-        (first, *rest) = [padded[(slice(None), slice(None), *geo.window_slice(*offset))] for offset in geo.offsets]
-        out = first.copy()
-        for values in rest:
-            out += values
-        out *= 1.0 / len(geo.offsets)
+        out = xp.empty((*x.shape[:2], *geo.out), dtype=x.dtype)
+        slices = [geo.window_slice(*offset) for offset in geo.offsets]
+        share = 1.0 / len(slices)
+
+        def run(low, high):
+            first, *rest = [padded[(slice(low, high), slice(None), *window)] for window in slices]
+            total = out[low:high]
+            total[...] = first
+            for values in rest:
+                total += values
+            total *= share
+
+        parallel.for_rows(xp, len(x), padded[0].size, run)
         ctx.geo = geo
         return out
 
     def backward(self, ctx, p, g):
         geo = ctx.geo
         xp = array_module(g)
-        share = g * (1.0 / len(geo.offsets))
-        padded = xp.zeros((*g.shape[:2], *geo.padded), dtype=g.dtype)
-        for row, column in geo.offsets:
-            padded[(slice(None), slice(None), *geo.window_slice(row, column))] += share
+        overlapping = any(s < k for s, k in zip(geo.stride, geo.kernel))
+        tiled = not overlapping and all(o * k == size for o, k, size in zip(geo.out, geo.kernel, geo.padded))
+        padded = (xp.empty if tiled else xp.zeros)((*g.shape[:2], *geo.padded), dtype=g.dtype)
+        slices = [geo.window_slice(*offset) for offset in geo.offsets]
+        share = 1.0 / len(slices)
+
+        def run(low, high):
+            grads = g[low:high] * share
+            for window in slices:
+                target = padded[(slice(low, high), slice(None), *window)]
+                if overlapping:
+                    target += grads
+                else:
+                    target[...] = grads
+
+        parallel.for_rows(xp, len(g), padded[0].size, run)
         return (_windows.unpad(padded, geo),)
 
 

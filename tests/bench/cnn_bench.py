@@ -1,100 +1,168 @@
-"""Convolutional training steps of the engine against PyTorch CPU: samples per second and peak memory;
-and, where CuPy and a CUDA build of PyTorch see an NVIDIA GPU, the CNN at batch 256 on it.
+"""Convolutional training steps of the engine against PyTorch CPU, at the machine's default thread
+count and at one thread: training steps per second, their ratio, and the peak memory of training;
+and, where CuPy and a CUDA build of PyTorch see an NVIDIA GPU, the VGG-style net at batch 256 on it.
 
-Same model, batch, optimizer (Adam, lr 1e-3), float32 and one thread on each side (PyTorch's intra-op
-pool and NumPy's BLAS pool, pinned by threadpoolctl): two thread pools spinning in one process on a
-two-core machine measure contention, not convolution. Throughput is the median of interleaved trials.
+Models: LeNet-5 (tanh, average pooling), a VGG-style net (two 3x3 convolutions per stage, max
+pooling) and a small ResNet (a conv-bn-relu stem, a basic block, and a strided basic block with a
+1x1 projection shortcut, batch norm everywhere, global average pooling). Same model, batch,
+optimizer (Adam, lr 1e-3), synthetic data and float32 on both sides.
 
-Peak memory is measured the same way for both, whichever allocator holds it: each framework runs in
-a fresh subprocess that imports it, resets the kernel's resident-set high-water mark
-(``/proc/self/clear_refs``), builds the model and the data and trains a few steps, and reports the
-peak resident size minus the resident size before building (``VmHWM - VmRSS``): weights, optimizer
-slots, data, activations, gradients and whatever the allocator caches. (tracemalloc would miss
-PyTorch's allocations; a delta after warm-up would miss its cache.)
+Each side runs in a fresh process of its own, kept for the three trials of one row so that the
+trials can interleave (engine, PyTorch, engine, ...); the median is reported. The thread count is
+set in that process before the model is built: ``NETFORGE_THREADS`` semantics for the engine
+(``engine.parallel.set_threads``: its own pool and NumPy's BLAS), ``torch.set_num_threads`` for
+PyTorch; "default" is each framework's own default (the usable cores for the engine).
+
+Peak memory is the same measure for both, whatever allocator holds it: after importing its
+framework the process resets the kernel's resident-set high-water mark (``/proc/self/clear_refs``),
+builds the model and the data, trains a few steps, and reports the peak resident size minus the
+resident size before building (``VmHWM - VmRSS``): weights, optimizer slots, data, activations,
+gradients and allocator caches. (tracemalloc would miss PyTorch's allocations.)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import time
 
 import numpy
 
 import engine
 from engine.optimizers import make_optimizer
-from tests.bench.engine_bench import TRIALS, throughput
 
-THREADS = 1
-
-BATCH = 64
-IMAGE = (1, 28, 28)
+TRIALS = 3
+TRIAL_SECONDS = 1.0
+MEMORY_STEPS = 5
 CLASSES = 10
-MEMORY_STEPS = 10
+BATCHES = (32, 128)
+SPEED_TARGET = 1.0  # engine steps/s over PyTorch's, at least
+MEMORY_TARGET = 1.5  # engine peak memory over PyTorch's, at most
 
 
-def lenet5_layers() -> list[tuple]:
-    """LeNet-5 (ReLU and max pooling): conv 6@5x5 pad 2 -> pool -> conv 16@5x5 -> pool -> 120 -> 84 -> 10."""
-    return [("conv", 6, 5, 2), ("relu",), ("pool", 2), ("conv", 16, 5, 0), ("relu",), ("pool", 2), ("flatten",),
-            ("dense", 120), ("relu",), ("dense", 84), ("relu",), ("dense", CLASSES)]
+# -- the models, written once for each framework ------------------------------------------------------
+def lenet5(g, x):
+    """LeNet-5: conv 6@5x5 pad 2 -> tanh -> avg-pool -> conv 16@5x5 -> tanh -> avg-pool -> 120 -> 84 -> 10."""
+    h = g.avg_pool2d(g.tanh(g.conv2d(x, filters=6, kernel_size=5, padding=2)), kernel_size=2)
+    h = g.avg_pool2d(g.tanh(g.conv2d(h, filters=16, kernel_size=5)), kernel_size=2)
+    h = g.tanh(g.dense(g.flatten(h), units=120))
+    return g.dense(g.tanh(g.dense(h, units=84)), units=CLASSES)
 
 
-def cnn_layers() -> list[tuple]:
-    """conv 32@3x3 same -> pool -> conv 64@3x3 same -> pool -> dense 128 -> 10, ReLU between."""
-    return [("conv", 32, 3, 1), ("relu",), ("pool", 2), ("conv", 64, 3, 1), ("relu",), ("pool", 2), ("flatten",),
-            ("dense", 128), ("relu",), ("dense", CLASSES)]
+def vgg(g, x):
+    """Two stages of two 3x3 convolutions (16, then 32 filters) and a max pool, then dense 128 -> 10."""
+    h = x
+    for filters in (16, 32):
+        for _ in range(2):
+            h = g.relu(g.conv2d(h, filters=filters, kernel_size=3, padding=1))
+        h = g.max_pool2d(h, kernel_size=2)
+    return g.dense(g.relu(g.dense(g.flatten(h), units=128)), units=CLASSES)
 
 
-MODELS = {"lenet5": lenet5_layers, "cnn": cnn_layers}
+def _conv_bn(g, x, filters, kernel, stride=1):
+    h = g.conv2d(x, filters=filters, kernel_size=kernel, stride=stride, padding=kernel // 2, use_bias=False)
+    return g.batch_norm(h)
 
 
-def engine_spec(layers: list[tuple]) -> dict:
+def resnet(g, x):
+    """Stem conv-bn-relu 16; a basic block of 16; a basic block of 32 with stride 2 and a 1x1 projection
+    shortcut; global average pooling; dense 10."""
+    h = g.relu(_conv_bn(g, x, 16, 3))
+    for filters, stride in ((16, 1), (32, 2)):
+        branch = _conv_bn(g, g.relu(_conv_bn(g, h, filters, 3, stride)), filters, 3)
+        shortcut = h if stride == 1 else _conv_bn(g, h, filters, 1, stride)
+        h = g.relu(g.add(branch, shortcut))
+    return g.dense(g.global_avg_pool2d(h), units=CLASSES)
+
+
+MODELS = {  # name: (title, input shape, builder)
+    "lenet5": ("LeNet-5 1x28x28 (tanh, avg-pool)", (1, 28, 28), lenet5),
+    "vgg": ("VGG-style 3x32x32 c16-c16-p-c32-c32-p-d128", (3, 32, 32), vgg),
+    "resnet": ("ResNet 3x32x32 stem + 2 basic blocks, BN", (3, 32, 32), resnet),
+}
+
+
+def engine_spec(model_name: str) -> dict:
+    _, shape, build = MODELS[model_name]
     g = engine.GraphBuilder()
-    h = g.input("x", [None, *IMAGE])
-    y = g.input("y", [None], dtype="int64")
-    for layer in layers:
-        kind = layer[0]
-        if kind == "conv":
-            h = g.conv2d(h, filters=layer[1], kernel_size=layer[2], padding=layer[3])
-        elif kind == "pool":
-            h = g.max_pool2d(h, kernel_size=layer[1])
-        elif kind == "dense":
-            h = g.dense(h, units=layer[1])
-        else:
-            h = g.node(kind, h)
-    g.loss(g.softmax_cross_entropy(h, y, id="loss"))
-    g.output("prediction", h)
+    logits = build(g, g.input("x", [None, *shape]))
+    g.loss(g.softmax_cross_entropy(logits, g.input("y", [None], dtype="int64"), id="loss"))
+    g.output("prediction", logits)
     return g.to_spec()
 
 
-def torch_model(layers: list[tuple]):
+class _TorchGraph:
+    """The engine's GraphBuilder calls above, answered with PyTorch modules built on first use and
+    applied at once: the same builder function describes the PyTorch model."""
+
+    def __init__(self, torch, modules):
+        self.torch, self.modules, self.index = torch, modules, 0
+
+    def _module(self, make):
+        if self.index == len(self.modules):
+            self.modules.append(make())
+        module = self.modules[self.index]
+        self.index += 1
+        return module
+
+    def conv2d(self, x, *, filters, kernel_size, stride=1, padding=0, use_bias=True):
+        nn = self.torch.nn
+        return self._module(lambda: nn.Conv2d(x.shape[1], filters, kernel_size, stride, padding, bias=use_bias))(x)
+
+    def dense(self, x, *, units):
+        return self._module(lambda: self.torch.nn.Linear(x.shape[1], units))(x)
+
+    def batch_norm(self, x):
+        return self._module(lambda: self.torch.nn.BatchNorm2d(x.shape[1]))(x)
+
+    def avg_pool2d(self, x, *, kernel_size):
+        return self.torch.nn.functional.avg_pool2d(x, kernel_size)
+
+    def max_pool2d(self, x, *, kernel_size):
+        return self.torch.nn.functional.max_pool2d(x, kernel_size)
+
+    def global_avg_pool2d(self, x):
+        return x.mean(dim=(2, 3))
+
+    def flatten(self, x):
+        return x.flatten(1)
+
+    def tanh(self, x):
+        return self.torch.tanh(x)
+
+    def relu(self, x):
+        return self.torch.relu(x)
+
+    def add(self, a, b):
+        return a + b
+
+
+def torch_model(model_name: str):
     import torch  # noqa: PLC0415 - a benchmark-only dependency
 
-    modules, channels, size = [], IMAGE[0], IMAGE[1]
-    features = None
-    for layer in layers:
-        kind = layer[0]
-        if kind == "conv":
-            modules.append(torch.nn.Conv2d(channels, layer[1], layer[2], padding=layer[3]))
-            channels, size = layer[1], size + 2 * layer[3] - layer[2] + 1
-        elif kind == "pool":
-            modules.append(torch.nn.MaxPool2d(layer[1]))
-            size //= layer[1]
-        elif kind == "flatten":
-            modules.append(torch.nn.Flatten())
-            features = channels * size * size
-        elif kind == "dense":
-            modules.append(torch.nn.Linear(features, layer[1]))
-            features = layer[1]
-        else:
-            modules.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*modules)
+    _, shape, build = MODELS[model_name]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = torch.nn.ModuleList()
+            with torch.no_grad():  # a first pass creates the modules in order
+                build(_TorchGraph(torch, self.layers), torch.zeros(2, *shape))
+
+        def forward(self, x):
+            return build(_TorchGraph(torch, self.layers), x)
+
+    return Net()
 
 
-def make_batches(batches: int = 8, batch: int = BATCH):
+def make_batches(model_name: str, batch: int, batches: int = 4):
+    shape = MODELS[model_name][1]
     rng = numpy.random.default_rng(0)
-    x = rng.normal(size=(batch * batches, *IMAGE)).astype(numpy.float32)
+    x = rng.normal(size=(batch * batches, *shape)).astype(numpy.float32)
     y = rng.integers(0, CLASSES, size=batch * batches).astype(numpy.int64)
     return [(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]) for i in range(batches)]
 
@@ -105,7 +173,7 @@ def engine_step_factory(model_name: str, batches, device: str = "cpu"):
     from engine.backend import get_xp  # noqa: PLC0415
 
     xp = get_xp(device)
-    model = engine.Model(engine_spec(MODELS[model_name]()), device=device)
+    model = engine.Model(engine_spec(model_name), device=device)
     optimizer = make_optimizer({"name": "adam", "lr": 1e-3})
     data = batches if device == "cpu" else [(xp.asarray(x), xp.asarray(y)) for x, y in batches]
     synchronize = xp.cuda.Device().synchronize if device == "gpu" else lambda: None
@@ -124,7 +192,7 @@ def torch_step_factory(model_name: str, batches, device: str = "cpu"):
 
     on_gpu = device == "gpu"
     torch.manual_seed(0)
-    model = torch_model(MODELS[model_name]())
+    model = torch_model(model_name)
     if on_gpu:
         model = model.cuda()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -147,113 +215,171 @@ def torch_step_factory(model_name: str, batches, device: str = "cpu"):
 FACTORIES = {"engine": engine_step_factory, "pytorch": torch_step_factory}
 
 
+# -- one side of a row, in its own process ---------------------------------------------------------
 def _memory_status() -> dict[str, int]:
     with open("/proc/self/status") as handle:
         fields = dict(line.split(":", 1) for line in handle if line.startswith(("VmRSS", "VmHWM")))
     return {key: int(value.split()[0]) * 1024 for key, value in fields.items()}
 
 
-def peak_memory_child(framework: str, model_name: str) -> int:
-    """In this (fresh) process: peak resident bytes of building and training the model, over the
-    resident size with the framework imported (weights, data, activations, allocator caches)."""
-    import threadpoolctl  # noqa: PLC0415
+def _set_threads(framework: str, threads: str) -> int:
+    """Apply the thread setting in this process; returns the thread count in force."""
+    if framework == "engine":
+        from engine import parallel  # noqa: PLC0415
+
+        parallel.set_threads(None if threads == "default" else int(threads))
+        return parallel.thread_count()
     import torch  # noqa: PLC0415
 
-    torch.set_num_threads(THREADS)
-    threadpoolctl.threadpool_limits(THREADS)
+    if threads != "default":
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
+def steps_per_second(step) -> float:
+    """Training steps per second of one timed trial of about TRIAL_SECONDS (after a warm-up step)."""
+    step(0)
+    count, start = 1, time.perf_counter()
+    while True:
+        step(count)
+        count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= TRIAL_SECONDS and count > 3:
+            return (count - 1) / elapsed
+
+
+def child(framework: str, model_name: str, batch: int, threads: str) -> None:
+    """Serve one side of a row over stdin/stdout: first a line with the thread count and the peak
+    memory of building and training MEMORY_STEPS steps, then one line of steps/s per 'trial' read."""
+    threads_in_force = _set_threads(framework, threads)
+    if framework == "pytorch":
+        import torch  # noqa: F401, PLC0415 - imported before the memory baseline
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset VmHWM to the current resident size
     before = _memory_status()["VmRSS"]
-    step = FACTORIES[framework](model_name, make_batches())
+    step = FACTORIES[framework](model_name, make_batches(model_name, batch))
     for i in range(MEMORY_STEPS):
         step(i)
-    return _memory_status()["VmHWM"] - before
+    peak = _memory_status()["VmHWM"] - before
+    print(json.dumps({"threads": threads_in_force, "peak_bytes": peak}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "trial":
+            break
+        print(json.dumps({"steps_per_second": steps_per_second(step)}), flush=True)
 
 
-def peak_memory(framework: str, model_name: str) -> int | None:
-    code = ("import json, sys; from tests.bench import cnn_bench; "
-            f"print(json.dumps(cnn_bench.peak_memory_child({framework!r}, {model_name!r})))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-    if result.returncode:
-        print(f"  (memory of {framework} {model_name} not measured: {result.stderr.strip().splitlines()[-1:]})")
-        return None
-    return json.loads(result.stdout.strip().splitlines()[-1])
+class _Side:
+    def __init__(self, framework: str, model_name: str, batch: int, threads: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.cnn_bench", "--child", framework, model_name, str(batch), threads],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench child exited with status {self.process.wait()}")
+        return json.loads(line)
+
+    def trial(self) -> float:
+        self.process.stdin.write("trial\n")
+        self.process.stdin.flush()
+        return self._read()["steps_per_second"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
 
 
-def compare(model_name: str, *, device: str = "cpu", batch: int = BATCH) -> dict:
-    """Samples/s of each framework (median of interleaved trials) on the same batches."""
-    batches = make_batches(batch=batch)
-    steps = {key: factory(model_name, batches, device=device) for key, factory in FACTORIES.items()}
-    samples = {key: [] for key in steps}
-    for _ in range(TRIALS):
-        for key, step in steps.items():
-            samples[key].append(throughput(step, batch))
-    return {key: statistics.median(values) for key, values in samples.items()}
+def measure_row(model_name: str, batch: int, threads: str) -> dict:
+    """Both sides of one row: thread counts, median steps/s of interleaved trials, peak memory."""
+    sides = {framework: _Side(framework, model_name, batch, threads) for framework in FACTORIES}
+    try:
+        speeds = {framework: [] for framework in sides}
+        for _ in range(TRIALS):
+            for framework, side in sides.items():
+                speeds[framework].append(side.trial())
+    finally:
+        for side in sides.values():
+            side.close()
+    return {framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
+                        "steps_per_second": statistics.median(speeds[framework])}
+            for framework, side in sides.items()}
 
 
-ROWS = [
-    ("lenet5", "LeNet-5 1x28x28, batch 64, Adam", 0.8),
-    ("cnn", "CNN c32-p-c64-p-d128-10, batch 64, Adam", 0.6),
-]
-
-
+# -- the GPU row ----------------------------------------------------------------------------------------
+GPU_MODEL = "vgg"
 GPU_BATCH = 256
 GPU_TARGET = 0.5
 
 
 def gpu_table() -> int:
-    """The CNN at batch 256 on an NVIDIA GPU against PyTorch CUDA; 1 when its target is missed."""
+    """The VGG-style net at batch 256 on an NVIDIA GPU against PyTorch CUDA; 1 when its target is missed."""
     import torch  # noqa: PLC0415
 
     from engine.backend import gpu_available  # noqa: PLC0415
 
     if not (gpu_available() and torch.cuda.is_available()):
-        print("\nGPU: not measured: CuPy and a CUDA build of PyTorch do not both see a GPU on this machine "
-              f"(the CNN at batch {GPU_BATCH} against PyTorch CUDA, target >= {GPU_TARGET}x, runs where they do)")
+        print(f"\nGPU: not measured: CuPy and a CUDA build of PyTorch do not both see a GPU on this machine "
+              f"({MODELS[GPU_MODEL][0]} at batch {GPU_BATCH} against PyTorch CUDA, target >= {GPU_TARGET}x, "
+              "runs where they do)")
         return 0
-    speed = compare("cnn", device="gpu", batch=GPU_BATCH)
+    batches = make_batches(GPU_MODEL, GPU_BATCH)
+    steps = {key: factory(GPU_MODEL, batches, device="gpu") for key, factory in FACTORIES.items()}
+    speeds = {key: [] for key in steps}
+    for _ in range(TRIALS):
+        for key, step in steps.items():
+            speeds[key].append(steps_per_second(step))
+    speed = {key: statistics.median(values) for key, values in speeds.items()}
     ratio = speed["engine"] / speed["pytorch"]
     met = ratio >= GPU_TARGET
-    print(f"\nGPU ({torch.cuda.get_device_name()}), CNN c32-p-c64-p-d128-10, batch {GPU_BATCH}, Adam: engine on CuPy "
-          f"{speed['engine']:,.0f}/s, PyTorch CUDA {speed['pytorch']:,.0f}/s, {ratio:.2f}x "
+    print(f"\nGPU ({torch.cuda.get_device_name()}), {MODELS[GPU_MODEL][0]}, batch {GPU_BATCH}, Adam: engine on CuPy "
+          f"{speed['engine']:,.1f} steps/s, PyTorch CUDA {speed['pytorch']:,.1f} steps/s, {ratio:.2f}x "
           f"(target >= {GPU_TARGET}x: {'met' if met else 'MISSED'})")
     return 0 if met else 1
 
 
-def main() -> int:
-    """Print the tables; returns the number of targets missed."""
-    import threadpoolctl  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    try:
-        with threadpoolctl.threadpool_limits(THREADS):
-            missed = _table()
-    finally:
-        torch.set_num_threads(torch_threads)
+# -- the table --------------------------------------------------------------------------------------------
+def main(models=tuple(MODELS), batches=BATCHES, thread_settings=("default", "1")) -> int:
+    """Print the table; returns the number of targets missed."""
+    print(f"convolutional nets, training steps/s: engine against PyTorch CPU, each in a fresh process per row, "
+          f"median of {TRIALS} interleaved trials of {TRIAL_SECONDS:.0f} s; peak memory = resident-set peak of "
+          f"building and training {MEMORY_STEPS} steps over the imported framework; {len(os.sched_getaffinity(0))} "
+          f"usable cores. Targets: steps/s >= {SPEED_TARGET:.1f}x, memory <= {MEMORY_TARGET:.1f}x\n")
+    header = (f"{'model':42} {'batch':>5} {'threads':>7} {'engine/s':>9} {'torch/s':>9} {'ratio':>6} "
+              f"{'engine MiB':>10} {'torch MiB':>9} {'mem':>5}  targets")
+    print(header)
+    print("-" * len(header), flush=True)
+    missed = 0
+    for model_name in models:
+        for batch in batches:
+            for threads in thread_settings:
+                row = measure_row(model_name, batch, threads)
+                ours, theirs = row["engine"], row["pytorch"]
+                ratio = ours["steps_per_second"] / theirs["steps_per_second"]
+                memory = ours["peak_bytes"] / max(theirs["peak_bytes"], 1)
+                fast, lean = ratio >= SPEED_TARGET, memory <= MEMORY_TARGET
+                missed += (not fast) + (not lean)
+                thread_column = (str(ours["threads"]) if ours["threads"] == theirs["threads"]
+                                 else f"{ours['threads']}/{theirs['threads']}")
+                print(f"{MODELS[model_name][0]:42} {batch:5} {thread_column:>7} {ours['steps_per_second']:9.1f} "
+                      f"{theirs['steps_per_second']:9.1f} {ratio:5.2f}x {ours['peak_bytes'] / 2**20:10.1f} "
+                      f"{theirs['peak_bytes'] / 2**20:9.1f} {memory:4.2f}x  speed {'met' if fast else 'MISSED'}, "
+                      f"memory {'met' if lean else 'MISSED'}", flush=True)
+    print(f"\n{missed} target(s) missed" if missed else "\nall targets met")
     return missed + gpu_table()
 
 
-def _table() -> int:
-    print(f"convolutional nets: {THREADS} thread each side; samples/s median of {TRIALS} interleaved trials; "
-          f"peak memory = resident-set peak of building and training {MEMORY_STEPS} steps over the imported "
-          "framework, each in its own process\n")
-    header = (f"{'model':42} {'engine/s':>10} {'pytorch/s':>10} {'ratio':>7} {'engine MiB':>11} {'pytorch MiB':>12}"
-              "  target")
-    print(header)
-    print("-" * len(header))
-    missed = 0
-    for model_name, title, target in ROWS:
-        speed = compare(model_name)
-        memory = {key: peak_memory(key, model_name) for key in FACTORIES}
-        ratio = speed["engine"] / speed["pytorch"]
-        missed += ratio < target
-        mib = {key: "n/a" if value is None else f"{value / 2**20:.1f}" for key, value in memory.items()}
-        print(f"{title:42} {speed['engine']:10,.0f} {speed['pytorch']:10,.0f} {ratio:6.2f}x {mib['engine']:>11} "
-              f"{mib['pytorch']:>12}  >= {target:.1f}x: {'met' if ratio >= target else 'MISSED'}")
-    print(f"\n{missed} target(s) missed" if missed else "\nall targets met")
-    return missed
-
 if __name__ == "__main__":
-    sys.exit(1 if main() else 0)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", nargs=4, metavar=("FRAMEWORK", "MODEL", "BATCH", "THREADS"),
+                        help="serve one side of a row (used by the table itself)")
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--batches", nargs="*", type=int, default=list(BATCHES))
+    parser.add_argument("--threads", nargs="*", default=["default", "1"], help="'default' or a count")
+    arguments = parser.parse_args()
+    if arguments.child:
+        framework, model_name, batch, threads = arguments.child
+        child(framework, model_name, int(batch), threads)
+        sys.exit(0)
+    sys.exit(1 if main(arguments.models, arguments.batches, arguments.threads) else 0)

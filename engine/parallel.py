@@ -1,0 +1,290 @@
+"""The engine's threads: one setting for how many cores a process uses, honoured by NumPy's BLAS
+and by a persistent pool of the engine's own that splits batch-wise work BLAS does not parallelize
+(element-wise chains, im2col and col2im copies, pooling, per-channel sums).
+
+NumPy releases the GIL inside ufuncs and copies, so Python threads that each run a slice of one
+large array operation use several cores; what such a slice must be worth is ``grain`` elements,
+below which a split costs more in hand-offs than it saves and the work runs on the calling thread.
+
+The setting, in order of precedence: ``set_threads(n)`` or ``with threads(n):`` (the ``threads=``
+argument of ``Trainer`` and ``fit``), the ``NETFORGE_THREADS`` environment variable, and the cores
+this process may run on (``os.sched_getaffinity``). Several processes on one machine (distributed
+ranks) should split the cores between them by giving each its share.
+
+Results do not depend on scheduling: ``split`` cuts a range into the same pieces for the same thread
+count and size, every piece writes its own part of the output, and ``map_reduce`` combines partial
+results in piece order. A run is therefore bit-identical to another with the same seed and thread
+count (BLAS splits its products deterministically too).
+
+Typical use, from an op::
+
+    def chunk(start, stop):
+        numpy.multiply(g[start:stop], mask[start:stop], out=dx[start:stop])
+    parallel.run(len(g), chunk, work=g.size)
+
+Only NumPy arrays go to the pool: callers on CuPy arrays (``parallel.usable(array)`` is False) run
+whole-array code, as the GPU parallelizes it already.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+
+import numpy
+
+GRAIN = 1 << 16  # elements a piece of split work is worth at least (about 50 us of a simple ufunc)
+ENVIRONMENT_VARIABLE = "NETFORGE_THREADS"
+
+_lock = threading.Lock()
+_threads: int | None = None  # None until first asked: then the environment's or the machine's
+_grain = GRAIN
+_blas = None  # threadpoolctl's controllers of the loaded BLAS libraries, found once
+_blas_single = 0  # how many splits are running now (BLAS stays on one thread while any is)
+_pool: _Pool | None = None
+
+
+def default_threads() -> int:
+    """``NETFORGE_THREADS`` when set (a positive integer), else the cores this process may use."""
+    raw = os.environ.get(ENVIRONMENT_VARIABLE, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(f"{ENVIRONMENT_VARIABLE} must be a positive integer (a thread count), got {raw!r}")
+        return value
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def thread_count() -> int:
+    """The number of threads the engine computes with in this process."""
+    if _threads is None:
+        set_threads(None)
+    return _threads
+
+
+def grain() -> int:
+    return _grain
+
+
+def set_threads(count: int | None, *, grain: int | None = None) -> int:
+    """Use ``count`` threads from now on (``None``: the default above), in the engine's pool and in
+    NumPy's BLAS; ``grain`` changes the smallest piece of split work (tests set 1 to split tiny
+    arrays). Returns the count in force."""
+    global _threads, _grain
+    if count is None:
+        count = default_threads()
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"threads must be a positive integer, got {count!r}")
+    with _lock:
+        if grain is not None:
+            if grain < 1:
+                raise ValueError(f"grain must be a positive integer, got {grain!r}")
+            _grain = grain
+        if count != _threads:
+            _threads = count
+            if not _blas_single:
+                _set_blas_threads(count)
+    return count
+
+
+def _blas_controllers() -> list:
+    global _blas
+    if _blas is None:
+        try:
+            import threadpoolctl  # noqa: PLC0415 - imported when the setting is first applied
+        except ImportError:  # the engine still runs; BLAS keeps its own setting
+            _blas = []
+        else:
+            _blas = list(threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _blas
+
+
+def _set_blas_threads(count: int) -> None:
+    for controller in _blas_controllers():
+        controller.set_num_threads(count)
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """BLAS on one thread while the pool's threads run pieces that may call it: each piece is one
+    core's work already, and nested BLAS threads would only contend for the same cores."""
+    global _blas_single
+    with _lock:
+        _blas_single += 1
+        if _blas_single == 1:
+            _set_blas_threads(1)
+    try:
+        yield
+    finally:
+        with _lock:
+            _blas_single -= 1
+            if not _blas_single:
+                _set_blas_threads(_threads)
+
+
+@contextlib.contextmanager
+def threads(count: int | None, *, grain: int | None = None) -> Iterator[int]:
+    """``set_threads`` for the duration of a ``with`` block, the previous setting restored after."""
+    previous_count, previous_grain = thread_count(), _grain
+    try:
+        yield set_threads(count, grain=grain)
+    finally:
+        set_threads(previous_count, grain=previous_grain)
+
+
+def usable(*arrays) -> bool:
+    """Whether splitting can help: more than one thread, and NumPy arrays (not CuPy)."""
+    return thread_count() > 1 and all(isinstance(array, numpy.ndarray) for array in arrays)
+
+
+def split(size: int, work: int | None = None) -> list[tuple[int, int]]:
+    """Contiguous (start, stop) pieces covering range(size): one per thread, fewer when ``work``
+    (elements, ``size`` by default) does not give each piece ``grain`` of them. Depends only on the
+    arguments, the thread count and the grain, never on timing."""
+    work = size if work is None else work
+    pieces = max(1, min(thread_count(), size, work // _grain))
+    base, extra = divmod(size, pieces)
+    bounds, start = [], 0
+    for index in range(pieces):
+        stop = start + base + (index < extra)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
+
+
+def run(size: int, chunk: Callable[[int, int], None], *, work: int | None = None) -> None:
+    """Call ``chunk(start, stop)`` for each piece of ``split(size, work)``, the pieces in parallel
+    on the pool (the calling thread takes the first); returns when all are done. ``chunk`` must
+    write only its own part of any shared output."""
+    run_pieces(size, lambda index, start, stop: chunk(start, stop), work=work)
+
+
+def run_pieces(size: int, chunk: Callable[[int, int, int], None], *, work: int | None = None) -> None:
+    """``run`` with the piece's index first, ``chunk(index, start, stop)``, for work that keeps
+    buffers per piece (two pieces never run at once on the same index)."""
+    pieces = split(size, work)
+    if len(pieces) == 1:
+        chunk(0, 0, size)
+        return
+    with _single_threaded_blas():
+        _get_pool().run([lambda index=index, start=start, stop=stop: chunk(index, start, stop)
+                         for index, (start, stop) in enumerate(pieces)])
+
+
+def map_reduce(size: int, chunk: Callable[[int, int], object], combine: Callable[[object, object], object], *,
+               work: int | None = None):
+    """``chunk(start, stop)`` on each piece as ``run`` does, their results combined left to right in
+    piece order (so the same pieces always sum in the same order)."""
+    pieces = split(size, work)
+    if len(pieces) == 1:
+        return chunk(0, size)
+    with _single_threaded_blas():
+        results = _get_pool().run([lambda start=start, stop=stop: chunk(start, stop) for start, stop in pieces])
+    total = results[0]
+    for result in results[1:]:
+        total = combine(total, result)
+    return total
+
+
+RUN_VALUES = 1 << 16  # elements of a run: a few arrays of this many float32 stay in a core's L2 cache
+
+
+def runs(start: int, stop: int, row_values: int, run_values: int = RUN_VALUES) -> list[tuple[int, int]]:
+    """[start, stop) cut into runs of whole rows holding about ``run_values`` elements (one row at
+    least), so that a chain of passes over a run finds it in cache instead of memory."""
+    step = max(1, run_values // max(row_values, 1))
+    return [(low, min(low + step, stop)) for low in range(start, stop, step)]
+
+
+def for_rows(xp, size: int, row_values: int, body: Callable[[int, int], None]) -> None:
+    """``body(low, high)`` over runs of rows of a (size, ...) batch with ``row_values`` elements a
+    row: on NumPy split across the threads, each piece in cache-sized runs; one call on CuPy."""
+    if xp is not numpy:
+        body(0, size)
+        return
+
+    def piece(start: int, stop: int) -> None:
+        for low, high in runs(start, stop, row_values):
+            body(low, high)
+
+    run(size, piece, work=size * row_values)
+
+
+def reduce_rows(xp, size: int, row_values: int, body: Callable[[int, int], object],
+                combine: Callable[[object, object], object]):
+    """``for_rows`` whose runs return partial results, combined left to right in row order."""
+    if xp is not numpy:
+        return body(0, size)
+
+    def piece(start: int, stop: int):
+        total = None
+        for low, high in runs(start, stop, row_values):
+            partial = body(low, high)
+            total = partial if total is None else combine(total, partial)
+        return total
+
+    return map_reduce(size, piece, combine, work=size * row_values)
+
+
+def _get_pool() -> _Pool:
+    global _pool
+    wanted = thread_count() - 1
+    if _pool is None or _pool.size < wanted:
+        with _lock:
+            if _pool is None or _pool.size < wanted:
+                _pool = _Pool(wanted, previous=_pool)
+    return _pool
+
+
+class _Pool:
+    """Daemon worker threads that live as long as the process and take tasks from one queue; the
+    thread that submits runs the first task itself, then waits for the others. Several threads may
+    submit at once (a server's request threads): each waits only for its own tasks."""
+
+    def __init__(self, size: int, previous: _Pool | None = None):
+        self.size = size
+        self.tasks = previous.tasks if previous is not None else queue.SimpleQueue()
+        started = previous.size if previous is not None else 0
+        for index in range(started, size):
+            threading.Thread(target=self._work, name=f"netforge-parallel-{index}", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            task, results, index, done = self.tasks.get()
+            try:
+                results[index] = (True, task())
+            except BaseException as error:  # handed to the submitting thread, which re-raises it
+                results[index] = (False, error)
+            done.release()
+
+    def run(self, tasks: list[Callable[[], object]]) -> list:
+        results: list = [None] * len(tasks)
+        done = threading.Semaphore(0)
+        for index in range(1, len(tasks)):
+            self.tasks.put((tasks[index], results, index, done))
+        try:
+            results[0] = (True, tasks[0]())
+        except BaseException as error:
+            results[0] = (False, error)
+        for _ in range(len(tasks) - 1):
+            done.acquire()
+        values = []
+        for ok, value in results:
+            if not ok:
+                raise value
+            values.append(value)
+        return values
+
+
+__all__ = ["GRAIN", "RUN_VALUES", "default_threads", "for_rows", "grain", "map_reduce", "reduce_rows", "run",
+           "run_pieces", "runs", "set_threads", "split", "thread_count",
+           "threads", "usable"]
