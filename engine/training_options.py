@@ -11,13 +11,14 @@ and the web app use.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from engine import metrics as metrics_module
 from engine.errors import EngineError
-from engine.option_schema import Option, TrainingOptionsError, check_object, find_option, show
 from engine.optimizers import OPTIMIZERS, check_optimizer_config
+from engine.option_schema import Option, TrainingOptionsError, check_object, find_option, show
 from engine.registry import FLOAT_DTYPES
 from engine.schedules import SCHEDULES, check_schedule_config
 
@@ -132,7 +133,7 @@ def validate_training_options(options: Any, *, trainer_only: bool = False,
             continue
         if entry.name not in options:
             if entry.scope == "trainer":
-                cleaned[entry.name] = entry.default
+                cleaned[entry.name] = copy.deepcopy(entry.default)  # the caller may change its copy
             continue
         value = options[entry.name]
         if entry.type in ("optimizer", "early_stopping", "metrics"):
