@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from engine import parallel
+from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.ops._util import format_shape
 from engine.registry import Op, Param, Port, TensorType, Weight, register
@@ -63,47 +65,98 @@ class BatchNorm(Op):
 
     def forward(self, ctx, p, x, *weights):
         gamma, beta, running_mean, running_var = weights if p.affine else (None, None, *weights)
-        axes = (0, *range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
+        xp = array_module(x)
+        n, channels = x.shape[:2]
+        rows = x.reshape(n, channels, -1)  # (N, C, R): statistics over N and R
+        count = n * rows.shape[2]
         if ctx.training:
-            count = x.size // x.shape[1]
             if count < 2:
                 raise ValueError(f"batch_norm in training needs more than one value per channel, got input {x.shape}")
-            mean = x.mean(axis=axes, keepdims=True)
-            centered = x - mean
-            var = (centered * centered).mean(axis=axes, keepdims=True)
+            mean = _channel_sums(rows, lambda r: r.sum(axis=(0, 2))) / count
+            centered_mean = mean[:, None]
+
+            def squares(r):
+                centered = r - centered_mean
+                centered *= centered
+                return centered.sum(axis=(0, 2))
+
+            var = _channel_sums(rows, squares) / count
             inv_std = 1.0 / (var + p.epsilon) ** 0.5
-            x_hat = centered
-            x_hat *= inv_std
             m = p.momentum
             ctx.updates = {
-                "running_mean": (1 - m) * running_mean + m * mean.reshape(-1),
-                "running_var": (1 - m) * running_var + m * var.reshape(-1) * (count / (count - 1)),
+                "running_mean": (1 - m) * running_mean + m * mean,
+                "running_var": (1 - m) * running_var + m * var * (count / (count - 1)),
             }
         else:
-            inv_std = (1.0 / (running_var + p.epsilon) ** 0.5).reshape(shape)
-            x_hat = (x - running_mean.reshape(shape)) * inv_std
-        ctx.x_hat, ctx.inv_std, ctx.gamma, ctx.axes = x_hat, inv_std, gamma, axes
-        if gamma is None:
-            return x_hat
-        return x_hat * gamma.reshape(shape) + beta.reshape(shape)
+            mean, inv_std = running_mean, 1.0 / (running_var + p.epsilon) ** 0.5
+        # y = x * scale + shift, scale = gamma / sqrt(var + eps), shift = beta - mean * scale: two passes.
+        scale = inv_std if gamma is None else gamma * inv_std
+        shift = -mean * scale if beta is None else beta - mean * scale
+        out = xp.empty(rows.shape, dtype=x.dtype)
+        scale_b, shift_b = scale.astype(x.dtype)[:, None], shift.astype(x.dtype)[:, None]
+
+        def normalize(low, high):
+            xp.multiply(rows[low:high], scale_b, out=out[low:high])
+            out[low:high] += shift_b
+
+        parallel.for_rows(xp, n, rows[0].size, normalize)
+        ctx.rows, ctx.mean, ctx.inv_std, ctx.gamma, ctx.shape = rows, mean, inv_std, gamma, x.shape
+        return out.reshape(x.shape)
 
     def backward(self, ctx, p, g):
-        x_hat, inv_std, gamma, axes = ctx.x_hat, ctx.inv_std, ctx.gamma, ctx.axes
+        rows, mean, inv_std, gamma = ctx.rows, ctx.mean, ctx.inv_std, ctx.gamma
         needs = ctx.needs
-        shape = (1, -1) + (1,) * (g.ndim - 2)
-        gamma_b = None if gamma is None else gamma.reshape(shape)
+        xp = array_module(g)
+        n, channels = rows.shape[:2]
+        grads = g.reshape(rows.shape)
+        count = n * rows.shape[2]
+        scale = inv_std if gamma is None else gamma * inv_std
+        want_sums = ctx.training and needs[0] or p.affine and (needs[1] or needs[2])
+        if want_sums:  # per channel: sum(g) and sum(g * (x - mean)), in one pass over each run
+            centered_mean = mean[:, None]
+
+            def sums(low, high):
+                r, d = rows[low:high], grads[low:high]
+                centered = r - centered_mean
+                centered *= d
+                return xp.stack([d.sum(axis=(0, 2)), centered.sum(axis=(0, 2))])
+
+            grad_sum, grad_centered_sum = _channel_sums(rows, sums, grads_too=True)
         dx = None
         if needs[0]:
+            # dx = scale * (g - mean(g) - x_hat * mean(g * x_hat)) = a * g + b * x + c per channel (training);
+            # dx = scale * g in eval.
             if ctx.training:
-                dx = _normalized_backward(g, x_hat, inv_std, gamma_b, axes)
+                b = -scale * inv_std * inv_std * grad_centered_sum / count
+                c = -scale * grad_sum / count - b * mean
             else:
-                dx = g * inv_std if gamma_b is None else g * (gamma_b * inv_std)
+                b = c = xp.zeros_like(scale)
+            a_b, b_b, c_b = (v.astype(g.dtype)[:, None] for v in (scale, b, c))
+            dx = xp.empty(rows.shape, dtype=g.dtype)
+
+            def input_grad(low, high):
+                d, target = grads[low:high], dx[low:high]
+                xp.multiply(d, a_b, out=target)
+                if ctx.training:
+                    term = rows[low:high] * b_b
+                    term += c_b
+                    target += term
+
+            parallel.for_rows(xp, n, rows[0].size, input_grad)
+            dx = dx.reshape(ctx.shape)
         if not p.affine:
             return dx, None, None
-        dgamma = (g * x_hat).sum(axis=axes) if needs[1] else None
-        dbeta = g.sum(axis=axes) if needs[2] else None
+        dgamma = (grad_centered_sum * inv_std).astype(g.dtype) if needs[1] else None
+        dbeta = grad_sum.astype(g.dtype) if needs[2] else None
         return dx, dgamma, dbeta, None, None
+
+
+def _channel_sums(rows, body, grads_too: bool = False):
+    """Per-channel sums over (N, C, R) rows: ``body(rows[low:high])`` (or ``body(low, high)`` with
+    ``grads_too``) for runs of samples on every thread, the partial sums added in sample order."""
+    xp = array_module(rows)
+    run = (lambda low, high: body(low, high)) if grads_too else (lambda low, high: body(rows[low:high]))
+    return parallel.reduce_rows(xp, rows.shape[0], rows[0].size, run, lambda a, b: a + b)
 
 
 @register
