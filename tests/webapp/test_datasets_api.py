@@ -256,3 +256,53 @@ def test_a_builtin_larger_than_the_upload_limit_is_refused_before_it_is_generate
     assert response.status_code == 400
     error = error_of(response)
     assert error["code"] == "too_large" and "n_samples=10000000000 would hold about" in error["message"]
+
+
+def test_adding_a_builtin_twice_returns_the_first(client):
+    first = client.post("/api/datasets", {"builtin": "digits"}, format="json")
+    again = client.post("/api/datasets", {"builtin": "digits", "name": "digits again"}, format="json")
+    assert first.status_code == 201 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"] and Dataset.objects.count() == 1
+    other = client.post("/api/datasets", {"builtin": "digits", "options": {"seed": 1}}, format="json")
+    assert other.status_code == 201  # other options are other data
+
+
+def test_a_dataset_served_by_an_endpoint_cannot_be_deleted_and_the_refusal_names_it(client, user, project,
+                                                                                     graph_version, digits):
+    from webapp.endpoints.models import Endpoint, ModelVersion  # noqa: PLC0415
+
+    run = Run.objects.create(project=project, graph_version=graph_version, dataset=digits, state=Run.State.SUCCEEDED)
+    endpoint = Endpoint.objects.create(owner=user, name="digit-reader")
+    ModelVersion.objects.create(endpoint=endpoint, number=1, run=run, path="unused")
+    response = client.delete(f"/api/datasets/{digits.pk}")
+    assert response.status_code == 409
+    error = error_of(response)
+    assert "endpoint(s) digit-reader serve models trained on it" in error["message"]
+    assert f"used by run(s) {run.pk}" in error["message"]
+    assert error["details"] == {"runs": [run.pk], "endpoints": ["digit-reader"]}
+
+
+def test_storage_is_counted_per_dataset_and_per_user_and_limited(client, settings):
+    body = upload(client, "flowers.csv", IRIS_LIKE_CSV, target="species").json()
+    assert body["size_bytes"] > len(IRIS_LIKE_CSV)  # the file and its converted store
+    listing = client.get("/api/datasets").json()
+    assert listing["storage_bytes"] == body["size_bytes"]
+    settings.DATASET_MAX_STORAGE_PER_USER_BYTES = body["size_bytes"] + 10
+    response = upload(client, "flowers.csv", IRIS_LIKE_CSV, target="species")
+    assert response.status_code == 413
+    assert "NETFORGE_DATASET_MAX_STORAGE_PER_USER_MB" in error_of(response)["message"]
+
+
+def test_listings_summarize_wide_schemas_and_samples_are_paged(client):
+    columns = [f"c{index}" for index in range(300)]
+    content = (",".join([*columns, "label"]) + "\n" + "\n".join(
+        ",".join([*(str(row + index) for index in range(300)), str(row % 2)]) for row in range(70)) + "\n").encode()
+    body = upload(client, "wide.csv", content, target="label").json()
+    assert body["state"] == "ready", body
+    listed = client.get("/api/datasets").json()["results"][0]
+    assert len(listed["schema"]["feature_names"]) == 100 and listed["schema"]["feature_count"] == 300
+    assert all(len(row) == 100 for row in listed["preview"]["arrays"]["x"])
+    samples = client.get(f"/api/datasets/{body['id']}/samples?offset=60&limit=64").json()
+    assert [sample["index"] for sample in samples["results"]] == list(range(60, 70))
+    assert samples["feature_count"] == 300 and len(samples["results"][0]["features"]["x"]) == 100
+    assert client.get(f"/api/datasets/{body['id']}/samples?limit=65").status_code == 400

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, generics, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -137,10 +139,25 @@ class BuiltinDatasetListView(APIView):
         return Response({"results": selectors.builtin_list()})
 
 
+class DatasetPagination(LimitOffsetPagination):
+    """Pages of datasets that also say how much disk all the user's datasets use."""
+
+    def get_paginated_response_schema(self, schema):
+        paginated = super().get_paginated_response_schema(schema)
+        paginated["properties"]["storage_bytes"] = {
+            "type": "integer", "description": "disk used by all the user's datasets (not only this page)"}
+        paginated["properties"]["storage_limit_bytes"] = {
+            "type": "integer", "description": "the most the user's datasets may hold"}
+        return paginated
+
+
 class DatasetListView(generics.GenericAPIView):
-    """The user's datasets. POST (JSON) adds one from a built-in by name."""
+    """The user's datasets, with the disk they use. POST (JSON) adds one from a built-in by name;
+    adding a built-in the user already has with the same options (and project) returns that one
+    (200) instead of a duplicate (201 when new)."""
 
     serializer_class = DatasetSerializer
+    pagination_class = DatasetPagination
 
     @extend_schema(parameters=[
         OpenApiParameter("project", OpenApiTypes.INT, description="only this project's datasets"),
@@ -153,17 +170,23 @@ class DatasetListView(generics.GenericAPIView):
         datasets = selectors.dataset_list(user=request.user, project_id=int(project) if project else None,
                                           kind=request.query_params.get("kind"))
         page = self.paginate_queryset(datasets)
-        return self.get_paginated_response(DatasetSerializer(page, many=True).data)
+        response = self.get_paginated_response(DatasetSerializer(page, many=True).data)
+        response.data["storage_bytes"] = services.storage_used(owner=request.user)
+        response.data["storage_limit_bytes"] = int(settings.DATASET_MAX_STORAGE_PER_USER_BYTES)
+        return response
 
-    @extend_schema(request=BuiltinDatasetCreateSerializer, responses={201: DatasetSerializer})
+    @extend_schema(request=BuiltinDatasetCreateSerializer, responses={201: DatasetSerializer, 200: DatasetSerializer})
     def post(self, request):
         serializer = BuiltinDatasetCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
-        dataset = services.dataset_create_builtin(
-            owner=request.user, builtin=values["builtin"], name=values["name"], options=values["options"],
-            project=_project_of(request, values["project"]),
-        )
+        project = _project_of(request, values["project"])
+        existing = services.builtin_duplicate(owner=request.user, builtin=values["builtin"],
+                                              options=values["options"], project=project)
+        if existing is not None:
+            return Response(DatasetSerializer(existing).data, status=status.HTTP_200_OK)
+        dataset = services.dataset_create_builtin(owner=request.user, builtin=values["builtin"], name=values["name"],
+                                                  options=values["options"], project=project)
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Sum
 
 from engine import data as engine_data
 from webapp.core.exceptions import Conflict, InvalidInput, PayloadTooLarge
@@ -54,9 +55,13 @@ def check_upload_size(*, file_name: str, size: int) -> None:
 @transaction.atomic
 def dataset_create_builtin(*, owner, builtin: str, name: str = "", options: dict | None = None,
                            project: Project | None = None) -> Dataset:
-    """A dataset record for a built-in (``engine.data.load_builtin``); unknown names and options
-    are a 400 (the engine's ``DataError``)."""
+    """A dataset record for a built-in (``engine.data.load_builtin``); the user's record of the same
+    built-in with the same options (in the same project) is returned instead of a duplicate.
+    Unknown names and options are a 400 (the engine's ``DataError``)."""
     options = dict(options or {})
+    existing = builtin_duplicate(owner=owner, builtin=builtin, options=options, project=project)
+    if existing is not None:
+        return existing
     _check_builtin_size(builtin, options)
     loaded = engine_data.load_builtin(builtin, **options)
     return Dataset.objects.create(
@@ -64,6 +69,12 @@ def dataset_create_builtin(*, owner, builtin: str, name: str = "", options: dict
         options=options, schema=json_ready(loaded.schema()), preview=json_ready(loaded.preview(PREVIEW_ROWS)),
         rows=len(loaded),
     )
+
+
+def builtin_duplicate(*, owner, builtin: str, options: dict, project: Project | None) -> Dataset | None:
+    """The user's existing record of this built-in with these options in this project, if any."""
+    return Dataset.objects.filter(owner=owner, kind=Dataset.Kind.BUILTIN, builtin_name=builtin, project=project,
+                                  options=options).order_by("pk").first()
 
 
 def _check_builtin_size(builtin: str, options: dict) -> None:
@@ -91,6 +102,7 @@ def dataset_create_upload(*, owner, file, labels_file=None, name: str = "", file
     check_upload_size(file_name=file.name, size=file.size)
     if labels_file is not None:
         check_upload_size(file_name=labels_file.name, size=labels_file.size)
+    _check_storage(owner=owner, adding=file.size + (labels_file.size if labels_file is not None else 0))
     file_format = file_format or uploads.detect_format(file.name)
     if file_format is None:
         raise InvalidInput(f"{file.name}: cannot tell the file's format from its name; name it .csv, .tsv, .npz, "
@@ -117,6 +129,17 @@ def dataset_create_upload(*, owner, file, labels_file=None, name: str = "", file
     else:
         transaction.on_commit(lambda: _enqueue_conversion(dataset.pk))
     return dataset
+
+
+def _check_storage(*, owner, adding: int) -> None:
+    """413 when the user's datasets would hold more than ``DATASET_MAX_STORAGE_PER_USER_BYTES``."""
+    limit = int(settings.DATASET_MAX_STORAGE_PER_USER_BYTES)
+    used = storage_used(owner=owner)
+    if used + adding > limit:
+        raise PayloadTooLarge(
+            f"your datasets hold {describe_size(used)}; adding {describe_size(adding)} would pass the storage limit "
+            f"of {describe_size(limit)} per user (the server's NETFORGE_DATASET_MAX_STORAGE_PER_USER_MB setting); "
+            "delete datasets you no longer need", details={"used": used, "adding": adding, "limit": limit})
 
 
 def _name_of(stored_name: str) -> str:
@@ -230,17 +253,31 @@ def dataset_update(*, dataset: Dataset, name: str) -> Dataset:
 @transaction.atomic
 def dataset_delete(*, dataset: Dataset) -> None:
     """Deletes the record, its stored file and its converted store; refused (409) while runs use
-    the dataset."""
-    runs = list(dataset.runs.values_list("pk", flat=True)[:20])
-    if runs:
-        raise Conflict(f"dataset '{dataset.name}' is used by run(s) {', '.join(map(str, runs))}; delete them first",
-                       details={"runs": runs})
+    the dataset or endpoints serve a model trained on it, naming them."""
+    from webapp.endpoints.models import ModelVersion  # noqa: PLC0415 - endpoints build on datasets, not back
+
+    runs = list(dataset.runs.order_by("pk").values_list("pk", flat=True)[:20])
+    endpoints = sorted(set(ModelVersion.objects.filter(run__dataset=dataset).values_list("endpoint__name", flat=True)))
+    if runs or endpoints:
+        needs = []
+        if endpoints:
+            needs.append(f"endpoint(s) {', '.join(endpoints[:20])} serve models trained on it")
+        if runs:
+            needs.append(f"it is used by run(s) {', '.join(map(str, runs))}")
+        raise Conflict(f"dataset '{dataset.name}' cannot be deleted: {'; '.join(needs)}; delete "
+                       f"{'those endpoints and ' if endpoints else ''}the runs first",
+                       details={"runs": runs, "endpoints": endpoints[:20]})
     file = dataset.file
     folder = Path(settings.MEDIA_ROOT) / conversion.dataset_folder(dataset.pk)
     dataset.delete()
     if file:
         transaction.on_commit(lambda: _remove_file(file))
     transaction.on_commit(lambda: conversion.remove_folder(folder))
+
+
+def storage_used(*, owner) -> int:
+    """The bytes the user's datasets hold on disk (uploads and their converted stores)."""
+    return Dataset.objects.filter(owner=owner).aggregate(total=Sum("size_bytes"))["total"] or 0
 
 
 def _remove_file(file) -> None:

@@ -168,6 +168,9 @@ DATASET_MAX_DECOMPRESSED_MB = int(os.environ.get("NETFORGE_DATASET_MAX_DECOMPRES
 DATASET_MAX_ARCHIVE_MEMBERS = int(os.environ.get("NETFORGE_DATASET_MAX_ARCHIVE_MEMBERS", "200000"))
 DATASET_MAX_ROWS = int(os.environ.get("NETFORGE_DATASET_MAX_ROWS", "10000000"))
 DATASET_MAX_COLUMNS = int(os.environ.get("NETFORGE_DATASET_MAX_COLUMNS", "20000"))
+# Disk a user's datasets may hold (uploads and their converted stores).
+DATASET_MAX_STORAGE_PER_USER_BYTES = (int(os.environ.get("NETFORGE_DATASET_MAX_STORAGE_PER_USER_MB", "20480"))
+                                      * 1024 * 1024)
 # Where uploads are converted: on the "datasets" queue's worker, or (tests without a worker) in the
 # web process's own child, under the same limits.
 DATASET_CONVERSION_INLINE = os.environ.get("NETFORGE_DATASET_CONVERSION_INLINE", "0") == "1"

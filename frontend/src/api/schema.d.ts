@@ -129,10 +129,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description The user's datasets. POST (JSON) adds one from a built-in by name. */
+        /**
+         * @description The user's datasets, with the disk they use. POST (JSON) adds one from a built-in by name;
+         *     adding a built-in the user already has with the same options (and project) returns that one
+         *     (200) instead of a duplicate (201 when new).
+         */
         get: operations["datasets_list"];
         put?: never;
-        /** @description The user's datasets. POST (JSON) adds one from a built-in by name. */
+        /**
+         * @description The user's datasets, with the disk they use. POST (JSON) adds one from a built-in by name;
+         *     adding a built-in the user already has with the same options (and project) returns that one
+         *     (200) instead of a duplicate (201 when new).
+         */
         post: operations["datasets_create"];
         delete?: never;
         options?: never;
@@ -1402,6 +1410,10 @@ export interface components {
              */
             previous?: string | null;
             results: components["schemas"]["Dataset"][];
+            /** @description disk used by all the user's datasets (not only this page) */
+            storage_bytes?: number;
+            /** @description the most the user's datasets may hold */
+            storage_limit_bytes?: number;
         };
         PaginatedGraphVersionSummaryList: {
             /** @example 123 */
@@ -1934,6 +1946,14 @@ export interface operations {
             };
         };
         responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dataset"];
+                };
+            };
             201: {
                 headers: {
                     [name: string]: unknown;

@@ -1,0 +1,157 @@
+"""Dataset conversion and reading (issue 13): an 80 MB / 200k-row CSV converted, a zip of 60,000
+28x28 PNGs converted, and training steps fed from the memory-mapped store against in-memory arrays.
+
+Each conversion runs in a fresh process, as the worker's child does (``engine.data.convert`` then
+``engine.data.store.write_store``); its time excludes imports, its peak RSS (``ru_maxrss``)
+includes them. The training comparison interleaves trials of the same shuffled epochs of an MLP,
+with batches gathered from a ``numpy.memmap`` (``engine.data.store.open_store``) or from arrays.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy
+
+CSV_ROWS = 200_000
+CSV_FEATURES = 40
+IMAGES = 60_000
+TARGETS = {"csv_seconds": 1.5, "csv_peak_mb": 400, "zip_seconds": 30.0, "memmap_ratio": 0.95}
+TRIALS = 5
+
+
+def write_csv(path: Path) -> None:
+    """200k rows of 40 float features and an integer class: about 80 MB."""
+    rng = numpy.random.default_rng(0)
+    with path.open("w") as handle:
+        handle.write(",".join(f"f{index}" for index in range(CSV_FEATURES)) + ",label\n")
+        for start in range(0, CSV_ROWS, 20_000):
+            block = rng.normal(size=(20_000, CSV_FEATURES))
+            labels = rng.integers(0, 10, size=20_000)
+            numpy.savetxt(handle, numpy.column_stack([block, labels]), delimiter=",",
+                          fmt=["%.6f"] * CSV_FEATURES + ["%d"])
+
+
+def write_image_zip(path: Path) -> None:
+    """60,000 28x28 grayscale PNGs in ten class folders (MNIST's shape)."""
+    from PIL import Image  # noqa: PLC0415
+
+    rng = numpy.random.default_rng(0)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for index in range(IMAGES):
+            pixels = rng.integers(0, 256, size=(28, 28), dtype=numpy.uint8)
+            buffer = io.BytesIO()
+            Image.fromarray(pixels, mode="L").save(buffer, format="PNG", compress_level=1)
+            archive.writestr(f"digits/{index % 10}/{index:05d}.png", buffer.getvalue())
+
+
+def convert_here(path: str, file_format: str, options: str) -> None:
+    """In the measuring child: convert and store, then print seconds and peak RSS as JSON."""
+    import pyarrow.csv  # noqa: F401, PLC0415 - imported before the clock, as the worker's child does
+    from PIL import Image  # noqa: F401, PLC0415
+
+    from engine.data.convert import convert_file  # noqa: PLC0415
+    from engine.data.limits import Limits  # noqa: PLC0415
+    from engine.data.store import write_store  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        dataset = convert_file(Path(path), file_format=file_format, options=json.loads(options), limits=Limits(),
+                               work_folder=folder)
+        write_store(dataset, Path(folder) / "store")
+        seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "peak_bytes": peak, "rows": len(dataset),
+                      "shape": list(dataset.arrays["x"].shape)}))
+
+
+def measure_conversion(path: Path, file_format: str, options: dict) -> dict:
+    result = subprocess.run([sys.executable, "-m", "tests.bench.datasets_bench", "--convert", str(path), file_format,
+                             json.dumps(options)], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def training_throughput(folder: Path) -> tuple[float, float]:
+    """Median rows/s of an epoch of MLP steps fed from in-memory arrays and from the memmap store."""
+    import engine  # noqa: PLC0415
+    from engine.data import from_arrays, iter_batches  # noqa: PLC0415
+    from engine.data.store import open_store, write_store  # noqa: PLC0415
+    from engine.optimizers import make_optimizer  # noqa: PLC0415
+    from tests.bench.engine_bench import mlp_spec  # noqa: PLC0415
+
+    rng = numpy.random.default_rng(0)
+    rows = 60_000
+    memory = from_arrays(rng.normal(size=(rows, 784)).astype(numpy.float32), rng.integers(0, 10, size=rows),
+                         task="classification")
+    write_store(memory, folder / "store")
+    mapped = open_store(folder / "store")
+    assert isinstance(mapped.arrays["x"], numpy.memmap)
+    model = engine.Model(mlp_spec([784, 128, 10]))
+    optimizer = make_optimizer({"name": "adam", "lr": 1e-3})
+
+    def epoch(dataset, seed: int) -> float:
+        order = numpy.random.default_rng(seed).permutation(rows)
+        started = time.perf_counter()
+        for batch in iter_batches(dataset.arrays, 128, order=order):
+            _, _, grads = model.loss_and_grads(batch)
+            optimizer.step(model.params, grads)
+        return rows / (time.perf_counter() - started)
+
+    epoch(memory, 0)
+    epoch(mapped, 0)  # warm: the store's pages in the page cache, as after the first epoch of a run
+    from_memory, from_store = [], []
+    for trial in range(TRIALS):
+        from_memory.append(epoch(memory, trial))
+        from_store.append(epoch(mapped, trial))
+    return statistics.median(from_memory), statistics.median(from_store)
+
+
+def main() -> int:
+    missed = 0
+    with tempfile.TemporaryDirectory(prefix="netforge-datasets-bench-") as folder:
+        folder = Path(folder)
+        csv_path = folder / "big.csv"
+        write_csv(csv_path)
+        size_mb = csv_path.stat().st_size / 1e6
+        csv = measure_conversion(csv_path, "csv", {"target": "label"})
+        ok_time, ok_peak = csv["seconds"] <= TARGETS["csv_seconds"], csv["peak_bytes"] / 2**20 <= TARGETS["csv_peak_mb"]
+        missed += (not ok_time) + (not ok_peak)
+        print(f"CSV {size_mb:.0f} MB, {csv['rows']:,} rows x {CSV_FEATURES} features converted: {csv['seconds']:.2f} s "
+              f"(target <= {TARGETS['csv_seconds']} s: {'met' if ok_time else 'MISSED'}), peak RSS "
+              f"{csv['peak_bytes'] / 2**20:.0f} MB (target <= {TARGETS['csv_peak_mb']} MB: "
+              f"{'met' if ok_peak else 'MISSED'})", flush=True)
+        zip_path = folder / "digits.zip"
+        started = time.perf_counter()
+        write_image_zip(zip_path)
+        made = time.perf_counter() - started
+        images = measure_conversion(zip_path, "zip", {})
+        ok_zip = images["seconds"] <= TARGETS["zip_seconds"]
+        missed += not ok_zip
+        print(f"zip of {IMAGES:,} 28x28 PNGs ({zip_path.stat().st_size / 1e6:.0f} MB, made in {made:.0f} s) converted: "
+              f"{images['seconds']:.1f} s (target <= {TARGETS['zip_seconds']:.0f} s: {'met' if ok_zip else 'MISSED'}), "
+              f"x {images['shape']}, peak RSS {images['peak_bytes'] / 2**20:.0f} MB", flush=True)
+        from_memory, from_store = training_throughput(folder)
+        ratio = from_store / from_memory
+        ok_ratio = ratio >= TARGETS["memmap_ratio"]
+        missed += not ok_ratio
+        print(f"MLP 784-128-10 training steps, batch 128: {from_memory:,.0f} rows/s from arrays, {from_store:,.0f} "
+              f"rows/s from the memory-mapped store: {ratio:.2f}x (target >= {TARGETS['memmap_ratio']}x: "
+              f"{'met' if ok_ratio else 'MISSED'})", flush=True)
+    print(f"\n{missed} target(s) missed" if missed else "\nall targets met")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--convert":
+        convert_here(*sys.argv[2:5])
+        sys.exit(0)
+    sys.exit(main())
