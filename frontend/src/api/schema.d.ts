@@ -1345,6 +1345,15 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
         };
+        Me: {
+            id: number;
+            username: string;
+            /** Format: email */
+            email: string;
+            is_staff: boolean;
+            /** @description your runs and storage against this server's limits */
+            usage: components["schemas"]["Usage"];
+        };
         Metrics: {
             minutes: components["schemas"]["MetricsPoint"][];
             versions: components["schemas"]["MetricsTotal"][];
@@ -1573,9 +1582,10 @@ export interface components {
          *     * `succeeded` - Succeeded
          *     * `failed` - Failed
          *     * `cancelled` - Cancelled
+         *     * `timed_out` - Timed Out
          * @enum {string}
          */
-        RunStateEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        RunStateEnum: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "timed_out";
         Sample: {
             /** @description the row's position in the dataset */
             index: number;
@@ -1610,6 +1620,14 @@ export interface components {
          * @enum {string}
          */
         SplitEnum: "validation" | "training";
+        StorageUsage: {
+            /** @description bytes of the checkpoints kept of your runs */
+            checkpoints: number;
+            /** @description bytes of your published model versions */
+            model_versions: number;
+            /** @description bytes of your datasets' stored files */
+            datasets: number;
+        };
         /**
          * @description * `classification` - classification
          *     * `binary` - binary
@@ -1619,6 +1637,18 @@ export interface components {
         TaskEnum: "classification" | "binary" | "regression";
         Token: {
             token: string;
+        };
+        Usage: {
+            runs_queued: number;
+            /** @description more queued runs are refused (429) */
+            runs_queued_limit: number;
+            runs_running: number;
+            /** @description further runs wait in the queue */
+            runs_running_limit: number;
+            storage_bytes: number;
+            /** @description at the quota, new runs are refused */
+            storage_quota_bytes: number;
+            storage: components["schemas"]["StorageUsage"];
         };
         User: {
             id: number;
@@ -1831,7 +1861,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["User"];
+                    "application/json": components["schemas"]["Me"];
                 };
             };
         };
