@@ -12,12 +12,12 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from webapp.runs import lifecycle, live
-from webapp.runs.lifecycle import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, InvalidTransition
+from webapp.runs.lifecycle import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, TIMED_OUT, InvalidTransition
 from webapp.runs.models import Run
 
 pytestmark = pytest.mark.django_db
 
-STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)
+STATES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)
 TASK = "task-a"
 ATTEMPT = 2
 LONG_AGO = timezone.now() - datetime.timedelta(hours=1)
@@ -51,7 +51,7 @@ CALLS = {
                                                                      previous_task_id=run.task_id),
     ("run_heartbeat", RUNNING): lambda run: lifecycle.run_heartbeat(run_id=run.pk, attempt=run.attempt,
                                                                     steps_completed=40, last_sequence=41),
-    **{("run_finish", state): finish_as(state) for state in (SUCCEEDED, FAILED, CANCELLED)},
+    **{("run_finish", state): finish_as(state) for state in (SUCCEEDED, FAILED, CANCELLED, TIMED_OUT)},
     ("run_fail", FAILED): lambda run: lifecycle.run_fail(run_id=run.pk, error="the broker is away",
                                                          from_state=run.state),
     ("run_cancel_abandoned", CANCELLED): lambda run: lifecycle.run_cancel_abandoned(run_id=run.pk,
@@ -70,8 +70,8 @@ def test_the_table_is_the_lifecycle_of_the_docs():
     moves = {(source, target) for _, source, target in lifecycle.TRANSITIONS if source != target}
     assert moves == {
         (QUEUED, RUNNING), (QUEUED, FAILED), (QUEUED, CANCELLED),
-        (RUNNING, SUCCEEDED), (RUNNING, FAILED), (RUNNING, CANCELLED), (RUNNING, QUEUED),
-        (FAILED, QUEUED), (CANCELLED, QUEUED),
+        (RUNNING, SUCCEEDED), (RUNNING, FAILED), (RUNNING, CANCELLED), (RUNNING, TIMED_OUT), (RUNNING, QUEUED),
+        (FAILED, QUEUED), (CANCELLED, QUEUED), (TIMED_OUT, QUEUED),
     }
     assert not any(source == SUCCEEDED for _, source, _ in lifecycle.TRANSITIONS), "succeeded is final"
     assert {name for name, _, _ in lifecycle.TRANSITIONS} == {name for name, _ in CALLS}
@@ -200,6 +200,16 @@ def test_finish_records_the_outcome_and_refuses_a_state_that_is_no_outcome(make_
     assert finished.epochs_completed == 3 and finished.finished_at is not None
 
 
+def test_a_run_stopped_at_its_time_limit_is_finished_and_can_be_resumed(make_run):
+    run = make_run(RUNNING)
+    message = "stopped after 1 s, the per-run time limit (NETFORGE_RUN_MAX_SECONDS)"
+    stopped = lifecycle.run_finish(run_id=run.pk, attempt=ATTEMPT, state=TIMED_OUT, error=message, epochs_completed=2)
+    assert stopped.state == TIMED_OUT and stopped.is_finished and stopped.error == message
+    with pytest.raises(InvalidTransition, match="already timed_out; there is nothing to cancel"):
+        lifecycle.run_cancel(run=stopped)
+    assert lifecycle.run_resume(run=stopped).state == QUEUED
+
+
 def test_cancel_of_a_running_run_asks_its_worker_and_a_finished_run_cannot_be_cancelled(make_run):
     run = make_run(RUNNING)
     asked = lifecycle.run_cancel(run=run)
@@ -222,7 +232,7 @@ def test_resume_clears_what_the_last_attempt_left(make_run):
     resumed = lifecycle.run_resume(run=run)
     assert (resumed.state, resumed.error, resumed.cancel_requested, resumed.finished_at, resumed.worker,
             resumed.evaluation) == (QUEUED, "", False, None, "", {})
-    with pytest.raises(InvalidTransition, match="is queued; only failed or cancelled runs can be resumed"):
+    with pytest.raises(InvalidTransition, match="is queued; only failed, cancelled or timed-out runs can be resumed"):
         lifecycle.run_resume(run=resumed)
 
 

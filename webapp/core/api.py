@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 
 from webapp.core import services
 from webapp.core.exceptions import ApiError
+from webapp.runs.selectors import user_usage
 
 
 class NotAuthenticatedError(ApiError):
@@ -37,6 +38,26 @@ class UserSerializer(serializers.Serializer):
     username = serializers.CharField()
     email = serializers.EmailField()
     is_staff = serializers.BooleanField()
+
+
+class StorageUsageSerializer(serializers.Serializer):
+    checkpoints = serializers.IntegerField(help_text="bytes of the checkpoints kept of your runs")
+    model_versions = serializers.IntegerField(help_text="bytes of your published model versions")
+    datasets = serializers.IntegerField(help_text="bytes of your datasets' stored files")
+
+
+class UsageSerializer(serializers.Serializer):
+    runs_queued = serializers.IntegerField()
+    runs_queued_limit = serializers.IntegerField(help_text="more queued runs are refused (429)")
+    runs_running = serializers.IntegerField()
+    runs_running_limit = serializers.IntegerField(help_text="further runs wait in the queue")
+    storage_bytes = serializers.IntegerField()
+    storage_quota_bytes = serializers.IntegerField(help_text="at the quota, new runs are refused")
+    storage = StorageUsageSerializer()
+
+
+class MeSerializer(UserSerializer):
+    usage = UsageSerializer(help_text="your runs and storage against this server's limits")
 
 
 class TokenSerializer(serializers.Serializer):
@@ -148,9 +169,9 @@ class TokenView(APIView):
 class MeView(APIView):
     """The logged-in user (and the CSRF cookie a single-page app needs for its requests)."""
 
-    @extend_schema(responses={200: UserSerializer})
+    @extend_schema(responses={200: MeSerializer})
     def get(self, request):
-        return Response(UserSerializer(request.user).data)
+        return Response({**UserSerializer(request.user).data, "usage": user_usage(request.user)})
 
 
 class ApiRootView(APIView):

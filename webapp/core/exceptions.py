@@ -56,6 +56,13 @@ class PayloadTooLarge(ApiError):
     code = "too_large"
 
 
+class TooManyRequests(ApiError):
+    """429: the request is valid, but the user already has as much of it going as a user may."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    code = "too_many_requests"
+
+
 def error_body(code: str, message: str, details=None) -> dict:
     return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 

@@ -1,20 +1,21 @@
 """The run lifecycle: the one module that writes ``Run.state`` (contract 4).
 
-States are ``Run.State``: queued, running, succeeded, failed, cancelled. "Cancelling" is not a
-state of its own: it is running with ``cancel_requested`` set, and the worker then finishes the run
-cancelled after the batch in progress (so the REST API and the browser keep their five states).
+States are ``Run.State``: queued, running, succeeded, failed, cancelled, timed_out (stopped by the
+per-run time limit, with its checkpoints kept). "Cancelling" is not a state of its own: it is
+running with ``cancel_requested`` set, and the worker then finishes the run cancelled after the
+batch in progress.
 Each execution of a run is an attempt: claiming a queued run counts one more, and a run queued
 again (by the user's resume, or by the watchdog when its worker vanished) resumes from its newest
 checkpoint at its next claim. ``TRANSITIONS`` lists every allowed move and the function making it::
 
-    queued --claim--> running --finish--> succeeded | failed | cancelled   (its execution's outcome)
+    queued --claim--> running --finish--> succeeded | failed | cancelled | timed_out  (its execution's outcome)
       | ^                 |
       | '----requeue------+   (the watchdog: resume from the last checkpoint; undone if unsent)
       |                   +--fail--> failed                 (the watchdog: no checkpoint, no attempt left)
       |                   '--cancel_abandoned--> cancelled  (the watchdog: its cancel was asked)
       +--fail--> failed           (its message could not be sent)
       '--cancel--> cancelled      (a running run: cancel requested, its worker finishes it cancelled)
-    failed | cancelled --resume--> queued
+    failed | cancelled | timed_out --resume--> queued
 
 Who calls what: the REST views ``run_cancel`` and (through ``services.run_resume``) ``run_resume``;
 ``webapp.runs.dispatch`` ``run_queue_task`` and ``run_fail``; a worker's execution
@@ -59,6 +60,7 @@ log = logging.getLogger(__name__)
 
 QUEUED, RUNNING = Run.State.QUEUED, Run.State.RUNNING
 SUCCEEDED, FAILED, CANCELLED = Run.State.SUCCEEDED, Run.State.FAILED, Run.State.CANCELLED
+TIMED_OUT = Run.State.TIMED_OUT
 
 # (function, from state, to state): every allowed move; anything else is refused.
 TRANSITIONS: tuple[tuple[str, str, str], ...] = (
@@ -72,11 +74,13 @@ TRANSITIONS: tuple[tuple[str, str, str], ...] = (
     ("run_finish", RUNNING, SUCCEEDED),
     ("run_finish", RUNNING, FAILED),
     ("run_finish", RUNNING, CANCELLED),
+    ("run_finish", RUNNING, TIMED_OUT),  # the execution stopped it at the per-run time limit
     ("run_fail", RUNNING, FAILED),
     ("run_cancel_abandoned", RUNNING, CANCELLED),
     ("run_requeue", RUNNING, QUEUED),
     ("run_resume", FAILED, QUEUED),
     ("run_resume", CANCELLED, QUEUED),
+    ("run_resume", TIMED_OUT, QUEUED),  # the user gives it more time: its next execution has the limit anew
 )
 
 
@@ -152,7 +156,7 @@ def run_heartbeat(*, run_id: int, attempt: int, steps_completed: int | None = No
 @transaction.atomic
 def run_finish(*, run_id: int, attempt: int, state: str, error: str = "", final_metrics: dict | None = None,
                epochs_completed: int | None = None) -> Run | None:
-    """running -> succeeded, failed or cancelled: the outcome of attempt ``attempt``, recorded by its
+    """running -> succeeded, failed, cancelled or timed_out: the outcome of attempt ``attempt``, recorded by its
     own execution (the heartbeat's last beat). The run, or None when that attempt no longer owns it.
     Not published here: the execution's publisher sends the state after its last points."""
     _require("run_finish", RUNNING, state)
@@ -259,13 +263,13 @@ def run_cancel(*, run: Run) -> Run:
 
 @transaction.atomic
 def run_resume(*, run: Run) -> Run:
-    """failed or cancelled -> queued, with its error, cancel flag, worker and evaluation cleared.
+    """failed, cancelled or timed_out -> queued, with its error, cancel flag, worker and evaluation cleared.
     The caller queues its message once this commits; the worker resumes it from its newest
     checkpoint (or from the start, skipping the points it already stored) and counts one more
     attempt. Other states are an ``InvalidTransition`` (409)."""
     run = Run.objects.select_for_update().get(pk=run.pk)
     if not allowed_targets("run_resume", run.state):
-        raise InvalidTransition(f"run {run.pk} is {run.state}; only failed or cancelled runs can be resumed",
+        raise InvalidTransition(f"run {run.pk} is {run.state}; only failed, cancelled or timed-out runs can be resumed",
                                 details={"state": run.state})
     run.state = QUEUED
     run.cancel_requested = False

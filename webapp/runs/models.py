@@ -13,8 +13,9 @@ class Run(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
         CANCELLED = "cancelled"
+        TIMED_OUT = "timed_out"  # stopped by the per-run time limit (RUN_MAX_SECONDS); its checkpoints are kept
 
-    FINISHED_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED)
+    FINISHED_STATES = (State.SUCCEEDED, State.FAILED, State.CANCELLED, State.TIMED_OUT)
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="runs")
     graph_version = models.ForeignKey("projects.GraphVersion", on_delete=models.PROTECT, related_name="runs")
@@ -78,6 +79,7 @@ class Checkpoint(models.Model):
     epoch = models.PositiveIntegerField()
     step = models.PositiveIntegerField()
     path = models.CharField(max_length=500)  # a folder written by engine.serialization
+    size_bytes = models.BigIntegerField(default=0)  # its files, counted in its owner's storage
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

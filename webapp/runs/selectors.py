@@ -7,6 +7,7 @@ import json
 import math
 import re
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import DurationField, ExpressionWrapper, F, Max, QuerySet, TextField
 from django.db.models.fields.json import KeyTransform
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from webapp.core.downsample import downsample
 from webapp.core.exceptions import InvalidInput
+from webapp.runs import budgets
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 
 ORDERINGS = ("created_at", "started_at", "finished_at", "name", "state", "id", "duration")
@@ -151,3 +153,14 @@ def run_evaluation(run: Run) -> dict:
     if not run.evaluation:
         return {"state": "unavailable", "run_state": run.state, "reason": "this run has no stored evaluation"}
     return {**run.evaluation, "run_state": run.state}
+
+
+def user_usage(user) -> dict:
+    """What the user has going and stored, against the limits (``GET /api/auth/me/``'s ``usage``)."""
+    counts, storage = budgets.user_run_counts(user), budgets.user_storage(user)
+    return {
+        "runs_queued": counts["queued"], "runs_queued_limit": settings.RUN_MAX_QUEUED_PER_USER,
+        "runs_running": counts["running"], "runs_running_limit": settings.RUN_MAX_RUNNING_PER_USER,
+        "storage_bytes": storage["total"], "storage_quota_bytes": settings.STORAGE_QUOTA_BYTES,
+        "storage": {key: storage[key] for key in ("checkpoints", "model_versions", "datasets")},
+    }

@@ -22,7 +22,7 @@ from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.datasets.models import Dataset
 from webapp.datasets.selectors import dataset_array_stand_ins
 from webapp.projects.models import GraphVersion, Project
-from webapp.runs import dispatch, lifecycle
+from webapp.runs import budgets, dispatch, lifecycle
 from webapp.runs.models import Run
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,8 @@ def validate_hyperparameters(hyperparameters) -> dict:
         raise InvalidInput(f"hyperparameters.{first}: {error.errors[first]}",
                            details={f"hyperparameters.{key}": [message] for key, message in error.errors.items()}
                            ) from None
+    budgets.check_epochs(cleaned)
+    budgets.check_option_numbers(cleaned)
     cleaned.pop("workers", None)  # the run's own field (run_create)
     return {key: value for key, value in cleaned.items() if key not in PLATFORM_OPTIONS}
 
@@ -119,6 +121,7 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
                            f"metric (val_...), not the training metric '{monitor}'",
                            details={"hyperparameters.early_stopping": ["training metric in a distributed run"]})
     check_inputs_can_be_fed(graph_version=graph_version, dataset=dataset)
+    check_run_limits(config=config, dataset=dataset, spec=graph_version.spec, workers=workers, user=project.owner)
     run = Run.objects.create(
         project=project, graph_version=graph_version, dataset=dataset, created_by=created_by, name=name,
         hyperparameters=config, device=device, workers=workers,  # born queued (lifecycle)
@@ -126,6 +129,17 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
     )
     transaction.on_commit(lambda: _enqueue(run.pk))
     return run
+
+
+def check_run_limits(*, config: dict, dataset: Dataset, spec: dict, workers: int, user) -> dict:
+    """The door of a new run (``webapp.runs.budgets``): its early-stopping monitor,
+    its size at its real batch size; then the user's queued runs (429) and storage. The figures
+    of the run's size, or the refusal naming the field and the limit."""
+    budgets.check_early_stopping_monitor(config=config, dataset=dataset)
+    figures = budgets.check_run_budget(spec=spec, config=config, dataset=dataset, workers=workers)
+    budgets.check_user_runs(user)
+    budgets.check_storage_quota(user)
+    return figures
 
 
 def _enqueue(run_id: int) -> None:
@@ -138,8 +152,13 @@ def _enqueue(run_id: int) -> None:
 
 @transaction.atomic
 def run_resume(*, run: Run) -> Run:
-    """Queue a failed or cancelled run again (``lifecycle.run_resume``; other states are a 409) and
-    send its message once the transaction commits."""
+    """Queue a failed, cancelled or timed-out run again (``lifecycle.run_resume``; other states are
+    a 409) and send its message once the transaction commits. The user's queued runs and storage
+    are checked as for a new run."""
+    if not run.is_finished or run.state == Run.State.SUCCEEDED:
+        return lifecycle.run_resume(run=run)  # refused with the state (409)
+    budgets.check_user_runs(run.project.owner)
+    budgets.check_storage_quota(run.project.owner)
     run = lifecycle.run_resume(run=run)
     transaction.on_commit(lambda: _enqueue(run.pk))
     return run

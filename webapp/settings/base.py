@@ -211,6 +211,32 @@ RUN_MAX_ATTEMPTS = int(os.environ.get("NETFORGE_MAX_ATTEMPTS", "3"))
 # A Celery pool process records its runs from a process of its own (workers/recording.py), so
 # that recording never holds the training loop's GIL; "0" records in threads of the pool process.
 RUN_RECORDING_PROCESS = os.environ.get("NETFORGE_RECORDING_PROCESS", "1") != "0"
+# Budgets of a run (design contract 7), checked when a run is created (webapp/runs/budgets.py) or
+# enforced by its worker; exceeding one is a 400 or 429 naming the limit, or a run that ends
+# failed or timed_out with the limit in its error.
+# The memory a worker lets one run's training add to its address space (RLIMIT_AS, CPU runs):
+# beyond it the run fails and the worker lives on.
+RUN_MEMORY_LIMIT_BYTES = int(os.environ.get("NETFORGE_RUN_MEMORY_LIMIT_MB", "4096")) * 1024 * 1024
+# The engine's estimate of a run's training memory at its real batch size (capped by the dataset's
+# rows) may not exceed this; by default the workers' own limit, so a run that passes the door fits.
+RUN_MAX_MEMORY_BYTES = int(os.environ.get("NETFORGE_RUN_MAX_MEMORY_MB", str(RUN_MEMORY_LIMIT_BYTES // 1024 // 1024))) * 1024 * 1024
+RUN_MAX_PARAMETERS = int(os.environ.get("NETFORGE_RUN_MAX_PARAMETERS", "500000000"))
+# Forward FLOPs of one training step (FLOPs per sample times the batch a worker computes).
+RUN_MAX_FLOPS_PER_STEP = int(float(os.environ.get("NETFORGE_RUN_MAX_GFLOPS_PER_STEP", "2000")) * 1e9)
+RUN_MAX_EPOCHS = int(os.environ.get("NETFORGE_RUN_MAX_EPOCHS", "10000"))
+# Wall-clock time of one execution of a run; it then stops after the batch in progress, timed_out.
+RUN_MAX_SECONDS = float(os.environ.get("NETFORGE_RUN_MAX_SECONDS", str(24 * 3600)))
+# Per user: runs waiting in the queue (more is a 429 at creation) and runs training at once (a
+# worker leaves a further run queued and takes it up again when one of them has finished).
+RUN_MAX_QUEUED_PER_USER = int(os.environ.get("NETFORGE_RUN_MAX_QUEUED_PER_USER", "20"))
+RUN_MAX_RUNNING_PER_USER = int(os.environ.get("NETFORGE_RUN_MAX_RUNNING_PER_USER", "4"))
+# How long a worker waits before taking up again a run it left queued for its user's running limit.
+RUN_DEFER_SECONDS = float(os.environ.get("NETFORGE_RUN_DEFER_SECONDS", "10"))
+# Checkpoints kept per run: the newest K and the best by the monitored metric; the others' files go.
+RUN_CHECKPOINTS_KEPT = max(1, int(os.environ.get("NETFORGE_RUN_CHECKPOINTS_KEPT", "3")))
+# A user's artifacts (checkpoints, published model versions, datasets' stored files); over it, new
+# runs are refused with the figures.
+STORAGE_QUOTA_BYTES = int(os.environ.get("NETFORGE_STORAGE_QUOTA_MB", "10240")) * 1024 * 1024
 # At most this many live messages a second per run (each carries every point since the last).
 LIVE_MAX_MESSAGES_PER_SECOND = float(os.environ.get("NETFORGE_LIVE_MESSAGES_PER_SECOND", "10"))
 # A reconnecting WebSocket client gets what it missed in messages of at most this many points
