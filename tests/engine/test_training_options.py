@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import zoo
 from engine.errors import EngineError
 from engine.optimizers import OPTIMIZERS, make_optimizer
 from engine.option_schema import TrainingOptionsError, show
@@ -93,3 +94,9 @@ def test_the_command_line_checks_options_with_the_same_validator(tmp_path):
     assert result.returncode == 2 and "epochs must be a positive integer, got 0" in result.stderr, result.stderr
     listed = subprocess.run([sys.executable, "-m", "engine", "options", "--json"], capture_output=True, text=True, check=False)
     assert listed.returncode == 0 and json.loads(listed.stdout)["format"] == "netforge.training_options/1"
+
+
+def test_every_templates_recommended_settings_are_valid_options():
+    for row in zoo.info():
+        metadata = zoo.load(row["name"])["metadata"]
+        assert validate_training_options(metadata.get("train", {}), trainer_only=True), row["name"]
