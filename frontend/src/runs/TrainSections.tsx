@@ -14,8 +14,11 @@ interface Props {
 
 /** A top-level option's field, bound to form.options. */
 export function TopLevelField({ option, form, errors, setForm, hint }: Omit<Props, "schema"> & { option: OptionSpec; hint?: string }) {
+  // Device names read as acronyms (CPU, GPU); other choices as the schema spells them.
+  const choices = option.name === "device" ? option.choices?.map((choice) => ({ value: String(choice), label: String(choice).toUpperCase() })) : undefined;
   return (
     <OptionInput option={option} testId={testIdOf(option.name)} value={form.options[option.name]} error={errors[option.name]} hint={hint}
+      choices={choices}
       onChange={(value) => setForm((current) => ({ ...current, options: { ...current.options, [option.name]: value } }))} />
   );
 }
