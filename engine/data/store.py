@@ -8,7 +8,7 @@ files (``content_hash``), which says whether two stores hold the same data.
 ::
 
     manifest = write_store(dataset, folder)
-    same = open_store(folder)        # arrays are numpy.memmap, read-only
+    same = open_store(folder)        # arrays map the .npy files, read-only
 """
 
 from __future__ import annotations
@@ -71,16 +71,27 @@ def read_manifest(folder: str | os.PathLike) -> dict:
 
 
 def open_store(folder: str | os.PathLike) -> Dataset:
-    """The stored dataset with its arrays memory-mapped read-only: indexing a batch of rows reads
-    only those rows (fancy indexing returns an in-memory copy of them)."""
+    """The stored dataset with its arrays memory-mapped read-only (``is_mapped``): indexing a batch
+    of rows reads only those rows (fancy indexing returns an in-memory copy of them)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    arrays = {name: numpy.load(folder / entry["file"], mmap_mode="r", allow_pickle=False)
+    # Plain ndarray views of the maps: a numpy.memmap's subclass would follow every batch into the
+    # model, where each operation on it pays the subclass's Python hooks (4x slower training steps).
+    arrays = {name: numpy.asarray(numpy.load(folder / entry["file"], mmap_mode="r", allow_pickle=False))
               for name, entry in manifest["arrays"].items()}
     return Dataset(arrays=arrays, task=manifest["task"], name=manifest.get("name", ""),
                    num_classes=manifest.get("num_classes"), label_names=manifest.get("label_names"),
                    feature_names=manifest.get("feature_names"), description=manifest.get("description", ""),
                    metadata=dict(manifest.get("metadata") or {}), target=manifest.get("target", "y"))
+
+
+def is_mapped(array) -> bool:
+    """Whether ``array`` reads from a memory-mapped file (a store's array, or a view of one)."""
+    while array is not None:
+        if isinstance(array, numpy.memmap) or type(array).__name__ == "mmap":
+            return True
+        array = getattr(array, "base", None)
+    return False
 
 
 def _hash_file(path: Path, digest) -> None:

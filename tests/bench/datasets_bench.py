@@ -4,7 +4,7 @@
 Each conversion runs in a fresh process, as the worker's child does (``engine.data.convert`` then
 ``engine.data.store.write_store``); its time excludes imports, its peak RSS (``ru_maxrss``)
 includes them. The training comparison interleaves trials of the same shuffled epochs of an MLP,
-with batches gathered from a ``numpy.memmap`` (``engine.data.store.open_store``) or from arrays.
+with batches gathered from the memory-mapped store (``engine.data.store.open_store``) or from arrays.
 """
 
 from __future__ import annotations
@@ -74,17 +74,22 @@ def convert_here(path: str, file_format: str, options: str) -> None:
                       "shape": list(dataset.arrays["x"].shape)}))
 
 
-def measure_conversion(path: Path, file_format: str, options: dict) -> dict:
-    result = subprocess.run([sys.executable, "-m", "tests.bench.datasets_bench", "--convert", str(path), file_format,
-                             json.dumps(options)], capture_output=True, text=True, check=True)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def measure_conversion(path: Path, file_format: str, options: dict, *, runs: int) -> dict:
+    """The median time and the largest peak RSS of ``runs`` conversions, each in a fresh process."""
+    results = []
+    for _ in range(runs):
+        result = subprocess.run([sys.executable, "-m", "tests.bench.datasets_bench", "--convert", str(path),
+                                 file_format, json.dumps(options)], capture_output=True, text=True, check=True)
+        results.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    return {**results[0], "seconds": statistics.median(r["seconds"] for r in results),
+            "peak_bytes": max(r["peak_bytes"] for r in results), "runs": runs}
 
 
 def training_throughput(folder: Path) -> tuple[float, float]:
     """Median rows/s of an epoch of MLP steps fed from in-memory arrays and from the memmap store."""
     import engine  # noqa: PLC0415
     from engine.data import from_arrays, iter_batches  # noqa: PLC0415
-    from engine.data.store import open_store, write_store  # noqa: PLC0415
+    from engine.data.store import is_mapped, open_store, write_store  # noqa: PLC0415
     from engine.optimizers import make_optimizer  # noqa: PLC0415
     from tests.bench.engine_bench import mlp_spec  # noqa: PLC0415
 
@@ -94,7 +99,7 @@ def training_throughput(folder: Path) -> tuple[float, float]:
                          task="classification")
     write_store(memory, folder / "store")
     mapped = open_store(folder / "store")
-    assert isinstance(mapped.arrays["x"], numpy.memmap)
+    assert is_mapped(mapped.arrays["x"])
     model = engine.Model(mlp_spec([784, 128, 10]))
     optimizer = make_optimizer({"name": "adam", "lr": 1e-3})
 
@@ -122,10 +127,11 @@ def main() -> int:
         csv_path = folder / "big.csv"
         write_csv(csv_path)
         size_mb = csv_path.stat().st_size / 1e6
-        csv = measure_conversion(csv_path, "csv", {"target": "label"})
+        csv = measure_conversion(csv_path, "csv", {"target": "label"}, runs=3)
         ok_time, ok_peak = csv["seconds"] <= TARGETS["csv_seconds"], csv["peak_bytes"] / 2**20 <= TARGETS["csv_peak_mb"]
         missed += (not ok_time) + (not ok_peak)
         print(f"CSV {size_mb:.0f} MB, {csv['rows']:,} rows x {CSV_FEATURES} features converted: {csv['seconds']:.2f} s "
+              f"(median of {csv['runs']} processes) "
               f"(target <= {TARGETS['csv_seconds']} s: {'met' if ok_time else 'MISSED'}), peak RSS "
               f"{csv['peak_bytes'] / 2**20:.0f} MB (target <= {TARGETS['csv_peak_mb']} MB: "
               f"{'met' if ok_peak else 'MISSED'})", flush=True)
@@ -133,7 +139,7 @@ def main() -> int:
         started = time.perf_counter()
         write_image_zip(zip_path)
         made = time.perf_counter() - started
-        images = measure_conversion(zip_path, "zip", {})
+        images = measure_conversion(zip_path, "zip", {}, runs=1)
         ok_zip = images["seconds"] <= TARGETS["zip_seconds"]
         missed += not ok_zip
         print(f"zip of {IMAGES:,} 28x28 PNGs ({zip_path.stat().st_size / 1e6:.0f} MB, made in {made:.0f} s) converted: "
