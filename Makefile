@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 INSTALLED := $(VENV)/.installed
 BENCH_INSTALLED := $(VENV)/.bench-installed
-# Two cores: one pytest-xdist worker each, one BLAS thread per worker.
+# Two cores: one pytest-xdist worker each, one BLAS and engine thread per worker.
 TEST_WORKERS ?= 2
 
 FRONTEND_BUILT := frontend/dist/index.html
@@ -68,14 +68,14 @@ api-types: $(INSTALLED) $(FRONTEND_INSTALLED)
 	cd frontend && npm run --silent api-types
 
 test: $(INSTALLED) $(FRONTEND_BUILT) chromium postgresql test-frontend
-	OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	NETFORGE_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
 # The suites that run the real platform (tests/platform, the distributed runs, the serving
 # servers) again with PostgreSQL instead of SQLite under every process (make test runs
 # tests/platform/test_postgres.py on PostgreSQL; this runs all of them).
 test-postgres: $(INSTALLED) postgresql
-	NETFORGE_TEST_DATABASE=postgresql OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
+	NETFORGE_TEST_DATABASE=postgresql NETFORGE_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q tests/platform tests/distributed/test_platform_runs.py \
 		tests/endpoints/test_servers.py
 

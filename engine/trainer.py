@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy
 import scipy.special
 
-from engine import backend, metrics as metrics_module, serialization
+from engine import backend, metrics as metrics_module, parallel, serialization
 from engine.data import Dataset, Standardizer, iter_batches
 from engine.errors import ArtifactError, EngineError
 from engine.model import Model
@@ -161,7 +161,8 @@ class Trainer:
     def __init__(self, spec: dict, train: Dataset, validation: Dataset | None = None, *,
                  config: TrainConfig | dict | None = None, feeds: dict[str, str] | None = None,
                  shard: tuple[int, int] | None = None,
-                 reduce_gradients: Callable[[dict, float, int, int], tuple[dict, float]] | None = None):
+                 reduce_gradients: Callable[[dict, float, int, int], tuple[dict, float]] | None = None,
+                 threads: int | None = None):
         self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         self.config.check()
         self.spec = spec
@@ -188,6 +189,10 @@ class Trainer:
                 raise EngineError(f"shard must be (rank, world_size) with 0 <= rank < world_size, got {shard!r}")
         self.shard = shard
         self.reduce_gradients = reduce_gradients
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise EngineError(f"threads must be a positive integer (or None for NETFORGE_THREADS or the usable cores), "
+                              f"got {threads!r}")
+        self.threads = threads
 
     # -- wiring -------------------------------------------------------------------------------
     def _bind_inputs(self, feeds: dict) -> dict[str, str]:
@@ -267,7 +272,14 @@ class Trainer:
         return f"{name}_{options}" if options else name
 
     def run(self) -> TrainResult:
-        """Train until the configured epoch count, early stop or cancel; returns the result."""
+        """Train until the configured epoch count, early stop or cancel; returns the result. With
+        ``threads`` the engine computes on that many threads meanwhile (``engine.parallel``)."""
+        if self.threads is None:
+            return self._run()
+        with parallel.threads(self.threads):
+            return self._run()
+
+    def _run(self) -> TrainResult:
         config = self.config
         train = self._prepared(self.train_data)
         raw_labels = self.train_data.arrays[self.feeds[self.label_input]] if self.label_input else None
@@ -516,17 +528,19 @@ def _results(metrics: dict) -> dict:
 
 def fit(spec: dict, dataset: Dataset | str, validation: Dataset | None = None, *,
         callbacks: dict[str, Callable] | None = None, feeds: dict | None = None, save_to: str | None = None,
-        **options) -> tuple[Trainer, TrainResult]:
+        threads: int | None = None, **options) -> tuple[Trainer, TrainResult]:
     """Train a graph on a dataset (or a built-in dataset's name) in one call.
 
-    ``options`` are ``TrainConfig`` fields (epochs, batch_size, optimizer, metrics, seed, ...).
-    Returns the trainer (its ``model`` is trained) and the result.
+    ``options`` are ``TrainConfig`` fields (epochs, batch_size, optimizer, metrics, seed, ...);
+    ``threads`` is the engine's thread count while training (default: ``NETFORGE_THREADS`` or the
+    usable cores). Returns the trainer (its ``model`` is trained) and the result.
     """
     from engine.data import load  # noqa: PLC0415
 
     if isinstance(dataset, str):
         dataset = load(dataset, seed=options.get("seed", 0))
-    trainer = Trainer(copy.deepcopy(spec), dataset, validation, config=TrainConfig.from_dict(options), feeds=feeds)
+    trainer = Trainer(copy.deepcopy(spec), dataset, validation, config=TrainConfig.from_dict(options), feeds=feeds,
+                      threads=threads)
     for event, callback in (callbacks or {}).items():
         trainer.on(event, callback)
     result = trainer.run()

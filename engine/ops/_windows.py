@@ -169,6 +169,22 @@ def row_padded_shape(geo: Geometry, n: int, c: int) -> tuple[int, int, int, int]
     return n, c, hp + ((kw - 1) * dw > 0), wp
 
 
+def flat_windows(planes, geo: Geometry):
+    """For stride-1 windows, a view (C, kh, kw, N, Ho * Wp) of row-padded planes (N, C, Hp', Wp)
+    (``row_padded_shape``): [c, i, j, n, y * Wp + x] is the value at flat offset (y + i * dh) * Wp +
+    x + j * dw of plane (n, c), i.e. the window value padded[n, c, y + i * dh, x + j * dw] while x < Wo,
+    and a value of the same plane (never past it) for Wo <= x < Wp. Each (c, i, j, n) is one
+    contiguous run. No copy is made; never write to it."""
+    xp = array_module(planes)
+    n, c, rows, wp = planes.shape
+    (kh, kw), (dh, dw), item = geo.kernel, geo.dilation, planes.itemsize
+    plane = rows * wp
+    return xp.lib.stride_tricks.as_strided(
+        planes, shape=(c, kh, kw, n, geo.out[0] * wp),
+        strides=(plane * item, dh * wp * item, dw * item, c * plane * item, item),
+    )
+
+
 def _row_runs(planes, geo: Geometry, row: int, column: int):
     """View (C, N, Ho, Wp) of row-padded planes (N, C, Hp', Wp): [c, n, y, x] is the value at flat
     offset (y * sh + row) * Wp + column + x of plane (n, c). Distinct entries never share memory."""

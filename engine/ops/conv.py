@@ -92,10 +92,11 @@ class Convolution(Op):
         images = x.reshape(n, channels, *geo.size)
         groups, filters = p.groups, p.filters
         xp = array_module(x)
-        positions = geo.out[0] * geo.out[1]
+        (ho, wo), row = geo.out, _row_width(geo)
         kernel = W.reshape(groups, filters // groups, -1)
-        out = xp.empty((n, filters, positions), dtype=x.dtype)
-        window_values = kernel.shape[-1] * groups * positions  # per sample
+        out = xp.empty((n, filters, ho, wo), dtype=x.dtype)
+        window_values = kernel.shape[-1] * groups * ho * row  # per sample
+        bias = None if b is None else b[:, None, None]
 
         def piece(index, start, stop):
             work = PieceWorkspace(ctx, index)
@@ -103,9 +104,9 @@ class Convolution(Op):
                 cols = _columns(work, images[low:high], geo, groups, "cols", "padded")
                 product = scratch(work, "product", (groups, filters // groups, cols.shape[-1]), x.dtype, xp)
                 xp.matmul(kernel, cols, out=product)
-                product = product.reshape(filters, high - low, positions).transpose(1, 0, 2)
-                if b is not None:
-                    xp.add(product, b[:, None], out=out[low:high])
+                product = product.reshape(filters, high - low, ho, row)[..., :wo].transpose(1, 0, 2, 3)
+                if bias is not None:
+                    xp.add(product, bias, out=out[low:high])
                 else:
                     out[low:high] = product
 
@@ -119,9 +120,9 @@ class Convolution(Op):
         n, filters = g.shape[:2]
         groups, channels = p.groups, images.shape[1]
         xp = array_module(g)
-        (ho, wo), positions = geo.out, geo.out[0] * geo.out[1]
+        (ho, wo), row = geo.out, _row_width(geo)
         grads = g.reshape(n, filters, ho, wo)
-        window_values = kernel.shape[-1] * groups * positions
+        window_values = kernel.shape[-1] * groups * ho * row
         flipped_geo = _windows.transposed_geometry(geo) if needs[0] else None
         if flipped_geo is not None:
             # W (G, F/G, C/G, kh, kw) flipped in space, as (G, C/G, F/G * kh * kw): dx is g's windows times it.
@@ -137,11 +138,12 @@ class Convolution(Op):
             work = PieceWorkspace(ctx, index)
             for low, high in _chunks(xp, start, stop, window_values):
                 count = high - low
-                grad = scratch(work, "grad", (filters, count, positions), g.dtype, xp)
-                grad[...] = grads[low:high].reshape(count, filters, positions).transpose(1, 0, 2)  # (F, n, P)
+                # (F, n, Ho, R), zero past Wo: the columns' values there (see _columns) then add nothing.
+                wide = zero_bordered(work, "grad", (filters, count, ho, row), g.dtype, xp)
+                wide[..., :wo] = grads[low:high].transpose(1, 0, 2, 3)
                 if db_parts is not None:
-                    db_parts[index] += grad.sum(axis=(1, 2))
-                grad = grad.reshape(groups, filters // groups, count * positions)
+                    db_parts[index] += wide.sum(axis=(1, 2, 3))
+                grad = wide.reshape(groups, filters // groups, -1)
                 if dW_parts is not None:  # dW^T (G, C/G*kh*kw, F/G) = cols @ grad^T
                     cols = _columns(work, images[low:high], geo, groups, "cols", "padded")
                     product = scratch(work, "dW", dW_parts.shape[1:], g.dtype, xp)
@@ -149,13 +151,15 @@ class Convolution(Op):
                     dW_parts[index] += product
                 if dx is None:
                     continue
-                if flipped_geo is not None:  # dx (G, C/G, n*H*W) = flipped W @ windows of the padded g
+                if flipped_geo is not None:  # dx (G, C/G, n*H*R') = flipped W @ windows of the padded g
                     windows = _columns(work, grads[low:high], flipped_geo, groups, "grad_cols", "padded_grad")
                     product = scratch(work, "dx", (groups, channels // groups, windows.shape[-1]), g.dtype, xp)
                     xp.matmul(flipped, windows, out=product)
-                    dx[low:high] = product.reshape(channels, count, *geo.size).transpose(1, 0, 2, 3)
+                    height, width = geo.size
+                    product = product.reshape(channels, count, height, -1)[..., :width]
+                    dx[low:high] = product.transpose(1, 0, 2, 3)
                 else:
-                    dx[low:high] = _scatter_windows(work, kernel, grad, geo, channels, count)
+                    dx[low:high] = _scatter_windows(work, kernel, wide[..., :wo], geo, channels, count)
 
         _split(xp, n, piece, n * window_values)
         dW = db = None
@@ -190,10 +194,26 @@ def _split(xp, n: int, piece, work: int) -> None:
         piece(0, 0, n)
 
 
+def _row_width(geo) -> int:
+    """Values per output row in a chunk's columns and products: the padded width Wp for stride-1
+    windows (each kernel offset is then one contiguous run of the flattened padded input, copied
+    several times faster than Wo-long pieces; the Wp - Wo extra values of each row are dropped),
+    else Wo."""
+    return geo.padded[1] if geo.stride == (1, 1) else geo.out[1]
+
+
 def _columns(work, images, geo, groups: int, name: str, padded_name: str):
-    """im2col of some samples into the piece's work arrays, as (G, C/G*kh*kw, n*Ho*Wo)."""
+    """im2col of some samples into the piece's work arrays, as (G, C/G*kh*kw, n*Ho*R), R = _row_width."""
     xp = array_module(images)
     count, channels = images.shape[:2]
+    if geo.stride == (1, 1):
+        padded = zero_bordered(work, padded_name, _windows.row_padded_shape(geo, count, channels), images.dtype, xp)
+        (top, _), (left, _) = geo.pads
+        padded[:, :, top:top + images.shape[2], left:left + images.shape[3]] = images
+        view = _windows.flat_windows(padded, geo)
+        cols = scratch(work, name, view.shape, images.dtype, xp)
+        cols[...] = view
+        return cols.reshape(groups, -1, count * geo.out[0] * geo.padded[1])
     cols = scratch(work, name, (channels, *geo.kernel, count, *geo.out), images.dtype, xp)
     padded = None
     if geo.padded != geo.size:
@@ -203,15 +223,16 @@ def _columns(work, images, geo, groups: int, name: str, padded_name: str):
 
 
 def _scatter_windows(work, kernel, grad, geo, channels: int, count: int):
-    """dx of some samples by col2im of W^T @ grad (strided or over-padded convolutions)."""
+    """dx of some samples by col2im of W^T @ grad (F, n, Ho, Wo) (strided or over-padded convolutions)."""
     xp = array_module(grad)
     groups, filters = kernel.shape[0], kernel.shape[0] * kernel.shape[1]
     (ho, wo), row = geo.out, geo.padded[1] if geo.flat_rows else geo.out[1]
     if row > wo:  # col2im's flat rows: Wp gradient values per output row, zero past Wo
-        wide = scratch(work, "wide_grad", (filters, count, ho, row), grad.dtype, xp)
-        wide[..., wo:] = 0
-        wide[..., :wo] = grad.reshape(filters, count, ho, wo)
+        wide = zero_bordered(work, "wide_grad", (filters, count, ho, row), grad.dtype, xp)
+        wide[..., :wo] = grad
         grad = wide.reshape(groups, filters // groups, -1)
+    else:
+        grad = xp.ascontiguousarray(grad).reshape(groups, filters // groups, -1)
     dcols = scratch(work, "dcols", (groups, kernel.shape[-1], grad.shape[-1]), grad.dtype, xp)
     xp.matmul(kernel.swapaxes(-1, -2), grad, out=dcols)  # (G, C/G*kh*kw, n*Ho*R)
     return _windows.col2im(dcols.reshape(channels, *geo.kernel, count, ho, row), geo)
