@@ -1,13 +1,18 @@
 """Convolution, pooling and batch normalization against PyTorch (float64): forwards and the
-gradients of inputs and weights, within 1e-5 (``make crosscheck`` runs this beside crosscheck.py)."""
+gradients of inputs and weights, within 1e-10 (``make crosscheck`` runs this beside crosscheck.py);
+once on one thread, once on two with the work cut into the finest pieces the ops allow (one sample
+per chunk and run), so that the split paths agree with PyTorch as well."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy
 
-from engine import testing
+from engine import parallel, testing
+from engine.ops import conv
 
-TOLERANCE = 1e-5
+TOLERANCE = 1e-10
 
 
 def _cases():
@@ -25,6 +30,8 @@ def _cases():
         ("conv2d-groups", {"filters": 6, "kernel_size": 3, "groups": 2, "padding": 1}, {"groups": 2, "padding": 1}),
         ("conv2d-depthwise-same", {"filters": 4, "kernel_size": 3, "groups": 4, "padding": "same"},
          {"groups": 4, "padding": "same"}),
+        ("conv2d-same-5x3", {"filters": 6, "kernel_size": [5, 3], "padding": "same"}, {"padding": "same"}),
+        ("conv2d-over-padded", {"filters": 6, "kernel_size": 2, "padding": 2}, {"padding": 2}),
     ]:
         groups = params.get("groups", 1)
         kernel = params["kernel_size"] if isinstance(params["kernel_size"], list) else [params["kernel_size"]] * 2
@@ -101,6 +108,24 @@ def check_running_statistics() -> int:
     return 0 if ok else 1
 
 
+@contextlib.contextmanager
+def finest_split():
+    """Two threads, one sample per convolution chunk and per run of element-wise work."""
+    chunk, run = conv.CHUNK_VALUES, parallel.RUN_VALUES
+    conv.CHUNK_VALUES = parallel.RUN_VALUES = 1
+    try:
+        with parallel.threads(2, grain=1):
+            yield
+    finally:
+        conv.CHUNK_VALUES, parallel.RUN_VALUES = chunk, run
+
+
 def main() -> int:
-    print("convolution, pooling, batch normalization (forward and gradients, float64, tolerance 1e-5):")
-    return check() + check_running_statistics()
+    print(f"convolution, pooling, batch normalization (forward and gradients, float64, tolerance {TOLERANCE:g}), "
+          "one thread:")
+    with parallel.threads(1):
+        failures = check() + check_running_statistics()
+    print("the same on two threads, the work split into the finest pieces:")
+    with finest_split():
+        failures += check() + check_running_statistics()
+    return failures
