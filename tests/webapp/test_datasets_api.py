@@ -306,3 +306,79 @@ def test_listings_summarize_wide_schemas_and_samples_are_paged(client):
     assert [sample["index"] for sample in samples["results"]] == list(range(60, 70))
     assert samples["feature_count"] == 300 and len(samples["results"][0]["features"]["x"]) == 100
     assert client.get(f"/api/datasets/{body['id']}/samples?limit=65").status_code == 400
+
+
+def test_a_builtin_can_be_viewed_as_images_and_switched_back(client):
+    body = client.post("/api/datasets", {"builtin": "digits", "view": {"kind": "image", "shape": [1, 8, 8]}},
+                       format="json").json()
+    assert body["view"] == {"kind": "image", "shape": [1, 8, 8], "layout": "chw"}
+    assert body["schema"]["arrays"]["x"]["shape"] == [1, 8, 8] and body["image_shape"] == [1, 8, 8]
+    dataset = Dataset.objects.get(pk=body["id"])
+    from webapp.datasets.selectors import dataset_array_stand_ins, load_engine_dataset  # noqa: PLC0415
+
+    assert dataset_array_stand_ins(dataset)["x"].shape == (0, 1, 8, 8)
+    assert load_engine_dataset(dataset).arrays["x"].shape == (1797, 1, 8, 8)
+    flat = client.patch(f"/api/datasets/{body['id']}", {"view": {"kind": "flat"}}, format="json").json()
+    assert flat["schema"]["arrays"]["x"]["shape"] == [64]
+    stored = client.patch(f"/api/datasets/{body['id']}", {"view": {}}, format="json").json()
+    assert stored["view"] == {} and stored["schema"]["arrays"]["x"]["shape"] == [64]
+
+
+@pytest.mark.parametrize(("view", "words"), [
+    ({"kind": "image", "shape": [1, 8, 9]}, "view.shape: [1, 8, 9] holds 72 values per sample, but the dataset's "
+                                            "samples have shape [64] (64 values)"),
+    ({"kind": "image", "shape": [2, 4, 8]}, "view.shape: an image has 1, 3 or 4 channels"),
+    ({"kind": "picture"}, "view.kind: expected one of flat, image, sequence"),
+    ({"kind": "sequence", "shape": [8]}, "view.shape: a sequence view needs [steps, features]"),
+    ({"kind": "image", "shape": [1, 8, 8], "layout": "whc"}, "view.layout: expected chw"),
+])
+def test_a_view_that_does_not_fit_is_a_400_naming_the_field(client, digits, view, words):
+    response = client.patch(f"/api/datasets/{digits.pk}", {"view": view}, format="json")
+    assert response.status_code == 400
+    assert words in error_of(response)["message"]
+    digits.refresh_from_db()
+    assert digits.view == {}
+
+
+def test_an_upload_declares_its_view_checked_once_read(client):
+    rows = b"a,b,c,d,label\n" + b"1,2,3,4,0\n5,6,7,8,1\n" * 3
+    body = upload(client, "steps.csv", rows, target="label", view='{"kind": "sequence", "shape": [2, 2]}').json()
+    assert body["state"] == "ready" and body["schema"]["arrays"]["x"]["shape"] == [2, 2]
+    from webapp.datasets.selectors import load_engine_dataset  # noqa: PLC0415
+
+    loaded = load_engine_dataset(Dataset.objects.get(pk=body["id"]))
+    assert loaded.arrays["x"].shape == (6, 2, 2) and loaded.arrays["x"][1].tolist() == [[5, 6], [7, 8]]
+    wrong = upload(client, "steps.csv", rows, target="label", view='{"kind": "sequence", "shape": [3, 2]}').json()
+    assert wrong["state"] == "failed" and "view.shape: [3, 2] holds 6 values" in wrong["error"]
+    assert upload(client, "steps.csv", rows, target="label", view="{not json").status_code == 400
+
+
+def test_channels_last_images_are_viewed_channels_first(client):
+    pixels = numpy.arange(2 * 4 * 4 * 3, dtype=numpy.float32).reshape(2, 4, 4, 3)  # N, H, W, C
+    buffer = io.BytesIO()
+    numpy.savez(buffer, x=pixels.reshape(2, -1), y=numpy.array([0, 1]))
+    body = upload(client, "rgb.npz", buffer.getvalue(),
+                  view='{"kind": "image", "shape": [3, 4, 4], "layout": "hwc"}').json()
+    assert body["state"] == "ready" and body["image_shape"] == [3, 4, 4]
+    from webapp.datasets.selectors import load_engine_dataset  # noqa: PLC0415
+
+    loaded = load_engine_dataset(Dataset.objects.get(pk=body["id"]))
+    assert numpy.array_equal(loaded.arrays["x"], pixels.transpose(0, 3, 1, 2))
+
+
+def test_a_template_project_gets_its_recommended_dataset_options_and_trains_on_them(client, user, enqueued,
+                                                                                     django_capture_on_commit_callbacks):
+    from engine import zoo  # noqa: PLC0415
+    from webapp.projects.converter import spec_to_editor_document  # noqa: PLC0415
+    from webapp.projects.services import graph_version_create, project_create  # noqa: PLC0415
+
+    project = project_create(owner=user, name="Small CNN")
+    version = graph_version_create(project=project, editor_document=spec_to_editor_document(zoo.load("small_cnn")),
+                                   created_by=user)
+    # what the train panel sends when the user has no digits yet: the built-in and the project
+    body = client.post("/api/datasets", {"builtin": "digits", "project": project.pk}, format="json").json()
+    assert body["options"] == {"image": True} and body["schema"]["arrays"]["x"]["shape"] == [1, 8, 8]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/projects/{project.pk}/runs", {
+            "graph_version": version.pk, "dataset": body["id"], "hyperparameters": {"epochs": 1}}, format="json")
+    assert response.status_code == 201, response.json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -24,6 +26,11 @@ DEFAULT_SAMPLES = 16
 MAX_SAMPLES = 64
 
 
+VIEW_HELP = ("how the features are shaped for a graph: {} as stored, {\"kind\": \"flat\"}, {\"kind\": \"image\", "
+             "\"shape\": [C, H, W], \"layout\": \"chw\" or \"hwc\"} or {\"kind\": \"sequence\", \"shape\": [T, F]}; "
+             "schema gives the shapes with the view applied")
+
+
 class DatasetSerializer(serializers.ModelSerializer):
     file_name = serializers.SerializerMethodField(
         help_text="the stored file's name (uploads; GET .../file downloads it)")
@@ -38,17 +45,18 @@ class DatasetSerializer(serializers.ModelSerializer):
     state = serializers.CharField(read_only=True, help_text="processing (an upload being read and converted by a "
                                                             "worker), ready, or failed (see error)")
     error = serializers.CharField(read_only=True, help_text="why a failed upload was refused, naming the limit")
+    view = serializers.JSONField(read_only=True, help_text=VIEW_HELP)
 
     class Meta:
         model = Dataset
         fields = ["id", "name", "kind", "builtin_name", "file_format", "file_name", "original_name", "options",
-                  "schema", "preview", "image_shape", "rows", "state", "error", "content_hash", "size_bytes",
+                  "view", "schema", "preview", "image_shape", "rows", "state", "error", "content_hash", "size_bytes",
                   "project", "created_at"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_schema(self, dataset: Dataset) -> dict:
-        return selectors.schema_summary(dataset.schema)
+        return selectors.schema_summary(selectors.viewed_schema(dataset))
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_preview(self, dataset: Dataset) -> dict:
@@ -92,14 +100,17 @@ class SamplesSerializer(serializers.Serializer):
 
 
 class DatasetUpdateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+    name = serializers.CharField(max_length=200, required=False)
+    view = serializers.JSONField(required=False, help_text=VIEW_HELP)
 
 
 class BuiltinDatasetCreateSerializer(serializers.Serializer):
     builtin = serializers.CharField(max_length=100, help_text="a name from GET /api/datasets/builtin")
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
-    options = serializers.DictField(required=False, default=dict,
-                                    help_text="the built-in's options (see its entry), and 'seed'")
+    options = serializers.DictField(required=False, default=None, allow_null=True,
+                                    help_text="the built-in's options (see its entry), and 'seed'; default: those "
+                                              "the project's template recommends (its metadata.dataset_options)")
+    view = serializers.JSONField(required=False, default=None, allow_null=True, help_text=VIEW_HELP)
     project = serializers.IntegerField(required=False, allow_null=True, default=None)
 
 
@@ -118,9 +129,19 @@ class DatasetUploadSerializer(serializers.Serializer):
     # Text, not a BooleanField: a form that leaves a checkbox out would otherwise send false for every format.
     flatten = serializers.ChoiceField(choices=["true", "false"], required=False,
                                       help_text="IDX: true gives images as (N, H*W) instead of (N, 1, H, W)")
+    view = serializers.CharField(required=False, help_text="JSON: " + VIEW_HELP)
     project = serializers.IntegerField(required=False, allow_null=True, default=None)
 
     OPTION_FIELDS = ("target", "delimiter", "task", "x_key", "y_key", "flatten")
+
+
+def _json_field(text: str | None, field: str):
+    if text is None or text == "":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise InvalidInput(f"{field}: not valid JSON ({error})", details={field: ["not JSON"]}) from None
 
 
 def _project_of(request, project_id: int | None) -> Project | None:
@@ -181,12 +202,15 @@ class DatasetListView(generics.GenericAPIView):
         serializer.is_valid(raise_exception=True)
         values = serializer.validated_data
         project = _project_of(request, values["project"])
-        existing = services.builtin_duplicate(owner=request.user, builtin=values["builtin"],
-                                              options=values["options"], project=project)
+        options = values["options"]
+        if options is None:
+            options = services.template_dataset_options(project=project, builtin=values["builtin"])
+        existing = services.builtin_duplicate(owner=request.user, builtin=values["builtin"], options=options,
+                                              project=project, view=values["view"])
         if existing is not None:
             return Response(DatasetSerializer(existing).data, status=status.HTTP_200_OK)
         dataset = services.dataset_create_builtin(owner=request.user, builtin=values["builtin"], name=values["name"],
-                                                  options=values["options"], project=project)
+                                                  options=options, project=project, view=values["view"])
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
 
@@ -212,6 +236,7 @@ class DatasetUploadView(APIView):
         dataset = services.dataset_create_upload(
             owner=request.user, file=values["file"], labels_file=values.get("labels"), name=values["name"],
             file_format=values["format"], options=options, project=_project_of(request, values["project"]),
+            view=_json_field(values.get("view"), "view"),
         )
         return Response(DatasetSerializer(dataset).data, status=status.HTTP_201_CREATED)
 

@@ -35,6 +35,9 @@ class Dataset(models.Model):
     error = models.TextField(blank=True, default="")  # why a failed upload was refused
     content_hash = models.CharField(max_length=64, blank=True, default="")  # SHA-256 of the converted arrays
     size_bytes = models.BigIntegerField(default=0)  # disk used: the stored file and the converted store
+    # How the features are shaped for a graph (engine.data.views): {} as stored, or flat, image
+    # (C x H x W, with its layout) or sequence (T x F).
+    view = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

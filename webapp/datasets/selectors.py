@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from engine import data as engine_data
-from engine.data import store
+from engine.data import store, views
 from engine.errors import DataError
 from webapp.datasets import conversion, images, uploads
 from webapp.datasets.models import Dataset
@@ -57,7 +57,24 @@ def load_engine_dataset(dataset: Dataset) -> engine_data.Dataset:
         loaders = {"csv": engine_data.load_csv, "npz": engine_data.load_npz, "idx": engine_data.load_idx}
         loaded = loaders[dataset.file_format](path, **options)
     loaded.name = dataset.name
+    view = views.check_view(dataset.view or None)
+    feature = images.feature_array_name(loaded.schema())
+    if view is not None and feature is not None:
+        loaded.arrays[feature] = views.apply_view(loaded.arrays[feature], view)
     return loaded
+
+
+def viewed_schema(dataset: Dataset) -> dict:
+    """The stored schema with the features' per-sample shape as the dataset's view gives it: what a
+    graph bound to the dataset receives."""
+    view = dataset.view or None
+    feature = images.feature_array_name(dataset.schema)
+    if not view or feature is None:
+        return dataset.schema
+    arrays = dict(dataset.schema.get("arrays") or {})
+    stored = arrays[feature]
+    arrays[feature] = {**stored, "shape": views.view_sample_shape(stored.get("shape") or [], views.check_view(view))}
+    return {**dataset.schema, "arrays": arrays}
 
 
 LISTED_FEATURE_NAMES = 100
@@ -97,13 +114,18 @@ def dataset_array_stand_ins(dataset: Dataset) -> dict[str, numpy.ndarray]:
     stored schema: enough to check that a graph's inputs can be fed, without loading the data."""
     return {
         name: numpy.empty((0, *array["shape"]), dtype=array["dtype"])
-        for name, array in dataset.schema.get("arrays", {}).items()
+        for name, array in viewed_schema(dataset).get("arrays", {}).items()
     }
 
 
 def dataset_image_layout(dataset: Dataset) -> images.ImageLayout | None:
     """How the dataset's samples are drawn as images, or None when they are not images."""
-    return images.dataset_image_layout(schema=dataset.schema, builtin_name=dataset.builtin_name)
+    view = dataset.view or None
+    if view and view.get("kind") == "image":  # samples are channels-first once the view is applied
+        return images.ImageLayout(*view["shape"])
+    if view and view.get("kind") == "sequence":
+        return None
+    return images.dataset_image_layout(schema=viewed_schema(dataset), builtin_name=dataset.builtin_name)
 
 
 def dataset_file_name(dataset: Dataset) -> str:

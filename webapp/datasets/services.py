@@ -15,8 +15,10 @@ from django.db import transaction
 from django.db.models import Sum
 
 from engine import data as engine_data
+from engine.data import views
+from engine.errors import DataError
 from webapp.core.exceptions import Conflict, InvalidInput, PayloadTooLarge
-from webapp.datasets import conversion, uploads
+from webapp.datasets import conversion, images, uploads
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project
 
@@ -54,27 +56,56 @@ def check_upload_size(*, file_name: str, size: int) -> None:
 
 @transaction.atomic
 def dataset_create_builtin(*, owner, builtin: str, name: str = "", options: dict | None = None,
-                           project: Project | None = None) -> Dataset:
+                           project: Project | None = None, view: dict | None = None) -> Dataset:
     """A dataset record for a built-in (``engine.data.load_builtin``); the user's record of the same
-    built-in with the same options (in the same project) is returned instead of a duplicate.
-    Unknown names and options are a 400 (the engine's ``DataError``)."""
+    built-in with the same options and view (in the same project) is returned instead of a
+    duplicate. Unknown names and options, and a view that does not fit, are a 400."""
     options = dict(options or {})
-    existing = builtin_duplicate(owner=owner, builtin=builtin, options=options, project=project)
+    existing = builtin_duplicate(owner=owner, builtin=builtin, options=options, project=project, view=view)
     if existing is not None:
         return existing
     _check_builtin_size(builtin, options)
     loaded = engine_data.load_builtin(builtin, **options)
+    schema = json_ready(loaded.schema())
     return Dataset.objects.create(
         owner=owner, project=project, name=name or builtin, kind=Dataset.Kind.BUILTIN, builtin_name=builtin,
-        options=options, schema=json_ready(loaded.schema()), preview=json_ready(loaded.preview(PREVIEW_ROWS)),
-        rows=len(loaded),
+        options=options, schema=schema, preview=json_ready(loaded.preview(PREVIEW_ROWS)), rows=len(loaded),
+        view=_checked_view(view, schema) or {},
     )
 
 
-def builtin_duplicate(*, owner, builtin: str, options: dict, project: Project | None) -> Dataset | None:
-    """The user's existing record of this built-in with these options in this project, if any."""
+def builtin_duplicate(*, owner, builtin: str, options: dict, project: Project | None,
+                      view: dict | None = None) -> Dataset | None:
+    """The user's existing record of this built-in with these options and view in this project, if any."""
     return Dataset.objects.filter(owner=owner, kind=Dataset.Kind.BUILTIN, builtin_name=builtin, project=project,
-                                  options=options).order_by("pk").first()
+                                  options=options, view=views.check_view(view) or {}).order_by("pk").first()
+
+
+def template_dataset_options(*, project: Project | None, builtin: str) -> dict:
+    """The built-in's options that the project's newest graph recommends when it was started from a
+    template for this built-in (the zoo's ``metadata.dataset_options``, e.g. digits as 1x8x8
+    images for the Small CNN), else none."""
+    if project is None:
+        return {}
+    for spec in project.graph_versions.order_by("-pk").values_list("spec", flat=True)[:1]:
+        metadata = (spec or {}).get("metadata") or {}
+        recommended = metadata.get("dataset_options")
+        if metadata.get("dataset") == builtin and isinstance(recommended, dict):
+            return dict(recommended)
+    return {}
+
+
+def _checked_view(view: dict | None, schema: dict) -> dict | None:
+    """The view in normal form, checked against the features' stored per-sample shape (400 naming
+    the field when it does not fit)."""
+    feature = images.feature_array_name(schema)
+    if view and feature is None:
+        raise InvalidInput("view: the dataset has no single feature array to shape", details={"view": ["no features"]})
+    sample_shape = (schema.get("arrays") or {}).get(feature, {}).get("shape") if feature else None
+    try:
+        return views.check_view(view, sample_shape)
+    except DataError as error:
+        raise InvalidInput(str(error), details={"view": [str(error)]}) from None
 
 
 def _check_builtin_size(builtin: str, options: dict) -> None:
@@ -94,7 +125,8 @@ def _check_builtin_size(builtin: str, options: dict) -> None:
 
 
 def dataset_create_upload(*, owner, file, labels_file=None, name: str = "", file_format: str | None = None,
-                          options: dict | None = None, project: Project | None = None) -> Dataset:
+                          options: dict | None = None, project: Project | None = None,
+                          view: dict | None = None) -> Dataset:
     """Store the uploaded file(s) and create the dataset ``processing``; a worker of the
     ``datasets`` queue then reads and converts it (``dataset_convert``), never this process. The
     format, the options and the size are checked here (a 400 or 413, nothing stored); what is in
@@ -112,6 +144,10 @@ def dataset_create_upload(*, owner, file, labels_file=None, name: str = "", file
         raise InvalidInput(f"unknown format '{file_format}'; expected one of {', '.join(uploads.FORMATS)}",
                            details={"format": [f"one of {', '.join(uploads.FORMATS)}"]})
     options = uploads.check_options(file_format, dict(options or {}))
+    try:  # its fit to the samples is checked once the worker has read them
+        view = views.check_view(view)
+    except DataError as error:
+        raise InvalidInput(str(error), details={"view": [str(error)]}) from None
     if labels_file is not None and file_format != "idx":
         raise InvalidInput("a separate labels file is only read for IDX images", details={"labels": ["IDX only"]})
     if file_format == "npz" and options.get("y_key") in ("none", "null"):  # unlabeled data
@@ -122,7 +158,7 @@ def dataset_create_upload(*, owner, file, labels_file=None, name: str = "", file
                    else upload_name + uploads.STORED_SUFFIXES[file_format])
     dataset = _dataset_store_upload(
         owner=owner, project=project, name=(name or _name_of(stored_name))[:200], file_format=file_format,
-        options=options, file=file, stored_name=stored_name, labels_file=labels_file)
+        options=options, file=file, stored_name=stored_name, labels_file=labels_file, view=view or {})
     if settings.DATASET_CONVERSION_INLINE:
         dataset_convert(dataset_id=dataset.pk)  # tests without a worker: this process's child, same limits
         dataset.refresh_from_db()
@@ -148,10 +184,11 @@ def _name_of(stored_name: str) -> str:
 
 @transaction.atomic
 def _dataset_store_upload(*, owner, project, name: str, file_format: str, options: dict, file, stored_name: str,
-                          labels_file) -> Dataset:
+                          labels_file, view: dict) -> Dataset:
     dataset = Dataset.objects.create(
         owner=owner, project=project, name=name, kind=Dataset.Kind.UPLOAD, file_format=file_format,
-        original_name=uploads.safe_file_name(file.name)[:200], options=options, state=Dataset.State.PROCESSING)
+        original_name=uploads.safe_file_name(file.name)[:200], options=options, state=Dataset.State.PROCESSING,
+        view=view)
     folder = conversion.dataset_folder(dataset.pk)
     try:
         file.seek(0)
@@ -207,6 +244,11 @@ def dataset_convert(*, dataset_id: int) -> Dataset | None:
         if labels is not None:
             labels.unlink(missing_ok=True)
         stored_file = f"{conversion.dataset_folder(dataset.pk)}/{job.converted_npz.name}"
+    try:
+        _checked_view(dataset.view, result["schema"])
+    except InvalidInput as error:
+        conversion.remove_folder(folder)
+        return dataset_mark_failed(dataset_id=dataset_id, error=f"{error.message} (the view given with the upload)")
     manifest = result["manifest"]
     size = (Path(settings.MEDIA_ROOT) / stored_file).stat().st_size + manifest["size_bytes"]
     return dataset_mark_ready(dataset_id=dataset_id, schema=result["schema"], preview=result["preview"],
@@ -243,10 +285,24 @@ def dataset_mark_failed(*, dataset_id: int, error: str) -> Dataset | None:
     return Dataset.objects.filter(pk=dataset_id).first() if updated else None
 
 
+_UNCHANGED = object()
+
+
 @transaction.atomic
-def dataset_update(*, dataset: Dataset, name: str) -> Dataset:
-    dataset.name = name
-    dataset.save(update_fields=["name"])
+def dataset_update(*, dataset: Dataset, name: str | None = None, view=_UNCHANGED) -> Dataset:
+    """Rename, and switch the view (checked against the samples: a 400 naming ``view``)."""
+    fields = []
+    if name is not None:
+        dataset.name = name
+        fields.append("name")
+    if view is not _UNCHANGED:
+        if dataset.state != Dataset.State.READY:
+            raise Conflict(f"dataset '{dataset.name}' is {dataset.state}; its view can be set once it is ready",
+                           details={"view": [dataset.state]})
+        dataset.view = _checked_view(view, dataset.schema) or {}
+        fields.append("view")
+    if fields:
+        dataset.save(update_fields=fields)
     return dataset
 
 

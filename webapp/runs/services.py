@@ -23,7 +23,7 @@ from webapp.datasets.models import Dataset
 from webapp.datasets.selectors import dataset_array_stand_ins
 from webapp.projects.models import GraphVersion, Project
 from webapp.runs import budgets, dispatch, lifecycle
-from webapp.runs.models import Run
+from webapp.runs.models import Checkpoint, MetricPoint, Run
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,42 @@ def run_evaluation_save(*, run_id: int, evaluation: dict) -> bool:
     """Store what the trained model does on held-out data (``workers.evaluation``) on a run that
     is still running, just before the worker records its outcome; True when it was stored."""
     return bool(Run.objects.filter(pk=run_id, state=Run.State.RUNNING).update(evaluation=evaluation))
+
+
+def checkpoint_monitor(hyperparameters: dict) -> tuple[str, str]:
+    """The metric point by which a run's checkpoints are ranked, and "min" or "max": the
+    early-stopping monitor and mode where given, else as the trainer chooses them (val_loss with a
+    validation split, else the epoch's training loss)."""
+    early_stopping = hyperparameters.get("early_stopping") or {}
+    monitor = early_stopping.get("monitor") or (
+        "val_loss" if hyperparameters.get("validation_fraction", 0) > 0 else "loss")
+    mode = early_stopping.get("mode") or ("min" if "loss" in monitor or monitor in ("mse", "mae") else "max")
+    return ("epoch_loss" if monitor == "loss" else monitor), mode  # "loss" points are the batches'
+
+
+@transaction.atomic
+def run_checkpoints_prune(*, run_id: int, keep_last: int) -> list[int]:
+    """Keep the run's newest ``keep_last`` checkpoints and its best by the monitored metric
+    (``checkpoint_monitor``); delete the others' rows, and their folders once this commits.
+    Returns the epochs deleted."""
+    checkpoints = list(Checkpoint.objects.filter(run_id=run_id).order_by("-epoch").values_list("pk", "epoch", "step",
+                                                                                               "path"))
+    if len(checkpoints) <= keep_last:
+        return []
+    keep = {pk for pk, *_ in checkpoints[:keep_last]}
+    hyperparameters = Run.objects.filter(pk=run_id).values_list("hyperparameters", flat=True).first() or {}
+    name, mode = checkpoint_monitor(hyperparameters)
+    values = dict(MetricPoint.objects.filter(run_id=run_id, name=name, step__in=[step for _, _, step, _ in checkpoints])
+                  .order_by("sequence").values_list("step", "value"))
+    ranked = [(values[step] if mode == "min" else -values[step], epoch, pk)
+              for pk, epoch, step, _ in checkpoints if step in values]
+    if ranked:  # the earliest of equals, as early stopping counts only a strict improvement
+        keep.add(min(ranked)[2])
+    doomed = [(pk, epoch, path) for pk, epoch, _, path in checkpoints if pk not in keep]
+    Checkpoint.objects.filter(pk__in=[pk for pk, _, _ in doomed]).delete()
+    folders = [Path(path) for _, _, path in doomed]
+    transaction.on_commit(lambda: _remove_artifacts(folders))
+    return sorted(epoch for _, epoch, _ in doomed)
 
 
 @transaction.atomic

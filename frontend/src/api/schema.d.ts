@@ -1045,10 +1045,12 @@ export interface components {
             builtin: string;
             /** @default  */
             name: string;
-            /** @description the built-in's options (see its entry), and 'seed' */
+            /** @description the built-in's options (see its entry), and 'seed'; default: those the project's template recommends (its metadata.dataset_options) */
             options?: {
                 [key: string]: unknown;
-            };
+            } | null;
+            /** @description how the features are shaped for a graph: {} as stored, {"kind": "flat"}, {"kind": "image", "shape": [C, H, W], "layout": "chw" or "hwc"} or {"kind": "sequence", "shape": [T, F]}; schema gives the shapes with the view applied */
+            view?: unknown;
             project?: number | null;
         };
         Checkpoint: {
@@ -1077,6 +1079,8 @@ export interface components {
             /** @description the uploaded file's name */
             readonly original_name: string;
             readonly options: unknown;
+            /** @description how the features are shaped for a graph: {} as stored, {"kind": "flat"}, {"kind": "image", "shape": [C, H, W], "layout": "chw" or "hwc"} or {"kind": "sequence", "shape": [T, F]}; schema gives the shapes with the view applied */
+            readonly view: unknown;
             /** @description shapes, dtypes, task, classes; at most the first 100 feature and 1,000 label names (feature_count and label_count give the totals) */
             readonly schema: {
                 [key: string]: unknown;
@@ -1150,6 +1154,8 @@ export interface components {
              *     * `false` - false
              */
             flatten?: components["schemas"]["FlattenEnum"];
+            /** @description JSON: how the features are shaped for a graph: {} as stored, {"kind": "flat"}, {"kind": "image", "shape": [C, H, W], "layout": "chw" or "hwc"} or {"kind": "sequence", "shape": [T, F]}; schema gives the shapes with the view applied */
+            view?: string;
             project?: number | null;
         };
         /**
@@ -1471,6 +1477,8 @@ export interface components {
         };
         PatchedDatasetUpdate: {
             name?: string;
+            /** @description how the features are shaped for a graph: {} as stored, {"kind": "flat"}, {"kind": "image", "shape": [C, H, W], "layout": "chw" or "hwc"} or {"kind": "sequence", "shape": [T, F]}; schema gives the shapes with the view applied */
+            view?: unknown;
         };
         PatchedEndpointUpdate: {
             description?: string;

@@ -9,6 +9,7 @@ import type { Dataset, DatasetSample, DatasetSamples } from "../api/types";
 import { formatValue } from "../charts/chart";
 import { formatDateTime } from "../runs/runInfo";
 import { datasetArrays, datasetState, datasetTask, formatBytes } from "./schema";
+import { formToView, viewToForm, type ViewForm } from "./viewForm";
 import "../runs/runs.css";
 import "./datasets.css";
 
@@ -101,7 +102,8 @@ export function DatasetPage() {
           </section>
         )}
       </div>
-      <Preview dataset={dataset} images={imageShape !== null} />
+      <ViewEditor dataset={dataset} onChange={setDataset} />
+      <Preview key={JSON.stringify(dataset.view ?? {})} dataset={dataset} images={imageShape !== null} />
     </div>
   );
 }
@@ -145,6 +147,56 @@ function DatasetActions({ dataset, onChange }: { dataset: Dataset; onChange(data
       <button className="danger" onClick={() => void remove()} disabled={busy} data-testid="dataset-delete">Delete</button>
       {error && <div className="error-box" role="alert">{error}</div>}
     </div>
+  );
+}
+
+function ViewEditor({ dataset, onChange }: { dataset: Dataset; onChange(dataset: Dataset): void }) {
+  const [form, setForm] = useState<ViewForm>(() => viewToForm(dataset.view));
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  async function save() {
+    const checked = formToView(form);
+    if ("error" in checked) {
+      setError(checked.error);
+      return;
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      onChange(await api<Dataset>(`/api/datasets/${dataset.id}`, { method: "PATCH", json: { view: checked.view } }));
+    } catch (caught) {
+      setError(errorMessage(caught));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section className="card" data-testid="dataset-view">
+      <h2>View</h2>
+      <p className="muted small">How a graph receives each sample: as stored, one flat row, an image (channels × height × width) or a sequence (steps × features).</p>
+      <div className="row dataset-actions">
+        <select aria-label="View" value={form.kind} onChange={(event) => setForm({ ...form, kind: event.target.value as ViewForm["kind"] })}>
+          <option value="">as stored</option>
+          <option value="flat">flat</option>
+          <option value="image">image</option>
+          <option value="sequence">sequence</option>
+        </select>
+        {(form.kind === "image" || form.kind === "sequence") && (
+          <input aria-label="View shape" value={form.shape} placeholder={form.kind === "image" ? "1, 28, 28" : "20, 3"}
+            onChange={(event) => setForm({ ...form, shape: event.target.value })} />
+        )}
+        {form.kind === "image" && (
+          <select aria-label="Image layout" value={form.layout} onChange={(event) => setForm({ ...form, layout: event.target.value as ViewForm["layout"] })}>
+            <option value="chw">stored channels first</option>
+            <option value="hwc">stored channels last</option>
+          </select>
+        )}
+        <button onClick={() => void save()} disabled={busy}>Use this view</button>
+      </div>
+      {error && <div className="error-box" role="alert">{error}</div>}
+    </section>
   );
 }
 
