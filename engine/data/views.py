@@ -62,8 +62,8 @@ def check_view(view: dict | None, sample_shape=None) -> dict | None:
         stored = math.prod(int(n) for n in sample_shape)
         wanted = math.prod(normal["shape"])
         if stored != wanted:
-            raise DataError(f"view.shape: {normal['shape']} holds {wanted} values per sample, but the dataset's samples "
-                            f"have shape {list(sample_shape)} ({stored} values)")
+            raise DataError(f"view.shape: {normal['shape']} holds {wanted} values per sample, but the dataset's "
+                            f"samples have shape {list(sample_shape)} ({stored} values)")
     return normal
 
 
