@@ -7,7 +7,8 @@ an epoch) it
 
 1. writes the new points and checkpoints in one transaction, together with the run's
    ``last_sequence``, progress and ``heartbeat_at`` (a heartbeat alone when there is nothing new,
-   every ``RUN_HEARTBEAT_SECONDS``);
+   every ``RUN_HEARTBEAT_SECONDS``), and prunes the run's checkpoints to the newest
+   ``RUN_CHECKPOINTS_KEPT`` and the best by the monitored metric (their points are in the record);
 2. hands the committed points to the live publisher, which sends them when its rate allows: a
    point is never published before it is in the record;
 3. re-reads ``cancel_requested`` (every ``CANCEL_POLL_SECONDS``) and cancels the trainer, which
@@ -37,7 +38,9 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from webapp.runs import lifecycle, live
+from webapp.runs.budgets import folder_size
 from webapp.runs.models import Checkpoint, MetricPoint, Run
+from webapp.runs.services import run_checkpoints_prune
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +191,7 @@ class RunRecorder:
         points = [item for item in items if isinstance(item, Point)]
         checkpoints = [item for item in items if isinstance(item, CheckpointRecord)]
         last_sequence = points[-1].sequence if points else None
+        sizes = [folder_size(checkpoint.path) for checkpoint in checkpoints]  # counted in the user's storage
         try:
             with transaction.atomic():
                 if not lifecycle.run_heartbeat(run_id=self.run_id, attempt=self.attempt, last_sequence=last_sequence,
@@ -196,8 +200,11 @@ class RunRecorder:
                     return []
                 _insert_points(self.run_id, points)
                 Checkpoint.objects.bulk_create(
-                    Checkpoint(run_id=self.run_id, epoch=c.epoch, step=c.step, path=c.path) for c in checkpoints
+                    Checkpoint(run_id=self.run_id, epoch=c.epoch, step=c.step, path=c.path, size_bytes=size)
+                    for c, size in zip(checkpoints, sizes)
                 )
+                if checkpoints:  # retention: the newest K and the best; the others' folders go after the commit
+                    run_checkpoints_prune(run_id=self.run_id, keep_last=settings.RUN_CHECKPOINTS_KEPT)
         except Exception:
             with self._lock:  # keep them, in order, for the next try
                 self._pending[:0] = items

@@ -6,6 +6,13 @@ it while a ``RunRecorder`` writes and publishes every point, beats the heartbeat
 cancel, saves a checkpoint every epoch, and records the outcome: succeeded with the final metrics,
 cancelled, or failed with a message a user can act on.
 
+Limits of one execution (design contract 7): a run whose user already has
+``RUN_MAX_RUNNING_PER_USER`` runs training is left queued and taken up again
+``RUN_DEFER_SECONDS`` later; the training may add at most ``RUN_MEMORY_LIMIT_BYTES`` to this
+process's address space (``RLIMIT_AS``, set for the run and restored after it: beyond it the run
+fails with the limit in its error, and the worker lives on); and after ``RUN_MAX_SECONDS`` the
+run stops after the batch in progress, ``timed_out``, with the checkpoints it has.
+
 Points of a run: every batch gives ``loss`` (``epoch`` fractional: 1.5 is half-way through the
 second epoch); every epoch gives ``epoch_loss`` (the mean training loss), each training metric
 (``accuracy``, ...), ``val_loss`` and ``val_<metric>`` where there is a validation split, and
@@ -18,12 +25,16 @@ a distributed run's ranks share (``build_trainer``, ``points_stored_after``, ``r
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import errno
 import logging
 import math
 import os
+import resource
 import shutil
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +43,8 @@ from django.conf import settings
 import engine
 from engine.errors import ArtifactError, EngineError
 from webapp.datasets.selectors import load_engine_dataset
-from webapp.runs import lifecycle, live
+from webapp.runs import dispatch, lifecycle, live
+from webapp.runs.budgets import describe_bytes
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 from workers.evaluation import record_run_evaluation
 from workers.recording import RunRecorder, open_recorder
@@ -52,6 +64,8 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
     """Train the run if it is queued under ``task_id`` (any queued run when None); returns the
     final state, or "skipped" when the run was not this task's to execute (finished, cancelled,
     or queued again under another task), or "superseded" when another execution took it over."""
+    if task_id is not None and defer_for_running_limit(run_id, task_id=task_id):
+        return "deferred"
     run = lifecycle.run_claim(run_id=run_id, worker=worker_name(), task_id=task_id)
     if run is None:
         log.info("run %s: not queued under task %s; skipped", run_id, task_id)
@@ -62,24 +76,33 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
     # The recorder beats the heartbeat and watches for cancel while the data loads, too.
     recorder = open_recorder(run.pk, attempt=run.attempt, first_sequence=run.last_sequence + 1, publisher=publisher)
     recorder.start()
+    time_limit = TimeLimit(run.pk, float(settings.RUN_MAX_SECONDS))
     try:
-        dataset = load_engine_dataset(run.dataset)
-        trainer, checkpoint = build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")))
-        recorder.skip(points_stored_after(run, checkpoint))
-        record_training(trainer, recorder, run.pk)
-        recorder.watch(trainer)
-        if recorder.cancel_requested or run.cancel_requested:
-            outcome = {"state": Run.State.CANCELLED, "epochs_completed": trainer.epoch}
-        else:
-            cpu_start, thread_start, wall_start = time.process_time(), time.thread_time(), time.perf_counter()
-            result = trainer.run()
-            outcome = outcome_of(result)
-            # What the threads beside the training loop (recording, publishing) cost this process.
-            log.info("run %s: trained %.2f s; training thread CPU %.2f s, other threads %.2f s, %d points recorded",
-                     run.pk, time.perf_counter() - wall_start, time.thread_time() - thread_start,
-                     (time.process_time() - cpu_start) - (time.thread_time() - thread_start), recorder.points_recorded)
-            if outcome["state"] == Run.State.SUCCEEDED:  # the trained model on held-out data; never fails the run
-                record_run_evaluation(run.pk, trainer, dataset)
+        with memory_limit(run), time_limit:
+            dataset = load_engine_dataset(run.dataset)
+            trainer, checkpoint = build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")))
+            recorder.skip(points_stored_after(run, checkpoint))
+            record_training(trainer, recorder, run.pk)
+            recorder.watch(trainer)
+            time_limit.watch(trainer)
+            if recorder.cancel_requested or run.cancel_requested:
+                outcome = {"state": Run.State.CANCELLED, "epochs_completed": trainer.epoch}
+            else:
+                cpu_start, thread_start, wall_start = time.process_time(), time.thread_time(), time.perf_counter()
+                result = trainer.run()
+                outcome = outcome_of(result)
+                # What the threads beside the training loop (recording, publishing) cost this process.
+                log.info("run %s: trained %.2f s; training thread CPU %.2f s, other threads %.2f s, %d points "
+                         "recorded", run.pk, time.perf_counter() - wall_start, time.thread_time() - thread_start,
+                         (time.process_time() - cpu_start) - (time.thread_time() - thread_start),
+                         recorder.points_recorded)
+                if outcome["state"] == Run.State.CANCELLED and time_limit.expired and not recorder.cancel_requested:
+                    outcome = time_limit.outcome(result)
+                if outcome["state"] == Run.State.SUCCEEDED:  # the trained model on held-out data; never fails the run
+                    record_run_evaluation(run.pk, trainer, dataset)
+    except RunOutOfMemory as error:
+        log.warning("run %s failed: %s", run.pk, error)
+        outcome = {"state": Run.State.FAILED, "error": str(error)}
     except EngineError as error:
         log.info("run %s failed: %s", run.pk, error)
         outcome = {"state": Run.State.FAILED, "error": str(error)}
@@ -87,6 +110,7 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
         log.exception("run %s: unexpected error", run.pk)
         outcome = {"state": Run.State.FAILED, "error": f"internal error while training: {type(error).__name__}: {error}"}
     finally:
+        trainer = dataset = None  # the run's arrays go before the next run measures its own address space
         recorder.close()
     if recorder.superseded:
         return "superseded"
@@ -97,6 +121,113 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
     publisher.publish_state(finished)
     log.info("run %s: %s", run.pk, finished.state)
     return finished.state
+
+
+# -- limits of one execution ---------------------------------------------------------------------
+
+def defer_for_running_limit(run_id: int, *, task_id: str) -> bool:
+    """Leave a queued run queued, its message sent again ``RUN_DEFER_SECONDS`` later, while its
+    user already has ``RUN_MAX_RUNNING_PER_USER`` runs training; True when it was deferred. (Two
+    workers taking up one user's runs at the same instant may both pass: the limit is a share of
+    the workers, not a lock.)"""
+    queued = (Run.objects.filter(pk=run_id, state=Run.State.QUEUED, task_id=task_id, workers=1)
+              .values_list("project__owner_id", "device").first())
+    if queued is None:
+        return False  # not this task's to defer: the claim decides
+    owner_id, device = queued
+    running = Run.objects.filter(project__owner_id=owner_id, state=Run.State.RUNNING).count()
+    if running < settings.RUN_MAX_RUNNING_PER_USER:
+        return False
+    try:
+        dispatch.send_training(run_id, device=device, task_id=task_id, countdown=settings.RUN_DEFER_SECONDS)
+    except Exception as error:  # noqa: BLE001  (the broker is away: train it now rather than lose its message)
+        log.warning("run %s: could not defer it for its user's running limit (%s); training it now", run_id, error)
+        return False
+    log.info("run %s: its user has %s runs training, the limit (NETFORGE_RUN_MAX_RUNNING_PER_USER); "
+             "taken up again in %s s", run_id, running, settings.RUN_DEFER_SECONDS)
+    return True
+
+
+class RunOutOfMemory(EngineError):
+    """The run's training needed more than the per-run memory limit."""
+
+
+def _address_space_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+@contextlib.contextmanager
+def memory_limit(run: Run):
+    """Let the run's training add at most ``RUN_MEMORY_LIMIT_BYTES`` to this process's address
+    space (``RLIMIT_AS``, restored afterwards), and turn running out of it into ``RunOutOfMemory``
+    naming the limit. Not for GPU runs: CUDA reserves address space far beyond what it uses."""
+    limit_bytes = int(settings.RUN_MEMORY_LIMIT_BYTES)
+    if run.device != "cpu" or limit_bytes <= 0:
+        yield
+        return
+    previous = resource.getrlimit(resource.RLIMIT_AS)
+    soft, hard = previous
+    limit = _address_space_bytes() + limit_bytes
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft != resource.RLIM_INFINITY:
+        limit = min(limit, soft)
+    message = (f"run {run.pk} used more than the {describe_bytes(limit_bytes)} per-run memory limit "
+               "(NETFORGE_RUN_MEMORY_LIMIT_MB); lower the batch size or make the model smaller")
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    try:
+        yield
+    except MemoryError:
+        raise RunOutOfMemory(message) from None
+    except OSError as error:  # a memory map (the dataset's store) refused for the same reason
+        if error.errno != errno.ENOMEM:
+            raise
+        raise RunOutOfMemory(message) from None
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, previous)
+
+
+class TimeLimit:
+    """Stops the watched trainer (after the batch in progress) once the execution has run for
+    ``seconds``; a context manager whose timer runs while it is entered."""
+
+    def __init__(self, run_id: int, seconds: float):
+        self.run_id = run_id
+        self.seconds = seconds
+        self.expired = False
+        self._trainer = None
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> TimeLimit:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._timer.cancel()
+
+    def watch(self, trainer) -> None:
+        self._trainer = trainer
+        if self.expired:
+            trainer.cancel()
+
+    def _expire(self) -> None:
+        log.info("run %s: stopping it at the per-run time limit of %s s", self.run_id, self.seconds)
+        self.expired = True
+        if self._trainer is not None:
+            self._trainer.cancel()
+
+    def outcome(self, result) -> dict:
+        """The timed-out outcome of a trainer stopped by this limit: its epochs and last values."""
+        return {"state": Run.State.TIMED_OUT, "final_metrics": final_metrics_of(result),
+                "epochs_completed": result.epochs_completed,
+                "error": f"stopped after {self.seconds:g} s, the per-run time limit (NETFORGE_RUN_MAX_SECONDS), "
+                         f"with {result.epochs_completed} epoch(s) completed; its checkpoints are kept: resume "
+                         "it to train on"}
 
 
 # -- steps of run_execute, shared with a distributed run's ranks ---------------------------------
@@ -168,10 +299,16 @@ def outcome_of(result) -> dict:
     """The run's outcome (``lifecycle.run_finish``'s arguments) for the trainer's result."""
     if result.status == "cancelled":
         return {"state": Run.State.CANCELLED, "epochs_completed": result.epochs_completed}
+    return {"state": Run.State.SUCCEEDED, "final_metrics": final_metrics_of(result),
+            "epochs_completed": result.epochs_completed}
+
+
+def final_metrics_of(result) -> dict:
+    """A run's ``final_metrics``: the last epoch's values, the epochs, steps and status, the best epoch."""
     final = epoch_values(result.final) if result.final else {}
     final.pop("samples_per_second", None)
     final = {("loss" if name == "epoch_loss" else name): value for name, value in final.items()}
     final.update(epochs=result.epochs_completed, steps=result.steps, status=result.status)
     if result.best is not None:
         final["best_epoch"] = result.best["epoch"]
-    return {"state": Run.State.SUCCEEDED, "final_metrics": final, "epochs_completed": result.epochs_completed}
+    return final

@@ -9,7 +9,7 @@ import pytest
 
 from tests.webapp.helpers import error_of
 from webapp.datasets.models import Dataset
-from webapp.runs.models import Checkpoint, Run
+from webapp.runs.models import Checkpoint, MetricPoint, Run
 
 pytestmark = pytest.mark.django_db
 
@@ -206,3 +206,41 @@ def test_me_shows_the_users_usage_against_the_limits(client, other_client, proje
     }
     other = other_client.get("/api/auth/me/").json()["usage"]
     assert (other["runs_queued"], other["runs_running"], other["storage_bytes"]) == (0, 0, 0)
+
+
+# -- checkpoint retention -------------------------------------------------------------------------------
+
+def add_checkpoints(run: Run, root, values: dict[int, float], *, name: str = "val_loss") -> None:
+    """A checkpoint folder and row per epoch, with the monitored value at its step."""
+    for sequence, (epoch, value) in enumerate(values.items(), start=1):
+        folder = root / "runs" / str(run.pk) / "checkpoints" / f"epoch-{epoch:04d}"
+        folder.mkdir(parents=True)
+        (folder / "weights.npz").write_bytes(b"x" * 10)
+        Checkpoint.objects.create(run=run, epoch=epoch, step=epoch * 10, path=str(folder), size_bytes=10)
+        MetricPoint.objects.create(run=run, sequence=sequence, name=name, step=epoch * 10, epoch=epoch, value=value,
+                                   wall_time=0.0)
+
+
+@pytest.mark.parametrize(("hyperparameters", "name", "values", "kept"), [
+    # val_loss by default: the lowest, the earliest of equals
+    ({"validation_fraction": 0.2}, "val_loss", {1: 0.9, 2: 0.3, 3: 0.5, 4: 0.3, 5: 0.6, 6: 0.7}, {2, 5, 6}),
+    # no validation split: the epoch's training loss
+    ({"validation_fraction": 0}, "epoch_loss", {1: 0.9, 2: 0.1, 3: 0.5, 4: 0.6}, {2, 3, 4}),
+    # an accuracy is better higher
+    ({"validation_fraction": 0.2, "early_stopping": {"monitor": "val_accuracy"}}, "val_accuracy",
+     {1: 0.5, 2: 0.95, 3: 0.7, 4: 0.8}, {2, 3, 4}),
+    # the best is among the newest: only those
+    ({"validation_fraction": 0.2}, "val_loss", {1: 0.9, 2: 0.8, 3: 0.5, 4: 0.4}, {3, 4}),
+])
+def test_checkpoints_are_pruned_to_the_newest_and_the_best_by_the_monitored_metric(
+        project, graph_version, digits, settings, hyperparameters, name, values, kept, django_capture_on_commit_callbacks):
+    from webapp.runs.services import run_checkpoints_prune
+
+    run = make_run(project, graph_version, digits, state=Run.State.RUNNING, hyperparameters=hyperparameters)
+    add_checkpoints(run, settings.ARTIFACT_ROOT, values, name=name)
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = run_checkpoints_prune(run_id=run.pk, keep_last=2)
+    assert set(deleted) == set(values) - kept
+    assert set(run.checkpoints.values_list("epoch", flat=True)) == kept
+    folders = {path.name for path in (settings.ARTIFACT_ROOT / "runs" / str(run.pk) / "checkpoints").iterdir()}
+    assert folders == {f"epoch-{epoch:04d}" for epoch in kept}

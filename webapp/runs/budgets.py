@@ -50,7 +50,7 @@ def describe_flops(count: float) -> str:
     raise AssertionError("unreachable")
 
 
-def _refuse(field: str, message: str, *, budget: str, estimate: int | float, limit: int | float, setting: str):
+def _refuse(field: str, message: str, *, budget: str, estimate: float, limit: float, setting: str):
     raise InvalidInput(f"{field}: {message}", code="over_budget",
                        details={field: [message],
                                 "budget": {"name": budget, "estimate": estimate, "limit": limit, "setting": setting}})

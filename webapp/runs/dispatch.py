@@ -50,13 +50,15 @@ def queue_for_device(device: str) -> str:
     return device
 
 
-def send_training(run_id: int, *, device: str, task_id: str) -> None:
-    """Put the training message(s) of a run on its device's queue (raises if the broker is unreachable)."""
+def send_training(run_id: int, *, device: str, task_id: str, countdown: float | None = None) -> None:
+    """Put the training message(s) of a run on its device's queue (raises if the broker is
+    unreachable); with ``countdown``, a single worker's run is taken up that many seconds later
+    (a worker leaving a run queued for its user's running limit, ``workers.training``)."""
     queue = queue_for_device(device)
     workers, hyperparameters = Run.objects.values_list("workers", "hyperparameters").get(pk=run_id)
     client = celery_client()
     if workers <= 1:
-        client.send_task(TRAIN_RUN, args=(run_id,), task_id=task_id, queue=queue)
+        client.send_task(TRAIN_RUN, args=(run_id,), task_id=task_id, queue=queue, countdown=countdown)
         return
     if (hyperparameters or {}).get("strategy", "allreduce") == "ps":
         client.send_task(SERVE_RUN_PARAMETERS, args=(run_id, task_id), task_id=f"{task_id}.server", queue=queue)
