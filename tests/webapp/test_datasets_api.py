@@ -382,3 +382,12 @@ def test_a_template_project_gets_its_recommended_dataset_options_and_trains_on_t
         response = client.post(f"/api/projects/{project.pk}/runs", {
             "graph_version": version.pk, "dataset": body["id"], "hyperparameters": {"epochs": 1}}, format="json")
     assert response.status_code == 201, response.json()
+
+
+def test_a_run_on_a_dataset_that_is_not_ready_is_refused_with_the_reason(client, project, graph_version, settings):
+    settings.DATASET_MAX_ROWS = 2
+    failed = upload(client, "flowers.csv", IRIS_LIKE_CSV, target="species").json()
+    response = client.post(f"/api/projects/{project.pk}/runs",
+                           {"graph_version": graph_version.pk, "dataset": failed["id"]}, format="json")
+    assert response.status_code == 400
+    assert "dataset 'flowers' is failed: flowers.csv: 4 rows, over the limit max_rows=2" in error_of(response)["message"]

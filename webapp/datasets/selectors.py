@@ -44,9 +44,7 @@ def load_engine_dataset(dataset: Dataset) -> engine_data.Dataset:
     """The engine ``Dataset`` of a record, for the workers: a converted upload's store with its
     arrays memory-mapped (a batch reads only its rows), the built-in generated with the stored
     options, or (uploads stored before conversions existed) the stored file read by its loader."""
-    if dataset.state != Dataset.State.READY:
-        raise DataError(f"dataset '{dataset.name}' is {dataset.state}"
-                        + (f": {dataset.error}" if dataset.error else "; wait until it is ready"))
+    check_ready(dataset)
     options = dict(dataset.options)
     if dataset.kind == Dataset.Kind.BUILTIN:
         loaded = engine_data.load_builtin(dataset.builtin_name, **options)
@@ -62,6 +60,13 @@ def load_engine_dataset(dataset: Dataset) -> engine_data.Dataset:
     if view is not None and feature is not None:
         loaded.arrays[feature] = views.apply_view(loaded.arrays[feature], view)
     return loaded
+
+
+def check_ready(dataset: Dataset) -> None:
+    """A ``DataError`` (a 400 for the API) when the dataset cannot be trained on yet or at all."""
+    if dataset.state != Dataset.State.READY:
+        raise DataError(f"dataset '{dataset.name}' is {dataset.state}"
+                        + (f": {dataset.error}" if dataset.error else "; wait until it is ready"))
 
 
 def viewed_schema(dataset: Dataset) -> dict:
@@ -112,6 +117,7 @@ def _first_values(row):
 def dataset_array_stand_ins(dataset: Dataset) -> dict[str, numpy.ndarray]:
     """Zero-row arrays with the per-row shape and dtype of each of the dataset's arrays, from the
     stored schema: enough to check that a graph's inputs can be fed, without loading the data."""
+    check_ready(dataset)
     return {
         name: numpy.empty((0, *array["shape"]), dtype=array["dtype"])
         for name, array in viewed_schema(dataset).get("arrays", {}).items()
