@@ -12,7 +12,7 @@ import { LiveRunClient, type ConnectionStatus } from "./live";
 import { RunAnnotations } from "./RunAnnotations";
 import { Curves } from "./RunCurves";
 import { FinalMetrics, RunFacts, WorkersTable } from "./RunDetails";
-import { isFinished, runTitle } from "./runInfo";
+import { isFinished, RESUMABLE_STATES, runTitle, stateLabel } from "./runInfo";
 import { ProgressBar } from "./RunProgress";
 import { isWorkerStatus, mergeWorkerStatus, type WorkerStatus } from "./workerStatus";
 import "./runs.css";
@@ -103,19 +103,22 @@ export function RunPage() {
       </nav>
       <header className="run-header">
         <h1>{runTitle(run)}</h1>
-        <span className={`badge ${run.state}`} data-testid="run-state">{run.state}</span>
+        <span className={`badge ${run.state}`} data-testid="run-state">{stateLabel(run.state)}</span>
         {run.cancel_requested && active && <span className="muted">cancelling…</span>}
         <LiveIndicator status={connection.status} detail={connection.detail} finished={isFinished(run.state)} />
         <div className="spacer" />
         {active && (
           <button className="danger" onClick={() => void act("cancel")} disabled={busy || run.cancel_requested}>Cancel</button>
         )}
-        {(run.state === "failed" || run.state === "cancelled") && (
+        {RESUMABLE_STATES.includes(run.state) && (
           <button onClick={() => void act("resume")} disabled={busy} title="Continue from the newest checkpoint">Resume</button>
         )}
         {run.state === "succeeded" && <PublishButton runId={run.id} />}
       </header>
       {actionError && <div className="error-box" role="alert">{actionError}</div>}
+      {run.state === "timed_out" && run.error && (
+        <div className="notice-box" role="status"><strong>Time limit reached:</strong> {run.error}</div>
+      )}
       {run.state === "failed" && run.error && (
         <div className="error-box run-error" role="alert"><strong>Training failed:</strong> <pre>{run.error}</pre></div>
       )}

@@ -9,7 +9,7 @@ import { higherIsBetter } from "../charts/metrics";
 import { fetchProject, fetchProjectRuns } from "./api";
 import { ComparePanel } from "./ComparePanel";
 import { formatCell, formatPlain } from "./formatting";
-import { durationSeconds, formatDateTime, optimizerOf, RUN_STATES, runTitle } from "./runInfo";
+import { durationSeconds, formatDateTime, optimizerOf, RUN_STATES, runTitle, stateLabel } from "./runInfo";
 import { METRIC_COLUMN_PREFIX, metricNamesOf, nextSort, runColumns, visibleRuns, type RunColumn, type SortOrder } from "./runTable";
 import "./runs.css";
 
@@ -22,7 +22,7 @@ interface Column extends RunColumn {
 /** How the columns that are more than their sort value draw a cell (metric columns: the value). */
 const RENDERS: Partial<Record<string, (run: Run) => React.ReactNode>> = {
   name: (run) => <Link to={`/runs/${run.id}`}>{runTitle(run)}</Link>,
-  state: (run) => <span className={`badge ${run.state}`}>{run.state}</span>,
+  state: (run) => <span className={`badge ${run.state}`}>{stateLabel(run.state)}</span>,
   version: (run) => `v${run.graph_version_number}`,
   lr: (run) => formatPlain(optimizerOf(run).lr),
   epochs: (run) => `${run.epochs_completed}/${run.hyperparameters.epochs ?? "?"}`,
@@ -126,7 +126,7 @@ export function RunsPage() {
           State
           <select value={stateFilter} onChange={(event) => setFilter("state", event.target.value)}>
             <option value="">any</option>
-            {RUN_STATES.map((state) => <option key={state} value={state}>{state}</option>)}
+            {RUN_STATES.map((state) => <option key={state} value={state}>{stateLabel(state)}</option>)}
           </select>
         </label>
         <label>

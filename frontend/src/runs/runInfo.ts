@@ -1,11 +1,21 @@
 // Small facts about runs shared by the run page, the runs table and the comparison.
 import type { Run, RunState } from "../api/types";
 
-export const FINISHED_STATES: readonly RunState[] = ["succeeded", "failed", "cancelled"];
-export const RUN_STATES: readonly RunState[] = ["queued", "running", "succeeded", "failed", "cancelled"];
+export const FINISHED_STATES: readonly RunState[] = ["succeeded", "failed", "cancelled", "timed_out"];
+export const RUN_STATES: readonly RunState[] = ["queued", "running", "succeeded", "failed", "cancelled", "timed_out"];
+/** States a stopped run may be resumed from (it continues from its newest checkpoint). */
+export const RESUMABLE_STATES: readonly RunState[] = ["failed", "cancelled", "timed_out"];
 
+const STATE_LABELS: Partial<Record<string, string>> = { timed_out: "timed out" };
+
+/** A state as the page shows it; a state this build does not know yet shows by its name. */
+export function stateLabel(state: string): string {
+  return STATE_LABELS[state] ?? state.replace(/_/g, " ");
+}
+
+/** Finished unless queued or running: a state added to the server later is not mistaken for a live run. */
 export function isFinished(state: RunState): boolean {
-  return FINISHED_STATES.includes(state);
+  return state !== "queued" && state !== "running";
 }
 
 /** A run's hyperparameters as flat `optimizer.lr`-style keys, in a stable order. */
