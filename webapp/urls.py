@@ -19,6 +19,7 @@ from webapp.endpoints import api as endpoints_api
 from webapp.endpoints import serving as endpoints_serving
 from webapp.projects import api as projects_api
 from webapp.runs import api as runs_api
+from webapp.runs import queues_api
 
 
 def route(pattern: str, view, name: str):
@@ -76,6 +77,7 @@ api = [
     *route("runs/<int:run_id>/checkpoints", runs_api.RunCheckpointListView.as_view(), "run-checkpoints"),
     *route("runs/<int:run_id>/evaluation", runs_api.RunEvaluationView.as_view(), "run-evaluation"),
     *route("runs/<int:run_id>/publish", endpoints_api.RunPublishView.as_view(), "run-publish"),
+    *route("workers", queues_api.WorkersView.as_view(), "workers"),  # which queues have a live worker
     # endpoints: management (owner) and predictions (API keys; async views, see webapp.endpoints.serving)
     *route("v1/endpoints", endpoints_api.EndpointListView.as_view(), "endpoint-list"),
     *route("v1/endpoints/<slug:name>", endpoints_api.EndpointDetailView.as_view(), "endpoint-detail"),

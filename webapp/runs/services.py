@@ -22,7 +22,7 @@ from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.datasets.models import Dataset
 from webapp.datasets.selectors import dataset_array_stand_ins
 from webapp.projects.models import GraphVersion, Project
-from webapp.runs import budgets, dispatch, lifecycle
+from webapp.runs import budgets, dispatch, lifecycle, queues
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
                            details={"hyperparameters.early_stopping": ["training metric in a distributed run"]})
     check_inputs_can_be_fed(graph_version=graph_version, dataset=dataset)
     check_run_limits(config=config, dataset=dataset, spec=graph_version.spec, workers=workers, user=project.owner)
+    queues.check_queue_served(device)  # after the 400s: 503 rather than a run that waits for no worker
     run = Run.objects.create(
         project=project, graph_version=graph_version, dataset=dataset, created_by=created_by, name=name,
         hyperparameters=config, device=device, workers=workers,  # born queued (lifecycle)

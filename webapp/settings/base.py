@@ -132,6 +132,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Long trainings: the broker must not redeliver a task that is still running (see workers/).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 7 * 24 * 3600))}
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+# Refuse a run whose device's queue no live worker serves (webapp.runs.queues), asking the workers over
+# the broker within WORKER_STATUS_TIMEOUT_SECONDS and keeping their answer WORKER_STATUS_CACHE_SECONDS.
+CHECK_LIVE_WORKERS = env_bool("NETFORGE_CHECK_LIVE_WORKERS", True)
+WORKER_STATUS_TIMEOUT_SECONDS = float(os.environ.get("NETFORGE_WORKER_STATUS_TIMEOUT_SECONDS", "1.0"))
+WORKER_STATUS_CACHE_SECONDS = float(os.environ.get("NETFORGE_WORKER_STATUS_CACHE_SECONDS", "5.0"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

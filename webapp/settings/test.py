@@ -18,3 +18,6 @@ LIVE_CATCH_UP_CHUNK_POINTS = 500
 # Uploaded datasets are converted in the test process's own child (under the same limits) unless the
 # platform harness, which runs a worker for the "datasets" queue, says otherwise.
 DATASET_CONVERSION_INLINE = os.environ.get("NETFORGE_DATASET_CONVERSION_INLINE", "1") == "1"
+# The in-process API tests have no worker: they skip the live-worker check of run creation (its own tests
+# turn it on; tests/platform/test_supervisor.py runs it against real workers).
+CHECK_LIVE_WORKERS = env_bool("NETFORGE_CHECK_LIVE_WORKERS", False)  # noqa: F405

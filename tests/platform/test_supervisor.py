@@ -1,0 +1,281 @@
+"""``make run`` supervises (``python -m webapp.run``, real processes): a child killed with SIGKILL (the
+Celery worker, Redis, the web server) is started again on the same port and the platform goes on
+working; SIGTERM or SIGINT, twice in quick succession, to the supervisor or to its whole process group,
+stop every child and leave no process of the tree behind."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import redis
+
+from tests.platform.harness import ROOT, free_port, wait_until
+from webapp.run import Backoff
+
+pytestmark = pytest.mark.xdist_group("platform")
+
+START_TIMEOUT = 90.0
+
+
+class MakeRun:
+    """``python -m webapp.run`` in a process group of its own, on free ports and a temporary
+    NETFORGE_HOME, with its output in a log file."""
+
+    def __init__(self, home: Path, *, parent: list[str] | None = None):
+        self.home = home
+        self.http_port, self.grpc_port, self.redis_port = free_port(), free_port(), free_port()
+        self.base_url = f"http://127.0.0.1:{self.http_port}"
+        self.log_path = home / f"make-run-{time.monotonic_ns()}.log"
+        env = {key: value for key, value in os.environ.items()
+               if key not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+        env.update(DJANGO_SETTINGS_MODULE="webapp.settings.test", NETFORGE_HOME=str(home),
+                   NETFORGE_CHECK_LIVE_WORKERS="1",  # as in production: a run for a queue without a worker is refused
+                   NETFORGE_WORKER_CONCURRENCY="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+                   OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        command = [sys.executable, "-m", "webapp.run", "--port", str(self.http_port), "--grpc-port",
+                   str(self.grpc_port), "--redis-port", str(self.redis_port)]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([*(parent or []), *command], cwd=ROOT, env=env, stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+        self.seen: dict[int, tuple[float, int]] = {}  # every pid of the tree seen: (create time, process group)
+
+    @property
+    def supervisor(self) -> psutil.Process:
+        return psutil.Process(self.process.pid)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_running(self) -> None:
+        def running():
+            if self.process.poll() is not None:
+                pytest.fail(f"make run exited with {self.process.returncode}:\n{self.log_text()[-4000:]}")
+            text = self.log_text()
+            return "NetForge is running at" in text and "cpu@" in text and "datasets@" in text \
+                and len(re.findall(r"@\S+ ready\.", text)) >= 2
+        wait_until(running, timeout=START_TIMEOUT, what="make run to start everything", interval=0.2)
+
+    def children(self) -> dict[str, psutil.Process]:
+        """The supervised children by name (as make run names them)."""
+        named = {}
+        for child in self.supervisor.children():
+            try:
+                command = " ".join(child.cmdline())
+            except psutil.NoSuchProcess:
+                continue
+            if "redis-server" in command:
+                named["redis"] = child
+            elif "uvicorn" in command:
+                named["web"] = child
+            elif "-Q cpu" in command:
+                named["worker-cpu"] = child
+            elif "-Q datasets" in command:
+                named["worker-datasets"] = child
+        return named
+
+    def record_tree(self) -> None:
+        """Note every process of the tree now (the supervisor, its children, their pools)."""
+        for process in [self.supervisor, *self.supervisor.children(recursive=True)]:
+            try:
+                self.seen[process.pid] = (process.create_time(), os.getpgid(process.pid))
+            except (psutil.NoSuchProcess, ProcessLookupError):
+                continue
+
+    def wait_for_restart(self, name: str, old: psutil.Process) -> psutil.Process:
+        def restarted():
+            child = self.children().get(name)
+            return child if child is not None and child.pid != old.pid else None
+
+        new = wait_until(restarted, timeout=30, what=f"{name} to be started again", interval=0.1)
+        assert re.search(rf"{name} \(pid {old.pid}\) was killed by SIGKILL .*starting it again in 1 s", self.log_text())
+        assert re.search(rf"{name} started again \(pid {new.pid}, restart \d+\)", self.log_text())
+        return new
+
+
+def left_behind(seen: dict[int, tuple[float, int]]) -> list[str]:
+    """Processes still running that were seen in the tree, or that belong to one of its process
+    groups (zombies, which only wait for whoever adopted them to reap them, are not running)."""
+    groups = {group for _, group in seen.values()}
+    found = []
+    for process in psutil.process_iter(["pid", "create_time", "status", "cmdline"]):
+        info = process.info
+        if info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        try:
+            group = os.getpgid(info["pid"])
+        except ProcessLookupError:
+            continue
+        recorded = seen.get(info["pid"])
+        if (recorded is not None and recorded[0] == info["create_time"]) or group in groups:
+            found.append(f"{info['pid']} (group {group}): {' '.join(info['cmdline'] or [])[:120]}")
+    return found
+
+
+def assert_stops_everything(make_run: MakeRun, send) -> None:
+    make_run.record_tree()
+    assert len(make_run.seen) >= 6  # the supervisor, Redis, the web server, two workers and a pool
+    send()
+    try:
+        make_run.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"make run did not stop within 30 s:\n{make_run.log_text()[-4000:]}")
+    assert make_run.process.returncode == 0, make_run.log_text()[-4000:]
+    wait_until(lambda: not left_behind(make_run.seen), timeout=5, what="every process of the tree to be gone")
+    assert "stopped" in make_run.log_text().splitlines()[-1]
+
+
+def kill_tree(make_run: MakeRun) -> None:
+    """After a failure: SIGKILL to every process group of the tree."""
+    if make_run.process.poll() is None:
+        make_run.record_tree()
+    for group in {group for _, group in make_run.seen.values()}:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        make_run.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def home():
+    folder = Path(tempfile.mkdtemp(prefix="netforge-supervisor-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def make_run(home):
+    running = MakeRun(home)
+    try:
+        running.wait_until_running()
+        yield running
+    finally:
+        kill_tree(running)
+
+
+@pytest.fixture(scope="module")
+def api(make_run):
+    token = httpx.post(f"{make_run.base_url}/api/auth/token/",
+                       json={"username": "demo", "password": "netforge-demo"}, timeout=30)
+    assert token.status_code == 200, token.text
+    with httpx.Client(base_url=make_run.base_url, headers={"Authorization": f"Token {token.json()['token']}"},
+                      timeout=30) as client:
+        yield client
+
+
+def start_demo_run(api: httpx.Client, **fields) -> httpx.Response:
+    project = next(p for p in api.get("/api/projects").json()["results"] if p["name"] == "Digits")
+    version = api.get(f"/api/projects/{project['id']}/versions").json()["results"][0]
+    dataset = next(d for d in api.get("/api/datasets").json()["results"] if d["name"] == "digits")
+    return api.post(f"/api/projects/{project['id']}/runs", json={
+        "graph_version": version["id"], "dataset": dataset["id"],
+        "hyperparameters": {"epochs": 1, "batch_size": 128}, **fields})
+
+
+def test_the_backoff_doubles_up_to_its_cap_and_starts_over_after_a_stable_while():
+    backoff = Backoff(initial=1, cap=30, stable_after=60)
+    assert [backoff.delay_after_exit(uptime=2) for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    assert backoff.delay_after_exit(uptime=61) == 1
+    assert backoff.delay_after_exit(uptime=5) == 2
+
+
+def test_a_killed_worker_is_started_again_and_runs_still_complete(make_run, api):
+    old = make_run.children()["worker-cpu"]
+    pool = old.children()
+    assert pool, "the worker's pool"
+    ready_before = make_run.log_text().count("ready.")
+    os.kill(old.pid, signal.SIGKILL)
+    make_run.wait_for_restart("worker-cpu", old)
+    wait_until(lambda: not any(process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+                               for process in pool), timeout=10, what="the dead worker's pool to be killed")
+    wait_until(lambda: make_run.log_text().count("ready.") > ready_before, timeout=60,
+               what="the new worker to be ready")
+
+    def accepted():
+        response = start_demo_run(api)
+        return response if response.status_code == 201 else None
+
+    run = wait_until(accepted, timeout=30, what="a run to be accepted", interval=0.5).json()
+    finished = wait_until(lambda: (body := api.get(f"/api/runs/{run['id']}").json())["state"] not in
+                          ("queued", "running") and body, timeout=60, what="the run to finish", interval=0.3)
+    assert finished["state"] == "succeeded", finished
+
+    status = api.get("/api/workers").json()
+    queues = {queue["name"]: queue for queue in status["queues"]}
+    assert queues["cpu"]["live"] and queues["datasets"]["live"]
+    assert any(worker["queues"] == ["cpu"] and worker["concurrency"] == 1 for worker in status["workers"])
+    if not queues["gpu"]["live"]:  # no GPU here: a gpu run is refused at once, with the reason
+        refused = start_demo_run(api, device="gpu")
+        assert refused.status_code == 503, refused.text
+        assert "no worker is serving the gpu queue" in refused.json()["error"]["message"]
+
+
+def test_a_killed_redis_comes_back_on_the_same_port_with_its_data(make_run, api):
+    old = make_run.children()["redis"]
+    client = redis.Redis(port=make_run.redis_port, socket_connect_timeout=0.5)
+    client.set("netforge-supervisor-test", "kept")
+    client.save()  # make run's Redis saves every minute; this one now
+    os.kill(old.pid, signal.SIGKILL)
+    new = make_run.wait_for_restart("redis", old)
+
+    def answers():
+        try:
+            return client.info("server")["process_id"] == new.pid
+        except redis.RedisError:
+            return False
+
+    wait_until(answers, timeout=15, what="Redis to answer on its port again")
+    assert client.get("netforge-supervisor-test") == b"kept"
+    client.close()
+    wait_until(lambda: start_demo_run(api).status_code == 201, timeout=30, what="a run to be accepted", interval=0.5)
+
+
+def test_a_killed_web_server_comes_back_on_the_same_port(make_run, api):
+    old = make_run.children()["web"]
+    os.kill(old.pid, signal.SIGKILL)
+    make_run.wait_for_restart("web", old)
+
+    def serves():
+        try:
+            return api.get("/api/workers", timeout=5).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_until(serves, timeout=60, what="the web server to answer on its port again", interval=0.2)
+    assert f"NetForge is running at http://127.0.0.1:{make_run.http_port}/" in make_run.log_text()
+
+
+def test_two_sigterms_to_the_whole_group_stop_every_process(make_run):
+    def send():
+        os.killpg(make_run.process.pid, signal.SIGTERM)
+        time.sleep(0.05)
+        os.killpg(make_run.process.pid, signal.SIGTERM)
+
+    assert_stops_everything(make_run, send)
+
+
+def test_sigint_to_the_supervisor_then_to_its_group_stops_every_process(home):
+    make_run = MakeRun(home)  # the same home: migrated already
+    try:
+        make_run.wait_until_running()
+
+        def send():
+            os.kill(make_run.process.pid, signal.SIGINT)
+            time.sleep(0.3)  # the shutdown has begun
+            os.killpg(make_run.process.pid, signal.SIGINT)
+
+        assert_stops_everything(make_run, send)
+    finally:
+        kill_tree(make_run)
