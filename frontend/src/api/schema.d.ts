@@ -772,6 +772,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The live Celery workers (hostname, queues, CPU or GPU, pool slots, tasks running) and per queue (cpu, gpu, datasets and any other a worker serves) whether a worker serves it. Asked over the broker with a timeout of about a second, cached for a few seconds. A run whose device's queue has no live worker is refused with 503 `no_worker`. */
+        get: operations["workers_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/endpoints/{name}/predict": {
         parameters: {
             query?: never;
@@ -1514,6 +1531,20 @@ export interface components {
             /** @description id of one of your succeeded runs */
             run: number;
         };
+        QueueStatus: {
+            name: string;
+            purpose: string;
+            /** @description at least one worker serves it */
+            live: boolean;
+            /** @description hostnames of its workers */
+            workers: string[];
+            /** @description pool slots of its workers, together */
+            concurrency: number;
+            /** @description tasks running on its workers */
+            active: number;
+            /** @description how to start a worker for it */
+            start_command: string;
+        };
         Registration: {
             /** @description letters, digits and @ . + - _ */
             username: string;
@@ -1664,6 +1695,29 @@ export interface components {
             /** Format: email */
             email: string;
             is_staff: boolean;
+        };
+        WorkerStatus: {
+            hostname: string;
+            queues: string[];
+            /** @description 'gpu' or 'cpu' for a training worker, '' for one that only converts data */
+            device: string;
+            /** @description pool slots */
+            concurrency: number | null;
+            /** @description tasks running now */
+            active: number | null;
+            pid: number | null;
+        };
+        Workers: {
+            /**
+             * Format: double
+             * @description Unix time of the workers' answers
+             */
+            checked_at: number;
+            broker_reachable: boolean;
+            /** @description why the workers could not be asked ('' when they could) */
+            error: string;
+            workers: components["schemas"]["WorkerStatus"][];
+            queues: components["schemas"]["QueueStatus"][];
         };
         EndpointError: {
             error: {
@@ -3171,6 +3225,25 @@ export interface operations {
                 };
                 content: {
                     "text/plain": string;
+                };
+            };
+        };
+    };
+    workers_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Workers"];
                 };
             };
         };
