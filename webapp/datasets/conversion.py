@@ -143,6 +143,7 @@ def _child_convert(job: ConversionJob, limits: Limits, memory: int) -> dict:
     """In the child: limit the address space, read, write the store; refusals become results."""
     from engine.data.convert import convert_file
     from engine.data.store import write_store
+    from webapp.datasets import images
     from webapp.datasets.services import json_ready
 
     # The decoders' libraries are mapped before the limit, which is then what the data may add to
@@ -163,6 +164,11 @@ def _child_convert(job: ConversionJob, limits: Limits, memory: int) -> dict:
                                    limits=limits, work_folder=work, labels_path=job.labels)
             if job.converted_npz is not None:
                 _write_converted_npz(dataset, job.converted_npz)
+            feature = images.feature_array_name(dataset.schema())
+            if feature is not None and dataset.arrays[feature].dtype.kind == "f":
+                # how samples are drawn as images (pixel values scaled by the whole array's range),
+                # measured once here rather than over the whole array on every page of samples
+                dataset.metadata["value_range"] = list(images.value_range(dataset.arrays[feature]))
             manifest = write_store(dataset, job.store)
             return {"manifest": manifest, "schema": json_ready(dataset.schema()),
                     "preview": json_ready(dataset.preview(PREVIEW_ROWS)), "rows": len(dataset)}

@@ -113,10 +113,14 @@ def png_data_url(pixels: numpy.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def value_range(array: numpy.ndarray) -> tuple[float, float]:
-    """The finite minimum and maximum of an array of pixel values (0, 1 when it has none)."""
-    values = numpy.asarray(array, dtype=numpy.float64)
-    finite = values[numpy.isfinite(values)]
-    if not finite.size:
-        return 0.0, 1.0
-    return float(finite.min()), float(finite.max())
+def value_range(array: numpy.ndarray, *, chunk_values: int = 1 << 20) -> tuple[float, float]:
+    """The finite minimum and maximum of an array of pixel values (0, 1 when it has none), read in
+    chunks of rows, so that a large (memory-mapped) array is never copied whole."""
+    rows = max(1, chunk_values // max(1, int(numpy.prod(array.shape[1:], dtype=numpy.int64))))
+    low, high = numpy.inf, -numpy.inf
+    for start in range(0, len(array), rows):
+        values = numpy.asarray(array[start:start + rows], dtype=numpy.float64)
+        finite = values[numpy.isfinite(values)]
+        if finite.size:
+            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
+    return (0.0, 1.0) if low > high else (low, high)

@@ -162,7 +162,13 @@ def dataset_samples(dataset: Dataset, *, offset: int = 0, limit: int = 16) -> di
     image_array = images.feature_array_name(dataset.schema) if layout is not None else None
     labels = loaded.labels
     names = loaded.label_names
-    low, high = images.value_range(loaded.arrays[image_array]) if image_array else (0.0, 1.0)
+    stored_range = (dataset.schema.get("metadata") or {}).get("value_range")
+    if not image_array:
+        low, high = 0.0, 1.0
+    elif isinstance(stored_range, list) and len(stored_range) == 2:  # measured at conversion
+        low, high = stored_range
+    else:
+        low, high = images.value_range(loaded.arrays[image_array])
     rows = range(min(offset, len(loaded)), min(offset + limit, len(loaded)))
     results = []
     for index in rows:
