@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { NavLink, Outlet, useLocation } from "react-router-dom";
 import { api } from "../api/client";
 import type { components } from "../api/schema";
+import { WorkerStatusBadge } from "../workers/WorkerStatusBadge";
 import { useAuth } from "./auth";
 
 type Usage = components["schemas"]["Usage"];
@@ -59,6 +60,7 @@ export function Layout() {
         <div className="spacer" />
         {user && (
           <span className="user">
+            <WorkerStatusBadge />
             <UsageSummary />
             {user.username}
             <button className="link" onClick={() => void logout()}>Log out</button>

@@ -9,6 +9,7 @@ import { DatasetsPage } from "../datasets/DatasetsPage";
 import { DatasetPage } from "../datasets/DatasetPage";
 import { EndpointsPage } from "../endpoints/EndpointsPage";
 import { EndpointPage } from "../endpoints/EndpointPage";
+import { WorkersPage } from "../workers/WorkersPage";
 
 export const routes: { path: string; element: ReactElement }[] = [
   { path: "/projects", element: <ProjectsPage /> },
@@ -19,4 +20,5 @@ export const routes: { path: string; element: ReactElement }[] = [
   { path: "/datasets/:datasetId", element: <DatasetPage /> },
   { path: "/endpoints", element: <EndpointsPage /> },
   { path: "/endpoints/:name", element: <EndpointPage /> },
+  { path: "/workers", element: <WorkersPage /> },
 ];
