@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 
+from engine import GraphBuilder
 from tests.webapp.helpers import error_of
 from webapp.datasets.models import Dataset
+from webapp.projects.models import GraphVersion
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 
 pytestmark = pytest.mark.django_db
@@ -50,6 +52,23 @@ def test_a_huge_batch_size_is_estimated_at_the_datasets_rows_and_refused_over_th
     assert "hyperparameters.batch_size" in error["details"]
     assert not Run.objects.exists()
     assert start({"batch_size": 32}).status_code == 201, "a batch that fits is accepted"
+
+
+def test_with_the_default_limits_a_wide_model_trains_at_a_small_batch_but_not_at_a_billion(start, project, user):
+    # The case: a model of about 0.25 GiB at batch 32 passed a batch_size of 1e9 to the worker.
+    graph = GraphBuilder()
+    labels = graph.input("y", [None], dtype="int64")
+    logits = graph.dense(graph.relu(graph.dense(graph.input("x", [None, 64]), units=1_000_000)), units=10)
+    graph.loss(graph.softmax_cross_entropy(logits, labels))
+    graph.output("prediction", logits)
+    wide = GraphVersion.objects.create(project=project, number=2, editor_document={}, created_by=user,
+                                       spec=graph.to_spec())
+    response = start({"batch_size": 1e9}, graph_version=wide.pk)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["details"]["budget"]["name"] == "memory" and error["details"]["budget"]["limit"] == 4 * 1024**3
+    assert "at batch size 1,797 (batch_size 1,000,000,000, capped by the dataset's 1,797 rows)" in error["message"]
+    assert start({"batch_size": 32}, graph_version=wide.pk).status_code == 201
 
 
 def test_the_memory_of_a_distributed_run_is_per_worker(start, settings):
