@@ -10,7 +10,7 @@ the status or a burst of new runs costs one round trip, not one each.
 
 Run creation refuses a run whose device's queue has no live worker (503, ``no_worker``) rather than
 leave it queued with no word: before refusing it asks again, so a worker that has just started is
-not missed, and a queue that a worker served within ``WORKER_SEEN_GRACE_SECONDS`` (60) still takes
+not missed, and a queue that a worker served within ``WORKER_SEEN_GRACE_SECONDS`` still takes
 runs (its worker is restarting, or reconnecting after a Redis restart, and will take them). ``CHECK_LIVE_WORKERS`` turns the check off (the in-process API tests, which have no
 worker); a broker that cannot be reached is not this check's to report (the run then fails with
 that reason, ``dispatch.enqueue_training``).
@@ -44,6 +44,9 @@ START_COMMANDS = {
            "(make run starts one when CuPy finds a GPU)",
     DATASETS_QUEUE: "`celery -A workers.celery_app worker -Q datasets` (make run starts one)",
 }
+# A supervised worker is back within seconds of a crash, and a worker reconnects a few seconds after a
+# Redis restart: a minute covers both without taking runs for a queue whose worker is gone for good.
+WORKER_SEEN_GRACE_SECONDS = 60.0
 
 
 class NoLiveWorker(ApiError):
@@ -196,5 +199,4 @@ def _served_or_unknown(answer: Status, queue: str) -> bool:
     # A worker seen lately is away for a moment (restarting, or reconnecting after a Redis restart): its
     # queue keeps the run until it is back, as before. A queue nobody served lately is refused.
     seen = _last_seen.get(queue)
-    grace = float(getattr(settings, "WORKER_SEEN_GRACE_SECONDS", 60.0))
-    return seen is not None and time.monotonic() - seen < grace
+    return seen is not None and time.monotonic() - seen < WORKER_SEEN_GRACE_SECONDS
