@@ -175,7 +175,7 @@ class Convolution(Op):
 
 # Samples per chunk are chosen so that a chunk's window columns fill about an L2 cache (float32):
 # the product then reads them from cache, and no step holds the whole batch's columns.
-CHUNK_VALUES = 1 << 18
+CHUNK_VALUES = 1 << 19
 
 
 def _chunks(xp, start: int, stop: int, values_per_sample: int):
