@@ -22,7 +22,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import OriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from webapp.datasets.upload_guard import UploadGuard  # noqa: E402
+from webapp.core.body_guard import RequestBodyGuard  # noqa: E402
+from webapp.datasets.upload_guard import UPLOAD_PATHS, UploadGuard  # noqa: E402
 from webapp.endpoints.asgi import ServingFastPath, ServingLifespan  # noqa: E402
 from webapp.routing import websocket_urlpatterns  # noqa: E402
 
@@ -52,10 +53,10 @@ class TokenAuthMiddleware:
 
 @database_sync_to_async
 def _token_user(key: str):
-    from rest_framework.authtoken.models import Token  # noqa: PLC0415
+    from webapp.core.services import api_token_user  # noqa: PLC0415
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token is not None and token.user.is_active else None
+    found = api_token_user(key)  # hashed, unexpired, of an active user
+    return found[0] if found is not None else None
 
 
 # Django and everything imported so far live as long as the process: out of the collector's full
@@ -67,8 +68,9 @@ gc.freeze()
 application = ServingLifespan(ProtocolTypeRouter({
     # static files and the browser app come through WhiteNoise; prediction POSTs skip Django (see
     # webapp.endpoints.asgi)
-    # dataset uploads: the body's size and pace are checked before Django reads it (webapp.datasets.upload_guard)
-    "http": UploadGuard(ServingFastPath(django_application)),
+    # dataset uploads: the body's size and pace are checked before Django reads it (webapp.datasets.upload_guard);
+    # every other body likewise, under the general cap and timeouts (webapp.core.body_guard)
+    "http": RequestBodyGuard(UploadGuard(ServingFastPath(django_application)), exempt_paths=UPLOAD_PATHS),
     "websocket": BrowserOriginValidator(
         AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns))),
         settings.ALLOWED_HOSTS,

@@ -41,6 +41,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from webapp.http_timeouts import UVICORN_HARDENING_OPTIONS  # header timeout, keep-alive timeout
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -386,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         env["NETFORGE_GRPC_PORT"] = str(grpc_port)  # served by the web process, shown in the grpcurl examples
         env["NETFORGE_GRPC_HOST"] = args.host
         supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
-                                 "--port", str(port), "--lifespan", "on", "--no-access-log"], extra_env=serving_env,
+                                 "--port", str(port), "--lifespan", "on", "--no-access-log", *UVICORN_HARDENING_OPTIONS],
+                         extra_env=serving_env,
                          ports=((args.host, port), (args.host, grpc_port)))
         # Four slots: a distributed run of up to 4 workers (or 3 and a parameter server) fits on this
         # machine; single-worker runs take one slot each.

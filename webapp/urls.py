@@ -44,6 +44,8 @@ api = [
     *route("auth/csrf/", core_api.CsrfView.as_view(), "auth-csrf"),
     *route("auth/logout/", core_api.LogoutView.as_view(), "auth-logout"),
     *route("auth/token/", core_api.TokenView.as_view(), "auth-token"),
+    *route("auth/tokens", core_api.ApiTokenListView.as_view(), "auth-token-list"),
+    *route("auth/tokens/<int:token_id>", core_api.ApiTokenDetailView.as_view(), "auth-token-detail"),
     *route("auth/me/", core_api.MeView.as_view(), "auth-me"),
     *route("schema/", SpectacularAPIView.as_view(), "schema"),
     *route("docs/", core_api.docs, "docs"),

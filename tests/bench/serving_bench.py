@@ -388,7 +388,7 @@ def setup(system) -> dict[str, str]:
 
     with system.database_connection():
         from django.contrib.auth import get_user_model  # noqa: PLC0415
-        from rest_framework.authtoken.models import Token  # noqa: PLC0415
+        from webapp.core.services import api_token_create  # noqa: PLC0415
 
         from tests.platform.harness import mlp_spec  # noqa: PLC0415
         from webapp.datasets.services import dataset_create_builtin  # noqa: PLC0415
@@ -397,7 +397,7 @@ def setup(system) -> dict[str, str]:
         from webapp.runs.models import Checkpoint, Run  # noqa: PLC0415
 
         user = get_user_model().objects.create_user(username=f"bench-{uuid.uuid4().hex[:6]}", password="x" * 12)
-        token = Token.objects.create(user=user).key
+        token = api_token_create(user=user, name="tests")[1]
         project = project_create(owner=user, name="serving bench")
         graph = GraphVersion.objects.create(project=project, number=1, editor_document={}, spec=mlp_spec(64, 10),
                                             created_by=user)

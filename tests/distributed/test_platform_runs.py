@@ -94,13 +94,13 @@ def _environ(process) -> list[str]:
 @pytest.fixture
 def workspace(platform, django_db_blocker):
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from webapp.core.services import api_token_create
 
     with django_db_blocker.unblock(), platform.database_connection():
         import uuid
 
         model = get_user_model().objects.create_user(username=f"user-{uuid.uuid4().hex[:8]}", password="x" * 12)
-        user = User(platform, model, Token.objects.create(user=model).key)
+        user = User(platform, model, api_token_create(user=model, name="tests")[1])
         yield Workspace(user, SMALL_MOONS)
         user.api.close()
 

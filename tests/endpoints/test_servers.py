@@ -56,7 +56,7 @@ def owner(servers, django_db_blocker, trained_digits):
     """A user with an API token and a succeeded digits run (``owner["runs"]()`` makes another)."""
     with django_db_blocker.unblock(), servers.database_connection():
         from django.contrib.auth import get_user_model  # noqa: PLC0415
-        from rest_framework.authtoken.models import Token  # noqa: PLC0415
+        from webapp.core.services import api_token_create  # noqa: PLC0415
 
         from engine import zoo  # noqa: PLC0415
         from webapp.datasets.services import dataset_create_builtin  # noqa: PLC0415
@@ -65,7 +65,7 @@ def owner(servers, django_db_blocker, trained_digits):
         from webapp.runs.models import Checkpoint, Run  # noqa: PLC0415
 
         user = get_user_model().objects.create_user(username=f"u-{uuid.uuid4().hex[:8]}", password="x" * 12)
-        token = Token.objects.create(user=user).key
+        token = api_token_create(user=user, name="tests")[1]
         project = project_create(owner=user, name="digits")
         graph = GraphVersion.objects.create(project=project, number=1, editor_document={}, spec=zoo.load("mlp"),
                                             created_by=user)

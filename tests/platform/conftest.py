@@ -51,13 +51,13 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def make_user(platform, platform_db):
     from django.contrib.auth import get_user_model  # noqa: PLC0415
-    from rest_framework.authtoken.models import Token  # noqa: PLC0415
+    from webapp.core.services import api_token_create  # noqa: PLC0415
 
     users = []
 
     def make(name: str = "user") -> User:
         model = get_user_model().objects.create_user(username=f"{name}-{uuid.uuid4().hex[:8]}", password="x" * 12)
-        user = User(platform, model, Token.objects.create(user=model).key)
+        user = User(platform, model, api_token_create(user=model, name="tests")[1])
         users.append(user)
         return user
 

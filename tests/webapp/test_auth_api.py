@@ -64,12 +64,14 @@ def test_bad_sign_ups_are_a_400_naming_the_field(body, field, words):
     assert not get_user_model().objects.exists()
 
 
-def test_signing_up_while_logged_in_needs_no_csrf_token(user):
-    # Like the login, sign-up does not use the session it replaces.
+def test_signing_up_from_a_browser_with_cookies_needs_the_csrf_token(user):
+    # A browser that has cookies is checked like any unsafe request (no sign-up posted by another site).
     browser = APIClient(enforce_csrf_checks=True)
     browser.post("/api/auth/login/", {"username": "alice", "password": "alice-password"}, format="json")
-    response = browser.post("/api/auth/register/", {"username": "erin", "password": "a long passphrase"},
-                            format="json")
+    body = {"username": "erin", "password": "a long passphrase"}
+    assert browser.post("/api/auth/register/", body, format="json").status_code == 403
+    response = browser.post("/api/auth/register/", body, format="json",
+                            HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
     assert response.status_code == 201
     assert browser.get("/api/auth/me/").json()["username"] == "erin"
 

@@ -16,8 +16,12 @@ pytestmark = pytest.mark.django_db
 
 def test_session_login_me_and_logout(user):
     browser = APIClient(enforce_csrf_checks=True)
-    assert browser.get("/api/auth/me/").status_code == 401
-    response = browser.post("/api/auth/login/", {"username": "alice", "password": "alice-password"}, format="json")
+    assert browser.get("/api/auth/me/").status_code == 401  # and sets the csrftoken cookie
+    # A browser with cookies logs in with the CSRF token, like any unsafe request (login CSRF).
+    credentials = {"username": "alice", "password": "alice-password"}
+    assert browser.post("/api/auth/login/", credentials, format="json").status_code == 403
+    response = browser.post("/api/auth/login/", credentials, format="json",
+                            HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value)
     assert response.status_code == 200 and response.json()["username"] == "alice"
     assert "sessionid" in response.cookies and "csrftoken" in response.cookies
     assert browser.get("/api/auth/me/").json()["username"] == "alice"

@@ -6,13 +6,13 @@ from __future__ import annotations
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from engine.graph import DEFAULT_BATCH_SIZE
 from webapp.catalog import selectors
 from webapp.core.exceptions import InvalidInput
+from webapp.core.parsers import JsonBodyParser
 from webapp.datasets.selectors import dataset_list
 from webapp.projects.converter import validate_editor_document
 
@@ -41,7 +41,7 @@ class TrainingOptionsView(APIView):
 
 
 class ValidateGraphView(APIView):
-    parser_classes = [JSONParser]
+    parser_classes = [JsonBodyParser]
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,

@@ -11,8 +11,8 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
+from rest_framework import exceptions, serializers, status
+from rest_framework.authentication import CSRFCheck
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -20,6 +20,9 @@ from rest_framework.views import APIView
 
 from webapp.core import services
 from webapp.core.exceptions import ApiError
+from webapp.core.models import ApiToken
+from webapp.core.throttles import (AccountLockout, LoginAddressThrottle, RegisterAddressThrottle,
+                                   TokenAddressThrottle)
 from webapp.runs.selectors import user_usage
 
 
@@ -61,7 +64,34 @@ class MeSerializer(UserSerializer):
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="the key, shown this once: only its SHA-256 is stored")
+    id = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+
+
+class ApiTokenSerializer(serializers.ModelSerializer):
+    expired = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "expired"]
+        read_only_fields = fields
+
+
+class ApiTokenCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True,
+                                 help_text="what the token is for")
+    expires_in_days = serializers.IntegerField(required=False, default=None, allow_null=True, min_value=1,
+                                               max_value=3650, help_text="default 90; at most the server's "
+                                                                         "API_TOKEN_MAX_LIFETIME_DAYS")
+
+
+class NewApiTokenSerializer(ApiTokenSerializer):
+    token = serializers.CharField(help_text="the key, shown this once: only its SHA-256 is stored")
+
+    class Meta(ApiTokenSerializer.Meta):
+        fields = [*ApiTokenSerializer.Meta.fields, "token"]
+        read_only_fields = fields
 
 
 class RegistrationSerializer(serializers.Serializer):
@@ -76,12 +106,32 @@ class CsrfSerializer(serializers.Serializer):
 
 
 def _authenticated_user(request, data):
+    """The user of a username and password, after the account's lockout (``AccountLockout``)."""
     credentials = CredentialsSerializer(data=data)
     credentials.is_valid(raise_exception=True)
+    lockout = AccountLockout(credentials.validated_data["username"])
+    lockout.check()
     user = authenticate(request, **credentials.validated_data)
     if user is None:
+        lockout.record_failure()
         raise NotAuthenticatedError("wrong username or password")
+    lockout.clear()
     return user
+
+
+def enforce_browser_csrf(request) -> None:
+    """Login CSRF: a page of another site must not log a browser into an account, and sign-up must
+    not be posted by one. A request with cookies or an Origin header comes from a browser and must
+    pass Django's CSRF check (the csrftoken cookie and the X-CSRFToken header, the Origin); a
+    script that sends neither is not riding anyone's browser."""
+    meta = request.META
+    if not meta.get("HTTP_COOKIE") and not meta.get("HTTP_ORIGIN"):
+        return
+    check = CSRFCheck(lambda _request: None)
+    check.process_request(request)
+    reason = check.process_view(request, None, (), {})
+    if reason:
+        raise exceptions.PermissionDenied(f"CSRF Failed: {reason}")
 
 
 class LoginView(APIView):
@@ -90,9 +140,11 @@ class LoginView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes = []
+    throttle_classes = [LoginAddressThrottle]
 
     @extend_schema(request=CredentialsSerializer, responses={200: UserSerializer})
     def post(self, request):
+        enforce_browser_csrf(request._request)
         user = _authenticated_user(request._request, request.data)
         login(request._request, user)
         get_token(request._request)  # rotate and send the CSRF cookie for the new session
@@ -106,9 +158,11 @@ class RegisterView(APIView):
 
     permission_classes = [AllowAny]
     authentication_classes = []
+    throttle_classes = [RegisterAddressThrottle]
 
     @extend_schema(request=RegistrationSerializer, responses={201: UserSerializer})
     def post(self, request):
+        enforce_browser_csrf(request._request)
         serializer = RegistrationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         password = serializer.validated_data["password"]
@@ -144,7 +198,8 @@ class LogoutView(APIView):
 
 class TokenView(APIView):
     """An API token for scripts (``Authorization: Token <key>``): POST with username and password
-    gets (or creates) it; DELETE revokes the caller's token."""
+    makes a new one (it expires after ``API_TOKEN_LIFETIME_DAYS``; the key is shown this once);
+    DELETE revokes the token the request came with (with a session: every token of the user)."""
 
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]
@@ -153,15 +208,45 @@ class TokenView(APIView):
         # Logging in for a token needs no session, and so no CSRF token.
         return [] if getattr(self.request, "method", None) == "POST" else super().get_authenticators()
 
+    def get_throttles(self):
+        return [TokenAddressThrottle()] if self.request.method == "POST" else []
+
     @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer})
     def post(self, request):
         user = _authenticated_user(request._request, request.data)
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        token, key = services.api_token_create(user=user, name="from POST /api/auth/token/")
+        return Response({"token": key, "id": token.pk, "expires_at": token.expires_at})
 
     @extend_schema(responses={204: None})
     def delete(self, request):
-        Token.objects.filter(user=request.user).delete()
+        tokens = ApiToken.objects.filter(user=request.user)
+        if isinstance(request.auth, ApiToken):
+            tokens = tokens.filter(pk=request.auth.pk)
+        tokens.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiTokenListView(APIView):
+    """The user's API tokens (never their keys: those are shown once); POST makes one."""
+
+    @extend_schema(responses={200: ApiTokenSerializer(many=True)})
+    def get(self, request):
+        return Response(ApiTokenSerializer(ApiToken.objects.filter(user=request.user), many=True).data)
+
+    @extend_schema(request=ApiTokenCreateSerializer, responses={201: NewApiTokenSerializer})
+    def post(self, request):
+        serializer = ApiTokenCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        token, key = services.api_token_create(user=request.user, name=serializer.validated_data["name"],
+                                               lifetime_days=serializer.validated_data["expires_in_days"])
+        return Response({**ApiTokenSerializer(token).data, "token": key}, status=status.HTTP_201_CREATED)
+
+
+class ApiTokenDetailView(APIView):
+    @extend_schema(responses={204: None})
+    def delete(self, request, token_id: int):
+        """Revoke one of the user's tokens: requests with it are refused from now on."""
+        services.api_token_revoke(user=request.user, token_id=token_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -190,6 +275,7 @@ class ApiRootView(APIView):
             "login": link("auth-login"),
             "logout": link("auth-logout"),
             "token": link("auth-token"),
+            "tokens": link("auth-token-list"),
             "me": link("auth-me"),
             "projects": link("project-list"),
             "datasets": link("dataset-list"),

@@ -22,6 +22,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
 from engine.errors import DataError, EngineError, GraphError
+from webapp.core.json_input import UnsafeJsonValue
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
         return _answer(400, "invalid", str(exc))
     if isinstance(exc, ApiError):
         return _answer(exc.status_code, exc.code, exc.message, exc.details)
+    if isinstance(exc, UnsafeJsonValue):
+        return _answer(400, "invalid_value", str(exc), {exc.path: [exc.problem]})
     if isinstance(exc, DjangoValidationError):
         details = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return _answer(400, "invalid", _first_message(details), details)

@@ -114,11 +114,15 @@ class ServingFastPath:
 
     async def _predict(self, match, v2: bool, scope, receive, send) -> None:
         headers = {name.decode("latin1").lower(): value.decode("latin1") for name, value in scope["headers"]}
-        number = int(match["number"]) if match["number"] else None
+        # a version number of thousands of digits is not even an int() (Python refuses > 4300 digits)
+        number = int(match["number"][:30]) if match["number"] else None
+        if match["number"] and len(match["number"]) > 30:
+            number = serving.MAX_VERSION_NUMBER + 1
         limit = serving.max_request_bytes()
         chunks, size, more = [], 0, True
         try:
             serving.check_request_size(serving.declared_request_size(headers))
+            serving.check_version_number(number)
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":

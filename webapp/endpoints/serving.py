@@ -6,8 +6,8 @@ NetForge routes (house error shape ``{"error": {"code", "message", "details"}}``
 - ``POST /api/v1/endpoints/<name>/predict`` and ``/versions/<n>/predict``: ``{"instances": [...]}``
   (rows, or objects by input name) or ``{"inputs": {name: batch}}`` -> ``{"predictions": [...]}``;
 - ``GET /api/v1/endpoints/<name>/metadata`` and ``/versions/<n>/metadata``;
-- ``GET /api/v1/endpoints/<name>/health`` (a ready default version exists) and ``/ready`` (it is
-  loaded and warmed up in this server), without a key.
+- ``GET /api/v1/endpoints/<name>/health`` (a ready default version exists; with a key) and
+  ``/ready`` (it is loaded and warmed up in this server; without a key, for probes).
 
 KServe v2 / Open Inference Protocol routes (its error shape ``{"error": "message"}``):
 ``GET /v2/health/live``, ``/v2/health/ready``, ``/v2/models/<name>[/versions/<v>]``,
@@ -29,10 +29,13 @@ from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from webapp.core.exceptions import error_body
+from webapp.core.json_input import INT64_MAX, UnsafeJsonValue, check_json
 from webapp.serving import inputs as serving_inputs
 from webapp.serving.inputs import DTYPE_TO_V2, InputError
-from webapp.serving.runtime import BadInput, ServingError, TooLarge, get_runtime, setting, version_metadata
+from webapp.serving.runtime import (BadInput, NotFound, ServingError, TooLarge, get_runtime, setting,
+                                    version_metadata)
 
+MAX_VERSION_NUMBER = INT64_MAX
 V2_DATATYPE_OF = {"float32": "FP32", "float64": "FP64", "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
 
 
@@ -85,20 +88,36 @@ def check_request_size(size: int | None) -> None:
 
 
 def _payload(body: bytes) -> dict:
-    """The JSON body as an object; ``InputError`` otherwise."""
+    """The JSON body as an object; ``InputError`` otherwise (naming the JSON path of a value that
+    cannot be sent back or computed with: see ``webapp.core.json_input``)."""
     check_request_size(len(body))
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
         # orjson keeps to strict JSON; Python's json module also reads NaN and Infinity (which
-        # json.dumps writes), so such a body still gets the error that names the field
+        # json.dumps writes), so such a body still gets the error that names the model input. It
+        # also reads what orjson refuses for good reason (lone surrogates, integers of thousands of
+        # digits), which check_json then refuses by their path.
         try:
             payload = json.loads(body)
         except (ValueError, RecursionError) as error:
             raise InputError("body", f"not valid JSON ({error})") from None
+        try:
+            check_json(payload, allow_non_finite=True)
+        except UnsafeJsonValue as error:
+            raise InputError(error.path, error.problem) from None
     if not isinstance(payload, dict):
         raise InputError("body", "expected a JSON object")
+    if "id" in payload and not isinstance(payload["id"], str):
+        raise InputError("id", f"the request id must be a string, got {type(payload['id']).__name__}")
     return payload
+
+
+def check_version_number(number) -> None:
+    """``NotFound`` for a version number no database integer holds (from a URL of any length)."""
+    if number is not None and not 0 <= int(number) <= MAX_VERSION_NUMBER:
+        raise NotFound(f"no version {str(number)[:30]}: version numbers are at most {MAX_VERSION_NUMBER}",
+                       details={"version": None})
 
 
 def declared_request_size(headers) -> int | None:
@@ -130,6 +149,7 @@ async def answer_predict(name: str, number: int | None, headers, body: bytes, *,
 
     try:
         check_request_size(declared_request_size(headers))
+        check_version_number(number)
         loaded, result = await get_runtime().serve(name=name, version=number, api_key=_api_key(headers),
                                                    decode=decode, protocol="rest")
         if not v2:
@@ -180,6 +200,7 @@ async def metadata(request, name: str, number: int | None = None):
         return _method_not_allowed(request, "GET")
     runtime = get_runtime()
     try:
+        check_version_number(number)
         _route, loaded = await runtime.resolve(name, number, _api_key(request.headers))
     except ServingError as error:
         return _answer_error(error)
@@ -187,9 +208,10 @@ async def metadata(request, name: str, number: int | None = None):
 
 
 async def health(request, name: str):
-    """Whether the endpoint has a ready default version (no key needed)."""
+    """Whether the endpoint has a ready default version, for a caller with one of its keys: without
+    one the answer is the same 401 whether or not the endpoint exists, so it reveals nothing."""
     try:
-        route = await get_runtime().route(name)
+        route = await get_runtime().authorized_route(name, _api_key(request.headers))
     except ServingError as error:
         return _answer_error(error)
     ok = route.default is not None and route.versions[route.default].state == "ready"
@@ -255,6 +277,7 @@ async def v2_model(request, name: str, version: int | None = None):
         return _method_not_allowed(request, "GET", v2=True)
     runtime = get_runtime()
     try:
+        check_version_number(version)
         route, loaded = await runtime.resolve(name, version, _api_key(request.headers))
     except ServingError as error:
         return _answer_error(error, v2=True)

@@ -40,8 +40,10 @@ fault) where ``node`` is the editor node id and ``field`` one of ``type``, ``id`
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import gc
 import math
 from typing import Any
 
@@ -395,10 +397,42 @@ def _write_input(node: dict, spec: dict, conversion: Conversion) -> None:
 
 # -- validation: conversion plus the engine, reported per editor node -------------------------------------
 
+def check_document_size(document: Any) -> None:
+    """``GraphError`` naming the field when the document has more nodes than ``GRAPH_MAX_NODES`` or
+    more edges than ``GRAPH_MAX_EDGES`` (settings): refused before any work is spent on it."""
+    from django.conf import settings  # noqa: PLC0415  (the converter itself needs no Django)
+
+    if not isinstance(document, dict):
+        return
+    for field, limit, setting in (("nodes", settings.GRAPH_MAX_NODES, "NETFORGE_GRAPH_MAX_NODES"),
+                                  ("edges", settings.GRAPH_MAX_EDGES, "NETFORGE_GRAPH_MAX_EDGES")):
+        items = document.get(field)
+        if isinstance(items, list) and len(items) > limit:
+            raise GraphError([_error(None, field, f"too_many_{field}",
+                                     f"the graph has {len(items):,} {field}, over the limit of {limit:,} "
+                                     f"(the server's {setting} setting)")])
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """The cyclic garbage collector off for one validation: it makes tens of thousands of small
+    acyclic objects, and each of the collector's passes walks all of them again (about half the time
+    at 5,000 nodes). The work is bounded by GRAPH_MAX_NODES, and what it leaves is freed by
+    reference counting; the collector runs again as soon as it is back on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_SIZE,
                              label_classes: dict[Any, tuple[str, int]] | None = None) -> dict:
     """Convert and validate; per editor node its output shapes, parameters, FLOPs and errors, per
-    edge the shape and dtype it carries. Never raises for a bad document: ``ok`` is false instead.
+    edge the shape and dtype it carries. Does not raise for a bad document (``ok`` is false
+    instead), only for one over the size limits (``check_document_size``).
 
     Returns ``{"ok", "spec", "nodes": {id: {"type", "outputs": {port: {shape, dtype}}, "parameters",
     "flops_per_sample", "weights", "errors"}}, "edges": {id: {"shape", "dtype", "errors"}},
@@ -409,6 +443,12 @@ def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_S
     "labels") to the dataset's (name, number of classes): a classifier whose logits give another
     number of scores is then flagged on the node that makes them.
     """
+    check_document_size(document)
+    with _collector_paused():
+        return _validate_editor_document(document, batch_size, label_classes)
+
+
+def _validate_editor_document(document: Any, batch_size: int, label_classes) -> dict:
     conversion = editor_to_spec(document)
     report = validate(conversion.spec, batch_size=batch_size)
     # A document that is not even an object has nothing for the engine to find wrong besides.

@@ -162,8 +162,10 @@ def _int_param(request, name: str) -> int | None:
     value = request.query_params.get(name)
     if value in (None, ""):
         return None
-    if not value.isdigit():
-        raise InvalidInput(f"'{name}' must be an id, got {value!r}", details={name: ["not an id"]})
+    # an id is a positive 64-bit integer: longer digit strings overflow the database's integers
+    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > 2**63 - 1:
+        raise InvalidInput(f"'{name}' must be an id (a whole number below 2**63), got {value[:40]!r}",
+                           details={name: ["not an id"]})
     return int(value)
 
 

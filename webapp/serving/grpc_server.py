@@ -82,8 +82,13 @@ def make_servicer(runtime):
                         raise InputError(f"inputs.{spec.name}", f"missing; expected a tensor of shape "
                                          f"{spec.shape_text()} and dtype {spec.dtype}", expected=spec.describe())
                     given = request.inputs[spec.name]
-                    arrays[spec.name] = serving_inputs.from_tensor(given.dtype, given.shape, given.content, spec,
-                                                                   f"inputs.{spec.name}")
+                    try:
+                        arrays[spec.name] = serving_inputs.from_tensor(given.dtype, given.shape, given.content, spec,
+                                                                       f"inputs.{spec.name}")
+                    except (ValueError, TypeError, OverflowError, MemoryError) as error:
+                        # whatever NumPy refuses is still the caller's tensor: INVALID_ARGUMENT, not UNKNOWN
+                        raise InputError(f"inputs.{spec.name}", f"cannot be read as a tensor ({error})",
+                                         expected=spec.describe()) from None
                 unknown = sorted(set(request.inputs) - {spec.name for spec in specs})
                 if unknown:
                     raise InputError(f"inputs.{unknown[0]}", f"unknown input; this model takes "

@@ -17,6 +17,8 @@ import numpy
 DTYPES = {"float32": numpy.float32, "float64": numpy.float64, "int32": numpy.int32, "int64": numpy.int64}
 V2_DATATYPES = {"FP32": "float32", "FP64": "float64", "INT32": "int32", "INT64": "int64"}
 DTYPE_TO_V2 = {value: key for key, value in V2_DATATYPES.items()}
+MAX_DIMENSIONS = 32  # NumPy's own limit is 64; no model input has more than a handful
+MAX_TENSOR_BYTES = 2**31  # far above any request the size caps let in
 
 
 class InputError(Exception):
@@ -73,7 +75,18 @@ def check_array(array: numpy.ndarray, spec: InputSpec, field: str) -> numpy.ndar
                                 f"got {list(shape)}", expected=_expected(spec))
     if kind == "f" and not numpy.isfinite(array).all():
         raise InputError(field, "values must be finite numbers (no NaN or infinity)", expected=_expected(spec))
-    return array.astype(DTYPES[spec.dtype], copy=False)
+    if kind in "iu" and not spec.is_float:
+        limits = numpy.iinfo(DTYPES[spec.dtype])
+        if array.size and (array.min() < limits.min or array.max() > limits.max):
+            raise InputError(field, f"values overflow {spec.dtype} (from {limits.min} to {limits.max})",
+                             expected=_expected(spec))
+    with numpy.errstate(over="ignore"):
+        cast = array.astype(DTYPES[spec.dtype], copy=False)
+    if spec.is_float and not numpy.isfinite(cast).all():
+        largest = float(numpy.finfo(DTYPES[spec.dtype]).max)
+        raise InputError(field, f"values overflow {spec.dtype} (at most {largest:.3g} in magnitude)",
+                         expected=_expected(spec))
+    return cast
 
 
 def _as_array(values, field: str, spec: InputSpec) -> numpy.ndarray:
@@ -152,8 +165,8 @@ def from_v2(inputs, specs: list[InputSpec]) -> tuple[dict, int]:
             raise InputError(f"{field}.datatype", f"expected {DTYPE_TO_V2[spec.dtype]}, got {datatype!r}",
                              expected=_expected(spec))
         shape = tensor.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(size, int) and not isinstance(size, bool) and size >= 0
-                                                  for size in shape):
+        if not isinstance(shape, list) or len(shape) > MAX_DIMENSIONS or not all(
+                isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 2**31 for size in shape):
             raise InputError(f"{field}.shape", f"expected a list of sizes like {spec.shape_text()}", expected=_expected(spec))
         data = _as_array(tensor.get("data"), f"{field}.data", spec)
         if data.size != math.prod(shape):
@@ -172,10 +185,16 @@ def from_tensor(dtype: str, shape, content: bytes, spec: InputSpec, field: str) 
     if dtype != spec.dtype:
         raise InputError(f"{field}.dtype", f"expected {spec.dtype!r}, got {dtype!r}", expected=_expected(spec))
     shape = [int(size) for size in shape]
+    if len(shape) > MAX_DIMENSIONS:
+        raise InputError(f"{field}.shape", f"{len(shape)} dimensions; at most {MAX_DIMENSIONS} (and this input "
+                                           f"has {len(spec.shape)})", expected=_expected(spec))
     if any(size < 0 for size in shape):
         raise InputError(f"{field}.shape", f"sizes must be >= 0, got {shape}", expected=_expected(spec))
     itemsize = numpy.dtype(DTYPES[dtype]).itemsize
     needed = math.prod(shape) * itemsize
+    if any(size >= 2**31 for size in shape) or needed > MAX_TENSOR_BYTES:
+        # [2**63 - 1, 0] holds no values, but NumPy cannot describe it (its strides overflow)
+        raise InputError(f"{field}.shape", f"sizes must be below 2**31, got {shape}", expected=_expected(spec))
     if len(content) != needed:
         raise InputError(f"{field}.content", f"holds {len(content)} bytes, shape {shape} of {dtype} needs {needed}",
                          expected=_expected(spec))

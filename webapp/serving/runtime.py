@@ -26,6 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -102,6 +103,18 @@ def setting(name: str, default):
 @receiver(setting_changed)
 def _forget_settings(**_kwargs) -> None:
     _settings_memo.clear()
+
+
+def check_finite_result(result: dict, specs) -> None:
+    """``BadInput`` when a prediction is not finite: inputs of huge magnitude (1e308) overflow the
+    model's arithmetic, and an answer of NaN or null would look like a prediction."""
+    arrays = [result.get(key) for key in ("probabilities", "values")] + list(result.get("outputs", {}).values())
+    for array in arrays:
+        if array is not None and getattr(array, "dtype", None) is not None and array.dtype.kind == "f" \
+                and not numpy.isfinite(array).all():
+            names = ", ".join(repr(spec.name) for spec in specs)
+            raise BadInput(f"inputs: the model's outputs overflowed (not finite numbers) for these inputs: the "
+                           f"values of {names} are too large in magnitude for it", details={"field": "inputs"})
 
 
 def hash_key(key: str) -> str:
@@ -266,6 +279,25 @@ class ServingRuntime:
             raise NotFound(f"no endpoint named {name!r}", details={"endpoint": name})
         return route
 
+    async def authorized_route(self, name: str, api_key: str | None) -> EndpointRoute:
+        """The endpoint for a caller with one of its keys; ``Unauthenticated`` otherwise, with the
+        same message whether or not the endpoint exists (an anonymous caller learns nothing)."""
+        refusal = Unauthenticated(f"send one of the endpoint's API keys ('Authorization: Bearer <key>') to ask "
+                                  f"about {name!r}")
+        try:
+            route = await self.route(name)
+        except NotFound:
+            raise refusal from None
+        if not api_key:
+            raise refusal
+        digest = hash_key(api_key)
+        if digest not in route.key_hashes:
+            await self._refresh_on_miss()
+            route = self.routes.get(name, route)
+            if digest not in route.key_hashes:
+                raise refusal
+        return route
+
     async def resolve(self, name: str, version: int | None, api_key: str | None) -> tuple[EndpointRoute, LoadedVersion]:
         """The endpoint and the loaded version a request goes to, after checking its key."""
         route = await self.route(name)
@@ -322,6 +354,7 @@ class ServingRuntime:
             if rows > limit:
                 raise TooLarge(f"{rows} instances in one request; at most {limit}", details={"limit": limit})
             result = await self._predict(route, loaded, arrays, rows)
+            check_finite_result(result, loaded.specs)
         except ServingError:
             if route is not None:
                 self.metrics.observe_request(route.id, number, protocol, time.perf_counter() - started, error=True)

@@ -139,7 +139,11 @@ WORKER_STATUS_TIMEOUT_SECONDS = float(os.environ.get("NETFORGE_WORKER_STATUS_TIM
 WORKER_STATUS_CACHE_SECONDS = float(os.environ.get("NETFORGE_WORKER_STATUS_CACHE_SECONDS", "5.0"))
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    {"NAME": "webapp.core.password_validation.VarietyValidator"},
 ]
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -183,13 +187,24 @@ DATASET_CONVERSION_INLINE = os.environ.get("NETFORGE_DATASET_CONVERSION_INLINE",
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request then gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "webapp.core.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "webapp.core.exceptions.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    # JSON bodies are checked where they are parsed (webapp.core.json_input): no lone surrogates,
+    # NUL, integers beyond 64 bits or non-finite numbers get past the door
+    "DEFAULT_PARSER_CLASSES": [
+        "webapp.core.parsers.JsonBodyParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "webapp.core.parsers.SafeJsonRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "webapp.core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
 }
 SPECTACULAR_SETTINGS = {
@@ -258,3 +273,31 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
+
+# -- Requests no one can take the service down with (webapp.core.body_guard, webapp.http_timeouts) ------
+# Every request body but a dataset upload (which has MAX_UPLOAD_BYTES) is refused past this size
+# before it is read, and dropped when it stalls or takes too long to arrive.
+REQUEST_MAX_BODY_BYTES = int(float(os.environ.get("NETFORGE_MAX_REQUEST_BODY_MB", "10")) * 1024 * 1024)
+REQUEST_READ_TIMEOUT_SECONDS = float(os.environ.get("NETFORGE_REQUEST_READ_TIMEOUT_SECONDS", "30"))
+REQUEST_BODY_TIMEOUT_SECONDS = float(os.environ.get("NETFORGE_REQUEST_BODY_TIMEOUT_SECONDS", "120"))
+# Graphs: more nodes (or edges) than this in a document is a 400 naming the field, before any work.
+GRAPH_MAX_NODES = int(os.environ.get("NETFORGE_GRAPH_MAX_NODES", "5000"))
+GRAPH_MAX_EDGES = int(os.environ.get("NETFORGE_GRAPH_MAX_EDGES", str(4 * GRAPH_MAX_NODES)))
+
+# -- Accounts (webapp.core.throttles, webapp.core.models.ApiToken) -------------------------------------
+# Throttles count in the cache, which is Redis so that every web process counts together.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                      "LOCATION": os.environ.get("CACHE_URL", REDIS_URL), "KEY_PREFIX": "netforge",
+                      "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}
+# Requests per client address to each account route.
+AUTH_THROTTLE_RATES = {
+    "login": os.environ.get("NETFORGE_LOGIN_RATE", "20/min"),
+    "token": os.environ.get("NETFORGE_TOKEN_RATE", "20/min"),
+    "register": os.environ.get("NETFORGE_REGISTER_RATE", "10/hour"),
+}
+# After this many wrong passwords for one username within LOGIN_LOCKOUT_SECONDS, the account takes
+# no password until LOGIN_LOCKOUT_SECONDS after the last one.
+LOGIN_MAX_FAILURES = int(os.environ.get("NETFORGE_LOGIN_MAX_FAILURES", "10"))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("NETFORGE_LOGIN_LOCKOUT_SECONDS", "900"))
+API_TOKEN_LIFETIME_DAYS = int(os.environ.get("NETFORGE_API_TOKEN_LIFETIME_DAYS", "90"))
+API_TOKEN_MAX_LIFETIME_DAYS = int(os.environ.get("NETFORGE_API_TOKEN_MAX_LIFETIME_DAYS", "365"))

@@ -109,14 +109,51 @@ export interface paths {
         put?: never;
         /**
          * @description An API token for scripts (``Authorization: Token <key>``): POST with username and password
-         *     gets (or creates) it; DELETE revokes the caller's token.
+         *     makes a new one (it expires after ``API_TOKEN_LIFETIME_DAYS``; the key is shown this once);
+         *     DELETE revokes the token the request came with (with a session: every token of the user).
          */
         post: operations["auth_token_create"];
         /**
          * @description An API token for scripts (``Authorization: Token <key>``): POST with username and password
-         *     gets (or creates) it; DELETE revokes the caller's token.
+         *     makes a new one (it expires after ``API_TOKEN_LIFETIME_DAYS``; the key is shown this once);
+         *     DELETE revokes the token the request came with (with a session: every token of the user).
          */
         delete: operations["auth_token_destroy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The user's API tokens (never their keys: those are shown once); POST makes one. */
+        get: operations["auth_tokens_list"];
+        put?: never;
+        /** @description The user's API tokens (never their keys: those are shown once); POST makes one. */
+        post: operations["auth_tokens_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/auth/tokens/{token_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** @description Revoke one of the user's tokens: requests with it are refused from now on. */
+        delete: operations["auth_tokens_destroy"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1057,6 +1094,27 @@ export interface components {
             /** @description the key itself: shown only in this response */
             readonly key: string;
         };
+        ApiToken: {
+            readonly id: number;
+            readonly name: string;
+            readonly prefix: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly expires_at: string;
+            /** Format: date-time */
+            readonly last_used_at: string | null;
+            readonly expired: boolean;
+        };
+        ApiTokenCreate: {
+            /**
+             * @description what the token is for
+             * @default
+             */
+            name: string;
+            /** @description default 90; at most the server's API_TOKEN_MAX_LIFETIME_DAYS */
+            expires_in_days?: number | null;
+        };
         BuiltinDatasetCreate: {
             /** @description a name from GET /api/datasets/builtin */
             builtin: string;
@@ -1426,6 +1484,20 @@ export interface components {
          * @enum {string}
          */
         ModelVersionStateEnum: "loading" | "ready" | "failed";
+        NewApiToken: {
+            readonly id: number;
+            readonly name: string;
+            readonly prefix: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly expires_at: string;
+            /** Format: date-time */
+            readonly last_used_at: string | null;
+            readonly expired: boolean;
+            /** @description the key, shown this once: only its SHA-256 is stored */
+            token: string;
+        };
         /** @enum {unknown} */
         NullEnum: null;
         PaginatedDatasetList: {
@@ -1675,7 +1747,11 @@ export interface components {
          */
         TaskEnum: "classification" | "binary" | "regression";
         Token: {
+            /** @description the key, shown this once: only its SHA-256 is stored */
             token: string;
+            id: number;
+            /** Format: date-time */
+            expires_at: string;
         };
         Usage: {
             runs_queued: number;
@@ -1983,6 +2059,70 @@ export interface operations {
             query?: never;
             header?: never;
             path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    auth_tokens_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiToken"][];
+                };
+            };
+        };
+    };
+    auth_tokens_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ApiTokenCreate"];
+                "application/x-www-form-urlencoded": components["schemas"]["ApiTokenCreate"];
+                "multipart/form-data": components["schemas"]["ApiTokenCreate"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NewApiToken"];
+                };
+            };
+        };
+    };
+    auth_tokens_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                token_id: number;
+            };
             cookie?: never;
         };
         requestBody?: never;
