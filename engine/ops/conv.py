@@ -124,6 +124,10 @@ class Convolution(Op):
         grads = g.reshape(n, filters, ho, wo)
         window_values = kernel.shape[-1] * groups * ho * row
         flipped_geo = _windows.transposed_geometry(geo) if needs[0] else None
+        if flipped_geo is not None and filters * flipped_geo.out[0] * flipped_geo.padded[1] > 2 * channels * ho * row:
+            # The flipped correlation copies F*kh*kw values per input position, col2im adds C*kh*kw per output
+            # position: with many more filters than channels (or wide padding), col2im moves less memory.
+            flipped_geo = None
         if flipped_geo is not None:
             # W (G, F/G, C/G, kh, kw) flipped in space, as (G, C/G, F/G * kh * kw): dx is g's windows times it.
             kh, kw = geo.kernel
