@@ -160,13 +160,22 @@ def _address_space_bytes() -> int:
     return 0
 
 
+_memory_limited = threading.Lock()  # held by the execution whose limit the process has now
+
+
 @contextlib.contextmanager
 def memory_limit(run: Run):
     """Let the run's training add at most ``RUN_MEMORY_LIMIT_BYTES`` to this process's address
     space (``RLIMIT_AS``, restored afterwards), and turn running out of it into ``RunOutOfMemory``
-    naming the limit. Not for GPU runs: CUDA reserves address space far beyond what it uses."""
+    naming the limit. The limit is the process's: a prefork pool process (Celery's default) trains
+    one run at a time; a second run in the same process (a thread pool) trains without one. Not
+    for GPU runs: CUDA reserves address space far beyond what it uses."""
     limit_bytes = int(settings.RUN_MEMORY_LIMIT_BYTES)
     if run.device != "cpu" or limit_bytes <= 0:
+        yield
+        return
+    if not _memory_limited.acquire(blocking=False):
+        log.warning("run %s: another run in this process holds the memory limit; training without one", run.pk)
         yield
         return
     previous = resource.getrlimit(resource.RLIMIT_AS)
@@ -178,8 +187,8 @@ def memory_limit(run: Run):
         limit = min(limit, soft)
     message = (f"run {run.pk} used more than the {describe_bytes(limit_bytes)} per-run memory limit "
                "(NETFORGE_RUN_MEMORY_LIMIT_MB); lower the batch size or make the model smaller")
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
         yield
     except MemoryError:
         raise RunOutOfMemory(message) from None
@@ -189,6 +198,7 @@ def memory_limit(run: Run):
         raise RunOutOfMemory(message) from None
     finally:
         resource.setrlimit(resource.RLIMIT_AS, previous)
+        _memory_limited.release()
 
 
 class TimeLimit:
