@@ -270,3 +270,14 @@ def test_checkpoints_are_pruned_to_the_newest_and_the_best_by_the_monitored_metr
     assert set(run.checkpoints.values_list("epoch", flat=True)) == kept
     folders = {path.name for path in (settings.ARTIFACT_ROOT / "runs" / str(run.pk) / "checkpoints").iterdir()}
     assert folders == {f"epoch-{epoch:04d}" for epoch in kept}
+
+
+@pytest.mark.parametrize("hyperparameters", ['{"batch_size": 1e400}', '{"epochs": -1e400}', '{"epochs": NaN}',
+                                             '{"optimizer": {"name": "sgd", "lr": 1e400}}',
+                                             '{"epochs": 9223372036854775808}', '{"seed": 1e400}'])
+def test_numbers_json_cannot_hold_are_a_400(client, project, graph_version, digits, enqueued, hyperparameters):
+    body = f'{{"graph_version": {graph_version.pk}, "dataset": {digits.pk}, "hyperparameters": {hyperparameters}}}'
+    response = client.post(f"/api/projects/{project.pk}/runs", body, content_type="application/json")
+    assert response.status_code == 400, response.json()
+    assert "hyperparameters" in error_of(response)["message"] or "JSON" in error_of(response)["message"]
+    assert not Run.objects.exists()
