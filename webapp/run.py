@@ -176,6 +176,7 @@ class Supervisor:
         self.parent_pid = parent_pid  # stop when this process is no longer our parent (make was killed)
         self.children: list[Child] = []
         self.signals: list[int] = []
+        self.parent_gone = False
         self.stopping = False
         self._output = threading.Lock()
 
@@ -193,14 +194,13 @@ class Supervisor:
 
     @property
     def stop_requested(self) -> bool:
-        return bool(self.signals)
+        return bool(self.signals) or self.parent_gone
 
     def _check_stop(self) -> None:
-        if self.stop_requested:
-            raise StopRequested()
-        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+        if self.parent_pid is not None and not self.parent_gone and os.getppid() != self.parent_pid:
             log.warning("the process that started this one (pid %d) has gone; stopping", self.parent_pid)
-            self.signals.append(signal.SIGTERM)
+            self.parent_gone = True
+        if self.stop_requested:
             raise StopRequested()
 
     # -- children -------------------------------------------------------------------------------------

@@ -50,11 +50,21 @@ class MakeRun:
             self.process = subprocess.Popen([*(parent or []), *command], cwd=ROOT, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             start_new_session=True)
+        self.parented = parent is not None
         self.seen: dict[int, tuple[float, int]] = {}  # every pid of the tree seen: (create time, process group)
 
     @property
     def supervisor(self) -> psutil.Process:
-        return psutil.Process(self.process.pid)
+        process = psutil.Process(self.process.pid)
+        if self.parented:
+            return process.children()[0]
+        return process
+
+    def children_of_supervisor(self) -> dict[str, psutil.Process]:
+        try:
+            return self.children()
+        except (IndexError, psutil.NoSuchProcess):  # the supervisor has not started yet
+            return {}
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -88,7 +98,8 @@ class MakeRun:
 
     def record_tree(self) -> None:
         """Note every process of the tree now (the supervisor, its children, their pools)."""
-        for process in [self.supervisor, *self.supervisor.children(recursive=True)]:
+        top = psutil.Process(self.process.pid)
+        for process in [top, *top.children(recursive=True)]:
             try:
                 self.seen[process.pid] = (process.create_time(), os.getpgid(process.pid))
             except (psutil.NoSuchProcess, ProcessLookupError):
@@ -277,5 +288,22 @@ def test_sigint_to_the_supervisor_then_to_its_group_stops_every_process(home):
             os.killpg(make_run.process.pid, signal.SIGINT)
 
         assert_stops_everything(make_run, send)
+    finally:
+        kill_tree(make_run)
+
+
+def test_when_its_parent_is_killed_during_the_start_everything_stops(home):
+    # make run execs the supervisor with --stop-with-parent: were make itself killed (SIGKILL, no
+    # signal to forward), the supervisor would be left alone; it notices and stops, here before
+    # it has even finished starting.
+    make_run = MakeRun(home, parent=["sh", "-c", '"$@" --stop-with-parent; true', "sh"])
+    try:
+        wait_until(lambda: "redis" in make_run.children_of_supervisor(), timeout=START_TIMEOUT,
+                   what="the supervisor to start Redis", interval=0.1)
+        make_run.record_tree()
+        os.kill(make_run.process.pid, signal.SIGKILL)  # the sh standing in for make
+        make_run.process.wait(timeout=10)
+        wait_until(lambda: not left_behind(make_run.seen), timeout=20, what="every process of the tree to be gone")
+        assert "has gone; stopping" in make_run.log_text()
     finally:
         kill_tree(make_run)
