@@ -293,6 +293,8 @@ class Model:
         loss_key = self.loss_key
         targets = (loss_key, *value_keys)
         plan = self._plan(targets, True)
+        if self.xp is numpy:
+            backend.retain_freed_memory()  # each step's arrays come back from the heap, not as page faults
         values, contexts = self.run(feeds, targets, training=training, keep_contexts=True)
         loss = values[loss_key]
         grads_of_values = {loss_key: self._one(loss.dtype)}
