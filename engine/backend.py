@@ -24,7 +24,7 @@ def _import_cupy():
     global _cupy
     if _cupy is None:
         try:
-            import cupy  # noqa: PLC0415 - imported lazily on purpose
+            import cupy
             cupy.cuda.runtime.getDeviceCount()
         except Exception as error:  # ImportError, or CUDA present but no usable device
             raise BackendError(
@@ -74,10 +74,10 @@ def to_numpy(array):
 def special(xp: types.ModuleType) -> types.ModuleType:
     """``scipy.special`` for NumPy, ``cupyx.scipy.special`` for CuPy (erf and friends)."""
     if xp is numpy:
-        import scipy.special  # noqa: PLC0415
+        import scipy.special
 
         return scipy.special
-    import cupyx.scipy.special  # noqa: PLC0415
+    import cupyx.scipy.special
 
     return cupyx.scipy.special
 

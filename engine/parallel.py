@@ -100,7 +100,7 @@ def _blas_controllers() -> list:
     global _blas
     if _blas is None:
         try:
-            import threadpoolctl  # noqa: PLC0415 - imported when the setting is first applied
+            import threadpoolctl
         except ImportError:  # the engine still runs; BLAS keeps its own setting
             _blas = []
         else:
@@ -262,7 +262,7 @@ class _Pool:
             task, results, index, done = self.tasks.get()
             try:
                 results[index] = (True, task())
-            except BaseException as error:  # handed to the submitting thread, which re-raises it
+            except BaseException as error:  # noqa: BLE001 - handed to the submitting thread, which re-raises it
                 results[index] = (False, error)
             done.release()
 
@@ -273,7 +273,7 @@ class _Pool:
             self.tasks.put((tasks[index], results, index, done))
         try:
             results[0] = (True, tasks[0]())
-        except BaseException as error:
+        except BaseException as error:  # noqa: BLE001 - raised below, once the other pieces are done
             results[0] = (False, error)
         for _ in range(len(tasks) - 1):
             done.acquire()

@@ -8,6 +8,9 @@ One-dimensional ops run as two-dimensional ones with H = 1.
 from __future__ import annotations
 
 import dataclasses
+import functools
+
+import numpy
 
 from engine.backend import array_module
 from engine.errors import ShapeError
@@ -26,17 +29,17 @@ class Geometry:
     size: tuple[int, int]
     out: tuple[int, int]
 
-    @property
+    @functools.cached_property
     def padded(self) -> tuple[int, int]:
         return tuple(s + b + a for s, (b, a) in zip(self.size, self.pads))
 
-    @property
+    @functools.cached_property
     def offsets(self) -> list[tuple[int, int]]:
         """Each kernel offset (i, j) as its first row and column in the padded input."""
         (kh, kw), (dh, dw) = self.kernel, self.dilation
         return [(i * dh, j * dw) for i in range(kh) for j in range(kw)]
 
-    @property
+    @functools.cached_property
     def flat_rows(self) -> bool:
         """Whether ``col2im`` takes Wp (not Wo) values per output row and adds each kernel offset
         as runs of whole rows of the flattened padded input (stride 1 along the width makes an
@@ -102,6 +105,15 @@ def geometry(shape: tuple, rank: int, kernel, stride, dilation, padding, *, port
     return Geometry(kernel, stride, dilation, tuple(pads), tuple(sizes), tuple(out))
 
 
+def _strided(xp, array, shape: tuple, strides: tuple):
+    """A view of ``array``'s memory with the given shape and strides (bytes), never past its end:
+    ``as_strided`` without its cost on NumPy (10 us a call through ``__array_interface__``, and the
+    convolutions call it per chunk)."""
+    if xp is numpy and array.flags.c_contiguous:
+        return numpy.ndarray(shape, array.dtype, buffer=array, strides=strides)
+    return xp.lib.stride_tricks.as_strided(array, shape=shape, strides=strides)
+
+
 def pad(x, geo: Geometry, value: float = 0.0):
     """x (N, C, H, W) padded with ``value``; x itself when there is no padding."""
     (top, bottom), (left, right) = geo.pads
@@ -121,8 +133,8 @@ def windows(padded, geo: Geometry):
     n, c = padded.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = geo.kernel, geo.stride, geo.dilation, geo.out
     s_n, s_c, s_h, s_w = padded.strides
-    return xp.lib.stride_tricks.as_strided(
-        padded, shape=(n, c, kh, kw, ho, wo), strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w)
+    return _strided(
+        xp, padded, shape=(n, c, kh, kw, ho, wo), strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w)
     )
 
 
@@ -179,8 +191,8 @@ def flat_windows(planes, geo: Geometry):
     n, c, rows, wp = planes.shape
     (kh, kw), (dh, dw), item = geo.kernel, geo.dilation, planes.itemsize
     plane = rows * wp
-    return xp.lib.stride_tricks.as_strided(
-        planes, shape=(c, kh, kw, n, geo.out[0] * wp),
+    return _strided(
+        xp, planes, shape=(c, kh, kw, n, geo.out[0] * wp),
         strides=(plane * item, dh * wp * item, dw * item, c * plane * item, item),
     )
 
@@ -191,8 +203,8 @@ def _row_runs(planes, geo: Geometry, row: int, column: int):
     xp = array_module(planes)
     n, c, rows, wp = planes.shape
     item, plane = planes.itemsize, rows * wp
-    return xp.lib.stride_tricks.as_strided(
-        planes.reshape(-1)[row * wp + column:], shape=(c, n, geo.out[0], wp),
+    return _strided(
+        xp, planes.reshape(-1)[row * wp + column:], shape=(c, n, geo.out[0], wp),
         strides=(plane * item, c * plane * item, geo.stride[0] * wp * item, item),
     )
 

@@ -107,7 +107,7 @@ class BatchNorm(Op):
         rows, mean, inv_std, gamma = ctx.rows, ctx.mean, ctx.inv_std, ctx.gamma
         needs = ctx.needs
         xp = array_module(g)
-        n, channels = rows.shape[:2]
+        n = rows.shape[0]
         grads = g.reshape(rows.shape)
         count = n * rows.shape[2]
         scale = inv_std if gamma is None else gamma * inv_std

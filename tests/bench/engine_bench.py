@@ -118,7 +118,7 @@ def numpy_step_factory(sizes, batches, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8
 
 
 def torch_step_factory(sizes, batches, lr=1e-3):
-    import torch  # noqa: PLC0415 - a benchmark-only dependency
+    import torch
 
     torch.manual_seed(0)
     layers = []
@@ -172,9 +172,9 @@ def compare(name: str, sizes: list[int], batch: int) -> dict:
 
 def main() -> int:
     """Print the table; returns the number of targets missed."""
-    import torch  # noqa: PLC0415
+    import torch
 
-    from engine import parallel  # noqa: PLC0415
+    from engine import parallel
 
     torch.set_num_threads(THREADS)
     parallel.set_threads(THREADS)

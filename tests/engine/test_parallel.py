@@ -12,7 +12,7 @@ import engine
 from engine import parallel, testing
 from engine.data import Dataset
 from engine.ops import conv
-from tests.engine.op_cases import F, Case
+from tests.engine.op_cases import Case, F
 from tests.engine.op_cases_spatial import CASES as SPATIAL_CASES
 
 SPLIT_OPS = {"conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "tanh", "sigmoid"}
