@@ -80,3 +80,27 @@ def test_the_readme_opens_with_what_netforge_is_and_shows_the_editor():
     assert "](docs/images/editor.png)" in text
     for command in ("make run", "make test", "make bench"):
         assert command in text, command
+
+
+def environment_variables() -> set[str]:
+    """The environment variables the code reads: the settings' and ``make run``'s ``os.environ``
+    and ``env_bool`` calls, every ``NETFORGE_...`` name spelled out in the packages, and the
+    serving settings, read as ``NETFORGE_<name>`` (``webapp.serving.runtime.setting``)."""
+    names = set()
+    for path in [*ROOT.glob("webapp/settings/*.py"), ROOT / "webapp" / "run.py"]:
+        names |= set(re.findall(r"(?:os\.environ\.get|os\.environ\[|env_bool)\(?\s*[\"']([A-Z][A-Z0-9_]+)[\"']",
+                                path.read_text()))
+    for package in ("engine", "webapp", "workers"):
+        for path in (ROOT / package).rglob("*.py"):
+            text = path.read_text()
+            names |= set(re.findall(r"\b(NETFORGE_[A-Z][A-Z0-9_]*[A-Z0-9])\b", text))
+            names |= {f"NETFORGE_{name}" for name in re.findall(r"\bsetting\(\s*\"([A-Z][A-Z0-9_]+)\"", text)}
+    return names
+
+
+def test_every_environment_variable_is_documented_in_operations():
+    documented = (ROOT / "docs" / "operations.md").read_text()
+    names = environment_variables()
+    assert {"REDIS_URL", "NETFORGE_HOME", "NETFORGE_GRPC_PORT"} <= names, names  # the scan finds what it should
+    missing = sorted(name for name in names if f"`{name}`" not in documented)
+    assert not missing, f"docs/operations.md does not describe {missing}"
