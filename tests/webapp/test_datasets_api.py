@@ -9,11 +9,14 @@ from __future__ import annotations
 import gzip
 import io
 import zipfile
+from datetime import timedelta
 from pathlib import Path
+from unittest import mock
 
 import numpy
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from engine import data as engine_data
 from tests.webapp.helpers import error_of
@@ -391,3 +394,15 @@ def test_a_run_on_a_dataset_that_is_not_ready_is_refused_with_the_reason(client,
                            {"graph_version": graph_version.pk, "dataset": failed["id"]}, format="json")
     assert response.status_code == 400
     assert "dataset 'flowers' is failed: flowers.csv: 4 rows, over the limit max_rows=2" in error_of(response)["message"]
+
+
+def test_an_upload_whose_worker_stopped_fails_instead_of_processing_forever(client, settings):
+    settings.DATASET_CONVERSION_INLINE = False  # nothing converts it (its message goes nowhere)
+    with mock.patch("webapp.datasets.services._enqueue_conversion"):
+        body = upload(client, "flowers.csv", IRIS_LIKE_CSV, target="species").json()
+    assert body["state"] == "processing"
+    assert client.get(f"/api/datasets/{body['id']}").json()["state"] == "processing"
+    Dataset.objects.filter(pk=body["id"]).update(
+        created_at=timezone.now() - timedelta(seconds=2 * settings.DATASET_CONVERSION_TIMEOUT_SECONDS + 1))
+    stale = client.get(f"/api/datasets/{body['id']}").json()
+    assert stale["state"] == "failed" and "upload the file again" in stale["error"]

@@ -188,6 +188,7 @@ class DatasetListView(generics.GenericAPIView):
         project = request.query_params.get("project")
         if project is not None and not project.isdigit():
             raise InvalidInput(f"'project' must be a project id, got {project!r}", details={"project": ["not an id"]})
+        services.datasets_fail_stale(owner=request.user)
         datasets = selectors.dataset_list(user=request.user, project_id=int(project) if project else None,
                                           kind=request.query_params.get("kind"))
         page = self.paginate_queryset(datasets)
@@ -251,6 +252,7 @@ class DatasetDetailView(generics.GenericAPIView):
         return dataset
 
     def get(self, request, dataset_id: int):
+        services.datasets_fail_stale(owner=request.user)
         return Response(DatasetSerializer(self.get_object()).data)
 
     @extend_schema(request=DatasetUpdateSerializer)

@@ -7,12 +7,14 @@ import logging
 import math
 import re
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 
 from engine import data as engine_data
 from engine.data import views
@@ -275,6 +277,20 @@ def dataset_mark_ready(*, dataset_id: int, schema: dict, preview: dict, rows: in
         size_bytes=size_bytes, file=stored_file, file_format="csv" if file_format == "tsv" else file_format,
         options=options)
     return Dataset.objects.filter(pk=dataset_id).first() if updated else None
+
+
+def datasets_fail_stale(*, owner) -> int:
+    """Fail the user's uploads still ``processing`` long after any conversion would have ended
+    (twice ``DATASET_CONVERSION_TIMEOUT_SECONDS``): their worker stopped mid-way, and the user is
+    told to upload again instead of waiting forever. Returns how many."""
+    deadline = timezone.now() - timedelta(seconds=2 * float(settings.DATASET_CONVERSION_TIMEOUT_SECONDS))
+    stale = list(Dataset.objects.filter(owner=owner, state=Dataset.State.PROCESSING, created_at__lt=deadline)
+                 .values_list("pk", flat=True))
+    for dataset_id in stale:
+        if dataset_mark_failed(dataset_id=dataset_id, error="the conversion did not finish (its worker stopped); "
+                                                            "upload the file again"):
+            conversion.remove_folder(Path(settings.MEDIA_ROOT) / conversion.dataset_folder(dataset_id))
+    return len(stale)
 
 
 @transaction.atomic
