@@ -11,7 +11,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 
-from webapp.core.json_input import check_json, refuse_constant
+from webapp.core.json_input import check_json, collector_paused, refuse_constant
 
 
 class JsonBodyParser(JSONParser):
@@ -20,11 +20,12 @@ class JsonBodyParser(JSONParser):
 
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = (parser_context or {}).get("encoding") or "utf-8"
-        try:
-            document = json.load(codecs.getreader(encoding)(stream), parse_constant=refuse_constant)
-        except ValueError as error:  # UnicodeDecodeError included
-            raise ParseError(f"JSON parse error - {error}") from None
-        check_json(document)
+        with collector_paused():
+            try:
+                document = json.load(codecs.getreader(encoding)(stream), parse_constant=refuse_constant)
+            except ValueError as error:  # UnicodeDecodeError included
+                raise ParseError(f"JSON parse error - {error}") from None
+            check_json(document)
         return document
 
 
@@ -34,7 +35,8 @@ class SafeJsonRenderer(JSONRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         try:
-            return super().render(data, accepted_media_type, renderer_context)
+            with collector_paused():  # a validation report of thousands of nodes is a large tree
+                return super().render(data, accepted_media_type, renderer_context)
         except (UnicodeEncodeError, ValueError):  # ValueError: "Out of range float values are not JSON compliant"
             return json.dumps(_finite_or_null(data), cls=self.encoder_class, ensure_ascii=True,
                               allow_nan=False).encode("ascii")

@@ -63,7 +63,7 @@ def api_token_create(*, user, name: str = "", lifetime_days: int | None = None) 
     database keeps its SHA-256. It expires after ``lifetime_days`` (default
     ``API_TOKEN_LIFETIME_DAYS``, at most ``API_TOKEN_MAX_LIFETIME_DAYS``)."""
     longest = int(settings.API_TOKEN_MAX_LIFETIME_DAYS)
-    days = int(settings.API_TOKEN_LIFETIME_DAYS) if lifetime_days is None else lifetime_days
+    days = min(int(settings.API_TOKEN_LIFETIME_DAYS), longest) if lifetime_days is None else lifetime_days
     if not 1 <= days <= longest:
         raise InvalidInput(f"expires_in_days: a token lives from 1 to {longest} days, got {days}",
                            details={"expires_in_days": [f"from 1 to {longest}"]})

@@ -40,16 +40,15 @@ fault) where ``node`` is the editor node id and ``field`` one of ``type``, ``id`
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
-import gc
 import math
 from typing import Any
 
 from engine.errors import GraphError
 from engine.graph import DEFAULT_BATCH_SIZE, FORMAT, ID_PATTERN, PORT_SEPARATOR, validate, value_key
 from engine.registry import DTYPES, get_op, op_names
+from webapp.core.json_input import collector_paused
 
 EDITOR_FORMAT = "netforge.editor/1"
 INPUT, OUTPUT, LOSS = "input", "output", "loss"
@@ -413,21 +412,6 @@ def check_document_size(document: Any) -> None:
                                      f"(the server's {setting} setting)")])
 
 
-@contextlib.contextmanager
-def _collector_paused():
-    """The cyclic garbage collector off for one validation: it makes tens of thousands of small
-    acyclic objects, and each of the collector's passes walks all of them again (about half the time
-    at 5,000 nodes). The work is bounded by GRAPH_MAX_NODES, and what it leaves is freed by
-    reference counting; the collector runs again as soon as it is back on."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_SIZE,
                              label_classes: dict[Any, tuple[str, int]] | None = None) -> dict:
     """Convert and validate; per editor node its output shapes, parameters, FLOPs and errors, per
@@ -444,7 +428,7 @@ def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_S
     number of scores is then flagged on the node that makes them.
     """
     check_document_size(document)
-    with _collector_paused():
+    with collector_paused():  # see webapp.core.json_input
         return _validate_editor_document(document, batch_size, label_classes)
 
 

@@ -37,6 +37,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH_SIZE = 32
@@ -231,5 +233,8 @@ class DynamicBatcher:
                 request.future.set_exception(error)
 
     def _run_locked(self, requests: list[dict]) -> list:
-        with self._run_lock:
+        # Inputs of huge magnitude overflow to inf/NaN in their own rows only: each request's result is
+        # checked for that (runtime.check_finite_result), so NumPy's warnings stay quiet and the batch
+        # that request shares with others is not failed for it.
+        with self._run_lock, numpy.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return self._run_batch(requests)
