@@ -393,7 +393,8 @@ def test_a_run_on_a_dataset_that_is_not_ready_is_refused_with_the_reason(client,
     response = client.post(f"/api/projects/{project.pk}/runs",
                            {"graph_version": graph_version.pk, "dataset": failed["id"]}, format="json")
     assert response.status_code == 400
-    assert "dataset 'flowers' is failed: flowers.csv: 4 rows, over the limit max_rows=2" in error_of(response)["message"]
+    message = error_of(response)["message"]
+    assert "dataset 'flowers' is failed: flowers.csv: 4 rows, over the limit max_rows=2" in message
 
 
 def test_an_upload_whose_worker_stopped_fails_instead_of_processing_forever(client, settings):
