@@ -11,7 +11,7 @@ import threadpoolctl
 import engine
 from engine import parallel, testing
 from engine.data import Dataset
-from engine.ops import conv
+from engine.ops import _windows, conv
 from tests.engine.op_cases import Case, F
 from tests.engine.op_cases_spatial import CASES as SPATIAL_CASES
 
@@ -156,3 +156,16 @@ def test_training_is_bit_identical_run_to_run_with_the_same_threads(monkeypatch)
     assert first.keys() == second.keys()
     for key in first:
         assert numpy.array_equal(first[key], second[key]), key
+
+
+@pytest.mark.parametrize("case", THREADED_CASES, ids=lambda c: c.id)
+def test_the_cupy_path_with_numpy_standing_in(case, monkeypatch):
+    """On CuPy arrays the ops take the whole batch in one piece and chunk (the GPU parallelizes it)
+    and build window views with ``as_strided``: that path, run on NumPy arrays, still matches
+    central differences (the CuPy run itself is tests/engine/test_ops.py::test_cupy_matches_numpy)."""
+    not_numpy = object()  # the modules' "is this NumPy?" checks now say no
+    for module in (conv, parallel, _windows):
+        monkeypatch.setattr(module, "numpy", not_numpy)
+    with parallel.threads(2, grain=1):
+        testing.check_gradients(case.op, case.params, case.make_inputs("float64"), training=case.training,
+                                rtol=case.rtol, atol=case.atol)
