@@ -72,15 +72,7 @@ class BatchNorm(Op):
         if ctx.training:
             if count < 2:
                 raise ValueError(f"batch_norm in training needs more than one value per channel, got input {x.shape}")
-            mean = _channel_sums(rows, lambda r: r.sum(axis=(0, 2))) / count
-            centered_mean = mean[:, None]
-
-            def squares(r):
-                centered = r - centered_mean
-                centered *= centered
-                return centered.sum(axis=(0, 2))
-
-            var = _channel_sums(rows, squares) / count
+            mean, var = _mean_and_variance(rows)
             inv_std = 1.0 / (var + p.epsilon) ** 0.5
             m = p.momentum
             ctx.updates = {
@@ -118,10 +110,9 @@ class BatchNorm(Op):
             def sums(low, high):
                 r, d = rows[low:high], grads[low:high]
                 centered = r - centered_mean
-                centered *= d
-                return xp.stack([d.sum(axis=(0, 2)), centered.sum(axis=(0, 2))])
+                return xp.stack([xp.einsum("ncr->c", d), xp.einsum("ncr,ncr->c", d, centered)])
 
-            grad_sum, grad_centered_sum = _channel_sums(rows, sums, grads_too=True)
+            grad_sum, grad_centered_sum = _channel_sums(rows, sums)
         dx = None
         if needs[0]:
             # dx = scale * (g - mean(g) - x_hat * mean(g * x_hat)) = a * g + b * x + c per channel (training);
@@ -151,12 +142,35 @@ class BatchNorm(Op):
         return dx, dgamma, dbeta, None, None
 
 
-def _channel_sums(rows, body, grads_too: bool = False):
-    """Per-channel sums over (N, C, R) rows: ``body(rows[low:high])`` (or ``body(low, high)`` with
-    ``grads_too``) for runs of samples on every thread, the partial sums added in sample order."""
+def _mean_and_variance(rows):
+    """Per-channel mean and (biased) variance over (N, C, R) rows in one pass over memory: each run
+    of samples gives its own mean and sum of squared deviations (two passes over the run while it is
+    in cache), and runs merge in sample order by Chan et al.'s pairwise update:
+    mean = mean_a + d * n_b / n,  M2 = M2_a + M2_b + d^2 * n_a * n_b / n,  d = mean_b - mean_a."""
     xp = array_module(rows)
-    run = (lambda low, high: body(low, high)) if grads_too else (lambda low, high: body(rows[low:high]))
-    return parallel.reduce_rows(xp, rows.shape[0], rows[0].size, run, lambda a, b: a + b)
+    per_sample = rows.shape[2]
+
+    def run(low, high):
+        r = rows[low:high]
+        count = (high - low) * per_sample
+        mean = xp.einsum("ncr->c", r) / count
+        centered = r - mean[:, None].astype(r.dtype)
+        return count, mean, xp.einsum("ncr,ncr->c", centered, centered)
+
+    def merge(a, b):
+        (count_a, mean_a, m2_a), (count_b, mean_b, m2_b) = a, b
+        count = count_a + count_b
+        delta = mean_b - mean_a
+        return count, mean_a + delta * (count_b / count), m2_a + m2_b + delta * delta * (count_a * count_b / count)
+
+    count, mean, m2 = parallel.reduce_rows(xp, rows.shape[0], rows[0].size, run, merge)
+    return mean, m2 / count
+
+
+def _channel_sums(rows, body):
+    """Per-channel sums over (N, C, R) rows: ``body(low, high)`` for runs of samples on every
+    thread, the partial sums added in sample order."""
+    return parallel.reduce_rows(array_module(rows), rows.shape[0], rows[0].size, body, lambda a, b: a + b)
 
 
 @register
