@@ -11,7 +11,9 @@ export function WorkerStatusBadge() {
   const summary = status
     ? summarize(status)
     : { health: "down" as const, text: "workers unknown", problems: [`could not read the worker status: ${error}`] };
-  const title = summary.problems.length ? summary.problems.join("\n") : "Every queue has a live worker.";
+  const title = summary.problems.length
+    ? summary.problems.join("\n").replaceAll("`", "")
+    : "The cpu and datasets queues have a live worker.";
   return (
     <NavLink to="/workers" className={`worker-status ${summary.health}`} title={title} data-testid="worker-status">
       <span className="dot" aria-hidden="true" />

@@ -1,8 +1,13 @@
 // The workers: per queue whether a live worker serves it (a run for a queue without one is refused,
 // with how to start one), and each worker's queues, device and load. Read again every five seconds.
-import { loadPercent, summarize } from "./status";
+import type { ReactNode } from "react";
+import { loadPercent, summarize, textAndCode } from "./status";
 import { useWorkerStatus } from "./useWorkerStatus";
 import "./workers.css";
+
+function WithCode({ text }: { text: string }): ReactNode {
+  return textAndCode(text).map((piece, index) => (piece.code ? <code key={index}>{piece.text}</code> : piece.text));
+}
 
 export function WorkersPage() {
   const { status, error } = useWorkerStatus(5_000);
@@ -18,7 +23,7 @@ export function WorkersPage() {
       {!status && !error && <p>Loading…</p>}
       {summary && summary.problems.length > 0 && (
         <ul className="worker-problems">
-          {summary.problems.map((problem) => <li key={problem}>{problem}</li>)}
+          {summary.problems.map((problem) => <li key={problem}><WithCode text={problem} /></li>)}
         </ul>
       )}
       {status && status.broker_reachable && (
@@ -33,9 +38,9 @@ export function WorkersPage() {
                 <tr key={queue.name} className={queue.live ? "live" : "no-worker"}>
                   <td>{queue.name}</td>
                   <td>{queue.purpose}</td>
-                  <td>
+                  <td className="queue-workers">
                     {queue.live ? queue.workers.join(", ") : <span className="badge failed">no worker</span>}
-                    {!queue.live && <div className="muted">start one with {queue.start_command}</div>}
+                    {!queue.live && <div className="muted">start one with <WithCode text={queue.start_command} /></div>}
                   </td>
                   <td className="num">{queue.live ? `${queue.active} of ${queue.concurrency}` : "–"}</td>
                   <td>{queue.live && <meter min={0} max={100} value={loadPercent(queue)} title={`${loadPercent(queue)} %`} />}</td>
@@ -43,7 +48,7 @@ export function WorkersPage() {
               ))}
             </tbody>
           </table>
-          <h2>Workers</h2>
+          <h2>Live workers</h2>
           {status.workers.length === 0 ? (
             <p>No worker answered.</p>
           ) : (

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadPercent, summarize, type QueueStatus, type WorkersStatus } from "./status";
+import { loadPercent, summarize, textAndCode, type QueueStatus, type WorkersStatus } from "./status";
 
 function queue(name: string, live: boolean, active = 0, concurrency = live ? 4 : 0): QueueStatus {
   return {
@@ -46,4 +46,12 @@ describe("summarize", () => {
 it("loadPercent is tasks per slot, 0 without slots", () => {
   expect(loadPercent({ active: 3, concurrency: 4 })).toBe(75);
   expect(loadPercent({ active: 0, concurrency: 0 })).toBe(0);
+});
+
+it("textAndCode marks the backticked commands", () => {
+  expect(textAndCode("start one with `celery -A workers.celery_app worker -Q gpu` (make run starts one)")).toEqual([
+    { text: "start one with ", code: false },
+    { text: "celery -A workers.celery_app worker -Q gpu", code: true },
+    { text: " (make run starts one)", code: false },
+  ]);
 });

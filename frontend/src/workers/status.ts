@@ -48,3 +48,11 @@ export function summarize(status: WorkersStatus): Summary {
     problems,
   };
 }
+
+/** The server's text with `commands` in backticks, as pieces to show (code in a monospace font). */
+export function textAndCode(text: string): { text: string; code: boolean }[] {
+  return text
+    .split("`")
+    .map((piece, index) => ({ text: piece, code: index % 2 === 1 }))
+    .filter((piece) => piece.text !== "");
+}
