@@ -82,7 +82,7 @@ def test_a_run_for_a_queue_with_no_live_worker_is_refused_with_the_reason(
     assert error["code"] == "no_worker"
     assert "no worker is serving the gpu queue" in error["message"]
     assert "celery -A workers.celery_app worker -Q gpu" in error["message"]
-    assert error["details"] == {"device": ["no live worker serves the 'gpu' queue"]}
+    assert error["details"] == {"device": [error["message"]]}
     assert not Run.objects.exists()
 
 

@@ -186,10 +186,9 @@ def check_queue_served(device: str) -> None:
     answer = worker_status(fresh=True, timeout=2 * _timeout())
     if _served_or_unknown(answer, queue):
         return
-    raise NoLiveWorker(
-        f"no worker is serving the {queue} queue, so a run on device '{device}' would wait with no end; "
-        f"start one with {START_COMMANDS[queue]}, or choose another device",
-        details={"device": [f"no live worker serves the '{queue}' queue"]})
+    message = (f"no worker is serving the {queue} queue, so a run on device '{device}' would wait with no end; "
+               f"start one with {START_COMMANDS[queue]}, or choose another device")
+    raise NoLiveWorker(message, details={"device": [message]})  # the train panel shows it beside the device
 
 
 def _served_or_unknown(answer: Status, queue: str) -> bool:
