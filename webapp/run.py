@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -58,21 +59,10 @@ class StopRequested(Exception):
     """A stop signal arrived while starting up: stop what was started and exit."""
 
 
-def free_port(preferred: int, host: str = "127.0.0.1") -> int:
-    """``preferred`` if it can be bound now, else any free port (0: any)."""
-    for port in (preferred, 0):
-        with socket.socket() as probe:
-            try:
-                probe.bind((host, port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise RuntimeError("no free TCP port")
-
-
 def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
-    """True when a server could listen on ``port`` now. With SO_REUSEADDR, as uvicorn and Redis bind, a
-    port whose old connections linger in TIME_WAIT counts as free; one that a process holds does not."""
+    """True when a server could listen on ``port`` now. With SO_REUSEADDR, as uvicorn, Redis and gRPC bind,
+    a port whose old connections linger in TIME_WAIT (a server stopped a moment ago) counts as free; one
+    that a process listens on does not."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -80,6 +70,15 @@ def port_bindable(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
         return True
+
+
+def free_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """``preferred`` if a server could listen on it now, else any free port (0: any)."""
+    if preferred and port_bindable(preferred, host):
+        return preferred
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 def port_answers(port: int, host: str = "127.0.0.1") -> bool:
@@ -208,8 +207,7 @@ class Supervisor:
               ports: tuple[tuple[str, int], ...] = ()) -> Child:
         """Start ``command`` as a supervised child; its ports must be free (the first start does not wait)."""
         child = Child(name, command, {**self.env, **(extra_env or {})}, ports,
-                      Backoff(self.backoff_template.initial, self.backoff_template.cap,
-                              self.backoff_template.stable_after))
+                      dataclasses.replace(self.backoff_template, exits_in_a_row=0))
         self.children.append(child)
         self._spawn(child)
         return child

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ import redis
 
 from tests.platform.harness import ROOT, free_port, wait_until
 from webapp.run import Backoff
+from webapp.run import free_port as run_free_port
 
 pytestmark = pytest.mark.xdist_group("platform")
 
@@ -200,6 +202,26 @@ def test_the_backoff_doubles_up_to_its_cap_and_starts_over_after_a_stable_while(
     assert [backoff.delay_after_exit(uptime=2) for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
     assert backoff.delay_after_exit(uptime=61) == 1
     assert backoff.delay_after_exit(uptime=5) == 2
+
+
+def test_a_port_that_a_stopped_server_left_in_time_wait_is_kept_and_a_listened_one_is_not():
+    # A server as uvicorn binds it (SO_REUSEADDR), which closes a connection first: its side waits in
+    # TIME_WAIT, which held the port against make run's old probe (it moved to another port).
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    client = socket.create_connection(("127.0.0.1", port))
+    accepted, _ = listener.accept()
+    assert run_free_port(port) != port, "a port that a server listens on is taken"
+    accepted.close()
+    time.sleep(0.05)
+    client.close()
+    listener.close()
+    with socket.socket() as plain, pytest.raises(OSError):
+        plain.bind(("127.0.0.1", port))  # TIME_WAIT: a bind without SO_REUSEADDR is refused
+    assert run_free_port(port) == port
 
 
 def test_a_killed_worker_is_started_again_and_runs_still_complete(make_run, api):
