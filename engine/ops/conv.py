@@ -96,19 +96,13 @@ class Convolution(Op):
         kernel = W.reshape(groups, filters // groups, -1)
         out = xp.empty((n, filters, ho, wo), dtype=x.dtype)
         window_values = kernel.shape[-1] * groups * ho * row  # per sample
-        bias = None if b is None else b[:, None, None]
+        bias = None if b is None else b[:, None, None, None]
 
         def piece(index, start, stop):
             work = PieceWorkspace(ctx, index)
             for low, high in _chunks(xp, start, stop, window_values):
                 cols = _columns(work, images[low:high], geo, groups, "cols", "padded")
-                product = scratch(work, "product", (groups, filters // groups, cols.shape[-1]), x.dtype, xp)
-                xp.matmul(kernel, cols, out=product)
-                product = product.reshape(filters, high - low, ho, row)[..., :wo].transpose(1, 0, 2, 3)
-                if bias is not None:
-                    xp.add(product, bias, out=out[low:high])
-                else:
-                    out[low:high] = product
+                _blocked_product(work, "product", kernel, cols, high - low, ho, row, wo, out[low:high], bias)
 
         _split(xp, n, piece, n * window_values)
         ctx.geo, ctx.images, ctx.kernel, ctx.x_shape = geo, images, kernel, x.shape
@@ -157,11 +151,9 @@ class Convolution(Op):
                     continue
                 if flipped_geo is not None:  # dx (G, C/G, n*H*R') = flipped W @ windows of the padded g
                     windows = _columns(work, grads[low:high], flipped_geo, groups, "grad_cols", "padded_grad")
-                    product = scratch(work, "dx", (groups, channels // groups, windows.shape[-1]), g.dtype, xp)
-                    xp.matmul(flipped, windows, out=product)
                     height, width = geo.size
-                    product = product.reshape(channels, count, height, -1)[..., :width]
-                    dx[low:high] = product.transpose(1, 0, 2, 3)
+                    _blocked_product(work, "dx", flipped, windows, count, height, flipped_geo.padded[1], width,
+                                     dx[low:high])
                 else:
                     dx[low:high] = _scatter_windows(work, kernel, wide[..., :wo], geo, channels, count)
 
@@ -224,6 +216,39 @@ def _columns(work, images, geo, groups: int, name: str, padded_name: str):
         padded = zero_bordered(work, padded_name, (count, channels, *geo.padded), images.dtype, xp)
     _windows.im2col(images, geo, out=cols, padded=padded)
     return cols.reshape(groups, -1, count * geo.out[0] * geo.out[1])
+
+
+# Output rows per block of the product: W @ columns runs 20-40% faster (OpenBLAS, AVX-512, one
+# thread) as a batch of products of about this many columns each than as one wide product.
+BLOCK_COLUMNS = 96
+
+
+def _blocked_product(work, name: str, kernel, cols, count: int, height: int, row: int, width: int, out, bias=None):
+    """out (n, F, H, W) = kernel (G, F/G, K) @ cols (G, K, n*H*R), cut at R = ``row`` values a row down
+    to W, plus ``bias`` (F, 1, 1, 1); the product taken in blocks of whole output rows of one sample."""
+    xp = array_module(cols)
+    groups, per_group = kernel.shape[:2]
+    rows = _block_rows(xp, height, row)
+    blocks = count * height // rows
+    blocked = cols.reshape(groups, -1, blocks, rows * row).transpose(2, 0, 1, 3)  # (B, G, K, rows*R)
+    product = scratch(work, name, (blocks, groups, per_group, rows * row), cols.dtype, xp)
+    xp.matmul(kernel, blocked, out=product)
+    # (n, H/rows, F, rows, R) -> (n, F, H/rows, rows, W)
+    product = product.reshape(count, height // rows, groups * per_group, rows, row)[..., :width].transpose(0, 2, 1, 3, 4)
+    target = out.reshape(count, groups * per_group, height // rows, rows, width)
+    if bias is not None:
+        xp.add(product, bias, out=target)
+    else:
+        target[...] = product
+
+
+def _block_rows(xp, height: int, row: int) -> int:
+    """The divisor of ``height`` whose rows of ``row`` values come nearest BLOCK_COLUMNS (whole
+    samples on a GPU, where one wide product is best)."""
+    if xp is not numpy:
+        return height
+    divisors = [d for d in range(1, height + 1) if height % d == 0]
+    return min(divisors, key=lambda d: abs(math.log(d * row / BLOCK_COLUMNS)))
 
 
 def _scatter_windows(work, kernel, grad, geo, channels: int, count: int):
