@@ -1,7 +1,8 @@
 """``make run`` supervises (``python -m webapp.run``, real processes): a child killed with SIGKILL (the
-Celery worker, Redis, the web server) is started again on the same port and the platform goes on
-working; SIGTERM or SIGINT, twice in quick succession, to the supervisor or to its whole process group,
-stop every child and leave no process of the tree behind."""
+Celery worker mid-run, Redis, the web server) is started again, on the same port, and the platform goes
+on working (the run is resumed from its checkpoint, new runs complete; a gpu run without a GPU worker is
+refused); SIGTERM or SIGINT, twice in quick succession, to the supervisor or to its whole process group,
+and the death of its parent, stop every child and leave no process of the tree behind."""
 
 from __future__ import annotations
 
@@ -224,25 +225,36 @@ def test_a_port_that_a_stopped_server_left_in_time_wait_is_kept_and_a_listened_o
     assert run_free_port(port) == port
 
 
-def test_a_killed_worker_is_started_again_and_runs_still_complete(make_run, api):
+def run_state(api: httpx.Client, run_id: int) -> dict:
+    return api.get(f"/api/runs/{run_id}").json()
+
+
+def test_a_worker_killed_mid_run_is_started_again_and_the_run_resumed(make_run, api):
+    started = start_demo_run(api, hyperparameters={"epochs": 1000, "batch_size": 16})  # far longer than the test
+    assert started.status_code == 201, started.text
+    run_id = started.json()["id"]
+    wait_until(lambda: api.get(f"/api/runs/{run_id}/checkpoints").json(), timeout=60, what="the run's first checkpoint",
+               interval=0.2)
     old = make_run.children()["worker-cpu"]
     pool = old.children()
     assert pool, "the worker's pool"
-    ready_before = make_run.log_text().count("ready.")
-    os.kill(old.pid, signal.SIGKILL)
+    os.kill(old.pid, signal.SIGKILL)  # the pool process training the run is left to the supervisor
     make_run.wait_for_restart("worker-cpu", old)
     wait_until(lambda: not any(process.is_running() and process.status() != psutil.STATUS_ZOMBIE
                                for process in pool), timeout=10, what="the dead worker's pool to be killed")
-    wait_until(lambda: make_run.log_text().count("ready.") > ready_before, timeout=60,
-               what="the new worker to be ready")
 
-    def accepted():
-        response = start_demo_run(api)
-        return response if response.status_code == 201 else None
+    # The watchdog sees the run's heartbeat go stale and resumes it from its checkpoint on the new worker.
+    resumed = wait_until(lambda: (body := run_state(api, run_id))["attempt"] >= 2 and body["state"] == "running"
+                         and body, timeout=60, what="the run to be resumed", interval=0.3)
+    assert resumed["epochs_completed"] >= 1
+    assert api.post(f"/api/runs/{run_id}/cancel").status_code == 200
+    wait_until(lambda: run_state(api, run_id)["state"] == "cancelled", timeout=30, what="the run to be cancelled",
+               interval=0.2)
 
-    run = wait_until(accepted, timeout=30, what="a run to be accepted", interval=0.5).json()
-    finished = wait_until(lambda: (body := api.get(f"/api/runs/{run['id']}").json())["state"] not in
-                          ("queued", "running") and body, timeout=60, what="the run to finish", interval=0.3)
+    short = start_demo_run(api)
+    assert short.status_code == 201, short.text
+    finished = wait_until(lambda: (body := run_state(api, short.json()["id"]))["state"] not in ("queued", "running")
+                          and body, timeout=60, what="a new run to finish", interval=0.3)
     assert finished["state"] == "succeeded", finished
 
     status = api.get("/api/workers").json()
