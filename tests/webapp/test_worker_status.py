@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.platform.harness import wait_until
 from tests.webapp.helpers import error_of
 from webapp.runs import dispatch, queues
 from webapp.runs.models import Run
@@ -56,6 +57,18 @@ def test_the_status_is_cached_so_polling_it_does_not_ask_the_workers_each_time(c
     for _ in range(5):
         assert client.get("/api/workers").status_code == 200
     assert time.monotonic() - started < 0.2 * 2  # five answers in less than one round trip's timeout
+
+
+def test_a_stale_status_is_answered_at_once_and_asked_again_in_the_background(client, broker):
+    # Sync views share one thread under ASGI: a poll must not hold it for the workers' timeout.
+    broker.WORKER_STATUS_CACHE_SECONDS = 0  # every answer is stale at once
+    first = client.get("/api/workers").json()
+    started = time.monotonic()
+    second = client.get("/api/workers").json()
+    assert time.monotonic() - started < 0.15  # less than the 0.2 s the workers get to answer
+    assert second["checked_at"] == first["checked_at"]
+    wait_until(lambda: client.get("/api/workers").json()["checked_at"] > first["checked_at"], timeout=5,
+               what="the background refresh")
 
 
 def test_an_unreachable_broker_is_said_at_once(client, broker):

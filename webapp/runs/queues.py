@@ -5,8 +5,9 @@ the dispatch module's client (it never imports ``workers``): ``active_queues`` n
 workers and their queues within ``WORKER_STATUS_TIMEOUT_SECONDS``, then ``stats`` (pool size) and
 ``active`` (tasks running) are asked of exactly those workers, which returns as soon as each has
 answered. A worker's main process answers while its pool trains, so a busy worker still counts as
-live. The answer is cached for ``WORKER_STATUS_CACHE_SECONDS`` in this process: a page that polls
-the status or a burst of new runs costs one round trip, not one each.
+live. The answer is cached for ``WORKER_STATUS_CACHE_SECONDS`` in this process, then refreshed in
+the background (``worker_status``): a page that polls the status or a burst of new runs costs one
+round trip, not one each, and no request waits for the workers' answers but the first.
 
 Run creation refuses a run whose device's queue has no live worker (503, ``no_worker``) rather than
 leave it queued with no word: before refusing it asks again, so a worker that has just started is
@@ -92,9 +93,11 @@ class Status:
         return asdict(self)
 
 
-_cached: tuple[float, Status] | None = None
+_cached: tuple[float, Status] | None = None  # (when, answer), monotonic
 _last_seen: dict[str, float] = {}  # queue -> when a worker last said it serves it (monotonic)
-_lock = threading.Lock()
+_refreshing = False  # a background refresh is under way
+_state_lock = threading.Lock()  # guards the three above
+_asking_lock = threading.Lock()  # one round trip to the workers at a time
 
 
 def _timeout() -> float:
@@ -103,24 +106,53 @@ def _timeout() -> float:
 
 def worker_status(*, fresh: bool = False, timeout: float | None = None) -> Status:
     """The live workers and, per known queue (``cpu``, ``gpu``, ``datasets`` and any other a worker
-    serves), whether a worker serves it and how loaded it is; from the cache unless ``fresh``."""
+    serves), whether a worker serves it and how loaded it is.
+
+    Asking takes the whole timeout (how many workers will answer is not known), and Django's sync views
+    share one thread under ASGI: so an answer past ``WORKER_STATUS_CACHE_SECONDS`` is still returned at
+    once while a background thread asks again, up to ``WORKER_SEEN_GRACE_SECONDS``; only an older one, no
+    answer yet, or ``fresh`` make the caller wait for the workers."""
+    global _refreshing
+    if not fresh:
+        with _state_lock:
+            if _cached is not None:
+                age = time.monotonic() - _cached[0]
+                if age < float(getattr(settings, "WORKER_STATUS_CACHE_SECONDS", 5.0)):
+                    return _cached[1]
+                if age < WORKER_SEEN_GRACE_SECONDS:
+                    if not _refreshing:
+                        _refreshing = True
+                        threading.Thread(target=_refresh, name="worker-status", daemon=True).start()
+                    return _cached[1]
+    return _ask_and_keep(timeout if timeout is not None else _timeout())
+
+
+def _refresh() -> None:
+    global _refreshing
+    try:
+        _ask_and_keep(_timeout())
+    except Exception:  # a background thread has nobody to raise to
+        log.exception("could not refresh the worker status")
+    finally:
+        with _state_lock:
+            _refreshing = False
+
+
+def _ask_and_keep(timeout: float) -> Status:
     global _cached
-    with _lock:  # one round trip at a time: callers that waited get its answer
-        now = time.monotonic()
-        max_age = float(getattr(settings, "WORKER_STATUS_CACHE_SECONDS", 5.0))
-        if not fresh and _cached is not None and now - _cached[0] < max_age:
-            return _cached[1]
-        answer = _ask_workers(timeout if timeout is not None else _timeout())
+    with _asking_lock:
+        answer = _ask_workers(timeout)
+    with _state_lock:
         _cached = (time.monotonic(), answer)
         for queue in answer.queues:
             if queue.live:
                 _last_seen[queue.name] = _cached[0]
-        return answer
+    return answer
 
 
 def forget_cached_status() -> None:
     global _cached
-    with _lock:
+    with _state_lock:
         _cached = None
         _last_seen.clear()
 
@@ -197,5 +229,6 @@ def _served_or_unknown(answer: Status, queue: str) -> bool:
         return True
     # A worker seen lately is away for a moment (restarting, or reconnecting after a Redis restart): its
     # queue keeps the run until it is back, as before. A queue nobody served lately is refused.
-    seen = _last_seen.get(queue)
+    with _state_lock:
+        seen = _last_seen.get(queue)
     return seen is not None and time.monotonic() - seen < WORKER_SEEN_GRACE_SECONDS
