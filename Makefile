@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 FRONTEND_BUILT := frontend/dist/index.html
 FRONTEND_INSTALLED := frontend/node_modules/.installed
 
-.PHONY: run test test-postgres test-frontend chromium postgresql h2load bench crosscheck lock clean protos api-types
+.PHONY: run test test-postgres test-frontend chromium postgresql h2load bench crosscheck lock clean protos api-types fuzz
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,15 @@ test-postgres: $(INSTALLED) postgresql
 	NETFORGE_TEST_DATABASE=postgresql NETFORGE_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q tests/platform tests/distributed/test_platform_runs.py \
 		tests/endpoints/test_servers.py
+
+# The property-based fuzz of every OpenAPI operation (tests/security/test_openapi_fuzz.py), longer than
+# make test runs it: FUZZ_EXAMPLES examples per operation and generation mode, from seed FUZZ_SEED.
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= 16
+fuzz: $(INSTALLED)
+	NETFORGE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) NETFORGE_FUZZ_SEED=$(FUZZ_SEED) OMP_NUM_THREADS=1 \
+		$(PY) -m pytest -n 0 -p no:cacheprovider -o log_cli=true --log-cli-level=INFO -q \
+		tests/security/test_openapi_fuzz.py
 
 # Some machines set OPENBLAS_CORETYPE (and OPENBLAS_L2_SIZE) to work around old OpenBLAS builds;
 # they pin a current NumPy to slower kernels than it would choose, so the benchmarks measure NumPy

@@ -62,7 +62,7 @@ export function Layout() {
           <span className="user">
             <WorkerStatusBadge />
             <UsageSummary />
-            {user.username}
+            <NavLink to="/account" title="your account and API tokens">{user.username}</NavLink>
             <button className="link" onClick={() => void logout()}>Log out</button>
           </span>
         )}

@@ -10,6 +10,7 @@ import { DatasetPage } from "../datasets/DatasetPage";
 import { EndpointsPage } from "../endpoints/EndpointsPage";
 import { EndpointPage } from "../endpoints/EndpointPage";
 import { WorkersPage } from "../workers/WorkersPage";
+import { AccountPage } from "../account/AccountPage";
 
 export const routes: { path: string; element: ReactElement }[] = [
   { path: "/projects", element: <ProjectsPage /> },
@@ -21,4 +22,5 @@ export const routes: { path: string; element: ReactElement }[] = [
   { path: "/endpoints", element: <EndpointsPage /> },
   { path: "/endpoints/:name", element: <EndpointPage /> },
   { path: "/workers", element: <WorkersPage /> },
+  { path: "/account", element: <AccountPage /> },
 ];
