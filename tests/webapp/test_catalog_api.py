@@ -6,7 +6,10 @@ import pytest
 
 from engine import zoo
 from tests.webapp.helpers import error_of
-from webapp.projects.converter import EDITOR_FORMAT
+from webapp.datasets.models import Dataset
+from webapp.datasets.services import dataset_create_builtin
+from webapp.projects.converter import EDITOR_FORMAT, spec_to_editor_document
+from webapp.projects.services import graph_version_create, project_create
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +98,89 @@ def test_bad_batch_size_is_a_400(client, mlp_document):
 def test_catalog_and_validation_need_a_login(anonymous_client, mlp_document):
     assert anonymous_client.get("/api/ops").status_code == 401
     assert anonymous_client.post("/api/graphs/validate", mlp_document, format="json").status_code == 401
+
+
+# -- validation against the dataset the graph will train on (?dataset=<id>) ------------------------------
+
+def _node(document: dict, node_id: str) -> dict:
+    return next(node for node in document["nodes"] if node["id"] == node_id)
+
+
+def test_an_input_the_dataset_cannot_feed_is_an_error_on_its_node_with_its_fixes(client, digits):
+    small_cnn = spec_to_editor_document(zoo.load("small_cnn"))  # x is 1x8x8; the digits are rows of 64
+    assert client.post("/api/graphs/validate", small_cnn, format="json").json()["ok"]
+    report = client.post(f"/api/graphs/validate?dataset={digits.pk}", small_cnn, format="json").json()
+    assert not report["ok"] and report["error_count"] == 1
+    (error,) = report["nodes"]["x"]["errors"]
+    assert error["field"] == "shape" and error["code"] == "dataset_shape_mismatch"
+    assert "expects per-sample shape [1, 8, 8], but dataset array 'x' has [64]" in error["message"]
+    assert error["fix"] == {"kind": "insert_reshape", "shape": [1, 8, 8], "input_shape": [64]}
+    assert error["fixes"][1] == {"kind": "set_view", "dataset": digits.pk,
+                                 "view": {"kind": "image", "shape": [1, 8, 8], "layout": "chw"}}
+
+    # The set_view fix, applied as the editor does (PATCH of the dataset), makes the graph fit.
+    assert client.patch(f"/api/datasets/{digits.pk}", {"view": error["fixes"][1]["view"]},
+                        format="json").status_code == 200
+    assert client.post(f"/api/graphs/validate?dataset={digits.pk}", small_cnn, format="json").json()["ok"]
+
+
+def test_the_insert_reshape_fix_makes_the_graph_fit(client, digits):
+    document = spec_to_editor_document(zoo.load("small_cnn"))
+    consumers = [edge for edge in document["edges"] if edge["source"] == "x"]
+    _node(document, "x")["data"]["shape"] = [64]
+    document["nodes"].append({"id": "reshape1", "type": "reshape", "position": {"x": 0, "y": 0},
+                              "data": {"params": {"shape": [1, 8, 8]}}})
+    for edge in consumers:
+        edge["source"] = "reshape1"
+    document["edges"].append({"id": "x-reshape1", "source": "x", "sourceHandle": "out",
+                              "target": "reshape1", "targetHandle": "x"})
+    report = client.post(f"/api/graphs/validate?dataset={digits.pk}", document, format="json").json()
+    assert report["ok"], report["nodes"]["x"]["errors"]
+
+
+def test_logits_that_do_not_fit_the_trained_datasets_classes_are_flagged_with_the_fix(client, mlp_document, digits):
+    _node(mlp_document, "logits")["data"]["params"]["units"] = 7  # the labels input is bound to nothing itself
+    assert client.post("/api/graphs/validate", mlp_document, format="json").json()["ok"]
+    report = client.post(f"/api/graphs/validate?dataset={digits.pk}", mlp_document, format="json").json()
+    assert report["error_count"] == 1
+    (error,) = report["nodes"]["logits"]["errors"]
+    assert error["code"] == "class_count_mismatch" and error["field"] == "params.units"
+    assert error["fix"] == {"kind": "set_param", "param": "units", "value": 10}
+
+
+def test_a_regression_dataset_on_a_classification_loss_is_an_error_on_the_loss(client, user, mlp_document):
+    sine = dataset_create_builtin(owner=user, builtin="sine")
+    _node(mlp_document, "x")["data"]["shape"] = [1]
+    report = client.post(f"/api/graphs/validate?dataset={sine.pk}", mlp_document, format="json").json()
+    (loss,) = report["nodes"]["loss"]["errors"]
+    assert loss["code"] == "regression_labels" and loss["field"] == "inputs.labels"
+    assert "'sine' is a regression dataset" in loss["message"] and "mse" in loss["message"]
+    (labels,) = report["nodes"]["y"]["errors"]  # int64 class ids would cut the real targets
+    assert labels["code"] == "dataset_dtype_mismatch" and labels["field"] == "dtype"
+    assert report["error_count"] == 2 and report["nodes"]["x"]["errors"] == []
+
+
+def test_every_template_fits_its_recommended_dataset_as_added_for_its_project(client, user):
+    for name in zoo.names():
+        spec = zoo.load(name)
+        metadata = spec["metadata"]
+        project = project_create(owner=user, name=name)
+        graph_version_create(project=project, editor_document=spec_to_editor_document(spec), created_by=user)
+        created = client.post("/api/datasets", {"builtin": metadata["dataset"], "project": project.pk}, format="json")
+        assert created.status_code in (200, 201), created.json()
+        report = client.post(f"/api/graphs/validate?dataset={created.json()['id']}", spec_to_editor_document(spec),
+                             format="json").json()
+        assert report["ok"], (name, report["errors"], {n: e["errors"] for n, e in report["nodes"].items() if e["errors"]})
+
+
+def test_a_dataset_that_is_not_the_users_or_not_a_number_is_refused(client, other_user, mlp_document):
+    others = dataset_create_builtin(owner=other_user, builtin="digits")
+    assert client.post(f"/api/graphs/validate?dataset={others.pk}", mlp_document, format="json").status_code == 404
+    response = client.post("/api/graphs/validate?dataset=digits", mlp_document, format="json")
+    assert response.status_code == 400 and error_of(response)["message"].startswith("dataset:")
+
+
+def test_a_dataset_still_processing_is_a_graph_level_error(client, digits, mlp_document):
+    Dataset.objects.filter(pk=digits.pk).update(state=Dataset.State.PROCESSING)
+    report = client.post(f"/api/graphs/validate?dataset={digits.pk}", mlp_document, format="json").json()
+    assert not report["ok"] and [error["code"] for error in report["errors"]] == ["dataset_not_ready"]

@@ -13,12 +13,17 @@ from engine.graph import DEFAULT_BATCH_SIZE
 from webapp.catalog import selectors
 from webapp.core.exceptions import InvalidInput
 from webapp.core.parsers import JsonBodyParser
-from webapp.datasets.selectors import dataset_list
+from webapp.datasets.models import Dataset
+from webapp.datasets.selectors import dataset_get, dataset_list, dataset_training_data
 from webapp.projects.converter import validate_editor_document
 
 
 class BatchSizeSerializer(serializers.Serializer):
     batch_size = serializers.IntegerField(min_value=1, max_value=1_000_000, default=DEFAULT_BATCH_SIZE)
+
+
+class ValidateQuerySerializer(BatchSizeSerializer):
+    dataset = serializers.IntegerField(min_value=1, max_value=2**63 - 1, required=False)
 
 
 class OpsView(APIView):
@@ -46,21 +51,38 @@ class ValidateGraphView(APIView):
     @extend_schema(
         request=OpenApiTypes.OBJECT,
         parameters=[OpenApiParameter("batch_size", OpenApiTypes.INT,
-                                     description="for the memory estimate (default 32)")],
+                                     description="for the memory estimate (default 32)"),
+                    OpenApiParameter("dataset", OpenApiTypes.INT,
+                                     description="the id of the dataset the graph will train on: each input is "
+                                                 "checked with the trainer's binding rule and the loss against the "
+                                                 "dataset's labels; errors carry a `fix` where one exists")],
         responses={200: OpenApiTypes.OBJECT},
         description="Convert an editor document (the body) and validate it with the engine. Always 200 for a "
                     "JSON object: `ok` says whether it is valid; `nodes` gives per editor node its output shapes, "
-                    "parameters and errors, `edges` the shape each edge carries, `errors` the graph-level problems.",
+                    "parameters and errors, `edges` the shape each edge carries, `errors` the graph-level problems. "
+                    "An error that can be mended in one step has a `fix`: `insert_reshape` (`shape`, "
+                    "`input_shape`), `set_view` (`dataset`, `view`) or `set_param` (`param`, `value`).",
     )
     def post(self, request):
         if not isinstance(request.data, dict) or _empty_body(request):
             raise InvalidInput(f"the body must be a JSON object (an editor document), got {_kind(request.data)}",
                                code="not_an_object")
-        query = BatchSizeSerializer(data=request.query_params)
+        query = ValidateQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         document = dict(request.data)
-        return Response(validate_editor_document(document, batch_size=query.validated_data["batch_size"],
-                                                 label_classes=label_classes(request.user, document)))
+        dataset_id = query.validated_data.get("dataset")
+        dataset = dataset_get(user=request.user, dataset_id=dataset_id) if dataset_id is not None else None
+        report = validate_editor_document(document, batch_size=query.validated_data["batch_size"],
+                                          label_classes=label_classes(request.user, document),
+                                          training_data=dataset_training_data(dataset) if dataset else None)
+        if dataset is not None and dataset.state != Dataset.State.READY:
+            # Nothing to check the graph against yet; Start would be refused for the same reason.
+            report["errors"].append({"node": None, "field": "dataset", "code": "dataset_not_ready",
+                                     "message": f"dataset '{dataset.name}' is {dataset.state}"
+                                                + (f": {dataset.error}" if dataset.error else "; wait until it is ready")})
+            report["error_count"] += 1
+            report["ok"] = False
+        return Response(report)
 
 
 def _empty_body(request) -> bool:

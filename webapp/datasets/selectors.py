@@ -12,6 +12,7 @@ from engine.data import store, views
 from engine.errors import DataError
 from webapp.datasets import conversion, images, uploads
 from webapp.datasets.models import Dataset
+from webapp.projects.training_data import TrainingData
 
 
 def builtin_list() -> list[dict]:
@@ -122,6 +123,24 @@ def dataset_array_stand_ins(dataset: Dataset) -> dict[str, numpy.ndarray]:
         name: numpy.empty((0, *array["shape"]), dtype=array["dtype"])
         for name, array in viewed_schema(dataset).get("arrays", {}).items()
     }
+
+
+def dataset_training_data(dataset: Dataset) -> TrainingData | None:
+    """What the editor checks a graph against when it will train on ``dataset`` (the arrays' stand-ins
+    with the view applied, the labels, the task), or None while the dataset is not ready."""
+    if dataset.state != Dataset.State.READY:
+        return None
+    schema = dataset.schema or {}
+    feature = images.feature_array_name(schema)
+    stored = (schema.get("arrays") or {}).get(feature) or {}
+    num_classes = schema.get("num_classes")
+    return TrainingData(
+        dataset_id=dataset.pk, name=dataset.name, arrays=dataset_array_stand_ins(dataset),
+        target=schema.get("target"), task=schema.get("task"),
+        num_classes=num_classes if isinstance(num_classes, int) else None, feature=feature,
+        stored_feature_shape=tuple(stored["shape"]) if isinstance(stored.get("shape"), list) else None,
+        view=dataset.view or None,
+    )
 
 
 def dataset_image_layout(dataset: Dataset) -> images.ImageLayout | None:

@@ -49,6 +49,8 @@ from engine.errors import GraphError
 from engine.graph import DEFAULT_BATCH_SIZE, FORMAT, ID_PATTERN, PORT_SEPARATOR, validate, value_key
 from engine.registry import DTYPES, get_op, op_names
 from webapp.core.json_input import collector_paused
+from webapp.projects import training_data as training_data_checks
+from webapp.projects.training_data import TrainingData
 
 EDITOR_FORMAT = "netforge.editor/1"
 INPUT, OUTPUT, LOSS = "input", "output", "loss"
@@ -413,7 +415,8 @@ def check_document_size(document: Any) -> None:
 
 
 def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                             label_classes: dict[Any, tuple[str, int]] | None = None) -> dict:
+                             label_classes: dict[Any, tuple[str, int]] | None = None,
+                             training_data: TrainingData | None = None) -> dict:
     """Convert and validate; per editor node its output shapes, parameters, FLOPs and errors, per
     edge the shape and dtype it carries. Does not raise for a bad document (``ok`` is false
     instead), only for one over the size limits (``check_document_size``).
@@ -426,13 +429,17 @@ def validate_editor_document(document: Any, *, batch_size: int = DEFAULT_BATCH_S
     ``label_classes`` maps the ``data.dataset`` of input nodes bound as labels (``data.role``
     "labels") to the dataset's (name, number of classes): a classifier whose logits give another
     number of scores is then flagged on the node that makes them.
+
+    ``training_data`` is the dataset the graph will train on: each input is checked with the
+    trainer's binding rule and the loss against its labels (``webapp.projects.training_data``),
+    errors carrying a ``fix`` where one exists.
     """
     check_document_size(document)
     with collector_paused():  # see webapp.core.json_input
-        return _validate_editor_document(document, batch_size, label_classes)
+        return _validate_editor_document(document, batch_size, label_classes, training_data)
 
 
-def _validate_editor_document(document: Any, batch_size: int, label_classes) -> dict:
+def _validate_editor_document(document: Any, batch_size: int, label_classes, training_data) -> dict:
     conversion = editor_to_spec(document)
     report = validate(conversion.spec, batch_size=batch_size)
     # A document that is not even an object has nothing for the engine to find wrong besides.
@@ -468,7 +475,16 @@ def _validate_editor_document(document: Any, batch_size: int, label_classes) -> 
         if name in input_types:
             nodes[node_id]["outputs"] = {INPUT_HANDLE: input_types[name]}
 
-    for error in _class_count_errors(document, nodes, label_classes or {}):
+    classes_by_node = _bound_label_classes(document, label_classes or {})
+    if training_data is not None and isinstance(document, dict):
+        declared = {name: conversion.input_nodes[name] for name in input_types}
+        binding, errors = training_data_checks.input_errors(input_types, declared, training_data)
+        trained_classes, label_problems = training_data_checks.label_errors(document, nodes, declared, binding,
+                                                                            training_data)
+        classes_by_node.update(trained_classes)  # what trains wins over a label input's own binding
+        for error in errors + label_problems:
+            place(error, from_engine=False)
+    for error in _class_count_errors(document, nodes, classes_by_node):
         place(error, from_engine=False)
 
     edges = {}
@@ -497,12 +513,28 @@ def _validate_editor_document(document: Any, batch_size: int, label_classes) -> 
 CLASSIFIER_LOSSES = ("softmax_cross_entropy",)
 
 
-def _class_count_errors(document: Any, nodes: dict, label_classes: dict) -> list[dict]:
-    """A classifier loss fed labels of a dataset with K classes, and logits of another width: the
-    error goes on the node that makes the logits (its ``units`` when it has them)."""
-    if not label_classes or not isinstance(document, dict) or not isinstance(document.get("edges"), list):
+def _bound_label_classes(document: Any, label_classes: dict) -> dict[str, tuple[str, int]]:
+    """Per editor node of an input bound as labels (``data.role``) to a dataset of ``label_classes``,
+    that dataset's (name, number of classes)."""
+    if not label_classes or not isinstance(document, dict):
+        return {}
+    bound = {}
+    for node in document.get("nodes") or []:
+        data = node.get("data") if isinstance(node, dict) else None
+        if not isinstance(data, dict):
+            continue
+        dataset = data.get("dataset")
+        if data.get("role") == "labels" and isinstance(dataset, int) and dataset in label_classes:
+            bound[str(node.get("id"))] = label_classes[dataset]
+    return bound
+
+
+def _class_count_errors(document: Any, nodes: dict, classes_by_node: dict) -> list[dict]:
+    """A classifier loss fed labels with K classes (``classes_by_node``: per editor node of a labels
+    input, the dataset's name and K), and logits of another width: the error goes on the node that
+    makes the logits (its ``units`` when it has them, with the fix that sets them)."""
+    if not classes_by_node or not isinstance(document, dict) or not isinstance(document.get("edges"), list):
         return []
-    raw = {node.get("id"): node for node in document.get("nodes") or [] if isinstance(node, dict)}
     sources: dict[tuple, tuple] = {}
     for edge in document["edges"]:
         if isinstance(edge, dict):
@@ -513,10 +545,9 @@ def _class_count_errors(document: Any, nodes: dict, label_classes: dict) -> list
             continue
         labels_source, _ = sources.get((node_id, "labels"), (None, None))
         logits_source, logits_port = sources.get((node_id, "logits"), (None, None))
-        data = (raw.get(labels_source) or {}).get("data") or {}
-        if data.get("role") != "labels" or logits_source not in nodes:
+        if logits_source not in nodes:
             continue
-        known = label_classes.get(data.get("dataset"))
+        known = classes_by_node.get(labels_source)
         outputs = nodes[logits_source]["outputs"]
         carried = outputs.get(logits_port) or next(iter(outputs.values()), {})
         shape = carried.get("shape") or []
@@ -527,11 +558,15 @@ def _class_count_errors(document: Any, nodes: dict, label_classes: dict) -> list
             continue
         op = get_op(nodes[logits_source]["type"]) if isinstance(nodes[logits_source]["type"], str) else None
         has_units = op is not None and any(param.name == "units" for param in getattr(op, "params", ()))
-        errors.append(_error(
+        error = _error(
             logits_source, "params.units" if has_units else "outputs", "class_count_mismatch",
             f"gives {shape[-1]} scores per sample, but the labels of dataset '{name}' have {classes} classes"
             + (f": set units to {classes}" if has_units else ""),
-        ))
+        )
+        if has_units:
+            error["fix"] = {"kind": "set_param", "param": "units", "value": classes}
+            error["fixes"] = [error["fix"]]
+        errors.append(error)
     return errors
 
 

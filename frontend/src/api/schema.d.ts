@@ -284,7 +284,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** @description Convert an editor document (the body) and validate it with the engine. Always 200 for a JSON object: `ok` says whether it is valid; `nodes` gives per editor node its output shapes, parameters and errors, `edges` the shape each edge carries, `errors` the graph-level problems. */
+        /** @description Convert an editor document (the body) and validate it with the engine. Always 200 for a JSON object: `ok` says whether it is valid; `nodes` gives per editor node its output shapes, parameters and errors, `edges` the shape each edge carries, `errors` the graph-level problems. An error that can be mended in one step has a `fix`: `insert_reshape` (`shape`, `input_shape`), `set_view` (`dataset`, `view`) or `set_param` (`param`, `value`). */
         post: operations["graphs_validate_create"];
         delete?: never;
         options?: never;
@@ -2360,6 +2360,8 @@ export interface operations {
             query?: {
                 /** @description for the memory estimate (default 32) */
                 batch_size?: number;
+                /** @description the id of the dataset the graph will train on: each input is checked with the trainer's binding rule and the loss against the dataset's labels; errors carry a `fix` where one exists */
+                dataset?: number;
             };
             header?: never;
             path?: never;
