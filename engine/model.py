@@ -13,7 +13,7 @@ import threading
 
 import numpy
 
-from engine import backend, initializers
+from engine import backend, initializers, parallel
 from engine.errors import EngineError
 from engine.graph import Analysis, Node, analyze
 from engine.ops._util import format_shape
@@ -295,6 +295,12 @@ class Model:
         plan = self._plan(targets, True)
         if self.xp is numpy:
             backend.retain_freed_memory()  # each step's arrays come back from the heap, not as page faults
+            with parallel.owned_cores():
+                return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training)
+        return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training)
+
+    def _loss_and_grads(self, plan: _Plan, feeds: dict, targets: tuple, loss_key: str, value_keys: tuple,
+                        training: bool):
         values, contexts = self.run(feeds, targets, training=training, keep_contexts=True)
         loss = values[loss_key]
         grads_of_values = {loss_key: self._one(loss.dtype)}

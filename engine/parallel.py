@@ -141,6 +141,19 @@ def threads(count: int | None, *, grain: int | None = None) -> Iterator[int]:
         set_threads(previous_count, grain=previous_grain)
 
 
+@contextlib.contextmanager
+def owned_cores() -> Iterator[None]:
+    """For the duration (a training step), BLAS runs on one thread and the engine's pool does all
+    the splitting, matrix products included (``engine.ops.linalg`` splits their rows): BLAS worker
+    threads spin for a while after each multi-threaded call (OpenBLAS: about 0.1 s), and would take
+    the cores from the pool's threads in the element-wise work that follows."""
+    if thread_count() == 1:
+        yield
+        return
+    with _single_threaded_blas():
+        yield
+
+
 def usable(*arrays) -> bool:
     """Whether splitting can help: more than one thread, and NumPy arrays (not CuPy)."""
     return thread_count() > 1 and all(isinstance(array, numpy.ndarray) for array in arrays)
@@ -285,6 +298,7 @@ class _Pool:
         return values
 
 
-__all__ = ["GRAIN", "RUN_VALUES", "default_threads", "for_rows", "grain", "map_reduce", "reduce_rows", "run",
+__all__ = ["GRAIN", "RUN_VALUES", "default_threads", "for_rows", "grain", "map_reduce", "owned_cores", "reduce_rows",
+           "run",
            "run_pieces", "runs", "set_threads", "split", "thread_count",
            "threads", "usable"]

@@ -1,7 +1,14 @@
-"""Matrix products: matmul and the dense (fully connected) layer."""
+"""Matrix products: matmul and the dense (fully connected) layer.
+
+The dense layer's three products split their rows across the engine's threads (each piece one
+BLAS call on one thread), as the rest of a training step does (``engine.parallel.owned_cores``)."""
 
 from __future__ import annotations
 
+import numpy
+
+from engine import parallel
+from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops._util import broadcast_shapes, format_shape, sum_to
@@ -73,20 +80,36 @@ class Dense(Op):
 
     def forward(self, ctx, p, x, W, b=None):
         ctx.x, ctx.W = x, W
-        out = x @ W
-        if b is not None:
-            out += b
+        out = rows_product(x.reshape(-1, x.shape[-1]), W, b).reshape(*x.shape[:-1], W.shape[1])
         return out
 
     def backward(self, ctx, p, g):
         x, W = ctx.x, ctx.W
         needs = ctx.needs
-        dx = g @ W.T if needs[0] else None
-        if x.ndim == 2:
-            dW = x.T @ g if needs[1] else None
-        else:
-            dW = x.reshape(-1, x.shape[-1]).T @ g.reshape(-1, g.shape[-1]) if needs[1] else None
+        flat_g = g.reshape(-1, g.shape[-1])
+        dx = rows_product(flat_g, W.T).reshape(x.shape) if needs[0] else None
+        dW = rows_product(x.reshape(-1, x.shape[-1]).T, flat_g) if needs[1] else None
         if p.use_bias:
             db = g.reshape(-1, g.shape[-1]).sum(axis=0) if needs[2] else None
             return dx, dW, db
         return dx, dW
+
+
+def rows_product(a, b, bias=None):
+    """a (n, k) @ b (k, m) (+ bias (m,)), the rows of ``a`` split across the engine's threads."""
+    xp = array_module(a)
+    n, k, m = a.shape[0], a.shape[1], b.shape[1]
+    if xp is not numpy or len(parallel.split(n, n * k * m)) == 1:
+        out = a @ b
+        if bias is not None:
+            out += bias
+        return out
+    out = xp.empty((n, m), dtype=xp.result_type(a, b))
+
+    def piece(start, stop):
+        xp.matmul(a[start:stop], b, out=out[start:stop])
+        if bias is not None:
+            out[start:stop] += bias
+
+    parallel.run(n, piece, work=n * k * m)
+    return out

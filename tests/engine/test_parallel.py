@@ -15,7 +15,7 @@ from engine.ops import _windows, conv
 from tests.engine.op_cases import Case, F
 from tests.engine.op_cases_spatial import CASES as SPATIAL_CASES
 
-SPLIT_OPS = {"conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "tanh", "sigmoid"}
+SPLIT_OPS = {"conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "tanh", "sigmoid", "dense"}
 # Batches of several samples, so that two threads get pieces of several runs and chunks each.
 LARGER_CASES = [
     Case("conv2d", (F((5, 3, 6, 6)),), {"filters": 4, "kernel_size": 3, "padding": 1}, name="batch5-same"),
@@ -33,6 +33,8 @@ LARGER_CASES = [
     Case("relu", (F((5, 3, 4), away_from_zero=True),), name="batch5"),
     Case("tanh", (F((5, 3, 4)),), name="batch5"),
     Case("sigmoid", (F((5, 3, 4)),), name="batch5"),
+    Case("dense", (F((5, 4)),), {"units": 3}, name="batch5"),
+    Case("dense", (F((5, 2, 4)),), {"units": 3}, name="batch5-rank3"),
 ]
 THREADED_CASES = [case for case in SPATIAL_CASES if case.op in SPLIT_OPS] + LARGER_CASES
 
