@@ -19,8 +19,15 @@ BENCHMARKS = ("engine_bench", "cnn_bench", "rnn_bench", "serving_bench", "distri
               "datasets_bench")
 
 
+def threads_line() -> str:
+    from engine import parallel  # noqa: PLC0415
+
+    return (f"engine threads: {parallel.default_threads()} ({parallel.ENVIRONMENT_VARIABLE} or the usable cores; "
+            "the CNN bench also measures one)")
+
+
 def main() -> int:
-    print(f"NumPy's BLAS: {blas_line()}\n", flush=True)
+    print(f"NumPy's BLAS: {blas_line()}\n{threads_line()}\n", flush=True)
     status = 0
     for index, name in enumerate(BENCHMARKS):
         if index:
