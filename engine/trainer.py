@@ -3,8 +3,13 @@ and exact resume, and ``fit`` as the one-call entry point.
 
 Exact resume: every source of randomness (the shuffling generator, the graph's dropout generator)
 and every piece of state (weights, optimizer slots, step counters, early-stopping bookkeeping,
-standardization) goes into the checkpoint, so a run stopped after epoch k and resumed ends with
-the same weights as one that never stopped (bit for bit on NumPy).
+standardization) goes into the checkpoint, and image augmentation draws from a generator seeded by
+(seed, epoch, step), so a run stopped after epoch k and resumed ends with the same weights as one
+that never stopped (bit for bit on NumPy).
+
+Data too large for memory: the validation split selects rows lazily, standardization is fitted in
+one streaming pass, and the arrays of a memory-mapped store are standardized and converted a batch
+at a time (in-memory arrays once, up front), so training reads only each batch's rows from disk.
 """
 
 from __future__ import annotations
@@ -21,14 +26,18 @@ from pathlib import Path
 import numpy
 import scipy.special
 
-from engine import backend, metrics as metrics_module, parallel, serialization
+from engine import backend, parallel, serialization
+from engine import metrics as metrics_module
 from engine.data import Dataset, Standardizer, iter_batches
+from engine.data.augment import augment_images, batch_generator, draw_augmentation
+from engine.data.store import is_mapped
 from engine.errors import ArtifactError, EngineError
 from engine.model import Model
 from engine.optimizers import make_optimizer
 from engine.registry import FLOAT_DTYPES
 from engine.training_options import (
     DEFAULT_METRICS,
+    check_pipeline_fits,
     early_stopping_option,
     trainer_defaults,
     validate_training_options,
@@ -76,6 +85,9 @@ class TrainConfig:
     checkpoint_dir: str | None = _DEFAULTS["checkpoint_dir"]
     drop_last: bool = _DEFAULTS["drop_last"]
     train_metrics: bool = _DEFAULTS["train_metrics"]  # streaming metrics on the training batches
+    random_crop_padding: int = _DEFAULTS["random_crop_padding"]  # image inputs' training batches
+    horizontal_flip: bool = _DEFAULTS["horizontal_flip"]
+    normalize: str = _DEFAULTS["normalize"]  # "per_channel": image inputs by their channels' statistics
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -162,7 +174,7 @@ class Trainer:
                  config: TrainConfig | dict | None = None, feeds: dict[str, str] | None = None,
                  shard: tuple[int, int] | None = None,
                  reduce_gradients: Callable[[dict, float, int, int], tuple[dict, float]] | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, standardizers: dict[str, Standardizer] | None = None):
         self.config = config if isinstance(config, TrainConfig) else TrainConfig.from_dict(config or {})
         self.config.check()
         self.spec = spec
@@ -173,7 +185,9 @@ class Trainer:
         self.optimizer = make_optimizer(self.config.optimizer)
         self.feeds = self._bind_inputs(feeds or {})
         self._find_loss_roles()
-        self.standardizers = self._fit_standardizers()
+        self.image_inputs = self._find_image_inputs()
+        # Given (a resumed run's, from its checkpoint): no pass over the data to fit them again.
+        self.standardizers = dict(standardizers) if standardizers is not None else self._fit_standardizers()
         self.metric_specs = self.config.metrics if self.config.metrics is not None else DEFAULT_METRICS.get(train.task, [])
         self._listeners: dict[str, list[Callable]] = {event: [] for event in EVENTS}
         self._cancel = threading.Event()
@@ -208,30 +222,80 @@ class Trainer:
         self.label_input = label_key if label_key in analysis.inputs else None
         self.link = PROBABILITY_OF_LOSS.get(loss_node.op.name, "identity")
 
+    def _feature_inputs(self) -> list[str]:
+        return [name for name in self.feeds
+                if name != self.label_input and self.model.input_types[name].dtype in FLOAT_DTYPES]
+
+    def _find_image_inputs(self) -> set[str]:
+        """The feature inputs fed images (N, C, H, W): what augmentation and per-channel
+        normalization apply to; setting either for a graph with none is refused naming the option."""
+        shapes = {name: self.train_data.arrays[self.feeds[name]].shape[1:] for name in self._feature_inputs()}
+        check_pipeline_fits(self.config.to_dict(), shapes, dataset_name=self.train_data.name)
+        return {name for name, shape in shapes.items() if len(shape) == 3}
+
     def _fit_standardizers(self) -> dict[str, Standardizer]:
         standardizers = {}
-        if self.config.standardize:
-            for name, source in self.feeds.items():
-                if name == self.label_input or self.model.input_types[name].dtype not in FLOAT_DTYPES:
-                    continue
+        for name in self._feature_inputs():
+            source = self.feeds[name]
+            if self.config.normalize == "per_channel" and name in self.image_inputs:
+                standardizers[name] = self._channel_standardizer(source)
+            elif self.config.standardize:
                 standardizers[name] = Standardizer().fit(self.train_data.arrays[source])
         if (self.config.standardize_target and self.train_data.task == "regression" and self.label_input
                 and self.link == "identity"):
             standardizers[self.label_input] = Standardizer().fit(self.train_data.arrays[self.feeds[self.label_input]])
         return standardizers
 
+    def _channel_standardizer(self, source: str) -> Standardizer:
+        """Per-channel statistics of the image array ``source``: those measured at conversion (or
+        when a built-in was loaded) where the dataset has them for its channels, else measured on
+        the training split in one streaming pass."""
+        array = self.train_data.arrays[source]
+        channels = array.shape[1]
+        measured = self.train_data.channel_statistics.get(source) or {}
+        if len(measured.get("mean") or []) == channels and len(measured.get("std") or []) == channels:
+            mean = numpy.asarray(measured["mean"], dtype=numpy.float64).reshape(channels, 1, 1)
+            std = numpy.asarray(measured["std"], dtype=numpy.float64).reshape(channels, 1, 1)
+            return Standardizer(mean=mean, std=numpy.where(std > 0, std, 1.0))
+        log.info("dataset '%s' has no per-channel statistics of '%s' for %s channels; measuring them on the "
+                 "training split", self.train_data.name, source, channels)
+        return Standardizer().fit(array, axes=(0, 2, 3))
+
     def _prepared(self, dataset: Dataset) -> dict:
-        """The dataset's arrays for each graph input, standardized, on the model's device."""
-        xp = self.model.xp
-        prepared = {}
-        for name, source in self.feeds.items():
-            array = dataset.arrays[source]
-            if name in self.standardizers:
-                array = self.standardizers[name].transform(array)
-            declared = self.model.input_types[name].dtype
-            dtype = self.model.dtype if declared in FLOAT_DTYPES else declared
-            prepared[name] = xp.asarray(array, dtype=dtype)
-        return prepared
+        """Each graph input's rows: in-memory arrays standardized and on the model's device, once;
+        a memory-mapped store's arrays as they are, prepared a batch at a time (``_prepare_rows``)
+        so they are never read whole."""
+        return {name: (dataset.arrays[source] if _streamed(dataset.arrays[source])
+                       else self._prepare_rows(name, numpy.asarray(dataset.arrays[source])))
+                for name, source in self.feeds.items()}
+
+    def _prepare_rows(self, name: str, array):
+        """Rows of input ``name`` standardized and converted to its dtype on the model's device."""
+        if name in self.standardizers:
+            array = self.standardizers[name].transform(array)
+        declared = self.model.input_types[name].dtype
+        dtype = self.model.dtype if declared in FLOAT_DTYPES else declared
+        return self.model.xp.asarray(array, dtype=dtype)
+
+    def _finish_batch(self, prepared: dict, batch: dict) -> dict:
+        """A batch taken from ``_prepared`` arrays with the streamed inputs' rows prepared."""
+        for name, rows in batch.items():
+            if _streamed(prepared[name]):
+                batch[name] = self._prepare_rows(name, rows)
+        return batch
+
+    def _augmented(self, batch: dict, share: slice, global_size: int) -> dict:
+        """The training batch's images cropped and flipped as the run's options say, drawn for the
+        global batch from (seed, epoch, step), so a resumed run and any worker count draw alike."""
+        config = self.config
+        if not self.image_inputs or not (config.random_crop_padding or config.horizontal_flip):
+            return batch
+        rng = batch_generator(seed=config.seed, epoch=self.epoch, step=self.step)
+        draws = draw_augmentation(rng, rows=global_size, padding=config.random_crop_padding,
+                                  flip=config.horizontal_flip).share(share.start, share.stop)
+        for name in self.image_inputs:
+            batch[name] = augment_images(batch[name], draws)
+        return batch
 
     # -- events and control ---------------------------------------------------------------------
     def on(self, event: str, callback: Callable[[dict], None]) -> Trainer:
@@ -298,9 +362,10 @@ class Trainer:
             order = self.shuffle_rng.permutation(n)
             running = self._new_metrics() if want_scores else {}
             loss_sum, seen = 0.0, 0
-            for index, (batch, rows, global_size) in enumerate(self._batches(train, order)):
+            for index, (batch, rows, global_size, share) in enumerate(self._batches(train, order)):
                 size = len(rows)
                 if size:
+                    batch = self._augmented(self._finish_batch(train, batch), share, global_size)
                     loss, values, grads = self.model.loss_and_grads(batch, value_keys=targets)
                 else:  # an empty share of a small last batch: it adds nothing to the sum
                     loss, values, grads = 0.0, {}, {key: self.model.xp.zeros_like(p) for key, p in params.items()}
@@ -361,13 +426,14 @@ class Trainer:
                            best, checkpoint_path)
 
     def _batches(self, train: dict, order: numpy.ndarray):
-        """Each step's (batch of this worker's rows, their row indices, the global batch's size)."""
+        """Each step's (batch of this worker's rows, their row indices, the global batch's size,
+        the slice of the global batch they are)."""
         config = self.config
         if self.shard is None:
             for index, batch in enumerate(iter_batches(train, config.batch_size, order=order, drop_last=config.drop_last)):
                 size = len(next(iter(batch.values())))
                 start = index * config.batch_size
-                yield batch, order[start:start + size], size
+                yield batch, order[start:start + size], size, slice(0, size)
             return
         rank, world_size = self.shard
         xp = self.model.xp
@@ -379,7 +445,8 @@ class Trainer:
             start = rank * base + min(rank, extra)
             rows = global_rows[start:start + base + (rank < extra)]
             device_rows = xp.asarray(rows)
-            yield {key: array[device_rows] for key, array in train.items()}, rows, len(global_rows)
+            yield ({key: array[rows if _streamed(array) else device_rows] for key, array in train.items()}, rows,
+                   len(global_rows), slice(start, start + len(rows)))
 
     def _update_early_stopping(self, record: dict) -> bool:
         options = self.config.early_stopping
@@ -413,7 +480,7 @@ class Trainer:
         n = len(dataset)
         labels_all = dataset.arrays[self.feeds[self.label_input]] if self.label_input else None
         for start in range(0, n, 1024):
-            chunk = {k: v[start:start + 1024] for k, v in prepared.items()}
+            chunk = self._finish_batch(prepared, {k: v[start:start + 1024] for k, v in prepared.items()})
             values, _ = model.run(chunk, keys, training=False)
             size = len(next(iter(chunk.values())))
             total += float(values[loss_key]) * size
@@ -495,8 +562,11 @@ class Trainer:
         config = dict(state["config"])
         if epochs is not None:
             config["epochs"] = epochs
+        standardizers = {name: Standardizer.from_dict(schema["standardization"])
+                         for name, schema in artifact.manifest["input_schema"]["inputs"].items()
+                         if schema.get("standardization") is not None}
         trainer = cls(artifact.spec, train, validation, config=config, feeds=feeds or state.get("feeds"),
-                      shard=shard, reduce_gradients=reduce_gradients)
+                      shard=shard, reduce_gradients=reduce_gradients, standardizers=standardizers)
         trainer.model.load_state_arrays(artifact.weights, source=str(Path(checkpoint) / serialization.WEIGHTS_FILE))
         best = {k[5:]: v for k, v in artifact.optimizer_arrays.items() if k.startswith("best/")}
         optimizer_arrays = {k: v for k, v in artifact.optimizer_arrays.items() if not k.startswith("best/")}
@@ -508,10 +578,13 @@ class Trainer:
         trainer.history = list(state["history"])
         trainer.early.update(state["early_stopping"])
         trainer.early["best_weights"] = best or None
-        for name, schema in artifact.manifest["input_schema"]["inputs"].items():
-            if schema.get("standardization") is not None:
-                trainer.standardizers[name] = Standardizer.from_dict(schema["standardization"])
         return trainer
+
+
+def _streamed(array) -> bool:
+    """Whether an input's array is read a batch at a time: a memory-mapped store's (or rows of
+    one), which may be larger than memory; in-memory arrays are prepared whole, once."""
+    return is_mapped(array)
 
 
 def _results(metrics: dict) -> dict:

@@ -73,6 +73,15 @@ OPTIONS: tuple[Option, ...] = (
            doc="skip an epoch's last batch when it is smaller than batch_size"),
     Option("train_metrics", "bool", default=True, label="Metrics on training batches", group="advanced",
            doc="streaming metrics over each epoch's training batches"),
+    Option("random_crop_padding", "int", default=0, minimum=0, maximum=64, label="Random crop padding (pixels)",
+           group="augmentation", doc="image inputs: pad each training image by this many zeros (of the standardized values) on every side and "
+                                     "crop it back at a random offset, moving it by up to this many pixels; 0: off"),
+    Option("horizontal_flip", "bool", default=False, label="Random horizontal flip", group="augmentation",
+           doc="image inputs: mirror half of the training images left to right, drawn anew every step"),
+    Option("normalize", "choice", default="none", choices=("none", "per_channel"), label="Normalize images",
+           group="augmentation",
+           doc="image inputs: per_channel scales each channel to zero mean and unit variance by statistics measured "
+               "when the dataset was converted (instead of standardize's per-pixel statistics); none: as standardize says"),
     Option("device", "choice", default="cpu", choices=("cpu", "gpu"), label="Device", group="where",
            doc="where the arrays live: NumPy on the CPU or CuPy on a GPU"),
     Option("checkpoint_dir", "str", default=None, nullable=True, label="Checkpoint folder",
@@ -103,6 +112,27 @@ def trainer_defaults() -> dict[str, Any]:
 def early_stopping_option(options: Mapping, name: str) -> Any:
     """An early-stopping setting as given, or its declared default."""
     return options.get(name, find_option(EARLY_STOPPING, name).default)
+
+
+# Options of the data pipeline that apply only to image inputs (samples of shape [C, H, W]), with
+# the value that leaves the data as it is.
+IMAGE_PIPELINE_OPTIONS = {"random_crop_padding": 0, "horizontal_flip": False, "normalize": "none"}
+
+
+def check_pipeline_fits(options: Mapping, sample_shapes: Mapping[str, Any], *, dataset_name: str = "") -> None:
+    """Refuse image augmentation or normalization for a graph whose feature inputs take no images:
+    ``sample_shapes`` maps each float (feature) input to the per-sample shape the dataset gives it.
+    Raises ``TrainingOptionsError`` naming each image option that is set."""
+    used = [name for name, off in IMAGE_PIPELINE_OPTIONS.items() if options.get(name, off) != off]
+    if not used or any(len(shape) == 3 for shape in sample_shapes.values()):
+        return
+    fed = ", ".join(f"'{name}' {list(shape)}" for name, shape in sample_shapes.items()) or "no float inputs"
+    where = f"dataset '{dataset_name}'" if dataset_name else "the dataset"
+    raise TrainingOptionsError({
+        name: f"{name} applies to image inputs (samples of shape [channels, height, width]), but {where} gives the "
+              f"graph's inputs {fed}; give the dataset an image view or turn {name} off"
+        for name in used
+    })
 
 
 def validate_training_options(options: Any, *, trainer_only: bool = False,
@@ -215,8 +245,10 @@ __all__ = [
     "DEFAULT_METRICS",
     "EARLY_STOPPING",
     "FORMAT",
+    "IMAGE_PIPELINE_OPTIONS",
     "OPTIONS",
     "TrainingOptionsError",
+    "check_pipeline_fits",
     "early_stopping_option",
     "option",
     "schema",

@@ -8,9 +8,11 @@ cancelled, or failed with a message a user can act on.
 
 Limits of one execution (design contract 7): a run whose user already has
 ``RUN_MAX_RUNNING_PER_USER`` runs training is left queued and taken up again
-``RUN_DEFER_SECONDS`` later; the training may add at most ``RUN_MEMORY_LIMIT_BYTES`` to this
-process's address space (``RLIMIT_AS``, set for the run and restored after it: beyond it the run
-fails with the limit in its error, and the worker lives on); and after ``RUN_MAX_SECONDS`` the
+``RUN_DEFER_SECONDS`` later; the training may allocate at most ``RUN_MEMORY_LIMIT_BYTES`` more
+in this process (``RLIMIT_DATA``: its heap and private writable maps, set for the run and restored
+after it: beyond it the run fails with the limit in its error, and the worker lives on; the
+dataset's memory-mapped store is read-only file pages it does not count, so a dataset larger than
+the limit trains, a batch at a time); and after ``RUN_MAX_SECONDS`` the
 run stops after the batch in progress, ``timed_out``, with the checkpoints it has.
 
 Points of a run: every batch gives ``loss`` (``epoch`` fractional: 1.5 is half-way through the
@@ -110,7 +112,7 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
         log.exception("run %s: unexpected error", run.pk)
         outcome = {"state": Run.State.FAILED, "error": f"internal error while training: {type(error).__name__}: {error}"}
     finally:
-        trainer = dataset = None  # the run's arrays go before the next run measures its own address space
+        trainer = dataset = None  # the run's arrays go before the next run measures its own memory
         recorder.close()
     if recorder.superseded:
         return "superseded"
@@ -152,10 +154,11 @@ class RunOutOfMemory(EngineError):
     """The run's training needed more than the per-run memory limit."""
 
 
-def _address_space_bytes() -> int:
+def _data_bytes() -> int:
+    """What ``RLIMIT_DATA`` counts of this process now (its heap and private writable maps)."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmSize:"):
+            if line.startswith("VmData:"):
                 return int(line.split()[1]) * 1024
     return 0
 
@@ -165,9 +168,10 @@ _memory_limited = threading.Lock()  # held by the execution whose limit the proc
 
 @contextlib.contextmanager
 def memory_limit(run: Run):
-    """Let the run's training add at most ``RUN_MEMORY_LIMIT_BYTES`` to this process's address
-    space (``RLIMIT_AS``, restored afterwards), and turn running out of it into ``RunOutOfMemory``
-    naming the limit. The limit is the process's: a prefork pool process (Celery's default) trains
+    """Let the run's training allocate at most ``RUN_MEMORY_LIMIT_BYTES`` more in this process
+    (``RLIMIT_DATA``, restored afterwards: the memory it allocates, not the address space of the
+    dataset's read-only memory map), and turn running out of it into ``RunOutOfMemory`` naming
+    the limit. The limit is the process's: a prefork pool process (Celery's default) trains
     one run at a time; a second run in the same process (a thread pool) trains without one. Not
     for GPU runs: CUDA reserves address space far beyond what it uses."""
     limit_bytes = int(settings.RUN_MEMORY_LIMIT_BYTES)
@@ -178,9 +182,9 @@ def memory_limit(run: Run):
         log.warning("run %s: another run in this process holds the memory limit; training without one", run.pk)
         yield
         return
-    previous = resource.getrlimit(resource.RLIMIT_AS)
+    previous = resource.getrlimit(resource.RLIMIT_DATA)
     soft, hard = previous
-    limit = _address_space_bytes() + limit_bytes
+    limit = _data_bytes() + limit_bytes
     if hard != resource.RLIM_INFINITY:
         limit = min(limit, hard)
     if soft != resource.RLIM_INFINITY:
@@ -188,16 +192,16 @@ def memory_limit(run: Run):
     message = (f"run {run.pk} used more than the {describe_bytes(limit_bytes)} per-run memory limit "
                "(NETFORGE_RUN_MEMORY_LIMIT_MB); lower the batch size or make the model smaller")
     try:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
         yield
     except MemoryError:
         raise RunOutOfMemory(message) from None
-    except OSError as error:  # a memory map (the dataset's store) refused for the same reason
+    except OSError as error:  # an allocation by mmap refused for the same reason
         if error.errno != errno.ENOMEM:
             raise
         raise RunOutOfMemory(message) from None
     finally:
-        resource.setrlimit(resource.RLIMIT_AS, previous)
+        resource.setrlimit(resource.RLIMIT_DATA, previous)
         _memory_limited.release()
 
 

@@ -14,6 +14,7 @@ import numpy
 import scipy.special
 
 from engine.data.dataset import Dataset
+from engine.data.standardizer import dataset_channel_statistics
 from engine.errors import DataError
 
 
@@ -68,7 +69,10 @@ def load_builtin(name: str, *, seed: int = 0, **options) -> Dataset:
         raise DataError(f"dataset '{name}' has no option(s) {unknown}; its options are: {listed}")
     for key, value in options.items():
         _check_option(name, key, value, accepted[key])
-    return builtin.make(seed=seed, **options)
+    dataset = builtin.make(seed=seed, **options)
+    if any(len(array.shape) == 4 for array in dataset.arrays.values()):  # images: for per-channel normalization
+        dataset.channel_statistics = dataset_channel_statistics(dataset)
+    return dataset
 
 
 def _check_option(dataset: str, key: str, value, default) -> None:

@@ -1,4 +1,5 @@
-"""The ``Dataset`` container, label encoding and task inference, and mini-batch iteration."""
+"""The ``Dataset`` container, lazy row selections, label encoding and task inference, and
+mini-batch iteration."""
 
 from __future__ import annotations
 
@@ -33,6 +34,9 @@ class Dataset:
     description: str = ""
     metadata: dict = dataclasses.field(default_factory=dict)
     target: str = "y"  # the array holding labels or regression targets
+    # Per-channel {"mean": [...], "std": [...]} of image arrays by array name, measured once (at
+    # conversion, or when a built-in is loaded): what the "per_channel" normalization uses.
+    channel_statistics: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         where = f"dataset '{self.name}'" if self.name else "dataset"
@@ -95,10 +99,18 @@ class Dataset:
         """The same rows in an order drawn from ``seed``."""
         return self.subset(numpy.random.default_rng(seed).permutation(len(self)))
 
+    def rows(self, indices) -> Dataset:
+        """The rows at ``indices`` (integer positions) without copying them: each array becomes a
+        ``RowSelection`` that reads its rows when indexed, so a split of a memory-mapped store
+        stays on disk."""
+        indices = numpy.asarray(indices, dtype=numpy.int64)
+        return dataclasses.replace(self, arrays={key: RowSelection(array, indices) for key, array in self.arrays.items()},
+                                   metadata=dict(self.metadata))
+
     def split(self, validation_fraction: float, *, seed: int = 0, stratify: bool = True) -> tuple[Dataset, Dataset]:
         """Two disjoint datasets, (train, validation), that together hold every row once; each keeps
         the original row order. Classification data is split per class (stratified) so both parts
-        keep the class proportions."""
+        keep the class proportions. The parts select their rows lazily (``rows``)."""
         rows = len(self)
         if not 0.0 < validation_fraction < 1.0:
             raise DataError(f"validation_fraction must be between 0 and 1 (exclusive), got {validation_fraction!r}")
@@ -113,7 +125,62 @@ class Dataset:
             chosen = rng.permutation(rows)[:validation_rows]
         in_validation = numpy.zeros(rows, dtype=bool)
         in_validation[chosen] = True
-        return self.subset(~in_validation), self.subset(in_validation)
+        return self.rows(numpy.flatnonzero(~in_validation)), self.rows(numpy.flatnonzero(in_validation))
+
+
+class RowSelection:
+    """The rows ``indices`` of ``base`` (an array, memory-mapped or not), read only when indexed.
+
+    Indexing the first axis (an integer, a slice, an index array) reads just those rows and returns
+    a plain array; ``numpy.asarray`` reads them all. Enough of the ndarray's face (shape, dtype,
+    ndim, len, reshape, astype) for the code that takes a dataset's arrays."""
+
+    def __init__(self, base, indices: numpy.ndarray):
+        if isinstance(base, RowSelection):  # a selection of a selection picks from the first base
+            base, indices = base.base, base.indices[indices]
+        self.base = base
+        self.indices = indices
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.indices), *self.base.shape[1:])
+
+    @property
+    def dtype(self):
+        return self.base.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.base.ndim
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * self.base.dtype.itemsize
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            return self[key[0]][(slice(None), *key[1:])] if key else self[:]
+        if isinstance(key, int | numpy.integer):
+            return self.base[int(self.indices[key])]
+        xp = backend.array_module(self.base)
+        picked = self.indices[key if isinstance(key, slice) else backend.to_numpy(key)]
+        return self.base[xp.asarray(picked) if xp is not numpy else picked]
+
+    def __array__(self, dtype=None, copy=None):
+        values = numpy.asarray(backend.to_numpy(self.base[self.indices]))
+        return values if dtype is None else values.astype(dtype, copy=False)
+
+    def reshape(self, *shape):
+        return numpy.asarray(self).reshape(*shape)
+
+    def astype(self, dtype, copy: bool = True):
+        return numpy.asarray(self).astype(dtype, copy=copy)
+
+    def __repr__(self) -> str:
+        return f"RowSelection(rows={len(self)}, shape={list(self.shape)}, dtype={self.dtype})"
 
 
 def _stratified_choice(labels: numpy.ndarray, count: int, rng: numpy.random.Generator) -> numpy.ndarray:

@@ -1,6 +1,11 @@
-"""Per-feature standardization, fitted on the training data only and saved with the model."""
+"""Per-feature standardization, fitted on the training data only and saved with the model.
+
+The statistics are gathered in one streaming pass over chunks of rows (float64 sums merged by
+Chan's rule), so a memory-mapped dataset larger than memory is fitted without loading it."""
 
 from __future__ import annotations
+
+import math
 
 import numpy
 
@@ -9,6 +14,51 @@ from engine.errors import DataError
 
 # A feature whose spread is below float32 resolution is constant; it is centred but not scaled.
 _CONSTANT_TOLERANCE = float(numpy.finfo(numpy.float32).eps)
+# Rows are read and summed in chunks of about this many float64 bytes.
+CHUNK_BYTES = 16 << 20
+
+
+def chunk_rows(array, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """How many rows of ``array`` make a chunk of about ``chunk_bytes`` as float64 (at least one)."""
+    row_values = math.prod(array.shape[1:]) if len(array.shape) > 1 else 1
+    return max(1, chunk_bytes // (8 * max(row_values, 1)))
+
+
+def streaming_moments(array, axes: tuple[int, ...] = (0,)) -> tuple[int, numpy.ndarray, numpy.ndarray]:
+    """(count, mean, sum of squared deviations) over ``axes`` (0 always among them), in float64,
+    read in chunks of rows and merged by Chan's parallel update, so only a chunk is in memory."""
+    total, mean, squares = 0, None, None
+    step = chunk_rows(array)
+    for start in range(0, len(array), step):
+        chunk = numpy.asarray(backend.to_numpy(array[start:start + step]), dtype=numpy.float64)
+        count = math.prod(chunk.shape[axis] for axis in axes)
+        chunk_mean = chunk.mean(axis=axes)
+        keep = numpy.expand_dims(chunk_mean, axes)
+        chunk_squares = numpy.square(chunk - keep).sum(axis=axes)
+        if mean is None:
+            total, mean, squares = count, chunk_mean, chunk_squares
+            continue
+        delta = chunk_mean - mean
+        merged = total + count
+        mean = mean + delta * (count / merged)
+        squares = squares + chunk_squares + numpy.square(delta) * (total * count / merged)
+        total = merged
+    return total, mean, squares
+
+
+def channel_statistics(array) -> dict:
+    """Per-channel ``{"mean": [...], "std": [...]}`` of a feature array, in one streaming pass:
+    over the channels (axis 1) of images stored as (N, C, H, W), else over all its values as one
+    channel (which holds for any single-channel view of them)."""
+    axes = (0, 2, 3) if len(array.shape) == 4 else tuple(range(len(array.shape)))
+    count, mean, squares = streaming_moments(array, axes)
+    return {"mean": numpy.atleast_1d(mean).tolist(), "std": numpy.atleast_1d(numpy.sqrt(squares / count)).tolist()}
+
+
+def dataset_channel_statistics(dataset) -> dict:
+    """``channel_statistics`` of each float feature array of a dataset (not its target), by name."""
+    return {name: channel_statistics(array) for name, array in dataset.arrays.items()
+            if name != dataset.target and array.dtype.kind == "f" and len(array.shape) >= 2 and len(array)}
 
 
 class Standardizer:
@@ -21,13 +71,19 @@ class Standardizer:
         if (self.mean is None) != (self.std is None) or (self.mean is not None and self.mean.shape != self.std.shape):
             raise DataError("a standardizer needs a mean and a std of the same shape")
 
-    def fit(self, x) -> Standardizer:
-        values = numpy.asarray(backend.to_numpy(x), dtype=numpy.float64)
-        if values.ndim == 0 or len(values) == 0:
+    def fit(self, x, *, axes: tuple[int, ...] = (0,)) -> Standardizer:
+        """Statistics over ``axes`` of ``x`` (an array, memory-mapped or not, or a ``RowSelection``),
+        read a chunk of rows at a time. ``axes=(0, 2, 3)`` of images (N, C, H, W) gives one mean and
+        std per channel, kept as shape (C, 1, 1) so they broadcast over a sample."""
+        if not hasattr(x, "shape"):
+            x = numpy.asarray(x)
+        if len(x.shape) == 0 or len(x) == 0:
             raise DataError("cannot fit a standardizer on no rows")
-        self.mean = values.mean(axis=0)
-        std = values.std(axis=0)
-        self.std = numpy.where(std <= _CONSTANT_TOLERANCE * (1.0 + numpy.abs(self.mean)), 1.0, std)
+        count, mean, squares = streaming_moments(x, axes)
+        std = numpy.sqrt(squares / count)
+        shape = tuple(1 if axis in axes else size for axis, size in enumerate(x.shape))[1:]
+        self.mean = mean.reshape(shape)
+        self.std = numpy.where(std <= _CONSTANT_TOLERANCE * (1.0 + numpy.abs(mean)), 1.0, std).reshape(shape)
         return self
 
     @property
@@ -38,9 +94,11 @@ class Standardizer:
     def transform(self, x):
         """Standardized ``x`` (rows of the fitted shape) in float32 for float32 input, else float64."""
         self._check_fitted()
-        if self.mean.ndim and tuple(x.shape[1:]) != self.mean.shape:
+        row_shape = tuple(x.shape[1:])
+        if self.mean.ndim and (len(row_shape) != self.mean.ndim
+                               or any(m not in (1, r) for m, r in zip(self.mean.shape, row_shape))):
             raise DataError(f"the standardizer was fitted on rows of shape {list(self.mean.shape)}, "
-                            f"got rows of shape {list(x.shape[1:])}")
+                            f"got rows of shape {list(row_shape)}")
         xp = backend.array_module(x)
         dtype = numpy.result_type(x.dtype, numpy.float32)
         return ((x - xp.asarray(self.mean)) / xp.asarray(self.std)).astype(dtype, copy=False)

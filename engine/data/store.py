@@ -3,7 +3,9 @@
 A dataset is converted once (``write_store``); training then opens the arrays memory-mapped
 (``open_store``), so a batch reads its rows from disk and a dataset may be larger than the memory
 of the process that trains on it. The manifest holds the schema and a SHA-256 of the arrays'
-files (``content_hash``), which says whether two stores hold the same data.
+files (``content_hash``), which says whether two stores hold the same data, and the per-channel
+mean and std of each float feature array (``channel_statistics``), measured once here for the
+"per_channel" normalization of training options.
 
 ::
 
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy
 
 from engine.data.dataset import Dataset
+from engine.data.standardizer import dataset_channel_statistics
 from engine.errors import DataError
 
 FORMAT = "netforge.store/1"
@@ -54,6 +57,7 @@ def write_store(dataset: Dataset, folder: str | os.PathLike) -> dict:
         "description": dataset.description,
         "metadata": dataset.metadata,
         "target": dataset.target,
+        "channel_statistics": dataset_channel_statistics(dataset),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest))
     return manifest
@@ -82,7 +86,8 @@ def open_store(folder: str | os.PathLike) -> Dataset:
     return Dataset(arrays=arrays, task=manifest["task"], name=manifest.get("name", ""),
                    num_classes=manifest.get("num_classes"), label_names=manifest.get("label_names"),
                    feature_names=manifest.get("feature_names"), description=manifest.get("description", ""),
-                   metadata=dict(manifest.get("metadata") or {}), target=manifest.get("target", "y"))
+                   metadata=dict(manifest.get("metadata") or {}), target=manifest.get("target", "y"),
+                   channel_statistics=dict(manifest.get("channel_statistics") or {}))
 
 
 def is_mapped(array) -> bool:

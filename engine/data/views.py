@@ -76,6 +76,19 @@ def view_sample_shape(sample_shape, view: dict | None) -> list[int]:
     return list(view["shape"])
 
 
+def view_channel_statistics(statistics: dict | None, sample_shape, view: dict | None) -> dict | None:
+    """A stored array's per-channel statistics (``Dataset.channel_statistics``) as they hold for
+    the array under ``view``, or None where the view gives its values other channels: statistics of
+    one channel (all values) hold for any view, per-channel ones only where the view keeps the
+    stored channels-first samples as they are."""
+    if not statistics:
+        return None
+    if len(statistics.get("mean") or []) == 1 or view is None:
+        return statistics
+    keeps = view["kind"] == "image" and view.get("layout") == "chw" and list(view["shape"]) == list(sample_shape)
+    return statistics if keeps else None
+
+
 def apply_view(array, view: dict | None):
     """``array`` (N, ...) shaped as the view says, without copying."""
     if view is None:

@@ -59,6 +59,10 @@ def load_engine_dataset(dataset: Dataset) -> engine_data.Dataset:
     view = views.check_view(dataset.view or None)
     feature = images.feature_array_name(loaded.schema())
     if view is not None and feature is not None:
+        statistics = views.view_channel_statistics(loaded.channel_statistics.pop(feature, None),
+                                                   loaded.arrays[feature].shape[1:], view)
+        if statistics is not None:
+            loaded.channel_statistics[feature] = statistics
         loaded.arrays[feature] = views.apply_view(loaded.arrays[feature], view)
     return loaded
 

@@ -234,8 +234,8 @@ RUN_RECORDING_PROCESS = os.environ.get("NETFORGE_RECORDING_PROCESS", "1") != "0"
 # Budgets of a run (design contract 7), checked when a run is created (webapp/runs/budgets.py) or
 # enforced by its worker; exceeding one is a 400 or 429 naming the limit, or a run that ends
 # failed or timed_out with the limit in its error.
-# The memory a worker lets one run's training add to its address space (RLIMIT_AS, CPU runs):
-# beyond it the run fails and the worker lives on.
+# The memory a worker lets one run's training allocate (RLIMIT_DATA, CPU runs; a dataset's
+# read-only memory-mapped store does not count): beyond it the run fails and the worker lives on.
 RUN_MEMORY_LIMIT_BYTES = int(os.environ.get("NETFORGE_RUN_MEMORY_LIMIT_MB", "4096")) * 1024 * 1024
 # The engine's estimate of a run's training memory at its real batch size (capped by the dataset's
 # rows) may not exceed this; by default the workers' own limit, so a run that passes the door fits.
