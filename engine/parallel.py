@@ -218,9 +218,11 @@ def runs(start: int, stop: int, row_values: int, run_values: int = RUN_VALUES) -
     return [(low, min(low + step, stop)) for low in range(start, stop, step)]
 
 
-def for_rows(xp, size: int, row_values: int, body: Callable[[int, int], None]) -> None:
+def for_rows(xp, size: int, row_values: int, body: Callable[[int, int], None], *, cost: int = 1) -> None:
     """``body(low, high)`` over runs of rows of a (size, ...) batch with ``row_values`` elements a
-    row: on NumPy split across the threads, each piece in cache-sized runs; one call on CuPy."""
+    row: on NumPy split across the threads, each piece in cache-sized runs; one call on CuPy.
+    ``cost`` weighs an element against a simple ufunc's (a tanh is worth several), so that costly
+    work splits at smaller sizes."""
     if xp is not numpy:
         body(0, size)
         return
@@ -229,7 +231,7 @@ def for_rows(xp, size: int, row_values: int, body: Callable[[int, int], None]) -
         for low, high in runs(start, stop, row_values):
             body(low, high)
 
-    run(size, piece, work=size * row_values)
+    run(size, piece, work=size * row_values * cost)
 
 
 def reduce_rows(xp, size: int, row_values: int, body: Callable[[int, int], object],
