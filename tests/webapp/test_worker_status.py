@@ -99,6 +99,17 @@ def test_a_run_for_a_queue_with_no_live_worker_is_refused_with_the_reason(
     assert not Run.objects.exists()
 
 
+def test_resuming_a_run_for_a_queue_with_no_live_worker_is_refused_too(client, project, graph_version, digits, user,
+                                                                      broker):
+    run = Run.objects.create(project=project, graph_version=graph_version, dataset=digits, created_by=user,
+                             device="gpu", state=Run.State.FAILED, error="lost")
+    response = client.post(f"/api/runs/{run.pk}/resume")
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "no_worker"
+    run.refresh_from_db()
+    assert run.state == "failed"
+
+
 def test_bad_options_are_a_400_before_the_worker_check(client, project, graph_version, digits, broker):
     response = client.post(f"/api/projects/{project.pk}/runs",
                            {"graph_version": graph_version.pk, "dataset": digits.pk, "device": "gpu",
