@@ -17,7 +17,8 @@ from django.db import transaction
 from engine.errors import EngineError
 from engine.graph import analyze
 from engine.trainer import bind_inputs
-from engine.training_options import TrainingOptionsError, validate_training_options
+from engine.registry import FLOAT_DTYPES
+from engine.training_options import TrainingOptionsError, check_pipeline_fits, validate_training_options
 from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.datasets.models import Dataset
 from webapp.datasets.selectors import dataset_array_stand_ins
@@ -63,15 +64,27 @@ def validate_hyperparameters(hyperparameters) -> dict:
     return {key: value for key, value in cleaned.items() if key not in PLATFORM_OPTIONS}
 
 
-def check_inputs_can_be_fed(*, graph_version: GraphVersion, dataset: Dataset) -> dict[str, str]:
+def check_inputs_can_be_fed(*, graph_version: GraphVersion, dataset: Dataset, config: dict | None = None
+                            ) -> dict[str, str]:
     """Which dataset array feeds each graph input (the trainer's own binding rule, on the stored
-    schema), or ``InvalidInput`` saying which input has no array or a different shape."""
+    schema), or ``InvalidInput`` saying which input has no array or a different shape, or (given the
+    run's ``config``) naming an image augmentation or normalization option the inputs cannot take."""
     analysis = analyze(graph_version.spec)
+    stand_ins = dataset_array_stand_ins(dataset)
     try:
-        return bind_inputs(analysis.inputs, dataset_array_stand_ins(dataset), dataset_name=dataset.name)
+        binding = bind_inputs(analysis.inputs, stand_ins, dataset_name=dataset.name)
     except EngineError as error:
         raise InvalidInput(f"graph version {graph_version.number} cannot train on dataset '{dataset.name}': {error}",
                            details={"dataset": [str(error)]}) from None
+    try:  # the float inputs: the features (and a regression's labels, never images)
+        check_pipeline_fits(config or {}, {name: stand_ins[source].shape[1:] for name, source in binding.items()
+                                           if analysis.inputs[name].dtype in FLOAT_DTYPES}, dataset_name=dataset.name)
+    except TrainingOptionsError as error:
+        first = next(iter(error.errors))
+        raise InvalidInput(f"hyperparameters.{first}: {error.errors[first]}",
+                           details={f"hyperparameters.{key}": [message] for key, message in error.errors.items()}
+                           ) from None
+    return binding
 
 
 def clean_tags(tags) -> list[str]:
@@ -120,7 +133,7 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
         raise InvalidInput(f"early stopping of a run with {workers} workers must monitor the loss or a validation "
                            f"metric (val_...), not the training metric '{monitor}'",
                            details={"hyperparameters.early_stopping": ["training metric in a distributed run"]})
-    check_inputs_can_be_fed(graph_version=graph_version, dataset=dataset)
+    check_inputs_can_be_fed(graph_version=graph_version, dataset=dataset, config=config)
     check_run_limits(config=config, dataset=dataset, spec=graph_version.spec, workers=workers, user=project.owner)
     queues.check_queue_served(device)  # after the 400s: 503 rather than a run that waits for no worker
     run = Run.objects.create(
