@@ -10,7 +10,7 @@ import { parseTags } from "./RunAnnotations";
 import { buildRequest, defaultForm, fieldErrors, stepsPerEpoch, type Recommended, type TrainForm } from "./trainConfig";
 import { Field } from "./TrainFields";
 import { cachedTrainPanelData, fetchRecommended, prefetchTrainPanelData, rememberDataset, type DatasetChoices, type TrainPanelData } from "./trainPanelData";
-import { AdvancedFieldset, EarlyStoppingFieldset, RunFieldset, TopLevelField } from "./TrainSections";
+import { AdvancedFieldset, AugmentationFieldset, EarlyStoppingFieldset, RunFieldset, TopLevelField } from "./TrainSections";
 import "./runs.css";
 
 export { prefetchTrainPanelData } from "./trainPanelData";
@@ -157,6 +157,7 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, on
       <ScheduleFieldset {...sectionProps} perEpoch={perEpoch} epochs={epochs} />
       <EarlyStoppingFieldset {...sectionProps} task={task} />
       <RunFieldset {...sectionProps} />
+      <AugmentationFieldset {...sectionProps} />
       <AdvancedFieldset {...sectionProps} />
 
       {unplaced.map(([key, message]) => <div key={key} className="error-box" role="alert">{message}</div>)}

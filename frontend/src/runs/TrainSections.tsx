@@ -1,6 +1,6 @@
 // The train panel's sections besides the optimizer's: early stopping, where and how the run goes
-// (device, workers, distributed strategy, name, tags) and the advanced options, each field
-// generated from the engine's training-option schema.
+// (device, workers, distributed strategy, name, tags), image augmentation and normalization, and
+// the advanced options, each field generated from the engine's training-option schema.
 import { monitorChoices, type TrainForm } from "./trainConfig";
 import { Field, OptionInput, testIdOf } from "./TrainFields";
 import { optionNamed, type OptionSpec, type TrainingOptionsSchema } from "./trainingOptions";
@@ -72,6 +72,23 @@ export function RunFieldset({ schema, form, errors, setForm }: Props) {
           onChange={(event) => setForm((current) => ({ ...current, tags: event.target.value }))} />
       </Field>
     </fieldset>
+  );
+}
+
+/** The "augmentation" group (random crop, flip, per-channel normalization of image inputs), folded
+ * away until one is set or refused. */
+export function AugmentationFieldset({ schema, form, errors, setForm }: Props) {
+  const options = schema.options.filter((option) => option.group === "augmentation");
+  if (!options.length) return null;
+  const invalid = options.some((option) => errors[option.name]);
+  const changed = options.some((option) => form.options[option.name] !== undefined && form.options[option.name] !== (typeof option.default === "boolean" ? option.default : String(option.default ?? "")));
+  return (
+    <details className="wide" open={invalid || changed || undefined} data-testid="train-augmentation">
+      <summary>Images: augmentation and normalization</summary>
+      <fieldset>
+        {options.map((option) => <TopLevelField key={option.name} option={option} form={form} errors={errors} setForm={setForm} />)}
+      </fieldset>
+    </details>
   );
 }
 

@@ -111,3 +111,17 @@ describe("distributed training options", () => {
     expect(buildRequest(schema, form({}, { ...ps, staleness: "1.5" }), 100).errors).toEqual({ staleness: "staleness must be an integer, got 1.5" });
   });
 });
+
+describe("image augmentation and normalization", () => {
+  it("are fields of the form, sent only when changed, checked as the engine checks them", () => {
+    const base = defaultForm(schema, "1");
+    expect(base.options).toMatchObject({ random_crop_padding: "0", horizontal_flip: false, normalize: "none" });
+    expect(buildRequest(schema, base, 1000).hyperparameters).not.toHaveProperty("horizontal_flip");
+    const request = buildRequest(schema, form({}, { random_crop_padding: "4", horizontal_flip: true, normalize: "per_channel" }), 1000);
+    expect(request.errors).toEqual({});
+    expect(request.hyperparameters).toMatchObject({ random_crop_padding: 4, horizontal_flip: true, normalize: "per_channel" });
+    expect(buildRequest(schema, form({}, { random_crop_padding: "-1" }), 1000).errors).toEqual({
+      random_crop_padding: "random_crop_padding must be an integer from 0 to 64, got -1",
+    });
+  });
+});

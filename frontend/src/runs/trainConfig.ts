@@ -34,7 +34,9 @@ export interface TrainForm {
 }
 
 /** The groups of top-level options the panel shows as fields of their own. */
-export const FORM_GROUPS = ["data", "advanced", "where"];
+export const FORM_GROUPS = ["data", "augmentation", "advanced", "where"];
+/** The groups whose options a run's hyperparameters carry only when changed from their defaults. */
+const CHANGED_ONLY_GROUPS = ["augmentation", "advanced"];
 
 const text = (value: unknown): string | boolean => (typeof value === "boolean" ? value : value === null || value === undefined ? "" : String(value));
 
@@ -106,9 +108,9 @@ export interface Request {
 export function buildRequest(schema: TrainingOptionsSchema, form: TrainForm, rows: number | null): Request {
   const hyperparameters: Record<string, unknown> = {};
   for (const option of schema.options) {
-    if (option.group !== "data" && option.group !== "advanced") continue;
+    if (option.group !== "data" && !CHANGED_ONLY_GROUPS.includes(option.group)) continue;
     const value = valueOf(option, form.options[option.name]);
-    // Advanced options go only when changed, so a run records what was chosen.
+    // Augmentation and advanced options go only when changed, so a run records what was chosen.
     if (option.group === "data" || value !== option.default) hyperparameters[option.name] = value;
   }
   const epochs = Number(hyperparameters.epochs);

@@ -16,7 +16,7 @@ export interface OptionSpec {
   exclusive_maximum?: boolean;
   choices?: (string | number)[];
   nullable?: boolean;
-  /** The train panel's section: data, optimizer, early_stopping, advanced, where; "" for none. */
+  /** The train panel's section: data, optimizer, early_stopping, augmentation, advanced, where; "" for none. */
   group: string;
   /** "trainer": a TrainConfig field, filled with its default; "run": how the platform runs the trainers. */
   scope: "trainer" | "run";
