@@ -116,7 +116,21 @@ export interface GraphErrorItem {
   code: string;
   message: string;
   edge?: string;
+  /** The one-step mend of the problem, when there is one (also the first of `fixes`). */
+  fix?: GraphFix;
+  fixes?: GraphFix[];
 }
+
+/** A machine-readable mend of a validation error (validation against a dataset, POST /api/graphs/validate?dataset=). */
+export type GraphFix =
+  /** The input takes the dataset's `input_shape`; a reshape to `shape` feeds its consumers. */
+  | { kind: "insert_reshape"; shape: number[]; input_shape: number[] }
+  /** The dataset's declared view gives its samples the input's shape. */
+  | { kind: "set_view"; dataset: number; view: DatasetView }
+  /** The node's parameter set to a value (the logits' units to the class count). */
+  | { kind: "set_param"; param: string; value: number };
+
+export type DatasetView = { kind: "flat" } | { kind: "image"; shape: number[]; layout: "chw" | "hwc" } | { kind: "sequence"; shape: number[] };
 
 export interface TensorInfo {
   shape: (number | null)[];

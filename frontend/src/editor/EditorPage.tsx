@@ -17,7 +17,8 @@ import { downloadPythonScript, exportDocumentJson, readDocumentFile } from "./im
 import { Inspector } from "./Inspector";
 import { Palette } from "./Palette";
 import { ShortcutsOverlay } from "./ShortcutsOverlay";
-import { selectDirty, useEditorStore } from "./store";
+import { selectDirty, selectTrainingDataset, useEditorStore } from "./store";
+import { TrainingDataProblems } from "./TrainingDataProblems";
 import { SummaryBar } from "./SummaryBar";
 import { useGraphValidation } from "./useGraphValidation";
 import { useSaving } from "./useSaving";
@@ -79,6 +80,9 @@ function Editor({ catalog, project }: Loaded) {
   const [builtins, setBuiltins] = useState<BuiltinDataset[]>([]);
   const [versionsOpen, setVersionsOpen] = useState(false);
   const [trainVersion, setTrainVersion] = useState<number | null>(null);
+  // The dataset preselected when the train panel opened (the store's, at that moment: the panel
+  // reports its choices back to the store, and must not reload on its own report).
+  const [trainDataset, setTrainDataset] = useState<number | null>(null);
   const [block, setBlock] = useState<OpSchema | null>(null);
   const [shortcutsOpen, setShortcutsOpen] = useState(false);
   const canvas = useRef<HTMLDivElement>(null);
@@ -166,9 +170,19 @@ function Editor({ catalog, project }: Loaded) {
   }, [boundDataset, loadedVersion, project, setToast]);
 
   const train = useCallback(() => {
-    if (dirty || !loadedVersion) saving.open((version) => setTrainVersion(version.id));
-    else setTrainVersion(loadedVersion.id);
+    const openTrainPanel = (versionId: number) => {
+      setTrainDataset(selectTrainingDataset(useEditorStore.getState()));
+      setTrainVersion(versionId);
+    };
+    if (dirty || !loadedVersion) saving.open((version) => openTrainPanel(version.id));
+    else openTrainPanel(loadedVersion.id);
   }, [dirty, loadedVersion, saving]);
+
+  // The panel's choice is the dataset the editor validates against ("builtin:<name>" is not added
+  // yet: then the inputs' bound dataset, if any, stands in).
+  const chooseTrainingDataset = useCallback((value: string) => {
+    useEditorStore.getState().setTrainingDataset(/^\d+$/.test(value) ? Number(value) : null);
+  }, []);
 
   const selectNode = useCallback((nodeId: string) => {
     store.selectNode(nodeId);
@@ -206,7 +220,11 @@ function Editor({ catalog, project }: Loaded) {
       )}
       {trainVersion !== null && (
         <Modal title="Train" onClose={() => setTrainVersion(null)} wide>
-          <TrainPanel projectId={project.id} graphVersionId={trainVersion} datasetId={boundDataset}
+          <TrainingDataProblems onSelectNode={(nodeId) => {
+            setTrainVersion(null);
+            selectNode(nodeId);
+          }} />
+          <TrainPanel projectId={project.id} graphVersionId={trainVersion} datasetId={trainDataset} onDatasetChange={chooseTrainingDataset}
             onStarted={(run) => navigate(`/runs/${run.id}`)} onClose={() => setTrainVersion(null)} />
         </Modal>
       )}

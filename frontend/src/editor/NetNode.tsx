@@ -1,7 +1,10 @@
 // One component draws every node: typed, named ports from the catalog, key params, inferred output
-// shapes, the parameter count and the errors validation found.
+// shapes, the parameter count and the errors validation found, with a button for each fix it offers.
 import { Handle, Position, type NodeProps } from "@xyflow/react";
-import { memo } from "react";
+import { memo, useState } from "react";
+import { errorMessage } from "../api/client";
+import type { GraphFix } from "../api/types";
+import { fixLabel } from "../graph/fixes";
 import { formatShape } from "../graph/format";
 import { keyParams } from "../graph/params";
 import { describeRank, nodePorts } from "../graph/ports";
@@ -15,6 +18,8 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
   const mark = useEditorStore((state) => state.diffMarks[id]);
   const dataset = useEditorStore((state) => state.datasets.find((candidate) => candidate.id === data.fields.dataset));
   const openBlock = useEditorStore((state) => state.openBlock);
+  const applyFix = useEditorStore((state) => state.applyFix);
+  const [fixFailed, setFixFailed] = useState<string | null>(null);
   const ports = nodePorts(data.kind, data.fields, (name) => ops.get(name));
   const errors = report?.errors ?? [];
   const unknown = !op && !["input", "output", "loss"].includes(data.kind);
@@ -75,8 +80,20 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
       </div>
       {unknown && !errors.length && <div className="nf-node-error" data-testid="node-error">unknown node type '{data.kind}'</div>}
       {errors.map((error, index) => (
-        <div key={index} className="nf-node-error" data-testid="node-error">{error.message}</div>
+        <div key={index} className="nf-node-error" data-testid="node-error">
+          {error.message}
+          {(error.fixes ?? (error.fix ? [error.fix] : [])).map((fix: GraphFix) => (
+            <button key={fixLabel(fix)} type="button" className="nf-node-fix nodrag" data-testid="node-fix"
+              onClick={() => {
+                setFixFailed(null);
+                applyFix(id, fix).catch((caught) => setFixFailed(`${fixLabel(fix)}: ${errorMessage(caught)}`));
+              }}>
+              {fixLabel(fix)}
+            </button>
+          ))}
+        </div>
       ))}
+      {fixFailed && <div className="nf-node-error" role="alert">{fixFailed}</div>}
     </div>
   );
 }

@@ -1,7 +1,7 @@
 // The editor's calls to the REST API.
 import { api, apiAll, ApiError, errorMessage } from "../api/client";
 import type {
-  BuiltinDataset, Catalog, Dataset, EditorDocument, GraphErrorItem, GraphVersion, GraphVersionSummary, Page, Project, ValidationReport,
+  BuiltinDataset, Catalog, Dataset, DatasetView, EditorDocument, GraphErrorItem, GraphVersion, GraphVersionSummary, Page, Project, ValidationReport,
 } from "../api/types";
 
 export type { BuiltinDataset };
@@ -17,8 +17,10 @@ export function fetchCatalog(): Promise<Catalog> {
   return catalogRequest;
 }
 
-export function validateDocument(document: EditorDocument): Promise<ValidationReport> {
-  return api<ValidationReport>("/api/graphs/validate", { method: "POST", json: document });
+/** The server's validation of the document; against the dataset it will train on when `datasetId` is given. */
+export function validateDocument(document: EditorDocument, datasetId: number | null = null): Promise<ValidationReport> {
+  const query = datasetId !== null ? `?dataset=${datasetId}` : "";
+  return api<ValidationReport>(`/api/graphs/validate${query}`, { method: "POST", json: document });
 }
 
 export function fetchProject(projectId: number): Promise<Project> {
@@ -71,6 +73,11 @@ export async function fetchBuiltinDatasets(): Promise<BuiltinDataset[]> {
 /** A dataset of the user's made from a built-in (runs need a dataset id). */
 export function createBuiltinDataset(builtin: string, project?: number): Promise<Dataset> {
   return api<Dataset>("/api/datasets", { method: "POST", json: { builtin, project: project ?? null } });
+}
+
+/** Change how the dataset's samples are shaped for graphs (PATCH; the server checks the view fits). */
+export function updateDatasetView(datasetId: number, view: DatasetView): Promise<Dataset> {
+  return api<Dataset>(`/api/datasets/${datasetId}`, { method: "PATCH", json: { view } });
 }
 
 export function scriptUrl(projectId: number, versionId: number, datasetId?: number | null): string {

@@ -3,7 +3,7 @@ import { createStore } from "zustand/vanilla";
 import type { Catalog, GraphVersion, ValidationReport } from "../api/types";
 import { documentKey } from "../graph/document";
 import { mlpDocument, TEST_OPS } from "../graph/testing";
-import { editorState, selectDirty } from "./store";
+import { editorState, selectDirty, selectTrainingDataset } from "./store";
 
 const catalog: Catalog = {
   format: "netforge.catalog/1", engine_version: "test", categories: ["layers"], ops: TEST_OPS,
@@ -169,5 +169,38 @@ describe("the editor store", () => {
     expect(store.getState().nodes[0].position).toEqual({ x: 15, y: 0 });
     store.getState().undo();
     expect(store.getState().nodes[0].position).toEqual({ x: 0, y: 0 });
+  });
+
+  it("applies the insert-reshape fix as one undo step", async () => {
+    const store = openedStore();
+    await store.getState().applyFix("x", { kind: "insert_reshape", shape: [1, 8, 8], input_shape: [64] });
+    expect(ids(store)).toContain("reshape_1");
+    expect(store.getState().edges.filter((edge) => edge.source === "reshape_1").map((edge) => edge.target)).toEqual(["dense_1"]);
+    expect(store.getState().canUndo).toBe(true);
+    store.getState().undo();
+    expect(ids(store)).not.toContain("reshape_1");
+    expect(store.getState().edges.find((edge) => edge.target === "dense_1")!.source).toBe("x");
+    expect(selectDirty(store.getState())).toBe(false);
+    store.getState().redo();
+    expect(ids(store)).toContain("reshape_1");
+  });
+
+  it("applies the set-parameter fix to the node's params, keeping the others", async () => {
+    const store = openedStore();
+    await store.getState().applyFix("dense_1", { kind: "set_param", param: "units", value: 4 });
+    expect(store.getState().nodes.find((node) => node.id === "dense_1")!.data.fields).toEqual({ params: { units: 4 }, label: "logits" });
+    store.getState().undo();
+    expect(store.getState().nodes.find((node) => node.id === "dense_1")!.data.fields.params).toEqual({ units: 10 });
+  });
+
+  it("trains on the train panel's choice, else on the dataset the inputs are bound to", () => {
+    const document = mlpDocument();
+    document.nodes[0].data = { ...document.nodes[0].data, dataset: 7, role: "features" };
+    const store = openedStore(version(1, document));
+    expect(selectTrainingDataset(store.getState())).toBe(7);
+    store.getState().setTrainingDataset(9);
+    expect(selectTrainingDataset(store.getState())).toBe(9);
+    store.getState().openProject([], null); // another project: no choice made for it yet
+    expect(selectTrainingDataset(store.getState())).toBeNull();
   });
 });

@@ -4,16 +4,17 @@
 // validation report, the datasets, the version diff marks). Graph logic itself stays in ../graph.
 import { applyEdgeChanges, applyNodeChanges, type Connection, type EdgeChange, type NodeChange } from "@xyflow/react";
 import { create } from "zustand";
-import type { Catalog, Dataset, EditorDocument, GraphVersion, GraphVersionSummary, OpSchema, ValidationReport } from "../api/types";
-import { bindingFields } from "../graph/binding";
+import type { Catalog, Dataset, EditorDocument, GraphFix, GraphVersion, GraphVersionSummary, OpSchema, ValidationReport } from "../api/types";
+import { bindingFields, boundDatasetId } from "../graph/binding";
 import { copySelection as copyNodes, pasteClip, type Clip } from "../graph/clipboard";
 import { documentKey, emptyDocument, fromDocument, toDocument } from "../graph/document";
+import { insertReshape } from "../graph/fixes";
 import { History } from "../graph/history";
 import { edgeId, nextId } from "../graph/ids";
 import { buildElkGraph, positionsFromElk } from "../graph/layout";
 import { checkConnection, nodePorts, type ConnectionCheck, type InferredTensor } from "../graph/ports";
 import { EDGE_TYPE, NODE_TYPE, type GraphEdge, type GraphNode, type InputRole } from "../graph/types";
-import { createBuiltinDataset } from "./api";
+import { createBuiltinDataset, updateDatasetView } from "./api";
 
 export type DiffMark = "added" | "changed";
 type Fields = GraphNode["data"]["fields"];
@@ -28,6 +29,11 @@ export interface EditorState {
    *  canvas is still that document. */
   reportKey: string | null;
   datasets: Dataset[];
+  /** The dataset the train panel last chose for this graph (null: none chosen yet, so the one the
+   *  inputs are bound to; see `selectTrainingDataset`). */
+  trainingDataset: number | null;
+  /** Counts changes of the datasets' views made here: validation against a dataset is redone. */
+  datasetRevision: number;
   diffMarks: Record<string, DiffMark>;
   openBlock: ((op: OpSchema) => void) | null;
 
@@ -52,6 +58,8 @@ export interface EditorState {
   setCatalog(catalog: Catalog): void;
   setReport(report: ValidationReport | null, key?: string | null): void;
   setDatasets(datasets: Dataset[]): void;
+  /** The dataset the graph will train on, as the train panel chose it (null: unknown or not added yet). */
+  setTrainingDataset(datasetId: number | null): void;
   setDiffMarks(marks: Record<string, DiffMark>): void;
   setOpenBlock(open: ((op: OpSchema) => void) | null): void;
 
@@ -78,6 +86,9 @@ export interface EditorState {
   paste(): void;
   /** Delete the selected nodes and edges, and the edges of the deleted nodes. */
   removeSelection(): void;
+  /** Apply validation's fix of an error on `nodeId`: insert a reshape or set a parameter (one undo
+   *  step each), or change the dataset's view (through the API; validation is then redone). */
+  applyFix(nodeId: string, fix: GraphFix): Promise<void>;
   /** Lay the graph out with ELK (layered, left to right), as one undo step. */
   autoLayout(): Promise<void>;
   undo(): void;
@@ -140,6 +151,8 @@ export function editorState(set: Set, get: Get): EditorState {
     report: null,
     reportKey: null,
     datasets: [],
+    trainingDataset: null,
+    datasetRevision: 0,
     diffMarks: {},
     openBlock: null,
     nodes: [],
@@ -156,6 +169,7 @@ export function editorState(set: Set, get: Get): EditorState {
     setCatalog: (catalog) => set({ catalog, ops: new Map(catalog.ops.map((op) => [op.name, op])) }),
     setReport: (report, key = null) => set({ report, reportKey: report ? key : null }),
     setDatasets: (datasets) => set({ datasets }),
+    setTrainingDataset: (trainingDataset) => set({ trainingDataset }),
     setDiffMarks: (diffMarks) => set({ diffMarks }),
     setOpenBlock: (openBlock) => set({ openBlock }),
 
@@ -170,7 +184,7 @@ export function editorState(set: Set, get: Get): EditorState {
       clip = null;
       set({
         nodes: graph.nodes, edges: graph.edges, metadata, document, documentKey: key, canUndo: false, canRedo: false,
-        versions, loadedVersion: latest, savedKey: key, report: null, reportKey: null, diffMarks: {},
+        versions, loadedVersion: latest, savedKey: key, report: null, reportKey: null, diffMarks: {}, trainingDataset: null,
       });
     },
 
@@ -271,6 +285,26 @@ export function editorState(set: Set, get: Get): EditorState {
       });
     },
 
+    async applyFix(nodeId, fix) {
+      if (fix.kind === "insert_reshape") {
+        const { nodes, edges } = get();
+        const inserted = insertReshape({ nodes, edges }, nodeId, fix.shape, fix.input_shape);
+        if (inserted) commit(inserted.graph);
+      } else if (fix.kind === "set_param") {
+        const node = get().nodes.find((candidate) => candidate.id === nodeId);
+        if (!node) return;
+        const params = { ...((node.data.fields.params as Record<string, unknown> | undefined) ?? {}), [fix.param]: fix.value };
+        commit({ nodes: get().nodes.map((other) => (other.id === nodeId ? { ...other, data: { ...other.data, fields: { ...other.data.fields, params } } } : other)) });
+      } else {
+        const updated = await updateDatasetView(fix.dataset, fix.view);
+        const { datasets, datasetRevision } = get();
+        set({
+          datasets: datasets.some((dataset) => dataset.id === updated.id) ? datasets.map((dataset) => (dataset.id === updated.id ? updated : dataset)) : [...datasets, updated],
+          datasetRevision: datasetRevision + 1,
+        });
+      }
+    },
+
     async autoLayout() {
       const { default: ELK } = await import("elkjs/lib/elk.bundled.js");
       const { nodes, edges } = get();
@@ -316,6 +350,9 @@ export function editorState(set: Set, get: Get): EditorState {
 }
 
 export const useEditorStore = create<EditorState>()(editorState);
+
+/** The dataset the graph will train on: the train panel's choice, else the one its inputs are bound to. */
+export const selectTrainingDataset = (state: EditorState): number | null => state.trainingDataset ?? boundDatasetId(state.nodes);
 
 /** Whether the canvas differs from the loaded or last saved version. */
 export const selectDirty = (state: EditorState) => state.documentKey !== state.savedKey;

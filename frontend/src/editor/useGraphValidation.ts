@@ -1,9 +1,10 @@
-// Live validation: the server checks the canvas a moment after the last change, and the report
-// (shapes, parameter counts, errors per node) goes to the store for the canvas to draw.
+// Live validation: the server checks the canvas a moment after the last change (and against the
+// dataset it will train on, when one is known), and the report (shapes, parameter counts, errors
+// per node with their fixes) goes to the store for the canvas to draw.
 import { useEffect, useState } from "react";
 import { errorMessage } from "../api/client";
 import { validateDocument } from "./api";
-import { useEditorStore } from "./store";
+import { selectTrainingDataset, useEditorStore } from "./store";
 
 /** How long after the last change the canvas is validated (tests/browser/editor_actions.py waits for it). */
 export const VALIDATE_DELAY_MS = 300;
@@ -11,6 +12,8 @@ export const VALIDATE_DELAY_MS = 300;
 export function useGraphValidation(): { validating: boolean; validationFailed: string | null } {
   // Keyed on the document's text: selection changes draw a new canvas but leave nothing to validate.
   const key = useEditorStore((state) => state.documentKey);
+  const dataset = useEditorStore(selectTrainingDataset);
+  const datasetRevision = useEditorStore((state) => state.datasetRevision);
   const [validating, setValidating] = useState(false);
   const [validationFailed, setValidationFailed] = useState<string | null>(null);
   useEffect(() => {
@@ -18,7 +21,7 @@ export function useGraphValidation(): { validating: boolean; validationFailed: s
     const { document, documentKey } = useEditorStore.getState();
     const timer = window.setTimeout(() => {
       setValidating(true);
-      validateDocument(document)
+      validateDocument(document, dataset)
         .then((report) => {
           if (stale) return;
           useEditorStore.getState().setReport(report, documentKey);
@@ -31,6 +34,6 @@ export function useGraphValidation(): { validating: boolean; validationFailed: s
       stale = true;
       window.clearTimeout(timer);
     };
-  }, [key]);
+  }, [key, dataset, datasetRevision]);
   return { validating, validationFailed };
 }

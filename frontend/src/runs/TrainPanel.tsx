@@ -21,6 +21,8 @@ export interface TrainPanelProps {
   graphVersionId: number;
   /** The dataset the graph's input nodes are bound to, preselected when known. */
   datasetId?: number | null;
+  /** Told the chosen dataset ("<id>", or "builtin:<name>" until a built-in is added) whenever it changes. */
+  onDatasetChange?(dataset: string): void;
   onStarted(run: Run): void;
   onClose(): void;
 }
@@ -39,7 +41,7 @@ function initialDataset(datasetId: number | null | undefined, choices: DatasetCh
   return choices.builtins[0] ? BUILTIN_PREFIX + choices.builtins[0].name : "";
 }
 
-export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, onClose }: TrainPanelProps) {
+export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChange, onStarted, onClose }: TrainPanelProps) {
   const [data, setData] = useState<TrainPanelData | null>(null);
   const [form, setForm] = useState<TrainForm | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
@@ -63,6 +65,11 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onStarted, on
       cancelled = true;
     };
   }, [projectId, graphVersionId, datasetId]);
+
+  const chosenDataset = form?.dataset;
+  useEffect(() => {
+    if (chosenDataset !== undefined) onDatasetChange?.(chosenDataset);
+  }, [chosenDataset, onDatasetChange]);
 
   if (!data || !form) {
     return (
