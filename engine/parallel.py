@@ -1,6 +1,7 @@
 """The engine's threads: one setting for how many cores a process uses, honoured by NumPy's BLAS
 and by a persistent pool of the engine's own that splits batch-wise work BLAS does not parallelize
-(element-wise chains, im2col and col2im copies, pooling, per-channel sums).
+(element-wise chains, im2col and col2im copies, pooling, per-channel sums) and, during a training
+step (``owned_cores``), the matrix products too, BLAS then running on one thread in each piece.
 
 NumPy releases the GIL inside ufuncs and copies, so Python threads that each run a slice of one
 large array operation use several cores; what such a slice must be worth is ``grain`` elements,
@@ -16,14 +17,14 @@ count and size, every piece writes its own part of the output, and ``map_reduce`
 results in piece order. A run is therefore bit-identical to another with the same seed and thread
 count (BLAS splits its products deterministically too).
 
-Typical use, from an op::
+Typical use, from an op (``for_rows`` further cuts each piece into cache-sized runs)::
 
     def chunk(start, stop):
         numpy.multiply(g[start:stop], mask[start:stop], out=dx[start:stop])
     parallel.run(len(g), chunk, work=g.size)
 
-Only NumPy arrays go to the pool: callers on CuPy arrays (``parallel.usable(array)`` is False) run
-whole-array code, as the GPU parallelizes it already.
+Only NumPy arrays go to the pool: on CuPy arrays ``for_rows`` and ``reduce_rows`` make one call
+over the whole batch (and ops do the same), as the GPU parallelizes it already.
 """
 
 from __future__ import annotations
@@ -152,11 +153,6 @@ def owned_cores() -> Iterator[None]:
         return
     with _single_threaded_blas():
         yield
-
-
-def usable(*arrays) -> bool:
-    """Whether splitting can help: more than one thread, and NumPy arrays (not CuPy)."""
-    return thread_count() > 1 and all(isinstance(array, numpy.ndarray) for array in arrays)
 
 
 def split(size: int, work: int | None = None) -> list[tuple[int, int]]:
@@ -304,4 +300,4 @@ class _Pool:
 
 
 __all__ = ["GRAIN", "RUN_VALUES", "default_threads", "for_rows", "grain", "map_reduce", "owned_cores", "reduce_rows",
-           "run", "run_pieces", "runs", "set_threads", "split", "thread_count", "threads", "usable"]
+           "run", "run_pieces", "runs", "set_threads", "split", "thread_count", "threads"]
