@@ -241,7 +241,7 @@ class Supervisor:
                 kill_group(child.process.pid, signal.SIGKILL)
                 delay = child.backoff.delay_after_exit(uptime)
                 child.restart_at = now + delay
-                log.warning("%s (pid %d) %s after %.1f s; starting it again in %.0f s", child.name,
+                log.warning("%s (pid %d) %s after %.1f s; starting it again in %g s", child.name,
                             child.process.pid, describe_exit(child.process.returncode), uptime, delay)
             elif now >= child.restart_at:
                 busy = [f"{host}:{port}" for host, port in child.ports if not port_bindable(port, host)]

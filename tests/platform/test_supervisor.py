@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import pytest
 import redis
 
 from tests.platform.harness import ROOT, free_port, wait_until
-from webapp.run import Backoff
+from webapp.run import Backoff, Supervisor, live_groups
 from webapp.run import free_port as run_free_port
 
 pytestmark = pytest.mark.xdist_group("platform")
@@ -153,7 +154,7 @@ def assert_stops_everything(make_run: MakeRun, send) -> None:
     if not make_run.via_make:  # make itself dies of the signal
         assert make_run.process.returncode == 0, make_run.log_text()[-4000:]
     wait_until(lambda: not left_behind(make_run.seen), timeout=15, what="every process of the tree to be gone")
-    assert "[supervisor] stopped" in make_run.log_text().splitlines()[-1]
+    assert "[supervisor] stopped" in make_run.log_text()
 
 
 def kill_tree(make_run: MakeRun) -> None:
@@ -208,6 +209,52 @@ def test_the_backoff_doubles_up_to_its_cap_and_starts_over_after_a_stable_while(
     assert [backoff.delay_after_exit(uptime=2) for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
     assert backoff.delay_after_exit(uptime=61) == 1
     assert backoff.delay_after_exit(uptime=5) == 2
+
+
+# -- the supervisor's loop, on small children ----------------------------------------------------------
+
+IGNORES_SIGTERM = ["sh", "-c", "trap '' TERM; sleep 60 & wait"]  # and so does its own child, the sleep
+
+
+def test_a_child_that_exits_is_started_again_after_its_backoff(caplog):
+    supervisor = Supervisor(dict(os.environ), backoff=Backoff(initial=0.3, cap=1, stable_after=60))
+    child = supervisor.start("sleeper", ["sleep", "60"])
+    first = child.process.pid
+    try:
+        os.kill(first, signal.SIGKILL)
+        killed_at = time.monotonic()
+        with caplog.at_level("INFO", logger="netforge.run"):
+            wait_until(lambda: supervisor.check_children() or child.process.pid != first, timeout=5,
+                       what="the child to be started again")
+        assert time.monotonic() - killed_at >= 0.3
+        assert child.running and child.restarts == 1
+        assert f"sleeper (pid {first}) was killed by SIGKILL" in caplog.text
+        assert "starting it again in 0.3 s" in caplog.text
+        assert f"sleeper started again (pid {child.process.pid}, restart 1)" in caplog.text
+    finally:
+        supervisor.stop()
+    assert not live_groups({first, child.process.pid})
+
+
+def test_what_ignores_sigterm_is_killed_after_the_grace_with_its_whole_group():
+    supervisor = Supervisor(dict(os.environ), stop_grace=0.5)
+    child = supervisor.start("stubborn", IGNORES_SIGTERM)
+    wait_until(lambda: len(psutil.Process(child.process.pid).children()) == 1, timeout=5, what="its sleep")
+    started = time.monotonic()
+    supervisor.stop()
+    assert 0.5 <= time.monotonic() - started < 5
+    assert not live_groups({child.process.pid})
+
+
+def test_a_further_signal_during_the_stop_shortens_the_grace_to_a_second():
+    supervisor = Supervisor(dict(os.environ), stop_grace=60)
+    child = supervisor.start("stubborn", IGNORES_SIGTERM)
+    supervisor.signals.append(signal.SIGTERM)  # the first, which began the stop
+    threading.Timer(0.3, supervisor._note_signal, args=(signal.SIGTERM, None)).start()  # as its handler does
+    started = time.monotonic()
+    supervisor.stop()
+    assert time.monotonic() - started < 5  # not the 60 s grace
+    assert not live_groups({child.process.pid})
 
 
 def test_a_port_that_a_stopped_server_left_in_time_wait_is_kept_and_a_listened_one_is_not():
