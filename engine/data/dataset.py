@@ -161,8 +161,11 @@ class RowSelection:
         return len(self.indices)
 
     def __getitem__(self, key):
-        if isinstance(key, tuple):
-            return self[key[0]][(slice(None), *key[1:])] if key else self[:]
+        if isinstance(key, tuple):  # the rows first, then the rest of the key on what they are
+            if not key:
+                return self[:]
+            rows = self[key[0]]
+            return rows[key[1:]] if isinstance(key[0], int | numpy.integer) else rows[(slice(None), *key[1:])]
         if isinstance(key, int | numpy.integer):
             return self.base[int(self.indices[key])]
         xp = backend.array_module(self.base)

@@ -1,0 +1,128 @@
+"""Training on a memory-mapped store without loading it: the split selects rows lazily, the
+standardizer is fitted in a streaming pass, batches are standardized one at a time, and the result
+is the same, bit for bit, as training on the arrays in memory. A child process trains on a store
+twice the size of the memory it may allocate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy
+import pytest
+
+from engine import data
+from engine.data import standardizer as standardizer_module
+from engine.data.dataset import RowSelection
+from engine.data.store import is_mapped, open_store, write_store
+from engine.graph import GraphBuilder
+from engine.trainer import Trainer
+
+REPOSITORY = Path(__file__).parents[2]
+
+
+def mlp(features: int, classes: int, hidden: int = 16) -> dict:
+    g = GraphBuilder()
+    x, y = g.input("x", [None, features]), g.input("y", [None], dtype="int64")
+    g.loss(g.softmax_cross_entropy(g.dense(g.relu(g.dense(x, units=hidden)), units=classes), y))
+    return g.to_spec()
+
+
+def test_a_split_selects_rows_without_copying_them(tmp_path):
+    write_store(data.load_builtin("digits"), tmp_path)
+    stored = open_store(tmp_path)
+    train, validation = stored.split(0.25, seed=1)
+    assert isinstance(train.arrays["x"], RowSelection) and is_mapped(train.arrays["x"])
+    assert len(train) + len(validation) == len(stored) and train.arrays["x"].shape == (len(train), 64)
+    expected_train, expected_validation = data.load_builtin("digits").split(0.25, seed=1)
+    assert numpy.array_equal(numpy.asarray(train.arrays["x"]), numpy.asarray(expected_train.arrays["x"]))
+    assert numpy.array_equal(validation.arrays["y"][3:9], numpy.asarray(expected_validation.arrays["y"])[3:9])
+    rows = numpy.array([5, 0, 7])
+    assert numpy.array_equal(train.arrays["x"][rows], numpy.asarray(train.arrays["x"])[rows])
+    assert numpy.array_equal(train.arrays["x"][2, 3:5], numpy.asarray(train.arrays["x"])[2, 3:5])
+
+
+def test_the_streaming_standardizer_agrees_with_the_whole_array_statistics(monkeypatch):
+    rng = numpy.random.default_rng(0)
+    values = (rng.normal(size=(5000, 3, 4)) * [[1e-3], [1.0], [1e3]] + [[5.0], [-2.0], [1e4]]).astype(numpy.float32)
+    values[:, 0, 0] = 7.0  # a constant feature: centred, not scaled
+    monkeypatch.setattr(standardizer_module, "CHUNK_BYTES", 4096)  # 42 rows a chunk: 120 chunks merged
+    fitted = data.Standardizer().fit(values)
+    whole = values.astype(numpy.float64)
+    assert numpy.allclose(fitted.mean, whole.mean(axis=0), rtol=1e-12, atol=1e-9)
+    expected_std = numpy.where(whole.std(axis=0) < 1e-6, 1.0, whole.std(axis=0))
+    assert numpy.allclose(fitted.std, expected_std, rtol=1e-9) and fitted.std[0, 0] == 1.0
+
+
+def test_training_on_a_memory_mapped_store_equals_training_on_arrays(tmp_path):
+    digits = data.load_builtin("digits")
+    write_store(digits, tmp_path)
+    stored = open_store(tmp_path)
+    options = {"epochs": 2, "batch_size": 64, "seed": 4, "optimizer": {"name": "adam", "lr": 3e-3}}
+    from_memory = Trainer(mlp(64, 10), digits, config=options)
+    from_store = Trainer(mlp(64, 10), stored, config=options)
+    prepared = from_store._prepared(from_store.train_data)
+    assert all(is_mapped(array) for array in prepared.values()), "a store's rows are read a batch at a time"
+    memory_result, store_result = from_memory.run(), from_store.run()
+    for key, value in from_memory.model.state_arrays().items():
+        assert numpy.array_equal(value, from_store.model.state_arrays()[key]), key
+    assert memory_result.final == {**store_result.final, "samples_per_second": memory_result.final["samples_per_second"],
+                                   "seconds": memory_result.final["seconds"]}
+
+
+# The child: a store of ROWS x FEATURES float32 (384 MiB) trains under RLIMIT_DATA of CAP_MIB more than
+# the process had allocated after its imports, half what reading the features whole would take.
+ROWS, FEATURES, CAP_MIB = 98_304, 1024, 192
+CHILD = textwrap.dedent("""
+    import json, resource, sys
+    import numpy
+    from engine.data.store import open_store
+    from engine.trainer import Trainer
+    from tests.engine.test_out_of_core import CAP_MIB, mlp
+
+    def status(key):
+        with open("/proc/self/status") as lines:
+            return next(int(line.split()[1]) * 1024 for line in lines if line.startswith(key + ":"))
+
+    dataset = open_store(sys.argv[1])
+    resource.setrlimit(resource.RLIMIT_DATA, (status("VmData") + CAP_MIB * 2**20, resource.RLIM_INFINITY))
+    try:
+        numpy.asarray(dataset.arrays["x"]) + 0
+        whole = "read"
+    except MemoryError:
+        whole = "refused"
+    start = status("RssAnon")
+    peak = [start]
+    trainer = Trainer(mlp(dataset.arrays["x"].shape[1], 2, hidden=8), dataset,
+                      config={"epochs": 1, "batch_size": 512, "seed": 0, "train_metrics": False,
+                              "optimizer": {"name": "adam", "lr": 0.01}})
+    trainer.on("batch_end", lambda event: peak.__setitem__(0, max(peak[0], status("RssAnon"))))
+    result = trainer.run()
+    print(json.dumps({"whole": whole, "status": result.status, "loss": result.final["loss"],
+                      "val_loss": result.final["val_loss"], "rss_start": start, "rss_peak": peak[0]}))
+""")
+
+
+def test_a_store_larger_than_the_memory_limit_trains_with_bounded_memory(tmp_path):
+    source = numpy.lib.format.open_memmap(tmp_path / "source.npy", mode="w+", dtype=numpy.float32, shape=(ROWS, FEATURES))
+    rng = numpy.random.default_rng(0)
+    for start in range(0, ROWS, 8192):
+        source[start:start + 8192] = rng.standard_normal((8192, FEATURES), dtype=numpy.float32)
+    labels = (numpy.asarray(source[:, 0]) > 0).astype(numpy.int64)  # learnable from the first feature
+    source.flush()
+    write_store(data.Dataset(arrays={"x": source, "y": labels}, task="binary", name="large"), tmp_path / "store")
+    del source
+    (tmp_path / "source.npy").unlink()
+
+    child = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "store")], cwd=REPOSITORY,
+                           capture_output=True, text=True, timeout=110,
+                           env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY)})
+    assert child.returncode == 0, child.stderr[-3000:]
+    report = json.loads(child.stdout.strip().splitlines()[-1])
+    assert report["whole"] == "refused", "the limit must be too small for the data, or the test proves nothing"
+    assert report["status"] == "succeeded" and numpy.isfinite(report["loss"]) and report["val_loss"] < 0.6  # chance: ln 2
+    grown_mib = (report["rss_peak"] - report["rss_start"]) / 2**20
+    assert grown_mib < CAP_MIB, f"anonymous memory grew {grown_mib:.0f} MiB while training on {ROWS * FEATURES * 4 >> 20} MiB"
