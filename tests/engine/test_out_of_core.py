@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import numpy
-import pytest
 
 from engine import data
 from engine.data import standardizer as standardizer_module
@@ -118,7 +117,7 @@ def test_a_store_larger_than_the_memory_limit_trains_with_bounded_memory(tmp_pat
     (tmp_path / "source.npy").unlink()
 
     child = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "store")], cwd=REPOSITORY,
-                           capture_output=True, text=True, timeout=110,
+                           capture_output=True, text=True, timeout=110, check=False,
                            env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPOSITORY)})
     assert child.returncode == 0, child.stderr[-3000:]
     report = json.loads(child.stdout.strip().splitlines()[-1])

@@ -16,8 +16,8 @@ from django.db import transaction
 
 from engine.errors import EngineError
 from engine.graph import analyze
-from engine.trainer import bind_inputs
 from engine.registry import FLOAT_DTYPES
+from engine.trainer import bind_inputs
 from engine.training_options import TrainingOptionsError, check_pipeline_fits, validate_training_options
 from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.datasets.models import Dataset
