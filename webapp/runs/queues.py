@@ -9,12 +9,13 @@ live. The answer is cached for ``WORKER_STATUS_CACHE_SECONDS`` in this process, 
 the background (``worker_status``): a page that polls the status or a burst of new runs costs one
 round trip, not one each, and no request waits for the workers' answers but the first.
 
-Run creation refuses a run whose device's queue has no live worker (503, ``no_worker``) rather than
-leave it queued with no word: before refusing it asks again, so a worker that has just started is
-not missed, and a queue that a worker served within ``WORKER_SEEN_GRACE_SECONDS`` still takes
-runs (its worker is restarting, or reconnecting after a Redis restart, and will take them). ``CHECK_LIVE_WORKERS`` turns the check off (the in-process API tests, which have no
-worker); a broker that cannot be reached is not this check's to report (the run then fails with
-that reason, ``dispatch.enqueue_training``).
+Starting or resuming a run whose device's queue has no live worker is refused (503, ``no_worker``)
+rather than left queued with no word: before refusing it asks again, so a worker that has just
+started is not missed, and a queue that a worker served within ``WORKER_SEEN_GRACE_SECONDS`` still
+takes runs (its worker is restarting, or reconnecting after a Redis restart, and will take them).
+``CHECK_LIVE_WORKERS`` turns the check off (the in-process API tests, which have no worker); a broker
+that cannot be reached is not this check's to report (the run then fails with that reason,
+``dispatch.enqueue_training``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from kombu.exceptions import OperationalError
 from rest_framework import status
 
 from webapp.core.exceptions import ApiError
+from webapp.datasets.services import DATASETS_QUEUE
 from webapp.runs import dispatch
 
 log = logging.getLogger(__name__)
 
-DATASETS_QUEUE = "datasets"  # webapp.datasets.services sends the conversions there
 QUEUE_PURPOSES = {
     "cpu": "training on the CPU",
     "gpu": "training on a GPU",
@@ -101,7 +102,7 @@ _asking_lock = threading.Lock()  # one round trip to the workers at a time
 
 
 def _timeout() -> float:
-    return float(getattr(settings, "WORKER_STATUS_TIMEOUT_SECONDS", 1.0))
+    return settings.WORKER_STATUS_TIMEOUT_SECONDS
 
 
 def worker_status(*, fresh: bool = False, timeout: float | None = None) -> Status:
@@ -117,7 +118,7 @@ def worker_status(*, fresh: bool = False, timeout: float | None = None) -> Statu
         with _state_lock:
             if _cached is not None:
                 age = time.monotonic() - _cached[0]
-                if age < float(getattr(settings, "WORKER_STATUS_CACHE_SECONDS", 5.0)):
+                if age < settings.WORKER_STATUS_CACHE_SECONDS:
                     return _cached[1]
                 if age < WORKER_SEEN_GRACE_SECONDS:
                     if not _refreshing:
@@ -208,7 +209,7 @@ def _queues(workers: list[WorkerStatus]) -> list[QueueStatus]:
 def check_queue_served(device: str) -> None:
     """Refuse (503 ``no_worker``, naming the queue and how to start a worker) a run for ``device``
     whose queue no live worker serves; nothing when ``CHECK_LIVE_WORKERS`` is off."""
-    if not getattr(settings, "CHECK_LIVE_WORKERS", True):
+    if not settings.CHECK_LIVE_WORKERS:
         return
     queue = dispatch.queue_for_device(device)
     answer = worker_status()
