@@ -34,6 +34,9 @@ def elementwise(body, out_like, *arrays, cost: int = 1):
     ``parallel.for_rows``)."""
     xp = array_module(out_like)
     out = xp.empty(out_like.shape, dtype=out_like.dtype)
+    if out.size <= parallel.RUN_VALUES:  # one run on one thread: no slicing (a dense layer's activations)
+        body(out, *arrays)
+        return out
     rows = [_rows(a) for a in (out, *arrays)]
 
     def run(low, high):
