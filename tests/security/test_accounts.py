@@ -193,3 +193,15 @@ def test_the_csp_middleware_adds_the_policy(settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "webapp.core.middleware.ContentSecurityPolicyMiddleware"]
     settings.CONTENT_SECURITY_POLICY = "default-src 'self'"
     assert Client().get("/api/")["Content-Security-Policy"] == "default-src 'self'"
+
+
+def test_an_unreachable_cache_lets_logins_through_and_says_so(settings, user, caplog):
+    """Fault: the throttles' Redis is down. Logging in still works (a Redis outage must not lock every
+    user out), and each skipped check is logged."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": "redis://127.0.0.1:1/0",
+                                   "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}}}
+    settings.AUTH_THROTTLE_RATES = {**settings.AUTH_THROTTLE_RATES, "login": "1/min"}
+    for _ in range(3):
+        assert APIClient().post("/api/auth/login/", ALICE, format="json").status_code == 200
+    assert "could not reach the cache" in caplog.text

@@ -42,6 +42,8 @@ def world(client, user, make_run):
     response = client.post(f"/api/runs/{run.pk}/publish", {"endpoint": "digits"}, format="json")
     assert response.status_code == 201, response.content
     key = client.post("/api/v1/endpoints/digits/keys", {"name": "fuzz"}, format="json").json()
+    # loaded in this process, so that its readiness routes answer 200 rather than 503 "loading"
+    assert client.get("/api/v1/endpoints/digits/metadata", HTTP_X_API_KEY=key["key"]).status_code == 200
     token, token_key = api_token_create(user=user, name="fuzz")
     ids = {"project_id": run.project_id, "version_id": run.graph_version_id, "run_id": run.pk,
            "dataset_id": run.dataset_id, "token_id": token.pk, "key_id": key["id"], "name": "digits",

@@ -158,3 +158,9 @@ def test_grpc_still_predicts(published, digits_rows):
     code, details = grpc_predict_status(key, predict_pb2.Tensor(dtype="float32", shape=rows.shape,
                                                                 content=rows.tobytes()))
     assert code == grpc.StatusCode.OK, details
+
+
+def test_the_readiness_of_a_version_that_does_not_exist_is_a_404(client, published):
+    for path in ("/v2/models/digits/versions/729345/ready", "/api/v1/endpoints/digits/ready"):
+        response = client.get(path)
+        assert response.status_code == (404 if "729345" in path else 200), (path, response.content)

@@ -229,6 +229,9 @@ async def ready(request, name: str, number: int | None = None):
         return _answer_error(error, v2=request.path.startswith("/v2/"))
     wanted = number if number is not None else runtime.active.get(name)
     target = route.versions.get(wanted) if wanted is not None else None
+    if number is not None and target is None:  # not "not ready yet": there is no such version
+        return _answer_error(NotFound(f"endpoint {name!r} has no version {str(number)[:30]}",
+                                      details={"version": None}), v2=request.path.startswith("/v2/"))
     loaded = runtime.cache.peek(route.id, wanted, target.path) if target is not None else None
     if target is not None and target.state == "ready" and loaded is None:
         runtime.refresh_in_background()
