@@ -30,6 +30,7 @@ over the whole batch (and ops do the same), as the GPU parallelizes it already.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import threading
@@ -257,38 +258,35 @@ def _get_pool() -> _Pool:
 
 
 class _Pool:
-    """Daemon worker threads that live as long as the process and take tasks from one queue; the
-    thread that submits runs the first task itself, then waits for the others. Several threads may
-    submit at once (a server's request threads): each waits only for its own tasks."""
+    """Daemon worker threads that live as long as the process and wait on one queue. A submitting
+    thread hands the workers a job (its list of tasks) and works on it too: every thread claims the
+    next unclaimed task until none is left, so a worker that wakes late costs nothing (the submitter
+    has taken its task) and a slow core gets less. Which thread runs a task never changes what it
+    computes. Several threads may submit at once (a server's request threads): each waits only for
+    its own tasks."""
 
     def __init__(self, size: int, previous: _Pool | None = None):
         self.size = size
-        self.tasks = previous.tasks if previous is not None else queue.SimpleQueue()
+        self.jobs = previous.jobs if previous is not None else queue.SimpleQueue()
         started = previous.size if previous is not None else 0
         for index in range(started, size):
             threading.Thread(target=self._work, name=f"netforge-parallel-{index}", daemon=True).start()
 
     def _work(self) -> None:
         while True:
-            task, results, index, done = self.tasks.get()
-            try:
-                results[index] = (True, task())
-            except BaseException as error:  # noqa: BLE001 - handed to the submitting thread, which re-raises it
-                results[index] = (False, error)
-            done.release()
+            _claim_and_run(*self.jobs.get())
 
     def run(self, tasks: list[Callable[[], object]]) -> list:
         results: list = [None] * len(tasks)
-        # One plain lock per task, taken now and released by the worker when done: the cheapest wait
-        # Python has (threading.Semaphore is written in Python over a Condition).
-        done = [threading.Lock() for _ in range(len(tasks) - 1)]
-        for index, lock in enumerate(done, start=1):
+        # One plain lock per task, held until the task is done: the cheapest wait Python has
+        # (threading.Semaphore is written in Python over a Condition).
+        done = [threading.Lock() for _ in tasks]
+        for lock in done:
             lock.acquire()
-            self.tasks.put((tasks[index], results, index, lock))
-        try:
-            results[0] = (True, tasks[0]())
-        except BaseException as error:  # noqa: BLE001 - raised below, once the other pieces are done
-            results[0] = (False, error)
+        job = (tasks, results, done, itertools.count())
+        for _ in range(min(self.size, len(tasks) - 1)):
+            self.jobs.put(job)
+        _claim_and_run(*job)
         for lock in done:
             lock.acquire()
         values = []
@@ -297,6 +295,16 @@ class _Pool:
                 raise value
             values.append(value)
         return values
+
+
+def _claim_and_run(tasks: list, results: list, done: list, claims) -> None:
+    """Run tasks of a job while any is unclaimed (``next`` on an itertools.count is atomic)."""
+    while (index := next(claims)) < len(tasks):
+        try:
+            results[index] = (True, tasks[index]())
+        except BaseException as error:  # noqa: BLE001 - handed to the submitting thread, which re-raises it
+            results[index] = (False, error)
+        done[index].release()
 
 
 __all__ = ["GRAIN", "RUN_VALUES", "default_threads", "for_rows", "grain", "map_reduce", "owned_cores", "reduce_rows",
