@@ -378,7 +378,16 @@ class Model:
 
 def _accumulate(store: dict, key: str, value) -> None:
     current = store.get(key)
-    store[key] = value if current is None else current + value
+    if current is None:
+        store[key] = value
+    elif current.shape != value.shape or current.ndim == 0 or backend.array_module(current) is not numpy:
+        store[key] = current + value
+    else:  # a value used twice (a residual's shortcut): the sum split across the engine's threads
+        total = numpy.empty(current.shape, dtype=numpy.result_type(current, value))
+        rows = [a.reshape(len(a), -1) for a in (total, current, value)]
+        parallel.for_rows(numpy, len(total), rows[0].shape[1],
+                          lambda low, high: numpy.add(rows[1][low:high], rows[2][low:high], out=rows[0][low:high]))
+        store[key] = total
 
 
 def _flat(values) -> list:
