@@ -171,3 +171,15 @@ def test_the_cupy_path_with_numpy_standing_in(case, monkeypatch):
     with parallel.threads(2, grain=1):
         testing.check_gradients(case.op, case.params, case.make_inputs("float64"), training=case.training,
                                 rtol=case.rtol, atol=case.atol)
+
+
+def test_fit_trains_on_the_threads_asked_for_and_restores_the_setting():
+    rng = numpy.random.default_rng(2)
+    dataset = Dataset({"x": rng.normal(size=(16, 2, 8, 8)).astype(numpy.float32), "y": rng.integers(0, 3, size=16)},
+                      "classification", num_classes=3)
+    seen = []
+    with parallel.threads(1):
+        engine.fit(_small_cnn(), dataset, threads=3, epochs=1, batch_size=8, validation_fraction=0.0,
+                   callbacks={"batch_end": lambda payload: seen.append(parallel.thread_count())})
+        assert parallel.thread_count() == 1
+    assert seen == [3, 3]
