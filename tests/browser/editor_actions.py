@@ -81,3 +81,28 @@ def bind_input(page, node: str, role: str) -> None:
     select_node(page, node)
     choose(page.get_by_test_id("input-dataset"), "digits")
     page.get_by_test_id("input-role").select_option(role)
+
+
+def api_post(page, path: str, body: dict) -> dict:
+    """A JSON POST from the signed-in page, as the app sends it (session cookie and CSRF header)."""
+    status, payload = page.evaluate(
+        """async ([path, body]) => {
+            const token = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="))?.slice(10) ?? "";
+            const response = await fetch(path, {method: "POST", body: JSON.stringify(body), headers: {
+                "Content-Type": "application/json", "X-CSRFToken": decodeURIComponent(token)}});
+            return [response.status, await response.json()];
+        }""",
+        [path, body],
+    )
+    assert status in (200, 201), payload
+    return payload
+
+
+def project_from_template(page, name: str, title: str) -> None:
+    page.goto("/projects")
+    page.get_by_role("button", name="New project").click()
+    page.get_by_test_id("project-name").fill(name)
+    choose(page.get_by_label("Start from"), rf"^{re.escape(title)}")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(re.compile(r"/projects/\d+$"))
+    expect(page.get_by_test_id("summary-errors")).to_have_text("0", timeout=10_000)

@@ -5,6 +5,7 @@ import type { EditorNode, GraphErrorItem, NodeReport, OpSchema } from "../api/ty
 import { formatCount, formatShape } from "../graph/format";
 import type { GraphEdge, GraphNode, InputRole } from "../graph/types";
 import type { BuiltinDataset } from "./api";
+import { FixButtons } from "./FixButtons";
 import { ParamField, ParsedField, parseShape } from "./InspectorFields";
 import { useEditorStore } from "./store";
 
@@ -23,11 +24,13 @@ interface InspectorProps {
 
 const DTYPES = ["float32", "float64", "int32", "int64"];
 
-function Errors({ errors }: { errors: GraphErrorItem[] }) {
+function Errors({ nodeId, errors }: { nodeId: string; errors: GraphErrorItem[] }) {
   if (!errors.length) return null;
   return (
     <ul className="nf-inspector-errors" aria-label="Errors">
-      {errors.map((error, index) => <li key={index}>{error.field && <code>{error.field}</code>} {error.message}</li>)}
+      {errors.map((error, index) => (
+        <li key={index}>{error.field && <code>{error.field}</code>} {error.message} <FixButtons nodeId={nodeId} error={error} /></li>
+      ))}
     </ul>
   );
 }
@@ -107,7 +110,7 @@ export function Inspector({ node, selectionCount, edges, builtins, onChange, onB
         {op && <p className="nf-help">{op.doc}</p>}
         {!op && kind === "input" && <p className="nf-help">A graph input: one tensor per sample, fed from the bound dataset.</p>}
       </header>
-      <Errors errors={report?.errors ?? []} />
+      <Errors nodeId={node.id} errors={report?.errors ?? []} />
       {kind === "input" && (
         <>
           <div className="nf-field">

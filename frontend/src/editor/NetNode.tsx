@@ -1,14 +1,12 @@
 // One component draws every node: typed, named ports from the catalog, key params, inferred output
 // shapes, the parameter count and the errors validation found, with a button for each fix it offers.
 import { Handle, Position, type NodeProps } from "@xyflow/react";
-import { memo, useState } from "react";
-import { errorMessage } from "../api/client";
-import type { GraphFix } from "../api/types";
-import { fixLabel } from "../graph/fixes";
+import { memo } from "react";
 import { formatShape } from "../graph/format";
 import { keyParams } from "../graph/params";
 import { describeRank, nodePorts } from "../graph/ports";
 import type { GraphNode } from "../graph/types";
+import { FixButtons } from "./FixButtons";
 import { useEditorStore } from "./store";
 
 function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
@@ -18,8 +16,6 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
   const mark = useEditorStore((state) => state.diffMarks[id]);
   const dataset = useEditorStore((state) => state.datasets.find((candidate) => candidate.id === data.fields.dataset));
   const openBlock = useEditorStore((state) => state.openBlock);
-  const applyFix = useEditorStore((state) => state.applyFix);
-  const [fixFailed, setFixFailed] = useState<string | null>(null);
   const ports = nodePorts(data.kind, data.fields, (name) => ops.get(name));
   const errors = report?.errors ?? [];
   const unknown = !op && !["input", "output", "loss"].includes(data.kind);
@@ -82,18 +78,9 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
       {errors.map((error, index) => (
         <div key={index} className="nf-node-error" data-testid="node-error">
           {error.message}
-          {(error.fixes ?? (error.fix ? [error.fix] : [])).map((fix: GraphFix) => (
-            <button key={fixLabel(fix)} type="button" className="nf-node-fix nodrag" data-testid="node-fix"
-              onClick={() => {
-                setFixFailed(null);
-                applyFix(id, fix).catch((caught) => setFixFailed(`${fixLabel(fix)}: ${errorMessage(caught)}`));
-              }}>
-              {fixLabel(fix)}
-            </button>
-          ))}
+          <FixButtons nodeId={id} error={error} />
         </div>
       ))}
-      {fixFailed && <div className="nf-node-error" role="alert">{fixFailed}</div>}
     </div>
   );
 }

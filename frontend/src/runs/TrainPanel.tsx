@@ -29,13 +29,17 @@ export interface TrainPanelProps {
 
 const BUILTIN_PREFIX = "builtin:";
 
-/** The bound dataset, else the template's recommended one (the user's copy, or the built-in to add), else the first. */
-function initialDataset(datasetId: number | null | undefined, choices: DatasetChoices, recommended: string | undefined): string {
+/** The bound dataset, else the template's recommended one (the project's copy, or the built-in to add
+ *  for the project: another project's copy may have other options, e.g. digits as rows where this
+ *  template wants images), else the first. */
+function initialDataset(datasetId: number | null | undefined, choices: DatasetChoices, recommended: string | undefined, projectId: number): string {
   if (datasetId) return String(datasetId);
   if (recommended) {
-    const copy = choices.datasets.find((dataset) => dataset.kind === "builtin" && dataset.builtin_name === recommended);
+    const copies = choices.datasets.filter((dataset) => dataset.kind === "builtin" && dataset.builtin_name === recommended);
+    const copy = copies.find((dataset) => dataset.project === projectId);
     if (copy) return String(copy.id);
     if (choices.builtins.some((builtin) => builtin.name === recommended)) return BUILTIN_PREFIX + recommended;
+    if (copies[0]) return String(copies[0].id);
   }
   if (choices.datasets[0]) return String(choices.datasets[0].id);
   return choices.builtins[0] ? BUILTIN_PREFIX + choices.builtins[0].name : "";
@@ -57,7 +61,7 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
       .then(([panelData, recommended]: [TrainPanelData, Recommended | null]) => {
         if (cancelled) return;
         setData(panelData);
-        setForm(defaultForm(panelData.schema, initialDataset(datasetId, panelData, recommended?.dataset), recommended));
+        setForm(defaultForm(panelData.schema, initialDataset(datasetId, panelData, recommended?.dataset, projectId), recommended));
         if (fromCache) prefetchTrainPanelData().then((fresh) => !cancelled && setData(fresh)).catch(() => undefined);
       })
       .catch((error) => !cancelled && setLoadError(errorMessage(error)));
@@ -89,7 +93,9 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
   const task = (selected?.schema?.task as string | undefined) ?? selectedBuiltin?.task ?? "classification";
   const perEpoch = stepsPerEpoch(rows, Number(form.options.validation_fraction), Number(form.options.batch_size));
   const epochs = Number(form.options.epochs) || 0;
-  const unaddedBuiltins = builtins.filter((builtin) => !datasets.some((dataset) => dataset.kind === "builtin" && dataset.builtin_name === builtin.name));
+  // The chosen built-in stays offered even where the user has a copy (of another project, say).
+  const unaddedBuiltins = builtins.filter((builtin) => BUILTIN_PREFIX + builtin.name === form.dataset
+    || !datasets.some((dataset) => dataset.kind === "builtin" && dataset.builtin_name === builtin.name));
   const hints: Record<string, string | undefined> = {
     batch_size: perEpoch ? `${perEpoch} step${perEpoch === 1 ? "" : "s"} per epoch` : undefined,
     epochs: perEpoch && epochs ? `${(perEpoch * epochs).toLocaleString()} steps` : undefined,
