@@ -194,7 +194,8 @@ def _row_width(geo) -> int:
     """Values per output row in a chunk's columns and products: the padded width Wp for stride-1
     windows (each kernel offset is then one contiguous run of the flattened padded input, copied
     several times faster than Wo-long pieces; the Wp - Wo extra values of each row are dropped),
-    else Wo."""
+    else Wo. (Strided windows split into phase planes to get the same runs were slower: the extra
+    copies cost more than the runs save.)"""
     return geo.padded[1] if geo.stride == (1, 1) else geo.out[1]
 
 
