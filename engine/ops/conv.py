@@ -1,7 +1,12 @@
-"""Convolutions over (N, C, L) and (N, C, H, W): im2col into one contiguous window array, then a
-single matrix product for all samples and groups; the input's gradient scatters back by col2im.
+"""Convolutions over (N, C, L) and (N, C, H, W) as matrix products over im2col windows.
 
 out[n, f, y, x] = b[f] + sum_{c in group(f), i, j} W[f, c, i, j] * x_pad[n, c, y*sh + i*dh, x*sw + j*dw]
+
+The batch is split across the engine's threads (``engine.parallel``), and each thread's share goes
+in chunks of samples whose window columns fit in cache, recomputed in the backward pass rather than
+kept. dW = sum over chunks of columns @ g^T, added in chunk order. The input's gradient is, for
+stride 1, a correlation of the padded gradient with the spatially flipped kernel (the same
+im2col and product as the forward pass); otherwise W^T @ g scattered back by col2im.
 """
 
 from __future__ import annotations
