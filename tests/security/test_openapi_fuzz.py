@@ -1,7 +1,7 @@
 """A property-based fuzz of every operation of the OpenAPI document (schemathesis): requests drawn
 from each operation's parameters and body schema (positive) and breaking them (negative), sent in
 process to the Django application as a user with a project, a graph version, a dataset, a run and a
-published endpoint; no answer may be a 5xx. Path ids are drawn at random, or are the user's real
+published endpoint; no answer may be a 5xx (but the readiness probe's "not ready yet", below). Path ids are drawn at random, or are the user's real
 objects, so the fuzz reaches past the 404s. Deleting operations go last, so they do not take the
 user's objects from the others.
 
@@ -62,6 +62,18 @@ def cases(operation, ids: dict):
     return st.one_of(strategies)
 
 
+def is_not_ready_yet(case, response) -> bool:
+    """The one 503 by design: a readiness probe of a version this process is still loading (an
+    endpoint the fuzz itself published a moment ago) says ``"ready": false`` with a 503, as load
+    balancers and Kubernetes expect."""
+    if response.status_code != 503 or not case.formatted_path.rstrip("/").endswith("/ready"):
+        return False
+    try:
+        return response.json().get("ready") is False
+    except ValueError:
+        return False
+
+
 @pytest.fixture
 def quiet_client_errors():
     """Thousands of expected 4xx answers are not worth a log line each; 5xx are still logged."""
@@ -84,7 +96,7 @@ def test_no_operation_answers_a_server_error(world, quiet_client_errors):
         def send(case):
             response = case.call(headers=world["headers"])
             statuses[response.status_code] += 1
-            if response.status_code >= 500:
+            if response.status_code >= 500 and not is_not_ready_yet(case, response):
                 server_errors.append(f"{case.method} {case.formatted_path} answered {response.status_code}: "
                                      f"{response.text[:300]}\n  {case.as_curl_command(headers=world['headers'])}")
 
