@@ -44,6 +44,12 @@ class _Plan:
     targets: tuple[str, ...]
     input_names: list[str]  # graph inputs the steps read
     backward_needs: dict[int, tuple]  # step index -> which arguments need a gradient
+    owns_cores: bool = False  # a training step may hold BLAS to one thread (parallel.owned_cores)
+
+
+# Ops whose matrix products rely on BLAS's own threads rather than splitting them on the engine's
+# pool: a training step of a graph that holds one leaves BLAS its threads (see parallel.owned_cores).
+BLAS_THREADED_OPS = frozenset({"matmul", "rnn", "lstm", "gru", "scaled_dot_product_attention", "multi_head_attention"})
 
 
 class Model:
@@ -150,7 +156,8 @@ class Model:
         used = {k for step in steps for k in _flat(step.node.inputs.values()) if k in analysis.inputs}
         used.update(t for t in targets if t in analysis.inputs)
         backward_needs = {b.ctx_index: b.needs for b in backward} if backward else {}
-        return _Plan(steps, backward, targets, sorted(used), backward_needs)
+        owns_cores = not any(step.node.op.name in BLAS_THREADED_OPS for step in steps)
+        return _Plan(steps, backward, targets, sorted(used), backward_needs, owns_cores)
 
     def _plan_backward(self, steps: list[_Step], loss_key: str) -> list[_BackStep]:
         """Reverse sweep over the nodes between trainable weights and the loss."""
@@ -295,6 +302,7 @@ class Model:
         plan = self._plan(targets, True)
         if self.xp is numpy:
             backend.retain_freed_memory()  # each step's arrays come back from the heap, not as page faults
+        if self.xp is numpy and plan.owns_cores:
             with parallel.owned_cores():
                 return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training)
         return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training)

@@ -183,3 +183,25 @@ def test_fit_trains_on_the_threads_asked_for_and_restores_the_setting():
                    callbacks={"batch_end": lambda payload: seen.append(parallel.thread_count())})
         assert parallel.thread_count() == 1
     assert seen == [3, 3]
+
+
+def test_a_step_owns_the_cores_unless_an_op_relies_on_blas_threads(monkeypatch):
+    """BLAS stays on one thread through a CNN's training step (the pool splits its products), but a
+    graph with a recurrent layer, whose products do not go through the pool, keeps BLAS's threads."""
+    from engine import zoo
+
+    def owns(spec):
+        model = engine.Model(spec)
+        return model._plan((model.loss_key,), True).owns_cores
+
+    assert owns(_small_cnn()) and owns(zoo.load("mlp"))
+    assert not owns(zoo.load("lstm_sequence_memory"))
+    blas_threads = parallel._blas_controllers()[0].get_num_threads
+    seen = []
+    forward = conv.Convolution.forward
+    monkeypatch.setattr(conv.Convolution, "forward", lambda self, *args: seen.append(blas_threads()) or forward(self, *args))
+    cnn = engine.Model(_small_cnn())
+    with parallel.threads(2):
+        cnn.loss_and_grads({"x": numpy.zeros((4, 2, 8, 8), numpy.float32), "y": numpy.zeros(4, numpy.int64)})
+        assert blas_threads() == 2  # given back after the step
+    assert seen == [1, 1]
