@@ -65,6 +65,13 @@ def test_each_account_route_is_throttled_per_address(settings, user, path, scope
     assert APIClient().post(path, body, format="json", REMOTE_ADDR="198.51.100.9").status_code in (200, 201)
 
 
+def test_a_client_cannot_pick_its_own_address_with_x_forwarded_for(settings, user):
+    settings.AUTH_THROTTLE_RATES = {**settings.AUTH_THROTTLE_RATES, "login": "3/min"}
+    answers = [APIClient().post("/api/auth/login/", ALICE, format="json", REMOTE_ADDR="203.0.113.7",
+                                HTTP_X_FORWARDED_FOR=f"10.0.0.{index}") for index in range(4)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+
+
 def test_wrong_passwords_lock_the_account_even_against_the_right_one(settings, user):
     settings.LOGIN_MAX_FAILURES = 5
     wrong = {"username": "alice", "password": "guess"}

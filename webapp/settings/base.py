@@ -206,6 +206,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "webapp.core.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 100,
+    # Proxies in front of the server whose X-Forwarded-For entries are trusted: the throttles count per
+    # client address, and with 0 a client cannot pick its own address by sending that header.
+    "NUM_PROXIES": int(os.environ.get("NETFORGE_NUM_PROXIES", "0")),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "NetForge API",
