@@ -184,3 +184,18 @@ def test_a_dataset_still_processing_is_a_graph_level_error(client, digits, mlp_d
     Dataset.objects.filter(pk=digits.pk).update(state=Dataset.State.PROCESSING)
     report = client.post(f"/api/graphs/validate?dataset={digits.pk}", mlp_document, format="json").json()
     assert not report["ok"] and [error["code"] for error in report["errors"]] == ["dataset_not_ready"]
+
+
+def test_a_flat_input_on_image_data_is_offered_a_reshape_or_the_flat_view(client, user, mlp_document):
+    images = dataset_create_builtin(owner=user, builtin="digits", options={"image": True})  # stored 1x8x8
+    report = client.post(f"/api/graphs/validate?dataset={images.pk}", mlp_document, format="json").json()
+    (error,) = report["nodes"]["x"]["errors"]
+    assert error["fixes"] == [{"kind": "insert_reshape", "shape": [64], "input_shape": [1, 8, 8]},
+                              {"kind": "set_view", "dataset": images.pk, "view": {"kind": "flat"}}]
+
+
+def test_an_input_of_another_size_has_no_fix(client, user, mlp_document):
+    sine = dataset_create_builtin(owner=user, builtin="sine")  # one feature; the MLP takes 64
+    report = client.post(f"/api/graphs/validate?dataset={sine.pk}", mlp_document, format="json").json()
+    (error,) = report["nodes"]["x"]["errors"]
+    assert error["code"] == "dataset_shape_mismatch" and "fix" not in error
