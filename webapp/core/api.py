@@ -21,8 +21,7 @@ from rest_framework.views import APIView
 from webapp.core import services
 from webapp.core.exceptions import ApiError
 from webapp.core.models import ApiToken
-from webapp.core.throttles import (AccountLockout, LoginAddressThrottle, RegisterAddressThrottle,
-                                   TokenAddressThrottle)
+from webapp.core.throttles import AccountLockout, LoginAddressThrottle, RegisterAddressThrottle, TokenAddressThrottle
 from webapp.runs.selectors import user_usage
 
 

@@ -32,8 +32,7 @@ from webapp.core.exceptions import error_body
 from webapp.core.json_input import INT64_MAX, UnsafeJsonValue, check_json
 from webapp.serving import inputs as serving_inputs
 from webapp.serving.inputs import DTYPE_TO_V2, InputError
-from webapp.serving.runtime import (BadInput, NotFound, ServingError, TooLarge, get_runtime, setting,
-                                    version_metadata)
+from webapp.serving.runtime import BadInput, NotFound, ServingError, TooLarge, get_runtime, setting, version_metadata
 
 MAX_VERSION_NUMBER = INT64_MAX
 V2_DATATYPE_OF = {"float32": "FP32", "float64": "FP64", "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
