@@ -528,6 +528,17 @@ def wait_for_run(run_id: int, predicate, *, timeout: float, what: str):
     return wait_until(check, timeout=timeout, what=what, interval=0.05)
 
 
+def assert_checkpoints_kept(run, epochs: int) -> None:
+    """A finished run of ``epochs`` epochs keeps the checkpoints retention promises: the newest
+    ``RUN_CHECKPOINTS_KEPT`` epochs, plus at most one older one (the best by the monitored metric)."""
+    from django.conf import settings  # noqa: PLC0415  (Django is set up by the test session)
+
+    kept = sorted(run.checkpoints.values_list("epoch", flat=True))
+    newest = list(range(max(1, epochs - settings.RUN_CHECKPOINTS_KEPT + 1), epochs + 1))
+    assert kept[-len(newest):] == newest, f"checkpoints kept {kept}, expected the newest {newest}"
+    assert len(kept) <= len(newest) + 1, f"checkpoints kept {kept}: more than the newest and the best"
+
+
 def assert_record_complete(run_id: int) -> list[dict]:
     """The stored points are numbered 1..N without a gap, N is the run's last_sequence, no
     (series, step) is stored twice, and the loss has one point per step from 1 to the last."""
