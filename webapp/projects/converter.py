@@ -35,7 +35,8 @@ The editor document (``netforge.editor/1``), as the canvas saves it::
 Errors are dicts ``{"node", "field", "code", "message"}`` (plus ``"edge"`` when an edge is at
 fault) where ``node`` is the editor node id and ``field`` one of ``type``, ``id``, ``params``,
 ``params.<name>``, ``inputs.<port>``, ``outputs`` for op nodes, ``name``, ``shape``, ``dtype``,
-``batch`` for input nodes and ``name``, ``inputs.in`` for output and loss nodes.
+``batch`` for input nodes and ``name``, ``inputs.in`` for output and loss nodes. Errors found
+against a dataset (``webapp.projects.training_data``) may carry a ``fix`` and ``fixes``.
 """
 
 from __future__ import annotations
