@@ -14,6 +14,7 @@ at a time (in-memory arrays once, up front), so training reads only each batch's
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import dataclasses
 import logging
@@ -271,10 +272,13 @@ class Trainer:
 
     def _prepare_rows(self, name: str, array):
         """Rows of input ``name`` standardized and converted to its dtype on the model's device."""
-        if name in self.standardizers:
-            array = self.standardizers[name].transform(array)
         declared = self.model.input_types[name].dtype
         dtype = self.model.dtype if declared in FLOAT_DTYPES else declared
+        standardizer = self.standardizers.get(name)
+        if standardizer is not None:
+            # float32 all the way where nothing finer is asked for: a store's batches pay it every step.
+            fast = array.dtype == numpy.float32 and dtype == "float32"
+            array = standardizer.transform_float32(array) if fast else standardizer.transform(array)
         return self.model.xp.asarray(array, dtype=dtype)
 
     def _finish_batch(self, prepared: dict, batch: dict) -> dict:
@@ -362,10 +366,10 @@ class Trainer:
             order = self.shuffle_rng.permutation(n)
             running = self._new_metrics() if want_scores else {}
             loss_sum, seen = 0.0, 0
-            for index, (batch, rows, global_size, share) in enumerate(self._batches(train, order)):
+            for index, (batch, rows, global_size, share) in enumerate(self._ready_batches(train, order)):
                 size = len(rows)
                 if size:
-                    batch = self._augmented(self._finish_batch(train, batch), share, global_size)
+                    batch = self._augmented(batch, share, global_size)
                     loss, values, grads = self.model.loss_and_grads(batch, value_keys=targets)
                 else:  # an empty share of a small last batch: it adds nothing to the sum
                     loss, values, grads = 0.0, {}, {key: self.model.xp.zeros_like(p) for key, p in params.items()}
@@ -424,6 +428,13 @@ class Trainer:
             best = next((r for r in self.history if r["epoch"] == self.early["best_epoch"]), None)
         return TrainResult(status, self.epoch, self.step, self.history, self.history[-1] if self.history else {},
                            best, checkpoint_path)
+
+    def _ready_batches(self, train: dict, order: numpy.ndarray):
+        """``_batches`` with each batch's streamed inputs prepared; a store's next batch is read and
+        standardized on a thread while the model computes the current one."""
+        batches = ((self._finish_batch(train, batch), rows, size, share)
+                   for batch, rows, size, share in self._batches(train, order))
+        return _read_ahead(batches) if any(_streamed(array) for array in train.values()) else batches
 
     def _batches(self, train: dict, order: numpy.ndarray):
         """Each step's (batch of this worker's rows, their row indices, the global batch's size,
@@ -579,6 +590,17 @@ class Trainer:
         trainer.early.update(state["early_stopping"])
         trainer.early["best_weights"] = best or None
         return trainer
+
+
+def _read_ahead(items):
+    """The items of an iterator, the next one taken on a thread while the caller uses this one
+    (NumPy's gathers and arithmetic release the GIL); same items, same order."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="netforge-read-ahead") as pool:
+        iterator = iter(items)
+        pending = pool.submit(next, iterator, None)
+        while (item := pending.result()) is not None:
+            pending = pool.submit(next, iterator, None)
+            yield item
 
 
 def _streamed(array) -> bool:

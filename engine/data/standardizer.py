@@ -70,6 +70,7 @@ class Standardizer:
         self.std = None if std is None else numpy.asarray(std, dtype=numpy.float64)
         if (self.mean is None) != (self.std is None) or (self.mean is not None and self.mean.shape != self.std.shape):
             raise DataError("a standardizer needs a mean and a std of the same shape")
+        self._float32 = None  # (mean, 1 / std) rounded to float32, made on first use
 
     def fit(self, x, *, axes: tuple[int, ...] = (0,)) -> Standardizer:
         """Statistics over ``axes`` of ``x`` (an array, memory-mapped or not, or a ``RowSelection``),
@@ -84,6 +85,7 @@ class Standardizer:
         shape = tuple(1 if axis in axes else size for axis, size in enumerate(x.shape))[1:]
         self.mean = mean.reshape(shape)
         self.std = numpy.where(std <= _CONSTANT_TOLERANCE * (1.0 + numpy.abs(mean)), 1.0, std).reshape(shape)
+        self._float32 = None
         return self
 
     @property
@@ -94,14 +96,27 @@ class Standardizer:
     def transform(self, x):
         """Standardized ``x`` (rows of the fitted shape) in float32 for float32 input, else float64."""
         self._check_fitted()
-        row_shape = tuple(x.shape[1:])
-        if self.mean.ndim and (len(row_shape) != self.mean.ndim
-                               or any(m not in (1, r) for m, r in zip(self.mean.shape, row_shape))):
-            raise DataError(f"the standardizer was fitted on rows of shape {list(self.mean.shape)}, "
-                            f"got rows of shape {list(row_shape)}")
+        self._check_row_shape(x)
         xp = backend.array_module(x)
         dtype = numpy.result_type(x.dtype, numpy.float32)
         return ((x - xp.asarray(self.mean)) / xp.asarray(self.std)).astype(dtype, copy=False)
+
+    def transform_float32(self, x):
+        """Standardized float32 rows computed in float32: ``(x - mean) * (1 / std)`` with both
+        statistics rounded to float32. What the trainer applies to every batch it reads from a store
+        (and to in-memory arrays alike, so the two train the same): several times cheaper than
+        ``transform``'s float64 arithmetic and within a few float32 units in the last place of it,
+        the precision the stored float32 values have themselves."""
+        self._check_fitted()
+        if x.dtype != numpy.float32:
+            raise DataError(f"transform_float32 takes float32 rows, got {x.dtype}")
+        if self._float32 is None:
+            self._float32 = (self.mean.astype(numpy.float32), (1.0 / self.std).astype(numpy.float32))
+        mean, reciprocal = self._float32
+        self._check_row_shape(x)
+        xp = backend.array_module(x)
+        result = xp.subtract(x, xp.asarray(mean))
+        return xp.multiply(result, xp.asarray(reciprocal), out=result)
 
     def inverse_transform(self, x):
         """Back to the original scale (for regression predictions); broadcasts like NumPy."""
@@ -124,6 +139,13 @@ class Standardizer:
             return cls(mean=data["mean"], std=data["std"])
         except (TypeError, ValueError) as error:
             raise DataError(f"a saved standardizer holds malformed numbers: {error}") from error
+
+    def _check_row_shape(self, x) -> None:
+        row_shape = tuple(x.shape[1:])
+        if self.mean.ndim and (len(row_shape) != self.mean.ndim
+                               or any(m not in (1, r) for m, r in zip(self.mean.shape, row_shape))):
+            raise DataError(f"the standardizer was fitted on rows of shape {list(self.mean.shape)}, "
+                            f"got rows of shape {list(row_shape)}")
 
     def _check_fitted(self) -> None:
         if self.mean is None:
