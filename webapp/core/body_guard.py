@@ -56,7 +56,8 @@ class RequestBodyGuard:
                 return await receive()
             wait = min(stall, deadline - time.monotonic())
             try:
-                message = await asyncio.wait_for(receive(), max(wait, 0.001))
+                async with asyncio.timeout(max(wait, 0.001)):  # no task per message, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 refused = True
                 slow = wait < stall
