@@ -1,7 +1,8 @@
 """The train panel in real Chromium: a project started from a zoo template opens it with the
 template's recommended settings (epochs, batch size, optimizer, dataset); it refuses what the API
-refuses with the engine's own message on the field it names, before anything is sent; every field
-has a label; a corrected form starts the run with the settings shown."""
+refuses with the engine's own message on the field it names, before anything is sent (and what only
+the server can judge, image augmentation on flat data, on its field after); every field has a label;
+a corrected form starts the run with the settings shown."""
 
 from __future__ import annotations
 
@@ -47,6 +48,16 @@ def test_a_template_fills_the_train_panel_and_bad_values_are_named(page):
 
     page.get_by_test_id("train-epochs").fill("1")
     page.get_by_test_id("train-learning-rate").fill("0.002")
+    # Image augmentation is a section of its own, generated from the schema; the API refuses it for
+    # the digits' 64 columns, naming the option, and the panel shows that on its field.
+    panel.get_by_text("Images: augmentation and normalization").click()
+    expect(page.get_by_test_id("train-random-crop-padding")).to_have_value("0")
+    expect(page.get_by_test_id("train-normalize")).to_have_value("none")
+    page.get_by_test_id("train-horizontal-flip").check()
+    panel.get_by_role("button", name="Start training").click()
+    expect(panel.get_by_text(re.compile(r"^horizontal_flip applies to image inputs"))).to_be_visible()
+    page.steps.shot("train-panel-augmentation-refused")
+    page.get_by_test_id("train-horizontal-flip").uncheck()
     panel.get_by_role("button", name="Start training").click()
     page.wait_for_url(re.compile(r"/runs/\d+"))
     expect(fact(page, "epochs")).to_have_text("1")

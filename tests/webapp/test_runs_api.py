@@ -7,8 +7,10 @@ import socket
 
 import pytest
 
+from engine import zoo
 from tests.webapp.helpers import error_of
 from webapp.datasets.services import dataset_create_builtin
+from webapp.projects.converter import spec_to_editor_document
 from webapp.projects.services import graph_version_create, project_create
 from webapp.runs import dispatch
 from webapp.runs.models import Checkpoint, MetricPoint, Run
@@ -377,3 +379,23 @@ def test_a_run_whose_broker_cannot_be_reached_fails_with_the_reason(client, proj
     assert run.state == "failed" and run.finished_at is not None
     assert "could not queue the run: the message broker is unreachable" in run.error
     assert "check that Redis is running" in run.error
+
+
+def test_image_augmentation_is_recorded_with_a_run_on_images_and_refused_naming_it_on_flat_data(
+        client, project, user, start, enqueued, django_capture_on_commit_callbacks):
+    augmentation = {"random_crop_padding": 1, "horizontal_flip": True, "normalize": "per_channel"}
+    refused = start(hyperparameters={"epochs": 1, "horizontal_flip": True})  # the MLP takes digits' 64 columns
+    assert refused.status_code == 400
+    error = error_of(refused)
+    assert list(error["details"]) == ["hyperparameters.horizontal_flip"]
+    assert error["message"].startswith("hyperparameters.horizontal_flip: horizontal_flip applies to image inputs")
+
+    cnn = graph_version_create(project=project, editor_document=spec_to_editor_document(zoo.load("small_cnn")),
+                               created_by=user)
+    images = dataset_create_builtin(owner=user, builtin="digits", options={"image": True})  # x (N, 1, 8, 8)
+    body = {"graph_version": cnn.pk, "dataset": images.pk, "hyperparameters": {"epochs": 1, **augmentation}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/projects/{project.pk}/runs", body, format="json")
+    assert response.status_code == 201, response.json()
+    assert {key: response.json()["hyperparameters"][key] for key in augmentation} == augmentation
+    assert Run.objects.get(pk=response.json()["id"]).hyperparameters["normalize"] == "per_channel"
