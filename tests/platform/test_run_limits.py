@@ -119,3 +119,40 @@ def test_a_users_runs_beyond_the_running_limit_wait_queued(workspace):
     assert get_run(waiting["id"]).state == "queued", "it waited for the user's running run"
     Run.objects.filter(pk=elsewhere.pk).update(state=Run.State.SUCCEEDED)
     assert finished(waiting["id"], timeout=30).state == "succeeded"
+
+
+def test_a_dataset_larger_than_the_memory_limit_trains_from_its_store(platform, workspace):
+    """The worker's limit counts what a run allocates, not its dataset's read-only memory map: a
+    converted store of 256 MiB trains under the 200 MiB limit, a batch read at a time."""
+    import numpy  # noqa: PLC0415
+
+    from engine.data import Dataset as EngineDataset  # noqa: PLC0415
+    from engine.data.store import write_store  # noqa: PLC0415
+    from webapp.datasets.conversion import dataset_folder  # noqa: PLC0415
+    from webapp.datasets.models import Dataset  # noqa: PLC0415
+
+    rows, features = 65_536, 1024
+    space = workspace({**DIGITS, "spec": lambda: mlp_spec(features, 2, hidden=8)})
+    record = Dataset.objects.create(owner=space.user.model, name="large", kind=Dataset.Kind.UPLOAD, file_format="npz",
+                                    state=Dataset.State.READY, rows=rows)
+    folder = platform.home / "media" / dataset_folder(record.pk) / "store"
+    folder.mkdir(parents=True)
+    source = numpy.lib.format.open_memmap(folder.parent / "source.npy", mode="w+", dtype=numpy.float32,
+                                          shape=(rows, features))
+    rng = numpy.random.default_rng(0)
+    for start in range(0, rows, 8192):
+        source[start:start + 8192] = rng.standard_normal((8192, features), dtype=numpy.float32)
+    labels = (numpy.asarray(source[:, 0]) > 0).astype(numpy.int64)
+    stored = EngineDataset(arrays={"x": source, "y": labels}, task="binary", name="large", num_classes=2)
+    manifest = write_store(stored, folder)
+    del source
+    (folder.parent / "source.npy").unlink()
+    record.schema = {**stored.schema(), "metadata": {}}
+    record.content_hash, record.size_bytes = manifest["content_hash"], manifest["size_bytes"]
+    record.save()
+    assert manifest["size_bytes"] > 1.2 * MEMORY_LIMIT_MB * 2**20
+    space.dataset = record
+
+    run = finished(space.start_run(epochs=1, batch_size=512, optimizer={"name": "adam", "lr": 0.01})["id"], timeout=120)
+    assert run.state == "succeeded", run.error
+    assert run.final_metrics["val_loss"] < 0.6, run.final_metrics  # chance is ln 2
