@@ -104,3 +104,21 @@ def test_every_environment_variable_is_documented_in_operations():
     assert {"REDIS_URL", "NETFORGE_HOME", "NETFORGE_GRPC_PORT"} <= names, names  # the scan finds what it should
     missing = sorted(name for name in names if f"`{name}`" not in documented)
     assert not missing, f"docs/operations.md does not describe {missing}"
+
+
+def test_the_run_lifecycle_diagram_draws_every_allowed_transition():
+    """docs/architecture.md's state diagram against ``webapp.runs.lifecycle.TRANSITIONS``: every
+    allowed move is drawn with the function that makes it, and nothing else is drawn."""
+    from webapp.runs.lifecycle import TRANSITIONS  # here: pytest-django has set Django up by now
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    diagram = text.split("```mermaid\nstateDiagram-v2\n", 1)[1].split("```", 1)[0]
+    drawn = {}
+    for source, target, label in re.findall(r"^\s*(\w+) --> (\w+): (.*)$", diagram, re.MULTILINE):
+        drawn.setdefault((source, target), []).append(label)
+    missing = [f"{function}: {source} -> {target}" for function, source, target in TRANSITIONS
+               if not any(function in label for label in drawn.get((source, target), []))]
+    assert not missing, f"docs/architecture.md's run lifecycle diagram lacks {missing}"
+    allowed = {(source, target) for _, source, target in TRANSITIONS}
+    extra = sorted(pair for pair in drawn if pair not in allowed)  # [*] lines are not matched
+    assert not extra, f"the diagram draws moves the lifecycle does not allow: {extra}"
