@@ -31,6 +31,7 @@ from engine import backend, parallel, serialization
 from engine import metrics as metrics_module
 from engine.data import Dataset, Standardizer, iter_batches
 from engine.data.augment import augment_images, batch_generator, draw_augmentation
+from engine.data.dataset import RowSelection
 from engine.data.store import is_mapped
 from engine.errors import ArtifactError, EngineError
 from engine.model import Model
@@ -267,7 +268,7 @@ class Trainer:
         a memory-mapped store's arrays as they are, prepared a batch at a time (``_prepare_rows``)
         so they are never read whole."""
         return {name: (dataset.arrays[source] if _streamed(dataset.arrays[source])
-                       else self._prepare_rows(name, numpy.asarray(dataset.arrays[source])))
+                       else self._prepare_rows(name, _whole(dataset.arrays[source])))
                 for name, source in self.feeds.items()}
 
     def _prepare_rows(self, name: str, array):
@@ -601,6 +602,11 @@ def _read_ahead(items):
         while (item := pending.result()) is not None:
             pending = pool.submit(next, iterator, None)
             yield item
+
+
+def _whole(array):
+    """An in-memory array as it is (NumPy or CuPy), a lazy selection of its rows read into one."""
+    return numpy.asarray(array) if isinstance(array, RowSelection) else array
 
 
 def _streamed(array) -> bool:
