@@ -14,14 +14,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import resource
-import select
 import shutil
-import signal
+import subprocess
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 PREVIEW_ROWS = 5
 RESULT_LIMIT_BYTES = 64 * 1024 * 1024  # the child's answer: schema and preview, never the data
 STORE_FOLDER = "store"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def limits_from_settings() -> Limits:
@@ -72,63 +73,70 @@ class ConversionJob:
 
 def convert_in_child(job: ConversionJob) -> dict:
     """The child's result: ``{"manifest", "schema", "preview", "rows"}`` when the store is written,
-    or ``{"error", "limit"}`` when the file is refused or the child died."""
+    or ``{"error", "limit"}`` when the file is refused or the child died.
+
+    The child is a new interpreter (``python -m webapp.datasets.conversion``), not a fork of this
+    process: a fork copies only the calling thread, so a worker or a test process with threads
+    (gRPC's, a BLAS pool's) could leave a lock held forever in the copy, and Celery's pool processes
+    may not start multiprocessing children. Its small address space is also what the memory limit
+    is added to. The job goes in on stdin and the answer comes back on stdout, both JSON.
+    """
     memory = int(settings.DATASET_CONVERSION_MEMORY_BYTES)
     timeout = float(settings.DATASET_CONVERSION_TIMEOUT_SECONDS)
-    limits = limits_from_settings()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into the parent's code
-        status = 1
-        try:
-            os.close(read_end)
-            result = _child_convert(job, limits, memory)
-            status = 0
-        except BaseException as error:  # noqa: BLE001
-            result = {"error": f"the conversion failed unexpectedly: {type(error).__name__}: {error}"}
-        finally:
-            try:
-                with os.fdopen(write_end, "wb") as pipe:
-                    pipe.write(json.dumps(result).encode())
-            finally:
-                os._exit(status)
-    os.close(write_end)
+    request = {"job": _job_to_json(job), "limits": dataclasses.asdict(limits_from_settings()), "memory": memory}
+    environment = {**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "system",
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))}
+    child = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, env=environment, cwd=PROJECT_ROOT)
     try:
-        answer, timed_out = _read_answer(read_end, timeout)
-    finally:
-        os.close(read_end)
-    if timed_out:
-        os.kill(pid, signal.SIGKILL)
-    _, status = os.waitpid(pid, 0)
-    if timed_out:
+        output, errors = child.communicate(json.dumps(request).encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
         return {"error": f"the conversion took longer than the limit NETFORGE_DATASET_CONVERSION_TIMEOUT_SECONDS="
                          f"{timeout:g} and was stopped", "limit": "NETFORGE_DATASET_CONVERSION_TIMEOUT_SECONDS"}
-    if os.WIFSIGNALED(status) or not answer:
-        how = (f"was killed by signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-               else f"exited with status {os.WEXITSTATUS(status)}")
+    answer = _answer(output)
+    if answer is None:
+        code = child.returncode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        log.warning("the conversion of %s %s: %s", job.upload.name, how, errors.decode(errors="replace")[-2000:])
         return {"error": f"the conversion process {how}; the file probably needs more memory than the limit "
                          f"NETFORGE_DATASET_CONVERSION_MEMORY_MB={memory // (1024 * 1024)} allows",
                 "limit": "NETFORGE_DATASET_CONVERSION_MEMORY_MB"}
-    return json.loads(answer)
+    return answer
 
 
-def _read_answer(read_end: int, timeout: float) -> tuple[bytes, bool]:
-    deadline = time.monotonic() + timeout
-    pieces, size = [], 0
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return b"", True
-        ready, _, _ = select.select([read_end], [], [], min(remaining, 1.0))
-        if not ready:
-            continue
-        chunk = os.read(read_end, 1 << 16)
-        if not chunk:
-            return b"".join(pieces), False
-        size += len(chunk)
-        if size > RESULT_LIMIT_BYTES:
-            return b"", False
-        pieces.append(chunk)
+def _answer(output: bytes) -> dict | None:
+    if not output or len(output) > RESULT_LIMIT_BYTES:
+        return None
+    try:
+        answer = json.loads(output)
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def _job_to_json(job: ConversionJob) -> dict:
+    return {field.name: str(value) if isinstance(value, Path) else value
+            for field in dataclasses.fields(job) for value in [getattr(job, field.name)]}
+
+
+def _job_from_json(raw: dict) -> ConversionJob:
+    paths = {"upload", "store", "labels", "converted_npz"}
+    return ConversionJob(**{key: Path(value) if key in paths and value is not None else value
+                            for key, value in raw.items()})
+
+
+def main() -> int:
+    """The child's entry point: the job on stdin, the answer on stdout (never a traceback there)."""
+    request = json.loads(sys.stdin.buffer.read())
+    try:
+        result = _child_convert(_job_from_json(request["job"]), Limits(**request["limits"]), int(request["memory"]))
+    except BaseException as error:  # noqa: BLE001  (whatever happened, the parent gets a reason)
+        result = {"error": f"the conversion failed unexpectedly: {type(error).__name__}: {error}"}
+    sys.stdout.buffer.write(json.dumps(result).encode())
+    sys.stdout.flush()
+    return 0
 
 
 def _address_space_bytes() -> int:
@@ -144,7 +152,6 @@ def _child_convert(job: ConversionJob, limits: Limits, memory: int) -> dict:
     from engine.data.convert import convert_file
     from engine.data.store import write_store
     from webapp.datasets import images
-    from webapp.datasets.services import json_ready
 
     # The decoders' libraries are mapped before the limit, which is then what the data may add to
     # the address space the child inherited (the worker's libraries, its threads' stacks).
@@ -219,3 +226,23 @@ def remove_folder(path: Path) -> None:
         pass
     except OSError as error:  # a stray folder is only disk space
         log.warning("could not remove %s: %s", path, error)
+
+
+def json_ready(value):
+    """Schema and preview as plain JSON: NumPy scalars and arrays become numbers and lists,
+    non-finite numbers become null."""
+    if isinstance(value, dict):
+        return {str(key): json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    if hasattr(value, "tolist"):
+        return json_ready(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

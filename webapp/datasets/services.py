@@ -4,7 +4,6 @@ worker: ``processing`` -> ``ready`` | ``failed``), renaming and deleting."""
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from datetime import timedelta
@@ -21,6 +20,7 @@ from engine.data import views
 from engine.errors import DataError
 from webapp.core.exceptions import Conflict, InvalidInput, PayloadTooLarge
 from webapp.datasets import conversion, images, uploads
+from webapp.datasets.conversion import json_ready
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project
 
@@ -357,19 +357,3 @@ def _remove_file(file) -> None:
         file.storage.delete(file.name)
     except OSError as error:  # the record is gone either way; a stray file is only disk space
         log.warning("could not remove dataset file %s: %s", file.name, error)
-
-
-def json_ready(value):
-    """Schema and preview as plain JSON: NumPy scalars and arrays become numbers and lists,
-    non-finite numbers become null."""
-    if isinstance(value, dict):
-        return {str(key): json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(item) for item in value]
-    if hasattr(value, "tolist"):
-        return json_ready(value.tolist())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
