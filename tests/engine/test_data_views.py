@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import pytest
 
-from engine.data.views import apply_view, check_view, view_sample_shape
+from engine.data.views import apply_view, check_view, view_channel_statistics, view_sample_shape
 from engine.errors import DataError
 
 
@@ -44,3 +44,15 @@ def test_bad_views_are_errors_naming_the_field(view, words):
     with pytest.raises(DataError, match=r"^view") as caught:
         check_view(view, [64])
     assert words in str(caught.value)
+
+
+def test_channel_statistics_hold_under_a_view_only_where_its_channels_are_the_stored_ones():
+    one = {"mean": [0.5], "std": [0.2]}
+    three = {"mean": [1.0, 2.0, 3.0], "std": [1.0, 1.0, 1.0]}
+    image = {"kind": "image", "shape": [3, 4, 4], "layout": "chw"}
+    assert view_channel_statistics(one, [48], image) == one  # all values as one channel: any view
+    assert view_channel_statistics(three, [3, 4, 4], None) == three
+    assert view_channel_statistics(three, [3, 4, 4], image) == three  # the stored channels, as they are
+    assert view_channel_statistics(three, [3, 4, 4], {**image, "layout": "hwc"}) is None
+    assert view_channel_statistics(three, [3, 4, 4], {"kind": "flat"}) is None
+    assert view_channel_statistics(None, [3, 4, 4], image) is None
