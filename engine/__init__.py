@@ -14,7 +14,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from engine.errors import (  # noqa: E402
+from engine.errors import (
     ArtifactError,
     BackendError,
     DataError,
@@ -23,9 +23,9 @@ from engine.errors import (  # noqa: E402
     ShapeError,
     TrainingCancelled,
 )
-from engine.graph import FORMAT, GraphBuilder, analyze, validate  # noqa: E402
-from engine.model import Model, compile  # noqa: E402
-from engine.registry import catalog, get_op, op_names  # noqa: E402
+from engine.graph import FORMAT, GraphBuilder, analyze, validate
+from engine.model import Model, compile
+from engine.registry import catalog, get_op, op_names
 
 
 def __getattr__(name: str):

@@ -605,7 +605,7 @@ class GraphBuilder:
         self._inputs[name] = {"shape": list(shape), "dtype": dtype}
         return name
 
-    def node(self, op_name: str, *inputs, id: str | None = None, **params) -> str:  # noqa: A002 - matches the format
+    def node(self, op_name: str, *inputs, id: str | None = None, **params) -> str:  # matches the format
         """Add a node of ``op_name``; returns its id (the reference to its first output)."""
         op = get_op(op_name)
         if op is None:
@@ -615,7 +615,7 @@ class GraphBuilder:
                                "message": f"op '{op_name}' takes {len(op.inputs)} inputs, got {len(inputs)}"}])
         if id is None:
             self._counts[op_name] = self._counts.get(op_name, 0) + 1
-            id = f"{op_name}{self._counts[op_name]}"  # noqa: A001
+            id = f"{op_name}{self._counts[op_name]}"
         ports = {port.name: ref for port, ref in zip(op.inputs, inputs) if ref is not None}
         self._nodes.append({"id": id, "op": op_name, "params": params, "inputs": ports})
         return id

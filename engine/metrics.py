@@ -20,7 +20,6 @@ Input conventions (NumPy or CuPy arrays, or anything ``numpy.asarray`` accepts):
 from __future__ import annotations
 
 import abc
-
 import copy
 import inspect
 from typing import Any, ClassVar

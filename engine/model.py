@@ -407,7 +407,7 @@ def _flat(values) -> list:
     return keys
 
 
-def compile(spec: dict, **options) -> Model:  # noqa: A001 - the natural name
+def compile(spec: dict, **options) -> Model:  # the natural name
     """Validate a graph document and compile it into a ``Model``."""
     return Model(spec, **options)
 

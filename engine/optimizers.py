@@ -24,7 +24,6 @@ bounds and docs): the constructor, the validator and the train panel's form all 
 from __future__ import annotations
 
 import abc
-
 import math
 from typing import Any, ClassVar
 

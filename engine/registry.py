@@ -360,7 +360,6 @@ def catalog() -> dict:
     composite block (``"kind": "block"``, with its inner ``graph`` for the editor to open)."""
     _load_ops()
     from engine import __version__  # noqa: PLC0415
-
     from engine.blocks import catalog_entries  # noqa: PLC0415
 
     entries = sorted([op.to_json() for op in _REGISTRY.values()] + catalog_entries(),

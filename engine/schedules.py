@@ -14,7 +14,6 @@ constructor, the validator and the train panel's form all read them from there.
 from __future__ import annotations
 
 import abc
-
 import dataclasses
 import math
 from typing import Any, ClassVar

@@ -22,8 +22,8 @@ import gc
 import os
 
 from celery import Celery
-from django.conf import settings
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from django.conf import settings
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webapp.settings.local")
@@ -62,8 +62,9 @@ def _warm_up(**_) -> None:
     # A pool process imports the engine's ops and the channel layer's Redis client before its
     # first task: otherwise the first run's recorder thread spends a fifth of a second importing,
     # holding the GIL its training loop needs.
-    import engine.ops  # noqa: F401, PLC0415
     from channels.layers import get_channel_layer  # noqa: PLC0415
+
+    import engine.ops  # noqa: F401, PLC0415
 
     get_channel_layer()
     # Django, Celery and the engine are a few hundred thousand long-lived objects that every full

@@ -82,12 +82,12 @@ def record_run_evaluation(run_id: int, trainer, dataset: Dataset) -> dict:
     try:
         run = Run.objects.select_related("dataset").get(pk=run_id)
         evaluation = evaluate_trainer(trainer, dataset, image_layout=dataset_image_layout(run.dataset))
-    except Exception as error:  # noqa: BLE001 - an evaluation never fails the run it describes
+    except Exception as error:  # an evaluation never fails the run it describes
         log.exception("run %s: evaluation failed", run_id)
         evaluation = {"state": "failed", "error": f"{type(error).__name__}: {error}"}
     try:
         run_evaluation_save(run_id=run_id, evaluation=evaluation)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("run %s: the evaluation could not be stored", run_id)
     return evaluation
 

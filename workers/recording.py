@@ -336,7 +336,7 @@ def start_recording_process() -> RecordingProcess:
         try:
             parent_end.close()
             _serve(child_end)
-        except BaseException:  # noqa: BLE001  (a forked child must never return into its parent's code)
+        except BaseException:  # a forked child must never return into its parent's code
             log.exception("the recording process failed")
             status = 1
         finally:

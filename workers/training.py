@@ -108,7 +108,7 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
     except EngineError as error:
         log.info("run %s failed: %s", run.pk, error)
         outcome = {"state": Run.State.FAILED, "error": str(error)}
-    except Exception as error:  # noqa: BLE001  (a run must end in a state, whatever happened)
+    except Exception as error:  # a run must end in a state, whatever happened
         log.exception("run %s: unexpected error", run.pk)
         outcome = {"state": Run.State.FAILED, "error": f"internal error while training: {type(error).__name__}: {error}"}
     finally:

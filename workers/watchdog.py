@@ -195,7 +195,7 @@ def run_forever(stop: threading.Event, *, interval: float | None = None) -> None
         try:
             recover_stale_runs()
             requeue_lost_messages()
-        except Exception:  # noqa: BLE001  (a database hiccup must not end the watchdog)
+        except Exception:  # a database hiccup must not end the watchdog
             log.exception("watchdog: check failed; retrying")
         finally:
             close_old_connections()
@@ -204,7 +204,7 @@ def run_forever(stop: threading.Event, *, interval: float | None = None) -> None
 
 
 def start_in_background() -> None:
-    global _background  # noqa: PLW0603
+    global _background
     if _background is not None and _background[0].is_alive():
         return
     stop = threading.Event()

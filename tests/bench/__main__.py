@@ -5,9 +5,8 @@ import sys
 
 
 def blas_line() -> str:
-    from threadpoolctl import threadpool_info  # noqa: PLC0415
-
     import numpy  # noqa: F401, PLC0415  (loads its BLAS)
+    from threadpoolctl import threadpool_info  # noqa: PLC0415
 
     return ", ".join(f"{pool['internal_api']} {pool.get('version') or ''} {pool.get('architecture') or ''} kernels, "
                      f"{pool['num_threads']} threads" for pool in threadpool_info()) or "no BLAS pool found"

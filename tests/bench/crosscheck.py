@@ -31,7 +31,7 @@ def engine_vjp(op, params, inputs, weights, cotangent):
 
 def op_cases():
     import torch  # noqa: PLC0415
-    import torch.nn.functional as F  # noqa: N812, PLC0415
+    import torch.nn.functional as F  # noqa: PLC0415
 
     rng = numpy.random.default_rng(0)
     x = rng.normal(size=(6, 5))

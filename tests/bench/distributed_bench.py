@@ -99,7 +99,7 @@ def _trainer(workload, shard=None):
 def _start(config: dict, log_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     name = config.get("rank", "server")
-    log = open(log_dir / f"{config['role']}-{config['group']}-{name}.log", "wb")  # noqa: SIM115
+    log = open(log_dir / f"{config['role']}-{config['group']}-{name}.log", "wb")
     return subprocess.Popen([sys.executable, "-m", "tests.bench.distributed_bench", "--member", json.dumps(config)],
                             env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)

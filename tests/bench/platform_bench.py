@@ -68,9 +68,9 @@ def engine_baseline(workload: dict) -> tuple[float, float, int]:
 
 def bench_user(system: Platform):
     from django.contrib.auth import get_user_model  # noqa: PLC0415
-    from webapp.core.services import api_token_create  # noqa: PLC0415
 
     from tests.platform.harness import User  # noqa: PLC0415
+    from webapp.core.services import api_token_create  # noqa: PLC0415
 
     model = get_user_model().objects.create_user(username="bench", password="x" * 12)
     return User(system, model, api_token_create(user=model, name="tests")[1])

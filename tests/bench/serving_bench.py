@@ -388,9 +388,9 @@ def setup(system) -> dict[str, str]:
 
     with system.database_connection():
         from django.contrib.auth import get_user_model  # noqa: PLC0415
-        from webapp.core.services import api_token_create  # noqa: PLC0415
 
         from tests.platform.harness import mlp_spec  # noqa: PLC0415
+        from webapp.core.services import api_token_create  # noqa: PLC0415
         from webapp.datasets.services import dataset_create_builtin  # noqa: PLC0415
         from webapp.projects.models import GraphVersion  # noqa: PLC0415
         from webapp.projects.services import project_create  # noqa: PLC0415

@@ -48,7 +48,7 @@ class NetForge:
         # and clients on port 0 can hold it between make run's probe and the gRPC server's bind.
         env.update(NETFORGE_HOME=str(self.home), NETFORGE_GRPC_PORT="0", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
                    OPENBLAS_NUM_THREADS="1")
-        log = open(self.log_path, "w")  # noqa: SIM115 - the child writes it until stop()
+        log = open(self.log_path, "w")  # the child writes it until stop()
         self.process = subprocess.Popen([sys.executable, "-m", "webapp.run", "--port", "0"], cwd=ROOT, env=env,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + START_TIMEOUT

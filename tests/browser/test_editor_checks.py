@@ -6,14 +6,21 @@ graphs fitted clear of the side panels."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.browser.editor_actions import (
-    bind_input, connect, drop, handle, new_project, node_ids, select_node, sign_up, wait_for_validation,
+    bind_input,
+    connect,
+    drop,
+    handle,
+    new_project,
+    node_ids,
+    select_node,
+    sign_up,
+    wait_for_validation,
 )
 
 pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]

@@ -12,7 +12,16 @@ import uuid
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.editor_actions import bind_input, choose, connect, drop, new_project, select_node, sign_up, wait_for_validation
+from tests.browser.editor_actions import (
+    bind_input,
+    choose,
+    connect,
+    drop,
+    new_project,
+    select_node,
+    sign_up,
+    wait_for_validation,
+)
 
 pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]
 
@@ -68,7 +77,7 @@ def test_a_new_user_designs_trains_and_compares(page):
     expect(page.get_by_test_id("summary-errors")).to_have_text("0", timeout=10_000)
     shapes = page.get_by_test_id("edge-shape")
     expect(shapes).to_have_count(5)
-    first_edge = page.locator(f'[data-testid="edge-shape"]').all_inner_texts()
+    first_edge = page.locator('[data-testid="edge-shape"]').all_inner_texts()
     assert any("64" in text for text in first_edge), first_edge  # digits: 64 features
     assert any("32" in text for text in first_edge) and any("10" in text for text in first_edge), first_edge
     expect(page.get_by_test_id("summary-parameters")).to_contain_text(re.compile(r"2[, ]?410"))  # 64*32+32 + 32*10+10

@@ -44,7 +44,7 @@ def new_group() -> str:
 def start_process(config: dict, *, log_dir: Path) -> subprocess.Popen:
     """``tests.distributed.rank_process`` with ``config``, in its own session, output to a log file."""
     name = f"rank{config.get('rank', 'ps')}" if config.get("role") != "server" else "server"
-    log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115  (closed with the process by the caller)
+    log = open(log_dir / f"{name}.log", "wb")  # closed with the process by the caller
     env = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
            "PATH": "/usr/bin:/bin"}
     return subprocess.Popen([sys.executable, "-m", "tests.distributed.rank_process", json.dumps(config)], cwd=ROOT,

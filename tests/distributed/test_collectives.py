@@ -115,7 +115,7 @@ def test_a_peer_that_dies_or_stops_answering_mid_collective_is_detected_within_s
         silent.wait(timeout=10)
     error = json.loads((tmp_path / "rank0-error.json").read_text())
     assert error["type"] == "PeerFailure"
-    assert f"worker rank 1 (" in error["message"] and "stopped answering" in error["message"]
+    assert "worker rank 1 (" in error["message"] and "stopped answering" in error["message"]
     assert detected_after < DETECTION_BOUND_SECONDS
     assert waiting.poll() is not None and silent.poll() is not None
 

@@ -31,8 +31,17 @@ import pytest
 import redis
 
 from tests.platform.harness import (
-    MOONS, Platform, RunSocket, Service, User, Workspace, assert_checkpoints_kept, assert_record_complete, get_run,
-    wait_for_run, wait_until,
+    MOONS,
+    Platform,
+    RunSocket,
+    Service,
+    User,
+    Workspace,
+    assert_checkpoints_kept,
+    assert_record_complete,
+    get_run,
+    wait_for_run,
+    wait_until,
 )
 from workers.distributed.rendezvous import SERVER_RANK, member_name
 
@@ -94,6 +103,7 @@ def _environ(process) -> list[str]:
 @pytest.fixture
 def workspace(platform, django_db_blocker):
     from django.contrib.auth import get_user_model
+
     from webapp.core.services import api_token_create
 
     with django_db_blocker.unblock(), platform.database_connection():

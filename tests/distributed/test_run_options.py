@@ -32,11 +32,11 @@ def test_bad_distributed_options_name_the_field(hyperparameters, field, message)
 
 def test_early_stopping_of_a_distributed_run_must_not_watch_a_training_metric(django_user_model, db):
     """Each worker's training metrics are its own shard's, so the workers would stop apart."""
+    from tests.platform.harness import mlp_spec
     from webapp.datasets.services import dataset_create_builtin
     from webapp.projects.models import GraphVersion
     from webapp.projects.services import project_create
     from webapp.runs.services import run_create
-    from tests.platform.harness import mlp_spec
 
     user = django_user_model.objects.create_user(username="distributed", password="x" * 12)
     project = project_create(owner=user, name="distributed")

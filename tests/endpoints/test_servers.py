@@ -56,9 +56,9 @@ def owner(servers, django_db_blocker, trained_digits):
     """A user with an API token and a succeeded digits run (``owner["runs"]()`` makes another)."""
     with django_db_blocker.unblock(), servers.database_connection():
         from django.contrib.auth import get_user_model  # noqa: PLC0415
-        from webapp.core.services import api_token_create  # noqa: PLC0415
 
         from engine import zoo  # noqa: PLC0415
+        from webapp.core.services import api_token_create  # noqa: PLC0415
         from webapp.datasets.services import dataset_create_builtin  # noqa: PLC0415
         from webapp.projects.models import GraphVersion  # noqa: PLC0415
         from webapp.projects.services import project_create  # noqa: PLC0415

@@ -180,7 +180,6 @@ NON_DIFFERENTIABLE = [
 ]
 
 import tests.engine.op_cases_recurrent  # noqa: E402, F401 - appends the recurrent layers' cases to CASES
-
 from tests.engine.op_cases_spatial import CASES as SPATIAL_CASES  # noqa: E402 - its cases build on Case above
 
 CASES += SPATIAL_CASES

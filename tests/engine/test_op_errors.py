@@ -16,7 +16,7 @@ from engine.registry import TensorType, get_op
 N = None  # the unknown batch size
 
 
-def T(*shape, dtype="float32"):  # noqa: N802 - reads like a type in the table
+def T(*shape, dtype="float32"):  # reads like a type in the table
     return TensorType(tuple(shape), dtype)
 
 

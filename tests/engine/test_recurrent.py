@@ -18,7 +18,7 @@ N = None  # the unknown batch size
 RECURRENT = ("rnn", "lstm", "gru")
 
 
-def T(*shape, dtype="float32"):  # noqa: N802 - reads like a type in the table
+def T(*shape, dtype="float32"):  # reads like a type in the table
     return TensorType(tuple(shape), dtype)
 
 

@@ -51,6 +51,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def make_user(platform, platform_db):
     from django.contrib.auth import get_user_model  # noqa: PLC0415
+
     from webapp.core.services import api_token_create  # noqa: PLC0415
 
     users = []

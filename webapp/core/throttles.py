@@ -38,7 +38,7 @@ class AddressThrottle(SimpleRateThrottle):
     def allow_request(self, request, view):
         try:
             return super().allow_request(request, view)
-        except Exception:  # noqa: BLE001  (the cache is down: see the module's docstring)
+        except Exception:  # the cache is down: see the module's docstring
             log.exception("the %s throttle could not reach the cache; request allowed", self.scope)
             return True
 
@@ -69,7 +69,7 @@ class AccountLockout:
     def check(self) -> None:
         try:
             until = cache.get(self.locked_key)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("the account lockout could not reach the cache; login allowed")
             return
         wait = (until - time.time()) if until else 0
@@ -88,11 +88,11 @@ class AccountLockout:
                 cache.set(self.locked_key, time.time() + window, window)
                 cache.delete(self.failures_key)
                 log.warning("account %r locked for %s s after %s wrong passwords", self.username, window, failures)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("the account lockout could not reach the cache")
 
     def clear(self) -> None:
         try:
             cache.delete(self.failures_key)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("the account lockout could not reach the cache")

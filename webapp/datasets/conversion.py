@@ -159,7 +159,7 @@ def _child_convert(job: ConversionJob, limits: Limits, memory: int) -> dict:
     # keeps RLIMIT_AS meaning what the data needs.
     os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
     import PIL.Image  # noqa: F401, PLC0415
-    import pyarrow.compute  # noqa: F401, PLC0415
+    import pyarrow.compute  # noqa: PLC0415
     import pyarrow.csv  # noqa: F401, PLC0415
 
     limit = _address_space_bytes() + memory

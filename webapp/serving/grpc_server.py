@@ -74,7 +74,7 @@ def make_servicer(runtime):
         await context.abort(getattr(grpc.StatusCode, error.grpc_status), error.message)
 
     class PredictionServicer(predict_pb2_grpc.PredictionServiceServicer):
-        async def Predict(self, request, context):  # noqa: N802  (the RPC's name)
+        async def Predict(self, request, context):  # the RPC's name
             def decode(specs):
                 arrays = {}
                 for spec in specs:
@@ -106,7 +106,7 @@ def make_servicer(runtime):
                 labels=result.get("labels") or [],
             )
 
-        async def GetMetadata(self, request, context):  # noqa: N802
+        async def GetMetadata(self, request, context):
             try:
                 _route, loaded = await runtime.resolve(request.endpoint, request.version or None, api_key(context))
             except ServingError as error:

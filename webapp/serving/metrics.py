@@ -91,7 +91,7 @@ class MetricsRecorder:
                     bucket.batches += counts.batches
                     bucket.batched_instances += counts.batched_instances
                     bucket.save()
-        except Exception:  # noqa: BLE001  (metrics never break serving; the counts go back for the next try)
+        except Exception:  # metrics never break serving; the counts go back for the next try
             log.exception("could not store serving metrics; keeping them for the next flush")
             with self._lock:
                 for key, counts in pending.items():

@@ -200,7 +200,7 @@ class ServingRuntime:
                     continue
                 try:
                     self._load(route, target)
-                except Exception:  # noqa: BLE001  (keep answering with the version that works)
+                except Exception:  # keep answering with the version that works
                     log.exception("%s v%s could not be loaded; the default stays v%s", name, wanted, active.get(name))
                     continue
                 active[name] = wanted
@@ -211,7 +211,7 @@ class ServingRuntime:
     def _refresh_quietly(self) -> None:
         try:
             self.refresh()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not refresh the serving routes; keeping the previous ones")
         finally:
             from django.db import connection  # noqa: PLC0415
@@ -331,7 +331,7 @@ class ServingRuntime:
         if loaded is None:
             try:
                 loaded = await asyncio.get_running_loop().run_in_executor(None, self._load, route, target)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 log.exception("%s v%s could not be loaded", name, number)
                 raise Unavailable(f"{name} v{number} could not be loaded: {error}") from None
         return route, loaded
@@ -385,7 +385,7 @@ class ServingRuntime:
     def shutdown(self) -> None:
         try:
             self.metrics.flush()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("could not store the last serving metrics")
         self.cache.clear()
         self._executor.shutdown(wait=False)
@@ -423,7 +423,7 @@ _runtime_lock = threading.Lock()
 
 def get_runtime() -> ServingRuntime:
     """This process's runtime (created on first use): REST and gRPC share it."""
-    global _runtime  # noqa: PLW0603
+    global _runtime
     runtime = _runtime
     if runtime is None:
         with _runtime_lock:
@@ -452,7 +452,7 @@ def flush_metrics() -> None:
 
 def reset_runtime() -> None:
     """Forget the runtime (tests: a fresh database)."""
-    global _runtime  # noqa: PLW0603
+    global _runtime
     with _runtime_lock:
         runtime, _runtime = _runtime, None
     if runtime is not None:

@@ -6,9 +6,9 @@ import tempfile
 if "NETFORGE_HOME" not in os.environ:
     os.environ["NETFORGE_HOME"] = tempfile.mkdtemp(prefix="netforge-test-")
 
-from webapp.settings.base import *  # noqa: E402, F403
+from webapp.settings.base import *  # noqa: F403
 
-SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
+SECRET_KEY = "test-secret-key-not-for-production"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RUN_HEARTBEAT_SECONDS = 0.5

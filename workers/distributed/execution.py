@@ -186,7 +186,7 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
         log.info("run %s failed: %s", run.pk, error)
         outcome = {"state": Run.State.FAILED, "error": str(error)}
         worker.abort(f"worker rank 0 failed: {error}")
-    except Exception as error:  # noqa: BLE001  (a run must end in a state, whatever happened)
+    except Exception as error:  # a run must end in a state, whatever happened
         log.exception("run %s: unexpected error", run.pk)
         outcome = {"state": Run.State.FAILED,
                    "error": f"internal error while training: {type(error).__name__}: {error}"}
@@ -231,7 +231,7 @@ def _execute_other_rank(run_id: int, group: str, worker: DataParallelWorker, sta
         if getattr(error, "rank", None) == 0:
             _resume_or_fail(run_id, start_attempt(worker), group, str(error))
         return "failed"
-    except Exception as error:  # noqa: BLE001  (the group must hear of it, or it waits for this rank)
+    except Exception as error:  # the group must hear of it, or it waits for this rank
         log.exception("run %s: rank %s failed", run_id, rank)
         reason = f"worker rank {rank} failed: {type(error).__name__}: {error}"
         worker.abort(reason)

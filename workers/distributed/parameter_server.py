@@ -52,7 +52,7 @@ class ParameterServerServicer(collectives_pb2_grpc.ParameterServerServicer):
     def __init__(self, server: ParameterServer):
         self.server = server
 
-    def PushGradient(self, request_iterator, context):  # noqa: N802  (the generated names)
+    def PushGradient(self, request_iterator, context):  # the generated names
         received, rank, collective, parts = 0, None, None, []
         for piece in request_iterator:
             if piece.group != self.server.group:
@@ -69,7 +69,7 @@ class ParameterServerServicer(collectives_pb2_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         return collectives_pb2.PushGradientResponse(received_bytes=received)
 
-    def SetWeights(self, request_iterator, context):  # noqa: N802
+    def SetWeights(self, request_iterator, context):
         parts = [(piece.offset, piece.data) for piece in self._pieces_of_group(request_iterator, context)]
         try:
             self.server.set_weights(parts)
@@ -77,7 +77,7 @@ class ParameterServerServicer(collectives_pb2_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
         return collectives_pb2.SetWeightsResponse(received_bytes=sum(len(data) for _, data in parts))
 
-    def ApplyGradient(self, request_iterator, context):  # noqa: N802
+    def ApplyGradient(self, request_iterator, context):
         pieces = list(self._pieces_of_group(request_iterator, context))
         if not pieces:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a gradient needs at least one piece")
@@ -100,7 +100,7 @@ class ParameterServerServicer(collectives_pb2_grpc.ParameterServerServicer):
                               f"this server belongs to group {self.server.group}, not {piece.group}")
             yield piece
 
-    def PullSum(self, request, context):  # noqa: N802
+    def PullSum(self, request, context):
         if request.group != self.server.group:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f"this server belongs to group {self.server.group}, not {request.group}")

@@ -191,7 +191,7 @@ class Rendezvous:
         for callback in callbacks:
             try:
                 callback()
-            except Exception:  # noqa: BLE001  (one callback must not keep the others from running)
+            except Exception:  # one callback must not keep the others from running
                 log.exception("group %s: a failure callback failed", self.group)
 
     def check(self) -> None:

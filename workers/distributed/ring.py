@@ -39,7 +39,7 @@ class RingServicer(collectives_pb2_grpc.RingServicer):
     def __init__(self, group: str, mailbox: transport.Mailbox):
         self.group, self.mailbox = group, mailbox
 
-    def SendChunk(self, request_iterator, context):  # noqa: N802  (the generated name)
+    def SendChunk(self, request_iterator, context):  # the generated name
         received, key, items = 0, None, []
         for piece in request_iterator:
             if piece.group != self.group:
