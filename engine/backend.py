@@ -24,7 +24,7 @@ def _import_cupy():
     global _cupy
     if _cupy is None:
         try:
-            import cupy
+            import cupy  # noqa: PLC0415 - optional: only a GPU machine has it
             cupy.cuda.runtime.getDeviceCount()
         except Exception as error:  # ImportError, or CUDA present but no usable device
             raise BackendError(
@@ -74,10 +74,10 @@ def to_numpy(array):
 def special(xp: types.ModuleType) -> types.ModuleType:
     """``scipy.special`` for NumPy, ``cupyx.scipy.special`` for CuPy (erf and friends)."""
     if xp is numpy:
-        import scipy.special
+        import scipy.special  # noqa: PLC0415 - loads on first use
 
         return scipy.special
-    import cupyx.scipy.special
+    import cupyx.scipy.special  # noqa: PLC0415
 
     return cupyx.scipy.special
 

@@ -261,7 +261,7 @@ def _parse_nodes(raw, analysis: Analysis) -> None:
         pending.append((node_id, op, entry))
         pending_ids.add(node_id)
     output_owner = {}
-    for node_id, op, entry in pending:
+    for node_id, op, _entry in pending:
         for port in op.outputs:
             output_owner[value_key(node_id, op, port.name)] = node_id
     for node_id, op, entry in pending:

@@ -102,7 +102,7 @@ def _blas_controllers() -> list:
     global _blas
     if _blas is None:
         try:
-            import threadpoolctl
+            import threadpoolctl  # noqa: PLC0415 - optional: the engine runs without it
         except ImportError:  # the engine still runs; BLAS keeps its own setting
             _blas = []
         else:

@@ -12,6 +12,6 @@ from workers.celery_app import app
 
 @app.task(name="workers.convert_dataset", ignore_result=True)
 def convert_dataset(dataset_id: int) -> None:
-    from webapp.datasets.services import dataset_convert
+    from webapp.datasets.services import dataset_convert  # noqa: PLC0415 - models load after Django is set up
 
     dataset_convert(dataset_id=dataset_id)

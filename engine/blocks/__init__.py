@@ -155,15 +155,8 @@ def _expand(nodes, prefix, errors, origins, aliases, blocks, depth):
             inputs[port.name] = raw_inputs.get(port.name, f"{node_id}{SEPARATOR}missing_{port.name}")
         inner_prefix = f"{node_id}{SEPARATOR}"
         present = {inner["id"] for inner in block.nodes if _included(inner, params)}
-
-        def reference(ref: str) -> str:
-            for alternative in ref.split("|"):
-                if alternative.startswith("$"):
-                    return inputs[alternative[1:]]
-                if alternative.split(":")[0] in present:
-                    return inner_prefix + alternative
-            raise EngineError(f"block '{block.name}': reference {ref!r} matches no input or included node")
-
+        reference = functools.partial(_inner_reference, block=block, inputs=inputs, present=present,
+                                      prefix=inner_prefix)
         inner_nodes = []
         for inner in block.nodes:
             if not _included(inner, params):
@@ -184,6 +177,17 @@ def _expand(nodes, prefix, errors, origins, aliases, blocks, depth):
         blocks[node_id] = {"block": block.name, "outputs": outputs}
         flat.extend(_expand(inner_nodes, inner_prefix, errors, origins, aliases, blocks, depth + 1))
     return flat
+
+
+def _inner_reference(ref: str, *, block, inputs: dict, present: set, prefix: str) -> str:
+    """A reference inside ``block`` as a node of the flat graph: ``$port`` is the block's input,
+    ``a|b`` the first alternative whose node is included."""
+    for alternative in ref.split("|"):
+        if alternative.startswith("$"):
+            return inputs[alternative[1:]]
+        if alternative.split(":")[0] in present:
+            return prefix + alternative
+    raise EngineError(f"block '{block.name}': reference {ref!r} matches no input or included node")
 
 
 def _included(inner: dict, params: dict) -> bool:

@@ -30,7 +30,7 @@ from engine.data.limits import (
     open_maybe_gzip,
     read_member_capped,
 )
-from engine.data.loaders import IDX_TYPES, load_csv, load_npz, read_idx
+from engine.data.loaders import IDX_TYPES, load_csv, load_idx, load_npz, read_idx
 from engine.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -55,8 +55,6 @@ def convert_file(path: str | os.PathLike, *, file_format: str, options: dict, li
     if file_format == "idx":
         images = _idx_checked(path, limits, work)
         labels = _idx_checked(Path(labels_path), limits, work) if labels_path is not None else None
-        from engine.data.loaders import load_idx
-
         dataset = load_idx(images, labels, flatten=bool(options.get("flatten")))
         dataset.name = path.name.removesuffix(".gz")
         if options.get("flatten"):  # keep the image size, so the rows can still be drawn
@@ -173,8 +171,8 @@ def _header_line_count(path: Path, delimiter: str) -> int:
 def _typed_target(labels, task: str | None):
     """Integers where every value is one, else finite floats, else the text (the rules of
     ``engine.data.load_csv``); None where only the precise reader can say what is wrong."""
-    import pyarrow
-    import pyarrow.compute
+    import pyarrow  # noqa: PLC0415 - only conversions need it
+    import pyarrow.compute  # noqa: PLC0415
 
     trimmed = pyarrow.compute.utf8_trim_whitespace(labels)
     for target_type in (pyarrow.int64(), pyarrow.float64()):
@@ -220,7 +218,7 @@ def read_image_zip(path: Path, limits: Limits) -> Dataset:
     Each image's size is read from its header and checked against ``max_pixels`` before it is
     decoded, the whole array against ``max_array_bytes``, and the bytes read from the archive
     against ``max_decompressed_bytes``."""
-    from PIL import Image
+    from PIL import Image  # noqa: PLC0415 - only image archives need it
 
     Image.MAX_IMAGE_PIXELS = limits.max_pixels  # Pillow's own decompression-bomb check, as a second line
     name = path.name

@@ -149,9 +149,9 @@ def _address_space_bytes() -> int:
 
 def _child_convert(job: ConversionJob, limits: Limits, memory: int) -> dict:
     """In the child: limit the address space, read, write the store; refusals become results."""
-    from engine.data.convert import convert_file
-    from engine.data.store import write_store
-    from webapp.datasets import images
+    from engine.data.convert import convert_file  # noqa: PLC0415 - only the conversion child needs them
+    from engine.data.store import write_store  # noqa: PLC0415
+    from webapp.datasets import images  # noqa: PLC0415
 
     # The decoders' libraries are mapped before the limit, which is then what the data may add to
     # the address space the child inherited (the worker's libraries, its threads' stacks).

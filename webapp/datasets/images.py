@@ -103,7 +103,7 @@ def sample_image(sample: numpy.ndarray, layout: ImageLayout, *, low: float, high
 def png_data_url(pixels: numpy.ndarray) -> str:
     """8-bit pixels (H, W), (H, W, 3) or (H, W, 4) as ``data:image/png;base64,...``, scaled down to
     at most ``MAX_SIDE`` pixels on a side."""
-    from PIL import Image
+    from PIL import Image  # noqa: PLC0415 - only image datasets need it
 
     image = Image.fromarray(numpy.ascontiguousarray(pixels, dtype=numpy.uint8))  # L, RGB or RGBA by shape
     if max(image.size) > MAX_SIDE:

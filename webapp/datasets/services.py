@@ -23,6 +23,7 @@ from webapp.datasets import conversion, images, uploads
 from webapp.datasets.conversion import json_ready
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project
+from webapp.runs.dispatch import celery_client
 
 log = logging.getLogger(__name__)
 PREVIEW_ROWS = 5
@@ -207,8 +208,6 @@ def _dataset_store_upload(*, owner, project, name: str, file_format: str, option
 
 
 def _enqueue_conversion(dataset_id: int) -> None:
-    from webapp.runs.dispatch import celery_client
-
     try:
         celery_client().send_task(CONVERT_DATASET_TASK, args=(dataset_id,), queue=DATASETS_QUEUE)
     except Exception as error:
