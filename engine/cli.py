@@ -76,7 +76,8 @@ def cmd_validate(args) -> int:
     if not report.ok:
         print(f"{args.graph}: {len(report.errors)} problem(s)")
         for error in report.errors:
-            where = ", ".join(x for x in (f"node '{error['node']}'" if error["node"] else "", error["field"] or "") if x)
+            parts = (f"node '{error['node']}'" if error["node"] else "", error["field"] or "")
+            where = ", ".join(x for x in parts if x)
             print(f"  {where}: {error['message']}" if where else f"  {error['message']}")
         return 1
     rows = []
@@ -236,7 +237,8 @@ def cmd_datasets(args) -> int:
 def cmd_zoo(args) -> int:
     from engine import zoo  # noqa: PLC0415
 
-    rows = [[m["name"], m["dataset"], f"{m['expected']['metric']} >= {m['expected']['at_least']}", m["title"]] for m in zoo.info()]
+    rows = [[m["name"], m["dataset"], f"{m['expected']['metric']} >= {m['expected']['at_least']}", m["title"]]
+            for m in zoo.info()]
     print(_table(rows, ["model", "dataset", "quality in tests", "title"]))
     return 0
 

@@ -106,7 +106,8 @@ def analyze(spec: Any, *, require_loss: bool = True) -> Analysis:
     errors: list[dict] = []
     analysis = Analysis({}, {}, [], {}, None, errors, {}, {}, {})
     if not isinstance(spec, dict):
-        _error(errors, None, None, "not_an_object", f"a graph document must be a JSON object, got {type(spec).__name__}")
+        _error(errors, None, None, "not_an_object",
+               f"a graph document must be a JSON object, got {type(spec).__name__}")
         return analysis
     fmt = spec.get("format")
     if fmt is None:
@@ -116,7 +117,8 @@ def analyze(spec: Any, *, require_loss: bool = True) -> Analysis:
     known_top = {"format", "inputs", "nodes", "outputs", "loss", "metadata"}
     for key in spec:
         if key not in known_top:
-            _error(errors, None, key, "unknown_field", f"unknown top-level field '{key}'; expected {', '.join(sorted(known_top))}")
+            _error(errors, None, key, "unknown_field",
+                   f"unknown top-level field '{key}'; expected {', '.join(sorted(known_top))}")
     metadata = spec.get("metadata", {})
     analysis.metadata = metadata if isinstance(metadata, dict) else {}
 
@@ -200,7 +202,8 @@ def _parse_inputs(raw, analysis: Analysis) -> None:
     for name, declaration in raw.items():
         field = f"inputs.{name}"
         if not isinstance(name, str) or not ID_PATTERN.match(name):
-            _error(errors, None, field, "bad_id", f"input name {name!r} must start with a letter or _ and use letters, digits, _ . - /")
+            _error(errors, None, field, "bad_id",
+                   f"input name {name!r} must start with a letter or _ and use letters, digits, _ . - /")
             continue
         if not isinstance(declaration, dict):
             _error(errors, None, field, "bad_input", f"input '{name}' must be an object with 'shape' and 'dtype'")
@@ -215,7 +218,8 @@ def _parse_inputs(raw, analysis: Analysis) -> None:
                    f"input '{name}' shape must be a list of positive integers or null (the batch), got {shape!r}")
             ok = False
         if dtype not in DTYPES:
-            _error(errors, None, f"{field}.dtype", "bad_dtype", f"input '{name}' dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+            _error(errors, None, f"{field}.dtype", "bad_dtype",
+                   f"input '{name}' dtype {dtype!r} is not one of {', '.join(DTYPES)}")
             ok = False
         if ok:
             analysis.inputs[name] = TensorType(tuple(shape), dtype)
@@ -241,10 +245,12 @@ def _parse_nodes(raw, analysis: Analysis) -> None:
         node_id = entry.get("id")
         if not isinstance(node_id, str) or not ID_PATTERN.match(node_id):
             _error(errors, None, f"{where}.id", "bad_id",
-                   f"{where} needs an 'id' that starts with a letter or _ and uses letters, digits, _ . - / (got {node_id!r})")
+                   f"{where} needs an 'id' that starts with a letter or _ and uses letters, digits, _ . - / "
+                   f"(got {node_id!r})")
             continue
         if node_id in analysis.nodes or node_id in analysis.inputs or node_id in pending_ids:
-            _error(errors, node_id, "id", "duplicate_id", f"id '{node_id}' is used twice (node ids and input names must be unique)")
+            _error(errors, node_id, "id", "duplicate_id",
+                   f"id '{node_id}' is used twice (node ids and input names must be unique)")
             continue
         for key in entry:
             if key not in ("id", "op", "params", "inputs", "label", "ui"):
@@ -311,7 +317,8 @@ def _parse_node_inputs(node: Node, raw, output_owner: dict, analysis: Analysis) 
         resolved = []
         for item in refs:
             if not isinstance(item, str):
-                _error(errors, node.id, field, "bad_reference", f"input port '{port.name}' must reference a node or input by name, got {item!r}")
+                _error(errors, node.id, field, "bad_reference",
+                       f"input port '{port.name}' must reference a node or input by name, got {item!r}")
                 break
             key = _resolve_reference(item, output_owner, analysis)
             if key is None:
@@ -338,13 +345,15 @@ def _parse_outputs(spec: dict, analysis: Analysis, require_loss: bool) -> None:
         raw = {}
     for name, ref in raw.items():
         if not isinstance(ref, str) or ref not in known:
-            _error(errors, None, f"outputs.{name}", "unknown_reference", f"output '{name}' refers to {ref!r}, which is not a node output")
+            _error(errors, None, f"outputs.{name}", "unknown_reference",
+                   f"output '{name}' refers to {ref!r}, which is not a node output")
         else:
             analysis.outputs[name] = ref
     loss = spec.get("loss")
     if loss is None:
         if require_loss:
-            _error(errors, None, "loss", "no_loss", "the graph has no 'loss': name the node whose value training minimizes")
+            _error(errors, None, "loss", "no_loss",
+                   "the graph has no 'loss': name the node whose value training minimizes")
     elif not isinstance(loss, str) or loss not in analysis.producers or analysis.producers[loss] is None:
         _error(errors, None, "loss", "unknown_reference", f"'loss' refers to {loss!r}, which is not a node output")
     else:
@@ -478,7 +487,8 @@ def _check_loss_and_reachability(analysis: Analysis, require_loss: bool) -> None
         if require_loss and analysis.loss and node_id not in feeds_loss:
             if any(w.trainable for w in node.weights):
                 _error(errors, node_id, "outputs", "unreachable_loss",
-                       f"node '{node_id}' has trainable weights but does not reach the loss '{analysis.loss}', so they would never train")
+                       f"node '{node_id}' has trainable weights but does not reach the loss '{analysis.loss}', "
+                       "so they would never train")
                 continue
         if node_id not in feeds_loss and node_id not in feeds_output:
             _error(errors, node_id, "outputs", "dangling",
@@ -564,7 +574,8 @@ def validate(
         _error(errors, None, "parameters", "budget",
                f"the graph has {total_parameters:,} trainable parameters, over the limit of {max_parameters:,}")
     if memory_bytes > max_memory_bytes:
-        biggest = ", ".join(f"'{node_id}' ({size:,} values per sample)" for size, node_id in sorted(largest, reverse=True)[:3])
+        biggest = ", ".join(f"'{node_id}' ({size:,} values per sample)"
+                            for size, node_id in sorted(largest, reverse=True)[:3])
         _error(errors, None, "memory", "budget",
                f"training would need about {_bytes(memory_bytes)} at batch size {batch_size}, over the limit of "
                f"{_bytes(max_memory_bytes)}; largest activations: {biggest}")

@@ -173,7 +173,8 @@ class Model:
         reaches_loss: set[str] = {analysis.producers[loss_key]}
         for step in reversed(steps):
             if step.node.id in reaches_loss:
-                reaches_loss.update(analysis.producers[k] for k in _flat(step.node.inputs.values()) if analysis.producers.get(k))
+                reaches_loss.update(analysis.producers[k] for k in _flat(step.node.inputs.values())
+                                    if analysis.producers.get(k))
         back = []
         for index in reversed(range(len(steps))):
             step = steps[index]
@@ -207,7 +208,8 @@ class Model:
         wanted = self.analysis.inputs if keys is None else {k: self.analysis.inputs[k] for k in keys}
         for name, declared in wanted.items():
             if name not in feeds:
-                raise EngineError(f"missing value for graph input '{name}' (expected shape {format_shape(declared.shape)})")
+                raise EngineError(f"missing value for graph input '{name}' "
+                                  f"(expected shape {format_shape(declared.shape)})")
             array = feeds[name]
             dtype = self.dtype if declared.dtype in FLOAT_DTYPES else declared.dtype
             if not hasattr(array, "dtype") or array.dtype != dtype or backend.array_module(array) is not xp:

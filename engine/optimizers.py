@@ -50,7 +50,8 @@ def _weight_decay(default: float, doc: str = "L2 penalty: weight_decay * param i
 
 
 CLIP_NORM = Option("clip_norm", "float", default=None, nullable=True, minimum=0, exclusive_minimum=True,
-                   label="Clip norm", doc="rescale the gradients when their global norm exceeds this; null: no clipping")
+                   label="Clip norm",
+                   doc="rescale the gradients when their global norm exceeds this; null: no clipping")
 SCHEDULE = Option("schedule", "schedule", default=None, nullable=True, label="Schedule",
                   doc="the learning-rate schedule (engine.schedules); null: constant")
 MOMENTUM = Option("momentum", "float", default=0.9, minimum=0, maximum=1, exclusive_maximum=True, label="Momentum",
@@ -92,8 +93,9 @@ class Optimizer(abc.ABC):
         names = option_names(type(self))
         unknown = [key for key in options if key not in names]
         if unknown:
-            raise TrainingOptionsError({"optimizer": f"optimizer has unknown option(s) "
-                                                     f"{', '.join(map(show, unknown))}; valid options: {', '.join(names)}"})
+            listed = ", ".join(map(show, unknown))
+            raise TrainingOptionsError({"optimizer": f"optimizer has unknown option(s) {listed}; "
+                                                     f"valid options: {', '.join(names)}"})
         for option in self.params:
             value = options.get(option.name, option.default)
             if option.type == "schedule":

@@ -177,7 +177,8 @@ def check_object(options: tuple[Option, ...], raw: dict, path: str, errors: dict
             continue
         value = raw[option.name]
         if option.type in STRUCTURED_TYPES:
-            cleaned[option.name] = None if value is None and option.nullable else nested[option.type](value, field, errors)
+            cleaned[option.name] = (None if value is None and option.nullable
+                                    else nested[option.type](value, field, errors))
             continue
         try:
             cleaned[option.name] = option.check(value)

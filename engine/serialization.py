@@ -165,7 +165,8 @@ def read_artifact(path: str | os.PathLike) -> Artifact:
             raise ArtifactError(f"{file_path}: missing (listed in the manifest)")
         size = file_path.stat().st_size
         if size != info.get("bytes"):
-            raise ArtifactError(f"{file_path}: {size} bytes, the manifest says {info.get('bytes')}: truncated or replaced")
+            raise ArtifactError(f"{file_path}: {size} bytes, the manifest says {info.get('bytes')}: "
+                                "truncated or replaced")
         if _sha256(file_path) != info.get("sha256"):
             raise ArtifactError(f"{file_path}: SHA-256 does not match the manifest: the file was modified")
     tensors = manifest.get("tensors", {})

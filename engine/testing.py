@@ -106,7 +106,8 @@ def check_gradients(op_name: str, params: dict, inputs: list, *, training: bool 
     analytic = op.backward(ctx, p, grad_arg)
     if len(analytic) != len(inputs) + len(weights):
         raise AssertionError(
-            f"{op_name}: backward returned {len(analytic)} gradients for {len(inputs)} inputs and {len(weights)} weights"
+            f"{op_name}: backward returned {len(analytic)} gradients for {len(inputs)} inputs "
+            f"and {len(weights)} weights"
         )
 
     def objective() -> float:
@@ -119,7 +120,8 @@ def check_gradients(op_name: str, params: dict, inputs: list, *, training: bool 
     ports = list(op.inputs)
     buffers = {len(ports) + k for k, spec in enumerate(specs) if not spec.trainable}
     for index, (value, grad) in enumerate(zip(list(inputs) + list(weights), analytic)):
-        if index in skip or index in buffers or value is None or (index < len(ports) and not ports[index].differentiable):
+        if (index in skip or index in buffers or value is None
+                or (index < len(ports) and not ports[index].differentiable)):
             continue
         if isinstance(value, list):
             for j, (item, g) in enumerate(zip(value, grad)):
@@ -178,10 +180,13 @@ def check_shape_rule(op_name: str, params: dict, inputs: list, *, training: bool
             raise AssertionError(f"{op_name}: shape rule gives {len(predicted)} outputs, forward {len(outputs)}")
         for port, want, got in zip(op.outputs, predicted, outputs):
             got_shape = tuple(got.shape)
-            if len(want.shape) != len(got_shape) or any(w is not None and w != g for w, g in zip(want.shape, got_shape)):
+            if (len(want.shape) != len(got_shape)
+                    or any(w is not None and w != g for w, g in zip(want.shape, got_shape))):
                 raise AssertionError(
-                    f"{op_name} {params}: shape rule says output '{port.name}' is {want.shape}, forward gave {got_shape}"
+                    f"{op_name} {params}: shape rule says output '{port.name}' is {want.shape}, "
+                    f"forward gave {got_shape}"
                     + (" (batch unknown)" if batch_unknown else "")
                 )
             if str(got.dtype) != want.dtype:
-                raise AssertionError(f"{op_name} {params}: shape rule says dtype {want.dtype}, forward gave {got.dtype}")
+                raise AssertionError(f"{op_name} {params}: shape rule says dtype {want.dtype}, "
+                                     f"forward gave {got.dtype}")

@@ -48,7 +48,8 @@ from engine.training_options import (
 log = logging.getLogger(__name__)
 
 EVENTS = ("train_begin", "batch_end", "epoch_end", "checkpoint", "train_end")
-PROBABILITY_OF_LOSS = {"softmax_cross_entropy": "softmax", "sigmoid_cross_entropy": "sigmoid", "hinge": "sign", "perceptron": "sign"}
+PROBABILITY_OF_LOSS = {"softmax_cross_entropy": "softmax", "sigmoid_cross_entropy": "sigmoid", "hinge": "sign",
+                       "perceptron": "sign"}
 
 
 def link_scores(scores: numpy.ndarray, link: str) -> numpy.ndarray:
@@ -190,7 +191,8 @@ class Trainer:
         self.image_inputs = self._find_image_inputs()
         # Given (a resumed run's, from its checkpoint): no pass over the data to fit them again.
         self.standardizers = dict(standardizers) if standardizers is not None else self._fit_standardizers()
-        self.metric_specs = self.config.metrics if self.config.metrics is not None else DEFAULT_METRICS.get(train.task, [])
+        self.metric_specs = (self.config.metrics if self.config.metrics is not None
+                             else DEFAULT_METRICS.get(train.task, []))
         self._listeners: dict[str, list[Callable]] = {event: [] for event in EVENTS}
         self._cancel = threading.Event()
         self.shuffle_rng = numpy.random.default_rng(self.config.seed + 2)
@@ -352,7 +354,8 @@ class Trainer:
         config = self.config
         train = self._prepared(self.train_data)
         raw_labels = self.train_data.arrays[self.feeds[self.label_input]] if self.label_input else None
-        validation = self._prepared(self.validation_data) if self.validation_data is not None and len(self.validation_data) else None
+        validation = (self._prepared(self.validation_data)
+                      if self.validation_data is not None and len(self.validation_data) else None)
         n = len(self.train_data)
         batches = n // config.batch_size if config.drop_last else math.ceil(n / config.batch_size)
         self._emit("train_begin", {"epochs": config.epochs, "steps_per_epoch": batches,
@@ -421,7 +424,8 @@ class Trainer:
             if stop:
                 status = "stopped_early"
                 break
-        if status == "stopped_early" and self.early["best_weights"] is not None and early_stopping_option(config.early_stopping or {}, "restore_best"):
+        if (status == "stopped_early" and self.early["best_weights"] is not None
+                and early_stopping_option(config.early_stopping or {}, "restore_best")):
             self.model.load_state_arrays(self.early["best_weights"], source="best epoch")
         self._emit("train_end", {"status": status, "epochs_completed": self.epoch})
         best = None
@@ -442,7 +446,8 @@ class Trainer:
         the slice of the global batch they are)."""
         config = self.config
         if self.shard is None:
-            for index, batch in enumerate(iter_batches(train, config.batch_size, order=order, drop_last=config.drop_last)):
+            batches = iter_batches(train, config.batch_size, order=order, drop_last=config.drop_last)
+            for index, batch in enumerate(batches):
                 size = len(next(iter(batch.values())))
                 start = index * config.batch_size
                 yield batch, order[start:start + size], size, slice(0, size)
@@ -467,10 +472,14 @@ class Trainer:
         monitor = early_stopping_option(options, "monitor") or ("val_loss" if "val_loss" in record else "loss")
         value = record.get(monitor)
         if value is None:
-            value = record.get("val_metrics", {}).get(monitor.removeprefix("val_")) if monitor.startswith("val_") else record["metrics"].get(monitor)
+            if monitor.startswith("val_"):
+                value = record.get("val_metrics", {}).get(monitor.removeprefix("val_"))
+            else:
+                value = record["metrics"].get(monitor)
         if value is None:
             raise EngineError(f"early stopping monitors '{monitor}', which this run does not report")
-        mode = early_stopping_option(options, "mode") or ("min" if "loss" in monitor or monitor in ("mse", "mae") else "max")
+        mode = early_stopping_option(options, "mode") or (
+            "min" if "loss" in monitor or monitor in ("mse", "mae") else "max")
         delta = float(early_stopping_option(options, "min_delta"))
         best = self.early["best"]
         improved = best is None or (value < best - delta if mode == "min" else value > best + delta)
@@ -570,7 +579,8 @@ class Trainer:
         artifact = serialization.read_artifact(checkpoint)
         state = artifact.trainer_state
         if state is None or artifact.optimizer_arrays is None:
-            raise ArtifactError(f"{checkpoint}: a saved model, not a checkpoint (no trainer state); it cannot be resumed")
+            raise ArtifactError(f"{checkpoint}: a saved model, not a checkpoint (no trainer state); "
+                                "it cannot be resumed")
         config = dict(state["config"])
         if epochs is not None:
             config["epochs"] = epochs

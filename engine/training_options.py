@@ -74,14 +74,16 @@ OPTIONS: tuple[Option, ...] = (
     Option("train_metrics", "bool", default=True, label="Metrics on training batches", group="advanced",
            doc="streaming metrics over each epoch's training batches"),
     Option("random_crop_padding", "int", default=0, minimum=0, maximum=64, label="Random crop padding (pixels)",
-           group="augmentation", doc="image inputs: pad each training image by this many zeros (of the standardized values) on every side and "
-                                     "crop it back at a random offset, moving it by up to this many pixels; 0: off"),
+           group="augmentation",
+           doc="image inputs: pad each training image by this many zeros (of the standardized values) on every side "
+               "and crop it back at a random offset, moving it by up to this many pixels; 0: off"),
     Option("horizontal_flip", "bool", default=False, label="Random horizontal flip", group="augmentation",
            doc="image inputs: mirror half of the training images left to right, drawn anew every step"),
     Option("normalize", "choice", default="none", choices=("none", "per_channel"), label="Normalize images",
            group="augmentation",
            doc="image inputs: per_channel scales each channel to zero mean and unit variance by statistics measured "
-               "when the dataset was converted (instead of standardize's per-pixel statistics); none: as standardize says"),
+               "when the dataset was converted (instead of standardize's per-pixel statistics); "
+               "none: as standardize says"),
     Option("device", "choice", default="cpu", choices=("cpu", "gpu"), label="Device", group="where",
            doc="where the arrays live: NumPy on the CPU or CuPy on a GPU"),
     Option("checkpoint_dir", "str", default=None, nullable=True, label="Checkpoint folder",
@@ -218,7 +220,8 @@ def _check_metrics(value: Any, errors: dict[str, str]) -> list | None:
 def schema() -> dict:
     """The training options as JSON-ready data (what ``GET /api/training-options`` serves): the
     top-level options, each optimizer's and each schedule's, early stopping's, the metric names and
-    the metrics reported by default for each task, each option with its type, default, bounds or choices, label, form group and doc."""
+    the metrics reported by default for each task, each option with its type, default, bounds or
+    choices, label, form group and doc."""
     from engine import __version__  # noqa: PLC0415
 
     def entries(registry: dict) -> list[dict]:

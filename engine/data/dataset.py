@@ -104,7 +104,8 @@ class Dataset:
         ``RowSelection`` that reads its rows when indexed, so a split of a memory-mapped store
         stays on disk."""
         indices = numpy.asarray(indices, dtype=numpy.int64)
-        return dataclasses.replace(self, arrays={key: RowSelection(array, indices) for key, array in self.arrays.items()},
+        return dataclasses.replace(self,
+                                   arrays={key: RowSelection(array, indices) for key, array in self.arrays.items()},
                                    metadata=dict(self.metadata))
 
     def split(self, validation_fraction: float, *, seed: int = 0, stratify: bool = True) -> tuple[Dataset, Dataset]:

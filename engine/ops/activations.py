@@ -169,7 +169,8 @@ class LogSoftmax(Activation):
 class Gelu(Activation):
     name = "gelu"
     doc = "x * Phi(x) (Gaussian error linear unit), exact or with the tanh approximation."
-    params = (Param("approximate", "choice", "none", "'none' uses erf, 'tanh' the approximation", choices=("none", "tanh")),)
+    params = (Param("approximate", "choice", "none", "'none' uses erf, 'tanh' the approximation",
+                    choices=("none", "tanh")),)
 
     def forward(self, ctx, p, x):
         xp = array_module(x)

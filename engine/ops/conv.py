@@ -240,7 +240,8 @@ def _blocked_product(work, name: str, kernel, cols, count: int, height: int, row
     product = scratch(work, name, (blocks, groups, per_group, rows * row), cols.dtype, xp)
     xp.matmul(kernel, blocked, out=product)
     # (n, H/rows, F, rows, R) -> (n, F, H/rows, rows, W)
-    product = product.reshape(count, height // rows, groups * per_group, rows, row)[..., :width].transpose(0, 2, 1, 3, 4)
+    product = product.reshape(count, height // rows, groups * per_group, rows, row)[..., :width]
+    product = product.transpose(0, 2, 1, 3, 4)
     target = out.reshape(count, groups * per_group, height // rows, rows, width)
     if bias is not None:
         xp.add(product, bias, out=target)

@@ -19,7 +19,8 @@ class Loss(Op):
     def infer(self, p, prediction: TensorType, target: TensorType) -> TensorType:
         if _squeeze_last(prediction.shape) != _squeeze_last(target.shape) or len(prediction.shape) == 0:
             raise ShapeError(
-                f"prediction {format_shape(prediction.shape)} and target {format_shape(target.shape)} must have the same shape",
+                f"prediction {format_shape(prediction.shape)} and target {format_shape(target.shape)} "
+                "must have the same shape",
                 field="inputs.target",
             )
         return TensorType((), prediction.dtype)
@@ -107,7 +108,8 @@ class SoftmaxCrossEntropy(Op):
     category = "losses"
     is_loss = True
     doc = "Cross-entropy of softmax(logits) against class indices or one-hot / probability labels."
-    params = (REDUCTION, Param("label_smoothing", "float", 0.0, "mix labels with the uniform distribution", minimum=0.0, maximum=1.0))
+    params = (REDUCTION, Param("label_smoothing", "float", 0.0, "mix labels with the uniform distribution",
+                               minimum=0.0, maximum=1.0))
     inputs = (
         Port("logits", doc="unnormalised scores (..., classes)", rank=(1, None)),
         Port("labels", "any", doc="class indices (...) as integers, or one-hot (..., classes) as floats"),
@@ -144,7 +146,8 @@ class SoftmaxCrossEntropy(Op):
         ctx.scale = 1.0 / rows if p.reduction == "mean" else 1.0
         if labels.dtype.kind in "iu":
             if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= classes):
-                raise ValueError(f"labels must be class indices in [0, {classes}), got values from {int(labels.min())} to {int(labels.max())}")
+                raise ValueError(f"labels must be class indices in [0, {classes}), "
+                                 f"got values from {int(labels.min())} to {int(labels.max())}")
             flat_log_probs = log_probs.reshape(rows, classes)
             flat_labels = labels.reshape(rows)
             picked = flat_log_probs[xp.arange(rows), flat_labels]

@@ -45,8 +45,9 @@ class BatchNorm(Op):
     def infer(self, p, x: TensorType) -> TensorType:
         if x.rank < 2:
             raise ShapeError(f"needs an input (N, C) or (N, C, ...) with channels on axis 1, got "
-                             f"{format_shape(x.shape)} (rank {x.rank}): it normalizes each channel over the batch; give it features (N, C) "
-                             f"or maps (N, C, H, W), e.g. one value per sample reshaped to (N, 1)", field="inputs.x")
+                             f"{format_shape(x.shape)} (rank {x.rank}): it normalizes each channel over the batch; "
+                             f"give it features (N, C) or maps (N, C, H, W), "
+                             f"e.g. one value per sample reshaped to (N, 1)", field="inputs.x")
         if x.shape[1] is None:
             raise ShapeError(f"needs a known channel size (axis 1), got {format_shape(x.shape)}", field="inputs.x")
         return x

@@ -38,6 +38,6 @@ def info() -> list[dict]:
     rows = []
     for name in names():
         meta = _documents()[name].get("metadata", {})
-        rows.append({"name": name, **{k: meta.get(k) for k in ("title", "description", "dataset", "dataset_options", "train",
-                                                      "expected")}})
+        keys = ("title", "description", "dataset", "dataset_options", "train", "expected")
+        rows.append({"name": name, **{k: meta.get(k) for k in keys}})
     return rows
