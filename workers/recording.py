@@ -314,7 +314,8 @@ class RecordingProcess:
 
     def break_off(self, error: BaseException) -> None:
         if not self.broken:
-            log.error("the recording process %s is gone (%s): runs of this process now record in threads", self.pid, error)
+            log.error("the recording process %s is gone (%s): runs of this process now record in threads",
+                      self.pid, error)
             # Make sure it has ended (a recording process that lost its pipe must not go on writing
             # for the run), then reap it. Its pipe can break a moment before it turns into a zombie,
             # so a non-blocking wait here could miss it and leave the zombie for good.

@@ -110,7 +110,8 @@ def run_execute(run_id: int, *, task_id: str | None = None) -> str:
         outcome = {"state": Run.State.FAILED, "error": str(error)}
     except Exception as error:  # a run must end in a state, whatever happened
         log.exception("run %s: unexpected error", run.pk)
-        outcome = {"state": Run.State.FAILED, "error": f"internal error while training: {type(error).__name__}: {error}"}
+        outcome = {"state": Run.State.FAILED,
+                   "error": f"internal error while training: {type(error).__name__}: {error}"}
     finally:
         trainer = dataset = None  # the run's arrays go before the next run measures its own memory
         recorder.close()
@@ -259,7 +260,8 @@ def build_trainer(run: Run, dataset, checkpoints: list[Checkpoint], *, shard: tu
         try:
             trainer = engine.Trainer.resume(checkpoint.path, dataset, epochs=hyperparameters.get("epochs"), shard=shard)
         except ArtifactError as error:
-            log.warning("run %s: checkpoint of epoch %s unusable, trying an older one: %s", run.pk, checkpoint.epoch, error)
+            log.warning("run %s: checkpoint of epoch %s unusable, trying an older one: %s",
+                        run.pk, checkpoint.epoch, error)
             continue
         log.info("run %s: resuming from the checkpoint of epoch %s", run.pk, checkpoint.epoch)
         run.checkpoints.filter(epoch__gt=checkpoint.epoch).delete()  # the unusable ones; those epochs run again

@@ -77,9 +77,9 @@ class ValidateGraphView(APIView):
                                           training_data=dataset_training_data(dataset) if dataset else None)
         if dataset is not None and dataset.state != Dataset.State.READY:
             # Nothing to check the graph against yet; Start would be refused for the same reason.
+            advice = f": {dataset.error}" if dataset.error else "; wait until it is ready"
             report["errors"].append({"node": None, "field": "dataset", "code": "dataset_not_ready",
-                                     "message": f"dataset '{dataset.name}' is {dataset.state}"
-                                                + (f": {dataset.error}" if dataset.error else "; wait until it is ready")})
+                                     "message": f"dataset '{dataset.name}' is {dataset.state}{advice}"})
             report["error_count"] += 1
             report["ok"] = False
         return Response(report)

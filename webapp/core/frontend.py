@@ -9,7 +9,8 @@ from django.http import HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 
-NOT_BUILT = """<!doctype html><html><head><title>NetForge</title></head><body style="font-family:sans-serif;margin:3rem">
+NOT_BUILT = """<!doctype html><html><head><title>NetForge</title></head>\
+<body style="font-family:sans-serif;margin:3rem">
 <h1>NetForge</h1><p>The browser app has not been built. <code>make run</code> builds it; by hand:
 <code>cd frontend &amp;&amp; npm ci &amp;&amp; npm run build</code>, then reload.</p>
 <p>The REST API works without it: <a href="/api/">/api/</a>, reference at <a href="/api/docs/">/api/docs/</a>.</p>

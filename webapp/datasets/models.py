@@ -20,7 +20,8 @@ class Dataset(models.Model):
         FAILED = "failed"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="datasets")
-    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="datasets", null=True, blank=True)
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="datasets", null=True,
+                                blank=True)
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     builtin_name = models.CharField(max_length=100, blank=True, default="")  # engine.data.load_builtin name

@@ -41,7 +41,8 @@ COMPONENTS = {
         "type": "object", "required": ["error"],
         "properties": {"error": {"type": "object", "required": ["code", "message", "details"], "properties": {
             "code": {"type": "string", "example": "invalid_input"},
-            "message": {"type": "string", "example": "instances: expected shape [N, 64] (a batch of [64]), got [1, 63]"},
+            "message": {"type": "string",
+                        "example": "instances: expected shape [N, 64] (a batch of [64]), got [1, 63]"},
             "details": {"type": "object", "additionalProperties": True,
                         "example": {"field": "instances", "input": "x", "shape": [None, 64], "dtype": "float32"}}}}}},
     "PredictRequest": {
@@ -64,7 +65,8 @@ COMPONENTS = {
                        "predictions": {"type": "array", "items": _ref("Prediction")}}},
     "TensorSpec": {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "shape": {"type": "array", "items": {"type": "integer", "nullable": True}},
+        "properties": {"name": {"type": "string"},
+                       "shape": {"type": "array", "items": {"type": "integer", "nullable": True}},
                        "dtype": {"type": "string"}, "standardized": {"type": "boolean"},
                        "feature_names": {"type": "array", "items": {"type": "string"}, "nullable": True}}},
     "VersionMetadata": {

@@ -134,7 +134,7 @@ async def answer_predict(name: str, number: int | None, headers, body: bytes, *,
         payload = state["payload"] = _payload(body)
         if v2:
             if "inputs" not in payload:
-                raise InputError("inputs", "missing: send {\"inputs\": [{\"name\", \"shape\", \"datatype\", \"data\"}]}",
+                raise InputError("inputs", 'missing: send {"inputs": [{"name", "shape", "datatype", "data"}]}',
                                  expected={"inputs": [{**spec.describe(), "datatype": DTYPE_TO_V2[spec.dtype]}
                                                       for spec in specs]})
             return serving_inputs.from_v2(payload["inputs"], specs)
@@ -214,8 +214,8 @@ async def health(request, name: str):
     except ServingError as error:
         return _answer_error(error)
     ok = route.default is not None and route.versions[route.default].state == "ready"
-    return JsonResponse({"endpoint": name, "status": "ok" if ok else "no_ready_version", "default_version": route.default},
-                        status=200 if ok else 503)
+    return JsonResponse({"endpoint": name, "status": "ok" if ok else "no_ready_version",
+                         "default_version": route.default}, status=200 if ok else 503)
 
 
 async def ready(request, name: str, number: int | None = None):
@@ -271,7 +271,8 @@ async def v2_ready(request):
 
 def _v2_tensor_meta(entry: dict) -> dict:
     shape = [-1 if size is None else size for size in (entry["shape"] or [-1])]
-    return {"name": entry["name"], "datatype": V2_DATATYPE_OF.get(entry["dtype"], entry["dtype"].upper()), "shape": shape}
+    datatype = V2_DATATYPE_OF.get(entry["dtype"], entry["dtype"].upper())
+    return {"name": entry["name"], "datatype": datatype, "shape": shape}
 
 
 async def v2_model(request, name: str, version: int | None = None):

@@ -206,7 +206,8 @@ def check_storage_quota(user) -> None:
     storage, quota = user_storage(user), settings.STORAGE_QUOTA_BYTES
     if storage["total"] >= quota:
         message = (f"your artifacts use {describe_bytes(storage['total'])} (checkpoints "
-                   f"{describe_bytes(storage['checkpoints'])}, published models {describe_bytes(storage['model_versions'])}, "
+                   f"{describe_bytes(storage['checkpoints'])}, "
+                   f"published models {describe_bytes(storage['model_versions'])}, "
                    f"datasets {describe_bytes(storage['datasets'])}), at or over the storage quota of "
                    f"{describe_bytes(quota)} per user (NETFORGE_STORAGE_QUOTA_MB); delete runs, model versions or "
                    "datasets first")

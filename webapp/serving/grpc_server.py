@@ -44,6 +44,44 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
+class UndecodableRequest:
+    """What a request that is not a valid protobuf message of its RPC reaches the servicer as
+    (grpc itself would answer UNKNOWN for it: see ``add_servicer``)."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+
+def _tolerant(parse):
+    def deserialize(data: bytes):
+        from google.protobuf.message import DecodeError
+
+        try:
+            return parse(data)
+        except DecodeError as error:
+            return UndecodableRequest(str(error))
+
+    return deserialize
+
+
+def add_servicer(servicer, server) -> None:
+    """The generated ``add_PredictionServiceServicer_to_server``, with request deserializers that do
+    not raise, so that a corrupt message is INVALID_ARGUMENT like any other bad input."""
+    from webapp.serving.protos.netforge.serving.v1 import predict_pb2
+
+    service = predict_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name
+    handlers = {
+        "Predict": grpc.unary_unary_rpc_method_handler(
+            servicer.Predict, request_deserializer=_tolerant(predict_pb2.PredictRequest.FromString),
+            response_serializer=predict_pb2.PredictResponse.SerializeToString),
+        "GetMetadata": grpc.unary_unary_rpc_method_handler(
+            servicer.GetMetadata, request_deserializer=_tolerant(predict_pb2.GetMetadataRequest.FromString),
+            response_serializer=predict_pb2.GetMetadataResponse.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
+
+
 def make_servicer(runtime):
     """The servicer (built after Django is set up: the runtime reads settings and the database)."""
     import numpy  # noqa: PLC0415
@@ -73,8 +111,15 @@ def make_servicer(runtime):
     async def abort(context, error: ServingError):
         await context.abort(getattr(grpc.StatusCode, error.grpc_status), error.message)
 
+    async def refuse_undecodable(request, rpc: str, context) -> None:
+        if isinstance(request, UndecodableRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"request: not a valid {rpc} request message ({request.reason})")
+
     class PredictionServicer(predict_pb2_grpc.PredictionServiceServicer):
         async def Predict(self, request, context):  # the RPC's name
+            await refuse_undecodable(request, "Predict", context)
+
             def decode(specs):
                 arrays = {}
                 for spec in specs:
@@ -107,6 +152,7 @@ def make_servicer(runtime):
             )
 
         async def GetMetadata(self, request, context):
+            await refuse_undecodable(request, "GetMetadata", context)
             try:
                 _route, loaded = await runtime.resolve(request.endpoint, request.version or None, api_key(context))
             except ServingError as error:
@@ -129,12 +175,12 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
     from webapp.serving.runtime import setting  # noqa: PLC0415
 
     service_name = predict_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name
-    servicer, add = make_servicer(runtime)
+    servicer, _generated_add = make_servicer(runtime)
     limit = setting("SERVING_MAX_REQUEST_BYTES", 4 * 1024 * 1024)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
                                       ("grpc.max_send_message_length", 64 * 1024 * 1024),
                                       ("grpc.so_reuseport", int(reuse_port))])
-    add(servicer, server)
+    add_servicer(servicer, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection((service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)

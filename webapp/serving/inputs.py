@@ -67,10 +67,12 @@ def check_array(array: numpy.ndarray, spec: InputSpec, field: str) -> numpy.ndar
             got = "booleans" if kind == "b" else ("strings" if kind in "USO" else f"dtype {array.dtype}")
             raise InputError(field, f"expected numbers ({spec.dtype}), got {got}", expected=_expected(spec))
     elif kind not in "iu":
-        got = "floats" if kind == "f" else ("booleans" if kind == "b" else ("strings" if kind in "USO" else f"dtype {array.dtype}"))
+        got = "floats" if kind == "f" else (
+            "booleans" if kind == "b" else ("strings" if kind in "USO" else f"dtype {array.dtype}"))
         raise InputError(field, f"expected integers ({spec.dtype}), got {got}", expected=_expected(spec))
     shape = array.shape
-    if len(shape) != len(spec.shape) or any(want is not None and want != got for want, got in zip(spec.shape[1:], shape[1:])):
+    if len(shape) != len(spec.shape) or any(want is not None and want != got
+                                            for want, got in zip(spec.shape[1:], shape[1:])):
         raise InputError(field, f"expected shape {spec.shape_text()} (a batch of {list(spec.instance_shape)}), "
                                 f"got {list(shape)}", expected=_expected(spec))
     if kind == "f" and not numpy.isfinite(array).all():
@@ -112,7 +114,8 @@ def from_instances(instances, specs: list[InputSpec]) -> tuple[dict, int]:
             column = []
             for index, instance in enumerate(instances):
                 if not isinstance(instance, dict):
-                    raise InputError(f"instances[{index}]", "expected an object of inputs by name, like the first instance")
+                    raise InputError(f"instances[{index}]",
+                                     "expected an object of inputs by name, like the first instance")
                 if spec.name not in instance:
                     raise InputError(f"instances[{index}].{spec.name}", f"missing; expected shape "
                                      f"{list(spec.instance_shape)} {spec.dtype}", expected=_expected(spec))
@@ -149,7 +152,8 @@ def from_v2(inputs, specs: list[InputSpec]) -> tuple[dict, int]:
     """KServe v2 / Open Inference Protocol ``"inputs"``: ``[{name, shape, datatype, data}]``."""
     if not isinstance(inputs, list):
         raise InputError("inputs", "expected a list of tensors {name, shape, datatype, data}",
-                         expected={"inputs": [{**spec.describe(), "datatype": DTYPE_TO_V2[spec.dtype]} for spec in specs]})
+                         expected={"inputs": [{**spec.describe(), "datatype": DTYPE_TO_V2[spec.dtype]}
+                                              for spec in specs]})
     by_name = {spec.name: spec for spec in specs}
     arrays = {}
     for index, tensor in enumerate(inputs):
@@ -167,7 +171,8 @@ def from_v2(inputs, specs: list[InputSpec]) -> tuple[dict, int]:
         shape = tensor.get("shape")
         if not isinstance(shape, list) or len(shape) > MAX_DIMENSIONS or not all(
                 isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 2**31 for size in shape):
-            raise InputError(f"{field}.shape", f"expected a list of sizes like {spec.shape_text()}", expected=_expected(spec))
+            raise InputError(f"{field}.shape", f"expected a list of sizes like {spec.shape_text()}",
+                             expected=_expected(spec))
         data = _as_array(tensor.get("data"), f"{field}.data", spec)
         if data.size != math.prod(shape):
             raise InputError(f"{field}.data", f"holds {data.size} values, shape {shape} needs {math.prod(shape)}",

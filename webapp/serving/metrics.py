@@ -86,7 +86,8 @@ class MetricsRecorder:
                     bucket.requests += counts.requests
                     bucket.errors += counts.errors
                     bucket.latency_sum += counts.latency_sum
-                    stored = list(bucket.latency_counts) + [0] * (len(counts.latency_counts) - len(bucket.latency_counts))
+                    missing = len(counts.latency_counts) - len(bucket.latency_counts)
+                    stored = list(bucket.latency_counts) + [0] * missing
                     bucket.latency_counts = [a + b for a, b in zip(stored, counts.latency_counts)]
                     bucket.batches += counts.batches
                     bucket.batched_instances += counts.batched_instances

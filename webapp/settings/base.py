@@ -130,7 +130,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = False  # a lost run is resumed by the watchdog, not redelivered blindly
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Long trainings: the broker must not redeliver a task that is still running (see workers/).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 7 * 24 * 3600))}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 7 * 24 * 3600)),
+}
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
 # Refuse a run whose device's queue no live worker serves (webapp.runs.queues), asking the workers over
 # the broker within WORKER_STATUS_TIMEOUT_SECONDS and keeping their answer WORKER_STATUS_CACHE_SECONDS.
@@ -242,7 +244,8 @@ RUN_RECORDING_PROCESS = os.environ.get("NETFORGE_RECORDING_PROCESS", "1") != "0"
 RUN_MEMORY_LIMIT_BYTES = int(os.environ.get("NETFORGE_RUN_MEMORY_LIMIT_MB", "4096")) * 1024 * 1024
 # The engine's estimate of a run's training memory at its real batch size (capped by the dataset's
 # rows) may not exceed this; by default the workers' own limit, so a run that passes the door fits.
-RUN_MAX_MEMORY_BYTES = int(os.environ.get("NETFORGE_RUN_MAX_MEMORY_MB", str(RUN_MEMORY_LIMIT_BYTES // 1024 // 1024))) * 1024 * 1024
+RUN_MAX_MEMORY_BYTES = int(os.environ.get("NETFORGE_RUN_MAX_MEMORY_MB",
+                                          str(RUN_MEMORY_LIMIT_BYTES // 1024 // 1024))) * 1024 * 1024
 RUN_MAX_PARAMETERS = int(os.environ.get("NETFORGE_RUN_MAX_PARAMETERS", "500000000"))
 # Forward FLOPs of one training step (FLOPs per sample times the batch a worker computes).
 RUN_MAX_FLOPS_PER_STEP = int(float(os.environ.get("NETFORGE_RUN_MAX_GFLOPS_PER_STEP", "2000")) * 1e9)

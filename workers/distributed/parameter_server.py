@@ -1,12 +1,12 @@
 """Parameter server over gRPC: synchronous, or asynchronous with a staleness bound.
 
-Synchronous (``staleness=None``), the choice stated in the README: the server sums, the workers apply. Every worker pushes its
-share-weighted gradient buffer of a step (``PushGradient``); once all ``world_size`` pushes of that
-step are in, the server adds them in rank order (one fixed order, so the sum is the same whatever
-order they arrived in) and every worker pulls the same bytes (``PullSum``) and applies the same
-optimizer update, so all workers hold identical weights, and the optimizer state lives with the
-workers (rank 0 checkpoints it as in a single-worker run). Each worker sends one buffer and
-receives one per step; the server sends ``world_size`` buffers.
+Synchronous (``staleness=None``), the choice stated in the README: the server sums, the workers
+apply. Every worker pushes its share-weighted gradient buffer of a step (``PushGradient``); once
+all ``world_size`` pushes of that step are in, the server adds them in rank order (one fixed order,
+so the sum is the same whatever order they arrived in) and every worker pulls the same bytes
+(``PullSum``) and applies the same optimizer update, so all workers hold identical weights, and the
+optimizer state lives with the workers (rank 0 checkpoints it as in a single-worker run). Each
+worker sends one buffer and receives one per step; the server sends ``world_size`` buffers.
 
 Asynchronous (``staleness=s``, an integer >= 0): the server holds the weights (one flat buffer,
 set by rank 0 before its first step) and the optimizer (``engine.optimizers``, applied to the flat
