@@ -164,3 +164,26 @@ def test_the_readiness_of_a_version_that_does_not_exist_is_a_404(client, publish
     for path in ("/v2/models/digits/versions/729345/ready", "/api/v1/endpoints/digits/ready"):
         response = client.get(path)
         assert response.status_code == (404 if "729345" in path else 200), (path, response.content)
+
+
+@pytest.mark.parametrize("raw", [b"\x0a\x03\xff\xfe\x00", b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f"])
+def test_a_grpc_message_that_is_not_protobuf_is_invalid_argument(published, raw):
+    """Bad UTF-8 in a string field, a corrupt wire format: grpc itself would answer UNKNOWN."""
+
+    async def call():
+        from webapp.serving.grpc_server import start_server  # noqa: PLC0415
+
+        port = free_port()
+        server = await start_server(serving.get_runtime(), "127.0.0.1", port)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                for rpc in ("Predict", "GetMetadata"):
+                    method = channel.unary_unary(f"/netforge.serving.v1.PredictionService/{rpc}")
+                    with pytest.raises(grpc.aio.AioRpcError) as refused:
+                        await method(raw, timeout=30)
+                    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value.details()
+                    assert refused.value.details().startswith(f"request: not a valid {rpc} request message")
+        finally:
+            await server.stop(grace=0)
+
+    async_to_sync(call)()
