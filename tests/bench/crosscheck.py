@@ -49,7 +49,8 @@ def op_cases():
     logits = rng.normal(size=(6, 4))
     yield "softmax_cross_entropy", ("softmax_cross_entropy", {}, [logits, labels], []), (
         lambda z, y: F.cross_entropy(z, y), [logits, labels])
-    yield "softmax_cross_entropy-smoothing", ("softmax_cross_entropy", {"label_smoothing": 0.1}, [logits, labels], []), (
+    yield "softmax_cross_entropy-smoothing", (
+        "softmax_cross_entropy", {"label_smoothing": 0.1}, [logits, labels], []), (
         lambda z, y: F.cross_entropy(z, y, label_smoothing=0.1), [logits, labels])
     scores = rng.normal(size=(6,))
     targets = rng.integers(0, 2, size=6).astype(numpy.float64)
@@ -82,7 +83,8 @@ def check_optimizers() -> int:
     import torch  # noqa: PLC0415
 
     configs = {
-        "sgd": ({"name": "sgd", "lr": 0.1, "weight_decay": 0.01}, lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)),
+        "sgd": ({"name": "sgd", "lr": 0.1, "weight_decay": 0.01},
+                lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=0.01)),
         "momentum": ({"name": "momentum", "lr": 0.1, "momentum": 0.9},
                      lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
         "nesterov": ({"name": "nesterov", "lr": 0.1, "momentum": 0.9},

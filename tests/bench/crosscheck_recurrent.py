@@ -52,7 +52,7 @@ def compare(op: str, params: dict, lengths: numpy.ndarray | None) -> float:
     module = _torch_module(op, params)
     torch_params = dict(module.named_parameters())
     with torch.no_grad():
-        for name, value in torch_params.items():
+        for value in torch_params.values():
             value.zero_()
         for name, value in zip(names, weights):
             torch_name, transposed = _torch_name(name)

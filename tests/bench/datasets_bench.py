@@ -35,7 +35,7 @@ def write_csv(path: Path) -> None:
     rng = numpy.random.default_rng(0)
     with path.open("w") as handle:
         handle.write(",".join(f"f{index}" for index in range(CSV_FEATURES)) + ",label\n")
-        for start in range(0, CSV_ROWS, 20_000):
+        for _ in range(0, CSV_ROWS, 20_000):
             block = rng.normal(size=(20_000, CSV_FEATURES))
             labels = rng.integers(0, 10, size=20_000)
             numpy.savetxt(handle, numpy.column_stack([block, labels]), delimiter=",",

@@ -121,7 +121,7 @@ def stream_capacity(system: Platform, run, user) -> list[tuple[int, float, int, 
         with connect(user.socket_url(run.pk, after=sequence), open_timeout=10, max_size=None) as socket:
             json.loads(socket.recv(timeout=10))  # the history (empty after `after`)
 
-            def listen():
+            def listen(done=done, received=received):  # this rate's
                 while not done.is_set():
                     try:
                         message = json.loads(socket.recv(timeout=0.5))
@@ -172,7 +172,8 @@ def main() -> int:
         workloads = [
             {"title": f"digits MLP 64-128-10, batch 32, {EPOCHS} epochs", "builtin": "digits", "options": {},
              "spec": lambda: mlp_spec(64, 10, hidden=128),
-             "hyperparameters": {"epochs": EPOCHS, "batch_size": BATCH_SIZE, "optimizer": {"name": "adam", "lr": 1e-3}}},
+             "hyperparameters": {"epochs": EPOCHS, "batch_size": BATCH_SIZE,
+                                 "optimizer": {"name": "adam", "lr": 1e-3}}},
             {"title": "DeepFM on synthetic_ctr, batch 128, 15 epochs", "builtin": "synthetic_ctr", "options": {},
              "spec": lambda: zoo.load("deepfm"),
              "hyperparameters": {"epochs": 15, "batch_size": 128, "optimizer": {"name": "adam", "lr": 5e-3}}},
@@ -200,7 +201,8 @@ def main() -> int:
             print(f"{'  through the platform (REST, Celery, WS)':50} {platform_rate:12,.0f} {platform_seconds:9.2f}s")
             pairs = sorted(p["samples_per_second"] / e[0] for e, p in zip(engine_runs, platform_runs))
             print(f"  platform / engine training throughput: {ratio:.2f}x "
-                  f"(target >= 0.90x: {'met' if ratio >= 0.9 else 'MISSED'}; trial pairs {pairs[0]:.2f}-{pairs[-1]:.2f}x)")
+                  f"(target >= 0.90x: {'met' if ratio >= 0.9 else 'MISSED'}; "
+                  f"trial pairs {pairs[0]:.2f}-{pairs[-1]:.2f}x)")
             if outcome is None:
                 outcome = {"latencies": [value for r in platform_runs for value in r["latencies"]],
                            "run": platform_runs[-1]["run"], "user": user}

@@ -243,7 +243,8 @@ def check_answer(protocol: str, target: str, endpoint: str, key: str) -> None:
         import http.client  # noqa: PLC0415
 
         connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        connection.request("POST", f"/api/v1/endpoints/{endpoint}/predict", body=json.dumps({"instances": _row().tolist()}),
+        connection.request("POST", f"/api/v1/endpoints/{endpoint}/predict",
+                           body=json.dumps({"instances": _row().tolist()}),
                            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
         response = connection.getresponse()
         body = json.loads(response.read())

@@ -48,7 +48,8 @@ def drop(page, item: str, x: int, y: int) -> str:
     """Drag a palette item onto the canvas at (x, y) of the pane; the new node's id."""
     before = set(node_ids(page))
     page.get_by_test_id("palette-search").fill(item if item not in ("input", "output", "loss") else "")
-    page.get_by_test_id(f"palette-item-{item}").drag_to(page.locator(".react-flow__pane"), target_position={"x": x, "y": y})
+    page.get_by_test_id(f"palette-item-{item}").drag_to(page.locator(".react-flow__pane"),
+                                                        target_position={"x": x, "y": y})
     expect(page.locator(".react-flow__node")).to_have_count(len(before) + 1)
     (new,) = set(node_ids(page)) - before
     return new

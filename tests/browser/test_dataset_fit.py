@@ -22,7 +22,8 @@ def choose_dataset_then_go_to_the_node(page, dataset: str) -> None:
     page.get_by_role("button", name="Train").click()
     choose(page.get_by_test_id("train-dataset"), rf"^{re.escape(dataset)}$")
     problems = page.get_by_test_id("train-dataset-problems")
-    expect(problems).to_contain_text("graph input 'x' expects per-sample shape [1, 8, 8], but dataset array 'x' has [64]")
+    expect(problems).to_contain_text(
+        "graph input 'x' expects per-sample shape [1, 8, 8], but dataset array 'x' has [64]")
     page.steps.shot("train-dialog-lists-the-problem")
     problems.get_by_role("button", name="x", exact=True).click()
     expect(page.get_by_role("form", name="Training settings")).to_have_count(0)

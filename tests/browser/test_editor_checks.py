@@ -52,7 +52,8 @@ def assert_nodes_inside_canvas(page) -> None:
     assert nodes
     outside = [node for node in nodes if node["left"] < left or node["right"] > right
                or node["top"] < canvas["top"] or node["bottom"] > canvas["bottom"]]
-    assert not outside, f"nodes outside the canvas {left:.0f}..{right:.0f} x {canvas['top']:.0f}..{canvas['bottom']:.0f}: {outside}"
+    assert not outside, (f"nodes outside the canvas {left:.0f}..{right:.0f} "
+                         f"x {canvas['top']:.0f}..{canvas['bottom']:.0f}: {outside}")
 
 
 def load_template(page, search: str, title: str) -> None:
@@ -140,7 +141,8 @@ def test_two_versions_drawn_as_one_difference(page):
     nodes = dialog.get_by_test_id("diff-node")
     expect(nodes).to_have_count(len(TEMPLATE_NODES) + 1)
     expect(dialog.locator('[data-testid="diff-node"][data-status="added"]')).to_have_attribute("data-id", added)
-    expect(dialog.locator('[data-testid="diff-node"][data-status="removed"]')).to_have_attribute("data-id", "output:prediction")
+    expect(dialog.locator('[data-testid="diff-node"][data-status="removed"]')).to_have_attribute(
+        "data-id", "output:prediction")
     changed = dialog.locator('[data-testid="diff-node"][data-status="changed"]')
     expect(changed).to_have_attribute("data-id", "logits")
     expect(changed.get_by_test_id("diff-node-changes")).to_have_text("units: 10 → 12")

@@ -29,9 +29,10 @@ def test_the_shortcuts_overlay_lists_the_keys_and_escape_closes_it(page):
     overlay = page.get_by_role("dialog", name="Keyboard shortcuts")
     expect(overlay).to_be_visible()
     rows = overlay.get_by_test_id("shortcuts").locator("tr")
-    for keys, description in [("Ctrl+Z", "Undo"), ("Ctrl+Shift+Z or Ctrl+Y", "Redo"), ("Ctrl+C", "Copy the selected nodes"),
-                              ("Ctrl+V", "Paste the copied nodes"), ("Delete or Backspace", "Delete the selection"),
-                              ("Ctrl+S", "Save a version"), ("L", "Lay the graph out"), ("F", "Fit the graph to the view"),
+    for keys, description in [("Ctrl+Z", "Undo"), ("Ctrl+Shift+Z or Ctrl+Y", "Redo"),
+                              ("Ctrl+C", "Copy the selected nodes"), ("Ctrl+V", "Paste the copied nodes"),
+                              ("Delete or Backspace", "Delete the selection"), ("Ctrl+S", "Save a version"),
+                              ("L", "Lay the graph out"), ("F", "Fit the graph to the view"),
                               ("?", "Show the keyboard shortcuts")]:
         expect(rows.filter(has_text=description)).to_contain_text(keys)
     page.steps.shot("shortcuts-overlay")

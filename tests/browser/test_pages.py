@@ -1,6 +1,7 @@
 """The pages around the editor, in real Chromium against a server started like ``make run``: a CSV
 uploaded on the Datasets page (its detected schema and preview once the worker has converted it,
-and a bad file failed with the error naming the line and column); a template trained from the train panel with its other fields set; a long run
+and a bad file failed with the error naming the line and column); a template trained from the
+train panel with its other fields set; a long run
 cancelled, resumed and cancelled again from its run page; the run list filtered and sorted; a run
 published as an endpoint, called over REST with a key created (and shown once) and revoked on the
 endpoint page, whose examples and metrics follow; and the graph exported and imported as JSON."""

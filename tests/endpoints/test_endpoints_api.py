@@ -80,17 +80,20 @@ def test_predict_matches_the_engine(client, published, digits_rows, serving_sett
     body = response.json()
     assert body["version"] == 1 and len(body["predictions"]) == len(digits_rows)
     folder = client.get("/api/v1/endpoints/digits").json()["id"]
-    engine_result = Predictor.load(serving_settings.ARTIFACT_ROOT / "endpoints" / str(folder) / "v1").predict(digits_rows)
+    version_folder = serving_settings.ARTIFACT_ROOT / "endpoints" / str(folder) / "v1"
+    engine_result = Predictor.load(version_folder).predict(digits_rows)
     classes = [prediction["class"] for prediction in body["predictions"]]
     assert classes == engine_result["classes"].tolist()
     assert [prediction["label"] for prediction in body["predictions"]] == engine_result["labels"]
     probabilities = numpy.array([prediction["probabilities"] for prediction in body["predictions"]])
     numpy.testing.assert_allclose(probabilities, engine_result["probabilities"], atol=1e-6)
     # the columnar form, a numbered version, and the KServe v2 form give the same
-    columns = predict(client, key, {"inputs": {"x": digits_rows.tolist()}}, "/api/v1/endpoints/digits/versions/1/predict")
+    columns = predict(client, key, {"inputs": {"x": digits_rows.tolist()}},
+                      "/api/v1/endpoints/digits/versions/1/predict")
     assert [p["class"] for p in columns.json()["predictions"]] == classes
-    v2 = predict(client, key, {"id": "r1", "inputs": [{"name": "x", "shape": list(digits_rows.shape), "datatype": "FP32",
-                                                      "data": digits_rows.ravel().tolist()}]}, "/v2/models/digits/infer")
+    v2_inputs = [{"name": "x", "shape": list(digits_rows.shape), "datatype": "FP32",
+                  "data": digits_rows.ravel().tolist()}]
+    v2 = predict(client, key, {"id": "r1", "inputs": v2_inputs}, "/v2/models/digits/infer")
     assert v2.status_code == 200, v2.content
     outputs = {output["name"]: output for output in v2.json()["outputs"]}
     assert v2.json()["id"] == "r1" and outputs["classes"]["data"] == classes
@@ -229,7 +232,8 @@ def test_onnx_download_runs_in_onnxruntime_like_the_engine(client, published, di
     names = [output.name for output in session.get_outputs()]
     outputs = dict(zip(names, session.run(None, {"x": digits_rows.astype(numpy.float32)})))
     folder = client.get("/api/v1/endpoints/digits").json()["id"]
-    engine_result = Predictor.load(serving_settings.ARTIFACT_ROOT / "endpoints" / str(folder) / "v1").predict(digits_rows)
+    version_folder = serving_settings.ARTIFACT_ROOT / "endpoints" / str(folder) / "v1"
+    engine_result = Predictor.load(version_folder).predict(digits_rows)
     numpy.testing.assert_allclose(outputs["prediction"], engine_result["outputs"]["prediction"], atol=1e-5)
     numpy.testing.assert_allclose(outputs["probabilities"], engine_result["probabilities"], atol=1e-5)
 

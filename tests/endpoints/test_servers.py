@@ -192,7 +192,8 @@ def test_rest_and_grpc_answer_like_the_engine_and_refuse_what_they_should(server
                                                     "data": [0.0] * 63}]}),
                            {"Authorization": f"Bearer {key}"}, path="/v2/models/digits/infer")
     assert status == 400
-    too_big = httpx.post(f"{servers.base_url}/api/v1/endpoints/digits/predict", content=b"[" + b"0," * 2_200_000 + b"0]",
+    too_big = httpx.post(f"{servers.base_url}/api/v1/endpoints/digits/predict",
+                         content=b"[" + b"0," * 2_200_000 + b"0]",
                          headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}, timeout=30)
     assert too_big.status_code == 413
 

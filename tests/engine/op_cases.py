@@ -79,7 +79,8 @@ class Case:
     def make_inputs(self, dtype="float64", seed=0):
         rng = numpy.random.default_rng(seed)
         return [
-            [m.make(rng, dtype) for m in maker] if isinstance(maker, list) else (None if maker is None else maker.make(rng, dtype))
+            [m.make(rng, dtype) for m in maker] if isinstance(maker, list)
+            else (None if maker is None else maker.make(rng, dtype))
             for maker in self.inputs
         ]
 
@@ -131,7 +132,8 @@ CASES: list[Case] = [
     Case("huber", (F((6, 3), scale=2.0), F((6, 3))), {"delta": 0.7}),
     Case("softmax_cross_entropy", (F((5, 4)), I((5,), 4))),
     Case("softmax_cross_entropy", (F((5, 4)), OneHot((5, 4))), name="one-hot"),
-    Case("softmax_cross_entropy", (F((2, 3, 4)), I((2, 3), 4)), {"label_smoothing": 0.1, "reduction": "sum"}, name="smoothing-rank3"),
+    Case("softmax_cross_entropy", (F((2, 3, 4)), I((2, 3), 4)), {"label_smoothing": 0.1, "reduction": "sum"},
+         name="smoothing-rank3"),
     Case("softmax_cross_entropy", (F((5, 4)), OneHot((5, 4))), {"label_smoothing": 0.2}, name="one-hot-smoothing"),
     Case("sigmoid_cross_entropy", (F((6,)), B((6,)))),
     Case("sigmoid_cross_entropy", (F((6, 1)), B((6,))), name="column-logits"),

@@ -54,7 +54,8 @@ def test_attention_carries_the_first_steps_to_the_last():
     train, test = dataset.split(0.25, seed=0)
     config = {"epochs": 10, "batch_size": 32, "optimizer": {"name": "adam", "lr": 3e-3}, "seed": 0}
     accuracy = {}
-    for name, spec in [("block", transformer_block_spec()), ("no attention", without_attention(transformer_block_spec()))]:
+    for name, spec in [("block", transformer_block_spec()),
+                       ("no attention", without_attention(transformer_block_spec()))]:
         trainer = Trainer(spec, train, config=config)
         assert trainer.run().status == "succeeded"
         accuracy[name] = trainer.evaluate(test)["accuracy"]

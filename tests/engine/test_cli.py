@@ -50,7 +50,8 @@ def test_invalid_json_names_file_line_and_column(tmp_path):
 
 def test_train_then_predict(tmp_path):
     model_dir = tmp_path / "model"
-    result = run("train", "zoo:softmax_regression", "--dataset", "digits", "--epochs", "2", "--out", str(model_dir), "--quiet")
+    result = run("train", "zoo:softmax_regression", "--dataset", "digits", "--epochs", "2", "--out", str(model_dir),
+                 "--quiet")
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout and str(model_dir) in result.stdout
     from engine import data
@@ -72,7 +73,8 @@ def test_unknown_dataset_is_a_clear_error():
 def test_engine_stands_alone_without_the_platform():
     code = (
         "import sys, engine, engine.trainer, engine.cli;"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('django', 'celery', 'channels', 'webapp', 'workers', 'torch')];"
+        "bad = [m for m in sys.modules"
+        " if m.split('.')[0] in ('django', 'celery', 'channels', 'webapp', 'workers', 'torch')];"
         "assert not bad, bad"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

@@ -80,23 +80,29 @@ INVALID = [
     ("no-inputs", set_top("inputs", None), "missing_inputs", None, "inputs", ["inputs"]),
     ("bad-input-shape", set_top("inputs", {"x": {"shape": [None, -3]}, "y": {"shape": [None], "dtype": "int64"}}),
      "bad_shape", None, "inputs.x.shape", ["-3"]),
-    ("bad-input-dtype", set_top("inputs", {"x": {"shape": [None, 64], "dtype": "float16"}, "y": {"shape": [None], "dtype": "int64"}}),
+    ("bad-input-dtype", set_top("inputs", {"x": {"shape": [None, 64], "dtype": "float16"},
+                                           "y": {"shape": [None], "dtype": "int64"}}),
      "bad_dtype", None, "inputs.x.dtype", ["float16"]),
     ("nodes-not-list", set_top("nodes", {"fc1": {}}), "bad_nodes", None, "nodes", ["list"]),
     ("node-without-id", add_nodes({"op": "relu", "inputs": {"x": "fc1"}}), "bad_id", None, "nodes[4].id", ["id"]),
-    ("duplicate-id", add_nodes({"id": "act1", "op": "relu", "inputs": {"x": "fc1"}}), "duplicate_id", "act1", "id", ["twice"]),
-    ("id-equals-input", add_nodes({"id": "x", "op": "relu", "inputs": {"x": "fc1"}}), "duplicate_id", "x", "id", ["twice"]),
+    ("duplicate-id", add_nodes({"id": "act1", "op": "relu", "inputs": {"x": "fc1"}}), "duplicate_id", "act1", "id",
+     ["twice"]),
+    ("id-equals-input", add_nodes({"id": "x", "op": "relu", "inputs": {"x": "fc1"}}), "duplicate_id", "x", "id",
+     ["twice"]),
     ("unknown-op", mutate_node("act1", op="rellu"), "unknown_op", "act1", "op", ["rellu", "relu"]),
-    ("unknown-param", mutate_node("fc1", params={"units": 8, "unit": 3}), "bad_param", "fc1", "params.unit", ["unit", "units"]),
+    ("unknown-param", mutate_node("fc1", params={"units": 8, "unit": 3}), "bad_param", "fc1", "params.unit",
+     ["unit", "units"]),
     ("missing-param", mutate_node("fc1", params={}), "bad_param", "fc1", "params.units", ["units"]),
     ("param-below-minimum", mutate_node("fc1", params={"units": 0}), "bad_param", "fc1", "params.units", [">= 1", "0"]),
-    ("param-wrong-type", mutate_node("fc1", params={"units": "ten"}), "bad_param", "fc1", "params.units", ["integer", "ten"]),
+    ("param-wrong-type", mutate_node("fc1", params={"units": "ten"}), "bad_param", "fc1", "params.units",
+     ["integer", "ten"]),
     ("param-infinite", mutate_node("fc1", params={"units": float("inf")}), "bad_param", "fc1", "params.units",
      ["integer", "inf"]),
     ("param-bad-choice", mutate_node("fc1", params={"units": 4, "kernel_init": "magic"}), "bad_param", "fc1",
      "params.kernel_init", ["magic", "glorot_uniform"]),
     ("missing-input", mutate_node("act1", inputs={}), "missing_input", "act1", "inputs.x", ["not connected"]),
-    ("extra-input", mutate_node("act1", inputs={"x": "fc1", "y": "fc1"}), "extra_input", "act1", "inputs.y", ["no input port 'y'"]),
+    ("extra-input", mutate_node("act1", inputs={"x": "fc1", "y": "fc1"}), "extra_input", "act1", "inputs.y",
+     ["no input port 'y'"]),
     ("unknown-reference", mutate_node("act1", inputs={"x": "fc9"}), "unknown_reference", "act1", "inputs.x", ["fc9"]),
     ("cycle", mutate_node("fc1", inputs={"x": "act1"}), "cycle", "fc1", "inputs", ["cycle", "fc1", "act1"]),
     ("shape-mismatch", add_nodes({"id": "mixed", "op": "add", "inputs": {"a": "fc1", "b": "logits"}},
@@ -109,11 +115,15 @@ INVALID = [
     ("no-loss", set_top("loss", None), "no_loss", None, "loss", ["loss"]),
     ("loss-unknown", set_top("loss", "nothing"), "unknown_reference", None, "loss", ["nothing"]),
     ("loss-not-scalar", set_top("loss", "logits"), "bad_loss", "logits", "loss", ["scalar", "(N, 10)"]),
-    ("weights-not-reaching-loss", add_nodes({"id": "side", "op": "dense", "params": {"units": 3}, "inputs": {"x": "act1"}}),
+    ("weights-not-reaching-loss",
+     add_nodes({"id": "side", "op": "dense", "params": {"units": 3}, "inputs": {"x": "act1"}}),
      "unreachable_loss", "side", "outputs", ["side", "loss"]),
-    ("dangling-node", add_nodes({"id": "unused", "op": "relu", "inputs": {"x": "fc1"}}), "dangling", "unused", "outputs", ["unused"]),
-    ("output-unknown", set_top("outputs", {"prediction": "nope"}), "unknown_reference", None, "outputs.prediction", ["nope"]),
-    ("too-many-parameters", mutate_node("fc1", params={"units": 1_000_000}), "budget", None, "parameters", ["parameters", "limit"]),
+    ("dangling-node", add_nodes({"id": "unused", "op": "relu", "inputs": {"x": "fc1"}}), "dangling", "unused",
+     "outputs", ["unused"]),
+    ("output-unknown", set_top("outputs", {"prediction": "nope"}), "unknown_reference", None, "outputs.prediction",
+     ["nope"]),
+    ("too-many-parameters", mutate_node("fc1", params={"units": 1_000_000}), "budget", None, "parameters",
+     ["parameters", "limit"]),
 ]
 
 
@@ -226,7 +236,8 @@ ALL_PATHS = [p for p in _paths(mlp_spec()) if p]
 
 
 @settings(max_examples=400, deadline=None)
-@given(edits=st.lists(st.tuples(st.sampled_from(ALL_PATHS), json_values | st.just("__delete__")), min_size=1, max_size=3))
+@given(edits=st.lists(st.tuples(st.sampled_from(ALL_PATHS), json_values | st.just("__delete__")),
+                      min_size=1, max_size=3))
 def test_mutated_valid_documents_never_crash(edits):
     spec = mlp_spec()
     for path, value in edits:

@@ -129,9 +129,11 @@ def test_cupy_matches_numpy(case):
         inputs = case.make_inputs(dtype)
         weights = testing.make_weights(case.op, case.params, inputs, dtype=dtype)
         cpu_out, cpu_ctx, op, p, _ = testing.run_op(case.op, case.params, inputs, weights, training=case.training)
-        gpu_inputs = [None if v is None else [cupy.asarray(i) for i in v] if isinstance(v, list) else cupy.asarray(v) for v in inputs]
+        gpu_inputs = [None if v is None else [cupy.asarray(i) for i in v] if isinstance(v, list) else cupy.asarray(v)
+                      for v in inputs]
         gpu_weights = [cupy.asarray(w) for w in weights]
-        gpu_out, gpu_ctx, _, _, _ = testing.run_op(case.op, case.params, gpu_inputs, gpu_weights, training=case.training)
+        gpu_out, gpu_ctx, _, _, _ = testing.run_op(case.op, case.params, gpu_inputs, gpu_weights,
+                                                   training=case.training)
         if case.training and case.op == "dropout":
             continue  # CuPy draws other random masks than NumPy; the gradient check covers dropout
         for index, (a, b) in enumerate(zip(cpu_out, gpu_out)):

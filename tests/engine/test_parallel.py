@@ -98,8 +98,8 @@ def test_the_setting_comes_from_the_environment_and_holds_blas_to_it(monkeypatch
 
 
 def test_trainer_refuses_a_bad_thread_count():
-    dataset = Dataset({"x": numpy.zeros((4, 2, 8, 8), numpy.float32), "y": numpy.zeros(4, numpy.int64)}, "classification",
-                      num_classes=2)
+    dataset = Dataset({"x": numpy.zeros((4, 2, 8, 8), numpy.float32), "y": numpy.zeros(4, numpy.int64)},
+                      "classification", num_classes=2)
     with pytest.raises(engine.EngineError, match="threads must be a positive integer"):
         engine.Trainer(_small_cnn(), dataset, threads=0)
 
@@ -199,7 +199,8 @@ def test_a_step_owns_the_cores_unless_an_op_relies_on_blas_threads(monkeypatch):
     blas_threads = parallel._blas_controllers()[0].get_num_threads
     seen = []
     forward = conv.Convolution.forward
-    monkeypatch.setattr(conv.Convolution, "forward", lambda self, *args: seen.append(blas_threads()) or forward(self, *args))
+    monkeypatch.setattr(conv.Convolution, "forward",
+                        lambda self, *args: seen.append(blas_threads()) or forward(self, *args))
     cnn = engine.Model(_small_cnn())
     with parallel.threads(2):
         cnn.loss_and_grads({"x": numpy.zeros((4, 2, 8, 8), numpy.float32), "y": numpy.zeros(4, numpy.int64)})

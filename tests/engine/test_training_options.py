@@ -58,7 +58,8 @@ def test_trainer_refuses_what_only_a_run_takes_and_checks_early_stopping():
         TrainConfig.from_dict({"strategy": "ps"})
     with pytest.raises(TrainingOptionsError) as raised:
         TrainConfig.from_dict({"early_stopping": {"patience": 0}})
-    assert raised.value.errors == {"early_stopping.patience": "early_stopping.patience must be a positive integer, got 0"}
+    assert raised.value.errors == {
+        "early_stopping.patience": "early_stopping.patience must be a positive integer, got 0"}
     with pytest.raises(TrainingOptionsError, match="early_stopping.mode"):
         TrainConfig(early_stopping={"mode": "sideways"}).check()
 
@@ -92,7 +93,8 @@ def test_the_command_line_checks_options_with_the_same_validator(tmp_path):
     result = subprocess.run([sys.executable, "-m", "engine", "train", "zoo:softmax_regression", "--epochs", "0",
                              "--quiet", "--out", str(tmp_path / "model")], capture_output=True, text=True, check=False)
     assert result.returncode == 2 and "epochs must be a positive integer, got 0" in result.stderr, result.stderr
-    listed = subprocess.run([sys.executable, "-m", "engine", "options", "--json"], capture_output=True, text=True, check=False)
+    listed = subprocess.run([sys.executable, "-m", "engine", "options", "--json"], capture_output=True, text=True,
+                            check=False)
     assert listed.returncode == 0 and json.loads(listed.stdout)["format"] == "netforge.training_options/1"
 
 

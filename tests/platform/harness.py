@@ -6,7 +6,8 @@ output in ``<home>/logs/<name>.log`` (printed when a test fails), within bounded
 are killed with their whole group at the end, whatever happened; ``atexit`` is the last resort.
 
 The test process reads and writes that same database file: ``platform_db`` (which ``make_user``
-and ``workspace`` bring along) points Django's default connection at it for the duration of a test, without pytest-django's test
+and ``workspace`` bring along) points Django's default connection at it for the duration of a
+test, without pytest-django's test
 database (an in-memory SQLite that other processes cannot see) and without its flushing between
 tests (a worker may still be writing). Tests keep apart by creating their own users. Django
 connections belong to a thread: the tests use the ORM from their own (main) thread only.
@@ -174,7 +175,7 @@ def start_postgres(home: Path, logs: Path) -> tuple[Service, str]:
                                        "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
                           env=dict(os.environ), log_dir=logs).start()
 
-        def ready_or_exited():
+        def ready_or_exited(service=service, port=port):  # this attempt's server
             if not service.alive:
                 return True
             try:
@@ -243,7 +244,7 @@ class Platform:
                                  env=self.env, log_dir=self.logs).start()
             client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=0.5)
 
-            def answers_or_exited():
+            def answers_or_exited(client=client):
                 if not self.redis.alive:
                     return True  # could not bind its port, say
                 try:
@@ -308,7 +309,7 @@ class Platform:
                                        "127.0.0.1", "--port", str(self.http_port), "--lifespan", "on",
                                        "--no-access-log"], env=env, log_dir=self.logs).start()
 
-            def started():
+            def started(logged=logged):
                 text = self.web.log_text()[logged:]
                 return "Uvicorn running on" in text or not self.web.alive
 
@@ -507,7 +508,8 @@ def stored_points(run_id: int) -> list[dict]:
     from webapp.runs.models import MetricPoint  # noqa: PLC0415
 
     return [
-        {"seq": p.sequence, "name": p.name, "step": p.step, "epoch": p.epoch, "value": p.value, "wall_time": p.wall_time}
+        {"seq": p.sequence, "name": p.name, "step": p.step, "epoch": p.epoch, "value": p.value,
+         "wall_time": p.wall_time}
         for p in MetricPoint.objects.filter(run_id=run_id).order_by("sequence")
     ]
 

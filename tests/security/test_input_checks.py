@@ -56,7 +56,8 @@ def test_a_lone_surrogate_saved_before_the_checks_is_still_read(client, project,
      "nodes[0].id", "lone surrogate"),
     ('{"format": "netforge.editor/1", "nodes": [{"id": "x", "type": "input", "data": {"shape": [1e400]}}]}',
      "nodes[0].data.shape[0]", "not a finite number"),
-    ('{"format": "netforge.editor/1", "nodes": [{"id": "x", "type": "input", "data": {"shape": [18446744073709551616]}}]}',
+    ('{"format": "netforge.editor/1", "nodes": [{"id": "x", "type": "input", '
+     '"data": {"shape": [18446744073709551616]}}]}',
      "nodes[0].data.shape[0]", "beyond 64 bits"),
     ('{"format": "netforge.editor/1", "nodes": [], "\\u0000": 1}', "\\u0000", "NUL character"),
 ])
@@ -87,7 +88,8 @@ def test_integers_beyond_64_bits_are_refused_in_any_body(client, project, graph_
 @pytest.mark.parametrize("query", ["limit=", "limit=99999999999999999999", "offset=99999999999999999999",
                                    "limit=-1", "offset=abc"])
 def test_page_parameters_out_of_range_give_a_page(client, project, graph_version, query):
-    for path in ("/api/projects", "/api/runs", f"/api/projects/{project.pk}/runs", f"/api/projects/{project.pk}/versions"):
+    for path in ("/api/projects", "/api/runs", f"/api/projects/{project.pk}/runs",
+                 f"/api/projects/{project.pk}/versions"):
         response = client.get(f"{path}?{query}")
         assert response.status_code == 200, (path, query, response.content[:300])
     assert len(client.get("/api/projects?limit=99999999999999999999").json()["results"]) == 1

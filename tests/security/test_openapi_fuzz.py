@@ -1,7 +1,8 @@
 """A property-based fuzz of every operation of the OpenAPI document (schemathesis): requests drawn
 from each operation's parameters and body schema (positive) and breaking them (negative), sent in
 process to the Django application as a user with a project, a graph version, a dataset, a run and a
-published endpoint; no answer may be a 5xx (but the readiness probe's "not ready yet", below). Path ids are drawn at random, or are the user's real
+published endpoint; no answer may be a 5xx (but the readiness probe's "not ready yet", below).
+Path ids are drawn at random, or are the user's real
 objects, so the fuzz reaches past the 404s. Deleting operations go last, so they do not take the
 user's objects from the others.
 

@@ -170,7 +170,8 @@ def test_every_template_fits_its_recommended_dataset_as_added_for_its_project(cl
         assert created.status_code in (200, 201), created.json()
         report = client.post(f"/api/graphs/validate?dataset={created.json()['id']}", spec_to_editor_document(spec),
                              format="json").json()
-        assert report["ok"], (name, report["errors"], {n: e["errors"] for n, e in report["nodes"].items() if e["errors"]})
+        assert report["ok"], (name, report["errors"],
+                              {n: e["errors"] for n, e in report["nodes"].items() if e["errors"]})
 
 
 def test_a_dataset_that_is_not_the_users_or_not_a_number_is_refused(client, other_user, mlp_document):

@@ -259,7 +259,8 @@ def add_checkpoints(run: Run, root, values: dict[int, float], *, name: str = "va
     ({"validation_fraction": 0.2}, "val_loss", {1: 0.9, 2: 0.8, 3: 0.5, 4: 0.4}, {3, 4}),
 ])
 def test_checkpoints_are_pruned_to_the_newest_and_the_best_by_the_monitored_metric(
-        project, graph_version, digits, settings, hyperparameters, name, values, kept, django_capture_on_commit_callbacks):
+        project, graph_version, digits, settings, hyperparameters, name, values, kept,
+        django_capture_on_commit_callbacks):
     from webapp.runs.services import run_checkpoints_prune
 
     run = make_run(project, graph_version, digits, state=Run.State.RUNNING, hyperparameters=hyperparameters)
