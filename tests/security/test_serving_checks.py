@@ -33,7 +33,7 @@ def v2_body(**extra) -> dict:
     ("1" + "0" * 3999, "beyond 64 bits"),
     ("12", "must be a string"),
 ])
-def test_a_v2_request_id_that_cannot_be_sent_back_is_a_400(client, published, raw_id, says):
+def test_a_v2_request_id_that_cannot_be_sent_back_is_a_400(client, published, raw_id, says):  # noqa: F811
     _, _, key = published
     body = json.dumps(v2_body())[:-1] + f', "id": {raw_id}}}'
     response = client.post(V2, data=body, content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
@@ -42,14 +42,14 @@ def test_a_v2_request_id_that_cannot_be_sent_back_is_a_400(client, published, ra
     assert message.startswith("id: ") and says in message, message
 
 
-def test_a_v2_request_id_that_is_text_comes_back(client, published):
+def test_a_v2_request_id_that_is_text_comes_back(client, published):  # noqa: F811
     _, _, key = published
     response = predict(client, key, v2_body(id="request-7 ü"), V2)
     assert response.status_code == 200 and response.json()["id"] == "request-7 ü"
 
 
 @pytest.mark.parametrize("number", [2**63, 2**64, 10**30])
-def test_version_numbers_beyond_64_bits_are_not_found(client, published, digits_rows, number):
+def test_version_numbers_beyond_64_bits_are_not_found(client, published, digits_rows, number):  # noqa: F811
     _, _, key = published
     body = {"instances": digits_rows[:1].tolist()}
     for path in (f"/api/v1/endpoints/digits/versions/{number}/predict", f"/v2/models/digits/versions/{number}/infer",
@@ -79,7 +79,7 @@ def test_the_asgi_fast_path_refuses_a_version_of_thousands_of_digits():
 
 
 @pytest.mark.parametrize("value", [1e308, -1e300, 3.5e38])
-def test_a_predict_input_that_overflows_is_a_400_naming_the_input(client, published, value):
+def test_a_predict_input_that_overflows_is_a_400_naming_the_input(client, published, value):  # noqa: F811
     _, _, key = published
     row = [0.0] * 64
     row[5] = value
@@ -91,7 +91,7 @@ def test_a_predict_input_that_overflows_is_a_400_naming_the_input(client, publis
     assert v2.status_code == 400 and "overflow" in v2.json()["error"]
 
 
-def test_inputs_that_make_the_model_overflow_are_a_400_not_nulls(client, published):
+def test_inputs_that_make_the_model_overflow_are_a_400_not_nulls(client, published):  # noqa: F811
     """Within float32, yet large enough that the network's arithmetic overflows to infinity."""
     _, _, key = published
     response = predict(client, key, {"instances": [[3e38] * 64]})
@@ -99,7 +99,7 @@ def test_inputs_that_make_the_model_overflow_are_a_400_not_nulls(client, publish
     assert "overflow" in error_of(response)["message"]
 
 
-def test_health_reveals_nothing_without_a_key(client, anonymous, published):
+def test_health_reveals_nothing_without_a_key(client, anonymous, published):  # noqa: F811
     _, _, key = published
     assert client.get("/api/v1/endpoints/digits/health", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 200
     answers = [anonymous.get(path, **headers) for path, headers in (
@@ -145,14 +145,14 @@ def grpc_predict_status(key: str, tensor: predict_pb2.Tensor) -> tuple[grpc.Stat
     ([1, 64, 2**40], b""),
     ([-1, 64], b""),
 ])
-def test_grpc_tensors_that_cannot_be_decoded_are_invalid_argument(published, shape, content):
+def test_grpc_tensors_that_cannot_be_decoded_are_invalid_argument(published, shape, content):  # noqa: F811
     _, _, key = published
     code, details = grpc_predict_status(key, predict_pb2.Tensor(dtype="float32", shape=shape, content=content))
     assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
     assert details.startswith("inputs.x"), details
 
 
-def test_grpc_still_predicts(published, digits_rows):
+def test_grpc_still_predicts(published, digits_rows):  # noqa: F811
     _, _, key = published
     rows = digits_rows[:2].astype(numpy.float32)
     code, details = grpc_predict_status(key, predict_pb2.Tensor(dtype="float32", shape=rows.shape,
@@ -160,14 +160,14 @@ def test_grpc_still_predicts(published, digits_rows):
     assert code == grpc.StatusCode.OK, details
 
 
-def test_the_readiness_of_a_version_that_does_not_exist_is_a_404(client, published):
+def test_the_readiness_of_a_version_that_does_not_exist_is_a_404(client, published):  # noqa: F811
     for path in ("/v2/models/digits/versions/729345/ready", "/api/v1/endpoints/digits/ready"):
         response = client.get(path)
         assert response.status_code == (404 if "729345" in path else 200), (path, response.content)
 
 
 @pytest.mark.parametrize("raw", [b"\x0a\x03\xff\xfe\x00", b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f"])
-def test_a_grpc_message_that_is_not_protobuf_is_invalid_argument(published, raw):
+def test_a_grpc_message_that_is_not_protobuf_is_invalid_argument(published, raw):  # noqa: F811
     """Bad UTF-8 in a string field, a corrupt wire format: grpc itself would answer UNKNOWN."""
 
     async def call():

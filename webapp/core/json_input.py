@@ -5,8 +5,8 @@ Python's ``json`` module reads things that later fail far from the request: a lo
 cannot be stored in a PostgreSQL text or JSON column; ``1e400`` becomes infinity and ``NaN`` a
 float no JSON encoder writes back; a 20-digit integer overflows every database integer and NumPy's
 int64. ``check_json`` walks a parsed document once and raises ``UnsafeJsonValue`` naming the JSON
-path of the first such value, which the API answers as a 400 (``webapp.core.parsers.JsonBodyParser`` for the REST API,
-``webapp.endpoints.serving`` for the prediction routes).
+path of the first such value, which the API answers as a 400 (``webapp.core.parsers.JsonBodyParser``
+for the REST API, ``webapp.endpoints.serving`` for the prediction routes).
 """
 
 from __future__ import annotations

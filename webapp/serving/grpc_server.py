@@ -54,7 +54,7 @@ class UndecodableRequest:
 
 def _tolerant(parse):
     def deserialize(data: bytes):
-        from google.protobuf.message import DecodeError
+        from google.protobuf.message import DecodeError  # noqa: PLC0415  (protobuf loads with the servicer)
 
         try:
             return parse(data)
@@ -67,7 +67,7 @@ def _tolerant(parse):
 def add_servicer(servicer, server) -> None:
     """The generated ``add_PredictionServiceServicer_to_server``, with request deserializers that do
     not raise, so that a corrupt message is INVALID_ARGUMENT like any other bad input."""
-    from webapp.serving.protos.netforge.serving.v1 import predict_pb2
+    from webapp.serving.protos.netforge.serving.v1 import predict_pb2  # noqa: PLC0415  (as make_servicer's)
 
     service = predict_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name
     handlers = {
