@@ -33,6 +33,8 @@ import time
 import numpy
 
 import engine
+from engine import parallel
+from engine.backend import get_xp, gpu_available
 from engine.optimizers import make_optimizer
 
 TRIALS = 3
@@ -142,7 +144,7 @@ class _TorchGraph:
 
 
 def torch_model(model_name: str):
-    import torch
+    import torch  # noqa: PLC0415 - PyTorch is for make bench only
 
     _, shape, build = MODELS[model_name]
 
@@ -170,8 +172,6 @@ def make_batches(model_name: str, batch: int, batches: int = 4):
 def engine_step_factory(model_name: str, batches, device: str = "cpu"):
     """A training step; on the GPU the batches live there and each step ends with a device
     synchronisation, so that the time is the GPU's work, not its queueing."""
-    from engine.backend import get_xp
-
     xp = get_xp(device)
     model = engine.Model(engine_spec(model_name), device=device)
     optimizer = make_optimizer({"name": "adam", "lr": 1e-3})
@@ -188,7 +188,7 @@ def engine_step_factory(model_name: str, batches, device: str = "cpu"):
 
 
 def torch_step_factory(model_name: str, batches, device: str = "cpu"):
-    import torch
+    import torch  # noqa: PLC0415
 
     on_gpu = device == "gpu"
     torch.manual_seed(0)
@@ -225,11 +225,9 @@ def _memory_status() -> dict[str, int]:
 def _set_threads(framework: str, threads: str) -> int:
     """Apply the thread setting in this process; returns the thread count in force."""
     if framework == "engine":
-        from engine import parallel
-
         parallel.set_threads(None if threads == "default" else int(threads))
         return parallel.thread_count()
-    import torch
+    import torch  # noqa: PLC0415
 
     if threads != "default":
         torch.set_num_threads(int(threads))
@@ -253,7 +251,7 @@ def child(framework: str, model_name: str, batch: int, threads: str) -> None:
     memory of building and training MEMORY_STEPS steps, then one line of steps/s per 'trial' read."""
     threads_in_force = _set_threads(framework, threads)
     if framework == "pytorch":
-        import torch  # noqa: F401 - imported before the memory baseline
+        import torch  # noqa: F401, PLC0415 - imported before the memory baseline
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset VmHWM to the current resident size
     before = _memory_status()["VmRSS"]
@@ -315,9 +313,7 @@ GPU_TARGET = 0.5
 
 def gpu_table() -> int:
     """The VGG-style net at batch 256 on an NVIDIA GPU against PyTorch CUDA; 1 when its target is missed."""
-    import torch
-
-    from engine.backend import gpu_available
+    import torch  # noqa: PLC0415
 
     if not (gpu_available() and torch.cuda.is_available()):
         print(f"\nGPU: not measured: CuPy and a CUDA build of PyTorch do not both see a GPU on this machine "

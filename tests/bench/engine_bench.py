@@ -15,6 +15,7 @@ import time
 import numpy
 
 import engine
+from engine import parallel
 from engine.optimizers import make_optimizer
 
 TRIALS = 5
@@ -118,7 +119,7 @@ def numpy_step_factory(sizes, batches, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8
 
 
 def torch_step_factory(sizes, batches, lr=1e-3):
-    import torch
+    import torch  # noqa: PLC0415 - PyTorch is for make bench only
 
     torch.manual_seed(0)
     layers = []
@@ -172,9 +173,7 @@ def compare(name: str, sizes: list[int], batch: int) -> dict:
 
 def main() -> int:
     """Print the table; returns the number of targets missed."""
-    import torch
-
-    from engine import parallel
+    import torch  # noqa: PLC0415
 
     torch.set_num_threads(THREADS)
     parallel.set_threads(THREADS)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy
 
+import engine
+from engine.data import load
 from workers.distributed.errors import DistributedError
 from workers.distributed.worker import DataParallelWorker, serve_parameters
 
@@ -27,8 +29,6 @@ def contribution(rank: int, index: int, size: int, dtype: str) -> numpy.ndarray:
 
 
 def tiny_spec(features: int = 2, classes: int = 2, hidden: int = 8) -> dict:
-    import engine
-
     graph = engine.GraphBuilder()
     x = graph.input("x", [None, features])
     y = graph.input("y", [None], dtype="int64")
@@ -40,8 +40,6 @@ def tiny_spec(features: int = 2, classes: int = 2, hidden: int = 8) -> dict:
 
 
 def tiny_dataset(rows: int):
-    from engine.data import load
-
     return load("moons", n_samples=rows, seed=3)
 
 
@@ -59,8 +57,6 @@ def save_after_every_step(trainer, out: Path, prefix: str) -> None:
 
 
 def main(config: dict) -> int:
-    import engine
-
     role = config["role"]
     out = Path(config["out"])
     if role == "server":

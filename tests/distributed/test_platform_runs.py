@@ -23,6 +23,7 @@ import signal
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from socket import create_connection
 
@@ -102,13 +103,11 @@ def _environ(process) -> list[str]:
 
 @pytest.fixture
 def workspace(platform, django_db_blocker):
-    from django.contrib.auth import get_user_model
+    from django.contrib.auth import get_user_model  # noqa: PLC0415 - as in tests/platform/conftest.py
 
-    from webapp.core.services import api_token_create
+    from webapp.core.services import api_token_create  # noqa: PLC0415
 
     with django_db_blocker.unblock(), platform.database_connection():
-        import uuid
-
         model = get_user_model().objects.create_user(username=f"user-{uuid.uuid4().hex[:8]}", password="x" * 12)
         user = User(platform, model, api_token_create(user=model, name="tests")[1])
         yield Workspace(user, SMALL_MOONS)

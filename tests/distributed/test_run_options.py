@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.platform.harness import mlp_spec
 from webapp.core.exceptions import InvalidInput
-from webapp.runs.services import validate_hyperparameters
+from webapp.datasets.services import dataset_create_builtin
+from webapp.projects.models import GraphVersion
+from webapp.projects.services import project_create
+from webapp.runs.services import run_create, validate_hyperparameters
 from workers.training import DISTRIBUTED_OPTIONS
 
 
@@ -32,12 +36,6 @@ def test_bad_distributed_options_name_the_field(hyperparameters, field, message)
 
 def test_early_stopping_of_a_distributed_run_must_not_watch_a_training_metric(django_user_model, db):
     """Each worker's training metrics are its own shard's, so the workers would stop apart."""
-    from tests.platform.harness import mlp_spec
-    from webapp.datasets.services import dataset_create_builtin
-    from webapp.projects.models import GraphVersion
-    from webapp.projects.services import project_create
-    from webapp.runs.services import run_create
-
     user = django_user_model.objects.create_user(username="distributed", password="x" * 12)
     project = project_create(owner=user, name="distributed")
     version = GraphVersion.objects.create(project=project, number=1, editor_document={}, spec=mlp_spec(2, 2),

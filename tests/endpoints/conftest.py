@@ -58,7 +58,7 @@ def anonymous():
 
 
 @pytest.fixture
-def make_run(db, serving_settings, user, trained_digits, tmp_path):
+def make_run(db, serving_settings, user, trained_digits, tmp_path):  # noqa: F811 - the imported fixture
     """``make_run(state="succeeded")``: a run of the zoo MLP on digits with the trained checkpoint."""
     from webapp.datasets.services import dataset_create_builtin  # noqa: PLC0415
     from webapp.projects.converter import spec_to_editor_document  # noqa: PLC0415

@@ -8,7 +8,7 @@ import sys
 
 import numpy
 
-from engine import zoo
+from engine import data, zoo
 
 
 def run(*args, cwd=None):
@@ -54,8 +54,6 @@ def test_train_then_predict(tmp_path):
                  "--quiet")
     assert result.returncode == 0, result.stderr
     assert "accuracy" in result.stdout and str(model_dir) in result.stdout
-    from engine import data
-
     features = data.load_builtin("digits").arrays["x"][:7]
     numpy.savez(tmp_path / "inputs.npz", x=features)
     predicted = run("predict", str(model_dir), str(tmp_path / "inputs.npz"))

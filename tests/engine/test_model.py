@@ -3,12 +3,15 @@ float64 on request, and prediction in batches."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy
 import pytest
 
 import engine
 from engine.errors import BackendError, EngineError
 from engine.graph import GraphBuilder
+from engine.optimizers import make_optimizer
 
 
 def diamond_spec() -> dict:
@@ -136,8 +139,6 @@ def batch_norm_spec() -> dict:
 
 def test_batch_norm_running_statistics_are_buffers():
     """Buffers update in training steps, are used in eval, are never optimized, and save with the weights."""
-    from engine.optimizers import make_optimizer
-
     model = engine.Model(batch_norm_spec(), dtype="float64")
     assert set(model.buffers) == {"bn/running_mean", "bn/running_var"}
     assert "bn/running_mean" not in model.params
@@ -198,8 +199,6 @@ def test_training_steps_reuse_work_arrays_without_mixing_steps():
 
 
 def test_threads_training_one_model_do_not_share_work_arrays():
-    import threading
-
     model = engine.Model(conv_spec(), dtype="float64", seed=2)
     batches = conv_batches()
     expected = [fresh_gradients(feeds)[1] for feeds in batches]

@@ -3,6 +3,8 @@ float64, shape rules against real outputs, float32 kept as float32, and CuPy equ
 
 from __future__ import annotations
 
+import json
+
 import numpy
 import pytest
 
@@ -36,8 +38,6 @@ def test_every_registered_op_has_a_case():
 
 
 def test_catalog_entries_are_complete_and_json_ready():
-    import json
-
     catalog = registry.catalog()
     json.dumps(catalog)
     for op in catalog["ops"]:

@@ -4,12 +4,14 @@ runs, and training that is bit-identical run to run with the same seed and threa
 
 from __future__ import annotations
 
+import os
+
 import numpy
 import pytest
 import threadpoolctl
 
 import engine
-from engine import parallel, testing
+from engine import parallel, testing, zoo
 from engine.data import Dataset
 from engine.ops import _windows, conv
 from tests.engine.op_cases import Case, F
@@ -85,8 +87,6 @@ def test_the_setting_comes_from_the_environment_and_holds_blas_to_it(monkeypatch
     with pytest.raises(ValueError, match="NETFORGE_THREADS"):
         parallel.default_threads()
     monkeypatch.delenv("NETFORGE_THREADS")
-    import os
-
     assert parallel.default_threads() == len(os.sched_getaffinity(0))
     before = parallel.thread_count()
     with parallel.threads(2):
@@ -188,8 +188,6 @@ def test_fit_trains_on_the_threads_asked_for_and_restores_the_setting():
 def test_a_step_owns_the_cores_unless_an_op_relies_on_blas_threads(monkeypatch):
     """BLAS stays on one thread through a CNN's training step (the pool splits its products), but a
     graph with a recurrent layer, whose products do not go through the pool, keeps BLAS's threads."""
-    from engine import zoo
-
     def owns(spec):
         model = engine.Model(spec)
         return model._plan((model.loss_key,), True).owns_cores

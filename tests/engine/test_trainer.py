@@ -8,7 +8,7 @@ import numpy
 import pytest
 
 import engine
-from engine import backend, data, zoo
+from engine import backend, data, serialization, zoo
 from engine.errors import ArtifactError, EngineError
 from engine.graph import GraphBuilder
 from engine.inference import load_model
@@ -164,8 +164,6 @@ def test_truncated_file_is_refused(saved_model):
 
 def test_mismatched_tensor_is_refused_naming_the_tensor(saved_model):
     # A consistent artifact (checksums updated) whose weights do not fit the graph.
-    from engine import serialization
-
     artifact = serialization.read_artifact(saved_model)
     weights = dict(artifact.weights)
     weights["logits/W"] = numpy.zeros((3, 3), numpy.float32)

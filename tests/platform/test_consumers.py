@@ -5,10 +5,16 @@ from __future__ import annotations
 import time
 
 import pytest
+from asgiref.sync import async_to_sync
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
-from websockets.exceptions import ConnectionClosed
+from django.utils import timezone
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 from tests.platform.harness import MOONS, RunSocket, assert_record_complete, wait_for_run
+from webapp.runs import live
+from webapp.runs.models import MetricPoint, Run
 
 pytestmark = pytest.mark.xdist_group("platform")
 
@@ -30,9 +36,6 @@ def test_another_users_run_is_closed_with_4404_and_an_anonymous_client_with_4401
 
 
 def test_a_browser_page_of_another_site_may_not_open_the_socket(workspace):
-    from websockets.exceptions import InvalidStatus
-    from websockets.sync.client import connect
-
     space = workspace()
     run = space.start_run(epochs=1, batch_size=256)
     with pytest.raises(InvalidStatus) as refused:
@@ -75,12 +78,6 @@ def test_a_client_that_reconnects_with_after_gets_exactly_the_points_it_missed(w
 def test_a_live_message_that_went_missing_is_filled_in_from_the_record(platform, workspace):
     """Redis may drop a message (a restart, a full or expired channel): the consumer notices the
     jump in sequence numbers and sends the missing points from the database first."""
-    from asgiref.sync import async_to_sync
-    from channels_redis.core import RedisChannelLayer
-
-    from webapp.runs import live
-    from webapp.runs.models import Run
-
     space = workspace()
     run = space.start_run(epochs=1, batch_size=256)
     wait_for_run(run["id"], lambda r: r.state == "succeeded", timeout=60, what="the run to succeed")
@@ -107,15 +104,6 @@ def test_a_live_message_that_went_missing_is_filled_in_from_the_record(platform,
 def test_the_final_state_comes_after_every_point_even_when_their_live_message_was_lost(platform, workspace):
     # A lost live message, caused for real: the points are committed but never published (as when
     # Redis drops the message); then the run's final state is published over the real channel layer.
-    import time as time_module
-
-    from asgiref.sync import async_to_sync
-    from channels_redis.core import RedisChannelLayer
-    from django.utils import timezone
-
-    from webapp.runs import live
-    from webapp.runs.models import MetricPoint, Run
-
     space = workspace()
     now = timezone.now()
     run = Run.objects.create(project=space.project, graph_version=space.version, dataset=space.dataset,
@@ -125,7 +113,7 @@ def test_the_final_state_comes_after_every_point_even_when_their_live_message_wa
         socket.receive_until(lambda s: s.history is not None, timeout=10, what="the history")
         MetricPoint.objects.bulk_create(
             MetricPoint(run=run, sequence=seq, name="loss", step=seq, epoch=seq / 10, value=1.0 / seq,
-                        wall_time=time_module.time()) for seq in range(1, 11))
+                        wall_time=time.time()) for seq in range(1, 11))
         Run.objects.filter(pk=run.pk).update(state=Run.State.SUCCEEDED, last_sequence=10, epochs_completed=1,
                                              finished_at=timezone.now(), final_metrics={"loss": 0.1})
         layer = RedisChannelLayer(hosts=[platform.redis_url])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from celery import Celery
 from django.conf import settings
 
 from tests.platform.harness import MOONS, RunSocket, assert_record_complete, get_run, stored_points
@@ -73,8 +74,6 @@ def test_cancel_stops_the_run_after_the_batch_in_progress(workspace):
 def test_a_task_message_delivered_again_does_not_train_the_run_twice(platform, workspace):
     # The broker delivering a run's message a second time (as Redis does past its visibility
     # timeout) is caused for real: the same message, same task id, is sent again mid-run.
-    from celery import Celery
-
     space = workspace(MOONS)
     run = space.start_run(epochs=3, batch_size=32)
     with RunSocket(space.user.socket_url(run["id"])) as socket:

@@ -21,6 +21,7 @@ from tests.platform.harness import (
     stored_points,
     wait_for_run,
 )
+from webapp.runs.models import Run
 from workers.watchdog import check_interval
 
 pytestmark = pytest.mark.xdist_group("platform")
@@ -82,8 +83,6 @@ def test_a_run_whose_worker_is_killed_before_any_checkpoint_fails_with_the_reaso
 
 def test_a_queued_run_whose_message_the_broker_lost_is_queued_again(platform, workspace):
     """As after a Redis restart without persistence: the run names a task that no queue holds."""
-    from webapp.runs.models import Run
-
     space = workspace()
     run = Run.objects.create(project=space.project, graph_version=space.version, dataset=space.dataset,
                              created_by=space.user.model, hyperparameters={"epochs": 1, "batch_size": 256},

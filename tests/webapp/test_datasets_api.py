@@ -17,6 +17,7 @@ import numpy
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
+from PIL import Image as image_module
 
 from engine import data as engine_data
 from tests.webapp.helpers import error_of
@@ -195,7 +196,6 @@ def image_zip() -> bytes:
 
 
 def test_a_zip_of_images_in_class_folders_becomes_an_npz(client):
-    from PIL import Image as image_module
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for index, (label, shade) in enumerate([("dark", 10), ("dark", 20), ("light", 240)]):

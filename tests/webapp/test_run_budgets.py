@@ -12,6 +12,7 @@ from tests.webapp.helpers import error_of
 from webapp.datasets.models import Dataset
 from webapp.projects.models import GraphVersion
 from webapp.runs.models import Checkpoint, MetricPoint, Run
+from webapp.runs.services import run_checkpoints_prune
 
 pytestmark = pytest.mark.django_db
 
@@ -261,8 +262,6 @@ def add_checkpoints(run: Run, root, values: dict[int, float], *, name: str = "va
 def test_checkpoints_are_pruned_to_the_newest_and_the_best_by_the_monitored_metric(
         project, graph_version, digits, settings, hyperparameters, name, values, kept,
         django_capture_on_commit_callbacks):
-    from webapp.runs.services import run_checkpoints_prune
-
     run = make_run(project, graph_version, digits, state=Run.State.RUNNING, hyperparameters=hyperparameters)
     add_checkpoints(run, settings.ARTIFACT_ROOT, values, name=name)
     with django_capture_on_commit_callbacks(execute=True):
