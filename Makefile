@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 FRONTEND_BUILT := frontend/dist/index.html
 FRONTEND_INSTALLED := frontend/node_modules/.installed
 
-.PHONY: run test test-postgres test-frontend chromium postgresql h2load bench crosscheck lock clean protos api-types fuzz
+.PHONY: run lint test test-postgres test-frontend chromium postgresql h2load bench crosscheck lock clean protos api-types fuzz
 
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,7 +67,11 @@ api-types: $(INSTALLED) $(FRONTEND_INSTALLED)
 	DJANGO_SETTINGS_MODULE=webapp.settings.test $(PY) manage.py spectacular --format openapi-json --file frontend/src/api/openapi.json
 	cd frontend && npm run --silent api-types
 
-test: $(INSTALLED) $(FRONTEND_BUILT) chromium postgresql test-frontend
+# ruff with the rule set in pyproject.toml ([tool.ruff.lint]); make test runs it first.
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
+
+test: $(INSTALLED) lint $(FRONTEND_BUILT) chromium postgresql test-frontend
 	NETFORGE_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
 		$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -q
 
