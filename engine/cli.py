@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import platform
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 
+import engine
 from engine.errors import EngineError
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -22,11 +27,37 @@ def sparkline(values: list[float]) -> str:
     return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * (len(SPARK) - 1) + 0.5))] for v in values)
 
 
-def _table(rows: list[list], header: list[str]) -> str:
+def terminal_width() -> int:
+    """The terminal's width (``COLUMNS`` first); unbounded when the output goes to a pipe or file, so that
+    grep and scripts see whole rows."""
+    if "COLUMNS" in os.environ or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return sys.maxsize
+
+
+def _table(rows: list[list], header: list[str], width: int | None = None) -> str:
+    """Rows under a header in aligned columns; when they are wider than the terminal (or ``width``), the widest
+    columns are narrowed and their cells wrap onto continuation lines, so nothing runs past the right edge."""
+    width = width or terminal_width()
     cells = [header] + [[str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
+    gaps = 2 * (len(widths) - 1)
+    # The last column holds free text (a doc, a title): it gives way first, down to a readable width; only then
+    # do the widest columns take turns giving up a character each.
+    readable = 24
+    overflow = sum(widths) + gaps - width
+    if overflow > 0 and widths[-1] > readable:
+        widths[-1] = max(readable, widths[-1] - overflow)
+    while sum(widths) + gaps > width and max(widths) > 8:
+        widths[max(range(len(widths)), key=widths.__getitem__)] -= 1
+    lines = []
+    for index, row in enumerate(cells):
+        wrapped = [textwrap.wrap(cell, w, break_on_hyphens=False) or [""] for cell, w in zip(row, widths)]
+        for depth in range(max(len(parts) for parts in wrapped)):
+            parts = [column[depth] if depth < len(column) else "" for column in wrapped]
+            lines.append("  ".join(part.ljust(w) for part, w in zip(parts, widths)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
@@ -136,6 +167,11 @@ def cmd_train(args) -> int:
         if "val_loss" in event:
             summary["val_loss"] = f"{event['val_loss']:.4f}"
         state["val"] = summary
+        # The epoch's validation runs after its last batch: show it now, so the bar's last frame (drawn by
+        # close) carries the final epoch's metrics rather than the previous one's.
+        postfix = {"epoch": f"{event['epoch']}/{config.epochs}", "loss": f"{event['loss']:.4f}",
+                   "samples/s": f"{event.get('samples_per_second', 0):,.0f}", **summary}
+        bar.set_postfix(postfix, refresh=True)
 
     trainer.on("batch_end", on_batch).on("epoch_end", on_epoch)
     try:
@@ -243,8 +279,16 @@ def cmd_zoo(args) -> int:
     return 0
 
 
+def version_text() -> str:
+    import numpy  # noqa: PLC0415 - only --version needs it named
+
+    return f"netforge engine {engine.__version__} (Python {platform.python_version()}, NumPy {numpy.__version__})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m engine", description="NetForge engine command line")
+    parser = argparse.ArgumentParser(prog="python -m engine", description="NetForge engine command line",
+                                     epilog="exit status: 0 success, 1 failure (a message on stderr), 2 usage error")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("ops", help="list the op catalog")
     p.add_argument("--json", action="store_true", help="print the catalog as JSON")
@@ -291,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except EngineError as error:
+    except (EngineError, OSError) as error:
+        # 2 stays argparse's, for a command line it cannot parse; a command that ran and failed answers 1.
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return 1

@@ -92,7 +92,7 @@ def test_values_are_shown_as_javascript_shows_them(value, shown):
 def test_the_command_line_checks_options_with_the_same_validator(tmp_path):
     result = subprocess.run([sys.executable, "-m", "engine", "train", "zoo:softmax_regression", "--epochs", "0",
                              "--quiet", "--out", str(tmp_path / "model")], capture_output=True, text=True, check=False)
-    assert result.returncode == 2 and "epochs must be a positive integer, got 0" in result.stderr, result.stderr
+    assert result.returncode == 1 and "epochs must be a positive integer, got 0" in result.stderr, result.stderr
     listed = subprocess.run([sys.executable, "-m", "engine", "options", "--json"], capture_output=True, text=True,
                             check=False)
     assert listed.returncode == 0 and json.loads(listed.stdout)["format"] == "netforge.training_options/1"
