@@ -118,6 +118,7 @@ open_inference = [
     path("models/<slug:name>/versions/<int:version>", endpoints_serving.v2_model, name="v2-model-version"),
     path("models/<slug:name>/versions/<int:number>/ready", endpoints_serving.ready, name="v2-model-version-ready"),
     path("models/<slug:name>/versions/<int:version>/infer", endpoints_serving.v2_infer, name="v2-version-infer"),
+    re_path(r"^(?P<path>.*)$", endpoints_serving.v2_not_found, name="v2-not-found"),  # the protocol's error shape
 ]
 
 urlpatterns = [

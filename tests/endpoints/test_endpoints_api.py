@@ -116,7 +116,7 @@ def test_metadata_health_and_readiness(client, published):
     assert client.get("/api/v1/endpoints/digits/ready").status_code == 200
     assert client.get("/v2/health/live").json() == {"live": True}
     server = client.get("/v2").json()
-    assert server["name"] == "netforge" and server["version"] and server["extensions"] == []
+    assert server["name"] == "netforge" and server["version"] and server["extensions"] == ["binary_tensor_data"]
     assert client.get("/v2/health/ready").status_code == 200
     model = client.get("/v2/models/digits", HTTP_X_API_KEY=key).json()
     assert model["inputs"] == [{"name": "x", "datatype": "FP32", "shape": [-1, 64]}]

@@ -137,8 +137,10 @@ class ServingFastPath:
             status, body, extra = serving.error_answer(error, v2=v2)
         else:
             status, body, extra = await serving.answer_predict(match["name"], number, headers, b"".join(chunks), v2=v2)
-        content = orjson.dumps(body)
-        response_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
+        # bytes: binary tensor data after a JSON header (v2's binary extension, see serving.answer_predict)
+        content_type = b"application/octet-stream" if isinstance(body, bytes) else b"application/json"
+        content = body if isinstance(body, bytes) else orjson.dumps(body)
+        response_headers = [(b"content-type", content_type), (b"content-length", str(len(content)).encode()),
                             *SECURITY_HEADERS,
                             *((name.lower().encode(), value.encode()) for name, value in extra.items())]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})

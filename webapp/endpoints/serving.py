@@ -11,7 +11,13 @@ NetForge routes (house error shape ``{"error": {"code", "message", "details"}}``
 
 KServe v2 / Open Inference Protocol routes (its error shape ``{"error": "message"}``):
 ``GET /v2/health/live``, ``/v2/health/ready``, ``/v2/models/<name>[/versions/<v>]``,
-``.../ready``, and ``POST /v2/models/<name>[/versions/<v>]/infer``.
+``.../ready``, and ``POST /v2/models/<name>[/versions/<v>]/infer``, with the binary tensor data
+extension as Triton implements it: a body of ``Inference-Header-Content-Length`` bytes of JSON,
+then the raw little-endian bytes of the inputs whose ``parameters.binary_data_size`` says how many;
+outputs asked for in binary (``parameters.binary_data_output`` for all, or an output's own
+``parameters.binary_data``) come back the same way, after a JSON header of the length that header
+gives. Model metadata declares every output infer returns, and the class labels
+(``webapp.serving.open_inference``).
 
 Callers authenticate with the endpoint's API key: ``Authorization: Bearer <key>`` (or
 ``X-API-Key: <key>``). These are plain Django views rather than DRF ones (DRF views are
@@ -20,22 +26,23 @@ synchronous); their request and response formats are documented here and in the 
 
 from __future__ import annotations
 
-import functools
 import json
 
 import numpy
 import orjson
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from webapp.core.exceptions import error_body
 from webapp.core.json_input import INT64_MAX, UnsafeJsonValue, check_json
 from webapp.serving import inputs as serving_inputs
-from webapp.serving.inputs import DTYPE_TO_V2, InputError
+from webapp.serving.inputs import DTYPE_TO_V2, V2_DATATYPES, InputError
+from webapp.serving.open_inference import V2_DATATYPE_OF, model_metadata, server_metadata
 from webapp.serving.runtime import BadInput, NotFound, ServingError, TooLarge, get_runtime, setting, version_metadata
 
+BINARY_HEADER = "Inference-Header-Content-Length"
+
 MAX_VERSION_NUMBER = INT64_MAX
-V2_DATATYPE_OF = {"float32": "FP32", "float64": "FP64", "int32": "INT32", "int64": "INT64", "bool": "BOOL"}
 
 
 def _api_key(headers) -> str | None:
@@ -125,19 +132,91 @@ def declared_request_size(headers) -> int | None:
     return int(declared) if declared and declared.isdigit() else None
 
 
-async def answer_predict(name: str, number: int | None, headers, body: bytes, *, v2: bool) -> tuple[int, dict, dict]:
-    """A prediction request, whatever carried it: (HTTP status, JSON body, extra headers). Used by
-    the Django views below and by the ASGI fast path (``webapp.endpoints.asgi``)."""
+def _header(headers, name: str) -> str | None:
+    return headers.get(name.lower()) or headers.get(name)
+
+
+def _split_binary_body(headers, body: bytes) -> tuple[bytes, bytes]:
+    """(JSON header, binary tensor data) of a v2 request body (binary tensor data extension)."""
+    declared = _header(headers, BINARY_HEADER)
+    if declared is None:
+        return body, b""
+    if not declared.strip().isdigit() or int(declared) > len(body):
+        raise InputError(BINARY_HEADER, f"must be the length of the JSON header in bytes, at most the body's "
+                                        f"{len(body)}; got {declared[:30]!r}")
+    return body[:int(declared)], body[int(declared):]
+
+
+def _read_binary_inputs(inputs, binary: bytes) -> None:
+    """Replace the ``data`` of each input that carries ``parameters.binary_data_size`` by its array,
+    read in order from ``binary`` (little-endian, C order)."""
+    if not isinstance(inputs, list):
+        return  # from_v2 says what is wrong with it
+    offset = 0
+    for index, tensor in enumerate(inputs):
+        parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+        if not isinstance(parameters, dict) or "binary_data_size" not in parameters:
+            continue
+        field = f"inputs[{index}].parameters.binary_data_size"
+        size = parameters["binary_data_size"]
+        dtype = V2_DATATYPES.get(tensor.get("datatype"))
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise InputError(field, f"must be a number of bytes, got {size!r}")
+        if dtype is None:
+            raise InputError(f"inputs[{index}].datatype", f"expected one of {sorted(V2_DATATYPES)}, got "
+                                                          f"{tensor.get('datatype')!r}")
+        if offset + size > len(binary):
+            raise InputError(field, f"{size} bytes from byte {offset} of the binary data, which holds {len(binary)}")
+        itemsize = numpy.dtype(dtype).itemsize
+        if size % itemsize:
+            raise InputError(field, f"{size} bytes is not a whole number of {tensor['datatype']} values "
+                                    f"({itemsize} bytes each)")
+        tensor["data"] = numpy.frombuffer(binary[offset:offset + size], dtype=numpy.dtype(dtype).newbyteorder("<"))
+        offset += size
+    if offset != len(binary):
+        raise InputError(BINARY_HEADER, f"the body holds {len(binary)} bytes after the JSON header; the inputs' "
+                                        f"binary_data_size add up to {offset}")
+
+
+def _v2_outputs(payload: dict, outputs: dict) -> list[tuple[str, numpy.ndarray, bool]]:
+    """The outputs a v2 request asks for, each with whether it goes back as binary data: an
+    output's ``parameters.binary_data`` decides, else the request's ``binary_data_output``."""
+    parameters = payload.get("parameters")
+    default = bool(parameters.get("binary_data_output", False)) if isinstance(parameters, dict) else False
+    wanted = payload.get("outputs")
+    if wanted is None:
+        return [(name, array, default) for name, array in outputs.items()]
+    if not isinstance(wanted, list) or not all(isinstance(item, dict) and item.get("name") in outputs
+                                               for item in wanted):
+        raise BadInput(f"outputs: each requested output must be {{\"name\": ...}} with a name among "
+                       f"{sorted(outputs)}")
+    chosen = []
+    for item in wanted:
+        own = item.get("parameters")
+        binary = own.get("binary_data", default) if isinstance(own, dict) else default
+        chosen.append((item["name"], outputs[item["name"]], bool(binary)))
+    return chosen
+
+
+async def answer_predict(name: str, number: int | None, headers, body: bytes, *,
+                         v2: bool) -> tuple[int, dict | bytes, dict]:
+    """A prediction request, whatever carried it: (HTTP status, JSON body, extra headers); with
+    binary outputs (v2) the body is bytes already (JSON header, then the tensors) and the extra
+    headers hold ``Inference-Header-Content-Length``. Used by the Django views below and by the
+    ASGI fast path (``webapp.endpoints.asgi``)."""
     state = {}
 
     def decode(specs):
-        payload = state["payload"] = _payload(body)
         if v2:
+            header, binary = _split_binary_body(headers, body)
+            payload = state["payload"] = _payload(header)
             if "inputs" not in payload:
                 raise InputError("inputs", 'missing: send {"inputs": [{"name", "shape", "datatype", "data"}]}',
                                  expected={"inputs": [{**spec.describe(), "datatype": DTYPE_TO_V2[spec.dtype]}
                                                       for spec in specs]})
+            _read_binary_inputs(payload["inputs"], binary)
             return serving_inputs.from_v2(payload["inputs"], specs)
+        payload = state["payload"] = _payload(body)
         if "instances" in payload:
             return serving_inputs.from_instances(payload["instances"], specs)
         if "inputs" in payload:
@@ -154,28 +233,34 @@ async def answer_predict(name: str, number: int | None, headers, body: bytes, *,
         if not v2:
             return 200, {"endpoint": name, "version": loaded.number,
                          "predictions": serving_inputs.to_instances(result)}, {}
-        outputs = serving_inputs.output_arrays(result)
-        wanted = state["payload"].get("outputs")
-        if wanted is not None:
-            if not isinstance(wanted, list) or not all(isinstance(item, dict) and item.get("name") in outputs
-                                                       for item in wanted):
-                raise BadInput(f"outputs: each requested output must be {{\"name\": ...}} with a name among "
-                               f"{sorted(outputs)}")
-            outputs = {item["name"]: outputs[item["name"]] for item in wanted}
+        chosen = _v2_outputs(state["payload"], serving_inputs.output_arrays(result))
     except ServingError as error:
         return error_answer(error, v2=v2)
-    answer = {"model_name": name, "model_version": str(loaded.number), "outputs": [
-        {"name": key, "shape": list(array.shape), "datatype": V2_DATATYPE_OF.get(str(array.dtype), "FP64"),
-         "data": numpy.asarray(array).ravel().tolist()}
-        for key, array in outputs.items()
-    ]}
+    described, binary = [], []
+    for key, array, as_binary in chosen:
+        array = numpy.asarray(array)
+        entry = {"name": key, "shape": list(array.shape), "datatype": V2_DATATYPE_OF.get(str(array.dtype), "FP64")}
+        if as_binary:
+            content = numpy.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            entry["parameters"] = {"binary_data_size": len(content)}
+            binary.append(content)
+        else:
+            entry["data"] = array.ravel().tolist()
+        described.append(entry)
+    answer = {"model_name": name, "model_version": str(loaded.number), "outputs": described}
     if "id" in state["payload"]:
         answer["id"] = state["payload"]["id"]
-    return 200, answer, {}
+    if not binary:
+        return 200, answer, {}
+    header = orjson.dumps(answer)
+    return 200, header + b"".join(binary), {BINARY_HEADER: str(len(header))}
 
 
-def _json_response(status: int, body: dict, extra: dict) -> JsonResponse:
-    response = JsonResponse(body, status=status)
+def _json_response(status: int, body: dict | bytes, extra: dict) -> HttpResponse:
+    if isinstance(body, bytes):  # binary tensor data after a JSON header (see answer_predict)
+        response = HttpResponse(body, status=status, content_type="application/octet-stream")
+    else:
+        response = JsonResponse(body, status=status)
     for header, value in extra.items():
         response[header] = value
     return response
@@ -242,18 +327,15 @@ async def ready(request, name: str, number: int | None = None):
 # -- KServe v2 / Open Inference Protocol --------------------------------------------------------------------
 
 async def v2_server(request):
-    """Server metadata of the Open Inference Protocol (``GET /v2``)."""
-    return JsonResponse({"name": "netforge", "version": _server_version(), "extensions": []})
+    """Server metadata of the Open Inference Protocol (``GET /v2``), with the extensions it implements."""
+    return JsonResponse(server_metadata())
 
 
-@functools.cache  # the installed package's metadata, read from disk once
-def _server_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
-    try:
-        return version("netforge")
-    except PackageNotFoundError:
-        return "unknown"
+async def v2_not_found(request, path: str = ""):
+    """Any other ``/v2/...`` path: the protocol's error shape (a string), which its clients read."""
+    return JsonResponse({"error": f"no Open Inference Protocol route {request.path[:200]!r} "
+                                  f"(this server implements: health, server and model metadata, model "
+                                  f"ready, infer)"}, status=404)
 
 
 async def v2_live(request):
@@ -269,12 +351,6 @@ async def v2_ready(request):
     return JsonResponse({"ready": True})
 
 
-def _v2_tensor_meta(entry: dict) -> dict:
-    shape = [-1 if size is None else size for size in (entry["shape"] or [-1])]
-    datatype = V2_DATATYPE_OF.get(entry["dtype"], entry["dtype"].upper())
-    return {"name": entry["name"], "datatype": datatype, "shape": shape}
-
-
 async def v2_model(request, name: str, version: int | None = None):
     if request.method != "GET":
         return _method_not_allowed(request, "GET", v2=True)
@@ -284,14 +360,7 @@ async def v2_model(request, name: str, version: int | None = None):
         route, loaded = await runtime.resolve(name, version, _api_key(request.headers))
     except ServingError as error:
         return _answer_error(error, v2=True)
-    described = version_metadata(name, loaded)
-    return JsonResponse({
-        "name": name,
-        "versions": [str(number) for number, target in sorted(route.versions.items()) if target.state == "ready"],
-        "platform": "netforge",
-        "inputs": [_v2_tensor_meta(entry) for entry in described["inputs"]],
-        "outputs": [_v2_tensor_meta(entry) for entry in described["outputs"]],
-    })
+    return JsonResponse(model_metadata(name, route, loaded))
 
 
 @csrf_exempt

@@ -24,7 +24,7 @@ import numpy
 
 from engine.inference import Predictor
 from webapp.serving.batcher import DEFAULT_INLINE_SECONDS, DynamicBatcher
-from webapp.serving.inputs import DTYPES, InputSpec
+from webapp.serving.inputs import DTYPES, InputSpec, output_arrays
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +60,19 @@ class LoadedVersion:
             max_batch_size, max_queue_delay, max_queue_size)
 
     def _warm_up(self, max_batch_size: int) -> float:
-        """Compile the plans of the smallest and largest batch; the best of three timings of the largest."""
+        """Compile the plans of the smallest and largest batch; the best of three timings of the largest.
+        Also records ``outputs``: what a prediction returns, by name (dtype, shape after the batch
+        axis), so that metadata declares every output before any request is served."""
         timings = []
         for rows in (*sorted({1, max_batch_size}), max_batch_size, max_batch_size):
             feeds = {spec.name: numpy.zeros((rows, *[size or 1 for size in spec.instance_shape]), DTYPES[spec.dtype])
                      for spec in self.specs}
             started = time.perf_counter()
-            self.predictor.predict(feeds, batch_size=1 << 30)
+            result = self.predictor.predict(feeds, batch_size=1 << 30)
             timings.append(time.perf_counter() - started)
+            if not hasattr(self, "outputs"):
+                self.outputs = {name: (numpy.asarray(array).dtype.name, tuple(numpy.asarray(array).shape[1:]))
+                                for name, array in output_arrays(result).items()}
         return min(timings[-3:])
 
     def run_batch(self, requests: list[dict]) -> list[dict]:

@@ -7,7 +7,9 @@ with grpc's asyncio server. The servicer is a thin adapter over the process's on
 loaded version (a REST request and a gRPC request arriving together share a batch), one set of
 keys and metrics.
 
-Beside it, the standard services: ``grpc.health.v1.Health`` (SERVING for "" and for the
+Beside it, the Open Inference Protocol's ``inference.GRPCInferenceService``
+(``webapp.serving.open_inference_grpc``, what tritonclient.grpc and KServe's clients call), over
+the same runtime; and the standard services: ``grpc.health.v1.Health`` (SERVING for "" and for the
 prediction service while the server runs, NOT_SERVING once it begins to stop, so balancers and
 Kubernetes probes drain it first) and server reflection (``grpcurl host:port list`` and calls
 without the proto file).
@@ -171,6 +173,7 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
     from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: PLC0415
     from grpc_reflection.v1alpha import reflection  # noqa: PLC0415
 
+    from webapp.serving import open_inference_grpc  # noqa: PLC0415
     from webapp.serving.protos.netforge.serving.v1 import predict_pb2  # noqa: PLC0415
     from webapp.serving.runtime import setting  # noqa: PLC0415
 
@@ -181,9 +184,11 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
                                       ("grpc.max_send_message_length", 64 * 1024 * 1024),
                                       ("grpc.so_reuseport", int(reuse_port))])
     add_servicer(servicer, server)
+    open_inference_grpc.add_servicer(open_inference_grpc.make_servicer(runtime), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection((service_name, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((service_name, open_inference_grpc.SERVICE_NAME, health.SERVICE_NAME,
+                                         reflection.SERVICE_NAME), server)
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
@@ -194,5 +199,6 @@ async def start_server(runtime, host: str, port: int, *, reuse_port: bool = Fals
                             "one server, as with uvicorn --workers, share it with NETFORGE_GRPC_REUSE_PORT=1)")
     await server.start()
     await health_servicer.set(service_name, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(open_inference_grpc.SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC server listening on %s:%s", host, bound)
     return GrpcServer(server, health_servicer)

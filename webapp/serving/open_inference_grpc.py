@@ -1,0 +1,187 @@
+"""The Open Inference Protocol over gRPC: ``inference.GRPCInferenceService`` (the protocol's
+published proto, ``protos/inference/grpc_service.proto``), served by the same grpc.aio server as
+``netforge.serving.v1.PredictionService`` (``webapp.serving.grpc_server``), over the same
+``ServingRuntime``: one model cache and one dynamic batcher per version across REST, KServe v2 REST
+and both gRPC services, so requests of all of them arriving together share a batch.
+
+A thin adapter, as Triton answers: ServerLive, ServerReady, ModelReady (no key needed, like
+``GET /v2/models/<name>/ready``), ServerMetadata, ModelMetadata and ModelInfer (with the
+endpoint's API key in the ``authorization: Bearer <key>`` metadata). ModelInfer reads inputs from
+``raw_input_contents`` (what tritonclient sends) or from the typed ``contents``, and answers with
+``raw_output_contents`` like Triton. The proto has no model configuration or statistics RPCs, so
+there are none here (the per-version metrics are on the NetForge API).
+
+Errors are status codes with a message: unknown model or version NOT_FOUND, a bad tensor
+INVALID_ARGUMENT (naming the input), no or a wrong key UNAUTHENTICATED, a version not ready
+UNAVAILABLE, a full queue RESOURCE_EXHAUSTED.
+"""
+
+from __future__ import annotations
+
+import grpc
+import numpy
+
+from webapp.serving import inputs as serving_inputs
+from webapp.serving.grpc_server import UndecodableRequest, _tolerant
+from webapp.serving.inputs import V2_DATATYPES, InputError
+from webapp.serving.open_inference import model_metadata, server_metadata, v2_datatype
+from webapp.serving.protos.inference import grpc_service_pb2 as pb
+from webapp.serving.runtime import BadInput, NotFound, ServingError
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+# the typed InferTensorContents field of each datatype
+CONTENTS_FIELD = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents",
+                  "INT64": "int64_contents"}
+
+
+def _api_key(context) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and value[:7].lower() == "bearer ":
+            return value[7:].strip()
+        if key == "x-api-key":
+            return value
+    return None
+
+
+def _version(text: str) -> int | None:
+    """The version a request names ("" for the default one); NotFound for one that is no number."""
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 19:
+        raise NotFound(f"no version {text[:30]!r}: versions are numbers", details={"version": None})
+    return int(text)
+
+
+def _decode_infer(request, specs) -> tuple[dict, int]:
+    """The request's input tensors as arrays checked against the version's specs."""
+    by_name = {spec.name: spec for spec in specs}
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InputError("raw_input_contents", f"holds {len(raw)} tensors for {len(request.inputs)} inputs")
+    arrays = {}
+    for index, tensor in enumerate(request.inputs):
+        field = f"inputs[{index}]"
+        spec = by_name.get(tensor.name)
+        if spec is None:
+            raise InputError(f"{field}.name", f"unknown input {tensor.name!r}; this model takes {sorted(by_name)}")
+        dtype = V2_DATATYPES.get(tensor.datatype)
+        if dtype is None:
+            raise InputError(f"{field}.datatype", f"unsupported datatype {tensor.datatype!r}; this input is "
+                                                  f"{v2_datatype(spec.dtype)}")
+        if raw:
+            content = raw[index]
+        else:
+            values = getattr(tensor.contents, CONTENTS_FIELD[tensor.datatype])
+            content = numpy.asarray(values, dtype=numpy.dtype(dtype).newbyteorder("<")).tobytes()
+        if dtype != spec.dtype:
+            raise InputError(f"{field}.datatype", f"expected {v2_datatype(spec.dtype)}, got {tensor.datatype!r}")
+        try:
+            arrays[spec.name] = serving_inputs.from_tensor(dtype, tensor.shape, content, spec, field)
+        except (ValueError, TypeError, OverflowError, MemoryError) as error:
+            raise InputError(field, f"cannot be read as a tensor ({error})") from None
+    for spec in specs:
+        if spec.name not in arrays:
+            raise InputError("inputs", f"missing input {spec.name!r} (shape {spec.shape_text()}, datatype "
+                                       f"{v2_datatype(spec.dtype)})")
+    return arrays, serving_inputs.batch_size_of(arrays, "inputs")
+
+
+def make_servicer(runtime):
+    async def abort(context, error: ServingError):
+        await context.abort(getattr(grpc.StatusCode, error.grpc_status), error.message)
+
+    async def refuse_undecodable(request, rpc: str, context) -> None:
+        if isinstance(request, UndecodableRequest):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"request: not a valid {rpc} request message ({request.reason})")
+
+    class OpenInferenceServicer:
+        async def ServerLive(self, request, context):  # the RPC's name
+            return pb.ServerLiveResponse(live=True)
+
+        async def ServerReady(self, request, context):
+            try:
+                await runtime.refresh_if_invalidated()
+            except Exception:  # noqa: BLE001  (the database is unreachable: not ready)
+                return pb.ServerReadyResponse(ready=False)
+            return pb.ServerReadyResponse(ready=True)
+
+        async def ModelReady(self, request, context):
+            await refuse_undecodable(request, "ModelReady", context)
+            try:
+                route = await runtime.route(request.name)
+                number = _version(request.version)
+                wanted = number if number is not None else runtime.active.get(request.name)
+                target = route.versions.get(wanted) if wanted is not None else None
+                if number is not None and target is None:
+                    raise NotFound(f"endpoint {request.name!r} has no version {number}")
+            except ServingError as error:
+                await abort(context, error)
+            loaded = runtime.cache.peek(route.id, wanted, target.path) if target is not None else None
+            if target is not None and target.state == "ready" and loaded is None:
+                runtime.refresh_in_background()  # asking starts loading it, as on REST
+            return pb.ModelReadyResponse(ready=loaded is not None)
+
+        async def ServerMetadata(self, request, context):
+            return pb.ServerMetadataResponse(**server_metadata())
+
+        async def ModelMetadata(self, request, context):
+            await refuse_undecodable(request, "ModelMetadata", context)
+            try:
+                route, loaded = await runtime.resolve(request.name, _version(request.version), _api_key(context))
+            except ServingError as error:
+                await abort(context, error)
+            described = model_metadata(request.name, route, loaded)
+            return pb.ModelMetadataResponse(
+                name=described["name"], versions=described["versions"], platform=described["platform"],
+                inputs=[pb.ModelMetadataResponse.TensorMetadata(**entry) for entry in described["inputs"]],
+                outputs=[pb.ModelMetadataResponse.TensorMetadata(**entry) for entry in described["outputs"]],
+                properties=described["properties"])
+
+        async def ModelInfer(self, request, context):
+            await refuse_undecodable(request, "ModelInfer", context)
+            try:
+                loaded, result = await runtime.serve(
+                    name=request.model_name, version=_version(request.model_version), api_key=_api_key(context),
+                    decode=lambda specs: _decode_infer(request, specs), protocol="grpc")
+                outputs = serving_inputs.output_arrays(result)
+                wanted = [output.name for output in request.outputs]
+                unknown = [name for name in wanted if name not in outputs]
+                if unknown:
+                    raise BadInput(f"outputs: unknown output {unknown[0]!r}; this model returns {sorted(outputs)}")
+            except ServingError as error:
+                await abort(context, error)
+            return _infer_response(request, loaded, outputs, wanted)
+
+    return OpenInferenceServicer()
+
+
+def _infer_response(request, loaded, outputs: dict, wanted: list[str]):
+    chosen = {name: outputs[name] for name in wanted} if wanted else outputs
+    response = pb.ModelInferResponse(model_name=request.model_name, model_version=str(loaded.number), id=request.id)
+    for name, array in chosen.items():
+        array = numpy.ascontiguousarray(array)
+        if array.dtype.byteorder == ">":
+            array = array.astype(array.dtype.newbyteorder("<"))
+        response.outputs.add(name=name, datatype=v2_datatype(array.dtype.name), shape=array.shape)
+        response.raw_output_contents.append(array.tobytes())
+    return response
+
+
+def add_servicer(servicer, server) -> None:
+    """Register the service with request deserializers that do not raise (a corrupt message is
+    INVALID_ARGUMENT, as in ``webapp.serving.grpc_server.add_servicer``)."""
+    rpcs = {"ServerLive": pb.ServerLiveRequest, "ServerReady": pb.ServerReadyRequest,
+            "ModelReady": pb.ModelReadyRequest, "ServerMetadata": pb.ServerMetadataRequest,
+            "ModelMetadata": pb.ModelMetadataRequest, "ModelInfer": pb.ModelInferRequest}
+    responses = {"ServerLive": pb.ServerLiveResponse, "ServerReady": pb.ServerReadyResponse,
+                 "ModelReady": pb.ModelReadyResponse, "ServerMetadata": pb.ServerMetadataResponse,
+                 "ModelMetadata": pb.ModelMetadataResponse, "ModelInfer": pb.ModelInferResponse}
+    handlers = {
+        rpc: grpc.unary_unary_rpc_method_handler(getattr(servicer, rpc),
+                                                 request_deserializer=_tolerant(message.FromString),
+                                                 response_serializer=responses[rpc].SerializeToString)
+        for rpc, message in rpcs.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
