@@ -15,6 +15,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webapp.core import prometheus
 from webapp.core.exceptions import InvalidInput
 from webapp.endpoints import selectors, services
 from webapp.endpoints.models import NAME_PATTERN, ApiKey, Endpoint, ModelVersion
@@ -282,14 +283,24 @@ class EndpointMetricsView(APIView):
 
 
 class PrometheusMetricsView(APIView):
-    """Your endpoints' serving counters in the Prometheus text format (scrape with
-    ``authorization: {type: Token, credentials: <API token>}``)."""
+    """Serving counters in the Prometheus text format (or OpenMetrics, when Accept asks for it).
+
+    A scraper (``Authorization: Bearer <NETFORGE_METRICS_TOKEN>``, or an address in
+    ``NETFORGE_METRICS_ALLOWED_NETWORKS``) gets every endpoint, runs by state, HTTP requests by route
+    and status code, and the process and Python metrics; a user's API token gets that user's endpoints."""
+
+    permission_classes = [prometheus.ScraperOrUser]
+    renderer_classes = [prometheus.ExpositionRenderer]
+    content_negotiation_class = prometheus.ExpositionNegotiation
 
     @extend_schema(responses={(200, "text/plain"): OpenApiResponse(OpenApiTypes.STR)})
     def get(self, request):
         serving.flush_metrics()
-        body = serving_metrics.render_prometheus(selectors.endpoints_of(request.user))
-        return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")
+        operator = prometheus.is_scraper(request)
+        endpoints = Endpoint.objects.all() if operator else selectors.endpoints_of(request.user)
+        body, content_type = prometheus.exposition([serving_metrics.endpoint_collector(endpoints)],
+                                                   accept=request.headers.get("Accept", ""), operator=operator)
+        return HttpResponse(body, content_type=content_type)
 
 
 class VersionOnnxView(APIView):

@@ -181,6 +181,14 @@ def _quantile_ms(counts: list[int], quantile: float) -> float | None:
 def render_prometheus(endpoints) -> bytes:
     """The Prometheus text exposition of ``endpoints``' counters, summed over all processes."""
     from prometheus_client import CollectorRegistry, generate_latest  # noqa: PLC0415
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(endpoint_collector(endpoints))
+    return generate_latest(registry)
+
+
+def endpoint_collector(endpoints):
+    """A prometheus_client collector of ``endpoints``' counters, summed over all processes (read now)."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily  # noqa: PLC0415
 
     from webapp.endpoints.models import MetricBucket  # noqa: PLC0415
@@ -224,6 +232,4 @@ def render_prometheus(endpoints) -> bytes:
                 average.add_metric(values, counts.batched_instances / counts.batches if counts.batches else 0.0)
             yield from (requests, errors, latency, batch_count, instances, average)
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(Collector())
-    return generate_latest(registry)
+    return Collector()

@@ -51,6 +51,7 @@ MIDDLEWARE = [
     # The built browser app (frontend/dist) at the site root and Django's own static files,
     # straight from the ASGI server: no separate web server to run.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "webapp.core.prometheus.HttpMetricsMiddleware",  # requests by route and status code, for /api/v1/metrics
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -221,6 +222,23 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "webapp.endpoints.schema.add_prediction_routes"],
 }
+
+# Prometheus' scrape credential, apart from users' tokens (webapp.core.prometheus): a bearer token, and/or
+# networks (comma-separated CIDRs) whose addresses may scrape /api/v1/metrics without one.
+METRICS_TOKEN = os.environ.get("NETFORGE_METRICS_TOKEN", "")
+
+
+def _networks(name: str) -> list:
+    import ipaddress  # noqa: PLC0415
+
+    try:
+        return [ipaddress.ip_network(part.strip(), strict=False)
+                for part in os.environ.get(name, "").split(",") if part.strip()]
+    except ValueError as error:
+        raise ValueError(f"{name}: {error} (expected comma-separated networks such as 10.0.0.0/8)") from None
+
+
+METRICS_ALLOWED_NETWORKS = _networks("NETFORGE_METRICS_ALLOWED_NETWORKS")
 
 # A run whose worker has not sent a heartbeat for this long is resumed from its last checkpoint
 # or marked failed (see workers/watchdog.py).
