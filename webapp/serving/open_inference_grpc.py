@@ -18,17 +18,41 @@ UNAVAILABLE, a full queue RESOURCE_EXHAUSTED.
 
 from __future__ import annotations
 
+import types
+
 import grpc
 import numpy
+from google.protobuf import descriptor_pool, message_factory
 
 from webapp.serving import inputs as serving_inputs
 from webapp.serving.grpc_server import UndecodableRequest, _tolerant
 from webapp.serving.inputs import V2_DATATYPES, InputError
 from webapp.serving.open_inference import model_metadata, server_metadata, v2_datatype
-from webapp.serving.protos.inference import grpc_service_pb2 as pb
 from webapp.serving.runtime import BadInput, NotFound, ServingError
 
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+SERVICE_NAME = "inference.GRPCInferenceService"  # the protocol's: clients call /inference.GRPCInferenceService/...
+MESSAGES = ("ServerLiveRequest", "ServerLiveResponse", "ServerReadyRequest", "ServerReadyResponse",
+            "ModelReadyRequest", "ModelReadyResponse", "ServerMetadataRequest", "ServerMetadataResponse",
+            "ModelMetadataRequest", "ModelMetadataResponse", "ModelInferRequest", "ModelInferResponse")
+
+
+def _protocol_messages():
+    """The generated messages of ``protos/inference/grpc_service.proto``; or, when the process
+    already holds the protocol's ``inference.*`` messages under another file name (a client library
+    such as tritonclient.grpc imported first: protobuf refuses a second definition of a symbol),
+    those, which are the same messages on the wire."""
+    try:
+        from webapp.serving.protos.inference import grpc_service_pb2  # noqa: PLC0415  (see the docstring)
+    except TypeError as error:
+        if "duplicate symbol" not in str(error):
+            raise
+        pool = descriptor_pool.Default()
+        return types.SimpleNamespace(**{name: message_factory.GetMessageClass(
+            pool.FindMessageTypeByName(f"inference.{name}")) for name in MESSAGES})
+    return grpc_service_pb2
+
+
+pb = _protocol_messages()
 # the typed InferTensorContents field of each datatype
 CONTENTS_FIELD = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents",
                   "INT64": "int64_contents"}
@@ -132,11 +156,15 @@ def make_servicer(runtime):
             except ServingError as error:
                 await abort(context, error)
             described = model_metadata(request.name, route, loaded)
-            return pb.ModelMetadataResponse(
-                name=described["name"], versions=described["versions"], platform=described["platform"],
-                inputs=[pb.ModelMetadataResponse.TensorMetadata(**entry) for entry in described["inputs"]],
-                outputs=[pb.ModelMetadataResponse.TensorMetadata(**entry) for entry in described["outputs"]],
-                properties=described["properties"])
+            response = pb.ModelMetadataResponse(name=described["name"], versions=described["versions"],
+                                                platform=described["platform"])
+            for entry in described["inputs"]:
+                response.inputs.add(**entry)
+            for entry in described["outputs"]:
+                response.outputs.add(**entry)
+            if "properties" in response.DESCRIPTOR.fields_by_name:  # not in Triton's copy of the messages
+                response.properties.update(described["properties"])
+            return response
 
         async def ModelInfer(self, request, context):
             await refuse_undecodable(request, "ModelInfer", context)
