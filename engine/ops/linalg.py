@@ -96,8 +96,8 @@ class Dense(Op):
 
 
 # Multiply-adds of a product worth one element of a simple ufunc in ``parallel``'s grain: BLAS does
-# about 30 in the time a ufunc takes for one element, so smaller products stay on one thread.
-PRODUCT_TERMS_PER_ELEMENT = 32
+# about 16-30 in the time a ufunc takes for one element, so smaller products stay on one thread.
+PRODUCT_TERMS_PER_ELEMENT = 16
 
 
 def rows_product(a, b, bias=None):
