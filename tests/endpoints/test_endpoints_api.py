@@ -315,3 +315,37 @@ def test_the_openapi_document_describes_the_prediction_routes_as_they_answer(cli
     check(client.get("/v2/models/digits", HTTP_X_API_KEY=key).json(), "/v2/models/{name}", "get", 200)
     with pytest.raises(jsonschema.ValidationError):  # the check can fail: an answer of another shape
         check({"predictions": "none"}, predict_path, "post", 200)
+
+
+def test_v2_binary_tensor_data_through_the_django_views(client, published, digits_rows):
+    """The binary extension on the Django route (the ASGI fast path has the same code: see
+    test_open_inference): binary inputs, a binary and a JSON output, and the refusals."""
+    _, _, key = published
+    rows = digits_rows[:3].astype(numpy.float32)
+    header = json.dumps({"inputs": [{"name": "x", "shape": [3, 64], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": rows.nbytes}}],
+                         "outputs": [{"name": "classes", "parameters": {"binary_data": True}},
+                                     {"name": "probabilities"}]}).encode()
+
+    def send(body: bytes, length: int | str):
+        return client.post("/v2/models/digits/infer", data=body, content_type="application/octet-stream",
+                           HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_INFERENCE_HEADER_CONTENT_LENGTH=str(length))
+
+    answer = send(header + rows.tobytes(), len(header))
+    assert answer.status_code == 200 and answer["Content-Type"] == "application/octet-stream"
+    length = int(answer["Inference-Header-Content-Length"])
+    described = json.loads(answer.content[:length])
+    classes, probabilities = described["outputs"]
+    assert classes == {"name": "classes", "shape": [3], "datatype": "INT64", "parameters": {"binary_data_size": 24}}
+    plain = predict(client, key, {"inputs": [{"name": "x", "shape": [3, 64], "datatype": "FP32",
+                                              "data": rows.ravel().tolist()}]}, "/v2/models/digits/infer").json()
+    expected = {output["name"]: output["data"] for output in plain["outputs"]}
+    assert numpy.frombuffer(answer.content[length:], "<i8").tolist() == expected["classes"]
+    assert probabilities["data"] == expected["probabilities"]
+
+    for body, declared, fragment in ((header + rows.tobytes()[:-4], len(header), "binary_data_size"),
+                                     (header + rows.tobytes() + b"\0" * 4, len(header), "add up to"),
+                                     (header, len(header) + 10, "Inference-Header-Content-Length"),
+                                     (header + rows.tobytes(), "twelve", "Inference-Header-Content-Length")):
+        refused = send(body, declared)
+        assert refused.status_code == 400 and fragment in refused.json()["error"], refused.content
