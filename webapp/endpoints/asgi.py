@@ -1,8 +1,9 @@
 """Serving in the ASGI application: the lifespan that starts the gRPC server beside REST, and the
 fast path of the prediction routes.
 
-``ServingLifespan``: on the ASGI server's startup, the gRPC prediction server starts on the same
-event loop, over the same serving runtime as the REST routes (one model cache, one batcher per
+``ServingLifespan``: on the ASGI server's startup, the gRPC prediction server (NetForge's
+``PredictionService`` and the Open Inference Protocol's ``inference.GRPCInferenceService``) starts
+on the same event loop, over the same serving runtime as the REST routes (one model cache, one batcher per
 version), on ``NETFORGE_GRPC_HOST:NETFORGE_GRPC_PORT`` unless the port is 0; and a task reads
 the routes every ``SERVING_REFRESH_SECONDS`` (new default versions are loaded and warmed up
 before they answer, revoked keys stop working, metrics reach the database) with or without
