@@ -120,7 +120,9 @@ class MakeRun:
 
         new = wait_until(restarted, timeout=30, what=f"{name} to be started again", interval=0.1)
         assert re.search(rf"{name} \(pid {old.pid}\) was killed by SIGKILL .*starting it again in 1 s", self.log_text())
-        assert re.search(rf"{name} started again \(pid {new.pid}, restart \d+\)", self.log_text())
+        # The supervisor logs the restart once the child is spawned, so the log may trail the process list.
+        wait_until(lambda: re.search(rf"{name} started again \(pid {new.pid}, restart \d+\)", self.log_text()),
+                   timeout=10, what=f"the log of {name}'s restart", interval=0.1)
         return new
 
 
