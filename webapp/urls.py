@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from webapp.catalog import api as catalog_api
 from webapp.core import api as core_api
@@ -48,7 +48,7 @@ api = [
     *route("auth/tokens/<int:token_id>", core_api.ApiTokenDetailView.as_view(), "auth-token-detail"),
     *route("auth/me/", core_api.MeView.as_view(), "auth-me"),
     *route("schema/", SpectacularAPIView.as_view(), "schema"),
-    *route("docs/", core_api.docs, "docs"),
+    *route("docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), "docs"),  # interactive, no CDN
     path("auth/browser/", include("rest_framework.urls")),  # login form of the browsable API
     # catalog
     *route("ops", catalog_api.OpsView.as_view(), "ops"),

@@ -67,6 +67,7 @@ class ProjectListView(generics.GenericAPIView):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ProjectSerializer(page, many=True).data)
 
+    @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer})
     def post(self, request):
         serializer = ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files for /api/docs/, served from here (no CDN)
     "channels",
     "webapp.core",
     "webapp.projects",
@@ -194,7 +195,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "webapp.core.schema.AutoSchema",  # one request body type per operation
     "EXCEPTION_HANDLER": "webapp.core.exceptions.exception_handler",
     # JSON bodies are checked where they are parsed (webapp.core.json_input): no lone surrogates,
     # NUL, integers beyond 64 bits or non-finite numbers get past the door
@@ -218,9 +219,19 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Projects, graphs, datasets, training runs and live metrics.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    # the prediction routes are async Django views, added to the document by webapp.endpoints.schema
+    # Request bodies as their own components (ProjectRequest beside Project), without the read-only
+    # fields, and file fields as binary: what client generators need to send a body the server takes.
+    "COMPONENT_SPLIT_REQUEST": True,
+    # the prediction routes are async Django views, added to the document by webapp.endpoints.schema;
+    # webapp.core.schema adds the other served routes no DRF view declares (GET /v2)
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
-                             "webapp.endpoints.schema.add_prediction_routes"],
+                             "webapp.endpoints.schema.add_prediction_routes",
+                             "webapp.core.schema.add_served_routes"],
+    # /api/docs/: Swagger UI from drf-spectacular-sidecar's static files, its script a file of its own
+    # (the production Content-Security-Policy allows no inline script)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Prometheus' scrape credential, apart from users' tokens (webapp.core.prometheus): a bearer token, and/or

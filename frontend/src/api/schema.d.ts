@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description Where things are. Open to everyone, so a newcomer finds the login and the docs. */
+        get: operations["api_root"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/csrf/": {
         parameters: {
             query?: never;
@@ -797,8 +814,11 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * @description Your endpoints' serving counters in the Prometheus text format (scrape with
-         *     ``authorization: {type: Token, credentials: <API token>}``).
+         * @description Serving counters in the Prometheus text format (or OpenMetrics, when Accept asks for it).
+         *
+         *     A scraper (``Authorization: Bearer <NETFORGE_METRICS_TOKEN>``, or an address in
+         *     ``NETFORGE_METRICS_ALLOWED_NETWORKS``) gets every endpoint, runs by state, HTTP requests by route
+         *     and status code, and the process and Python metrics; a user's API token gets that user's endpoints.
          */
         get: operations["v1_metrics_retrieve"];
         put?: never;
@@ -1064,6 +1084,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The server's name, version and protocol extensions (Open Inference Protocol). */
+        get: operations["v2_server_metadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1078,7 +1115,7 @@ export interface components {
             readonly revoked_at: string | null;
             readonly active: boolean;
         };
-        ApiKeyCreate: {
+        ApiKeyCreateRequest: {
             /** @default  */
             name: string;
         };
@@ -1106,7 +1143,7 @@ export interface components {
             readonly last_used_at: string | null;
             readonly expired: boolean;
         };
-        ApiTokenCreate: {
+        ApiTokenCreateRequest: {
             /**
              * @description what the token is for
              * @default
@@ -1115,7 +1152,7 @@ export interface components {
             /** @description default 90; at most the server's API_TOKEN_MAX_LIFETIME_DAYS */
             expires_in_days?: number | null;
         };
-        BuiltinDatasetCreate: {
+        BuiltinDatasetCreateRequest: {
             /** @description a name from GET /api/datasets/builtin */
             builtin: string;
             /** @default  */
@@ -1135,7 +1172,7 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
         };
-        Credentials: {
+        CredentialsRequest: {
             username: string;
             password: string;
         };
@@ -1183,17 +1220,17 @@ export interface components {
          * @enum {string}
          */
         DatasetKindEnum: "builtin" | "upload";
-        DatasetUpload: {
+        DatasetUploadRequest: {
             /**
-             * Format: uri
+             * Format: binary
              * @description CSV/TSV, .npz, IDX images, or a zip of images in class folders
              */
             file: string;
             /**
-             * Format: uri
+             * Format: binary
              * @description IDX labels for IDX images (optional)
              */
-            labels?: string | null;
+            labels?: string;
             /** @default  */
             name: string;
             /**
@@ -1258,7 +1295,7 @@ export interface components {
                 [key: string]: string | null;
             };
         };
-        EndpointCreate: {
+        EndpointCreateRequest: {
             /** @description lowercase letters, digits and dashes; part of every prediction URL */
             name: string;
             /** @default  */
@@ -1394,7 +1431,7 @@ export interface components {
             readonly editor_document: unknown;
             readonly spec: unknown;
         };
-        GraphVersionCreate: {
+        GraphVersionCreateRequest: {
             /**
              * @description the graph's name within the project
              * @default main
@@ -1564,28 +1601,23 @@ export interface components {
             previous?: string | null;
             results: components["schemas"]["Run"][];
         };
-        PatchedDatasetUpdate: {
+        PatchedDatasetUpdateRequest: {
             name?: string;
             /** @description how the features are shaped for a graph: {} as stored, {"kind": "flat"}, {"kind": "image", "shape": [C, H, W], "layout": "chw" or "hwc"} or {"kind": "sequence", "shape": [T, F]}; schema gives the shapes with the view applied */
             view?: unknown;
         };
-        PatchedEndpointUpdate: {
+        PatchedEndpointUpdateRequest: {
             description?: string;
             max_batch_size?: number;
             /** Format: double */
             max_queue_delay_ms?: number;
             max_queue_size?: number;
         };
-        PatchedProject: {
-            readonly id?: number;
+        PatchedProjectRequest: {
             name?: string;
             description?: string;
-            /** Format: date-time */
-            readonly created_at?: string;
-            /** Format: date-time */
-            readonly updated_at?: string;
         };
-        PatchedRunUpdate: {
+        PatchedRunUpdateRequest: {
             name?: string;
             tags?: string[];
             notes?: string;
@@ -1599,7 +1631,11 @@ export interface components {
             /** Format: date-time */
             readonly updated_at: string;
         };
-        Publish: {
+        ProjectRequest: {
+            name: string;
+            description?: string;
+        };
+        PublishRequest: {
             /** @description id of one of your succeeded runs */
             run: number;
         };
@@ -1617,7 +1653,7 @@ export interface components {
             /** @description how to start a worker for it */
             start_command: string;
         };
-        Registration: {
+        RegistrationRequest: {
             /** @description letters, digits and @ . + - _ */
             username: string;
             /** @description checked by the server's password validators */
@@ -1664,7 +1700,7 @@ export interface components {
             readonly tags: unknown;
             readonly notes: string;
         };
-        RunCreate: {
+        RunCreateRequest: {
             /** @description id of a graph version of this project */
             graph_version: number;
             /** @description id of one of your datasets */
@@ -1681,7 +1717,7 @@ export interface components {
             /** @default  */
             notes: string;
         };
-        RunPublish: {
+        RunPublishRequest: {
             /** @description the endpoint's name; created (yours) when it does not exist */
             endpoint: string;
             /** @default  */
@@ -1914,6 +1950,13 @@ export interface components {
             inputs?: components["schemas"]["V2TensorMetadata"][];
             outputs?: components["schemas"]["V2TensorMetadata"][];
         };
+        V2ServerMetadata: {
+            /** @example netforge */
+            name: string;
+            version: string;
+            /** @description the protocol extensions this server implements */
+            extensions: string[];
+        };
     };
     responses: never;
     parameters: never;
@@ -1923,6 +1966,28 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    api_root: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the API's entry points by name */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: string;
+                    };
+                };
+            };
+        };
+    };
     auth_csrf_retrieve: {
         parameters: {
             query?: never;
@@ -1951,9 +2016,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Credentials"];
-                "application/x-www-form-urlencoded": components["schemas"]["Credentials"];
-                "multipart/form-data": components["schemas"]["Credentials"];
+                "application/json": components["schemas"]["CredentialsRequest"];
             };
         };
         responses: {
@@ -2013,9 +2076,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Registration"];
-                "application/x-www-form-urlencoded": components["schemas"]["Registration"];
-                "multipart/form-data": components["schemas"]["Registration"];
+                "application/json": components["schemas"]["RegistrationRequest"];
             };
         };
         responses: {
@@ -2038,9 +2099,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Credentials"];
-                "application/x-www-form-urlencoded": components["schemas"]["Credentials"];
-                "multipart/form-data": components["schemas"]["Credentials"];
+                "application/json": components["schemas"]["CredentialsRequest"];
             };
         };
         responses: {
@@ -2100,9 +2159,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["ApiTokenCreate"];
-                "application/x-www-form-urlencoded": components["schemas"]["ApiTokenCreate"];
-                "multipart/form-data": components["schemas"]["ApiTokenCreate"];
+                "application/json": components["schemas"]["ApiTokenCreateRequest"];
             };
         };
         responses: {
@@ -2172,9 +2229,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["BuiltinDatasetCreate"];
-                "application/x-www-form-urlencoded": components["schemas"]["BuiltinDatasetCreate"];
-                "multipart/form-data": components["schemas"]["BuiltinDatasetCreate"];
+                "application/json": components["schemas"]["BuiltinDatasetCreateRequest"];
             };
         };
         responses: {
@@ -2248,9 +2303,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["PatchedDatasetUpdate"];
-                "application/x-www-form-urlencoded": components["schemas"]["PatchedDatasetUpdate"];
-                "multipart/form-data": components["schemas"]["PatchedDatasetUpdate"];
+                "application/json": components["schemas"]["PatchedDatasetUpdateRequest"];
             };
         };
         responses: {
@@ -2341,7 +2394,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["DatasetUpload"];
+                "multipart/form-data": components["schemas"]["DatasetUploadRequest"];
             };
         };
         responses: {
@@ -2441,13 +2494,11 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Project"];
-                "application/x-www-form-urlencoded": components["schemas"]["Project"];
-                "multipart/form-data": components["schemas"]["Project"];
+                "application/json": components["schemas"]["ProjectRequest"];
             };
         };
         responses: {
-            200: {
+            201: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2489,9 +2540,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Project"];
-                "application/x-www-form-urlencoded": components["schemas"]["Project"];
-                "multipart/form-data": components["schemas"]["Project"];
+                "application/json": components["schemas"]["ProjectRequest"];
             };
         };
         responses: {
@@ -2536,9 +2585,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["PatchedProject"];
-                "application/x-www-form-urlencoded": components["schemas"]["PatchedProject"];
-                "multipart/form-data": components["schemas"]["PatchedProject"];
+                "application/json": components["schemas"]["PatchedProjectRequest"];
             };
         };
         responses: {
@@ -2597,9 +2644,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RunCreate"];
-                "application/x-www-form-urlencoded": components["schemas"]["RunCreate"];
-                "multipart/form-data": components["schemas"]["RunCreate"];
+                "application/json": components["schemas"]["RunCreateRequest"];
             };
         };
         responses: {
@@ -2652,9 +2697,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["GraphVersionCreate"];
-                "application/x-www-form-urlencoded": components["schemas"]["GraphVersionCreate"];
-                "multipart/form-data": components["schemas"]["GraphVersionCreate"];
+                "application/json": components["schemas"]["GraphVersionCreateRequest"];
             };
         };
         responses: {
@@ -2815,9 +2858,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["PatchedRunUpdate"];
-                "application/x-www-form-urlencoded": components["schemas"]["PatchedRunUpdate"];
-                "multipart/form-data": components["schemas"]["PatchedRunUpdate"];
+                "application/json": components["schemas"]["PatchedRunUpdateRequest"];
             };
         };
         responses: {
@@ -2935,9 +2976,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RunPublish"];
-                "application/x-www-form-urlencoded": components["schemas"]["RunPublish"];
-                "multipart/form-data": components["schemas"]["RunPublish"];
+                "application/json": components["schemas"]["RunPublishRequest"];
             };
         };
         responses: {
@@ -3021,9 +3060,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["EndpointCreate"];
-                "application/x-www-form-urlencoded": components["schemas"]["EndpointCreate"];
-                "multipart/form-data": components["schemas"]["EndpointCreate"];
+                "application/json": components["schemas"]["EndpointCreateRequest"];
             };
         };
         responses: {
@@ -3089,9 +3126,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["PatchedEndpointUpdate"];
-                "application/x-www-form-urlencoded": components["schemas"]["PatchedEndpointUpdate"];
-                "multipart/form-data": components["schemas"]["PatchedEndpointUpdate"];
+                "application/json": components["schemas"]["PatchedEndpointUpdateRequest"];
             };
         };
         responses: {
@@ -3137,9 +3172,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["ApiKeyCreate"];
-                "application/x-www-form-urlencoded": components["schemas"]["ApiKeyCreate"];
-                "multipart/form-data": components["schemas"]["ApiKeyCreate"];
+                "application/json": components["schemas"]["ApiKeyCreateRequest"];
             };
         };
         responses: {
@@ -3270,9 +3303,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["Publish"];
-                "application/x-www-form-urlencoded": components["schemas"]["Publish"];
-                "multipart/form-data": components["schemas"]["Publish"];
+                "application/json": components["schemas"]["PublishRequest"];
             };
         };
         responses: {
@@ -4211,6 +4242,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["V2Error"];
+                };
+            };
+        };
+    };
+    v2_server_metadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the server metadata */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ServerMetadata"];
                 };
             };
         };
