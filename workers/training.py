@@ -201,6 +201,10 @@ def memory_limit(run: Run):
         if error.errno != errno.ENOMEM:
             raise
         raise RunOutOfMemory(message) from None
+    except RuntimeError as error:  # a thread's stack refused for the same reason
+        if "can't start new thread" not in str(error):
+            raise
+        raise RunOutOfMemory(message) from None
     finally:
         resource.setrlimit(resource.RLIMIT_DATA, previous)
         _memory_limited.release()

@@ -162,22 +162,32 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
     recorder = open_recorder(run.pk, attempt=run.attempt, first_sequence=run.last_sequence + 1, publisher=publisher)
     recorder.start()
     failure = None
+    time_limit = training.TimeLimit(run.pk, float(settings.RUN_MAX_SECONDS))
     try:
-        dataset = load_engine_dataset(run.dataset)
-        trainer, checkpoint = training.build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")),
-                                                     shard=(0, worker.world_size))
-        worker.start_step = trainer.step
-        worker.rendezvous.publish("start", {"attempt": run.attempt,
-                                            "checkpoint": checkpoint.path if checkpoint else None})
-        trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
-        recorder.skip(training.points_stored_after(run, checkpoint))
-        training.record_training(trainer, recorder, run.pk)
-        recorder.watch(worker.reducer)  # a cancel goes through the next all-reduce, to every rank
-        status.state = "running"
-        result = trainer.run()
-        outcome = training.outcome_of(result)
-        if outcome["state"] == Run.State.SUCCEEDED:
-            record_run_evaluation(run.pk, trainer, dataset)
+        with training.memory_limit(run), time_limit:
+            dataset = load_engine_dataset(run.dataset)
+            trainer, checkpoint = training.build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")),
+                                                         shard=(0, worker.world_size))
+            worker.start_step = trainer.step
+            worker.rendezvous.publish("start", {"attempt": run.attempt,
+                                                "checkpoint": checkpoint.path if checkpoint else None})
+            trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
+            recorder.skip(training.points_stored_after(run, checkpoint))
+            training.record_training(trainer, recorder, run.pk)
+            # A cancel, or the time limit, goes through the next all-reduce, to every rank.
+            recorder.watch(worker.reducer)
+            time_limit.watch(worker.reducer)
+            status.state = "running"
+            result = trainer.run()
+            outcome = training.outcome_of(result)
+            if outcome["state"] == Run.State.CANCELLED and time_limit.expired and not recorder.cancel_requested:
+                outcome = time_limit.outcome(result)
+            if outcome["state"] == Run.State.SUCCEEDED:
+                record_run_evaluation(run.pk, trainer, dataset)
+    except training.RunOutOfMemory as error:
+        log.warning("run %s failed: %s", run.pk, error)
+        outcome = {"state": Run.State.FAILED, "error": str(error)}
+        worker.abort(f"worker rank 0 failed: {error}")
     except DistributedError as error:
         log.warning("run %s: the group failed: %s", run.pk, error)
         failure = str(error)
@@ -215,14 +225,15 @@ def _execute_other_rank(run_id: int, group: str, worker: DataParallelWorker, sta
     try:
         start = worker.rendezvous.wait_for("start", timeout=RENDEZVOUS_SECONDS)
         run = Run.objects.select_related("graph_version", "dataset").get(pk=run_id)
-        dataset = load_engine_dataset(run.dataset)
-        checkpoint = run.checkpoints.filter(path=start["checkpoint"]).first() if start["checkpoint"] else None
-        trainer, _ = training.build_trainer(run, dataset, [checkpoint] if checkpoint else [],
-                                            shard=(rank, worker.world_size))
-        worker.start_step = trainer.step
-        trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
-        status.state = "running"
-        result = trainer.run()
+        with training.memory_limit(run):
+            dataset = load_engine_dataset(run.dataset)
+            checkpoint = run.checkpoints.filter(path=start["checkpoint"]).first() if start["checkpoint"] else None
+            trainer, _ = training.build_trainer(run, dataset, [checkpoint] if checkpoint else [],
+                                                shard=(rank, worker.world_size))
+            worker.start_step = trainer.step
+            trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
+            status.state = "running"
+            result = trainer.run()
     except DistributedError as error:
         log.warning("run %s: rank %s: the group failed: %s", run_id, rank, error)
         worker.abort(str(error))
