@@ -172,7 +172,7 @@ export function RunsPage() {
                     const metric = column.key.startsWith("metric:") ? column.key.slice(7) : null;
                     const isBest = metric !== null && best.has(metric) && run.final_metrics?.[metric] === best.get(metric);
                     return (
-                      <td key={column.key} className={[column.numeric ? "num" : "", column.key === "notes" ? "notes" : "", isBest ? "best" : ""].join(" ").trim() || undefined}>
+                      <td key={column.key} className={[column.numeric ? "num" : "", ["notes", "tags", "created"].includes(column.key) ? column.key : "", isBest ? "best" : ""].join(" ").trim() || undefined}>
                         {column.render ? column.render(run) : formatCell(column.value(run))}
                       </td>
                     );
