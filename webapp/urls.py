@@ -73,6 +73,7 @@ api = [
     # runs
     *route("runs", runs_api.RunListView.as_view(), "run-list"),
     *route("runs/<int:run_id>", runs_api.RunDetailView.as_view(), "run-detail"),
+    *route("runs/<int:run_id>/script", runs_api.RunScriptView.as_view(), "run-script"),
     *route("runs/<int:run_id>/cancel", runs_api.RunCancelView.as_view(), "run-cancel"),
     *route("runs/<int:run_id>/resume", runs_api.RunResumeView.as_view(), "run-resume"),
     *route("runs/<int:run_id>/metrics", runs_api.RunMetricsView.as_view(), "run-metrics"),

@@ -10,15 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 import engine
 from engine import zoo
 from tests.webapp.helpers import error_of
 from tests.webapp.test_datasets_api import upload
+from webapp.datasets.selectors import load_engine_dataset
 from webapp.datasets.services import dataset_create_builtin
 from webapp.projects.converter import spec_to_editor_document
 from webapp.projects.script_export import ScriptDataset, training_script
 from webapp.projects.services import graph_version_create, project_create
+from webapp.runs.models import Run
+from webapp.runs.services import validate_hyperparameters
+from workers.training import DISTRIBUTED_OPTIONS, build_trainer, final_metrics_of
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +34,11 @@ def script_url(project, version, **query) -> str:
     return f"/api/projects/{project.pk}/versions/{version.pk}/script?" + "&".join(f"{k}={v}" for k, v in query.items())
 
 
-def run_script(source: str, folder: Path, *arguments: str) -> subprocess.CompletedProcess:
+def run_script(source: str, folder: Path, *arguments: str,
+               environment: dict | None = None) -> subprocess.CompletedProcess:
     path = folder / "train.py"
     path.write_text(source)
-    environment = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    environment = {**os.environ, **(environment or {}), "PYTHONPATH": str(REPOSITORY)}
     return subprocess.run([sys.executable, str(path), *arguments], cwd=folder, env=environment, capture_output=True,
                           text=True, timeout=120)
 
@@ -139,3 +145,44 @@ def test_another_users_graph_or_dataset_is_not_theirs(client, other_client, othe
     theirs = dataset_create_builtin(owner=other_user, builtin="digits")
     response = client.get(script_url(project, graph_version, dataset=theirs.pk))
     assert response.status_code == 400 and error_of(response)["message"] == f"unknown dataset {theirs.pk}"
+
+
+def test_a_runs_script_has_its_exact_settings_and_reproduces_its_final_metrics(client, user, project, graph_version,
+                                                                               digits, tmp_path):
+    """The run is trained by the worker's own steps (build_trainer, final_metrics_of) in this process,
+    the exported script in a subprocess. The engine is deterministic on NumPy for a seed, but BLAS
+    sums in an order that depends on its thread count, so both run on one thread; what is left is
+    the script printing four decimals."""
+    settings = {"epochs": 2, "batch_size": 48, "optimizer": {"name": "sgd", "lr": 0.05}, "seed": 11,
+                "validation_fraction": 0.25}
+    run = Run.objects.create(project=project, graph_version=graph_version, dataset=digits, created_by=user,
+                             name="tuned", hyperparameters=validate_hyperparameters(settings))
+    with threadpool_limits(limits=1):
+        trainer, _ = build_trainer(run, load_engine_dataset(digits), [])
+        final = final_metrics_of(trainer.run())
+    Run.objects.filter(pk=run.pk).update(state=Run.State.SUCCEEDED, final_metrics=final)
+
+    response = client.get(f"/api/runs/{run.pk}/script")
+    assert response.status_code == 200, response.content
+    assert response["Content-Disposition"] == f'attachment; filename="digits-main-v1-run-{run.pk}.py"'
+    source = response.content.decode()
+    assert f"training options of run {run.pk} (tuned) (seed 11)" in source
+    training = namespace_of(source)["TRAINING"]
+    assert training == {key: value for key, value in run.hyperparameters.items() if key not in DISTRIBUTED_OPTIONS}
+    assert training["seed"] == 11 and training["optimizer"]["lr"] == 0.05 and training["batch_size"] == 48
+
+    one_thread = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    finished = run_script(source, tmp_path, "--out", "trained", environment=one_thread)
+    assert finished.returncode == 0, finished.stderr
+    printed = {name: float(value) for name, value in (
+        line.removeprefix("final ").split(": ") for line in finished.stdout.splitlines() if line.startswith("final "))}
+    assert set(printed) >= {"loss", "accuracy", "val_loss", "val_accuracy"}, finished.stdout
+    for name, value in printed.items():
+        assert value == pytest.approx(final[name], abs=1e-4), (name, finished.stdout, final)
+    assert f"after {final['epochs']} epoch(s)" in finished.stdout
+
+
+def test_a_runs_script_is_its_owners(client, other_client, user, project, graph_version, digits):
+    run = Run.objects.create(project=project, graph_version=graph_version, dataset=digits, created_by=user)
+    assert other_client.get(f"/api/runs/{run.pk}/script").status_code == 404
+    assert client.get("/api/runs/987654/script").status_code == 404

@@ -34,12 +34,16 @@ class ScriptDataset:
 
 
 def training_script(*, spec: dict, dataset: ScriptDataset, hyperparameters: dict, title: str = "",
-                    script_name: str = "train.py", model_folder: str = "model") -> str:
+                    script_name: str = "train.py", model_folder: str = "model", origin: str = "the web app",
+                    device: str = "cpu") -> str:
     """The Python source of a script (to be saved as ``script_name``) that trains ``spec`` on
     ``dataset`` with ``hyperparameters`` (TrainConfig fields, as a run stores them) and saves the
-    model in ``model_folder``."""
+    model in ``model_folder``. ``origin`` says whose training options these are (a run's, say) and
+    ``device`` is the default of --device."""
     if not dataset.is_builtin and dataset.file_format not in UPLOAD_LOADERS:
         raise ValueError(f"no loader for stored format {dataset.file_format!r}")
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be cpu or gpu, got {device!r}")
     title = _plain(title or "a NetForge graph")
     data_name = _plain(dataset.name)
     command = f"python {_plain(script_name)}"
@@ -57,7 +61,7 @@ def training_script(*, spec: dict, dataset: ScriptDataset, hyperparameters: dict
         "#!/usr/bin/env python3",
         f'"""Train {title} on the dataset "{data_name}" with the NetForge engine.',
         "",
-        "Exported from NetForge: the graph, the data and the training options of the web app, in a script",
+        f"Exported from NetForge: the graph, the data and the training options of {_plain(origin)}, in a script",
         "that needs only the `engine` package (the NetForge repository on PYTHONPATH, or `pip install -e .`",
         "in it). It prints each epoch's losses and metrics, then the final ones, and saves the trained model.",
         "",
@@ -84,7 +88,7 @@ def training_script(*, spec: dict, dataset: ScriptDataset, hyperparameters: dict
     ]
     if not dataset.is_builtin:
         lines.append(f"DATA_FILE = {dataset.file_name!r}")
-    lines += ["", "", *_loader(dataset), "", "", *_REPORTING, "", "", *_main(dataset), ""]
+    lines += ["", "", *_loader(dataset), "", "", *_REPORTING, "", "", *_main(dataset, device), ""]
     return "\n".join(lines)
 
 
@@ -125,7 +129,7 @@ _REPORTING = [
 ]
 
 
-def _main(dataset: ScriptDataset) -> list[str]:
+def _main(dataset: ScriptDataset, device: str) -> list[str]:
     lines = [
         "def main() -> None:",
         '    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])',
@@ -134,7 +138,7 @@ def _main(dataset: ScriptDataset) -> list[str]:
         lines.append('    parser.add_argument("--data", default=DATA_FILE, help="dataset file (default %(default)s)")')
     lines += [
         '    parser.add_argument("--epochs", type=int, default=TRAINING["epochs"], help="epochs to train")',
-        '    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu needs CuPy")',
+        f'    parser.add_argument("--device", choices=["cpu", "gpu"], default={device!r}, help="gpu needs CuPy")',
         '    parser.add_argument("--out", default=MODEL_FOLDER, help="folder to save the trained model in")',
         "    args = parser.parse_args()",
         "",

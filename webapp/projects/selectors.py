@@ -36,13 +36,15 @@ def graph_version_get_for_user(*, user, version_id: int) -> GraphVersion | None:
     return GraphVersion.objects.filter(project__owner=user, pk=version_id).select_related("project").first()
 
 
-def graph_version_training_script(*, graph_version: GraphVersion, dataset: Dataset,
-                                  hyperparameters: dict) -> tuple[str, str]:
+def graph_version_training_script(*, graph_version: GraphVersion, dataset: Dataset, hyperparameters: dict,
+                                  origin: str = "the web app", device: str = "cpu",
+                                  name_suffix: str = "") -> tuple[str, str]:
     """(file name, Python source) of a standalone script that trains the graph version on the
-    dataset with ``hyperparameters`` (checked TrainConfig fields) as a run would."""
+    dataset with ``hyperparameters`` (checked TrainConfig fields) as a run would; ``origin`` names
+    whose settings these are (a run's), ``name_suffix`` ends the file name ("run-12")."""
     project = graph_version.project
     stem = "-".join(part for part in (slugify(project.name) or f"project-{project.pk}", slugify(graph_version.name),
-                                      f"v{graph_version.number}") if part)
+                                      f"v{graph_version.number}", name_suffix) if part)
     script_dataset = ScriptDataset(
         name=dataset.name, builtin_name=dataset.builtin_name if dataset.kind == Dataset.Kind.BUILTIN else "",
         options=dict(dataset.options), file_format=dataset.file_format, file_name=dataset_file_name(dataset),
@@ -51,6 +53,6 @@ def graph_version_training_script(*, graph_version: GraphVersion, dataset: Datas
     source = training_script(
         spec=graph_version.spec, dataset=script_dataset, hyperparameters=hyperparameters,
         title=f"'{project.name}' graph '{graph_version.name}' version {graph_version.number}",
-        script_name=f"{stem}.py", model_folder=f"{stem}-model",
+        script_name=f"{stem}.py", model_folder=f"{stem}-model", origin=origin, device=device,
     )
     return f"{stem}.py", source

@@ -3,17 +3,21 @@ checkpoints. The live view is the WebSocket (``webapp.runs.consumers``)."""
 
 from __future__ import annotations
 
+import dataclasses
+
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from engine.trainer import TrainConfig
 from webapp.core.downsample import MIN_POINTS
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
 from webapp.datasets.selectors import dataset_find
-from webapp.projects.selectors import graph_version_get_for_user, project_get
+from webapp.projects.selectors import graph_version_get_for_user, graph_version_training_script, project_get
 from webapp.runs import lifecycle, selectors, services
 from webapp.runs.models import Checkpoint, Run
 
@@ -257,6 +261,31 @@ class RunDetailView(OwnedRunMixin, generics.GenericAPIView):
     def delete(self, request, run_id: int):
         services.run_delete(run=self.get_run())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# A run's hyperparameters that the engine's TrainConfig takes; the platform's own (a distributed run's
+# strategy and staleness) stay behind, as the worker leaves them out when it builds the trainer.
+ENGINE_OPTIONS = frozenset(field.name for field in dataclasses.fields(TrainConfig)) - {"device", "checkpoint_dir"}
+
+
+class RunScriptView(OwnedRunMixin, APIView):
+    @extend_schema(
+        responses={(200, "text/x-python"): OpenApiTypes.STR},
+        description="A standalone Python script (a download) that trains this run's graph version on its dataset "
+                    "with exactly its training options and seed (as GET /api/projects/<id>/versions/<id>/script, "
+                    "the run's settings instead of the defaults): on the same engine and thread count it "
+                    "reproduces the final metrics of a single-worker run.",
+    )
+    def get(self, request, run_id: int):
+        run = self.get_run()
+        hyperparameters = {key: value for key, value in (run.hyperparameters or {}).items() if key in ENGINE_OPTIONS}
+        file_name, source = graph_version_training_script(
+            graph_version=run.graph_version, dataset=run.dataset, hyperparameters=hyperparameters,
+            origin=f"run {run.pk}{f' ({run.name})' if run.name else ''} (seed {hyperparameters.get('seed', 0)})",
+            device=run.device, name_suffix=f"run-{run.pk}")
+        response = HttpResponse(source, content_type="text/x-python; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+        return response
 
 
 class RunCancelView(OwnedRunMixin, APIView):
