@@ -17,6 +17,17 @@ def right_edge(locator) -> float:
     return box["x"] + box["width"]
 
 
+def start_run(page, project: int, *, name: str, epochs: int, tags: list[str]) -> dict:
+    """A run of the project's newest version on the built-in digits, started through the API."""
+    versions = page.request.get(f"/api/projects/{project}/versions").json()
+    version = (versions["results"] if isinstance(versions, dict) else versions)[0]["id"]
+    dataset = api_post(page, "/api/datasets", {"builtin": "digits", "project": project})["id"]
+    return api_post(page, f"/api/projects/{project}/runs", {
+        "graph_version": version, "dataset": dataset, "name": name,
+        "hyperparameters": {"epochs": epochs, "batch_size": 8}, "tags": tags,
+    })
+
+
 def test_the_new_project_form_and_the_runs_table_fit_at_1280_and_1440_px(page):
     steps = page.steps
     sign_up(page, f"narrow-{uuid.uuid4().hex[:6]}")
@@ -38,13 +49,8 @@ def test_the_new_project_form_and_the_runs_table_fit_at_1280_and_1440_px(page):
     page.wait_for_url(re.compile(r"/projects/\d+$"))
     project = int(page.url.rsplit("/", 1)[1])
     expect(page.get_by_test_id("summary-errors")).to_have_text("0", timeout=10_000)
-    version = page.request.get(f"/api/projects/{project}/versions").json()
-    version = (version["results"] if isinstance(version, dict) else version)[0]["id"]
-    dataset = api_post(page, "/api/datasets", {"builtin": "digits", "project": project})["id"]
-    api_post(page, f"/api/projects/{project}/runs", {
-        "graph_version": version, "dataset": dataset, "name": "a run with a fairly long name",
-        "hyperparameters": {"epochs": 1, "batch_size": 64}, "tags": ["baseline", "digits", "softmax-regression"],
-    })
+    start_run(page, project, name="a run with a fairly long name", epochs=1,
+              tags=["baseline", "digits", "softmax-regression"])
     page.goto(f"/projects/{project}/runs")
     expect(page.locator('[data-testid^="run-row-"]')).to_have_count(1)
     scroller = page.locator(".table-scroll")
@@ -53,3 +59,35 @@ def test_the_new_project_form_and_the_runs_table_fit_at_1280_and_1440_px(page):
         assert right_edge(cell) <= right_edge(scroller) + 0.5, f"{header} is cut off at 1280 px"
     assert scroller.evaluate("element => element.scrollWidth <= element.clientWidth"), "the runs table scrolls sideways"
     steps.shot("runs-table-1280")
+
+
+def test_a_running_runs_duration_counts_up(page):
+    sign_up(page, f"clock-{uuid.uuid4().hex[:6]}")
+    page.goto("/projects")
+    page.get_by_role("button", name="New project").click()
+    page.get_by_test_id("project-name").fill("long run")
+    choose(page.get_by_label("Start from"), r"^Softmax regression")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(re.compile(r"/projects/\d+$"))
+    project = int(page.url.rsplit("/", 1)[1])
+    expect(page.get_by_test_id("summary-errors")).to_have_text("0", timeout=10_000)
+    run = start_run(page, project, name="long-haul", epochs=400, tags=[])
+    page.goto(f"/runs/{run['id']}")
+    expect(page.get_by_test_id("run-state")).to_have_text("running", timeout=30_000)
+    duration = page.get_by_role("row", name=re.compile(r"^Duration\b")).locator("td")
+    first = duration.inner_text()
+    # No message needs to arrive for the clock to move: 2.5 s later it reads more.
+    page.wait_for_timeout(2500)
+    second = duration.inner_text()
+    page.steps.shot("running-duration")
+    api_post(page, f"/api/runs/{run['id']}/cancel", {})
+    assert seconds(second) >= seconds(first) + 2, (first, second)
+
+
+def seconds(text: str) -> float:
+    """'1m 5s', '12.3s', '0.1s' as seconds."""
+    total = 0.0
+    for number, unit in re.findall(r"([\d.]+)\s*(h|m|s)", text):
+        total += float(number) * {"h": 3600, "m": 60, "s": 1}[unit]
+    assert re.search(r"\d", text), f"no duration in {text!r}"
+    return total

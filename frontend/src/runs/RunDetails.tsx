@@ -1,6 +1,6 @@
 // What a run page lists besides its curves: the workers of a distributed run, the final metrics,
 // and the run's configuration.
-import type { ReactNode } from "react";
+import { useEffect, useState, type ReactNode } from "react";
 import { Link } from "react-router-dom";
 import type { Run } from "../api/types";
 import { formatDuration, formatValue } from "../charts/chart";
@@ -57,7 +57,18 @@ export function FinalMetrics({ run }: { run: Run }) {
   );
 }
 
+/** Re-renders every second while `live`: a running run's duration counts up between the server's messages. */
+function useTicking(live: boolean): void {
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    if (!live) return;
+    const timer = setInterval(() => setTick((tick) => tick + 1), 1000);
+    return () => clearInterval(timer);
+  }, [live]);
+}
+
 export function RunFacts({ run }: { run: Run }) {
+  useTicking(run.state === "running" && !run.finished_at);
   const hyperparameters = flattenHyperparameters(run.hyperparameters);
   const duration = durationSeconds(run);
   const facts: [string, ReactNode][] = [
