@@ -2,7 +2,7 @@
 // setData at most once per animation frame, without a React render, so 100,000 points stay smooth.
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
-import { formatDuration, type ChartFrame, type ChartLine, type ChartSource } from "./chart";
+import { formatDuration, formatTick, yAxisSize, type ChartFrame, type ChartLine, type ChartSource } from "./chart";
 import "./charts.css";
 
 export interface UPlotChartProps {
@@ -118,7 +118,7 @@ function chartOptions(frame: ChartFrame, layout: Layout): uPlot.Options {
     },
     axes: [
       { label: layout.xLabel, values: xValues, labelSize: 20, size: 36 },
-      { size: 60 },
+      { values: (_: uPlot, ticks: number[]) => ticks.map(formatTick), size: (_: uPlot, ticks: string[]) => yAxisSize(ticks) },
     ],
     legend: { live: true },
     cursor: {

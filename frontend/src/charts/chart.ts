@@ -52,3 +52,28 @@ export function formatValue(value: unknown): string {
   if (magnitude >= 1e-3 && magnitude < 1e6) return value.toFixed(4);
   return value.toPrecision(4);
 }
+
+/**
+ * A y-axis tick: short enough for the axis (100k, 1.5M, 2e-4) and never "0" for a positive value
+ * (a log scale's small powers of ten rounded to fixed decimals read as 0).
+ */
+export function formatTick(value: number): string {
+  if (!Number.isFinite(value)) return "";
+  if (value === 0) return "0";
+  const magnitude = Math.abs(value);
+  // Precision enough that neighbouring ticks of a zoomed axis stay distinct (100.5k, 101k).
+  if (magnitude >= 1e9) return `${+(value / 1e9).toPrecision(4)}G`;
+  if (magnitude >= 1e6) return `${+(value / 1e6).toPrecision(4)}M`;
+  if (magnitude >= 1e4) return `${+(value / 1e3).toPrecision(4)}k`;
+  if (magnitude < 1e-3) return (+value.toPrecision(3)).toExponential();
+  return String(+value.toPrecision(6));
+}
+
+const TICK_CHAR_PX = 7.5; // the widest digit of uPlot's 12px axis font, with room to spare
+const AXIS_PADDING_PX = 18; // the tick marks and the gap between them and the labels
+
+/** The y axis's width for these tick labels, so none is clipped at the chart's left edge. */
+export function yAxisSize(ticks: readonly string[] | null | undefined): number {
+  const longest = Math.max(0, ...(ticks ?? []).map((tick) => tick.length));
+  return Math.max(40, Math.ceil(AXIS_PADDING_PX + longest * TICK_CHAR_PX));
+}
