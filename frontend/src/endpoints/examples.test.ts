@@ -22,6 +22,7 @@ describe("endpoint examples", () => {
     const inputs = featureInputs(version);
     const curl = curlExample("http://localhost:8000", "digits", inputs);
     expect(curl).toContain("http://localhost:8000/api/v1/endpoints/digits/predict");
+    expect(curl).toMatch(/^curl -sS -X POST /);
     expect(curl).toContain(`-d '{"instances":[[0,0,0]]}'`);
     expect(pythonExample("http://h", "digits", inputs)).toContain('body = {"instances":[[0,0,0]]}');
   });

@@ -33,7 +33,8 @@ function instanceJson(inputs: ExampleInput[]): string {
 
 export function curlExample(origin: string, endpoint: string, inputs: ExampleInput[]): string {
   return [
-    `curl -X POST ${origin}/api/v1/endpoints/${endpoint}/predict \\`,
+    // -sS: no progress meter mixed into the JSON answer, but errors still shown.
+    `curl -sS -X POST ${origin}/api/v1/endpoints/${endpoint}/predict \\`,
     `  -H "Authorization: Bearer $NETFORGE_KEY" \\`,
     `  -H "Content-Type: application/json" \\`,
     `  -d '${instanceJson(inputs)}'`,
