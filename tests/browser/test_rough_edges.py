@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 import uuid
 
+import httpx
+
 from playwright.sync_api import expect
 
 from tests.browser.editor_actions import api_post, choose, sign_up
@@ -91,3 +93,22 @@ def seconds(text: str) -> float:
         total += float(number) * {"h": 3600, "m": 60, "s": 1}[unit]
     assert re.search(r"\d", text), f"no duration in {text!r}"
     return total
+
+
+def test_the_built_assets_are_served_compressed(page, netforge):
+    page.goto("/")
+    scripts = page.locator("script[src]").evaluate_all("scripts => scripts.map(s => s.getAttribute('src'))")
+    # the editor's layout bundle, loaded on demand, is the largest: find it in the entry script
+    entry = httpx.get(f"{netforge.url}{scripts[0]}", timeout=30).text
+    assets = [scripts[0], *(f"/assets/{name}" for name in re.findall(r"elk\.bundled-[\w-]+\.js", entry))]
+    assert len(assets) == 2, assets
+    for encoding in ("br", "gzip"):
+        for asset in assets:
+            with httpx.stream("GET", f"{netforge.url}{asset}", headers={"Accept-Encoding": encoding}, timeout=30) as answer:
+                body = b"".join(answer.iter_raw())
+                assert answer.status_code == 200, asset
+                assert answer.headers.get("content-encoding") == encoding, (asset, answer.headers)
+                assert "Accept-Encoding" in answer.headers.get("vary", ""), answer.headers
+            plain = httpx.get(f"{netforge.url}{asset}", headers={"Accept-Encoding": "identity"}, timeout=30)
+            assert "content-encoding" not in plain.headers
+            assert len(body) < len(plain.content) * 0.4, (asset, encoding, len(body), len(plain.content))
