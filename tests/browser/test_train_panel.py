@@ -65,5 +65,5 @@ def test_a_template_fills_the_train_panel_and_bad_values_are_named(page):
 
 
 def fact(page, name: str):
-    """A value of the run page's Configuration table."""
-    return page.get_by_role("row", name=re.compile(rf"^{re.escape(name)}\b")).locator("td")
+    """A value of the run page's Configuration table (a finished run's final metrics have epochs too)."""
+    return page.locator("table.facts").get_by_role("row", name=re.compile(rf"^{re.escape(name)}\b")).locator("td")

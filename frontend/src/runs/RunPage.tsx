@@ -14,6 +14,7 @@ import { Curves } from "./RunCurves";
 import { FinalMetrics, RunFacts, WorkersTable } from "./RunDetails";
 import { isFinished, RESUMABLE_STATES, runTitle, stateLabel } from "./runInfo";
 import { ProgressBar } from "./RunProgress";
+import { ExportScriptButton, RerunButton } from "./RunRerun";
 import { isWorkerStatus, mergeWorkerStatus, type WorkerStatus } from "./workerStatus";
 import "./runs.css";
 
@@ -113,6 +114,8 @@ export function RunPage() {
         {RESUMABLE_STATES.includes(run.state) && (
           <button onClick={() => void act("resume")} disabled={busy} title="Continue from the newest checkpoint">Resume</button>
         )}
+        <RerunButton run={run} />
+        <ExportScriptButton runId={run.id} />
         {run.state === "succeeded" && <PublishButton runId={run.id} />}
       </header>
       {actionError && <div className="error-box" role="alert">{actionError}</div>}

@@ -1,11 +1,12 @@
 // The training settings the editor shows in its "Train" dialog (the dialog, its title and Escape are
 // the editor's). Its fields are generated from the engine's training-option schema, opened with the
-// settings the graph's template recommends; it checks them as the API will (same fields, same
+// settings the graph's template recommends (or a run's, to rerun it); it checks them as the API will (same fields, same
 // messages), starts a run (POST /api/projects/<id>/runs) and shows the server's complaints too.
 import { useEffect, useState, type FormEvent } from "react";
 import { api, errorMessage } from "../api/client";
 import type { BuiltinDataset, Dataset, Run } from "../api/types";
 import { OptimizerFieldset, ScheduleFieldset } from "./OptimizerFieldsets";
+import { formFromRun, type RunSettings } from "./rerunForm";
 import { parseTags } from "./RunAnnotations";
 import { buildRequest, defaultForm, fieldErrors, stepsPerEpoch, type Recommended, type TrainForm } from "./trainConfig";
 import { Field } from "./TrainFields";
@@ -23,6 +24,8 @@ export interface TrainPanelProps {
   datasetId?: number | null;
   /** Told the chosen dataset ("<id>", or "builtin:<name>" until a built-in is added) whenever it changes. */
   onDatasetChange?(dataset: string): void;
+  /** A run's settings to open with ("Rerun with changes") instead of the template's recommendations. */
+  initialSettings?: RunSettings;
   onStarted(run: Run): void;
   onClose(): void;
 }
@@ -45,7 +48,7 @@ function initialDataset(datasetId: number | null | undefined, choices: DatasetCh
   return choices.builtins[0] ? BUILTIN_PREFIX + choices.builtins[0].name : "";
 }
 
-export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChange, onStarted, onClose }: TrainPanelProps) {
+export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChange, initialSettings, onStarted, onClose }: TrainPanelProps) {
   const [data, setData] = useState<TrainPanelData | null>(null);
   const [form, setForm] = useState<TrainForm | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
@@ -57,18 +60,19 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
     // The form appears once the schema and the recommendation are in, so nothing typed is overwritten.
     const fromCache = cachedTrainPanelData !== null;
     const loaded = cachedTrainPanelData ? Promise.resolve(cachedTrainPanelData) : prefetchTrainPanelData();
-    Promise.all([loaded, fetchRecommended(projectId, graphVersionId)])
+    Promise.all([loaded, initialSettings ? null : fetchRecommended(projectId, graphVersionId)])
       .then(([panelData, recommended]: [TrainPanelData, Recommended | null]) => {
         if (cancelled) return;
         setData(panelData);
-        setForm(defaultForm(panelData.schema, initialDataset(datasetId, panelData, recommended?.dataset, projectId), recommended));
+        setForm(initialSettings ? formFromRun(panelData.schema, initialSettings)
+          : defaultForm(panelData.schema, initialDataset(datasetId, panelData, recommended?.dataset, projectId), recommended));
         if (fromCache) prefetchTrainPanelData().then((fresh) => !cancelled && setData(fresh)).catch(() => undefined);
       })
       .catch((error) => !cancelled && setLoadError(errorMessage(error)));
     return () => {
       cancelled = true;
     };
-  }, [projectId, graphVersionId, datasetId]);
+  }, [projectId, graphVersionId, datasetId, initialSettings]);
 
   const chosenDataset = form?.dataset;
   useEffect(() => {
