@@ -8,9 +8,12 @@ import uuid
 
 import httpx
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.browser.editor_actions import api_post, choose, sign_up
+from tests.browser.editor_actions import api_post, choose, new_project, node_ids, select_node, sign_up
+
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]
 
 
 def right_edge(locator) -> float:
@@ -112,3 +115,42 @@ def test_the_built_assets_are_served_compressed(page, netforge):
             plain = httpx.get(f"{netforge.url}{asset}", headers={"Accept-Encoding": "identity"}, timeout=30)
             assert "content-encoding" not in plain.headers
             assert len(body) < len(plain.content) * 0.4, (asset, encoding, len(body), len(plain.content))
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and \
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+def test_a_paste_lands_clear_of_the_original_or_at_the_pointer(page):
+    sign_up(page, f"paste-{uuid.uuid4().hex[:6]}")
+    new_project(page, "Paste")
+    page.get_by_test_id("palette-search").fill("regression")
+    page.get_by_role("button", name="Load template Softmax regression").click()
+    expect(page.locator(".react-flow__node")).to_have_count(5)
+    before = set(node_ids(page))
+    original = page.locator('.react-flow__node[data-id="logits"]')
+    if not original.count():
+        original = page.locator(".react-flow__node").nth(2)
+    select_node(page, original.get_attribute("data-id"))
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")  # the pointer has not moved since the copy: beside the original
+    expect(page.locator(".react-flow__node")).to_have_count(6)
+    (first,) = set(node_ids(page)) - before
+    copy = page.locator(f'.react-flow__node[data-id="{first}"]')
+    assert not overlaps(copy.bounding_box(), original.bounding_box()), "the copy covers the original"
+    for node in page.locator(".react-flow__node").all():
+        if node.get_attribute("data-id") != first:
+            assert not overlaps(copy.bounding_box(), node.bounding_box()), f"the copy covers {node.get_attribute('data-id')}"
+    page.steps.shot("pasted-beside")
+
+    pane = page.locator(".react-flow__pane").bounding_box()
+    target = {"x": pane["x"] + 60, "y": pane["y"] + pane["height"] - 120}
+    page.mouse.move(target["x"] - 30, target["y"] - 30)
+    page.mouse.move(target["x"], target["y"])
+    page.keyboard.press("Control+v")
+    expect(page.locator(".react-flow__node")).to_have_count(7)
+    (second,) = set(node_ids(page)) - before - {first}
+    box = page.locator(f'.react-flow__node[data-id="{second}"]').bounding_box()
+    assert abs(box["x"] - target["x"]) < 3 and abs(box["y"] - target["y"]) < 3, (box, target)
+    page.steps.shot("pasted-at-pointer")

@@ -123,10 +123,33 @@ function Editor({ catalog, project }: Loaded) {
     window.requestAnimationFrame(view.fit);
   }, [store, view]);
 
+  // Where the pointer is over the canvas, if it moved there since the last copy or paste: a paste
+  // lands there; without it (a keyboard-only copy and paste) the copy goes beside the originals.
+  const pastePointer = useRef<{ x: number; y: number } | null>(null);
+  useEffect(() => {
+    const element = canvas.current;
+    if (!element) return;
+    const moved = (event: PointerEvent) => { pastePointer.current = { x: event.clientX, y: event.clientY }; };
+    const left = () => { pastePointer.current = null; };
+    element.addEventListener("pointermove", moved);
+    element.addEventListener("pointerleave", left);
+    return () => {
+      element.removeEventListener("pointermove", moved);
+      element.removeEventListener("pointerleave", left);
+    };
+  }, []);
+
   const copy = useCallback(() => {
     const count = store.copySelection();
+    pastePointer.current = null;
     if (count) setToast(`Copied ${count} node${count > 1 ? "s" : ""}`);
   }, [store, setToast]);
+
+  const paste = useCallback(() => {
+    const at = pastePointer.current;
+    pastePointer.current = null;
+    store.paste(at ? flow.screenToFlowPosition(at) : undefined);
+  }, [store, flow]);
 
   const confirmDiscard = useCallback(() => !dirty || window.confirm("The canvas has unsaved changes. Replace it anyway?"), [dirty]);
 
@@ -190,7 +213,7 @@ function Editor({ catalog, project }: Loaded) {
   }, [store, view]);
 
   useShortcuts({
-    undo: store.undo, redo: store.redo, copy, paste: store.paste, selectAll: store.selectAll,
+    undo: store.undo, redo: store.redo, copy, paste, selectAll: store.selectAll,
     save: () => saving.open(), autoLayout: () => void autoLayout(), fitView: view.fit,
     removeSelection: store.removeSelection, showShortcuts: () => setShortcutsOpen(true),
   }, !saving.isOpen && trainVersion === null);

@@ -103,7 +103,7 @@ describe("the editor store", () => {
     expect(store.getState().canUndo).toBe(false);
   });
 
-  it("pastes a copy with fresh ids beside the original, and a second paste beside the first", () => {
+  it("pastes a copy with fresh ids clear of the original, and a second paste clear of the first", () => {
     const store = openedStore();
     store.getState().selectNode("dense_1");
     expect(store.getState().copySelection()).toBe(1);
@@ -111,9 +111,25 @@ describe("the editor store", () => {
     store.getState().paste();
     const nodes = store.getState().nodes;
     expect(nodes.filter((node) => node.selected).map((node) => node.id)).toEqual(["dense_3"]);
-    const position = (id: string) => nodes.find((node) => node.id === id)!.position;
-    expect(position("dense_2")).toEqual({ x: 280, y: 40 });
-    expect(position("dense_3")).toEqual({ x: 320, y: 80 });
+    // Not drawn, each node counts as 220 × 80: no copy's box meets another node's.
+    for (const copy of ["dense_2", "dense_3"]) {
+      const { x, y } = nodes.find((node) => node.id === copy)!.position;
+      for (const other of nodes.filter((node) => node.id !== copy)) {
+        const apart = x + 220 <= other.position.x || other.position.x + 220 <= x || y + 80 <= other.position.y || other.position.y + 80 <= y;
+        expect(apart, `${copy} at ${x},${y} covers ${other.id} at ${other.position.x},${other.position.y}`).toBe(true);
+      }
+    }
+    // the first copy to the right of the original (240, 0) or below it
+    const first = nodes.find((node) => node.id === "dense_2")!.position;
+    expect(first.x === 240 || first.y === 0).toBe(true);
+  });
+
+  it("pastes at the pointer when given one", () => {
+    const store = openedStore();
+    store.getState().selectNode("dense_1");
+    store.getState().copySelection();
+    store.getState().paste({ x: 1000, y: -300 });
+    expect(store.getState().nodes.find((node) => node.id === "dense_2")!.position).toEqual({ x: 1000, y: -300 });
   });
 
   it("removes the selection and the edges of the removed nodes", () => {

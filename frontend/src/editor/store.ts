@@ -82,8 +82,10 @@ export interface EditorState {
   selectAll(): void;
   /** Copy the selected nodes and the edges among them; how many nodes were copied. */
   copySelection(): number;
-  /** Paste the last copy beside the original, selected alone (a second paste lands beside the first). */
-  paste(): void;
+  /** Paste the last copy, selected alone: its top-left corner at `at` (the pointer, in flow
+   *  coordinates) when given, else to the right of the original, clear of it (a second paste
+   *  lands to the right of the first). */
+  paste(at?: { x: number; y: number }): void;
   /** Delete the selected nodes and edges, and the edges of the deleted nodes. */
   removeSelection(): void;
   /** Apply validation's fix of an error on `nodeId`: insert a reshape or set a parameter (one undo
@@ -264,10 +266,11 @@ export function editorState(set: Set, get: Get): EditorState {
       return selected.length;
     },
 
-    paste() {
+    paste(at) {
       if (!clip) return;
       const { nodes, edges } = get();
-      const pasted = pasteClip(clip, { nodes: nodes.map((node) => node.id), edges: edges.map((edge) => edge.id) });
+      const pasted = pasteClip(clip, { nodes: nodes.map((node) => node.id), edges: edges.map((edge) => edge.id) },
+        pasteOffset(clip, nodes, at));
       clip = { nodes: pasted.nodes, edges: pasted.edges };
       const graph = fromDocument({ ...emptyDocument(), ...pasted });
       commit({
@@ -356,3 +359,39 @@ export const selectTrainingDataset = (state: EditorState): number | null => stat
 
 /** Whether the canvas differs from the loaded or last saved version. */
 export const selectDirty = (state: EditorState) => state.documentKey !== state.savedKey;
+
+const PASTE_GAP = 60; // flow units between the originals and a copy pasted beside them
+// A node not drawn yet (tests, a node off-screen): about its CSS size.
+const UNMEASURED_NODE = { width: 220, height: 80 };
+
+interface Box { left: number; top: number; right: number; bottom: number }
+
+/** How far a paste moves the clip: onto the pointer, or beside the originals on free canvas (right
+ *  of the clip, else below it, further out until nothing is covered), so the copy never lands on
+ *  the originals or their neighbours (a fixed 40 px was ~15 px on screen when zoomed out). */
+function pasteOffset(clip: Clip, nodes: GraphNode[], at?: { x: number; y: number }): { x: number; y: number } {
+  if (!clip.nodes.length) return { x: 0, y: 0 };
+  const boxOf = (node: { id: string; position: { x: number; y: number } }): Box => {
+    const drawn = nodes.find((candidate) => candidate.id === node.id);
+    const width = drawn?.measured?.width ?? drawn?.width ?? UNMEASURED_NODE.width;
+    const height = drawn?.measured?.height ?? drawn?.height ?? UNMEASURED_NODE.height;
+    return { left: node.position.x, top: node.position.y, right: node.position.x + width, bottom: node.position.y + height };
+  };
+  const clipBoxes = clip.nodes.map(boxOf);
+  const bounds: Box = {
+    left: Math.min(...clipBoxes.map((box) => box.left)), top: Math.min(...clipBoxes.map((box) => box.top)),
+    right: Math.max(...clipBoxes.map((box) => box.right)), bottom: Math.max(...clipBoxes.map((box) => box.bottom)),
+  };
+  if (at) return { x: at.x - bounds.left, y: at.y - bounds.top };
+  const others = nodes.map(boxOf);
+  const covers = (dx: number, dy: number) => clipBoxes.some((box) => others.some((other) =>
+    box.left + dx < other.right + PASTE_GAP / 2 && other.left < box.right + dx + PASTE_GAP / 2 &&
+    box.top + dy < other.bottom + PASTE_GAP / 2 && other.top < box.bottom + dy + PASTE_GAP / 2));
+  const stepX = bounds.right - bounds.left + PASTE_GAP;
+  const stepY = bounds.bottom - bounds.top + PASTE_GAP;
+  for (let ring = 1; ring <= 20; ring++) {
+    if (!covers(ring * stepX, 0)) return { x: ring * stepX, y: 0 };
+    if (!covers(0, ring * stepY)) return { x: 0, y: ring * stepY };
+  }
+  return { x: stepX, y: 0 };
+}
