@@ -7,7 +7,7 @@ import dataclasses
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,11 +17,27 @@ from webapp.core.downsample import MIN_POINTS
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
 from webapp.datasets.selectors import dataset_find
+from webapp.endpoints.models import ModelVersion
 from webapp.projects.selectors import graph_version_get_for_user, graph_version_training_script, project_get
 from webapp.runs import lifecycle, selectors, services
 from webapp.runs.models import Checkpoint, Run
 
 DEFAULT_MAX_POINTS = 2000
+
+
+class PublishedVersionSerializer(serializers.Serializer):
+    endpoint = serializers.CharField(help_text="the endpoint's name")
+    number = serializers.IntegerField(help_text="the model version's number at that endpoint")
+
+
+def published_versions(run_ids) -> dict[int, list[dict]]:
+    """The endpoints' model versions made from each run, newest first, by run id."""
+    published: dict[int, list[dict]] = {}
+    versions = (ModelVersion.objects.filter(run_id__in=list(run_ids)).order_by("-created_at", "-pk")
+                .values_list("run_id", "endpoint__name", "number"))
+    for run_id, endpoint, number in versions:
+        published.setdefault(run_id, []).append({"endpoint": endpoint, "number": number})
+    return published
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -31,6 +47,8 @@ class RunSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     duration_seconds = serializers.SerializerMethodField(
         help_text="seconds from start to finish (to now while running); null before it starts")
+    published = serializers.SerializerMethodField(
+        help_text="the endpoint versions published from this run, newest first; empty when none")
 
     class Meta:
         model = Run
@@ -38,11 +56,17 @@ class RunSerializer(serializers.ModelSerializer):
                   "name", "hyperparameters", "device", "workers", "state", "cancel_requested", "attempt", "task_id",
                   "worker", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
                   "duration_seconds", "epochs_completed", "steps_completed", "last_sequence", "final_metrics", "error",
-                  "tags", "notes"]
+                  "tags", "notes", "published"]
         read_only_fields = fields
 
     def get_duration_seconds(self, run: Run) -> float | None:
         return selectors.run_duration_seconds(run)
+
+    @extend_schema_field(PublishedVersionSerializer(many=True))
+    def get_published(self, run: Run) -> list[dict]:
+        # A list's page passes the versions of all its runs in one query (context "published").
+        known = self.context.get("published")
+        return (known if known is not None else published_versions([run.pk])).get(run.pk, [])
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -203,7 +227,8 @@ class ProjectRunListView(generics.GenericAPIView):
     def get(self, request, project_id: int):
         project = project_get(user=request.user, project_id=project_id)
         page = self.paginate_queryset(_filtered_runs(request, project_id=project.pk))
-        return self.get_paginated_response(RunSerializer(page, many=True).data)
+        context = {"published": published_versions(run.pk for run in page)}
+        return self.get_paginated_response(RunSerializer(page, many=True, context=context).data)
 
     @extend_schema(request=RunCreateSerializer, responses={201: RunSerializer})
     def post(self, request, project_id: int):
@@ -233,7 +258,8 @@ class RunListView(generics.GenericAPIView):
                    responses=RunSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(_filtered_runs(request, project_id=_int_param(request, "project")))
-        return self.get_paginated_response(RunSerializer(page, many=True).data)
+        context = {"published": published_versions(run.pk for run in page)}
+        return self.get_paginated_response(RunSerializer(page, many=True, context=context).data)
 
 
 class RunDetailView(OwnedRunMixin, generics.GenericAPIView):

@@ -1656,6 +1656,12 @@ export interface components {
             /** @description id of one of your succeeded runs */
             run: number;
         };
+        PublishedVersion: {
+            /** @description the endpoint's name */
+            endpoint: string;
+            /** @description the model version's number at that endpoint */
+            number: number;
+        };
         QueueStatus: {
             name: string;
             purpose: string;
@@ -1716,6 +1722,8 @@ export interface components {
             readonly error: string;
             readonly tags: unknown;
             readonly notes: string;
+            /** @description the endpoint versions published from this run, newest first; empty when none */
+            readonly published: components["schemas"]["PublishedVersion"][];
         };
         RunCreateRequest: {
             /** @description id of a graph version of this project */

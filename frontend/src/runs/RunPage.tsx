@@ -13,6 +13,7 @@ import { RunAnnotations } from "./RunAnnotations";
 import { Curves } from "./RunCurves";
 import { FinalMetrics, RunFacts, WorkersTable } from "./RunDetails";
 import { isFinished, RESUMABLE_STATES, runTitle, stateLabel } from "./runInfo";
+import { PublishedNote } from "./PublishedMark";
 import { ProgressBar } from "./RunProgress";
 import { ExportScriptButton, RerunButton } from "./RunRerun";
 import { isWorkerStatus, mergeWorkerStatus, type WorkerStatus } from "./workerStatus";
@@ -116,6 +117,7 @@ export function RunPage() {
         )}
         <RerunButton run={run} />
         <ExportScriptButton runId={run.id} />
+        <PublishedNote run={run} />
         {run.state === "succeeded" && <PublishButton runId={run.id} />}
       </header>
       {actionError && <div className="error-box" role="alert">{actionError}</div>}

@@ -9,6 +9,7 @@ import { higherIsBetter } from "../charts/metrics";
 import { fetchProject, fetchProjectRuns } from "./api";
 import { ComparePanel } from "./ComparePanel";
 import { formatCell, formatPlain } from "./formatting";
+import { PublishedBadge } from "./PublishedMark";
 import { durationSeconds, formatDateTime, optimizerOf, RUN_STATES, runTitle, stateLabel } from "./runInfo";
 import { METRIC_COLUMN_PREFIX, metricNamesOf, nextSort, runColumns, visibleRuns, type RunColumn, type SortOrder } from "./runTable";
 import "./runs.css";
@@ -21,7 +22,7 @@ interface Column extends RunColumn {
 
 /** How the columns that are more than their sort value draw a cell (metric columns: the value). */
 const RENDERS: Partial<Record<string, (run: Run) => React.ReactNode>> = {
-  name: (run) => <Link to={`/runs/${run.id}`}>{runTitle(run)}</Link>,
+  name: (run) => <><Link to={`/runs/${run.id}`}>{runTitle(run)}</Link><PublishedBadge run={run} /></>,
   state: (run) => <span className={`badge ${run.state}`}>{stateLabel(run.state)}</span>,
   version: (run) => `v${run.graph_version_number}`,
   lr: (run) => formatPlain(optimizerOf(run).lr),
