@@ -11,7 +11,16 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.editor_actions import api_post, choose, new_project, node_ids, select_node, sign_up
+from tests.browser.editor_actions import (
+    api_post,
+    choose,
+    new_project,
+    node_ids,
+    project_from_template,
+    select_node,
+    sign_up,
+    wait_for_validation,
+)
 
 pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]
 
@@ -154,3 +163,33 @@ def test_a_paste_lands_clear_of_the_original_or_at_the_pointer(page):
     box = page.locator(f'.react-flow__node[data-id="{second}"]').bounding_box()
     assert abs(box["x"] - target["x"]) < 3 and abs(box["y"] - target["y"]) < 3, (box, target)
     page.steps.shot("pasted-at-pointer")
+
+
+def viewport_zoom(page) -> float:
+    transform = page.locator(".react-flow__viewport").evaluate("element => getComputedStyle(element).transform")
+    return float(re.match(r"matrix\(([-\d.e]+)", transform).group(1))
+
+
+def test_auto_layout_runs_a_chain_top_to_bottom_and_fit_keeps_it_readable(page):
+    sign_up(page, f"layout-{uuid.uuid4().hex[:6]}")
+    project_from_template(page, "lenet layout", "LeNet-5")
+    nodes = page.locator(".react-flow__node")
+    count = nodes.count()
+    assert count >= 9, count
+    wait_for_validation(page)
+    page.locator(".react-flow__pane").click(position={"x": 5, "y": 5})
+    page.keyboard.press("l")
+    page.wait_for_timeout(800)  # ELK runs in the browser, then the nodes move
+    page.keyboard.press("f")
+    page.wait_for_timeout(800)
+    page.steps.shot("laid-out-and-fitted")
+    boxes = {node.get_attribute("data-id"): node.bounding_box() for node in nodes.all()}
+    ys = sorted(box["y"] for box in boxes.values())
+    xs = sorted(box["x"] for box in boxes.values())
+    assert ys[-1] - ys[0] > 2 * (xs[-1] - xs[0]), ("not laid out top to bottom", boxes)
+    # readable (too tall to fit whole at that zoom): the start of the graph, at the top of the canvas
+    assert viewport_zoom(page) >= 0.75, viewport_zoom(page)
+    pane = page.locator(".react-flow__pane").bounding_box()
+    top = min(boxes.values(), key=lambda box: box["y"])
+    assert pane["y"] <= top["y"] <= pane["y"] + 80, (top, pane)
+    assert pane["x"] <= top["x"] and top["x"] + top["width"] <= pane["x"] + pane["width"], (top, pane)

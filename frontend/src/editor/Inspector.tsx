@@ -67,7 +67,7 @@ export function Inspector({ node, selectionCount, edges, builtins, onChange, onB
     return (
       <aside className="nf-inspector" aria-label="Inspector">
         <p className="muted">{selectionCount > 1 ? `${selectionCount} nodes selected.` : "Select a node to edit it."}</p>
-        <p className="muted nf-help">Drag ops from the palette; connect an output (right) to an input (left). Shift-drag selects a box; press <kbd>?</kbd> for the keyboard shortcuts.</p>
+        <p className="muted nf-help">Drag ops from the palette; connect an output (below a node) to an input (above one). Shift-drag selects a box; press <kbd>?</kbd> for the keyboard shortcuts.</p>
       </aside>
     );
   }

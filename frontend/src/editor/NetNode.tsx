@@ -28,6 +28,15 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
 
   return (
     <div className={classes.join(" ")} title={op?.doc}>
+      {/* Inputs along the top edge and outputs along the bottom: graphs are laid out top to bottom. */}
+      <div className="nf-node-inputs">
+        {ports.inputs.map((port) => (
+          <div key={port.name} className="nf-port nf-port-in" title={`${port.name}: ${port.dtype}${port.rank ? `, ${describeRank(port.rank)}` : ""}${port.variadic ? ", takes several" : ""}${port.doc ? ` — ${port.doc}` : ""}`}>
+            <Handle type="target" position={Position.Top} id={port.name} className={`dtype-${port.dtype}${port.variadic ? " variadic" : ""}`} />
+            <span>{port.name}{port.variadic ? "…" : ""}</span>
+          </div>
+        ))}
+      </div>
       <div className="nf-node-header">
         <span className="nf-node-title">{title}</span>
         {title !== data.kind && <span className="nf-node-kind">{data.kind}</span>}
@@ -36,24 +45,6 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
             <span data-testid="node-params">{report.parameters}</span> params
           </span>
         )}
-      </div>
-      <div className="nf-node-ports">
-        <div className="nf-node-inputs">
-          {ports.inputs.map((port) => (
-            <div key={port.name} className="nf-port nf-port-in" title={`${port.name}: ${port.dtype}${port.rank ? `, ${describeRank(port.rank)}` : ""}${port.variadic ? ", takes several" : ""}${port.doc ? ` — ${port.doc}` : ""}`}>
-              <Handle type="target" position={Position.Left} id={port.name} className={`dtype-${port.dtype}${port.variadic ? " variadic" : ""}`} />
-              <span>{port.name}{port.variadic ? "…" : ""}</span>
-            </div>
-          ))}
-        </div>
-        <div className="nf-node-outputs">
-          {ports.outputs.map((port) => (
-            <div key={port.name} className="nf-port nf-port-out" title={`${port.name}: ${port.dtype}`}>
-              <span>{port.name}</span>
-              <Handle type="source" position={Position.Right} id={port.name} className={`dtype-${port.dtype}`} />
-            </div>
-          ))}
-        </div>
       </div>
       <div className="nf-node-body">
         {data.kind === "input" && (
@@ -81,6 +72,14 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
           <FixButtons nodeId={id} error={error} />
         </div>
       ))}
+      <div className="nf-node-outputs">
+        {ports.outputs.map((port) => (
+          <div key={port.name} className="nf-port nf-port-out" title={`${port.name}: ${port.dtype}`}>
+            <span>{port.name}</span>
+            <Handle type="source" position={Position.Bottom} id={port.name} className={`dtype-${port.dtype}`} />
+          </div>
+        ))}
+      </div>
     </div>
   );
 }

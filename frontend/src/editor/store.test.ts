@@ -142,14 +142,14 @@ describe("the editor store", () => {
     expect(store.getState().edges).toHaveLength(4);
   });
 
-  it("lays the graph out left to right as one undo step", async () => {
+  it("lays the graph out top to bottom as one undo step", async () => {
     const store = openedStore();
     await store.getState().autoLayout();
-    const x = (id: string) => store.getState().nodes.find((node) => node.id === id)!.position.x;
-    expect(x("x")).toBeLessThan(x("dense_1"));
-    expect(x("dense_1")).toBeLessThan(x("loss_1"));
+    const position = (id: string) => store.getState().nodes.find((node) => node.id === id)!.position;
+    expect(position("x").y).toBeLessThan(position("dense_1").y);
+    expect(position("dense_1").y).toBeLessThan(position("loss_1").y);
     store.getState().undo();
-    expect(x("dense_1")).toBe(240);
+    expect(position("dense_1").x).toBe(240);
   });
 
   it("loads a template as an undoable step, metadata included", () => {

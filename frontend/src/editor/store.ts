@@ -91,7 +91,7 @@ export interface EditorState {
   /** Apply validation's fix of an error on `nodeId`: insert a reshape or set a parameter (one undo
    *  step each), or change the dataset's view (through the API; validation is then redone). */
   applyFix(nodeId: string, fix: GraphFix): Promise<void>;
-  /** Lay the graph out with ELK (layered, left to right), as one undo step. */
+  /** Lay the graph out with ELK (layered, top to bottom), as one undo step. */
   autoLayout(): Promise<void>;
   undo(): void;
   redo(): void;

@@ -15,7 +15,7 @@ describe("buildElkGraph", () => {
   it("asks for a layered left-to-right layout", () => {
     const elk = buildElkGraph(graph, order);
     expect(elk.layoutOptions["elk.algorithm"]).toBe("layered");
-    expect(elk.layoutOptions["elk.direction"]).toBe("RIGHT");
+    expect(elk.layoutOptions["elk.direction"]).toBe("DOWN");
   });
 
   it("gives every node its size and its ports on the sides in catalog order", () => {
@@ -24,9 +24,9 @@ describe("buildElkGraph", () => {
     expect(dense).toMatchObject({ width: 210, height: 120 });
     const loss = elk.children.find((child) => child.id === "loss_1")!;
     expect(loss.ports.map((p) => [p.id, p.layoutOptions?.["elk.port.side"], p.layoutOptions?.["elk.port.index"]])).toEqual([
-      [portId("loss_1", "in", "logits"), "WEST", "0"],
-      [portId("loss_1", "in", "labels"), "WEST", "1"],
-      [portId("loss_1", "out", "out"), "EAST", "0"],
+      [portId("loss_1", "in", "logits"), "NORTH", "0"],
+      [portId("loss_1", "in", "labels"), "NORTH", "1"],
+      [portId("loss_1", "out", "out"), "SOUTH", "0"],
     ]);
     expect(elk.children.find((child) => child.id === "x")).toMatchObject({ width: 200, height: 90 });
   });

@@ -1,4 +1,4 @@
-// Auto-layout: the input ELK gets (layered, left to right, ports on the sides in catalog order) is
+// Auto-layout: the input ELK gets (layered, top to bottom, inputs above and outputs below in catalog order) is
 // built here, without ELK itself, so it is testable; the editor runs ELK and applies the result.
 import type { EditorDocument } from "../api/types";
 import type { Graph } from "./types";
@@ -33,8 +33,10 @@ export const DEFAULT_NODE_SIZE = { width: 200, height: 90 };
 
 export const LAYOUT_OPTIONS: Record<string, string> = {
   "elk.algorithm": "layered",
-  "elk.direction": "RIGHT",
-  "elk.layered.spacing.nodeNodeBetweenLayers": "80",
+  // Top to bottom: a chain stays as wide as one node, so fitting it to the view keeps it readable
+  // (left to right, a 9-node chain fitted into the canvas's width was too small to read).
+  "elk.direction": "DOWN",
+  "elk.layered.spacing.nodeNodeBetweenLayers": "50",
   "elk.spacing.nodeNode": "40",
   "elk.layered.nodePlacement.strategy": "BRANDES_KOEPF",
   "elk.layered.crossingMinimization.semiInteractive": "true",
@@ -70,8 +72,8 @@ export function buildElkGraph(
       height: size.height,
       layoutOptions: { "elk.portConstraints": "FIXED_ORDER" },
       ports: [
-        ...inputs.map((name, index) => ({ id: portId(node.id, "in", name), layoutOptions: { "elk.port.side": "WEST", "elk.port.index": String(index) } })),
-        ...outputs.map((name, index) => ({ id: portId(node.id, "out", name), layoutOptions: { "elk.port.side": "EAST", "elk.port.index": String(index) } })),
+        ...inputs.map((name, index) => ({ id: portId(node.id, "in", name), layoutOptions: { "elk.port.side": "NORTH", "elk.port.index": String(index) } })),
+        ...outputs.map((name, index) => ({ id: portId(node.id, "out", name), layoutOptions: { "elk.port.side": "SOUTH", "elk.port.index": String(index) } })),
       ],
     };
   });
