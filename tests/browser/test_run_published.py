@@ -1,5 +1,6 @@
 """A published run says so in real Chromium: after publishing, a reloaded run page notes "Already
-published as <endpoint> v1" (linking to the endpoint) and the runs table marks the run."""
+published as <endpoint> v1" (linking to the endpoint) and the runs table marks the run; there its
+tags and notes are edited in place and kept."""
 
 from __future__ import annotations
 
@@ -43,3 +44,27 @@ def test_a_published_run_is_marked_on_its_page_and_in_the_runs_table(page):
     expect(mark).to_have_text("published")
     expect(mark).to_have_attribute("title", f"Published as {endpoint} v1")
     page.steps.shot("runs-table-published")
+
+    title = page.request.get(f"/api/runs/{run_id}").json()["name"] or f"run {run_id}"
+    row = page.get_by_test_id(f"run-row-{run_id}")
+    row.get_by_role("button", name=f"Edit tags of {title}").click()
+    row.get_by_label(f"Tags of {title}", exact=True).fill("baseline, small-lr")
+    row.get_by_label(f"Tags of {title}", exact=True).press("Enter")
+    expect(row.get_by_role("button", name="small-lr")).to_be_visible()
+    row.get_by_role("button", name=f"Edit notes of {title}").click()
+    row.get_by_label(f"Notes of {title}", exact=True).fill("published one")
+    page.steps.shot("runs-table-editing-notes")
+    row.get_by_label(f"Notes of {title}", exact=True).press("Control+Enter")
+    expect(row.get_by_label(f"Notes of {title}", exact=True)).to_have_count(0)
+    expect(row).to_contain_text("published one")
+    # Escape leaves a field unchanged.
+    row.get_by_role("button", name=f"Edit notes of {title}").click()
+    row.get_by_label(f"Notes of {title}", exact=True).fill("not kept")
+    row.get_by_label(f"Notes of {title}", exact=True).press("Escape")
+    expect(row).not_to_contain_text("not kept")
+
+    page.reload()
+    record = page.request.get(f"/api/runs/{run_id}").json()
+    assert record["tags"] == ["baseline", "small-lr"] and record["notes"] == "published one", record
+    expect(page.get_by_test_id(f"run-row-{run_id}").get_by_role("button", name="baseline")).to_be_visible()
+    page.steps.shot("runs-table-annotated")

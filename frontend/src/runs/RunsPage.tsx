@@ -9,6 +9,7 @@ import { higherIsBetter } from "../charts/metrics";
 import { fetchProject, fetchProjectRuns } from "./api";
 import { ComparePanel } from "./ComparePanel";
 import { formatCell, formatPlain } from "./formatting";
+import { InlineAnnotation } from "./InlineAnnotation";
 import { PublishedBadge } from "./PublishedMark";
 import { durationSeconds, formatDateTime, optimizerOf, RUN_STATES, runTitle, stateLabel } from "./runInfo";
 import { METRIC_COLUMN_PREFIX, metricNamesOf, nextSort, runColumns, visibleRuns, type RunColumn, type SortOrder } from "./runTable";
@@ -83,16 +84,23 @@ export function RunsPage() {
   }, [anyActive, load]);
 
   const metricNames = useMemo(() => metricNamesOf(runs ?? []), [runs]);
+  // A tag or note edited in the table replaces its run's row (PATCH answers with the record).
+  const replaceRun = useCallback((saved: Run) => setRuns((current) => current && current.map((run) => (run.id === saved.id ? saved : run))), []);
 
   const columns: Column[] = useMemo(() => runColumns(metricNames).map((column): Column => {
     const metric = column.key.startsWith(METRIC_COLUMN_PREFIX) ? column.key.slice(METRIC_COLUMN_PREFIX.length) : null;
     const render = metric !== null ? (run: Run) => formatValue(run.final_metrics?.[metric])
-      : column.key === "tags" ? (run: Run) => run.tags.map((tag) => (
-        <button key={tag} type="button" className="tag link" onClick={() => setFilter("tag", tag)} title={`Only runs tagged ${tag}`}>{tag}</button>
-      ))
+      : column.key === "tags" ? (run: Run) => (
+        <InlineAnnotation run={run} field="tags" onSaved={replaceRun}>
+          {run.tags.map((tag) => (
+            <button key={tag} type="button" className="tag link" onClick={() => setFilter("tag", tag)} title={`Only runs tagged ${tag}`}>{tag}</button>
+          ))}
+        </InlineAnnotation>
+      )
+      : column.key === "notes" ? (run: Run) => <InlineAnnotation run={run} field="notes" onSaved={replaceRun}>{RENDERS.notes?.(run)}</InlineAnnotation>
       : RENDERS[column.key];
     return render ? { ...column, render } : column;
-  }), [metricNames]);
+  }), [metricNames, replaceRun]);
 
   const visible = useMemo(() => visibleRuns(runs ?? [], text, columns, sort), [runs, text, sort, columns]);
 
