@@ -13,6 +13,7 @@ from playwright.sync_api import expect
 
 from tests.browser.editor_actions import (
     api_post,
+    bind_input,
     choose,
     new_project,
     node_ids,
@@ -193,3 +194,40 @@ def test_auto_layout_runs_a_chain_top_to_bottom_and_fit_keeps_it_readable(page):
     top = min(boxes.values(), key=lambda box: box["y"])
     assert pane["y"] <= top["y"] <= pane["y"] + 80, (top, pane)
     assert pane["x"] <= top["x"] and top["x"] + top["width"] <= pane["x"] + pane["width"], (top, pane)
+
+
+def test_a_node_keeps_its_size_and_shows_its_errors_beside_it(page):
+    sign_up(page, f"errors-{uuid.uuid4().hex[:6]}")
+    new_project(page, "Errors")
+    page.get_by_test_id("palette-search").fill("regression")
+    page.get_by_role("button", name="Load template Softmax regression").click()
+    bind_input(page, "x", "features")
+    bind_input(page, "y", "labels")
+    wait_for_validation(page)
+    dense = page.locator(".react-flow__node").filter(has_text="dense").first
+    node_id = dense.get_attribute("data-id")
+    widths = {round(node.bounding_box()["width"]) for node in page.locator(".react-flow__node").all()}
+    assert len(widths) == 1, f"nodes of different widths: {widths}"
+    before = dense.bounding_box()
+
+    select_node(page, node_id)
+    page.get_by_test_id("param-units").fill("5")  # digits has 10 classes: an error on this node
+    errors = dense.get_by_test_id("node-errors")
+    expect(errors).to_contain_text("10 classes", timeout=10_000)
+    expect(errors).to_be_visible()  # selected: shown
+    page.steps.shot("errors-beside-the-node")
+    after = dense.bounding_box()
+    assert (round(after["width"]), round(after["height"])) == (round(before["width"]), round(before["height"])), (before, after)
+    popover = errors.bounding_box()
+    assert popover["x"] >= after["x"] + after["width"], ("the errors cover the node", popover, after)
+
+    page.locator(".react-flow__pane").click(position={"x": 5, "y": 5})  # deselected, pointer away: hidden
+    page.mouse.move(5, 400)
+    expect(errors).to_be_hidden()
+    expect(dense.get_by_test_id("node-error-badge")).to_have_text("⚠ 1")
+    # every port still reachable: nothing drawn over any handle
+    for port in page.locator(".react-flow__handle").all():
+        box = port.bounding_box()
+        covered = page.evaluate("([x, y]) => !document.elementFromPoint(x, y)?.closest('.react-flow__handle')",
+                                [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+        assert not covered, f"a handle of {port.get_attribute('data-nodeid')} is covered"

@@ -40,6 +40,11 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
       <div className="nf-node-header">
         <span className="nf-node-title">{title}</span>
         {title !== data.kind && <span className="nf-node-kind">{data.kind}</span>}
+        {(errors.length > 0 || unknown) && (
+          <span className="nf-node-error-badge" data-testid="node-error-badge" title="Select the node to see its errors">
+            ⚠ {errors.length || 1}
+          </span>
+        )}
         {report && (
           <span className="nf-node-params" title={`${report.parameters} trainable parameters`}>
             <span data-testid="node-params">{report.parameters}</span> params
@@ -65,13 +70,19 @@ function NetNodeView({ id, data, selected }: NodeProps<GraphNode>) {
           <button className="link nodrag" onClick={() => openBlock?.(op)} aria-label={`Open block ${op.name}`}>open ▸</button>
         )}
       </div>
-      {unknown && !errors.length && <div className="nf-node-error" data-testid="node-error">unknown node type '{data.kind}'</div>}
-      {errors.map((error, index) => (
-        <div key={index} className="nf-node-error" data-testid="node-error">
-          {error.message}
-          <FixButtons nodeId={id} error={error} />
+      {(errors.length > 0 || unknown) && (
+        // Beside the node, shown while it is selected or hovered: errors never make a node bigger
+        // or cover its neighbours' ports.
+        <div className="nf-node-errors nodrag nowheel" role="tooltip" data-testid="node-errors">
+          {unknown && !errors.length && <div className="nf-node-error" data-testid="node-error">unknown node type '{data.kind}'</div>}
+          {errors.map((error, index) => (
+            <div key={index} className="nf-node-error" data-testid="node-error">
+              {error.message}
+              <FixButtons nodeId={id} error={error} />
+            </div>
+          ))}
         </div>
-      ))}
+      )}
       <div className="nf-node-outputs">
         {ports.outputs.map((port) => (
           <div key={port.name} className="nf-port nf-port-out" title={`${port.name}: ${port.dtype}`}>
