@@ -231,3 +231,39 @@ def test_a_node_keeps_its_size_and_shows_its_errors_beside_it(page):
         covered = page.evaluate("([x, y]) => !document.elementFromPoint(x, y)?.closest('.react-flow__handle')",
                                 [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
         assert not covered, f"a handle of {port.get_attribute('data-nodeid')} is covered"
+
+
+def test_the_train_panel_reopens_with_the_projects_last_settings(page):
+    sign_up(page, f"again-{uuid.uuid4().hex[:6]}")
+    project_from_template(page, "remembered", "Softmax regression")
+    editor = page.url
+    page.get_by_role("button", name="Train").click()
+    panel = page.get_by_role("form", name="Training settings")
+    choose(page.get_by_test_id("train-dataset"), r"^digits")
+    chosen = page.get_by_test_id("train-dataset").locator("option:checked").inner_text()
+    page.get_by_test_id("train-epochs").fill("3")
+    page.get_by_test_id("train-batch-size").fill("16")
+    page.get_by_test_id("train-optimizer").select_option("sgd")
+    page.get_by_test_id("train-learning-rate").fill("0.05")
+    page.get_by_test_id("train-name").fill("first")
+    panel.get_by_role("button", name="Start training").click()
+    page.wait_for_url(re.compile(r"/runs/\d+"))
+
+    # a newer dataset appears; the panel still opens on the one last trained on, with the same settings
+    api_post(page, "/api/datasets", {"builtin": "digits", "name": "newer digits"})
+    page.goto(editor)
+    expect(page.get_by_test_id("palette-item-dense")).to_be_visible()
+    page.get_by_role("button", name="Train").click()
+    expect(page.get_by_test_id("train-epochs")).to_have_value("3")
+    expect(page.get_by_test_id("train-batch-size")).to_have_value("16")
+    expect(page.get_by_test_id("train-optimizer")).to_have_value("sgd")
+    expect(page.get_by_test_id("train-learning-rate")).to_have_value("0.05")
+    expect(page.get_by_test_id("train-name")).to_have_value("")
+    expect(page.get_by_test_id("train-dataset").locator("option:checked")).to_have_text(chosen)
+    page.steps.shot("train-panel-remembered")
+
+    # another project: its own (the template's) settings
+    project_from_template(page, "fresh", "Softmax regression")
+    page.get_by_role("button", name="Train").click()
+    expect(page.get_by_test_id("train-epochs")).not_to_have_value("3")
+    expect(page.get_by_test_id("train-optimizer")).not_to_have_value("sgd")

@@ -7,6 +7,7 @@ import { api, errorMessage } from "../api/client";
 import type { BuiltinDataset, Dataset, Run } from "../api/types";
 import { OptimizerFieldset, ScheduleFieldset } from "./OptimizerFieldsets";
 import { formFromRun, type RunSettings } from "./rerunForm";
+import { rememberTrainForm, withRememberedSettings } from "./lastTrainSettings";
 import { parseTags } from "./RunAnnotations";
 import { buildRequest, defaultForm, fieldErrors, stepsPerEpoch, type Recommended, type TrainForm } from "./trainConfig";
 import { Field } from "./TrainFields";
@@ -64,8 +65,11 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
       .then(([panelData, recommended]: [TrainPanelData, Recommended | null]) => {
         if (cancelled) return;
         setData(panelData);
+        // Opened again in this project: the settings it last trained with, the dataset too while it is still offered.
+        const offered = (dataset: string) => panelData.datasets.some((candidate) => String(candidate.id) === dataset)
+          || panelData.builtins.some((builtin) => BUILTIN_PREFIX + builtin.name === dataset);
         setForm(initialSettings ? formFromRun(panelData.schema, initialSettings)
-          : defaultForm(panelData.schema, initialDataset(datasetId, panelData, recommended?.dataset, projectId), recommended));
+          : withRememberedSettings(projectId, defaultForm(panelData.schema, initialDataset(datasetId, panelData, recommended?.dataset, projectId), recommended), offered));
         if (fromCache) prefetchTrainPanelData().then((fresh) => !cancelled && setData(fresh)).catch(() => undefined);
       })
       .catch((error) => !cancelled && setLoadError(errorMessage(error)));
@@ -135,6 +139,7 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
           workers: request.workers, name: form.name.trim(), tags: parseTags(form.tags),
         },
       });
+      rememberTrainForm(projectId, { ...form, dataset: String(dataset) });
       onStarted(run);
     } catch (error) {
       const placed = fieldErrors(error);
