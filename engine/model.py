@@ -47,8 +47,11 @@ class _Plan:
     owns_cores: bool = False  # a training step may hold BLAS to one thread (parallel.owned_cores)
 
 
-# Ops whose matrix products rely on BLAS's own threads rather than splitting them on the engine's
-# pool: a training step of a graph that holds one leaves BLAS its threads (see parallel.owned_cores).
+# A training step holds BLAS to one thread and splits every product on the engine's pool
+# (parallel.owned_cores) in graphs with an op whose work the pool splits (POOL_SPLIT_OPS) and none
+# whose products rely on BLAS's own threads (BLAS_THREADED_OPS); a dense net's products measured
+# faster on BLAS's threads, so graphs of neither keep them too.
+POOL_SPLIT_OPS = frozenset({"conv1d", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm"})
 BLAS_THREADED_OPS = frozenset({"matmul", "rnn", "lstm", "gru", "scaled_dot_product_attention", "multi_head_attention"})
 
 
@@ -156,7 +159,8 @@ class Model:
         used = {k for step in steps for k in _flat(step.node.inputs.values()) if k in analysis.inputs}
         used.update(t for t in targets if t in analysis.inputs)
         backward_needs = {b.ctx_index: b.needs for b in backward} if backward else {}
-        owns_cores = not any(step.node.op.name in BLAS_THREADED_OPS for step in steps)
+        names = {step.node.op.name for step in steps}
+        owns_cores = bool(names & POOL_SPLIT_OPS) and not names & BLAS_THREADED_OPS
         return _Plan(steps, backward, targets, sorted(used), backward_needs, owns_cores)
 
     def _plan_backward(self, steps: list[_Step], loss_key: str) -> list[_BackStep]:

@@ -156,6 +156,11 @@ def owned_cores() -> Iterator[None]:
         yield
 
 
+def cores_owned() -> bool:
+    """Whether a training step holds the cores now (``owned_cores``): products then split on the pool."""
+    return _blas_single > 0
+
+
 def split(size: int, work: int | None = None) -> list[tuple[int, int]]:
     """Contiguous (start, stop) pieces covering range(size): one per thread, fewer when ``work``
     (elements, ``size`` by default) does not give each piece ``grain`` of them. Depends only on the
@@ -307,5 +312,5 @@ def _claim_and_run(tasks: list, results: list, done: list, claims) -> None:
         done[index].release()
 
 
-__all__ = ["GRAIN", "RUN_VALUES", "default_threads", "for_rows", "grain", "map_reduce", "owned_cores", "reduce_rows",
-           "run", "run_pieces", "runs", "set_threads", "split", "thread_count", "threads"]
+__all__ = ["GRAIN", "RUN_VALUES", "cores_owned", "default_threads", "for_rows", "grain", "map_reduce", "owned_cores",
+           "reduce_rows", "run", "run_pieces", "runs", "set_threads", "split", "thread_count", "threads"]

@@ -1,7 +1,8 @@
 """Matrix products: matmul and the dense (fully connected) layer.
 
-The dense layer's three products split their rows across the engine's threads (each piece one
-BLAS call on one thread), as the rest of a training step does (``engine.parallel.owned_cores``)."""
+In a training step that owns the cores (``engine.parallel.owned_cores``: convolutional nets) the
+dense layer's three products split their rows across the engine's threads, each piece one BLAS call
+on one thread; elsewhere they are single BLAS calls on BLAS's threads."""
 
 from __future__ import annotations
 
@@ -101,11 +102,13 @@ PRODUCT_TERMS_PER_ELEMENT = 16
 
 
 def rows_product(a, b, bias=None):
-    """a (n, k) @ b (k, m) (+ bias (m,)), the rows of ``a`` split across the engine's threads."""
+    """a (n, k) @ b (k, m) (+ bias (m,)): while a training step owns the cores (a convolutional
+    net's), the rows of ``a`` split across the engine's threads; otherwise one product on BLAS's
+    own threads, which measured faster for a dense net's products."""
     xp = array_module(a)
     n, k, m = a.shape[0], a.shape[1], b.shape[1]
     work = n * k * m // PRODUCT_TERMS_PER_ELEMENT
-    if xp is not numpy or len(parallel.split(n, work)) == 1:
+    if xp is not numpy or not parallel.cores_owned() or len(parallel.split(n, work)) == 1:
         out = a @ b
         if bias is not None:
             out += bias

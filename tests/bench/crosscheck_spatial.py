@@ -114,7 +114,7 @@ def finest_split():
     chunk, run = conv.CHUNK_VALUES, parallel.RUN_VALUES
     conv.CHUNK_VALUES = parallel.RUN_VALUES = 1
     try:
-        with parallel.threads(2, grain=1):
+        with parallel.threads(2, grain=1), parallel.owned_cores():
             yield
     finally:
         conv.CHUNK_VALUES, parallel.RUN_VALUES = chunk, run

@@ -43,10 +43,11 @@ THREADED_CASES = [case for case in SPATIAL_CASES if case.op in SPLIT_OPS] + LARG
 
 @pytest.fixture
 def finest_split(monkeypatch):
-    """Two threads, and every piece of work as small as it can be: one sample per run and chunk."""
+    """Two threads owned as in a convolutional net's training step (products split too), and every
+    piece of work as small as it can be: one sample per run and chunk."""
     monkeypatch.setattr(conv, "CHUNK_VALUES", 1)
     monkeypatch.setattr(parallel, "RUN_VALUES", 1)
-    with parallel.threads(2, grain=1):
+    with parallel.threads(2, grain=1), parallel.owned_cores():
         yield
 
 
@@ -122,7 +123,7 @@ def test_split_paths_agree_with_one_thread(case, monkeypatch):
 
     with parallel.threads(1):
         single = outputs_and_grads()
-    with parallel.threads(2, grain=1):
+    with parallel.threads(2, grain=1), parallel.owned_cores():
         monkeypatch.setattr(conv, "CHUNK_VALUES", 1)
         monkeypatch.setattr(parallel, "RUN_VALUES", 1)
         split = outputs_and_grads()
@@ -187,13 +188,14 @@ def test_fit_trains_on_the_threads_asked_for_and_restores_the_setting():
 
 def test_a_step_owns_the_cores_unless_an_op_relies_on_blas_threads(monkeypatch):
     """BLAS stays on one thread through a CNN's training step (the pool splits its products), but a
-    graph with a recurrent layer, whose products do not go through the pool, keeps BLAS's threads."""
+    graph with a recurrent layer, whose products do not go through the pool, and a dense net keep
+    BLAS's threads."""
     def owns(spec):
         model = engine.Model(spec)
         return model._plan((model.loss_key,), True).owns_cores
 
-    assert owns(_small_cnn()) and owns(zoo.load("mlp"))
-    assert not owns(zoo.load("lstm_sequence_memory"))
+    assert owns(_small_cnn()) and owns(zoo.load("small_resnet"))
+    assert not owns(zoo.load("lstm_sequence_memory")) and not owns(zoo.load("mlp"))
     blas_threads = parallel._blas_controllers()[0].get_num_threads
     seen = []
     forward = conv.Convolution.forward
