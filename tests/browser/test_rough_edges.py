@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 
 import httpx
 
@@ -267,3 +268,44 @@ def test_the_train_panel_reopens_with_the_projects_last_settings(page):
     page.get_by_role("button", name="Train").click()
     expect(page.get_by_test_id("train-epochs")).not_to_have_value("3")
     expect(page.get_by_test_id("train-optimizer")).not_to_have_value("sgd")
+
+
+AXE = Path(__file__).resolve().parents[2] / "frontend" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def serious_accessibility_violations(page) -> list[str]:
+    """axe-core's serious and critical findings on the page as it is now (axe-core from npm,
+    injected by Playwright)."""
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.add_script_tag(path=str(AXE))
+    results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
+    return [f"{violation['id']} ({violation['impact']}): {violation['help']} — "
+            + "; ".join(node["html"][:120] for node in violation["nodes"][:4])
+            for violation in results["violations"] if violation["impact"] in ("serious", "critical")]
+
+
+def test_every_form_field_is_labelled_and_axe_finds_nothing_serious(page):
+    assert AXE.exists(), "axe-core is not installed: cd frontend && npm ci"
+    sign_up(page, f"axe-{uuid.uuid4().hex[:6]}")
+    found: dict[str, list[str]] = {}
+    page.get_by_role("button", name="New project").click()
+    expect(page.get_by_label("Start from").locator("option")).not_to_have_count(1)
+    found["new project form"] = serious_accessibility_violations(page)
+    page.get_by_test_id("project-name").fill("accessible")
+    choose(page.get_by_label("Start from"), r"^Softmax regression")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(re.compile(r"/projects/\d+$"))
+    expect(page.get_by_test_id("summary-errors")).to_have_text("0", timeout=10_000)
+    select_node(page, page.locator(".react-flow__node").filter(has_text="dense").first.get_attribute("data-id"))
+    found["editor with the inspector"] = serious_accessibility_violations(page)
+    page.get_by_role("button", name="Train").click()
+    expect(page.get_by_test_id("train-epochs")).to_be_visible()
+    found["train panel"] = serious_accessibility_violations(page)
+    page.keyboard.press("Escape")
+    page.goto(page.url + "/runs")
+    expect(page.get_by_text("No runs yet.")).to_be_visible()
+    found["runs page"] = serious_accessibility_violations(page)
+    page.goto("/datasets")
+    found["datasets page"] = serious_accessibility_violations(page)
+    serious = {where: violations for where, violations in found.items() if violations}
+    assert not serious, "\n".join(f"{where}:\n  " + "\n  ".join(violations) for where, violations in serious.items())

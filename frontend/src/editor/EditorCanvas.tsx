@@ -68,7 +68,9 @@ export function EditorCanvas({ wrapperRef, view, fitOnOpen, toast, onToast }: Ed
     if (!kind) return;
     event.preventDefault();
     const position = flow.screenToFlowPosition({ x: event.clientX, y: event.clientY });
-    addNode(kind, { x: position.x - 20, y: position.y - 20 });
+    // The pointer lands just under the new node's top edge, where its input ports are: dropped near
+    // the canvas's top, they stay on the canvas.
+    addNode(kind, { x: position.x - 20, y: position.y - 8 });
   }, [flow, addNode]);
 
   return (

@@ -93,7 +93,8 @@ export function Palette({ catalog, onAdd, onLoadTemplate }: PaletteProps) {
                         }}
                       >
                         <span className="nf-palette-name">{entry.kind}</span>
-                        <span className="nf-palette-doc">{entry.doc}</span>
+                        {/* Drawn from data-doc by CSS, so the button's name stays "Add <op>" and matches its text (the doc is in the title). */}
+                        <span className="nf-palette-doc" aria-hidden="true" data-doc={entry.doc} />
                       </div>
                     </li>
                   ))}

@@ -12,8 +12,23 @@ export function Modal({ title, onClose, children, wide }: { title: string; onClo
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
   }, [onClose]);
+  // Everything behind the dialog is inert while it is open: not focusable, not read out (a modal
+  // dialog, for keyboards and screen readers too, not only for the mouse).
+  const backdrop = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const made: Element[] = [];
+    for (let element: HTMLElement | null = backdrop.current; element && element !== document.body; element = element.parentElement) {
+      for (const sibling of element.parentElement?.children ?? []) {
+        if (sibling !== element && !sibling.hasAttribute("inert") && sibling.tagName !== "SCRIPT") {
+          sibling.setAttribute("inert", "");
+          made.push(sibling);
+        }
+      }
+    }
+    return () => made.forEach((element) => element.removeAttribute("inert"));
+  }, []);
   return (
-    <div className="nf-modal-backdrop" onMouseDown={(event) => event.target === event.currentTarget && onClose()}>
+    <div className="nf-modal-backdrop" ref={backdrop} onMouseDown={(event) => event.target === event.currentTarget && onClose()}>
       <div className={`card nf-modal${wide === "extra" ? " extra-wide" : wide ? " wide" : ""}`} role="dialog" aria-modal="true" aria-label={title}>
         <h2>{title}</h2>
         {children}

@@ -74,7 +74,8 @@ export function useViewFitting(): ViewFitting {
     const x = bounds.width * zoom <= room.width
       ? width / 2 - (bounds.x + bounds.width / 2) * zoom
       : PADDING_PX.x - bounds.x * zoom;
-    void flow.setViewport({ x, y: PADDING_PX.y - bounds.y * zoom, zoom }, { duration: 300 });
+    // At once, not animated: a drop right after the fit lands where the final view shows it.
+    void flow.setViewport({ x, y: PADDING_PX.y - bounds.y * zoom, zoom });
   }, [flow, flowStore]);
   const focusNode = useCallback((nodeId: string) => {
     if (useEditorStore.getState().nodes.some((node) => node.id === nodeId)) {
