@@ -47,7 +47,11 @@ class NetForge:
         # Any free port for gRPC too: 50051 lies in the ephemeral range, and the other tests' servers
         # and clients on port 0 can hold it between make run's probe and the gRPC server's bind.
         env.update(NETFORGE_HOME=str(self.home), NETFORGE_GRPC_PORT="0", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
-                   OPENBLAS_NUM_THREADS="1")
+                   OPENBLAS_NUM_THREADS="1",
+                   # The suite signs up a user per test, all from 127.0.0.1 within minutes: past the
+                   # default sign-up rate (10/hour). The throttles are tested in tests/security.
+                   NETFORGE_REGISTER_RATE="10000/hour", NETFORGE_LOGIN_RATE="10000/min",
+                   NETFORGE_TOKEN_RATE="10000/min")
         log = open(self.log_path, "w")  # the child writes it until stop()
         self.process = subprocess.Popen([sys.executable, "-m", "webapp.run", "--port", "0"], cwd=ROOT, env=env,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
