@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-
 import pytest
 from playwright.sync_api import expect
 
@@ -55,7 +54,8 @@ def test_the_new_project_form_and_the_runs_table_fit_at_1280_and_1440_px(page):
         select = page.get_by_label("Start from")
         expect(select.locator("option")).not_to_have_count(1)
         for button in ("Create", "Cancel"):
-            assert right_edge(page.get_by_role("button", name=button, exact=True)) <= width, f"{button} off-screen at {width} px"
+            button_edge = right_edge(page.get_by_role("button", name=button, exact=True))
+            assert button_edge <= width, f"{button} off-screen at {width} px"
         assert right_edge(select) <= width, f"the select is wider than the window at {width} px"
         steps.shot(f"new-project-{width}")
 
@@ -118,7 +118,8 @@ def test_the_built_assets_are_served_compressed(page, netforge):
     assert len(assets) == 2, assets
     for encoding in ("br", "gzip"):
         for asset in assets:
-            with httpx.stream("GET", f"{netforge.url}{asset}", headers={"Accept-Encoding": encoding}, timeout=30) as answer:
+            with httpx.stream("GET", f"{netforge.url}{asset}", headers={"Accept-Encoding": encoding},
+                              timeout=30) as answer:
                 body = b"".join(answer.iter_raw())
                 assert answer.status_code == 200, asset
                 assert answer.headers.get("content-encoding") == encoding, (asset, answer.headers)
@@ -152,7 +153,8 @@ def test_a_paste_lands_clear_of_the_original_or_at_the_pointer(page):
     assert not overlaps(copy.bounding_box(), original.bounding_box()), "the copy covers the original"
     for node in page.locator(".react-flow__node").all():
         if node.get_attribute("data-id") != first:
-            assert not overlaps(copy.bounding_box(), node.bounding_box()), f"the copy covers {node.get_attribute('data-id')}"
+            covered = node.get_attribute("data-id")
+            assert not overlaps(copy.bounding_box(), node.bounding_box()), f"the copy covers {covered}"
     page.steps.shot("pasted-beside")
 
     pane = page.locator(".react-flow__pane").bounding_box()
@@ -218,7 +220,8 @@ def test_a_node_keeps_its_size_and_shows_its_errors_beside_it(page):
     expect(errors).to_be_visible()  # selected: shown
     page.steps.shot("errors-beside-the-node")
     after = dense.bounding_box()
-    assert (round(after["width"]), round(after["height"])) == (round(before["width"]), round(before["height"])), (before, after)
+    size_after = (round(after["width"]), round(after["height"]))
+    assert size_after == (round(before["width"]), round(before["height"])), (before, after)
     popover = errors.bounding_box()
     assert popover["x"] >= after["x"] + after["width"], ("the errors cover the node", popover, after)
 
