@@ -17,9 +17,11 @@ client that is slow to send them (``webapp.http_timeouts``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -38,49 +40,75 @@ class RequestBodyGuard:
             return await self.application(scope, receive, send)
         if b"%00" in scope.get("query_string", b""):
             return await refuse(send, 400, "bad_request", "the query string holds a NUL character (%00)", {})
-        limit = int(settings.REQUEST_MAX_BODY_BYTES)
-        declared = content_length(scope)
-        if declared is not None and declared > limit:
-            return await refuse(send, 413, "too_large", _too_large(declared, limit), {"size": declared, "limit": limit})
-        stall = float(settings.REQUEST_READ_TIMEOUT_SECONDS)
-        deadline = time.monotonic() + float(settings.REQUEST_BODY_TIMEOUT_SECONDS)
-        received = 0
-        refused = False
-        body_done = False
+        policy = BodyPolicy(limit=int(settings.REQUEST_MAX_BODY_BYTES),
+                            stall_seconds=float(settings.REQUEST_READ_TIMEOUT_SECONDS),
+                            total_seconds=float(settings.REQUEST_BODY_TIMEOUT_SECONDS),
+                            too_large=_too_large, timed_out=_timed_out)
+        return await guard_body(self.application, scope, receive, send, policy)
 
-        async def guarded_receive():
-            nonlocal received, refused, body_done
-            if refused:
-                return {"type": "http.disconnect"}
-            if body_done:  # Django listening for a disconnect while the view runs: no timeout
-                return await receive()
-            wait = min(stall, deadline - time.monotonic())
-            try:
-                async with asyncio.timeout(max(wait, 0.001)):  # no task per message, unlike wait_for
-                    message = await receive()
-            except TimeoutError:
+
+@dataclasses.dataclass(frozen=True)
+class BodyPolicy:
+    """What one guard allows a request body: ``limit`` bytes, ``stall_seconds`` between two of its
+    messages, ``total_seconds`` for all of it (None: no total); and the messages of its refusals."""
+
+    limit: int
+    stall_seconds: float
+    total_seconds: float | None
+    too_large: Callable[..., str]  # (size, limit, *, partial) -> message
+    timed_out: Callable[[float, bool], str]  # (the wait that ran out, whether it was the total) -> message
+
+
+async def guard_body(application, scope, receive, send, policy: BodyPolicy):
+    """Run ``application`` with the body held to ``policy``: 413 from the Content-Length header
+    before reading anything, 413 as soon as the bytes received pass the limit, 408 when a wait runs
+    out. Once the guard has answered, the application is told the client went away
+    (``http.disconnect``) and a late reply from it is dropped."""
+    limit = policy.limit
+    declared = content_length(scope)
+    if declared is not None and declared > limit:
+        # Refused from the header: not one byte of the body is read.
+        return await refuse(send, 413, "too_large", policy.too_large(declared, limit),
+                            {"size": declared, "limit": limit})
+    deadline = None if policy.total_seconds is None else time.monotonic() + policy.total_seconds
+    received = 0
+    refused = False
+    body_done = False
+
+    async def guarded_receive():
+        nonlocal received, refused, body_done
+        if refused:
+            return {"type": "http.disconnect"}
+        if body_done:  # Django listening for a disconnect while the view runs: no timeout
+            return await receive()
+        wait = policy.stall_seconds if deadline is None else min(policy.stall_seconds, deadline - time.monotonic())
+        try:
+            async with asyncio.timeout(max(wait, 0.001)):  # no task per message, unlike wait_for
+                message = await receive()
+        except TimeoutError:
+            refused = True
+            await refuse(send, 408, "timeout", policy.timed_out(wait, wait < policy.stall_seconds), {"timeout": wait})
+            return {"type": "http.disconnect"}
+        if message["type"] == "http.request":
+            body_done = not message.get("more_body", False)
+            received += len(message.get("body", b""))
+            if received > limit:
                 refused = True
-                slow = wait < stall
-                await refuse(send, 408, "timeout",
-                             (f"the request body was not complete after {settings.REQUEST_BODY_TIMEOUT_SECONDS:g} s"
-                              if slow else f"the request body stalled: nothing for {stall:g} s")
-                             + "; send it again", {"timeout": wait})
+                await refuse(send, 413, "too_large", policy.too_large(received, limit, partial=True),
+                             {"size": received, "limit": limit})
                 return {"type": "http.disconnect"}
-            if message["type"] == "http.request":
-                body_done = not message.get("more_body", False)
-                received += len(message.get("body", b""))
-                if received > limit:
-                    refused = True
-                    await refuse(send, 413, "too_large", _too_large(received, limit, partial=True),
-                                 {"size": received, "limit": limit})
-                    return {"type": "http.disconnect"}
-            return message
+        return message
 
-        async def guarded_send(message):
-            if not refused:  # once the guard has answered, a late reply is dropped
-                await send(message)
+    async def guarded_send(message):
+        if not refused:
+            await send(message)
 
-        return await self.application(scope, guarded_receive, guarded_send)
+    return await application(scope, guarded_receive, guarded_send)
+
+
+def _timed_out(wait: float, whole_body: bool) -> str:
+    return ((f"the request body was not complete after {settings.REQUEST_BODY_TIMEOUT_SECONDS:g} s" if whole_body
+             else f"the request body stalled: nothing for {wait:g} s") + "; send it again")
 
 
 def content_length(scope) -> int | None:

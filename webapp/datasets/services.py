@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from engine import data as engine_data
 from engine.data import views
+from engine.data.limits import describe_bytes
 from engine.errors import DataError
 from webapp.core.exceptions import Conflict, InvalidInput, PayloadTooLarge
 from webapp.datasets import conversion, images, uploads
@@ -38,20 +39,12 @@ def max_upload_bytes() -> int:
     return int(settings.MAX_UPLOAD_BYTES)
 
 
-def describe_size(count: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if count < 1024 or unit == "GB":
-            return f"{count} bytes" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
-
-
 def check_upload_size(*, file_name: str, size: int) -> None:
     """413 when a file is over ``settings.MAX_UPLOAD_BYTES`` (NETFORGE_MAX_UPLOAD_MB)."""
     limit = max_upload_bytes()
     if size > limit:
         raise PayloadTooLarge(
-            f"{file_name} is {describe_size(size)}, over the upload limit of {describe_size(limit)} "
+            f"{file_name} is {describe_bytes(size)}, over the upload limit of {describe_bytes(limit)} "
             "(the server's NETFORGE_MAX_UPLOAD_MB setting)",
             details={"size": size, "limit": limit},
         )
@@ -121,8 +114,8 @@ def _check_builtin_size(builtin: str, options: dict) -> None:
     estimate = sum(array.nbytes for array in sample.arrays.values()) / len(sample) * rows
     if estimate > max_upload_bytes():
         raise InvalidInput(
-            f"dataset '{builtin}' with n_samples={rows} would hold about {describe_size(int(estimate))}, over the "
-            f"limit of {describe_size(max_upload_bytes())}; ask for fewer rows",
+            f"dataset '{builtin}' with n_samples={rows} would hold about {describe_bytes(int(estimate))}, over the "
+            f"limit of {describe_bytes(max_upload_bytes())}; ask for fewer rows",
             code="too_large", details={"options.n_samples": ["too many rows"]},
         )
 
@@ -176,8 +169,8 @@ def _check_storage(*, owner, adding: int) -> None:
     used = storage_used(owner=owner)
     if used + adding > limit:
         raise PayloadTooLarge(
-            f"your datasets hold {describe_size(used)}; adding {describe_size(adding)} would pass the storage limit "
-            f"of {describe_size(limit)} per user (the server's NETFORGE_DATASET_MAX_STORAGE_PER_USER_MB setting); "
+            f"your datasets hold {describe_bytes(used)}; adding {describe_bytes(adding)} would pass the storage limit "
+            f"of {describe_bytes(limit)} per user (the server's NETFORGE_DATASET_MAX_STORAGE_PER_USER_MB setting); "
             "delete datasets you no longer need", details={"used": used, "adding": adding, "limit": limit})
 
 

@@ -14,13 +14,10 @@ small form fields), for the whole request: the data file and a labels file toget
 
 from __future__ import annotations
 
-import asyncio
-import json
-import logging
-
 from django.conf import settings
 
-log = logging.getLogger(__name__)
+from engine.data.limits import describe_bytes
+from webapp.core.body_guard import BodyPolicy, guard_body
 
 UPLOAD_PATHS = ("/api/datasets/upload", "/api/datasets/upload/")
 MULTIPART_OVERHEAD_BYTES = 1024 * 1024
@@ -39,70 +36,17 @@ class UploadGuard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope.get("path") not in UPLOAD_PATHS:
             return await self.application(scope, receive, send)
-        limit = upload_body_limit()
-        declared = _content_length(scope)
-        if declared is not None and declared > limit:
-            # Refused from the header: not one byte of the body is read.
-            return await _refuse(send, 413, "too_large", _too_large_message(declared, limit),
-                                 {"size": declared, "limit": limit})
-        timeout = float(settings.UPLOAD_READ_TIMEOUT_SECONDS)
-        received = 0
-        refused = False
-        body_done = False
-
-        async def guarded_receive():
-            nonlocal received, refused, body_done
-            if refused:
-                return {"type": "http.disconnect"}
-            if body_done:  # Django listening for a disconnect while the view runs: no read timeout
-                return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), timeout)
-            except TimeoutError:
-                refused = True
-                await _refuse(send, 408, "timeout",
-                              f"the upload sent nothing for {timeout:g} s (the server's "
-                              "NETFORGE_UPLOAD_READ_TIMEOUT_SECONDS setting); send it again", {"timeout": timeout})
-                return {"type": "http.disconnect"}
-            if message["type"] == "http.request":
-                body_done = not message.get("more_body", False)
-                received += len(message.get("body", b""))
-                if received > limit:
-                    refused = True
-                    await _refuse(send, 413, "too_large", _too_large_message(received, limit, partial=True),
-                                  {"size": received, "limit": limit})
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded_send(message):
-            if not refused:  # once the guard has answered, a late reply from Django is dropped
-                await send(message)
-
-        return await self.application(scope, guarded_receive, guarded_send)
-
-
-def _content_length(scope) -> int | None:
-    for name, value in scope.get("headers", []):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+        policy = BodyPolicy(limit=upload_body_limit(), stall_seconds=float(settings.UPLOAD_READ_TIMEOUT_SECONDS),
+                            total_seconds=None, too_large=_too_large_message, timed_out=_timed_out_message)
+        return await guard_body(self.application, scope, receive, send, policy)
 
 
 def _too_large_message(size: int, limit: int, *, partial: bool = False) -> str:
-    from webapp.datasets.services import describe_size  # noqa: PLC0415
-
-    amount = f"more than {describe_size(size)}" if partial else describe_size(size)
-    return (f"the upload is {amount}, over the upload limit of {describe_size(limit - MULTIPART_OVERHEAD_BYTES)} "
+    amount = f"more than {describe_bytes(size)}" if partial else describe_bytes(size)
+    return (f"the upload is {amount}, over the upload limit of {describe_bytes(limit - MULTIPART_OVERHEAD_BYTES)} "
             "(the server's NETFORGE_MAX_UPLOAD_MB setting)")
 
 
-async def _refuse(send, status: int, code: str, message: str, details: dict) -> None:
-    log.info("upload refused with %s: %s", status, message)
-    body = json.dumps({"error": {"code": code, "message": message, "details": details}}).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+def _timed_out_message(wait: float, whole_body: bool) -> str:
+    return (f"the upload sent nothing for {wait:g} s (the server's NETFORGE_UPLOAD_READ_TIMEOUT_SECONDS setting); "
+            "send it again")
