@@ -54,6 +54,15 @@ class UndecodableRequest:
         self.reason = reason
 
 
+def api_key(context) -> str | None:
+    """The caller's API key from the call's metadata: ``authorization: Bearer <key>`` or ``x-api-key``."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and value[:7].lower() == "bearer ":
+            return value[7:].strip()
+        if key == "x-api-key":
+            return value
+    return None
+
 def _tolerant(parse):
     def deserialize(data: bytes):
         from google.protobuf.message import DecodeError  # noqa: PLC0415  (protobuf loads with the servicer)
@@ -92,14 +101,6 @@ def make_servicer(runtime):
     from webapp.serving.inputs import InputError  # noqa: PLC0415
     from webapp.serving.protos.netforge.serving.v1 import predict_pb2, predict_pb2_grpc  # noqa: PLC0415
     from webapp.serving.runtime import ServingError, version_metadata  # noqa: PLC0415
-
-    def api_key(context) -> str | None:
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" and value[:7].lower() == "bearer ":
-                return value[7:].strip()
-            if key == "x-api-key":
-                return value
-        return None
 
     dtype_names = {numpy.dtype(name): name for name in serving_inputs.DTYPES}
 

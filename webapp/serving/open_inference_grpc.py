@@ -25,7 +25,7 @@ import numpy
 from google.protobuf import descriptor_pool, message_factory
 
 from webapp.serving import inputs as serving_inputs
-from webapp.serving.grpc_server import UndecodableRequest, _tolerant
+from webapp.serving.grpc_server import UndecodableRequest, _tolerant, api_key
 from webapp.serving.inputs import V2_DATATYPES, InputError
 from webapp.serving.open_inference import model_metadata, server_metadata, v2_datatype
 from webapp.serving.runtime import BadInput, NotFound, ServingError
@@ -56,15 +56,6 @@ pb = _protocol_messages()
 # the typed InferTensorContents field of each datatype
 CONTENTS_FIELD = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents",
                   "INT64": "int64_contents"}
-
-
-def _api_key(context) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and value[:7].lower() == "bearer ":
-            return value[7:].strip()
-        if key == "x-api-key":
-            return value
-    return None
 
 
 def _version(text: str) -> int | None:
@@ -152,7 +143,7 @@ def make_servicer(runtime):
         async def ModelMetadata(self, request, context):
             await refuse_undecodable(request, "ModelMetadata", context)
             try:
-                route, loaded = await runtime.resolve(request.name, _version(request.version), _api_key(context))
+                route, loaded = await runtime.resolve(request.name, _version(request.version), api_key(context))
             except ServingError as error:
                 await abort(context, error)
             described = model_metadata(request.name, route, loaded)
@@ -170,7 +161,7 @@ def make_servicer(runtime):
             await refuse_undecodable(request, "ModelInfer", context)
             try:
                 loaded, result = await runtime.serve(
-                    name=request.model_name, version=_version(request.model_version), api_key=_api_key(context),
+                    name=request.model_name, version=_version(request.model_version), api_key=api_key(context),
                     decode=lambda specs: _decode_infer(request, specs), protocol="grpc")
                 outputs = serving_inputs.output_arrays(result)
                 wanted = [output.name for output in request.outputs]
