@@ -97,7 +97,8 @@ class Status:
 _cached: tuple[float, Status] | None = None  # (when, answer), monotonic
 _last_seen: dict[str, float] = {}  # queue -> when a worker last said it serves it (monotonic)
 _refreshing = False  # a background refresh is under way
-_state_lock = threading.Lock()  # guards the three above
+_generation = 0  # bumped by forget_cached_status: an answer asked for before it is not kept
+_state_lock = threading.Lock()  # guards the four above
 _asking_lock = threading.Lock()  # one round trip to the workers at a time
 
 
@@ -141,9 +142,13 @@ def _refresh() -> None:
 
 def _ask_and_keep(timeout: float) -> Status:
     global _cached
+    with _state_lock:
+        generation = _generation
     with _asking_lock:
         answer = _ask_workers(timeout)
     with _state_lock:
+        if generation != _generation:  # forgotten while asking (the broker changed): answer, keep nothing
+            return answer
         _cached = (time.monotonic(), answer)
         for queue in answer.queues:
             if queue.live:
@@ -152,8 +157,10 @@ def _ask_and_keep(timeout: float) -> Status:
 
 
 def forget_cached_status() -> None:
-    global _cached
+    """Drop the kept answer and the queues seen; an answer still being asked for is not kept either."""
+    global _cached, _generation
     with _state_lock:
+        _generation += 1
         _cached = None
         _last_seen.clear()
 
