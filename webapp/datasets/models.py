@@ -39,6 +39,8 @@ class Dataset(models.Model):
     # How the features are shaped for a graph (engine.data.views): {} as stored, or flat, image
     # (C x H x W, with its layout) or sequence (T x F).
     view = models.JSONField(default=dict, blank=True)
+    # Archived: hidden from dataset lists and pickers unless asked for; existing runs keep using it.
+    archived_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -12,6 +12,8 @@ class Project(models.Model):
     description = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Archived: hidden from the projects list unless asked for, kept whole (unarchive brings it back).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-updated_at"]
@@ -32,6 +34,9 @@ class GraphVersion(models.Model):
     spec = models.JSONField()  # the engine's netforge.graph/1 document converted from it
     summary = models.JSONField(default=dict)  # total parameters, FLOPs per sample, memory estimate
     message = models.CharField(max_length=500, blank=True, default="")
+    # Work in progress saved with its errors: never trained (run creation refuses it); a draft of a
+    # valid graph is promoted by saving its document again as an ordinary version.
+    draft = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -44,6 +44,8 @@ class Run(models.Model):
     # What the trained model does on the held-out split (workers.evaluation): confusion matrix,
     # per-class scores and sample predictions, or (true, predicted) pairs for regression.
     evaluation = models.JSONField(default=dict, blank=True)
+    # Archived: hidden from run lists unless asked for, kept whole (unarchive brings it back).
+    archived_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
