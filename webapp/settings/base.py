@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "webapp.runs",
     "webapp.catalog",
     "webapp.endpoints",
+    "webapp.sweeps",
 ]
 
 MIDDLEWARE = [
