@@ -252,11 +252,14 @@ class Model:
             spaces[key] = [{} for _ in plan.steps]
         return spaces[key]
 
-    def run(self, feeds: dict, targets: tuple[str, ...], *, training: bool = False, keep_contexts: bool = False):
+    def run(self, feeds: dict, targets: tuple[str, ...], *, training: bool = False, keep_contexts: bool = False,
+            observer=None):
         """Run the forward pass for ``targets`` (value keys); returns (values, contexts).
 
         With ``keep_contexts`` (a training step) the ops reuse their work arrays across calls, so
-        the contexts are valid until the next such run of the same targets in the same thread."""
+        the contexts are valid until the next such run of the same targets in the same thread.
+        ``observer(node, output)``, if given, sees each node's output as it is made (layer
+        statistics, ``engine.layer_stats``): the only moment every activation still exists."""
         plan = self._plan(tuple(targets), keep_contexts)
         values = self.prepare_feeds(feeds, plan.input_names)
         contexts = []
@@ -274,6 +277,8 @@ class Model:
             if workspaces is not None:
                 ctx.workspace = workspaces[index]
             out = step.node.op.forward(ctx, step.node.params, *args)
+            if observer is not None:
+                observer(step.node, out)
             if ctx.updates:
                 for name, value in ctx.updates.items():
                     buffers[f"{step.node.id}/{name}"] = value
@@ -299,10 +304,11 @@ class Model:
         values, _ = self.run(feeds, targets, training=training)
         return {n: values[self.analysis.outputs[n]] for n in names}
 
-    def loss_and_grads(self, feeds: dict, *, value_keys: tuple = (), training: bool = True):
+    def loss_and_grads(self, feeds: dict, *, value_keys: tuple = (), training: bool = True, observer=None):
         """One forward and backward: (loss as float, {value key: array}, {param key: gradient}).
 
-        ``value_keys`` names extra values to return (node ids, or graph outputs' keys)."""
+        ``value_keys`` names extra values to return (node ids, or graph outputs' keys);
+        ``observer`` is ``run``'s."""
         loss_key = self.loss_key
         targets = (loss_key, *value_keys)
         plan = self._plan(targets, True)
@@ -310,12 +316,12 @@ class Model:
             backend.retain_freed_memory()  # each step's arrays come back from the heap, not as page faults
         if self.xp is numpy and plan.owns_cores:
             with parallel.owned_cores():
-                return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training)
-        return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training)
+                return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training, observer)
+        return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training, observer)
 
     def _loss_and_grads(self, plan: _Plan, feeds: dict, targets: tuple, loss_key: str, value_keys: tuple,
-                        training: bool):
-        values, contexts = self.run(feeds, targets, training=training, keep_contexts=True)
+                        training: bool, observer=None):
+        values, contexts = self.run(feeds, targets, training=training, keep_contexts=True, observer=observer)
         loss = values[loss_key]
         grads_of_values = {loss_key: self._one(loss.dtype)}
         param_grads: dict = {}

@@ -34,6 +34,7 @@ from engine.data.augment import augment_images, batch_generator, draw_augmentati
 from engine.data.dataset import RowSelection
 from engine.data.store import is_mapped
 from engine.errors import ArtifactError, EngineError
+from engine.layer_stats import LayerStatsOptions, LayerStatsSampler
 from engine.model import Model
 from engine.optimizers import make_optimizer
 from engine.registry import FLOAT_DTYPES
@@ -47,7 +48,7 @@ from engine.training_options import (
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("train_begin", "batch_end", "epoch_end", "checkpoint", "train_end")
+EVENTS = ("train_begin", "batch_end", "epoch_end", "checkpoint", "train_end", "layer_stats")
 PROBABILITY_OF_LOSS = {"softmax_cross_entropy": "softmax", "sigmoid_cross_entropy": "sigmoid", "hinge": "sign",
                        "perceptron": "sign"}
 
@@ -159,7 +160,9 @@ class Trainer:
     - ``train_begin``: epochs, steps_per_epoch, parameters, resumed_from_epoch;
     - ``batch_end``: epoch, batch, batches, step, loss, samples_per_second, lr;
     - ``epoch_end``: epoch, step, loss, metrics, val_loss, val_metrics, samples_per_second, seconds;
-    - ``checkpoint``: epoch, path;  ``train_end``: status, epochs_completed.
+    - ``checkpoint``: epoch, path;  ``train_end``: status, epochs_completed;
+    - ``layer_stats``: a sample of per-layer statistics (``engine.layer_stats``), after
+      ``watch_layers``: step, epoch, wall_time, nodes, nan.
 
     Data-parallel training (one ``Trainer`` per worker, all built alike): ``shard=(rank, world_size)``
     makes this trainer compute each step's gradient on its own contiguous share of the step's global
@@ -211,6 +214,12 @@ class Trainer:
             raise EngineError(f"threads must be a positive integer (or None for NETFORGE_THREADS or the usable cores), "
                               f"got {threads!r}")
         self.threads = threads
+        self.layer_stats = None  # a LayerStatsSampler once watch_layers is called
+
+    def watch_layers(self, options: LayerStatsOptions | None = None) -> LayerStatsSampler:
+        """Sample per-layer statistics while training, as ``layer_stats`` events."""
+        self.layer_stats = LayerStatsSampler(self.model, options)
+        return self.layer_stats
 
     # -- wiring -------------------------------------------------------------------------------
     def _bind_inputs(self, feeds: dict) -> dict[str, str]:
@@ -372,21 +381,30 @@ class Trainer:
             loss_sum, seen = 0.0, 0
             for index, (batch, rows, global_size, share) in enumerate(self._ready_batches(train, order)):
                 size = len(rows)
+                observer = None  # a sampled step's layer statistics watch its forward pass
                 if size:
                     batch = self._augmented(batch, share, global_size)
-                    loss, values, grads = self.model.loss_and_grads(batch, value_keys=targets)
+                    observer = self.layer_stats.begin_step(self.step + 1) if self.layer_stats else None
+                    loss, values, grads = self.model.loss_and_grads(batch, value_keys=targets, observer=observer)
                 else:  # an empty share of a small last batch: it adds nothing to the sum
                     loss, values, grads = 0.0, {}, {key: self.model.xp.zeros_like(p) for key, p in params.items()}
                 if self.reduce_gradients is not None:
                     grads, loss = self.reduce_gradients(grads, loss, size, global_size)
                 if not math.isfinite(loss):
+                    if self.layer_stats is not None and size:  # which node produced the first NaN or Inf
+                        self._emit("layer_stats", self.layer_stats.non_finite_loss(
+                            batch, step=self.step + 1, epoch=self.epoch + (index + 1) / batches, loss=loss))
                     raise EngineError(
                         f"the loss became {loss} at epoch {self.epoch + 1}, batch {index + 1}: lower the learning rate "
                         "or check the data for extreme values"
                     )
+                if observer is not None:
+                    self.layer_stats.after_backward(grads)
                 if grads is not None:  # None: the reducer applied the update itself (e.g. a parameter server)
                     self.optimizer.step(params, grads)
                 self.step += 1
+                if observer is not None:
+                    self._emit("layer_stats", self.layer_stats.after_update(epoch=self.epoch + (index + 1) / batches))
                 loss_sum += loss * global_size
                 seen += global_size
                 if want_scores and size:
