@@ -72,7 +72,8 @@ def main(config: dict) -> int:
                                 world_size=config["world_size"], strategy=config.get("strategy", "allreduce"),
                                 dtype=config["dtype"], timeout=config.get("timeout", 60),
                                 rendezvous_timeout=config.get("rendezvous_timeout"),
-                                min_world_size=config.get("min_world_size"), staleness=config.get("staleness"))
+                                min_world_size=config.get("min_world_size"), staleness=config.get("staleness"),
+                                transport_name=config.get("transport"))
     try:
         worker.join()
     except DistributedError as error:

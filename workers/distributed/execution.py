@@ -37,6 +37,7 @@ import time
 
 from django.conf import settings
 
+from engine import parallel
 from engine.errors import EngineError
 from webapp.datasets.selectors import load_engine_dataset
 from webapp.runs import lifecycle, live
@@ -62,6 +63,22 @@ def advertised_host() -> str:
 
 def collective_timeout() -> float:
     return float(os.environ.get("NETFORGE_COLLECTIVE_TIMEOUT_SECONDS", "60"))
+
+
+def threads_of_rank(worker: DataParallelWorker) -> int | None:
+    """The engine threads of one rank: the cores this process may use, split evenly between the
+    group's workers on this machine (the lower ranks take what does not divide), so that ranks
+    sharing a machine do not each run on every core; None, the engine's own default, when
+    ``NETFORGE_THREADS`` says how many threads every process uses."""
+    if os.environ.get(parallel.ENVIRONMENT_VARIABLE, "").strip():
+        return None
+    host = socket.gethostname()
+    local = sorted(rank for rank, member in worker.rendezvous.members.items()
+                   if rank != SERVER_RANK and member.get("host") == host)
+    if len(local) <= 1 or worker.rank not in local:
+        return None
+    share, extra = divmod(parallel.default_threads(), len(local))
+    return max(1, share + (local.index(worker.rank) < extra))
 
 
 class StatusPublisher:
@@ -125,6 +142,10 @@ def rank_execute(run_id: int, *, group: str, rank: int) -> str:
         worker.collective.close()
         _fail_start(run_id, group, f"the distributed run could not start: {error}")
         return "failed"
+    except DistributedError as error:  # a member failed while the group connected its collective
+        worker.abort(str(error))
+        _fail_start(run_id, group, f"the distributed run could not start: {error}")
+        return "failed"
     status.rank, status.world_size = worker.rank, worker.world_size  # the group's, as it started
     status.start()
     try:
@@ -169,6 +190,7 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
             trainer, checkpoint = training.build_trainer(run, dataset, list(run.checkpoints.order_by("-epoch")),
                                                          shard=(0, worker.world_size))
             worker.start_step = trainer.step
+            trainer.threads = threads_of_rank(worker)
             worker.rendezvous.publish("start", {"attempt": run.attempt,
                                                 "checkpoint": checkpoint.path if checkpoint else None})
             trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
@@ -231,6 +253,7 @@ def _execute_other_rank(run_id: int, group: str, worker: DataParallelWorker, sta
             trainer, _ = training.build_trainer(run, dataset, [checkpoint] if checkpoint else [],
                                                 shard=(rank, worker.world_size))
             worker.start_step = trainer.step
+            trainer.threads = threads_of_rank(worker)
             trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
             status.state = "running"
             result = trainer.run()

@@ -6,7 +6,7 @@ all under ``netforge:distributed:<group>:`` and expiring a day after the group's
 
 - ``created``: when the first member joined (Redis time); every member's deadline counts from it,
   so a member that started late does not wait longer than the others;
-- ``members``: hash rank -> JSON {address, host, pid} (the rank registry);
+- ``members``: hash rank -> JSON {address, host, pid, transport} (the rank registry);
 - ``alive:<rank>``: a key each member refreshes every ``HEARTBEAT_SECONDS`` with a time to live of
   ``LIVENESS_SECONDS``: a member killed (``kill -9``) or stopped (``SIGSTOP``) loses its key;
 - ``left:<rank>``: set by a member that finished normally (it is not a failure that its key goes),
@@ -89,14 +89,14 @@ class Rendezvous:
         return self.prefix + name
 
     # -- joining ------------------------------------------------------------------------------
-    def join(self, address: str) -> dict[int, dict]:
-        """Register this member's address, wait for all, and start the monitor; returns
-        ``{rank: {"address", "host", "pid"}}``."""
+    def join(self, address: str, **details) -> dict[int, dict]:
+        """Register this member's address (and ``details``, e.g. the transports it accepts), wait for
+        all, and start the monitor; returns ``{rank: {"address", "host", "pid", **details}}``."""
         now = self._redis_time()
         pipe = self.client.pipeline()
         pipe.set(self.key("created"), now, nx=True, ex=KEY_LIFETIME_SECONDS)
         pipe.hset(self.key("members"), str(self.slot),
-                  json.dumps({"address": address, "host": socket.gethostname(), "pid": os.getpid()}))
+                  json.dumps({"address": address, "host": socket.gethostname(), "pid": os.getpid(), **details}))
         pipe.expire(self.key("members"), KEY_LIFETIME_SECONDS)
         pipe.set(self.key(f"alive:{self.slot}"), 1, px=int(LIVENESS_SECONDS * 1000))
         pipe.execute()

@@ -5,8 +5,10 @@ is the parameter-server process's whole life."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 
-from workers.distributed import transport
+from workers.distributed import shared_memory, transport
 from workers.distributed.parameter_server import AsyncParameterServerClient, ParameterServer, ParameterServerClient
 from workers.distributed.reducer import AsyncGradientReducer, GradientReducer
 from workers.distributed.rendezvous import SERVER_RANK, Rendezvous
@@ -15,6 +17,28 @@ from workers.distributed.ring import RingAllReduce
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("allreduce", "ps")
+# "auto": the ring all-reduce goes through shared memory when every worker of the group is on this
+# machine (and the machine allows it), over gRPC otherwise; "grpc": always over gRPC.
+TRANSPORTS = ("auto", "grpc")
+TRANSPORT_VARIABLE = "NETFORGE_DISTRIBUTED_TRANSPORT"
+
+
+def default_transport() -> str:
+    """``NETFORGE_DISTRIBUTED_TRANSPORT``, "auto" when unset."""
+    value = os.environ.get(TRANSPORT_VARIABLE, "auto").strip().lower() or "auto"
+    if value not in TRANSPORTS:
+        raise ValueError(f"{TRANSPORT_VARIABLE} must be one of {', '.join(TRANSPORTS)}, got {value!r}")
+    return value
+
+
+def shares_memory(members: dict[int, dict]) -> bool:
+    """Whether a group with these members all-reduces through shared memory: every worker is on
+    this machine and accepts it (each says so in the rendezvous, so all of them decide alike)."""
+    workers = [member for rank, member in members.items() if rank != SERVER_RANK]
+    return (len(workers) > 1 and shared_memory.usable()
+            and all(member.get("transport", "grpc") == "auto" for member in workers)
+            and len({member.get("host") for member in workers}) == 1
+            and workers[0].get("host") == socket.gethostname())
 
 
 class DataParallelWorker:
@@ -23,9 +47,10 @@ class DataParallelWorker:
     def __init__(self, redis_url: str, group: str, *, rank: int, world_size: int, strategy: str, dtype: str,
                  host: str = "127.0.0.1", timeout: float = transport.DEFAULT_TIMEOUT_SECONDS,
                  rendezvous_timeout: float | None = None, min_world_size: int | None = None,
-                 staleness: int | None = None):
+                 staleness: int | None = None, transport_name: str | None = None):
         """``staleness``: None for the synchronous strategies; an integer >= 0 makes "ps" the
-        asynchronous parameter server with that staleness bound."""
+        asynchronous parameter server with that staleness bound. ``transport_name``: one of
+        ``TRANSPORTS`` (default ``NETFORGE_DISTRIBUTED_TRANSPORT``, else "auto")."""
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         self.rank, self.world_size, self.strategy = rank, world_size, strategy
@@ -35,6 +60,10 @@ class DataParallelWorker:
         if staleness is not None and strategy != "ps":
             raise ValueError(f"a staleness bound needs the parameter-server strategy ('ps'), not {strategy!r}")
         self.staleness = staleness
+        self.transport = default_transport() if transport_name is None else transport_name
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {self.transport!r}")
+        self.group, self.dtype, self.timeout = group, dtype, timeout
         if strategy == "allreduce":
             self.collective = RingAllReduce(group, rank=rank, world_size=world_size, dtype=dtype, host=host,
                                             timeout=timeout)
@@ -48,11 +77,16 @@ class DataParallelWorker:
     def join(self) -> dict[int, dict]:
         """Returns ``{rank: member}``; ``rank`` and ``world_size`` are then the group's as it started
         (fewer workers than planned when the group accepts that)."""
-        members = self.rendezvous.join(self.address)
+        members = self.rendezvous.join(self.address, transport=self.transport)
         self.rank = self.collective.rank = self.rendezvous.rank
         self.world_size = self.collective.world_size = self.rendezvous.world_size
+        if self.strategy == "allreduce" and shares_memory(members):
+            ring, self.collective = self.collective, shared_memory.SharedMemoryAllReduce(
+                self.group, rank=self.rank, world_size=self.world_size, dtype=self.dtype, timeout=self.timeout)
+            ring.close()  # no peer will call its server
         self.collective.connect(self.rendezvous)
         return members
+
 
     def make_reducer(self, params: dict, *, on_stop) -> GradientReducer | AsyncGradientReducer:
         if self.staleness is None:
