@@ -101,8 +101,24 @@ def _environ(process) -> list[str]:
         return []
 
 
+def pool_idle(platform) -> bool:
+    """Whether the worker runs no task: asked of the worker itself over the broker (Celery's remote
+    control), not guessed from the database, since a late rank that stands down holds a slot too."""
+    from celery import Celery  # noqa: PLC0415
+
+    client = Celery(broker=platform.redis_url)
+    try:
+        active = client.control.inspect(timeout=1.0).active()
+    finally:
+        client.close()
+    return bool(active) and not any(active.values())
+
+
 @pytest.fixture
 def workspace(platform, django_db_blocker):
+    # Each test counts on the pool's three slots being free (a group of 3, a group that gathers 3 of
+    # 4): a run or a late task of the test before, slow under load, must not take one.
+    wait_until(lambda: pool_idle(platform), timeout=180, what="the worker's pool to be idle", interval=0.5)
     from django.contrib.auth import get_user_model  # noqa: PLC0415 - as in tests/platform/conftest.py
 
     from webapp.core.services import api_token_create  # noqa: PLC0415
@@ -205,7 +221,9 @@ def ended(process: psutil.Process) -> bool:
 def test_a_process_killed_mid_run_is_detected_and_the_run_resumes_from_its_checkpoint(
         platform, workspace, strategy, victim):
     run = start_distributed(workspace, workers=2, strategy=strategy, epochs=4, batch_size=16)
-    wait_for_run(run["id"], lambda r: r.checkpoints.exists(), timeout=90, what="the first checkpoint")
+    at_checkpoint = wait_for_run(run["id"], lambda r: r.checkpoints.exists() or r.state not in ("queued", "running"),
+                                 timeout=90, what="the first checkpoint")
+    assert at_checkpoint.state == "running", at_checkpoint.error  # not ended before its first checkpoint
     first = get_run(run["id"])
     killed = psutil.Process(members(platform, first.task_id)[victim]["pid"])
     processes = [killed, *killed.children(recursive=True)]  # a pool process and its recording process
@@ -238,7 +256,9 @@ def test_a_process_killed_mid_run_is_detected_and_the_run_resumes_from_its_check
 def test_a_rank_that_stops_answering_is_detected_and_the_run_resumes_with_the_workers_it_can_gather(
         platform, workspace):
     run = start_distributed(workspace, workers=3, strategy="allreduce", epochs=3, batch_size=16)
-    wait_for_run(run["id"], lambda r: r.checkpoints.exists(), timeout=90, what="the first checkpoint")
+    at_checkpoint = wait_for_run(run["id"], lambda r: r.checkpoints.exists() or r.state not in ("queued", "running"),
+                                 timeout=90, what="the first checkpoint")
+    assert at_checkpoint.state == "running", at_checkpoint.error  # not ended before its first checkpoint
     first = get_run(run["id"])
     frozen = members(platform, first.task_id)[1]
     os.kill(frozen["pid"], signal.SIGSTOP)  # its pool slot stays taken: two of three are free
