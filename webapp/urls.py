@@ -20,6 +20,7 @@ from webapp.endpoints import serving as endpoints_serving
 from webapp.projects import api as projects_api
 from webapp.runs import api as runs_api
 from webapp.runs import queues_api
+from webapp.sweeps import api as sweeps_api
 
 
 def route(pattern: str, view, name: str):
@@ -63,6 +64,7 @@ api = [
     *route("projects/<int:project_id>/versions/<int:version_id>/script", projects_api.GraphVersionScriptView.as_view(),
            "graph-version-script"),
     *route("projects/<int:project_id>/runs", runs_api.ProjectRunListView.as_view(), "project-run-list"),
+    *route("projects/<int:project_id>/sweeps", sweeps_api.ProjectSweepListView.as_view(), "project-sweep-list"),
     # datasets
     *route("datasets", datasets_api.DatasetListView.as_view(), "dataset-list"),
     *route("datasets/builtin", datasets_api.BuiltinDatasetListView.as_view(), "dataset-builtin-list"),
@@ -80,6 +82,9 @@ api = [
     *route("runs/<int:run_id>/checkpoints", runs_api.RunCheckpointListView.as_view(), "run-checkpoints"),
     *route("runs/<int:run_id>/evaluation", runs_api.RunEvaluationView.as_view(), "run-evaluation"),
     *route("runs/<int:run_id>/publish", endpoints_api.RunPublishView.as_view(), "run-publish"),
+    # sweeps (their trials are runs)
+    *route("sweeps/<int:sweep_id>", sweeps_api.SweepDetailView.as_view(), "sweep-detail"),
+    *route("sweeps/<int:sweep_id>/cancel", sweeps_api.SweepCancelView.as_view(), "sweep-cancel"),
     *route("workers", queues_api.WorkersView.as_view(), "workers"),  # which queues have a live worker
     # endpoints: management (owner) and predictions (API keys; async views, see webapp.endpoints.serving)
     *route("v1/endpoints", endpoints_api.EndpointListView.as_view(), "endpoint-list"),

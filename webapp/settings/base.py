@@ -290,6 +290,11 @@ RUN_MAX_RUNNING_PER_USER = int(os.environ.get("NETFORGE_RUN_MAX_RUNNING_PER_USER
 RUN_DEFER_SECONDS = float(os.environ.get("NETFORGE_RUN_DEFER_SECONDS", "10"))
 # Checkpoints kept per run: the newest K and the best by the monitored metric; the others' files go.
 RUN_CHECKPOINTS_KEPT = max(1, int(os.environ.get("NETFORGE_RUN_CHECKPOINTS_KEPT", "3")))
+# Sweeps (webapp.sweeps): the most trials one sweep may ask for and run at once, and how often each
+# worker advances the running sweeps (prunes on the newest epochs, makes up for a missed run-finish event).
+SWEEP_MAX_TRIALS = int(os.environ.get("NETFORGE_SWEEP_MAX_TRIALS", "200"))
+SWEEP_MAX_PARALLELISM = int(os.environ.get("NETFORGE_SWEEP_MAX_PARALLELISM", "8"))
+SWEEP_TICK_SECONDS = float(os.environ.get("NETFORGE_SWEEP_TICK_SECONDS", "2"))
 # A user's artifacts (checkpoints, published model versions, datasets' stored files); over it, new
 # runs are refused with the figures.
 STORAGE_QUOTA_BYTES = int(os.environ.get("NETFORGE_STORAGE_QUOTA_MB", "10240")) * 1024 * 1024

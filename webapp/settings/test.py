@@ -13,6 +13,7 @@ DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 RUN_HEARTBEAT_SECONDS = 0.5
 RUN_STALE_AFTER_SECONDS = 5.0
+SWEEP_TICK_SECONDS = 0.5
 # Small, so that the platform tests' reconnects (Redis restart, ?after=) are sent in several chunks.
 LIVE_CATCH_UP_CHUNK_POINTS = 500
 # Uploaded datasets are converted in the test process's own child (under the same limits) unless the
