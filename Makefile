@@ -13,10 +13,13 @@ FRONTEND_INSTALLED := frontend/node_modules/.installed
 
 .PHONY: run lint test test-postgres test-frontend chromium postgresql h2load bench crosscheck lock clean protos api-types fuzz
 
+# KServe's client (tests/endpoints) is installed without its requirements: every release pins
+# psutil<6 and protobuf<7, older than ours; what its import needs is in [test] (pyproject.toml).
 $(INSTALLED): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+	$(PIP) install --quiet --no-deps -c constraints.txt kserve
 	touch $@
 
 $(BENCH_INSTALLED): $(INSTALLED)

@@ -3,9 +3,8 @@ tritonclient.http (JSON tensors, and the binary tensor data extension it uses by
 tritonclient.grpc (``inference.GRPCInferenceService``, raw tensors by default; typed contents
 through its stub), over the uvicorn process that serves REST and gRPC from one runtime.
 
-KServe's own client (the ``kserve`` package) is not among the test dependencies: every release
-pins ``psutil<6``, which conflicts with the project's pins; tritonclient is the protocol's
-reference client and KServe's REST and gRPC clients speak the same messages.
+KServe's own client (the ``kserve`` package) is driven against the same server by
+test_kserve_client.py, in a process of its own (see ``tests/endpoints/kserve_client.py``).
 """
 
 from __future__ import annotations
