@@ -1,58 +1,104 @@
-"""Training-step throughput and peak memory of the engine's LSTM against PyTorch CPU's.
+"""Recurrent training steps of the engine against PyTorch CPU (an LSTM and a GRU classifier), at the
+machine's default thread count and at one thread: training steps per second, their ratio by wall
+clock and by CPU time, and the peak memory of training. ``transformer_bench`` uses the same table.
 
-The model of both: an LSTM over 28 steps of 28 features (an MNIST image read row by row), hidden
-size 128, its last state into a dense layer of 10, softmax cross-entropy, batch 64, Adam, float32.
-Throughput is measured like ``engine_bench`` (same threads, interleaved trials, the median).
+The models: an LSTM (or GRU) over 28 steps of 28 features (an MNIST image read row by row), hidden
+size 128, its last state into a dense layer of 10, softmax cross-entropy; Adam (lr 1e-3), synthetic
+data and float32 on both sides, batches of 32 and 128.
 
-Peak memory is measured the same way for both: each side runs in a fresh process that builds its
-model and batches, notes its resident set size (RSS), resets the kernel's high-water mark
-(``/proc/self/clear_refs``), runs 20 training steps and reports the high-water mark minus that
-baseline: the memory the training steps needed at their peak, the optimizer's state included, as
-the operating system sees it (allocator caches included). For the engine, the peak of the NumPy
-array bytes during one step (``tracemalloc``, which NumPy reports its allocations to) is printed
-too; PyTorch's CPU allocations are invisible to ``tracemalloc``, so it has no such figure.
+Each side runs in a fresh process of its own, kept for the trials of one row so that they can
+interleave (engine, PyTorch, engine, ...); the median is reported. The thread count is set in that
+process before the model is built (``engine.parallel.set_threads``, ``torch.set_num_threads``);
+"default" is each framework's own default (the usable cores for the engine). The machine may be
+shared with other work, which skews wall-clock ratios; the CPU-time ratio (PyTorch's CPU seconds per
+step over the engine's, ``time.process_time`` of all the process's threads) is printed beside it.
+
+Peak memory is the same measure for both, whatever allocator holds it: after importing its
+framework the process resets the kernel's resident-set high-water mark (``/proc/self/clear_refs``),
+builds the model and the data, trains a few steps, and reports the peak resident size minus the
+resident size before building (``VmHWM - VmRSS``).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import json
+import os
 import statistics
 import subprocess
 import sys
-import tracemalloc
+import time
 
 import numpy
 
 import engine
+from engine import parallel
 from engine.optimizers import make_optimizer
-from tests.bench.engine_bench import THREADS, TRIAL_SECONDS, TRIALS, throughput
 
-STEPS, FEATURES, UNITS, CLASSES, BATCH = 28, 28, 128, 10, 64
-MEMORY_STEPS = 20
-TARGET = 0.6  # engine samples/s at least this fraction of PyTorch's
+TRIALS = 3
+TRIAL_SECONDS = 1.0
+MEMORY_STEPS = 5
+BATCHES = (32, 128)
+SPEED_TARGET = 1.0  # engine steps/s over PyTorch's, at least
+MEMORY_TARGET = 1.5  # engine peak memory over PyTorch's, at most
+STEPS, FEATURES, UNITS, CLASSES = 28, 28, 128, 10
 
 
-def lstm_spec() -> dict:
+# -- the models ---------------------------------------------------------------------------------------
+def _recurrent_engine(op_name: str):
+    def build(g, x):
+        return g.dense(g.node(op_name, x, units=UNITS, id=op_name), units=CLASSES, id="logits")
+    return build
+
+
+def _recurrent_torch(module_name: str):
+    def build():
+        import torch  # noqa: PLC0415 - PyTorch is for make bench only
+
+        class Net(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.recurrent = getattr(torch.nn, module_name)(FEATURES, UNITS, batch_first=True)
+                self.head = torch.nn.Linear(UNITS, CLASSES)
+
+            def forward(self, x):
+                _, last = self.recurrent(x)
+                last = last[0] if isinstance(last, tuple) else last  # the LSTM's (h, c)
+                return self.head(last[-1])
+
+        return Net()
+    return build
+
+
+# name: (title, input shape, engine builder g, x -> logits, PyTorch module factory)
+MODELS = {
+    "lstm": (f"LSTM {STEPS}x{FEATURES}, hidden {UNITS} -> dense {CLASSES}", (STEPS, FEATURES),
+             _recurrent_engine("lstm"), _recurrent_torch("LSTM")),
+    "gru": (f"GRU {STEPS}x{FEATURES}, hidden {UNITS} -> dense {CLASSES}", (STEPS, FEATURES),
+            _recurrent_engine("gru"), _recurrent_torch("GRU")),
+}
+
+
+def engine_spec(models: dict, model_name: str) -> dict:
+    _, shape, build, _ = models[model_name]
     g = engine.GraphBuilder()
-    x = g.input("x", [None, STEPS, FEATURES])
-    y = g.input("y", [None], dtype="int64")
-    last = g.lstm(x, units=UNITS, id="lstm")
-    logits = g.dense(last, units=CLASSES, id="logits")
-    g.loss(g.softmax_cross_entropy(logits, y, id="loss"))
+    logits = build(g, g.input("x", [None, *shape]))
+    g.loss(g.softmax_cross_entropy(logits, g.input("y", [None], dtype="int64"), id="loss"))
     g.output("prediction", logits)
     return g.to_spec()
 
 
-def make_data(batches: int = 16):
+def make_batches(shape: tuple, batch: int, batches: int = 4):
     rng = numpy.random.default_rng(0)
-    x = rng.normal(size=(batches * BATCH, STEPS, FEATURES)).astype(numpy.float32)
-    y = rng.integers(0, CLASSES, size=batches * BATCH).astype(numpy.int64)
-    return [(x[i * BATCH:(i + 1) * BATCH], y[i * BATCH:(i + 1) * BATCH]) for i in range(batches)]
+    x = rng.normal(size=(batch * batches, *shape)).astype(numpy.float32)
+    y = rng.integers(0, CLASSES, size=batch * batches).astype(numpy.int64)
+    return [(x[i * batch:(i + 1) * batch], y[i * batch:(i + 1) * batch]) for i in range(batches)]
 
 
-def engine_step_factory(batches, lr=1e-3):
-    model = engine.Model(lstm_spec())
-    optimizer = make_optimizer({"name": "adam", "lr": lr})
+def engine_step_factory(models: dict, model_name: str, batches):
+    model = engine.Model(engine_spec(models, model_name))
+    optimizer = make_optimizer({"name": "adam", "lr": 1e-3})
 
     def step(i):
         x, y = batches[i % len(batches)]
@@ -62,22 +108,19 @@ def engine_step_factory(batches, lr=1e-3):
     return step
 
 
-def torch_step_factory(batches, lr=1e-3):
-    import torch  # noqa: PLC0415 - a benchmark-only dependency
+def torch_step_factory(models: dict, model_name: str, batches):
+    import torch  # noqa: PLC0415
 
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(FEATURES, UNITS, batch_first=True)
-    head = torch.nn.Linear(UNITS, CLASSES)
-    optimizer = torch.optim.Adam([*lstm.parameters(), *head.parameters()], lr=lr)
+    model = models[model_name][3]()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
 
     def step(i):
         x, y = data[i % len(data)]
         optimizer.zero_grad(set_to_none=True)
-        _, (last, _) = lstm(x)
-        loss = loss_fn(head(last[-1]), y)
-        loss.backward()
+        loss_fn(model(x), y).backward()
         optimizer.step()
 
     return step
@@ -86,72 +129,148 @@ def torch_step_factory(batches, lr=1e-3):
 FACTORIES = {"engine": engine_step_factory, "pytorch": torch_step_factory}
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
+# -- one side of a row, in its own process -------------------------------------------------------------
+def _memory_status() -> dict[str, int]:
+    with open("/proc/self/status") as handle:
+        fields = dict(line.split(":", 1) for line in handle if line.startswith(("VmRSS", "VmHWM")))
+    return {key: int(value.split()[0]) * 1024 for key, value in fields.items()}
 
 
-def measure_memory(side: str) -> dict:
-    """Run in a fresh process: peak RSS growth over MEMORY_STEPS steps (and tracemalloc's peak)."""
+def _set_threads(framework: str, threads: str) -> int:
+    """Apply the thread setting in this process; returns the thread count in force."""
+    if framework == "engine":
+        parallel.set_threads(None if threads == "default" else int(threads))
+        return parallel.thread_count()
     import torch  # noqa: PLC0415
 
-    torch.set_num_threads(THREADS)
-    step = FACTORIES[side](make_data())
-    baseline = _rss_kib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # reset VmHWM to the current RSS
+    if threads != "default":
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
+def timed_trial(step) -> dict:
+    """Steps per second of wall clock and CPU seconds per step, over about TRIAL_SECONDS (after a
+    warm-up step)."""
+    step(0)
+    count, start, cpu_start = 1, time.perf_counter(), time.process_time()
+    while True:
+        step(count)
+        count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= TRIAL_SECONDS and count > 3:
+            return {"steps_per_second": (count - 1) / elapsed,
+                    "cpu_per_step": (time.process_time() - cpu_start) / (count - 1)}
+
+
+def child(models: dict, framework: str, model_name: str, batch: int, threads: str) -> None:
+    """Serve one side of a row over stdin/stdout: first a line with the thread count and the peak
+    memory of building and training MEMORY_STEPS steps, then one line per 'trial' read."""
+    threads_in_force = _set_threads(framework, threads)
+    if framework == "pytorch":
+        import torch  # noqa: F401, PLC0415 - imported before the memory baseline
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # reset VmHWM to the current resident size
+    before = _memory_status()["VmRSS"]
+    step = FACTORIES[framework](models, model_name, make_batches(models[model_name][1], batch))
     for i in range(MEMORY_STEPS):
         step(i)
-    result = {"rss_peak_mib": (_rss_kib("VmHWM") - baseline) / 1024}
-    if side == "engine":
-        tracemalloc.start()
-        step(0)
-        result["arrays_peak_mib"] = tracemalloc.get_traced_memory()[1] / 1024**2
-        tracemalloc.stop()
-    return result
+    peak = _memory_status()["VmHWM"] - before
+    print(json.dumps({"threads": threads_in_force, "peak_bytes": peak}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "trial":
+            break
+        print(json.dumps(timed_trial(step)), flush=True)
 
 
-def memory_in_fresh_process(side: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "tests.bench.rnn_bench", "--memory", side],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+class _Side:
+    def __init__(self, module: str, framework: str, model_name: str, batch: int, threads: str):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, "--child", framework, model_name, str(batch), threads],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench child exited with status {self.process.wait()}")
+        return json.loads(line)
+
+    def trial(self) -> dict:
+        self.process.stdin.write("trial\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
 
 
-def main() -> int:
-    import torch  # noqa: PLC0415
+def measure_row(module: str, model_name: str, batch: int, threads: str) -> dict:
+    """Both sides of one row: thread counts, medians of interleaved trials, peak memory."""
+    sides = {framework: _Side(module, framework, model_name, batch, threads) for framework in FACTORIES}
+    try:
+        trials = {framework: [] for framework in sides}
+        for _ in range(TRIALS):
+            for framework, side in sides.items():
+                trials[framework].append(side.trial())
+    finally:
+        for side in sides.values():
+            side.close()
+    return {framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
+                        "steps_per_second": statistics.median(t["steps_per_second"] for t in trials[framework]),
+                        "cpu_per_step": statistics.median(t["cpu_per_step"] for t in trials[framework])}
+            for framework, side in sides.items()}
 
-    torch.set_num_threads(THREADS)
-    batches = make_data()
-    steps = {side: factory(batches) for side, factory in FACTORIES.items()}
-    samples = {side: [] for side in steps}
-    for _ in range(TRIALS):
-        for side, step in steps.items():
-            samples[side].append(throughput(step, BATCH))
-    speed = {side: statistics.median(values) for side, values in samples.items()}
-    memory = {side: memory_in_fresh_process(side) for side in steps}
-    ratio = speed["engine"] / speed["pytorch"]
-    print(f"rnn bench: LSTM classifier ({STEPS} steps x {FEATURES} features, hidden {UNITS}, last state -> "
-          f"dense {CLASSES}, batch {BATCH}, Adam, float32), {THREADS} threads; median of {TRIALS} interleaved "
-          f"trials of {TRIAL_SECONDS:.0f} s\n")
-    header = f"{'':10} {'samples/s':>10} {'peak RSS growth':>16} {'peak array bytes':>17}"
+
+def table(module: str, models: dict, what: str, model_names, batches, thread_settings) -> int:
+    """Print the table of ``models``; returns the number of targets missed (the wall-clock speed
+    ratio and the memory ratio of each row)."""
+    print(f"{what}, training steps/s: engine against PyTorch CPU, each in a fresh process per row, median of "
+          f"{TRIALS} interleaved trials of {TRIAL_SECONDS:.0f} s; cpu = ratio of CPU seconds per step (PyTorch's "
+          f"over the engine's); peak memory = resident-set peak of building and training {MEMORY_STEPS} steps over "
+          f"the imported framework; {len(os.sched_getaffinity(0))} usable cores. Targets: steps/s >= "
+          f"{SPEED_TARGET:.1f}x, memory <= {MEMORY_TARGET:.1f}x\n")
+    header = (f"{'model':40} {'batch':>5} {'threads':>7} {'engine/s':>9} {'torch/s':>9} {'ratio':>6} {'cpu':>6} "
+              f"{'engine MiB':>10} {'torch MiB':>9} {'mem':>5}  targets")
     print(header)
-    print("-" * len(header))
-    for side in steps:
-        arrays = memory[side].get("arrays_peak_mib")
-        print(f"{side:10} {speed[side]:10,.0f} {memory[side]['rss_peak_mib']:12.1f} MiB "
-              f"{'' if arrays is None else f'{arrays:13.1f} MiB':>17}")
-    met = ratio >= TARGET
-    print(f"\nengine / pytorch = {ratio:.2f}x (target >= {TARGET:.1f}x: {'met' if met else 'MISSED'})")
-    print(f"peak RSS growth: over {MEMORY_STEPS} training steps in a fresh process, above the RSS after building "
-          f"the model and batches; peak array bytes: tracemalloc's peak over one engine step")
-    return 0 if met else 1  # make bench's status counts a missed target, as cnn_bench's does
+    print("-" * len(header), flush=True)
+    missed = 0
+    for model_name in model_names:
+        for batch in batches:
+            for threads in thread_settings:
+                row = measure_row(module, model_name, batch, threads)
+                ours, theirs = row["engine"], row["pytorch"]
+                ratio = ours["steps_per_second"] / theirs["steps_per_second"]
+                cpu_ratio = theirs["cpu_per_step"] / ours["cpu_per_step"]
+                memory = ours["peak_bytes"] / max(theirs["peak_bytes"], 1)
+                fast, lean = ratio >= SPEED_TARGET, memory <= MEMORY_TARGET
+                missed += (not fast) + (not lean)
+                thread_column = (str(ours["threads"]) if ours["threads"] == theirs["threads"]
+                                 else f"{ours['threads']}/{theirs['threads']}")
+                print(f"{models[model_name][0]:40} {batch:5} {thread_column:>7} {ours['steps_per_second']:9.1f} "
+                      f"{theirs['steps_per_second']:9.1f} {ratio:5.2f}x {cpu_ratio:5.2f}x "
+                      f"{ours['peak_bytes'] / 2**20:10.1f} {theirs['peak_bytes'] / 2**20:9.1f} {memory:4.2f}x  "
+                      f"speed {'met' if fast else 'MISSED'}, memory {'met' if lean else 'MISSED'}", flush=True)
+    print(f"\n{missed} target(s) missed" if missed else "\nall targets met")
+    return missed
+
+
+def command_line(module: str, what: str) -> int:
+    """``python -m <module>``: the table of the module's MODELS (or, with --child, one side of a row)."""
+    models = importlib.import_module(module).MODELS
+    parser = argparse.ArgumentParser(description=what)
+    parser.add_argument("--child", nargs=4, metavar=("FRAMEWORK", "MODEL", "BATCH", "THREADS"),
+                        help="serve one side of a row (used by the table itself)")
+    parser.add_argument("--models", nargs="*", default=list(models), choices=list(models))
+    parser.add_argument("--batches", nargs="*", type=int, default=list(BATCHES))
+    parser.add_argument("--threads", nargs="*", default=["default", "1"], help="'default' or a count")
+    arguments = parser.parse_args()
+    if arguments.child:
+        framework, model_name, batch, threads = arguments.child
+        child(models, framework, model_name, int(batch), threads)
+        return 0
+    return 1 if table(module, models, what, arguments.models, arguments.batches, arguments.threads) else 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--memory":
-        print(json.dumps(measure_memory(sys.argv[2])))
-    else:
-        sys.exit(main())
+    sys.exit(command_line("tests.bench.rnn_bench", "recurrent nets (LSTM, GRU)"))
