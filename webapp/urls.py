@@ -63,6 +63,8 @@ api = [
            "graph-version-detail"),
     *route("projects/<int:project_id>/versions/<int:version_id>/script", projects_api.GraphVersionScriptView.as_view(),
            "graph-version-script"),
+    *route("projects/<int:project_id>/versions/<int:version_id>/promote",
+           projects_api.GraphVersionPromoteView.as_view(), "graph-version-promote"),
     *route("projects/<int:project_id>/runs", runs_api.ProjectRunListView.as_view(), "project-run-list"),
     *route("projects/<int:project_id>/sweeps", sweeps_api.ProjectSweepListView.as_view(), "project-sweep-list"),
     # datasets

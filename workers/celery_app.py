@@ -33,7 +33,7 @@ QUEUES = ("cpu", "gpu")
 # upload never waits behind trainings, nor a training behind it.
 DATASETS_QUEUE = "datasets"
 
-app = Celery("netforge", include=["workers.tasks", "workers.datasets"])
+app = Celery("netforge", include=["workers.tasks", "workers.datasets", "workers.sweeps"])
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_queues=[Queue(name) for name in (*QUEUES, DATASETS_QUEUE)],

@@ -51,7 +51,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         model = Dataset
         fields = ["id", "name", "kind", "builtin_name", "file_format", "file_name", "original_name", "options",
                   "view", "schema", "preview", "image_shape", "rows", "state", "error", "content_hash", "size_bytes",
-                  "project", "created_at"]
+                  "project", "created_at", "archived_at"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)
@@ -102,6 +102,8 @@ class SamplesSerializer(serializers.Serializer):
 class DatasetUpdateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     view = serializers.JSONField(required=False, help_text=VIEW_HELP)
+    archived = serializers.BooleanField(required=False, help_text="true hides it from the lists (its runs keep it); "
+                                                                  "false brings it back")
 
 
 class BuiltinDatasetCreateSerializer(serializers.Serializer):
@@ -183,6 +185,8 @@ class DatasetListView(generics.GenericAPIView):
     @extend_schema(parameters=[
         OpenApiParameter("project", OpenApiTypes.INT, description="only this project's datasets"),
         OpenApiParameter("kind", OpenApiTypes.STR, enum=list(Dataset.Kind.values)),
+        OpenApiParameter("archived", OpenApiTypes.STR, enum=list(selectors.ARCHIVED_CHOICES),
+                         description=selectors.ARCHIVED_HELP),
     ], responses=DatasetSerializer(many=True))
     def get(self, request):
         project = request.query_params.get("project")
@@ -190,7 +194,8 @@ class DatasetListView(generics.GenericAPIView):
             raise InvalidInput(f"'project' must be a project id, got {project!r}", details={"project": ["not an id"]})
         services.datasets_fail_stale(owner=request.user)
         datasets = selectors.dataset_list(user=request.user, project_id=int(project) if project else None,
-                                          kind=request.query_params.get("kind"))
+                                          kind=request.query_params.get("kind"),
+                                          archived=request.query_params.get("archived") or "false")
         page = self.paginate_queryset(datasets)
         response = self.get_paginated_response(DatasetSerializer(page, many=True).data)
         response.data["storage_bytes"] = services.storage_used(owner=request.user)
@@ -260,7 +265,13 @@ class DatasetDetailView(generics.GenericAPIView):
         dataset = self.get_object()
         serializer = DatasetUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return Response(DatasetSerializer(services.dataset_update(dataset=dataset, **serializer.validated_data)).data)
+        values = dict(serializer.validated_data)
+        archived = values.pop("archived", None)
+        if values:
+            dataset = services.dataset_update(dataset=dataset, **values)
+        if archived is not None:
+            dataset = services.dataset_archive(dataset=dataset, archived=archived)
+        return Response(DatasetSerializer(dataset).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, dataset_id: int):

@@ -10,9 +10,26 @@ from django.shortcuts import get_object_or_404
 from engine import data as engine_data
 from engine.data import store, views
 from engine.errors import DataError
+from webapp.core.exceptions import InvalidInput
 from webapp.datasets import conversion, images, uploads
 from webapp.datasets.models import Dataset
 from webapp.projects.training_data import TrainingData
+
+# The ``archived`` filter of the project, run and dataset lists: archived items are hidden unless asked for.
+ARCHIVED_CHOICES = ("false", "true", "all")
+ARCHIVED_HELP = ("false (the default): only items not archived; true: only archived ones; all: both")
+
+
+def archived_filtered(items: QuerySet, archived: str | None) -> QuerySet:
+    """``items`` filtered by ``archived`` (one of ``ARCHIVED_CHOICES``; None or "" is "false"),
+    or a 400 naming the ``archived`` parameter."""
+    archived = (archived or "false").lower()
+    if archived not in ARCHIVED_CHOICES:
+        raise InvalidInput(f"'archived' must be one of {', '.join(ARCHIVED_CHOICES)}, got {archived[:40]!r}",
+                           details={"archived": ["unknown choice"]})
+    if archived == "all":
+        return items
+    return items.filter(archived_at__isnull=archived == "false")
 
 
 def builtin_list() -> list[dict]:
@@ -20,8 +37,9 @@ def builtin_list() -> list[dict]:
     return engine_data.list_builtin()
 
 
-def dataset_list(*, user, project_id: int | None = None, kind: str | None = None) -> QuerySet[Dataset]:
-    datasets = Dataset.objects.filter(owner=user)
+def dataset_list(*, user, project_id: int | None = None, kind: str | None = None,
+                 archived: str = "all") -> QuerySet[Dataset]:
+    datasets = archived_filtered(Dataset.objects.filter(owner=user), archived)
     if project_id is not None:
         datasets = datasets.filter(project_id=project_id)
     if kind:

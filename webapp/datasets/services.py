@@ -73,8 +73,10 @@ def dataset_create_builtin(*, owner, builtin: str, name: str = "", options: dict
 def builtin_duplicate(*, owner, builtin: str, options: dict, project: Project | None,
                       view: dict | None = None) -> Dataset | None:
     """The user's existing record of this built-in with these options and view in this project, if any."""
+    # An archived one is not offered back: adding the built-in again makes a record the lists show.
     return Dataset.objects.filter(owner=owner, kind=Dataset.Kind.BUILTIN, builtin_name=builtin, project=project,
-                                  options=options, view=views.check_view(view) or {}).order_by("pk").first()
+                                  options=options, view=views.check_view(view) or {},
+                                  archived_at__isnull=True).order_by("pk").first()
 
 
 def template_dataset_options(*, project: Project | None, builtin: str) -> dict:
@@ -337,6 +339,18 @@ def dataset_delete(*, dataset: Dataset) -> None:
     if file:
         transaction.on_commit(lambda: _remove_file(file))
     transaction.on_commit(lambda: conversion.remove_folder(folder))
+
+
+@transaction.atomic
+def dataset_archive(*, dataset: Dataset, archived: bool) -> Dataset:
+    """Archive (hide from the lists and the train panel's choices) or unarchive the dataset. Its
+    files stay and the runs that used it keep it; archiving again keeps the first date."""
+    if archived and dataset.archived_at is None:
+        dataset.archived_at = timezone.now()
+    elif not archived:
+        dataset.archived_at = None
+    dataset.save(update_fields=["archived_at"])
+    return dataset
 
 
 def storage_used(*, owner) -> int:

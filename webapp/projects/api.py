@@ -13,7 +13,7 @@ from engine.graph import DEFAULT_BATCH_SIZE
 from engine.optimizers import OPTIMIZERS
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
-from webapp.datasets.selectors import dataset_find
+from webapp.datasets.selectors import ARCHIVED_CHOICES, ARCHIVED_HELP, dataset_find
 from webapp.projects import selectors, services
 from webapp.projects.converter import EDITOR_FORMAT
 from webapp.projects.models import GraphVersion, Project
@@ -21,10 +21,14 @@ from webapp.runs.services import check_inputs_can_be_fed, validate_hyperparamete
 
 
 class ProjectSerializer(serializers.ModelSerializer):
+    archived = serializers.BooleanField(required=False, write_only=True,
+                                        help_text="true hides the project from the list (archived=true or all shows "
+                                                  "it); false brings it back")
+
     class Meta:
         model = Project
-        fields = ["id", "name", "description", "created_at", "updated_at"]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        fields = ["id", "name", "description", "created_at", "updated_at", "archived_at", "archived"]
+        read_only_fields = ["id", "created_at", "updated_at", "archived_at"]
         # Uniqueness per owner is checked by the service, which knows the owner.
         validators = []
 
@@ -36,7 +40,7 @@ class GraphVersionSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = GraphVersion
-        fields = ["id", "project", "name", "number", "message", "summary", "created_by", "created_at"]
+        fields = ["id", "project", "name", "number", "message", "summary", "draft", "created_by", "created_at"]
         read_only_fields = fields
 
 
@@ -52,6 +56,8 @@ class GraphVersionCreateSerializer(serializers.Serializer):
     editor_document = serializers.JSONField(help_text=f"the editor document (\"format\": \"{EDITOR_FORMAT}\")")
     batch_size = serializers.IntegerField(min_value=1, max_value=1_000_000, default=DEFAULT_BATCH_SIZE,
                                           help_text="batch size for the memory estimate")
+    draft = serializers.BooleanField(default=False, help_text="save work in progress whatever its errors: a draft "
+                                                              "cannot be trained until it is promoted")
 
 
 class ProjectListView(generics.GenericAPIView):
@@ -60,9 +66,12 @@ class ProjectListView(generics.GenericAPIView):
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
-        return selectors.project_list(user=self.request.user)
+        return selectors.project_list(user=self.request.user,
+                                      archived=self.request.query_params.get("archived") or "false")
 
-    @extend_schema(responses=ProjectSerializer(many=True))
+    @extend_schema(parameters=[OpenApiParameter("archived", OpenApiTypes.STR, enum=list(ARCHIVED_CHOICES),
+                                                description=ARCHIVED_HELP)],
+                   responses=ProjectSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(ProjectSerializer(page, many=True).data)
@@ -71,7 +80,9 @@ class ProjectListView(generics.GenericAPIView):
     def post(self, request):
         serializer = ProjectSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        project = services.project_create(owner=request.user, **serializer.validated_data)
+        values = dict(serializer.validated_data)
+        values.pop("archived", None)  # a new project is not archived
+        project = services.project_create(owner=request.user, **values)
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
 
@@ -97,7 +108,11 @@ class ProjectDetailView(generics.GenericAPIView):
         project = self.get_object()
         serializer = ProjectSerializer(project, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        project = services.project_update(project=project, **serializer.validated_data)
+        values = dict(serializer.validated_data)
+        archived = values.pop("archived", None)
+        project = services.project_update(project=project, **values)
+        if archived is not None:
+            project = services.project_archive(project=project, archived=archived)
         return Response(ProjectSerializer(project).data)
 
     @extend_schema(responses={204: None})
@@ -142,6 +157,21 @@ class GraphVersionDetailView(generics.GenericAPIView):
         version = selectors.graph_version_get(project=project, version_id=version_id)
         self.check_object_permissions(request, version)
         return Response(GraphVersionSerializer(version).data)
+
+
+class GraphVersionPromoteView(APIView):
+    permission_classes = OWNER_ONLY
+
+    @extend_schema(request=None, responses={201: GraphVersionSerializer},
+                   description="Save a draft's document as the next ordinary version of its graph (the draft stays). "
+                               "A draft that still has errors is a 400 with the errors per node, as a save; a "
+                               "version that is not a draft is a 409.")
+    def post(self, request, project_id: int, version_id: int):
+        project = selectors.project_get(user=request.user, project_id=project_id)
+        version = selectors.graph_version_get(project=project, version_id=version_id)
+        self.check_object_permissions(request, version)
+        promoted = services.graph_version_promote(version=version, created_by=request.user)
+        return Response(GraphVersionSerializer(promoted).data, status=status.HTTP_201_CREATED)
 
 
 class ScriptQuerySerializer(serializers.Serializer):

@@ -8,13 +8,14 @@ from django.urls import reverse
 from django.utils.text import slugify
 
 from webapp.datasets.models import Dataset
-from webapp.datasets.selectors import dataset_file_name
+from webapp.datasets.selectors import archived_filtered, dataset_file_name
 from webapp.projects.models import GraphVersion, Project
 from webapp.projects.script_export import ScriptDataset, training_script
 
 
-def project_list(*, user) -> QuerySet[Project]:
-    return Project.objects.filter(owner=user)
+def project_list(*, user, archived: str = "all") -> QuerySet[Project]:
+    """The user's projects; ``archived`` as ``ARCHIVED_CHOICES`` (the list passes "false")."""
+    return archived_filtered(Project.objects.filter(owner=user), archived)
 
 
 def project_get(*, user, project_id: int) -> Project:

@@ -16,7 +16,7 @@ from engine.trainer import TrainConfig
 from webapp.core.downsample import MIN_POINTS
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
-from webapp.datasets.selectors import dataset_find
+from webapp.datasets.selectors import ARCHIVED_CHOICES, ARCHIVED_HELP, dataset_find
 from webapp.endpoints.models import ModelVersion
 from webapp.projects.selectors import graph_version_get_for_user, graph_version_training_script, project_get
 from webapp.runs import lifecycle, selectors, services
@@ -56,7 +56,7 @@ class RunSerializer(serializers.ModelSerializer):
                   "name", "hyperparameters", "device", "workers", "state", "cancel_requested", "attempt", "task_id",
                   "worker", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
                   "duration_seconds", "epochs_completed", "steps_completed", "last_sequence", "final_metrics", "error",
-                  "tags", "notes", "published"]
+                  "tags", "notes", "published", "archived_at"]
         read_only_fields = fields
 
     def get_duration_seconds(self, run: Run) -> float | None:
@@ -87,6 +87,8 @@ class RunUpdateSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(max_length=services.MAX_TAG_LENGTH), required=False,
                                  max_length=services.MAX_TAGS)
     notes = serializers.CharField(required=False, allow_blank=True, max_length=services.MAX_NOTES_LENGTH)
+    archived = serializers.BooleanField(required=False, help_text="true hides the run from the lists (archived=true "
+                                                                  "or all shows it); false brings it back")
 
 
 class EvaluationClassSerializer(serializers.Serializer):
@@ -179,6 +181,7 @@ RUN_LIST_PARAMETERS = [
     OpenApiParameter("tag", OpenApiTypes.STR, description="only runs with this tag"),
     OpenApiParameter("graph_version", OpenApiTypes.INT),
     OpenApiParameter("dataset", OpenApiTypes.INT),
+    OpenApiParameter("archived", OpenApiTypes.STR, enum=list(ARCHIVED_CHOICES), description=ARCHIVED_HELP),
     OpenApiParameter("ordering", OpenApiTypes.STR,
                      description=f"one of {', '.join(selectors.ORDERINGS)}, or one value of the final metrics or "
                                  "hyperparameters such as final_metrics__val_accuracy or hyperparameters__batch_size "
@@ -203,6 +206,7 @@ def _filtered_runs(request, *, project_id: int | None):
         user=request.user, project_id=project_id, states=states or None, tag=request.query_params.get("tag") or None,
         graph_version_id=_int_param(request, "graph_version"), dataset_id=_int_param(request, "dataset"),
         ordering=request.query_params.get("ordering") or "-created_at",
+        archived=request.query_params.get("archived") or "false",
     )
 
 
@@ -263,7 +267,8 @@ class RunListView(generics.GenericAPIView):
 
 
 class RunDetailView(OwnedRunMixin, generics.GenericAPIView):
-    """One run. PATCH changes only its name, tags and notes; DELETE removes a finished run."""
+    """One run. PATCH changes only its name, tags and notes, or archives it; DELETE removes a finished
+    run with its points and checkpoints (a model published from it keeps serving its own copy)."""
 
     serializer_class = RunSerializer
 
@@ -274,10 +279,11 @@ class RunDetailView(OwnedRunMixin, generics.GenericAPIView):
     def patch(self, request, run_id: int):
         run = self.get_run()
         if not isinstance(request.data, dict):
-            raise InvalidInput("the body must be a JSON object with name, tags or notes")
+            raise InvalidInput("the body must be a JSON object with name, tags, notes or archived")
         fixed = sorted(set(request.data) - set(RunUpdateSerializer().fields))
         if fixed:
-            raise InvalidInput(f"only name, tags and notes of a run can be changed, not {', '.join(fixed)}",
+            raise InvalidInput(f"only name, tags and notes of a run can be changed, and archived set, not "
+                               f"{', '.join(fixed)}",
                                details={field: ["read-only"] for field in fixed})
         serializer = RunUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)

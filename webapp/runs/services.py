@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from engine.errors import EngineError
 from engine.graph import analyze
@@ -113,6 +114,10 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
     if graph_version.project_id != project.pk:
         raise InvalidInput(f"graph version {graph_version.pk} is not a version of project '{project.name}'",
                            details={"graph_version": ["not in this project"]})
+    if graph_version.draft:
+        raise InvalidInput(f"graph version {graph_version.number} of '{graph_version.name}' is a draft (work in "
+                           "progress) and cannot be trained; fix its errors and promote it, or save it as a version",
+                           code="draft_graph_version", details={"graph_version": ["a draft"]})
     if dataset.owner_id != project.owner_id:
         raise InvalidInput(f"unknown dataset {dataset.pk}", details={"dataset": ["no such dataset"]})
     if device not in DEVICES:
@@ -180,7 +185,10 @@ def run_resume(*, run: Run) -> Run:
 
 
 @transaction.atomic
-def run_update(*, run: Run, name: str | None = None, tags: list[str] | None = None, notes: str | None = None) -> Run:
+def run_update(*, run: Run, name: str | None = None, tags: list[str] | None = None, notes: str | None = None,
+               archived: bool | None = None) -> Run:
+    """Rename, tag, annotate, and archive (hidden from the lists, kept whole) or unarchive a run;
+    archiving again keeps the first date."""
     fields = []
     if name is not None:
         run.name = name
@@ -191,6 +199,9 @@ def run_update(*, run: Run, name: str | None = None, tags: list[str] | None = No
     if notes is not None:
         run.notes = notes
         fields.append("notes")
+    if archived is not None:
+        run.archived_at = (run.archived_at or timezone.now()) if archived else None
+        fields.append("archived_at")
     if fields:
         run.save(update_fields=fields)
     return run
@@ -242,7 +253,9 @@ def run_checkpoints_prune(*, run_id: int, keep_last: int) -> list[int]:
 @transaction.atomic
 def run_delete(*, run: Run) -> None:
     """Delete a finished run with its points, checkpoints and their files. A queued or running
-    run is a 409: cancel it first."""
+    run is a 409: cancel it first. A model version published from it keeps serving: publishing
+    copied the checkpoint into the version's own folder, and the version keeps the run in its
+    ``source`` (its ``run`` link becomes null)."""
     run = Run.objects.select_for_update().get(pk=run.pk)
     if run.state in ACTIVE_STATES:
         raise Conflict(f"run {run.pk} is {run.state}; cancel it before deleting it", details={"state": run.state})
