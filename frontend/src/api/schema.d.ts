@@ -384,6 +384,24 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects/{project_id}/sweeps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The project's sweeps. POST starts one: it is saved and its first trials are queued as runs. */
+        get: operations["projects_sweeps_retrieve"];
+        put?: never;
+        /** @description The project's sweeps. POST starts one: it is saved and its first trials are queued as runs. */
+        post: operations["projects_sweeps_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_id}/versions": {
         parameters: {
             query?: never;
@@ -419,6 +437,23 @@ export interface paths {
         get: operations["projects_versions_retrieve"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/versions/{version_id}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Save a draft's document as the next ordinary version of its graph (the draft stays). A draft that still has errors is a 400 with the errors per node, as a save; a version that is not a draft is a 409. */
+        post: operations["projects_versions_promote_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -466,15 +501,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description One run. PATCH changes only its name, tags and notes; DELETE removes a finished run. */
+        /**
+         * @description One run. PATCH changes only its name, tags and notes, or archives it; DELETE removes a finished
+         *     run with its points and checkpoints (a model published from it keeps serving its own copy).
+         */
         get: operations["runs_retrieve"];
         put?: never;
         post?: never;
-        /** @description One run. PATCH changes only its name, tags and notes; DELETE removes a finished run. */
+        /**
+         * @description One run. PATCH changes only its name, tags and notes, or archives it; DELETE removes a finished
+         *     run with its points and checkpoints (a model published from it keeps serving its own copy).
+         */
         delete: operations["runs_destroy"];
         options?: never;
         head?: never;
-        /** @description One run. PATCH changes only its name, tags and notes; DELETE removes a finished run. */
+        /**
+         * @description One run. PATCH changes only its name, tags and notes, or archives it; DELETE removes a finished
+         *     run with its points and checkpoints (a model published from it keeps serving its own copy).
+         */
         patch: operations["runs_partial_update"];
         trace?: never;
     };
@@ -591,6 +635,40 @@ export interface paths {
         get: operations["runs_script_retrieve"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description One sweep with its trials (each a run), its best trial and the parameters' importance. */
+        get: operations["sweeps_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/sweeps/{sweep_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description No new trials start; queued trials are cancelled at once, running ones stop after their current batch. A sweep no longer running is a 409. */
+        post: operations["sweeps_cancel_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1230,6 +1308,8 @@ export interface components {
             readonly project: number | null;
             /** Format: date-time */
             readonly created_at: string;
+            /** Format: date-time */
+            readonly archived_at: string | null;
         };
         /**
          * @description * `builtin` - Builtin
@@ -1293,6 +1373,12 @@ export interface components {
          * @enum {string}
          */
         DeviceEnum: "cpu" | "gpu";
+        /**
+         * @description * `minimize` - Minimize
+         *     * `maximize` - Maximize
+         * @enum {string}
+         */
+        Direction571Enum: "minimize" | "maximize";
         Endpoint: {
             readonly id: number;
             readonly name: string;
@@ -1441,6 +1527,7 @@ export interface components {
             readonly number: number;
             readonly message: string;
             readonly summary: unknown;
+            readonly draft: boolean;
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             readonly created_by: string;
             /** Format: date-time */
@@ -1466,6 +1553,11 @@ export interface components {
              * @default 32
              */
             batch_size: number;
+            /**
+             * @description save work in progress whatever its errors: a draft cannot be trained until it is promoted
+             * @default false
+             */
+            draft: boolean;
         };
         GraphVersionSummary: {
             readonly id: number;
@@ -1475,6 +1567,7 @@ export interface components {
             readonly number: number;
             readonly message: string;
             readonly summary: unknown;
+            readonly draft: boolean;
             /** @description Required. 150 characters or fewer. Letters, digits and @/./+/-/_ only. */
             readonly created_by: string;
             /** Format: date-time */
@@ -1622,6 +1715,8 @@ export interface components {
             name?: string;
             /** @description how the features are shaped for a graph: {} as stored, {"kind": "flat"}, {"kind": "image", "shape": [C, H, W], "layout": "chw" or "hwc"} or {"kind": "sequence", "shape": [T, F]}; schema gives the shapes with the view applied */
             view?: unknown;
+            /** @description true hides it from the lists (its runs keep it); false brings it back */
+            archived?: boolean;
         };
         PatchedEndpointUpdateRequest: {
             description?: string;
@@ -1633,11 +1728,15 @@ export interface components {
         PatchedProjectRequest: {
             name?: string;
             description?: string;
+            /** @description true hides the project from the list (archived=true or all shows it); false brings it back */
+            archived?: boolean;
         };
         PatchedRunUpdateRequest: {
             name?: string;
             tags?: string[];
             notes?: string;
+            /** @description true hides the run from the lists (archived=true or all shows it); false brings it back */
+            archived?: boolean;
         };
         Project: {
             readonly id: number;
@@ -1647,11 +1746,22 @@ export interface components {
             readonly created_at: string;
             /** Format: date-time */
             readonly updated_at: string;
+            /** Format: date-time */
+            readonly archived_at: string | null;
         };
         ProjectRequest: {
             name: string;
             description?: string;
+            /** @description true hides the project from the list (archived=true or all shows it); false brings it back */
+            archived?: boolean;
         };
+        /**
+         * @description * `none` - None
+         *     * `median` - Median
+         *     * `successive_halving` - Successive Halving
+         * @enum {string}
+         */
+        PrunerD81Enum: "none" | "median" | "successive_halving";
         PublishRequest: {
             /** @description id of one of your succeeded runs */
             run: number;
@@ -1724,6 +1834,8 @@ export interface components {
             readonly notes: string;
             /** @description the endpoint versions published from this run, newest first; empty when none */
             readonly published: components["schemas"]["PublishedVersion"][];
+            /** Format: date-time */
+            readonly archived_at: string | null;
         };
         RunCreateRequest: {
             /** @description id of a graph version of this project */
@@ -1772,6 +1884,13 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * @description * `grid` - Grid
+         *     * `random` - Random
+         *     * `tpe` - Tpe
+         * @enum {string}
+         */
+        SamplerDdbEnum: "grid" | "random" | "tpe";
         Samples: {
             dataset: number;
             /** @description rows in the dataset */
@@ -1792,6 +1911,13 @@ export interface components {
          * @enum {string}
          */
         SplitEnum: "validation" | "training";
+        /**
+         * @description * `running` - Running
+         *     * `finished` - Finished
+         *     * `cancelled` - Cancelled
+         * @enum {string}
+         */
+        StateD22Enum: "running" | "finished" | "cancelled";
         StorageUsage: {
             /** @description bytes of the checkpoints kept of your runs */
             checkpoints: number;
@@ -1799,6 +1925,184 @@ export interface components {
             model_versions: number;
             /** @description bytes of your datasets' stored files */
             datasets: number;
+        };
+        Sweep: {
+            readonly id: number;
+            readonly project: number;
+            readonly graph_version: number;
+            readonly graph_name: string;
+            readonly graph_version_number: number;
+            readonly dataset: number;
+            readonly dataset_name: string;
+            readonly name: string;
+            readonly hyperparameters: unknown;
+            readonly device: string;
+            readonly parameters: components["schemas"]["SweepParameter"][];
+            readonly sampler: components["schemas"]["SamplerDdbEnum"];
+            readonly trial_budget: number;
+            readonly parallelism: number;
+            readonly metric: string;
+            readonly direction: components["schemas"]["Direction571Enum"];
+            readonly pruner: components["schemas"]["PrunerD81Enum"];
+            readonly pruner_options: unknown;
+            readonly seed: number;
+            readonly state: components["schemas"]["StateD22Enum"];
+            readonly waiting_reason: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly finished_at: string | null;
+            /**
+             * @description trials started so far
+             * @default 0
+             */
+            readonly trial_count: number;
+            /** @default 0 */
+            readonly trials_finished: number;
+        };
+        /**
+         * @description * `minimize` - minimize
+         *     * `maximize` - maximize
+         * @enum {string}
+         */
+        SweepCreateDirectionEnum: "minimize" | "maximize";
+        /**
+         * @description * `none` - none
+         *     * `median` - median
+         *     * `successive_halving` - successive_halving
+         * @enum {string}
+         */
+        SweepCreatePrunerEnum: "none" | "median" | "successive_halving";
+        SweepCreateRequest: {
+            /** @description id of a graph version of this project */
+            graph_version: number;
+            /** @description id of one of your datasets */
+            dataset: number;
+            /** @description the training options every trial starts from */
+            hyperparameters?: unknown;
+            /** @default cpu */
+            device: components["schemas"]["DeviceEnum"];
+            /** @default  */
+            name: string;
+            /** @description the search space: what each trial changes, and over which values */
+            parameters: components["schemas"]["SweepParameterRequest"][];
+            /** @default random */
+            sampler: components["schemas"]["SweepCreateSamplerEnum"];
+            /** @description trials in all (a grid: at most its size) */
+            trial_budget: number;
+            /**
+             * @description trials training at once
+             * @default 1
+             */
+            parallelism: number;
+            /** @description the metric to optimize (default: the early-stopping monitor, else val_loss with a validation split, else loss) */
+            metric?: string;
+            /**
+             * @description default: minimize for losses and errors, else maximize
+             *
+             *     * `minimize` - minimize
+             *     * `maximize` - maximize
+             */
+            direction?: components["schemas"]["SweepCreateDirectionEnum"];
+            /** @default none */
+            pruner: components["schemas"]["SweepCreatePrunerEnum"];
+            /** @description median: startup_trials, warmup_epochs; successive_halving: min_epochs, reduction_factor */
+            pruner_options?: unknown;
+            /**
+             * @description seeds the samplers (grid and random are reproducible)
+             * @default 0
+             */
+            seed: number;
+        };
+        /**
+         * @description * `grid` - grid
+         *     * `random` - random
+         *     * `tpe` - tpe
+         * @enum {string}
+         */
+        SweepCreateSamplerEnum: "grid" | "random" | "tpe";
+        SweepDetail: {
+            readonly id: number;
+            readonly project: number;
+            readonly graph_version: number;
+            readonly graph_name: string;
+            readonly graph_version_number: number;
+            readonly dataset: number;
+            readonly dataset_name: string;
+            readonly name: string;
+            readonly hyperparameters: unknown;
+            readonly device: string;
+            readonly parameters: components["schemas"]["SweepParameter"][];
+            readonly sampler: components["schemas"]["SamplerDdbEnum"];
+            readonly trial_budget: number;
+            readonly parallelism: number;
+            readonly metric: string;
+            readonly direction: components["schemas"]["Direction571Enum"];
+            readonly pruner: components["schemas"]["PrunerD81Enum"];
+            readonly pruner_options: unknown;
+            readonly seed: number;
+            readonly state: components["schemas"]["StateD22Enum"];
+            readonly waiting_reason: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly finished_at: string | null;
+            /**
+             * @description trials started so far
+             * @default 0
+             */
+            readonly trial_count: number;
+            /** @default 0 */
+            readonly trials_finished: number;
+            readonly trials: components["schemas"]["Trial"][];
+            /** @description the number of the completed trial with the best value */
+            readonly best_trial: number | null;
+            /** @description parameter name -> its share of the variation of the completed trials' values (fANOVA); empty before 3 trials completed */
+            readonly importance: {
+                [key: string]: number;
+            };
+        };
+        SweepParameter: {
+            /** @description a training option's path (optimizer.lr, batch_size) or node:<node id>.<parameter> (node:fc1.units) */
+            name: string;
+            type: components["schemas"]["TypeEnum"];
+            /**
+             * Format: double
+             * @description float and int ranges: the lowest value
+             */
+            low?: number;
+            /**
+             * Format: double
+             * @description float and int ranges: the highest value
+             */
+            high?: number;
+            /** @description sample the range on a log scale (low > 0) */
+            log?: boolean;
+            /** @description values a grid tries in the range (3) */
+            grid_points?: number;
+            /** @description choice: the values to try (numbers, strings, true, false, null) */
+            choices?: unknown[];
+        };
+        SweepParameterRequest: {
+            /** @description a training option's path (optimizer.lr, batch_size) or node:<node id>.<parameter> (node:fc1.units) */
+            name: string;
+            type: components["schemas"]["TypeEnum"];
+            /**
+             * Format: double
+             * @description float and int ranges: the lowest value
+             */
+            low?: number;
+            /**
+             * Format: double
+             * @description float and int ranges: the highest value
+             */
+            high?: number;
+            /** @description sample the range on a log scale (low > 0) */
+            log?: boolean;
+            /** @description values a grid tries in the range (3) */
+            grid_points?: number;
+            /** @description choice: the values to try (numbers, strings, true, false, null) */
+            choices?: unknown[];
         };
         /**
          * @description * `classification` - classification
@@ -1814,6 +2118,43 @@ export interface components {
             /** Format: date-time */
             expires_at: string;
         };
+        Trial: {
+            readonly number: number;
+            readonly run: number | null;
+            readonly run_name: string;
+            /** @description the trial's run's state (null when it could not be created) */
+            readonly run_state: string;
+            readonly epochs_completed: number;
+            /** @description parameter name -> the value tried */
+            params: {
+                [key: string]: unknown;
+            };
+            readonly state: components["schemas"]["TrialStateEnum"];
+            /** Format: double */
+            readonly value: number | null;
+            readonly pruned_at_epoch: number | null;
+            readonly error: string;
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            readonly finished_at: string | null;
+        };
+        /**
+         * @description * `active` - Active
+         *     * `completed` - Completed
+         *     * `pruned` - Pruned
+         *     * `failed` - Failed
+         *     * `cancelled` - Cancelled
+         * @enum {string}
+         */
+        TrialStateEnum: "active" | "completed" | "pruned" | "failed" | "cancelled";
+        /**
+         * @description * `float` - float
+         *     * `int` - int
+         *     * `choice` - choice
+         * @enum {string}
+         */
+        TypeEnum: "float" | "int" | "choice";
         Usage: {
             runs_queued: number;
             /** @description more queued runs are refused (429) */
@@ -2221,6 +2562,8 @@ export interface operations {
     datasets_list: {
         parameters: {
             query?: {
+                /** @description false (the default): only items not archived; true: only archived ones; all: both */
+                archived?: "all" | "false" | "true";
                 kind?: "builtin" | "upload";
                 /** @description Number of results to return per page. */
                 limit?: number;
@@ -2489,6 +2832,8 @@ export interface operations {
     projects_list: {
         parameters: {
             query?: {
+                /** @description false (the default): only items not archived; true: only archived ones; all: both */
+                archived?: "all" | "false" | "true";
                 /** @description Number of results to return per page. */
                 limit?: number;
                 /** @description The initial index from which to return the results. */
@@ -2627,6 +2972,8 @@ export interface operations {
     projects_runs_list: {
         parameters: {
             query?: {
+                /** @description false (the default): only items not archived; true: only archived ones; all: both */
+                archived?: "all" | "false" | "true";
                 dataset?: number;
                 graph_version?: number;
                 /** @description Number of results to return per page. */
@@ -2679,6 +3026,52 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Run"];
+                };
+            };
+        };
+    };
+    projects_sweeps_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Sweep"];
+                };
+            };
+        };
+    };
+    projects_sweeps_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SweepCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepDetail"];
                 };
             };
         };
@@ -2758,6 +3151,28 @@ export interface operations {
             };
         };
     };
+    projects_versions_promote_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+                version_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphVersion"];
+                };
+            };
+        };
+    };
     projects_versions_script_retrieve: {
         parameters: {
             query: {
@@ -2801,6 +3216,8 @@ export interface operations {
     runs_list: {
         parameters: {
             query?: {
+                /** @description false (the default): only items not archived; true: only archived ones; all: both */
+                archived?: "all" | "false" | "true";
                 dataset?: number;
                 graph_version?: number;
                 /** @description Number of results to return per page. */
@@ -3053,6 +3470,48 @@ export interface operations {
                 };
                 content: {
                     "text/x-python": string;
+                };
+            };
+        };
+    };
+    sweeps_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepDetail"];
+                };
+            };
+        };
+    };
+    sweeps_cancel_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                sweep_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepDetail"];
                 };
             };
         };
