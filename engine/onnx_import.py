@@ -499,9 +499,17 @@ def _fuse_bias(translator, node, label: str) -> None:
         units = producer["params"].get("units", producer["params"].get("filters"))
         trailing = (1,) * {"dense": 0, "conv1d": 1, "conv2d": 2}[producer["op"]]
         if bias.size == units and bias.shape in ((units,), (1, units), (units, *trailing), (1, units, *trailing)):
+            # The sum is the layer: it takes the Add's name (an export's "fc1", not "fc1/matmul").
+            old_id = producer["id"]
+            translator.taken.discard(old_id)
+            new_id = translator.fresh(label)
+            producer["id"] = new_id
+            translator.producer_of[new_id] = translator.producer_of.pop(old_id)
+            translator.weights[f"{new_id}/W"] = translator.weights.pop(f"{old_id}/W")
+            translator.weights[f"{new_id}/b"] = numpy.ascontiguousarray(bias.reshape(units), numpy.float32)
             producer["params"]["use_bias"] = True
-            translator.weights[f"{producer['id']}/b"] = numpy.ascontiguousarray(bias.reshape(units), numpy.float32)
-            translator.set_output(node, producer["id"])
+            translator.values[computed] = _Value(reference=new_id, shape=translator.values[computed].shape)
+            translator.set_output(node, new_id)
             return
     raise _Unsupported(f"adds a constant tensor of shape {list(bias.shape)} to a computed one; the catalog adds "
                        "constants only as a dense or convolution's bias")
