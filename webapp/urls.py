@@ -82,6 +82,7 @@ api = [
     *route("runs/<int:run_id>/resume", runs_api.RunResumeView.as_view(), "run-resume"),
     *route("runs/<int:run_id>/metrics", runs_api.RunMetricsView.as_view(), "run-metrics"),
     *route("runs/<int:run_id>/checkpoints", runs_api.RunCheckpointListView.as_view(), "run-checkpoints"),
+    *route("runs/<int:run_id>/layer-stats", runs_api.RunLayerStatsView.as_view(), "run-layer-stats"),
     *route("runs/<int:run_id>/evaluation", runs_api.RunEvaluationView.as_view(), "run-evaluation"),
     *route("runs/<int:run_id>/publish", endpoints_api.RunPublishView.as_view(), "run-publish"),
     # sweeps (their trials are runs)

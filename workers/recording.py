@@ -12,7 +12,9 @@ an epoch) it
 2. hands the committed points to the live publisher, which sends them when its rate allows: a
    point is never published before it is in the record;
 3. re-reads ``cancel_requested`` (every ``CANCEL_POLL_SECONDS``) and cancels the trainer, which
-   then stops after the batch in progress.
+   then stops after the batch in progress;
+4. appends the per-layer statistics sampled since the last tick (``add_layer_stats``) to the run's
+   record (``webapp.runs.layer_stats``) and publishes them in one ``run.layer_stats`` message.
 
 Every write is fenced by the run's state and attempt (``webapp.runs.lifecycle.run_heartbeat``, in
 the transaction that stores the points): if the watchdog handed the run to another worker (this one
@@ -39,6 +41,7 @@ from django.db import connection, transaction
 
 from webapp.runs import lifecycle, live
 from webapp.runs.budgets import folder_size
+from webapp.runs.layer_stats import LayerStatsRecord
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 from webapp.runs.services import run_checkpoints_prune
 
@@ -89,6 +92,8 @@ class RunRecorder:
         self._already_stored: frozenset[tuple[str, int]] = frozenset()
         self._next_sequence = first_sequence
         self._pending: list[Point | CheckpointRecord] = []
+        self._layer_samples: list[dict] = []
+        self._layer_record = LayerStatsRecord(run_id)
         self._steps_completed: int | None = None
         self._epochs_completed: int | None = None
         self._lock = threading.Lock()
@@ -134,6 +139,11 @@ class RunRecorder:
             self._pending.append(CheckpointRecord(epoch, step, path))
             self._epochs_completed = epoch
 
+    def add_layer_stats(self, sample: dict) -> None:
+        """A sample of per-layer statistics (``engine.layer_stats``), stored and published next tick."""
+        with self._lock:
+            self._layer_samples.append(sample)
+
     def wake(self) -> None:
         """Write (and publish, as the rate allows) what was added now rather than at the next tick:
         the recording process calls it when the training side's points of one tick arrive."""
@@ -170,6 +180,7 @@ class RunRecorder:
             return True
         if written:
             self.publisher.add([point.message() for point in written])
+        self._record_layer_stats()
         if final:
             self.publisher.flush()
         else:
@@ -212,6 +223,18 @@ class RunRecorder:
         self._last_write = now
         self.points_recorded += len(points)
         return points
+
+    def _record_layer_stats(self) -> None:
+        with self._lock:
+            samples, self._layer_samples = self._layer_samples, []
+        if not samples:
+            return
+        try:
+            self._layer_record.append(samples)
+        except (OSError, ValueError) as error:  # statistics are worth less than the run: never fail it
+            log.warning("run %s: %s layer statistics sample(s) not stored: %s", self.run_id, len(samples), error)
+            return
+        live.send_to_run(self.run_id, live.layer_stats_message(run_id=self.run_id, samples=samples))
 
     def _poll_cancel(self) -> None:
         now = time.monotonic()
@@ -402,6 +425,10 @@ class RecorderClient:
         with self._lock:
             self._pending.append(["checkpoint", epoch, step, path])
 
+    def add_layer_stats(self, sample: dict) -> None:
+        with self._lock:
+            self._pending.append(["layer_stats", sample])
+
     def close(self) -> None:
         """Send what is left; wait until the recording process has written and published it."""
         self._stop.set()
@@ -508,6 +535,8 @@ def _serve(pipe) -> None:
                 if item[0] == "point":
                     _, name, step, epoch, value, wall_time = item
                     recorder.add_point(name, step=step, epoch=epoch, value=value, wall_time=wall_time)
+                elif item[0] == "layer_stats":
+                    recorder.add_layer_stats(item[1])
                 else:
                     _, epoch, step, path = item
                     recorder.add_checkpoint(epoch=epoch, step=step, path=path)

@@ -44,6 +44,7 @@ from django.conf import settings
 
 import engine
 from engine.errors import ArtifactError, EngineError
+from engine.layer_stats import LayerStatsOptions
 from webapp.datasets.selectors import load_engine_dataset
 from webapp.runs import dispatch, lifecycle, live
 from webapp.runs.budgets import describe_bytes
@@ -284,8 +285,8 @@ def points_stored_after(run: Run, checkpoint: Checkpoint | None) -> frozenset[tu
 
 
 def record_training(trainer, recorder: RunRecorder, run_id: int) -> None:
-    """Hand the trainer's points to ``recorder`` (every batch's loss, every epoch's values) and
-    save a checkpoint at the end of every epoch."""
+    """Hand the trainer's points to ``recorder`` (every batch's loss, every epoch's values) and its
+    per-layer statistics (``LAYER_STATS_*`` settings), and save a checkpoint at the end of every epoch."""
     def on_batch_end(event: dict) -> None:
         epoch = event["epoch"] - 1 + event["batch"] / event["batches"]
         recorder.add_point("loss", step=event["step"], epoch=epoch, value=event["loss"])
@@ -301,6 +302,10 @@ def record_training(trainer, recorder: RunRecorder, run_id: int) -> None:
         recorder.add_checkpoint(epoch=epoch, step=step, path=str(folder))
 
     trainer.on("batch_end", on_batch_end).on("epoch_end", on_epoch_end)
+    if settings.LAYER_STATS_EVERY_STEPS > 0:
+        trainer.watch_layers(LayerStatsOptions(every_steps=int(settings.LAYER_STATS_EVERY_STEPS),
+                                               min_seconds=float(settings.LAYER_STATS_MIN_SECONDS)))
+        trainer.on("layer_stats", recorder.add_layer_stats)
 
 
 def epoch_values(record: dict) -> dict[str, float]:

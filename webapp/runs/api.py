@@ -23,6 +23,7 @@ from webapp.runs import lifecycle, selectors, services
 from webapp.runs.models import Checkpoint, Run
 
 DEFAULT_MAX_POINTS = 2000
+DEFAULT_MAX_LAYER_SAMPLES = 200
 
 
 class PublishedVersionSerializer(serializers.Serializer):
@@ -355,6 +356,38 @@ class RunMetricsView(OwnedRunMixin, APIView):
         return Response(selectors.run_metric_history(run, names=names or None,
                                                      max_points=query.validated_data["max_points"],
                                                      after_sequence=query.validated_data["after_sequence"]))
+
+
+class LayerStatsQuerySerializer(serializers.Serializer):
+    node = serializers.CharField(required=False, max_length=200, help_text="one node's statistics, with histograms")
+    max_samples = serializers.IntegerField(required=False, default=DEFAULT_MAX_LAYER_SAMPLES, min_value=2,
+                                           max_value=100_000)
+
+
+class RunLayerStatsView(OwnedRunMixin, APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("node", OpenApiTypes.STR,
+                             description="a node id: its samples with their histograms (without it, every node's "
+                                         "statistics but no histograms)"),
+            OpenApiParameter("max_samples", OpenApiTypes.INT,
+                             description=f"at most this many samples, evenly spread over the steps (default "
+                                         f"{DEFAULT_MAX_LAYER_SAMPLES}); the first, the last and the first NaN's "
+                                         "are kept"),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+        description="The run's per-layer statistics, sampled while it trained (live on the WebSocket as "
+                    "`run.layer_stats`): per node, weight and gradient norms, update/weight ratio, activation "
+                    "mean, std and histogram (counts in the bins between `histogram_edges`, open-ended at both "
+                    "sides), dead-unit fraction (ReLU), saturation (tanh, sigmoid), non-finite values; and `nan`, "
+                    "the step and node where the first NaN or Inf appeared.",
+    )
+    def get(self, request, run_id: int):
+        run = self.get_run()
+        query = LayerStatsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return Response(selectors.run_layer_stats(run, node=query.validated_data.get("node"),
+                                                  max_samples=query.validated_data["max_samples"]))
 
 
 class RunCheckpointListView(OwnedRunMixin, generics.GenericAPIView):

@@ -14,7 +14,9 @@ Protocol (server to client, JSON):
 2. then ``{"type": "run.points", "points": [{"seq", "name", "step", "epoch", "value", "wall_time"}]}``
    and ``{"type": "run.state", "state", "epochs_completed", "error"?, "final_metrics"?}`` as they
    happen, and for a distributed run ``{"type": "run.worker", "rank", "state", "step",
-   "samples_per_second", "bytes_sent", ...}`` per worker process (see ``webapp.runs.live``).
+   "samples_per_second", "bytes_sent", ...}`` per worker process, and ``{"type": "run.layer_stats",
+   "samples": [...]}`` as the per-layer statistics are sampled (see ``webapp.runs.live``; the history
+   of those is ``GET /api/runs/<id>/layer-stats``).
 
 The consumer joins the run's group before it reads the history, so nothing falls between the two;
 it forwards only points with a sequence above the last one the client has (none doubled), and if
@@ -139,6 +141,9 @@ class RunConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(event)
 
     async def run_worker(self, event: dict) -> None:
+        await self.send_json(event)
+
+    async def run_layer_stats(self, event: dict) -> None:
         await self.send_json(event)
 
     async def run_resync(self, event: dict) -> None:

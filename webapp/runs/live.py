@@ -11,7 +11,10 @@ them to the WebSockets of that run. Two messages:
 - ``{"type": "run.worker", "run": id, "rank", "world_size", "strategy", "host", "state", "step",
   "samples_per_second", "bytes_sent", "error", "wall_time"}``: one process of a distributed run
   (rank -1 is the parameter server) as it stands, about twice a second
-  (``workers.distributed.execution``); live only, not part of the record.
+  (``workers.distributed.execution``); live only, not part of the record;
+- ``{"type": "run.layer_stats", "run": id, "samples": [{"step", "epoch", "wall_time", "nodes": {id:
+  statistics}, "nan"}, ...]}``: the per-layer statistics sampled since the previous message
+  (``engine.layer_stats``), each already in the run's record (``webapp.runs.layer_stats``).
 
 Only points already committed to the database are published, so a client never sees a point the
 record lacks, and a client that missed a message can always fill the gap from the database.
@@ -104,6 +107,11 @@ def worker_message(*, run_id: int, rank: int, world_size: int, strategy: str, ho
     return {"type": "run.worker", "run": run_id, "rank": rank, "world_size": world_size, "strategy": strategy,
             "host": host, "state": state, "step": step, "samples_per_second": samples_per_second,
             "bytes_sent": bytes_sent, "error": error, "wall_time": time.time()}
+
+
+def layer_stats_message(*, run_id: int, samples: list[dict]) -> dict:
+    """The ``run.layer_stats`` message of samples already stored."""
+    return {"type": "run.layer_stats", "run": run_id, "samples": samples}
 
 
 def send_to_run(run_id: int, message: dict) -> bool:

@@ -18,7 +18,7 @@ from django.utils import timezone
 from webapp.core.downsample import downsample
 from webapp.core.exceptions import InvalidInput
 from webapp.datasets.selectors import archived_filtered
-from webapp.runs import budgets
+from webapp.runs import budgets, layer_stats
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 
 ORDERINGS = ("created_at", "started_at", "finished_at", "name", "state", "id", "duration")
@@ -127,6 +127,44 @@ def run_metric_history(run: Run, *, names: list[str] | None = None, max_points: 
         "last_sequence": max(newest or 0, after_sequence),
         "series": result,
     }
+
+
+def run_layer_stats(run: Run, *, node: str | None = None, max_samples: int | None = None) -> dict:
+    """The run's per-layer statistics (``webapp.runs.layer_stats``), thinned to ``max_samples``
+    evenly spread samples (the first, the last and the first NaN's kept).
+
+    Returns ``{"run", "state", "histogram_edges", "nodes", "nan", "total", "samples"}``: ``nodes``
+    lists every node that has statistics, ``nan`` the first NaN or Inf (step, node, where), and each
+    sample is ``{"step", "epoch", "wall_time", "nodes": {id: statistics without the histogram}}``;
+    with ``node`` each sample is ``{"step", "epoch", "wall_time", "stats": that node's statistics
+    with its histogram}`` (the samples that have it). Raises ``InvalidInput`` for an unknown node.
+    """
+    from engine.layer_stats import HISTOGRAM_EDGES  # noqa: PLC0415 - the engine's bins, read when asked
+
+    samples = layer_stats.read_samples(run.pk)
+    nodes: dict[str, None] = {}
+    for sample in samples:
+        nodes.update(dict.fromkeys(sample["nodes"]))
+    nan = next((sample["nan"] for sample in samples if sample.get("nan")), None)
+    if node is not None:
+        if node not in nodes:
+            raise InvalidInput(f"run {run.pk} has no layer statistics of node '{node[:100]}'"
+                               + (f"; its nodes are {', '.join(list(nodes)[:20])}" if nodes else ""),
+                               details={"node": ["no statistics of this node"]})
+        samples = [sample for sample in samples if node in sample["nodes"]]
+    total = len(samples)
+    if max_samples is not None:
+        samples = layer_stats.thin(samples, max_samples)
+    if node is not None:
+        rows = [{"step": s["step"], "epoch": s["epoch"], "wall_time": s["wall_time"], "stats": s["nodes"][node]}
+                for s in samples]
+    else:
+        rows = [{"step": s["step"], "epoch": s["epoch"], "wall_time": s["wall_time"],
+                 "nodes": {key: {k: v for k, v in stats.items() if k != "histogram"}
+                           for key, stats in s["nodes"].items()}}
+                for s in samples]
+    return {"run": run.pk, "state": run.state, "histogram_edges": list(HISTOGRAM_EDGES[1:-1]), "nodes": list(nodes),
+            "nan": nan, "total": total, "samples": rows}
 
 
 def _empty_columns() -> dict[str, list]:

@@ -306,6 +306,12 @@ LIVE_CATCH_UP_CHUNK_POINTS = int(os.environ.get("NETFORGE_LIVE_CATCH_UP_CHUNK_PO
 # Each run WebSocket checks itself against the record this often (webapp.runs.consumers): what
 # Redis lost (a restart forgets group memberships and queued messages) arrives this late at most.
 LIVE_RESYNC_SECONDS = float(os.environ.get("NETFORGE_LIVE_RESYNC_SECONDS", "5"))
+# Per-layer statistics of training runs (engine.layer_stats): a sample at least this many steps and
+# seconds after the last (0 steps: none), and never more than 2% of the training time; the record
+# keeps at most this many samples of a run, spread evenly over its steps (webapp.runs.layer_stats).
+LAYER_STATS_EVERY_STEPS = int(os.environ.get("NETFORGE_LAYER_STATS_EVERY_STEPS", "20"))
+LAYER_STATS_MIN_SECONDS = float(os.environ.get("NETFORGE_LAYER_STATS_MIN_SECONDS", "1"))
+LAYER_STATS_KEPT_SAMPLES = int(os.environ.get("NETFORGE_LAYER_STATS_KEPT_SAMPLES", "400"))
 
 LOGGING = {
     "version": 1,
