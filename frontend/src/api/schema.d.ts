@@ -573,6 +573,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/runs/{run_id}/layer-stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The run's per-layer statistics, sampled while it trained (live on the WebSocket as `run.layer_stats`): per node, weight and gradient norms, update/weight ratio, activation mean, std and histogram (counts in the bins between `histogram_edges`, open-ended at both sides), dead-unit fraction (ReLU), saturation (tanh, sigmoid), non-finite values; and `nan`, the step and node where the first NaN or Inf appeared. */
+        get: operations["runs_layer_stats_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/runs/{run_id}/metrics": {
         parameters: {
             query?: never;
@@ -3373,6 +3390,34 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Evaluation"];
+                };
+            };
+        };
+    };
+    runs_layer_stats_retrieve: {
+        parameters: {
+            query?: {
+                /** @description at most this many samples, evenly spread over the steps (default 200); the first, the last and the first NaN's are kept */
+                max_samples?: number;
+                /** @description a node id: its samples with their histograms (without it, every node's statistics but no histograms) */
+                node?: string;
+            };
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
                 };
             };
         };
