@@ -4,8 +4,9 @@ Each worker maps one file of its own under ``/dev/shm`` (a control word and a sl
 ``SLOT_BYTES``) and every other worker's. A buffer longer than a slot goes through in pieces; for
 each piece, with chunks cut as the ring cuts them (``numpy.array_split`` bounds), worker ``r``:
 
-1. copies its piece into its slot, then waits at a barrier;
-2. sums chunk ``r`` of every slot, in rank order, into its own buffer and writes that sum into
+1. copies the other chunks of its piece (those the others sum) into its slot, then waits at a
+   barrier;
+2. adds chunk ``r`` of every other slot to chunk ``r`` of its own buffer and writes that sum into
    chunk ``r`` of every other slot, then waits at a barrier;
 3. copies the other chunks, which their owners have summed into its slot, into its buffer.
 
@@ -49,7 +50,7 @@ from workers.distributed.rendezvous import Rendezvous, member_name
 log = logging.getLogger(__name__)
 
 SHARED_MEMORY_DIRECTORY = Path("/dev/shm")
-SLOT_BYTES = 8 * 1024 * 1024  # a piece of the buffer; N of them per group must fit /dev/shm
+SLOT_BYTES = 4 * 1024 * 1024  # a piece of the buffer; N of them per group must fit /dev/shm
 CONTROL_BYTES = 64  # the barrier counter, alone on its cache line
 SPIN_SECONDS = 0.002  # a barrier usually opens within microseconds; past this, sleep
 LONGEST_SLEEP_SECONDS = 0.0005
@@ -180,20 +181,21 @@ class SharedMemoryAllReduce:
         slots = [segment.slot[:length] for segment in self._segments]
         base, extra = divmod(length, n)
         bounds = [chunk * base + min(chunk, extra) for chunk in range(n + 1)]
-        own = slice(bounds[r], bounds[r + 1])
-        slots[r][...] = piece
+        begin, end = bounds[r], bounds[r + 1]
+        own = slice(begin, end)
+        # Only the chunks that others sum go through the slot; this worker reads its own from the piece.
+        slots[r][:begin] = piece[:begin]
+        slots[r][end:] = piece[end:]
         self._barrier(f"the contributions to all-reduce {self.collectives}")
-        numpy.add(slots[0][own], slots[1][own], out=piece[own])
-        for other in range(2, n):
-            numpy.add(piece[own], slots[other][own], out=piece[own])
+        for step in range(1, n):  # in ring order from this worker: the same order for every piece
+            numpy.add(piece[own], slots[(r + step) % n][own], out=piece[own])
         for other in range(n):
             if other != r:
                 slots[other][own] = piece[own]
         self._barrier(f"the sums of all-reduce {self.collectives}")
-        for chunk in range(n):
-            if chunk != r:
-                piece[bounds[chunk]:bounds[chunk + 1]] = slots[r][bounds[chunk]:bounds[chunk + 1]]
-        owned = bounds[r + 1] - bounds[r]
+        piece[:begin] = slots[r][:begin]
+        piece[end:] = slots[r][end:]
+        owned = end - begin
         self.counter.payload += ((length - owned) + (n - 1) * owned) * self.dtype.itemsize
         self.counter.messages += 1
 
