@@ -13,7 +13,7 @@ const catalog: Catalog = {
 function version(number: number, document = mlpDocument()): GraphVersion {
   return {
     id: number * 10, number, name: "main", message: "", created_by: "demo", created_at: "2026-01-01T00:00:00Z", summary: {},
-    project: 1, editor_document: document, spec: null,
+    project: 1, editor_document: document, spec: null, draft: false,
   };
 }
 
