@@ -6,6 +6,9 @@ import { errorMessage } from "../api/client";
 import type { Run, RunMessage } from "../api/types";
 import { SeriesStore } from "../charts/series";
 import { PublishButton } from "../endpoints/PublishButton";
+import { LayerStatsFeed } from "../layerstats/feed";
+import { LayersView } from "../layerstats/LayersView";
+import type { LayerSample } from "../layerstats/stats";
 import { fetchRun, runAction } from "./api";
 import { EvaluationSection } from "./EvaluationSection";
 import { LiveRunClient, type ConnectionStatus } from "./live";
@@ -28,6 +31,7 @@ export function RunPage() {
   const [busy, setBusy] = useState(false);
   const [workers, setWorkers] = useState<WorkerStatus[]>([]);
   const store = useMemo(() => new SeriesStore(), [runId]);
+  const layerFeed = useMemo(() => new LayerStatsFeed(), [runId]);
   const clientRef = useRef<LiveRunClient | null>(null);
 
   const reload = useCallback(async () => {
@@ -67,6 +71,7 @@ export function RunPage() {
         worker: (message) => {
           if (isWorkerStatus(message)) setWorkers((rows) => mergeWorkerStatus(rows, message));
         },
+        layerStats: (message) => layerFeed.push((message as { samples: LayerSample[] }).samples ?? []),
       },
     });
     clientRef.current = client;
@@ -75,7 +80,7 @@ export function RunPage() {
       client.stop();
       clientRef.current = null;
     };
-  }, [runId, store, reload]);
+  }, [runId, store, layerFeed, reload]);
 
   async function act(action: "cancel" | "resume") {
     setBusy(true);
@@ -130,6 +135,7 @@ export function RunPage() {
       <ProgressBar store={store} run={run} />
       {run.workers > 1 && <WorkersTable run={run} workers={workers} />}
       <Curves store={store} runId={runId} />
+      <LayersView run={run} feed={layerFeed} />
       {Object.keys(run.final_metrics ?? {}).length > 0 && <FinalMetrics run={run} />}
       {run.state === "succeeded" && <EvaluationSection runId={runId} />}
       <div className="run-columns">

@@ -25,6 +25,8 @@ export interface LiveRunHandlers {
   status?(status: ConnectionStatus, detail?: string): void;
   /** A distributed run's per-worker status (`run.worker`, see workerStatus.ts). */
   worker?(message: unknown): void;
+  /** Per-layer statistics sampled since the last message (`run.layer_stats`, see layerstats/). */
+  layerStats?(message: unknown): void;
 }
 
 export interface Timers {
@@ -168,6 +170,7 @@ export class LiveRunClient {
     else if (message.type === "run.points") this.receivePoints(message.points);
     else if (message.type === "run.state") this.options.handlers.state(message);
     else if ((message as { type: string }).type === "run.worker") this.options.handlers.worker?.(message);
+    else if ((message as { type: string }).type === "run.layer_stats") this.options.handlers.layerStats?.(message);
   }
 
   private receiveHistory(message: Extract<RunMessage, { type: "run.history" }>): void {
