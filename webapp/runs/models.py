@@ -46,6 +46,8 @@ class Run(models.Model):
     evaluation = models.JSONField(default=dict, blank=True)
     # Archived: hidden from run lists unless asked for, kept whole (unarchive brings it back).
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Fine-tuning: the run whose newest checkpoint gave this run its starting weights (lineage).
+    parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children")
 
     class Meta:
         ordering = ["-created_at"]
