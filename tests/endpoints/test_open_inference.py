@@ -19,7 +19,7 @@ import numpy
 import pytest
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
-from tritonclient.grpc import service_pb2, service_pb2_grpc
+from tritonclient.grpc import model_config_pb2, service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from engine.inference import Predictor
@@ -185,6 +185,59 @@ def test_tritonclient_grpc_live_ready_metadata_infer_and_errors(servers, owner, 
         answer = stub.ModelInfer(request, metadata=tuple(headers.items()), timeout=30)
     outputs = {output.name: raw for output, raw in zip(answer.outputs, answer.raw_output_contents, strict=True)}
     numpy.testing.assert_array_equal(numpy.frombuffer(outputs["classes"], "<i8"), expected["classes"])
+
+
+def test_tritonclient_grpc_model_config_and_statistics(servers, owner, digits_rows):  # noqa: F811
+    """Triton's ModelConfig and ModelStatistics RPCs, as tritonclient.grpc reads them: the version's
+    tensors and the endpoint's batcher, and the version's counters summed in the database."""
+    key = publish(owner, "oip-stats", max_batch_size=16, max_queue_delay_ms=2.5, max_queue_size=64)
+    rows = digits_rows[:5].astype(numpy.float32)
+    headers = {"authorization": f"Bearer {key}"}
+    client = triton_grpc.InferenceServerClient(url=servers.grpc_target)
+    try:
+        config = client.get_model_config("oip-stats", headers=headers).config
+        assert (config.name, config.platform, config.max_batch_size) == ("oip-stats", "netforge", 1024)
+        assert [(tensor.name, model_config_pb2.DataType.Name(tensor.data_type), list(tensor.dims))
+                for tensor in config.input] == [("x", "TYPE_FP32", [64])]  # no batch dimension
+        assert {tensor.name: (model_config_pb2.DataType.Name(tensor.data_type), list(tensor.dims))
+                for tensor in config.output} == {"probabilities": ("TYPE_FP64", [10]), "classes": ("TYPE_INT64", []),
+                                                 "prediction": ("TYPE_FP32", [10])}
+        batching = config.dynamic_batching
+        assert list(batching.preferred_batch_size) == [16] and batching.max_queue_delay_microseconds == 2500
+        assert batching.default_queue_policy.max_queue_size == 64
+        assert client.get_model_config("oip-stats", "1", headers=headers).config.name == "oip-stats"
+
+        def statistics(version: str = "") -> list:
+            return list(client.get_inference_statistics("oip-stats", version, headers=headers).model_stats)
+
+        assert [(entry.version, entry.inference_count, entry.inference_stats.success.count)
+                for entry in statistics()] == [("1", 0, 0)]
+        for count in (3, 2):
+            tensor = triton_grpc.InferInput("x", [count, 64], "FP32")
+            tensor.set_data_from_numpy(rows[:count])
+            client.infer("oip-stats", [tensor], headers=headers)
+        narrow = triton_grpc.InferInput("x", [1, 63], "FP32")
+        narrow.set_data_from_numpy(rows[:1, :63])
+        with pytest.raises(InferenceServerException):
+            client.infer("oip-stats", [narrow], headers=headers)
+        [entry] = statistics("1")
+        assert (entry.name, entry.version, entry.inference_count, entry.execution_count) == ("oip-stats", "1", 5, 2)
+        assert entry.inference_stats.success.count == 2 and entry.inference_stats.success.ns > 0
+        assert entry.inference_stats.fail.count == 1
+
+        def refusal(call) -> InferenceServerException:
+            with pytest.raises(InferenceServerException) as caught:
+                call()
+            return caught.value
+
+        assert refusal(lambda: client.get_model_config("oip-stats")).status() == "StatusCode.UNAUTHENTICATED"
+        assert refusal(lambda: client.get_inference_statistics("oip-stats")).status() == "StatusCode.UNAUTHENTICATED"
+        assert refusal(lambda: client.get_inference_statistics("oip-stats", "7", headers=headers)).status() \
+            == "StatusCode.NOT_FOUND"
+        everything = refusal(lambda: client.get_inference_statistics(headers=headers))  # Triton's "every model"
+        assert everything.status() == "StatusCode.INVALID_ARGUMENT" and "name the endpoint" in everything.message()
+    finally:
+        client.close()
 
 
 def test_rest_and_open_inference_grpc_requests_arriving_together_share_one_batch(servers, owner):  # noqa: F811

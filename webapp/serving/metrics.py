@@ -155,6 +155,18 @@ def totals(endpoint) -> list[dict]:
     return rows
 
 
+def version_counts(endpoint_id: int) -> dict[int, _Counts]:
+    """All-time counts per version, every process and protocol summed (requests, errors, their
+    latency sum; batches and their instances), for Triton's ModelStatistics RPC. Requests refused
+    before a version was chosen (counted under version 0) belong to no version and are left out."""
+    from webapp.endpoints.models import MetricBucket  # noqa: PLC0415
+
+    counts: dict[int, _Counts] = {}
+    for bucket in MetricBucket.objects.filter(endpoint_id=endpoint_id, version__gt=0):
+        _add(counts.setdefault(bucket.version, _Counts()), bucket)
+    return counts
+
+
 def _add(into: _Counts, bucket) -> None:
     into.requests += bucket.requests
     into.errors += bucket.errors

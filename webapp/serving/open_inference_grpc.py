@@ -8,8 +8,24 @@ A thin adapter, as Triton answers: ServerLive, ServerReady, ModelReady (no key n
 ``GET /v2/models/<name>/ready``), ServerMetadata, ModelMetadata and ModelInfer (with the
 endpoint's API key in the ``authorization: Bearer <key>`` metadata). ModelInfer reads inputs from
 ``raw_input_contents`` (what tritonclient sends) or from the typed ``contents``, and answers with
-``raw_output_contents`` like Triton. The proto has no model configuration or statistics RPCs, so
-there are none here (the per-version metrics are on the NetForge API).
+``raw_output_contents`` like Triton.
+
+The published protocol has no model configuration or statistics RPCs; Triton's ``ModelConfig``
+and ``ModelStatistics`` (its messages, kept in our proto with Triton's names and field numbers)
+are served where they map, with the key as for ModelMetadata:
+
+- ModelConfig: the inputs and outputs with Triton's ``TYPE_*`` data types and their dims without
+  the batch dimension; ``max_batch_size`` is the most instances a request may hold
+  (``NETFORGE_SERVING_MAX_INSTANCES``, what Triton refuses beyond); the endpoint's batcher is
+  ``dynamic_batching``: its ``max_batch_size`` as the one ``preferred_batch_size`` (a batch that
+  reaches it runs at once), ``max_queue_delay_microseconds`` and the queue's ``max_queue_size``.
+- ModelStatistics: per version (all of them when the request names none), from the counters
+  summed over every process (``webapp.serving.metrics``): ``inference_count`` the instances run,
+  ``execution_count`` the forward passes (batches), ``inference_stats.success.count`` and
+  ``fail.count`` the requests answered and refused. The counters keep one latency sum for all
+  requests, so ``success.ns`` is the time of every request, refused ones included, and
+  ``fail.ns`` is 0; queue and compute times, per-batch-size statistics and ``last_inference``
+  are not measured and stay 0 or empty.
 
 Errors are status codes with a message: unknown model or version NOT_FOUND, a bad tensor
 INVALID_ARGUMENT (naming the input), no or a wrong key UNAUTHENTICATED, a version not ready
@@ -28,28 +44,30 @@ from webapp.serving import inputs as serving_inputs
 from webapp.serving.grpc_server import UndecodableRequest, _tolerant, api_key
 from webapp.serving.inputs import V2_DATATYPES, InputError
 from webapp.serving.open_inference import model_metadata, server_metadata, v2_datatype
-from webapp.serving.runtime import BadInput, NotFound, ServingError
+from webapp.serving.runtime import BadInput, NotFound, ServingError, setting
 
 SERVICE_NAME = "inference.GRPCInferenceService"  # the protocol's: clients call /inference.GRPCInferenceService/...
 MESSAGES = ("ServerLiveRequest", "ServerLiveResponse", "ServerReadyRequest", "ServerReadyResponse",
             "ModelReadyRequest", "ModelReadyResponse", "ServerMetadataRequest", "ServerMetadataResponse",
-            "ModelMetadataRequest", "ModelMetadataResponse", "ModelInferRequest", "ModelInferResponse")
+            "ModelMetadataRequest", "ModelMetadataResponse", "ModelInferRequest", "ModelInferResponse",
+            "ModelConfigRequest", "ModelConfigResponse", "ModelConfig", "ModelStatisticsRequest",
+            "ModelStatisticsResponse")
 
 
 def _protocol_messages():
-    """The generated messages of ``protos/inference/grpc_service.proto``; or, when the process
-    already holds the protocol's ``inference.*`` messages under another file name (a client library
-    such as tritonclient.grpc imported first: protobuf refuses a second definition of a symbol),
-    those, which are the same messages on the wire."""
+    """The messages of ``protos/inference/grpc_service.proto`` (and ``model_config.proto``, which it
+    imports) by name, read from protobuf's default pool; when the process already holds the
+    protocol's ``inference.*`` messages under another file name (a client library such as
+    tritonclient.grpc imported first: protobuf refuses a second definition of a symbol), those,
+    which are the same messages on the wire."""
     try:
-        from webapp.serving.protos.inference import grpc_service_pb2  # noqa: PLC0415  (see the docstring)
+        from webapp.serving.protos.inference import grpc_service_pb2  # noqa: F401, PLC0415  (see the docstring)
     except TypeError as error:
         if "duplicate symbol" not in str(error):
             raise
-        pool = descriptor_pool.Default()
-        return types.SimpleNamespace(**{name: message_factory.GetMessageClass(
-            pool.FindMessageTypeByName(f"inference.{name}")) for name in MESSAGES})
-    return grpc_service_pb2
+    pool = descriptor_pool.Default()
+    return types.SimpleNamespace(**{name: message_factory.GetMessageClass(pool.FindMessageTypeByName(
+        f"inference.{name}")) for name in MESSAGES})
 
 
 pb = _protocol_messages()
@@ -157,6 +175,33 @@ def make_servicer(runtime):
                 response.properties.update(described["properties"])
             return response
 
+        async def ModelConfig(self, request, context):
+            await refuse_undecodable(request, "ModelConfig", context)
+            try:
+                route, loaded = await runtime.resolve(request.name, _version(request.version), api_key(context))
+            except ServingError as error:
+                await abort(context, error)
+            return pb.ModelConfigResponse(config=_model_config(request.name, route, loaded))
+
+        async def ModelStatistics(self, request, context):
+            await refuse_undecodable(request, "ModelStatistics", context)
+            if not request.name:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name: statistics are kept per endpoint, "
+                                                                      "behind its API key; name the endpoint")
+            try:
+                route = await runtime.authorized_route(request.name, api_key(context))
+                number = _version(request.version)
+                if number is not None and number not in route.versions:
+                    raise NotFound(f"endpoint {request.name!r} has no version {number}; its versions are "
+                                   f"{sorted(route.versions)}", details={"version": number})
+            except ServingError as error:
+                await abort(context, error)
+            counts = await runtime.version_counts(route)
+            response = pb.ModelStatisticsResponse()
+            for version in [number] if number is not None else sorted(route.versions):
+                _add_statistics(response, request.name, version, counts.get(version))
+            return response
+
         async def ModelInfer(self, request, context):
             await refuse_undecodable(request, "ModelInfer", context)
             try:
@@ -187,15 +232,44 @@ def _infer_response(request, loaded, outputs: dict, wanted: list[str]):
     return response
 
 
+def _model_config(name: str, route, loaded):
+    """Triton's ModelConfig of a loaded version (see the module's docstring)."""
+    described = model_metadata(name, route, loaded)
+    config = pb.ModelConfig(name=name, platform=described["platform"],
+                            max_batch_size=setting("SERVING_MAX_INSTANCES", 1024))
+    for side, tensors in (("input", described["inputs"]), ("output", described["outputs"])):
+        for tensor in tensors:
+            getattr(config, side).add(name=tensor["name"], data_type=f"TYPE_{tensor['datatype']}",
+                                      dims=tensor["shape"][1:])  # the first is the batch dimension
+    config.dynamic_batching.preferred_batch_size.append(route.max_batch_size)
+    config.dynamic_batching.max_queue_delay_microseconds = round(route.max_queue_delay * 1_000_000)
+    config.dynamic_batching.default_queue_policy.max_queue_size = route.max_queue_size
+    return config
+
+
+def _add_statistics(response, name: str, version: int, counts) -> None:
+    """One version's ModelStatistics from its counters (``None``: nothing counted yet)."""
+    entry = response.model_stats.add(name=name, version=str(version))
+    if counts is None:
+        return
+    entry.inference_count = counts.batched_instances
+    entry.execution_count = counts.batches
+    entry.inference_stats.success.count = counts.requests - counts.errors
+    entry.inference_stats.success.ns = round(counts.latency_sum * 1e9)
+    entry.inference_stats.fail.count = counts.errors
+
+
 def add_servicer(servicer, server) -> None:
     """Register the service with request deserializers that do not raise (a corrupt message is
     INVALID_ARGUMENT, as in ``webapp.serving.grpc_server.add_servicer``)."""
     rpcs = {"ServerLive": pb.ServerLiveRequest, "ServerReady": pb.ServerReadyRequest,
             "ModelReady": pb.ModelReadyRequest, "ServerMetadata": pb.ServerMetadataRequest,
-            "ModelMetadata": pb.ModelMetadataRequest, "ModelInfer": pb.ModelInferRequest}
+            "ModelMetadata": pb.ModelMetadataRequest, "ModelInfer": pb.ModelInferRequest,
+            "ModelConfig": pb.ModelConfigRequest, "ModelStatistics": pb.ModelStatisticsRequest}
     responses = {"ServerLive": pb.ServerLiveResponse, "ServerReady": pb.ServerReadyResponse,
                  "ModelReady": pb.ModelReadyResponse, "ServerMetadata": pb.ServerMetadataResponse,
-                 "ModelMetadata": pb.ModelMetadataResponse, "ModelInfer": pb.ModelInferResponse}
+                 "ModelMetadata": pb.ModelMetadataResponse, "ModelInfer": pb.ModelInferResponse,
+                 "ModelConfig": pb.ModelConfigResponse, "ModelStatistics": pb.ModelStatisticsResponse}
     handlers = {
         rpc: grpc.unary_unary_rpc_method_handler(getattr(servicer, rpc),
                                                  request_deserializer=_tolerant(message.FromString),

@@ -36,7 +36,7 @@ from engine.errors import EngineError
 from webapp.serving.batcher import BatcherClosed, QueueFull
 from webapp.serving.cache import LoadedVersion, ModelCache
 from webapp.serving.inputs import InputError
-from webapp.serving.metrics import MetricsRecorder
+from webapp.serving.metrics import MetricsRecorder, version_counts
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +378,15 @@ class ServingRuntime:
             raise BadInput(str(error)) from None
         except Exception as error:  # noqa: BLE001
             raise ServingError(f"{route.name} v{loaded.number} failed on this batch: {type(error).__name__}") from None
+
+    async def version_counts(self, route: EndpointRoute) -> dict:
+        """The endpoint's all-time counts per version (``metrics.version_counts``), this process's
+        pending counts stored first; other processes' may be up to a flush (about a second) behind."""
+        def read() -> dict:
+            self.metrics.flush()
+            return version_counts(route.id)
+
+        return await sync_to_async(read, thread_sensitive=True)()
 
     def metadata(self, route: EndpointRoute, loaded: LoadedVersion) -> dict:
         return version_metadata(route.name, loaded)
