@@ -1,5 +1,7 @@
 """One process of a test's distributed group (``python -m tests.distributed.rank_process CONFIG``).
 
+``transport`` in the config is the worker's (``DataParallelWorker(transport_name=...)``; default
+``NETFORGE_DISTRIBUTED_TRANSPORT``, unset here: shared memory, the processes being on one machine).
 Roles: ``train`` (a data-parallel trainer that saves its weights after every step to
 ``<out>/rank<r>-step<k>.npz``), ``allreduce`` (all-reduces buffers of the ``sizes``
 and saves the results and byte counts), ``server`` (the parameter server), ``idle`` (joins the
@@ -103,6 +105,7 @@ def main(config: dict) -> int:
             worker.abort(str(error))
             return 3
         numpy.savez(out / f"rank{config['rank']}.npz", group_rank=numpy.array(worker.rank),
+                    collective=numpy.array(type(worker.collective).__name__),
                     world_size=numpy.array(worker.world_size), **results)
         worker.finish()
         return 0

@@ -1,7 +1,8 @@
 """Data-parallel training equals single-worker training of the same global batch.
 
-Real processes (one per rank, and the parameter server), real gRPC channels on loopback, a real
-Redis for the rendezvous. After every one of 6 steps each worker's weights equal those of one
+Real processes (one per rank, and the parameter server), all-reduce through shared memory (the
+workers being on one machine) and over real gRPC channels on loopback (forced, as between
+machines), a real Redis for the rendezvous. After every one of 6 steps each worker's weights equal those of one
 ``engine.Trainer`` on the whole global batch (rtol 1e-6 in float64, 1e-5 in float32), and all
 workers' weights are identical, bit for bit. In float32 the comparison is element-wise with rtol
 1e-5 plus an absolute slack of 1e-5 times the tensor's largest magnitude: a bias that an update
@@ -36,16 +37,17 @@ def single_worker_weights(config: dict, out) -> list[dict]:
     return [dict(numpy.load(out / f"single-step{step}.npz")) for step in range(1, STEPS + 1)]
 
 
-@pytest.mark.parametrize("strategy", ["allreduce", "ps"])
+@pytest.mark.parametrize(("strategy", "transport"), [("allreduce", "auto"), ("allreduce", "grpc"), ("ps", "grpc")])
 @pytest.mark.parametrize("world_size", [2, 4])
-def test_distributed_weights_equal_single_worker_weights_after_every_step(redis_url, tmp_path, strategy, world_size):
+def test_distributed_weights_equal_single_worker_weights_after_every_step(redis_url, tmp_path, strategy, transport,
+                                                                          world_size):
     for dtype in ("float64", "float32"):
         out = tmp_path / dtype
         out.mkdir()
         group = new_group()
         base = {"redis_url": redis_url, "group": group, "world_size": world_size, "strategy": strategy,
                 "dtype": dtype, "rows": ROWS, "batch_size": BATCH, "epochs": EPOCHS, "optimizer": OPTIMIZER,
-                "out": str(out), "timeout": 30}
+                "out": str(out), "timeout": 30, "transport": transport}
         processes = [start_process({**base, "role": "train", "rank": rank}, log_dir=out) for rank in range(world_size)]
         if strategy == "ps":
             processes.append(start_process({**base, "role": "server"}, log_dir=out))
