@@ -233,6 +233,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # the sweeps' choice sets by name ("state", "sampler", ... are other components' fields too)
+    "ENUM_NAME_OVERRIDES": {
+        "SweepStateEnum": "webapp.sweeps.models.Sweep.State", "SweepSamplerEnum": "webapp.sweeps.models.Sweep.Sampler",
+        "SweepDirectionEnum": "webapp.sweeps.models.Sweep.Direction",
+        "SweepPrunerEnum": "webapp.sweeps.models.Sweep.Pruner", "TrialStateEnum": "webapp.sweeps.models.Trial.State",
+        "SweepParameterTypeEnum": "webapp.sweeps.space.TYPES",
+    },
 }
 
 # Prometheus' scrape credential, apart from users' tokens (webapp.core.prometheus): a bearer token, and/or

@@ -35,10 +35,11 @@ class SweepParametersField(serializers.JSONField):
 
 
 class TrialSerializer(serializers.ModelSerializer):
-    run_name = serializers.CharField(source="run.name", read_only=True, default=None)
-    run_state = serializers.CharField(source="run.state", read_only=True, default=None,
+    run_name = serializers.CharField(source="run.name", read_only=True, default=None, allow_null=True)
+    run_state = serializers.CharField(source="run.state", read_only=True, default=None, allow_null=True,
                                       help_text="the trial's run's state (null when it could not be created)")
-    epochs_completed = serializers.IntegerField(source="run.epochs_completed", read_only=True, default=None)
+    epochs_completed = serializers.IntegerField(source="run.epochs_completed", read_only=True, default=None,
+                                                allow_null=True)
     params = serializers.DictField(child=serializers.JSONField(), help_text="parameter name -> the value tried")
 
     class Meta:
@@ -86,15 +87,15 @@ class SweepCreateSerializer(serializers.Serializer):
     device = serializers.ChoiceField(choices=run_services.DEVICES, default="cpu")
     name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     parameters = SweepParametersField(help_text="the search space: what each trial changes, and over which values")
-    sampler = serializers.ChoiceField(choices=Sweep.Sampler.values, default=Sweep.Sampler.RANDOM)
+    sampler = serializers.ChoiceField(choices=Sweep.Sampler.choices, default=Sweep.Sampler.RANDOM)
     trial_budget = serializers.IntegerField(min_value=1, help_text="trials in all (a grid: at most its size)")
     parallelism = serializers.IntegerField(min_value=1, default=1, help_text="trials training at once")
     metric = serializers.CharField(required=False, max_length=100,
                                    help_text="the metric to optimize (default: the early-stopping monitor, else "
                                              "val_loss with a validation split, else loss)")
-    direction = serializers.ChoiceField(choices=Sweep.Direction.values, required=False,
+    direction = serializers.ChoiceField(choices=Sweep.Direction.choices, required=False,
                                         help_text="default: minimize for losses and errors, else maximize")
-    pruner = serializers.ChoiceField(choices=Sweep.Pruner.values, default=Sweep.Pruner.NONE)
+    pruner = serializers.ChoiceField(choices=Sweep.Pruner.choices, default=Sweep.Pruner.NONE)
     pruner_options = serializers.JSONField(required=False, default=dict,
                                            help_text="median: startup_trials, warmup_epochs; successive_halving: "
                                                      "min_epochs, reduction_factor")
