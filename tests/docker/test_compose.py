@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -97,6 +99,29 @@ def test_the_images_run_as_netforge_on_one_python_version(compose):
                 if "build" in service}
     assert len(versions) == 1
     assert os.access(DOCKER / "entrypoint.sh", os.X_OK)
+
+
+def advertised_by_entrypoint(value: str | None) -> str:
+    env = {key: item for key, item in os.environ.items() if key != "NETFORGE_DISTRIBUTED_HOST"}
+    if value is not None:
+        env["NETFORGE_DISTRIBUTED_HOST"] = value
+    return subprocess.run(["sh", str(DOCKER / "entrypoint.sh"), "sh", "-c", 'printf %s "$NETFORGE_DISTRIBUTED_HOST"'],
+                          env=env, capture_output=True, text=True, timeout=30, check=True).stdout
+
+
+def test_the_entrypoint_advertises_the_containers_own_address_unless_told():
+    """Replicas of a scaled worker service reach each other's distributed ranks at the address each
+    advertises: its own non-loopback address when NETFORGE_DISTRIBUTED_HOST is empty or unset (the
+    compose file's default), the value when one is set."""
+    if shutil.which("hostname") is None:
+        pytest.skip("no hostname command here (the images have Debian's and Ubuntu's)")
+    found = subprocess.run(["hostname", "-I"], capture_output=True, text=True, timeout=30)
+    addresses = found.stdout.split() if found.returncode == 0 else []
+    if not addresses:
+        pytest.skip("this machine has no non-loopback address (hostname -I lists none)")
+    assert advertised_by_entrypoint("") == addresses[0]
+    assert advertised_by_entrypoint(None) == addresses[0]
+    assert advertised_by_entrypoint("10.1.2.3") == "10.1.2.3"
 
 
 def test_the_monitoring_profile_scrapes_with_the_metrics_token(compose):
