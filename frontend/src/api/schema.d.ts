@@ -1390,12 +1390,6 @@ export interface components {
          * @enum {string}
          */
         DeviceEnum: "cpu" | "gpu";
-        /**
-         * @description * `minimize` - Minimize
-         *     * `maximize` - Maximize
-         * @enum {string}
-         */
-        Direction571Enum: "minimize" | "maximize";
         Endpoint: {
             readonly id: number;
             readonly name: string;
@@ -1772,13 +1766,6 @@ export interface components {
             /** @description true hides the project from the list (archived=true or all shows it); false brings it back */
             archived?: boolean;
         };
-        /**
-         * @description * `none` - None
-         *     * `median` - Median
-         *     * `successive_halving` - Successive Halving
-         * @enum {string}
-         */
-        PrunerD81Enum: "none" | "median" | "successive_halving";
         PublishRequest: {
             /** @description id of one of your succeeded runs */
             run: number;
@@ -1901,13 +1888,6 @@ export interface components {
                 [key: string]: unknown;
             };
         };
-        /**
-         * @description * `grid` - Grid
-         *     * `random` - Random
-         *     * `tpe` - Tpe
-         * @enum {string}
-         */
-        SamplerDdbEnum: "grid" | "random" | "tpe";
         Samples: {
             dataset: number;
             /** @description rows in the dataset */
@@ -1928,13 +1908,6 @@ export interface components {
          * @enum {string}
          */
         SplitEnum: "validation" | "training";
-        /**
-         * @description * `running` - Running
-         *     * `finished` - Finished
-         *     * `cancelled` - Cancelled
-         * @enum {string}
-         */
-        StateD22Enum: "running" | "finished" | "cancelled";
         StorageUsage: {
             /** @description bytes of the checkpoints kept of your runs */
             checkpoints: number;
@@ -1955,15 +1928,15 @@ export interface components {
             readonly hyperparameters: unknown;
             readonly device: string;
             readonly parameters: components["schemas"]["SweepParameter"][];
-            readonly sampler: components["schemas"]["SamplerDdbEnum"];
+            readonly sampler: components["schemas"]["SweepSamplerEnum"];
             readonly trial_budget: number;
             readonly parallelism: number;
             readonly metric: string;
-            readonly direction: components["schemas"]["Direction571Enum"];
-            readonly pruner: components["schemas"]["PrunerD81Enum"];
+            readonly direction: components["schemas"]["SweepDirectionEnum"];
+            readonly pruner: components["schemas"]["SweepPrunerEnum"];
             readonly pruner_options: unknown;
             readonly seed: number;
-            readonly state: components["schemas"]["StateD22Enum"];
+            readonly state: components["schemas"]["SweepStateEnum"];
             readonly waiting_reason: string;
             /** Format: date-time */
             readonly created_at: string;
@@ -1977,19 +1950,6 @@ export interface components {
             /** @default 0 */
             readonly trials_finished: number;
         };
-        /**
-         * @description * `minimize` - minimize
-         *     * `maximize` - maximize
-         * @enum {string}
-         */
-        SweepCreateDirectionEnum: "minimize" | "maximize";
-        /**
-         * @description * `none` - none
-         *     * `median` - median
-         *     * `successive_halving` - successive_halving
-         * @enum {string}
-         */
-        SweepCreatePrunerEnum: "none" | "median" | "successive_halving";
         SweepCreateRequest: {
             /** @description id of a graph version of this project */
             graph_version: number;
@@ -2004,7 +1964,7 @@ export interface components {
             /** @description the search space: what each trial changes, and over which values */
             parameters: components["schemas"]["SweepParameterRequest"][];
             /** @default random */
-            sampler: components["schemas"]["SweepCreateSamplerEnum"];
+            sampler: components["schemas"]["SweepSamplerEnum"];
             /** @description trials in all (a grid: at most its size) */
             trial_budget: number;
             /**
@@ -2017,12 +1977,12 @@ export interface components {
             /**
              * @description default: minimize for losses and errors, else maximize
              *
-             *     * `minimize` - minimize
-             *     * `maximize` - maximize
+             *     * `minimize` - Minimize
+             *     * `maximize` - Maximize
              */
-            direction?: components["schemas"]["SweepCreateDirectionEnum"];
+            direction?: components["schemas"]["SweepDirectionEnum"];
             /** @default none */
-            pruner: components["schemas"]["SweepCreatePrunerEnum"];
+            pruner: components["schemas"]["SweepPrunerEnum"];
             /** @description median: startup_trials, warmup_epochs; successive_halving: min_epochs, reduction_factor */
             pruner_options?: unknown;
             /**
@@ -2031,13 +1991,6 @@ export interface components {
              */
             seed: number;
         };
-        /**
-         * @description * `grid` - grid
-         *     * `random` - random
-         *     * `tpe` - tpe
-         * @enum {string}
-         */
-        SweepCreateSamplerEnum: "grid" | "random" | "tpe";
         SweepDetail: {
             readonly id: number;
             readonly project: number;
@@ -2050,15 +2003,15 @@ export interface components {
             readonly hyperparameters: unknown;
             readonly device: string;
             readonly parameters: components["schemas"]["SweepParameter"][];
-            readonly sampler: components["schemas"]["SamplerDdbEnum"];
+            readonly sampler: components["schemas"]["SweepSamplerEnum"];
             readonly trial_budget: number;
             readonly parallelism: number;
             readonly metric: string;
-            readonly direction: components["schemas"]["Direction571Enum"];
-            readonly pruner: components["schemas"]["PrunerD81Enum"];
+            readonly direction: components["schemas"]["SweepDirectionEnum"];
+            readonly pruner: components["schemas"]["SweepPrunerEnum"];
             readonly pruner_options: unknown;
             readonly seed: number;
-            readonly state: components["schemas"]["StateD22Enum"];
+            readonly state: components["schemas"]["SweepStateEnum"];
             readonly waiting_reason: string;
             /** Format: date-time */
             readonly created_at: string;
@@ -2079,10 +2032,16 @@ export interface components {
                 [key: string]: number;
             };
         };
+        /**
+         * @description * `minimize` - Minimize
+         *     * `maximize` - Maximize
+         * @enum {string}
+         */
+        SweepDirectionEnum: "minimize" | "maximize";
         SweepParameter: {
             /** @description a training option's path (optimizer.lr, batch_size) or node:<node id>.<parameter> (node:fc1.units) */
             name: string;
-            type: components["schemas"]["TypeEnum"];
+            type: components["schemas"]["SweepParameterTypeEnum"];
             /**
              * Format: double
              * @description float and int ranges: the lowest value
@@ -2103,7 +2062,7 @@ export interface components {
         SweepParameterRequest: {
             /** @description a training option's path (optimizer.lr, batch_size) or node:<node id>.<parameter> (node:fc1.units) */
             name: string;
-            type: components["schemas"]["TypeEnum"];
+            type: components["schemas"]["SweepParameterTypeEnum"];
             /**
              * Format: double
              * @description float and int ranges: the lowest value
@@ -2122,6 +2081,34 @@ export interface components {
             choices?: unknown[];
         };
         /**
+         * @description * `float` - float
+         *     * `int` - int
+         *     * `choice` - choice
+         * @enum {string}
+         */
+        SweepParameterTypeEnum: "float" | "int" | "choice";
+        /**
+         * @description * `none` - None
+         *     * `median` - Median
+         *     * `successive_halving` - Successive Halving
+         * @enum {string}
+         */
+        SweepPrunerEnum: "none" | "median" | "successive_halving";
+        /**
+         * @description * `grid` - Grid
+         *     * `random` - Random
+         *     * `tpe` - Tpe
+         * @enum {string}
+         */
+        SweepSamplerEnum: "grid" | "random" | "tpe";
+        /**
+         * @description * `running` - Running
+         *     * `finished` - Finished
+         *     * `cancelled` - Cancelled
+         * @enum {string}
+         */
+        SweepStateEnum: "running" | "finished" | "cancelled";
+        /**
          * @description * `classification` - classification
          *     * `binary` - binary
          *     * `regression` - regression
@@ -2138,10 +2125,10 @@ export interface components {
         Trial: {
             readonly number: number;
             readonly run: number | null;
-            readonly run_name: string;
+            readonly run_name: string | null;
             /** @description the trial's run's state (null when it could not be created) */
-            readonly run_state: string;
-            readonly epochs_completed: number;
+            readonly run_state: string | null;
+            readonly epochs_completed: number | null;
             /** @description parameter name -> the value tried */
             params: {
                 [key: string]: unknown;
@@ -2165,13 +2152,6 @@ export interface components {
          * @enum {string}
          */
         TrialStateEnum: "active" | "completed" | "pruned" | "failed" | "cancelled";
-        /**
-         * @description * `float` - float
-         *     * `int` - int
-         *     * `choice` - choice
-         * @enum {string}
-         */
-        TypeEnum: "float" | "int" | "choice";
         Usage: {
             runs_queued: number;
             /** @description more queued runs are refused (429) */

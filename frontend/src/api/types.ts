@@ -287,3 +287,10 @@ export interface EvaluationSample {
   features?: unknown;
   [key: string]: unknown;
 }
+
+// refined: a sweep's base options and pruner options (JSONFields); its trials' params are JSON values
+export type SweepParameter = Schemas["SweepParameter"];
+export type Trial = Schemas["Trial"];
+export type Sweep = Refine<Schemas["Sweep"], { readonly hyperparameters: Record<string, unknown>; readonly pruner_options: Record<string, number> }>;
+export type SweepDetail = Refine<Schemas["SweepDetail"], { readonly hyperparameters: Record<string, unknown>; readonly pruner_options: Record<string, number> }>;
+export type SweepCreateRequest = Schemas["SweepCreateRequest"];

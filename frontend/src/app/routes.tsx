@@ -11,12 +11,16 @@ import { EndpointsPage } from "../endpoints/EndpointsPage";
 import { EndpointPage } from "../endpoints/EndpointPage";
 import { WorkersPage } from "../workers/WorkersPage";
 import { AccountPage } from "../account/AccountPage";
+import { SweepPage } from "../sweeps/SweepPage";
+import { SweepsPage } from "../sweeps/SweepsPage";
 
 export const routes: { path: string; element: ReactElement }[] = [
   { path: "/projects", element: <ProjectsPage /> },
   { path: "/projects/:projectId", element: <EditorPage /> },
   { path: "/projects/:projectId/runs", element: <RunsPage /> },
   { path: "/runs/:runId", element: <RunPage /> },
+  { path: "/projects/:projectId/sweeps", element: <SweepsPage /> },
+  { path: "/sweeps/:sweepId", element: <SweepPage /> },
   { path: "/datasets", element: <DatasetsPage /> },
   { path: "/datasets/:datasetId", element: <DatasetPage /> },
   { path: "/endpoints", element: <EndpointsPage /> },

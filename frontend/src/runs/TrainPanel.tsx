@@ -3,6 +3,7 @@
 // settings the graph's template recommends (or a run's, to rerun it); it checks them as the API will (same fields, same
 // messages), starts a run (POST /api/projects/<id>/runs) and shows the server's complaints too.
 import { useEffect, useState, type FormEvent } from "react";
+import { useNavigate } from "react-router-dom";
 import { api, errorMessage } from "../api/client";
 import type { BuiltinDataset, Dataset, Run } from "../api/types";
 import { OptimizerFieldset, ScheduleFieldset } from "./OptimizerFieldsets";
@@ -13,6 +14,7 @@ import { buildRequest, defaultForm, fieldErrors, stepsPerEpoch, type Recommended
 import { Field } from "./TrainFields";
 import { cachedTrainPanelData, fetchRecommended, prefetchTrainPanelData, rememberDataset, type DatasetChoices, type TrainPanelData } from "./trainPanelData";
 import { AdvancedFieldset, AugmentationFieldset, EarlyStoppingFieldset, RunFieldset, TopLevelField } from "./TrainSections";
+import { defaultSweepForm, startSweep, SweepSection, sweepErrors, type SweepForm } from "../sweeps/SweepSection";
 import "./runs.css";
 
 export { prefetchTrainPanelData } from "./trainPanelData";
@@ -55,6 +57,9 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
   const [loadError, setLoadError] = useState<string | null>(null);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [submitting, setSubmitting] = useState(false);
+  // Sweep mode: several runs (trials) over a search space instead of one run; null for one run.
+  const [sweep, setSweep] = useState<SweepForm | null>(null);
+  const navigate = useNavigate();
 
   useEffect(() => {
     let cancelled = false;
@@ -115,7 +120,7 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
     event.preventDefault();
     if (!form) return;
     const request = buildRequest(schema, form, rows);
-    const problems = { ...request.errors, ...(form.dataset ? {} : { dataset: "Choose a dataset" }) };
+    const problems = { ...request.errors, ...(form.dataset ? {} : { dataset: "Choose a dataset" }), ...(sweep ? sweepErrors(sweep) : {}) };
     setErrors(problems);
     if (Object.keys(problems).length) return;
     setSubmitting(true);
@@ -131,6 +136,13 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
         rememberDataset(created);
         setData((current) => (current ? { ...current, datasets: [created, ...current.datasets] } : current));
         update((current) => ({ ...current, dataset: String(created.id) }));
+      }
+      if (sweep) {
+        const started = await startSweep({ projectId, graphVersionId, dataset, hyperparameters: request.hyperparameters,
+          device: request.device, name: form.name.trim(), form: sweep });
+        rememberTrainForm(projectId, { ...form, dataset: String(dataset) });
+        navigate(`/sweeps/${started.id}`);
+        return;
       }
       const run = await api<Run>(`/api/projects/${projectId}/runs`, {
         method: "POST",
@@ -181,6 +193,14 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
       <RunFieldset {...sectionProps} />
       <AugmentationFieldset {...sectionProps} />
       <AdvancedFieldset {...sectionProps} />
+      <label className="inline sweep-toggle">
+        <input type="checkbox" data-testid="train-sweep-mode" checked={sweep !== null} onChange={(event) => setSweep(event.target.checked ? defaultSweepForm() : null)} />
+        Sweep: try several settings as a group of runs
+      </label>
+      {sweep && (
+        <SweepSection projectId={projectId} graphVersionId={graphVersionId} schema={schema} optimizer={form.optimizer}
+          hyperparameters={buildRequest(schema, form, rows).hyperparameters} form={sweep} onChange={setSweep} errors={errors} />
+      )}
 
       {unplaced.map(([key, message]) => <div key={key} className="error-box" role="alert">{message}</div>)}
       {Object.keys(errors).length > 0 && unplaced.length === 0 && (
@@ -188,7 +208,7 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
       )}
       <div className="actions">
         <button type="button" onClick={onClose}>Cancel</button>
-        <button type="submit" className="primary" disabled={submitting}>{submitting ? "Starting…" : "Start training"}</button>
+        <button type="submit" className="primary" disabled={submitting}>{submitting ? "Starting…" : sweep ? "Start sweep" : "Start training"}</button>
       </div>
     </form>
   );
