@@ -16,8 +16,8 @@ from tests.platform.harness import wait_until
 from workers.distributed.errors import PeerFailure
 from workers.distributed.execution import threads_of_rank
 from workers.distributed.rendezvous import Rendezvous
-from workers.distributed.shared_memory import SHARED_MEMORY_DIRECTORY, segment_path
-from workers.distributed.worker import TRANSPORT_VARIABLE, DataParallelWorker, default_transport
+from workers.distributed.shared_memory import SHARED_MEMORY_DIRECTORY, memory_identity, segment_path
+from workers.distributed.worker import TRANSPORT_VARIABLE, DataParallelWorker, default_transport, shares_memory
 
 pytestmark = pytest.mark.xdist_group("distributed")
 
@@ -51,7 +51,7 @@ def test_a_group_that_fails_while_connecting_leaves_no_file_in_shared_memory(red
     joining = threading.Thread(target=lambda: errors.extend(_raised(worker.join)))
     joining.start()
     try:
-        peer.join("", transport="auto")
+        peer.join("", transport="auto", shared_memory=memory_identity())
         wait_until(lambda: segment_path(group, 0).exists(), timeout=30, what="rank 0's file", interval=0.01)
         began = time.monotonic()
         peer.abort("worker rank 1 failed: its process was killed")
@@ -115,3 +115,15 @@ def test_the_workers_of_one_machine_split_its_cores_unless_netforge_threads_says
     finally:
         for worker in workers:
             worker.finish()
+
+
+def test_only_workers_that_see_one_shared_memory_and_accept_it_use_it():
+    """Each worker's rendezvous entry says which ``/dev/shm`` it sees (boot id and mount) and
+    which transport it accepts; every worker decides from the same entries."""
+    same = {"transport": "auto", "shared_memory": memory_identity()}
+    assert shares_memory({0: same, 1: same, 2: same})
+    assert not shares_memory({0: same, 1: {**same, "shared_memory": "another-boot/27"}})  # another machine
+    assert not shares_memory({0: same, 1: {**same, "shared_memory": f"{same['shared_memory']}1"}})  # a container's own
+    assert not shares_memory({0: same, 1: {**same, "transport": "grpc"}})  # NETFORGE_DISTRIBUTED_TRANSPORT=grpc
+    assert not shares_memory({0: same, 1: {**same, "shared_memory": None}})  # a machine without it
+    assert not shares_memory({0: same})  # one worker has no one to exchange with

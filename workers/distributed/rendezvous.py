@@ -6,7 +6,8 @@ all under ``netforge:distributed:<group>:`` and expiring a day after the group's
 
 - ``created``: when the first member joined (Redis time); every member's deadline counts from it,
   so a member that started late does not wait longer than the others;
-- ``members``: hash rank -> JSON {address, host, pid, transport} (the rank registry);
+- ``members``: hash rank -> JSON {address, host, pid, ...} (the rank registry; the caller adds what
+  its collectives need to agree on, e.g. ``workers.distributed.worker``'s transport);
 - ``alive:<rank>``: a key each member refreshes every ``HEARTBEAT_SECONDS`` with a time to live of
   ``LIVENESS_SECONDS``: a member killed (``kill -9``) or stopped (``SIGSTOP``) loses its key;
 - ``left:<rank>``: set by a member that finished normally (it is not a failure that its key goes),

@@ -61,7 +61,19 @@ ORDERED_STORE_MACHINES = frozenset({"x86_64", "amd64", "i386", "i686"})
 
 def usable() -> bool:
     """Whether this machine can exchange through shared memory (see the module docstring)."""
-    return platform.machine().lower() in ORDERED_STORE_MACHINES and SHARED_MEMORY_DIRECTORY.is_dir()
+    return platform.machine().lower() in ORDERED_STORE_MACHINES and memory_identity() is not None
+
+
+def memory_identity() -> str | None:
+    """Equal for two processes exactly when they see the same ``/dev/shm``: the kernel's boot id
+    (another machine has another) and the device of the mount (two containers on one machine, even
+    with the host's name and network, have a ``/dev/shm`` each). None where there is none."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        device = os.stat(SHARED_MEMORY_DIRECTORY).st_dev
+    except OSError:
+        return None
+    return f"{boot}/{device}"
 
 
 def segment_path(group: str, slot: int) -> Path:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 
 from workers.distributed import shared_memory, transport
 from workers.distributed.parameter_server import AsyncParameterServerClient, ParameterServer, ParameterServerClient
@@ -17,8 +16,8 @@ from workers.distributed.ring import RingAllReduce
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("allreduce", "ps")
-# "auto": the ring all-reduce goes through shared memory when every worker of the group is on this
-# machine (and the machine allows it), over gRPC otherwise; "grpc": always over gRPC.
+# "auto": the all-reduce goes through shared memory when every worker of the group is on this
+# machine (and the machine allows it), by the gRPC ring otherwise; "grpc": always the gRPC ring.
 TRANSPORTS = ("auto", "grpc")
 TRANSPORT_VARIABLE = "NETFORGE_DISTRIBUTED_TRANSPORT"
 
@@ -32,13 +31,12 @@ def default_transport() -> str:
 
 
 def shares_memory(members: dict[int, dict]) -> bool:
-    """Whether a group with these members all-reduces through shared memory: every worker is on
-    this machine and accepts it (each says so in the rendezvous, so all of them decide alike)."""
+    """Whether a group with these members all-reduces through shared memory: every worker sees the
+    same ``/dev/shm`` and accepts it (each says so in the rendezvous, so all of them decide alike)."""
     workers = [member for rank, member in members.items() if rank != SERVER_RANK]
-    return (len(workers) > 1 and shared_memory.usable()
-            and all(member.get("transport", "grpc") == "auto" for member in workers)
-            and len({member.get("host") for member in workers}) == 1
-            and workers[0].get("host") == socket.gethostname())
+    identities = {member.get("shared_memory") for member in workers}
+    return (len(workers) > 1 and all(member.get("transport") == "auto" for member in workers)
+            and len(identities) == 1 and None not in identities)
 
 
 class DataParallelWorker:
@@ -77,7 +75,8 @@ class DataParallelWorker:
     def join(self) -> dict[int, dict]:
         """Returns ``{rank: member}``; ``rank`` and ``world_size`` are then the group's as it started
         (fewer workers than planned when the group accepts that)."""
-        members = self.rendezvous.join(self.address, transport=self.transport)
+        identity = shared_memory.memory_identity() if shared_memory.usable() else None
+        members = self.rendezvous.join(self.address, transport=self.transport, shared_memory=identity)
         self.rank = self.collective.rank = self.rendezvous.rank
         self.world_size = self.collective.world_size = self.rendezvous.world_size
         if self.strategy == "allreduce" and shares_memory(members):
