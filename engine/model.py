@@ -51,8 +51,9 @@ class _Plan:
 # (parallel.owned_cores) in graphs with an op whose work the pool splits (POOL_SPLIT_OPS) and none
 # whose products rely on BLAS's own threads (BLAS_THREADED_OPS); a dense net's products measured
 # faster on BLAS's threads, so graphs of neither keep them too.
-POOL_SPLIT_OPS = frozenset({"conv1d", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm"})
-BLAS_THREADED_OPS = frozenset({"matmul", "rnn", "lstm", "gru", "scaled_dot_product_attention", "multi_head_attention"})
+# Recurrent layers split the batch across the pool for the whole scan (their sequences never meet).
+POOL_SPLIT_OPS = frozenset({"conv1d", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "rnn", "lstm", "gru"})
+BLAS_THREADED_OPS = frozenset({"matmul", "scaled_dot_product_attention", "multi_head_attention"})
 
 
 class Model:

@@ -12,16 +12,24 @@ direction starts there. Stacked layers feed each one's (concatenated) outputs to
 The input projection of all steps is one matmul before the time loop, each step one matmul for
 all gates together, and the weight gradients one matmul over all steps after the backward loop.
 Arrays inside are time-major (T, N, ...), so that every step reads and writes contiguous blocks.
+
+Sequences of a batch do not interact, so each thread of the engine's pool runs the whole recurrence
+(forward and backward) for its own rows of the batch, with one-thread BLAS, and the threads meet only
+at the end of the scan; the products over all steps split on the pool too (``linalg.rows_product``).
 """
 
 from __future__ import annotations
 
 import contextlib
 
+import numpy
+
+from engine import parallel
 from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops._util import format_shape
+from engine.ops.linalg import rows_product
 from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 
@@ -43,6 +51,22 @@ class _Direction:
 
     def previous_states(self, states):
         return states[1:] if self.reverse else states[:-1]
+
+
+STEP_COST = 8  # element-wise passes a step makes over each gate value (the pieces' work, for parallel.split)
+
+
+def _over_batch(xp, batch: int, work: int, rows) -> None:
+    """``rows(low, high)`` for pieces of the batch on the engine's threads (one call on CuPy)."""
+    if xp is numpy:
+        parallel.run(batch, rows, work=work * STEP_COST)
+    else:
+        rows(0, batch)
+
+
+def _rows_of(array, low: int, high: int):
+    """Rows low:high of a time-major (T, N, ...) array, or None."""
+    return None if array is None else array[:, low:high]
 
 
 def _freeze_padded(new, previous, padded):
@@ -81,6 +105,13 @@ def _scales(xp, dtype, units: int, values: tuple):
     return xp.concatenate([xp.full(units, value, dtype=dtype) for value in values])
 
 
+def _sum_rows(array):
+    """The sum over every axis but the last, in runs of rows on the engine's threads."""
+    rows = array.reshape(-1, array.shape[-1])
+    return parallel.reduce_rows(array_module(array), rows.shape[0], rows.shape[1],
+                                lambda low, high: rows[low:high].sum(axis=0), lambda a, b: a + b)
+
+
 def _split(gates, count: int) -> list:
     """The (N, H) column blocks of one step's (N, count * H) gates, as views."""
     units = gates.shape[1] // count
@@ -100,42 +131,52 @@ class _SimpleCell(_Cell):
 
     def scan(self, xw, recurrent_kernel, recurrent_bias, mask, direction):
         xp = array_module(xw)
-        padded = None if mask is None else mask == 0
         steps, batch, units = xw.shape
-        states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
-        states[direction.initial] = 0
-        for t in direction.order:
-            previous, new = states[t + direction.previous_offset], states[t + direction.new_offset]
-            xp.matmul(previous, recurrent_kernel, out=new)
-            new += xw[t]
-            if self.activation == "tanh":
-                xp.tanh(new, out=new)
-            else:
-                xp.maximum(new, 0, out=new)
-            if mask is not None:
-                _freeze_padded(new, previous, padded[t])
-        return states, {"states": states}
+        all_states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
+
+        def rows(low, high):
+            states, inputs = all_states[:, low:high], xw[:, low:high]
+            padded = None if mask is None else mask[:, low:high] == 0
+            states[direction.initial] = 0
+            for t in direction.order:
+                previous, new = states[t + direction.previous_offset], states[t + direction.new_offset]
+                xp.matmul(previous, recurrent_kernel, out=new)
+                new += inputs[t]
+                if self.activation == "tanh":
+                    xp.tanh(new, out=new)
+                else:
+                    xp.maximum(new, 0, out=new)
+                if mask is not None:
+                    _freeze_padded(new, previous, padded[t])
+
+        _over_batch(xp, batch, xw.size, rows)
+        return all_states, {"states": all_states}
 
     def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
         xp = array_module(recurrent_kernel)
-        states = cache["states"]
-        new_states = direction.new_states(states)
-        d_pre = xp.empty_like(new_states)
-        carry = xp.zeros_like(states[0]) if d_last is None else d_last.copy()
+        all_new_states = direction.new_states(cache["states"])
+        all_d_pre = xp.empty_like(all_new_states)
         recurrent_t = recurrent_kernel.T
-        for t in reversed(direction.order):
-            d_new, passed = _step_gradient(carry, d_outputs, mask, t)
-            row, state = d_pre[t], new_states[t]
-            if self.activation == "tanh":  # d tanh = 1 - h^2
-                xp.multiply(state, state, out=row)
-                xp.subtract(1.0, row, out=row)
-                row *= d_new
-            else:
-                xp.multiply(d_new, state > 0, out=row)
-            carry = row @ recurrent_t
-            if mask is not None:
-                carry += passed
-        return d_pre, d_pre, None
+
+        def rows(low, high):
+            new_states, d_pre = all_new_states[:, low:high], all_d_pre[:, low:high]
+            d_seq, masks = _rows_of(d_outputs, low, high), _rows_of(mask, low, high)
+            carry = xp.zeros_like(new_states[0]) if d_last is None else d_last[low:high].copy()
+            for t in reversed(direction.order):
+                d_new, passed = _step_gradient(carry, d_seq, masks, t)
+                row, state = d_pre[t], new_states[t]
+                if self.activation == "tanh":  # d tanh = 1 - h^2
+                    xp.multiply(state, state, out=row)
+                    xp.subtract(1.0, row, out=row)
+                    row *= d_new
+                else:
+                    xp.multiply(d_new, state > 0, out=row)
+                carry = row @ recurrent_t
+                if mask is not None:
+                    carry += passed
+
+        _over_batch(xp, all_d_pre.shape[1], all_d_pre.size, rows)
+        return all_d_pre, all_d_pre, None
 
 
 class _LSTMCell(_Cell):
@@ -151,88 +192,101 @@ class _LSTMCell(_Cell):
 
     def scan(self, xw, recurrent_kernel, recurrent_bias, mask, direction):
         xp = array_module(xw)
-        padded = None if mask is None else mask == 0
         steps, batch, width = xw.shape
         units = width // 4
-        states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
-        cells = xp.empty_like(states)
-        states[direction.initial] = 0
-        cells[direction.initial] = 0
-        activations = xp.empty((steps, batch, width), dtype=xw.dtype)
-        tanh_cells = xp.empty((steps, batch, units), dtype=xw.dtype)
-        product = xp.empty((batch, units), dtype=xw.dtype)
+        all_states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
+        all_cells = xp.empty_like(all_states)
+        all_activations = xp.empty((steps, batch, width), dtype=xw.dtype)
+        all_tanh_cells = xp.empty((steps, batch, units), dtype=xw.dtype)
         halves = _scales(xp, xw.dtype, units, (0.5, 0.5, 1.0, 0.5))  # tanh -> sigmoid for i, f, o
         offsets = _scales(xp, xw.dtype, units, (0.5, 0.5, 0.0, 0.5))
         first = direction.order[0] if len(direction.order) else None
-        for t in direction.order:
-            back, ahead = t + direction.previous_offset, t + direction.new_offset
-            gates = activations[t]
-            if t == first:  # the initial state is zero: no h U to add
-                xp.tanh(xw[t], out=gates)
-            else:
-                xp.matmul(states[back], recurrent_kernel, out=gates)
-                gates += xw[t]
-                xp.tanh(gates, out=gates)
-            gates *= halves
-            gates += offsets
-            i, f, g, o = _split(gates, 4)
-            cell = cells[ahead]
-            xp.multiply(f, cells[back], out=cell)
-            xp.multiply(i, g, out=product)
-            cell += product
-            xp.tanh(cell, out=tanh_cells[t])
-            xp.multiply(o, tanh_cells[t], out=states[ahead])
-            if mask is not None:
-                _freeze_padded(cell, cells[back], padded[t])
-                _freeze_padded(states[ahead], states[back], padded[t])
-        return states, {"states": states, "cells": cells, "activations": activations, "tanh_cells": tanh_cells}
+
+        def rows(low, high):
+            states, cells, inputs = all_states[:, low:high], all_cells[:, low:high], xw[:, low:high]
+            activations, tanh_cells = all_activations[:, low:high], all_tanh_cells[:, low:high]
+            padded = None if mask is None else mask[:, low:high] == 0
+            product = xp.empty((high - low, units), dtype=xw.dtype)
+            states[direction.initial] = 0
+            cells[direction.initial] = 0
+            for t in direction.order:
+                back, ahead = t + direction.previous_offset, t + direction.new_offset
+                gates = activations[t]
+                if t == first:  # the initial state is zero: no h U to add
+                    xp.tanh(inputs[t], out=gates)
+                else:
+                    xp.matmul(states[back], recurrent_kernel, out=gates)
+                    gates += inputs[t]
+                    xp.tanh(gates, out=gates)
+                gates *= halves
+                gates += offsets
+                i, f, g, o = _split(gates, 4)
+                cell = cells[ahead]
+                xp.multiply(f, cells[back], out=cell)
+                xp.multiply(i, g, out=product)
+                cell += product
+                xp.tanh(cell, out=tanh_cells[t])
+                xp.multiply(o, tanh_cells[t], out=states[ahead])
+                if mask is not None:
+                    _freeze_padded(cell, cells[back], padded[t])
+                    _freeze_padded(states[ahead], states[back], padded[t])
+
+        _over_batch(xp, batch, xw.size, rows)
+        return all_states, {"states": all_states, "cells": all_cells, "activations": all_activations,
+                            "tanh_cells": all_tanh_cells}
 
     def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
         xp = array_module(recurrent_kernel)
-        states, cells, tanh_cells = cache["states"], cache["cells"], cache["tanh_cells"]
-        activations = cache["activations"]
-        d_gates = xp.empty_like(activations)
-        carry = xp.zeros_like(states[0]) if d_last is None else d_last.copy()
-        carry_cell = xp.zeros_like(states[0])
-        d_cell = xp.empty_like(carry_cell)
-        scratch = xp.empty_like(carry_cell)
-        slopes = xp.empty_like(activations[0])
-        slope_g = _split(slopes, 4)[2]
+        all_activations = cache["activations"]
+        all_d_gates = xp.empty_like(all_activations)
         recurrent_t = recurrent_kernel.T
         first = direction.order[0] if len(direction.order) else None
-        for t in reversed(direction.order):
-            back = t + direction.previous_offset
-            gates, row, tanh_cell = activations[t], d_gates[t], tanh_cells[t]
-            i, f, g, o = _split(gates, 4)
-            d_new, passed = _step_gradient(carry, d_outputs, mask, t)
-            if mask is not None:
-                kept_cell = carry_cell - carry_cell * mask[t]
-                carry_cell *= mask[t]
-            # dc = dh o (1 - tanh(c)^2) + the cell's carry
-            d_i, d_f, d_g, d_o = _split(row, 4)
-            xp.multiply(d_new, tanh_cell, out=d_o)
-            xp.multiply(d_new, o, out=d_cell)
-            xp.multiply(tanh_cell, tanh_cell, out=scratch)
-            xp.subtract(1.0, scratch, out=scratch)
-            d_cell *= scratch
-            d_cell += carry_cell
-            xp.multiply(d_cell, g, out=d_i)
-            xp.multiply(d_cell, cells[back], out=d_f)
-            xp.multiply(d_cell, i, out=d_g)
-            xp.multiply(d_cell, f, out=carry_cell)
-            # Slopes: s - s^2 for the sigmoids, and for g, 1 - g^2 = (g - g^2) + (1 - g).
-            xp.multiply(gates, gates, out=slopes)
-            xp.subtract(gates, slopes, out=slopes)
-            xp.subtract(1.0, g, out=scratch)
-            slope_g += scratch
-            row *= slopes
-            if t == first:  # what would flow on is the gradient of the (constant) initial state
-                break
-            xp.matmul(row, recurrent_t, out=carry)
-            if mask is not None:
-                carry += passed
-                carry_cell += kept_cell
-        return d_gates, d_gates, None
+
+        def rows(low, high):
+            cells, tanh_cells = cache["cells"][:, low:high], cache["tanh_cells"][:, low:high]
+            activations, d_gates = all_activations[:, low:high], all_d_gates[:, low:high]
+            d_seq, masks = _rows_of(d_outputs, low, high), _rows_of(mask, low, high)
+            carry = xp.zeros_like(cells[0]) if d_last is None else d_last[low:high].copy()
+            carry_cell = xp.zeros_like(cells[0])
+            d_cell = xp.empty_like(carry_cell)
+            scratch = xp.empty_like(carry_cell)
+            slopes = xp.empty_like(activations[0])
+            slope_g = _split(slopes, 4)[2]
+            for t in reversed(direction.order):
+                back = t + direction.previous_offset
+                gates, row, tanh_cell = activations[t], d_gates[t], tanh_cells[t]
+                i, f, g, o = _split(gates, 4)
+                d_new, passed = _step_gradient(carry, d_seq, masks, t)
+                if mask is not None:
+                    kept_cell = carry_cell - carry_cell * masks[t]
+                    carry_cell *= masks[t]
+                # dc = dh o (1 - tanh(c)^2) + the cell's carry
+                d_i, d_f, d_g, d_o = _split(row, 4)
+                xp.multiply(d_new, tanh_cell, out=d_o)
+                xp.multiply(d_new, o, out=d_cell)
+                xp.multiply(tanh_cell, tanh_cell, out=scratch)
+                xp.subtract(1.0, scratch, out=scratch)
+                d_cell *= scratch
+                d_cell += carry_cell
+                xp.multiply(d_cell, g, out=d_i)
+                xp.multiply(d_cell, cells[back], out=d_f)
+                xp.multiply(d_cell, i, out=d_g)
+                xp.multiply(d_cell, f, out=carry_cell)
+                # Slopes: s - s^2 for the sigmoids, and for g, 1 - g^2 = (g - g^2) + (1 - g).
+                xp.multiply(gates, gates, out=slopes)
+                xp.subtract(gates, slopes, out=slopes)
+                xp.subtract(1.0, g, out=scratch)
+                slope_g += scratch
+                row *= slopes
+                if t == first:  # what would flow on is the gradient of the (constant) initial state
+                    break
+                xp.matmul(row, recurrent_t, out=carry)
+                if mask is not None:
+                    carry += passed
+                    carry_cell += kept_cell
+
+        _over_batch(xp, all_d_gates.shape[1], all_d_gates.size, rows)
+        return all_d_gates, all_d_gates, None
 
 
 class _GRUCell(_Cell):
@@ -247,79 +301,92 @@ class _GRUCell(_Cell):
 
     def scan(self, xw, recurrent_kernel, recurrent_bias, mask, direction):
         xp = array_module(xw)
-        padded = None if mask is None else mask == 0
         steps, batch, width = xw.shape
         units = width // 3
-        states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
-        states[direction.initial] = 0
-        activations = xp.empty((steps, batch, width), dtype=xw.dtype)
-        projected = xp.empty((batch, width), dtype=xw.dtype)  # h_{t-1} U + b_h, r and z parts negated
-        hidden_n = xp.empty((steps, batch, units), dtype=xw.dtype)  # its n part, which backward needs
-        with _overflow_to_infinity(xp):
-            for t in direction.order:
-                back, ahead = t + direction.previous_offset, t + direction.new_offset
-                xp.matmul(states[back], recurrent_kernel, out=projected)
-                projected += recurrent_bias
-                xp.copyto(hidden_n[t], projected[:, 2 * units:])
-                gates = activations[t]
-                reset_update = gates[:, :2 * units]
-                xp.add(xw[t, :, :2 * units], projected[:, :2 * units], out=reset_update)
-                xp.exp(reset_update, out=reset_update)
-                reset_update += 1.0
-                xp.reciprocal(reset_update, out=reset_update)
-                r, z, n = _split(gates, 3)
-                xp.multiply(r, projected[:, 2 * units:], out=n)
-                n += xw[t, :, 2 * units:]
-                xp.tanh(n, out=n)
-                new = states[ahead]
-                xp.subtract(states[back], n, out=new)
-                new *= z
-                new += n
-                if mask is not None:
-                    _freeze_padded(new, states[back], padded[t])
-        return states, {"states": states, "activations": activations, "hidden_n": hidden_n}
+        all_states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
+        all_activations = xp.empty((steps, batch, width), dtype=xw.dtype)
+        all_hidden_n = xp.empty((steps, batch, units), dtype=xw.dtype)  # h_{t-1} U_n + b_hn, which backward needs
+
+        def rows(low, high):
+            states, inputs = all_states[:, low:high], xw[:, low:high]
+            activations, hidden_n = all_activations[:, low:high], all_hidden_n[:, low:high]
+            padded = None if mask is None else mask[:, low:high] == 0
+            projected = xp.empty((high - low, width), dtype=xw.dtype)  # h_{t-1} U + b_h, r and z parts negated
+            states[direction.initial] = 0
+            with _overflow_to_infinity(xp):
+                for t in direction.order:
+                    back, ahead = t + direction.previous_offset, t + direction.new_offset
+                    xp.matmul(states[back], recurrent_kernel, out=projected)
+                    projected += recurrent_bias
+                    xp.copyto(hidden_n[t], projected[:, 2 * units:])
+                    gates = activations[t]
+                    reset_update = gates[:, :2 * units]
+                    xp.add(inputs[t, :, :2 * units], projected[:, :2 * units], out=reset_update)
+                    xp.exp(reset_update, out=reset_update)
+                    reset_update += 1.0
+                    xp.reciprocal(reset_update, out=reset_update)
+                    r, z, n = _split(gates, 3)
+                    xp.multiply(r, projected[:, 2 * units:], out=n)
+                    n += inputs[t, :, 2 * units:]
+                    xp.tanh(n, out=n)
+                    new = states[ahead]
+                    xp.subtract(states[back], n, out=new)
+                    new *= z
+                    new += n
+                    if mask is not None:
+                        _freeze_padded(new, states[back], padded[t])
+
+        _over_batch(xp, batch, xw.size, rows)
+        return all_states, {"states": all_states, "activations": all_activations, "hidden_n": all_hidden_n}
 
     def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
         xp = array_module(recurrent_kernel)
-        states, activations, hidden_n = cache["states"], cache["activations"], cache["hidden_n"]
-        units = activations.shape[2] // 3
-        d_input = xp.empty_like(activations)  # gradient of x_t W + b
-        d_hidden = xp.empty_like(activations)  # gradient of h_{t-1} U + b_h
-        carry = xp.zeros_like(states[0]) if d_last is None else d_last.copy()
-        scratch = xp.empty_like(carry)
+        all_activations = cache["activations"]
+        units = all_activations.shape[2] // 3
+        all_d_input = xp.empty_like(all_activations)  # gradient of x_t W + b
+        all_d_hidden = xp.empty_like(all_activations)  # gradient of h_{t-1} U + b_h
         recurrent_t = recurrent_kernel.T
-        for t in reversed(direction.order):
-            back = t + direction.previous_offset
-            gates = activations[t]
-            r, z, n = _split(gates, 3)
-            d_new, passed = _step_gradient(carry, d_outputs, mask, t)
-            d_r, d_z, d_hidden_n = _split(d_hidden[t], 3)
-            d_n = _split(d_input[t], 3)[2]
-            # dn_pre = dh (1 - z) (1 - n^2)
-            xp.subtract(1.0, z, out=d_n)
-            d_n *= d_new
-            xp.multiply(n, n, out=scratch)
-            xp.subtract(1.0, scratch, out=scratch)
-            d_n *= scratch
-            # dz_pre = dh (h_{t-1} - n) z (1 - z)
-            xp.subtract(states[back], n, out=d_z)
-            d_z *= d_new
-            xp.multiply(z, z, out=scratch)
-            xp.subtract(z, scratch, out=scratch)
-            d_z *= scratch
-            # dr_pre = dn_pre (h_{t-1} U_n + b_hn) r (1 - r)
-            xp.multiply(d_n, hidden_n[t], out=d_r)
-            xp.multiply(r, r, out=scratch)
-            xp.subtract(r, scratch, out=scratch)
-            d_r *= scratch
-            xp.multiply(d_n, r, out=d_hidden_n)
-            carry = d_hidden[t] @ recurrent_t
-            xp.multiply(d_new, z, out=scratch)
-            carry += scratch
-            if mask is not None:
-                carry += passed
-        d_input[:, :, :2 * units] = d_hidden[:, :, :2 * units]
-        return d_input, d_hidden, d_hidden.sum(axis=(0, 1))
+
+        def rows(low, high):
+            states, hidden_n = cache["states"][:, low:high], cache["hidden_n"][:, low:high]
+            activations, d_input, d_hidden = (all_activations[:, low:high], all_d_input[:, low:high],
+                                              all_d_hidden[:, low:high])
+            d_seq, masks = _rows_of(d_outputs, low, high), _rows_of(mask, low, high)
+            carry = xp.zeros_like(states[0]) if d_last is None else d_last[low:high].copy()
+            scratch = xp.empty_like(carry)
+            for t in reversed(direction.order):
+                back = t + direction.previous_offset
+                r, z, n = _split(activations[t], 3)
+                d_new, passed = _step_gradient(carry, d_seq, masks, t)
+                d_r, d_z, d_hidden_n = _split(d_hidden[t], 3)
+                d_n = _split(d_input[t], 3)[2]
+                # dn_pre = dh (1 - z) (1 - n^2)
+                xp.subtract(1.0, z, out=d_n)
+                d_n *= d_new
+                xp.multiply(n, n, out=scratch)
+                xp.subtract(1.0, scratch, out=scratch)
+                d_n *= scratch
+                # dz_pre = dh (h_{t-1} - n) z (1 - z)
+                xp.subtract(states[back], n, out=d_z)
+                d_z *= d_new
+                xp.multiply(z, z, out=scratch)
+                xp.subtract(z, scratch, out=scratch)
+                d_z *= scratch
+                # dr_pre = dn_pre (h_{t-1} U_n + b_hn) r (1 - r)
+                xp.multiply(d_n, hidden_n[t], out=d_r)
+                xp.multiply(r, r, out=scratch)
+                xp.subtract(r, scratch, out=scratch)
+                d_r *= scratch
+                xp.multiply(d_n, r, out=d_hidden_n)
+                carry = d_hidden[t] @ recurrent_t
+                xp.multiply(d_new, z, out=scratch)
+                carry += scratch
+                if mask is not None:
+                    carry += passed
+            d_input[:, :, :2 * units] = d_hidden[:, :, :2 * units]
+
+        _over_batch(xp, all_d_input.shape[1], all_d_input.size, rows)
+        return all_d_input, all_d_hidden, _sum_rows(all_d_hidden)
 
 
 class Recurrent(Op):
@@ -441,8 +508,7 @@ class Recurrent(Op):
                 if scale is not None:  # fold the cell's column scale into the small weights, not into xw
                     kernel, recurrent_kernel, bias = kernel * scale, recurrent_kernel * scale, bias * scale
                     recurrent_bias = None if recurrent_bias is None else recurrent_bias * scale
-                xw = (layer_input.reshape(steps * batch, -1) @ kernel).reshape(steps, batch, -1)
-                xw += bias
+                xw = rows_product(layer_input.reshape(steps * batch, -1), kernel, bias).reshape(steps, batch, -1)
                 states, cache = cell.scan(xw, recurrent_kernel, recurrent_bias, mask, direction)
                 runs.append((direction, states, cache))
             layers.append((layer_input, runs))
@@ -486,17 +552,17 @@ class Recurrent(Op):
                 # One matmul over all steps for each weight gradient; the recurrent kernel's leaves
                 # out the first step, whose previous state is the initial zero.
                 if weight_needs[start]:
-                    grads[start] = flat_input.T @ flat_d_input
+                    grads[start] = rows_product(flat_input.T, flat_d_input)
                 if weight_needs[start + 1]:
                     later = slice(None, -1) if direction.reverse else slice(1, None)
                     previous = direction.previous_states(cache["states"])[later].reshape(-1, units)
-                    grads[start + 1] = previous.T @ d_hidden[later].reshape(-1, width)
+                    grads[start + 1] = rows_product(previous.T, d_hidden[later].reshape(-1, width))
                 if weight_needs[start + 2]:
-                    grads[start + 2] = flat_d_input.sum(axis=0)
+                    grads[start + 2] = _sum_rows(flat_d_input)
                 if self.recurrent_bias and weight_needs[start + 3]:
                     grads[start + 3] = d_recurrent_bias
                 if want_input:
-                    d_part = (flat_d_input @ kernel.T).reshape(steps, batch, fan_in)
+                    d_part = rows_product(flat_d_input, kernel.T).reshape(steps, batch, fan_in)
                     d_x = d_part if d_x is None else d_x + d_part
             d_outputs = d_x
         return (d_x.transpose(1, 0, 2) if needs[0] else None, None, *grads)

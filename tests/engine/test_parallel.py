@@ -13,8 +13,9 @@ import threadpoolctl
 import engine
 from engine import parallel, testing, zoo
 from engine.data import Dataset
-from engine.ops import _windows, conv
+from engine.ops import _windows, conv, recurrent
 from tests.engine.op_cases import Case, F
+from tests.engine.op_cases_recurrent import RECURRENT_CASES
 from tests.engine.op_cases_spatial import CASES as SPATIAL_CASES
 
 SPLIT_OPS = {"conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "tanh", "sigmoid", "dense"}
@@ -38,7 +39,9 @@ LARGER_CASES = [
     Case("dense", (F((5, 4)),), {"units": 3}, name="batch5"),
     Case("dense", (F((5, 2, 4)),), {"units": 3}, name="batch5-rank3"),
 ]
-THREADED_CASES = [case for case in SPATIAL_CASES if case.op in SPLIT_OPS] + LARGER_CASES
+# Recurrent layers: every variant (directions, layers, lengths), their batch of 2 or 3 sequences split
+# one or two to a piece.
+THREADED_CASES = [case for case in SPATIAL_CASES if case.op in SPLIT_OPS] + LARGER_CASES + RECURRENT_CASES
 
 
 @pytest.fixture
@@ -161,13 +164,36 @@ def test_training_is_bit_identical_run_to_run_with_the_same_threads(monkeypatch)
         assert numpy.array_equal(first[key], second[key]), key
 
 
+def _train_recurrent(op_name: str) -> dict:
+    g = engine.GraphBuilder()
+    h = g.node(op_name, g.input("x", [None, 5, 3]), units=6, return_sequences=True, bidirectional=True)
+    logits = g.dense(g.node(op_name, h, units=4), units=3)
+    g.loss(g.softmax_cross_entropy(logits, g.input("y", [None], dtype="int64")))
+    g.output("prediction", logits)
+    rng = numpy.random.default_rng(5)
+    dataset = Dataset({"x": rng.normal(size=(48, 5, 3)).astype(numpy.float32), "y": rng.integers(0, 3, size=48)},
+                      "classification", num_classes=3)
+    trainer, _ = engine.fit(g.to_spec(), dataset, threads=2, epochs=2, batch_size=16, seed=7,
+                            validation_fraction=0.0)
+    return trainer.model.state_arrays()
+
+
+@pytest.mark.parametrize("op_name", ["lstm", "gru"])
+def test_recurrent_training_is_bit_identical_run_to_run_with_the_same_threads(op_name):
+    with parallel.threads(parallel.thread_count(), grain=1):  # the batch split in pieces, products too
+        first, second = _train_recurrent(op_name), _train_recurrent(op_name)
+    assert first.keys() == second.keys()
+    for key in first:
+        assert numpy.array_equal(first[key], second[key]), key
+
+
 @pytest.mark.parametrize("case", THREADED_CASES, ids=lambda c: c.id)
 def test_the_cupy_path_with_numpy_standing_in(case, monkeypatch):
     """On CuPy arrays the ops take the whole batch in one piece and chunk (the GPU parallelizes it)
     and build window views with ``as_strided``: that path, run on NumPy arrays, still matches
     central differences (the CuPy run itself is tests/engine/test_ops.py::test_cupy_matches_numpy)."""
     not_numpy = object()  # the modules' "is this NumPy?" checks now say no
-    for module in (conv, parallel, _windows):
+    for module in (conv, parallel, _windows, recurrent):
         monkeypatch.setattr(module, "numpy", not_numpy)
     with parallel.threads(2, grain=1):
         testing.check_gradients(case.op, case.params, case.make_inputs("float64"), training=case.training,
@@ -187,15 +213,14 @@ def test_fit_trains_on_the_threads_asked_for_and_restores_the_setting():
 
 
 def test_a_step_owns_the_cores_unless_an_op_relies_on_blas_threads(monkeypatch):
-    """BLAS stays on one thread through a CNN's training step (the pool splits its products), but a
-    graph with a recurrent layer, whose products do not go through the pool, and a dense net keep
-    BLAS's threads."""
+    """BLAS stays on one thread through a CNN's or a recurrent net's training step (the pool splits
+    their products and scans), but a dense net keeps BLAS's threads."""
     def owns(spec):
         model = engine.Model(spec)
         return model._plan((model.loss_key,), True).owns_cores
 
-    assert owns(_small_cnn()) and owns(zoo.load("small_resnet"))
-    assert not owns(zoo.load("lstm_sequence_memory")) and not owns(zoo.load("mlp"))
+    assert owns(_small_cnn()) and owns(zoo.load("small_resnet")) and owns(zoo.load("lstm_sequence_memory"))
+    assert not owns(zoo.load("mlp"))
     blas_threads = parallel._blas_controllers()[0].get_num_threads
     seen = []
     forward = conv.Convolution.forward
