@@ -104,6 +104,8 @@ class Optimizer(abc.ABC):
                 setattr(self, "base_lr" if option.name == "lr" else option.name,
                         checked_value(option, value, f"optimizer.{option.name}"))
         self.step_count = 0
+        self.frozen: frozenset[str] = frozenset()  # fine-tuning: keys no step updates
+        self.lr_multipliers: dict[str, float] = {}  # fine-tuning: key -> factor on the learning rate
         self._states: dict[str, _ParamState] = {}
         self._loaded: dict[str, tuple[int, dict]] = {}  # restored slots, moved next to their parameter on first use
 
@@ -112,21 +114,28 @@ class Optimizer(abc.ABC):
         """The learning rate the next ``step`` uses (the schedule at the current step count)."""
         return self.schedule(self.step_count, self.base_lr)
 
+    def set_parameter_groups(self, *, frozen=(), lr_multipliers: dict[str, float] | None = None) -> None:
+        """Fine-tuning: the parameter keys no step touches (no update, no decay, no slots, left out
+        of the clipping norm) and a factor on the learning rate per key (1 where not given)."""
+        self.frozen = frozenset(frozen)
+        self.lr_multipliers = dict(lr_multipliers or {})
+
     # -- the update ---------------------------------------------------------------------------
     def step(self, params: dict, grads: dict) -> None:
-        """Update every parameter that has a gradient, in place; the others are left as they are."""
+        """Update every parameter that has a gradient and is not frozen, in place; the others are
+        left as they are."""
         lr = self.lr
         scale = self._clip_scale(params, grads) if self.clip_norm is not None else 1.0
         for key, param in params.items():
             grad = grads.get(key)
-            if grad is None:
+            if grad is None or key in self.frozen:
                 continue
             if grad.shape != param.shape:
                 raise EngineError(f"gradient of '{key}' has shape {grad.shape}, the parameter {param.shape}")
             state = self._states.get(key) or self._create_state(key, param)
             grad = self._effective_gradient(param, grad, state, scale)
             state.steps += 1
-            self._update(param, grad, state, lr)
+            self._update(param, grad, state, lr * self.lr_multipliers.get(key, 1.0))
         self.step_count += 1
 
     @abc.abstractmethod
@@ -137,7 +146,7 @@ class Optimizer(abc.ABC):
         squares = 0.0
         for key in params:
             grad = grads.get(key)
-            if grad is not None:
+            if grad is not None and key not in self.frozen:
                 squares += float(array_module(grad).vdot(grad, grad))
         total_norm = math.sqrt(squares)
         scale = self.clip_norm / (total_norm + 1e-6)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy
 import scipy.special
 
-from engine import backend, parallel, serialization
+from engine import backend, finetune, parallel, serialization
 from engine import metrics as metrics_module
 from engine.data import Dataset, Standardizer, iter_batches
 from engine.data.augment import augment_images, batch_generator, draw_augmentation
@@ -92,6 +92,10 @@ class TrainConfig:
     random_crop_padding: int = _DEFAULTS["random_crop_padding"]  # image inputs' training batches
     horizontal_flip: bool = _DEFAULTS["horizontal_flip"]
     normalize: str = _DEFAULTS["normalize"]  # "per_channel": image inputs by their channels' statistics
+    init_from: str | None = _DEFAULTS["init_from"]  # fine-tuning (engine.finetune): the starting weights
+    init_map: str = _DEFAULTS["init_map"]
+    freeze: str = _DEFAULTS["freeze"]
+    lr_multipliers: str = _DEFAULTS["lr_multipliers"]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -189,6 +193,8 @@ class Trainer:
         self.train_data, self.validation_data = train, validation
         self.model = Model(spec, device=self.config.device, dtype=self.config.dtype, seed=self.config.seed)
         self.optimizer = make_optimizer(self.config.optimizer)
+        self.warm_start = self._warm_start()
+        self.frozen_nodes = self._set_parameter_groups()
         self.feeds = self._bind_inputs(feeds or {})
         self._find_loss_roles()
         self.image_inputs = self._find_image_inputs()
@@ -220,6 +226,32 @@ class Trainer:
         """Sample per-layer statistics while training, as ``layer_stats`` events."""
         self.layer_stats = LayerStatsSampler(self.model, options)
         return self.layer_stats
+
+    # -- fine-tuning (engine.finetune) -----------------------------------------------------------
+    def _warm_start(self) -> finetune.WarmStart | None:
+        """The starting weights of ``init_from`` copied in, matched by node id or ``init_map``."""
+        if not self.config.init_from:
+            return None
+        source = finetune.read_weights(self.config.init_from)
+        return finetune.warm_start(self.model, source, init_map=finetune.parse_init_map(self.config.init_map),
+                                   source=f"init_from {Path(self.config.init_from).name}")
+
+    def _set_parameter_groups(self) -> list[str]:
+        """Hand the optimizer the frozen parameters and the learning-rate factors; the frozen nodes."""
+        keys = list(self.model.params)
+        frozen = set().union(*finetune.select_parameters(keys, finetune.parse_freeze(self.config.freeze),
+                                                         "freeze").values())
+        factors = {}
+        pairs = finetune.parse_lr_multipliers(self.config.lr_multipliers)
+        chosen = finetune.select_parameters(keys, [pattern for pattern, _ in pairs], "lr_multipliers")
+        for pattern, factor in pairs:  # a later pattern wins
+            factors.update(dict.fromkeys(chosen[pattern], factor))
+        self.optimizer.set_parameter_groups(frozen=frozen, lr_multipliers=factors)
+        nodes = sorted({finetune.node_of(key) for key in frozen})
+        # A frozen node's buffers (a batch norm's running statistics) stay as they start too.
+        self._frozen_buffers = {key: array.copy() for key, array in self.model.buffers.items()
+                                if finetune.node_of(key) in nodes}
+        return nodes
 
     # -- wiring -------------------------------------------------------------------------------
     def _bind_inputs(self, feeds: dict) -> dict[str, str]:
@@ -402,6 +434,8 @@ class Trainer:
                     self.layer_stats.after_backward(grads)
                 if grads is not None:  # None: the reducer applied the update itself (e.g. a parameter server)
                     self.optimizer.step(params, grads)
+                for key, saved in self._frozen_buffers.items():
+                    self.model.buffers[key][...] = saved
                 self.step += 1
                 if observer is not None:
                     self._emit("layer_stats", self.layer_stats.after_update(epoch=self.epoch + (index + 1) / batches))
@@ -600,6 +634,7 @@ class Trainer:
             raise ArtifactError(f"{checkpoint}: a saved model, not a checkpoint (no trainer state); "
                                 "it cannot be resumed")
         config = dict(state["config"])
+        config["init_from"] = None  # the checkpoint holds the weights (the source may be gone)
         if epochs is not None:
             config["epochs"] = epochs
         standardizers = {name: Standardizer.from_dict(schema["standardization"])

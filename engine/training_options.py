@@ -17,6 +17,7 @@ from typing import Any
 
 from engine import metrics as metrics_module
 from engine.errors import EngineError
+from engine.finetune import check_text_options
 from engine.optimizers import OPTIMIZERS, check_optimizer_config
 from engine.option_schema import Option, TrainingOptionsError, check_object, find_option, show
 from engine.registry import FLOAT_DTYPES
@@ -88,6 +89,25 @@ OPTIONS: tuple[Option, ...] = (
            doc="where the arrays live: NumPy on the CPU or CuPy on a GPU"),
     Option("checkpoint_dir", "str", default=None, nullable=True, label="Checkpoint folder",
            doc="write a checkpoint here after every epoch; null: none"),
+    # Fine-tuning (engine.finetune). init_from is a path, set by the web app from the two run options.
+    Option("init_from", "str", default=None, nullable=True, label="Starting weights",
+           doc="a checkpoint or saved-model folder, or a .npz of weights keyed node/weight, that starts the run: "
+               "nodes matched by id (or init_map), shapes checked, the others freshly initialized; null: fresh "
+               "weights"),
+    Option("init_from_run", "int", default=None, nullable=True, minimum=1, label="Start from run (id)",
+           group="fine_tuning", scope="run",
+           doc="one of your runs of this project: its newest checkpoint's weights start this run, which records it "
+               "as its parent; empty: fresh weights"),
+    Option("init_from_import", "bool", default=False, label="Start from the imported weights", group="fine_tuning",
+           scope="run", doc="a graph imported from ONNX: start from the weights it was imported with"),
+    Option("init_map", "str", default="", label="Map nodes to the source's", group="fine_tuning",
+           doc="'node=source_node' pairs, comma-separated, for nodes whose id differs from the source's; "
+               "'node=' starts that node fresh"),
+    Option("freeze", "str", default="", label="Frozen nodes", group="fine_tuning",
+           doc="node ids or patterns (res2_*), comma-separated, whose parameters the optimizer leaves as they start"),
+    Option("lr_multipliers", "str", default="", label="Learning-rate multipliers", group="fine_tuning",
+           doc="'node=factor' pairs (patterns allowed: 'conv*=0.1'), comma-separated: those nodes learn at the "
+               "learning rate times the factor"),
     Option("workers", "int", default=1, minimum=1, maximum=64, label="Workers", group="where", scope="run",
            doc="data-parallel workers, each computing the gradient of its share of every batch"),
     Option("strategy", "choice", default="allreduce", choices=("allreduce", "ps"), label="Strategy",
@@ -175,6 +195,10 @@ def validate_training_options(options: Any, *, trainer_only: bool = False,
             cleaned[entry.name] = entry.check(value)
         except ValueError as error:
             errors[entry.name] = f"{entry.name} {error}"
+    errors.update({name: message for name, message in check_text_options(cleaned).items() if name not in errors})
+    if cleaned.get("init_from_run") is not None and cleaned.get("init_from_import"):
+        errors["init_from_import"] = ("init_from_run and init_from_import both choose the starting weights: "
+                                      "give one of them")
     if cleaned.get("staleness") is not None and "staleness" not in errors and options.get("strategy") != "ps":
         errors["staleness"] = "a staleness bound makes the parameter server asynchronous: it needs strategy 'ps'"
     if errors:
