@@ -65,6 +65,7 @@ api = [
            "graph-version-script"),
     *route("projects/<int:project_id>/versions/<int:version_id>/promote",
            projects_api.GraphVersionPromoteView.as_view(), "graph-version-promote"),
+    *route("projects/<int:project_id>/import", projects_api.GraphImportView.as_view(), "graph-import"),
     *route("projects/<int:project_id>/runs", runs_api.ProjectRunListView.as_view(), "project-run-list"),
     *route("projects/<int:project_id>/sweeps", sweeps_api.ProjectSweepListView.as_view(), "project-sweep-list"),
     # datasets

@@ -46,6 +46,7 @@ import engine
 from engine.errors import ArtifactError, EngineError
 from engine.layer_stats import LayerStatsOptions
 from webapp.datasets.selectors import load_engine_dataset
+from webapp.projects.imported_weights import imported_weights_path
 from webapp.runs import dispatch, lifecycle, live
 from webapp.runs.budgets import describe_bytes
 from webapp.runs.models import Checkpoint, MetricPoint, Run
@@ -254,6 +255,8 @@ class TimeLimit:
 
 # Hyperparameters of the platform's distributed training (workers.distributed), not of the engine.
 DISTRIBUTED_OPTIONS = ("strategy", "staleness")
+# Fine-tuning's platform options: they choose init_from (starting_weights), the engine never sees them.
+STARTING_WEIGHTS_OPTIONS = ("init_from_run", "init_from_import")
 
 
 def build_trainer(run: Run, dataset, checkpoints: list[Checkpoint], *, shard: tuple[int, int] | None = None):
@@ -272,8 +275,30 @@ def build_trainer(run: Run, dataset, checkpoints: list[Checkpoint], *, shard: tu
         run.checkpoints.filter(epoch__gt=checkpoint.epoch).delete()  # the unusable ones; those epochs run again
         return trainer, checkpoint
     # Checkpoints are saved per epoch by record_training, each in its own folder.
-    config = {**hyperparameters, "device": run.device, "checkpoint_dir": None}
+    config = {**hyperparameters, "device": run.device, "checkpoint_dir": None,
+              "init_from": starting_weights(run, hyperparameters)}
+    for option in STARTING_WEIGHTS_OPTIONS:
+        config.pop(option, None)
     return engine.Trainer(copy.deepcopy(run.graph_version.spec), dataset, config=config, shard=shard), None
+
+
+def starting_weights(run: Run, hyperparameters: dict) -> str | None:
+    """The weights a fine-tuning run starts from: its parent's newest checkpoint
+    (``init_from_run``), or those its graph version was imported with (``init_from_import``)."""
+    if hyperparameters.get("init_from_import"):
+        path = imported_weights_path(run.graph_version)
+        if path is None:
+            raise EngineError(f"graph version {run.graph_version.number}'s imported weights are gone; start the run "
+                              "without init_from_import")
+        return str(path)
+    parent_id = hyperparameters.get("init_from_run")
+    if parent_id is None:
+        return None
+    checkpoint = Checkpoint.objects.filter(run_id=run.parent_id).order_by("-epoch").first() if run.parent_id else None
+    if checkpoint is None:
+        raise EngineError(f"run {parent_id}, which this run starts from, has no checkpoint left (deleted or pruned)")
+    log.info("run %s: starting from run %s's checkpoint of epoch %s", run.pk, parent_id, checkpoint.epoch)
+    return checkpoint.path
 
 
 def points_stored_after(run: Run, checkpoint: Checkpoint | None) -> frozenset[tuple[str, int]]:

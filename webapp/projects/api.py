@@ -6,6 +6,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -14,7 +15,7 @@ from engine.optimizers import OPTIMIZERS
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
 from webapp.datasets.selectors import ARCHIVED_CHOICES, ARCHIVED_HELP, dataset_find
-from webapp.projects import selectors, services
+from webapp.projects import imports, selectors, services
 from webapp.projects.converter import EDITOR_FORMAT
 from webapp.projects.models import GraphVersion, Project
 from webapp.runs.services import check_inputs_can_be_fed, validate_hyperparameters
@@ -172,6 +173,29 @@ class GraphVersionPromoteView(APIView):
         self.check_object_permissions(request, version)
         promoted = services.graph_version_promote(version=version, created_by=request.user)
         return Response(GraphVersionSerializer(promoted).data, status=status.HTTP_201_CREATED)
+
+
+class GraphImportSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="an ONNX model (.onnx), self-contained (no external data)")
+    name = serializers.CharField(max_length=200, default="main", help_text="the graph's name within the project")
+
+
+class GraphImportView(APIView):
+    """Import an ONNX model as the next version of a graph of the project: its ops as catalog
+    nodes, laid out for the editor, its initializers stored as starting weights (a run takes them
+    with ``init_from_import``). A node the catalog cannot compute is a 400 naming it and its op
+    type (``details.unsupported``); a file over the limit a 413."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request={"multipart/form-data": GraphImportSerializer}, responses={201: GraphVersionSerializer})
+    def post(self, request, project_id: int):
+        project = selectors.project_get(user=request.user, project_id=project_id)
+        serializer = GraphImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = imports.graph_version_import(project=project, upload=serializer.validated_data["file"],
+                                               created_by=request.user, name=serializer.validated_data["name"])
+        return Response(GraphVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
 
 class ScriptQuerySerializer(serializers.Serializer):

@@ -57,7 +57,7 @@ class RunSerializer(serializers.ModelSerializer):
                   "name", "hyperparameters", "device", "workers", "state", "cancel_requested", "attempt", "task_id",
                   "worker", "created_by", "created_at", "started_at", "finished_at", "heartbeat_at",
                   "duration_seconds", "epochs_completed", "steps_completed", "last_sequence", "final_metrics", "error",
-                  "tags", "notes", "published", "archived_at"]
+                  "tags", "notes", "published", "archived_at", "parent"]
         read_only_fields = fields
 
     def get_duration_seconds(self, run: Run) -> float | None:

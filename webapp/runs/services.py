@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from engine import finetune
 from engine.errors import EngineError
 from engine.graph import analyze
 from engine.registry import FLOAT_DTYPES
@@ -23,6 +24,7 @@ from engine.training_options import TrainingOptionsError, check_pipeline_fits, v
 from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.datasets.models import Dataset
 from webapp.datasets.selectors import dataset_array_stand_ins
+from webapp.projects.imported_weights import imported_weights_path
 from webapp.projects.models import GraphVersion, Project
 from webapp.runs import budgets, dispatch, lifecycle, queues
 from webapp.runs.models import Checkpoint, MetricPoint, Run
@@ -39,6 +41,7 @@ MAX_NOTES_LENGTH = 20_000
 PLATFORM_OPTIONS = {
     "device": "set the run's 'device' field instead",
     "checkpoint_dir": "checkpoints are written by the platform, every epoch",
+    "init_from": "set from init_from_run or init_from_import: the platform finds the weights",
 }
 ACTIVE_STATES = (Run.State.QUEUED, Run.State.RUNNING)
 
@@ -139,15 +142,55 @@ def run_create(*, project: Project, graph_version: GraphVersion, dataset: Datase
                            f"metric (val_...), not the training metric '{monitor}'",
                            details={"hyperparameters.early_stopping": ["training metric in a distributed run"]})
     check_inputs_can_be_fed(graph_version=graph_version, dataset=dataset, config=config)
+    parent = check_starting_weights(project=project, graph_version=graph_version, config=config)
     check_run_limits(config=config, dataset=dataset, spec=graph_version.spec, workers=workers, user=project.owner)
     queues.check_queue_served(device)  # after the 400s: 503 rather than a run that waits for no worker
     run = Run.objects.create(
         project=project, graph_version=graph_version, dataset=dataset, created_by=created_by, name=name,
         hyperparameters=config, device=device, workers=workers,  # born queued (lifecycle)
-        tags=clean_tags(tags or []), notes=notes,
+        tags=clean_tags(tags or []), notes=notes, parent=parent,
     )
     transaction.on_commit(lambda: _enqueue(run.pk))
     return run
+
+
+def check_starting_weights(*, project: Project, graph_version: GraphVersion, config: dict) -> Run | None:
+    """Fine-tuning (``init_from_run``, ``init_from_import``): the parent run, after checking that it
+    is a run of this project with a checkpoint whose graph's weights fit this one (every shape
+    mismatch named: node, weight, both shapes), or that the graph version was imported with weights.
+    A 400 naming the option otherwise."""
+    def refuse(field: str, message: str):
+        return InvalidInput(f"hyperparameters.{field}: {message}", details={f"hyperparameters.{field}": [message]})
+
+    if config.get("init_from_import"):
+        if imported_weights_path(graph_version) is None:
+            raise refuse("init_from_import", f"graph version {graph_version.number} was not imported from ONNX (or "
+                                             "its imported weights are gone): it has no weights to start from")
+        return None
+    parent_id = config.get("init_from_run")
+    if parent_id is None:
+        return None
+    parent = Run.objects.filter(pk=parent_id, project=project).select_related("graph_version").first()
+    if parent is None:
+        raise refuse("init_from_run", f"run {parent_id} is not a run of project '{project.name}'")
+    if not parent.checkpoints.exists():
+        raise refuse("init_from_run", f"run {parent_id} has no checkpoint to start from (it has not finished an "
+                                      "epoch)")
+    try:
+        finetune.match_weights(_weight_shapes(graph_version.spec), _weight_shapes(parent.graph_version.spec),
+                               init_map=finetune.parse_init_map(config.get("init_map")), source=f"run {parent_id}")
+    except TrainingOptionsError as error:
+        field = next(iter(error.errors))
+        raise refuse(field, error.errors[field]) from None
+    except EngineError as error:
+        raise refuse("init_from_run", str(error)) from None
+    return parent
+
+
+def _weight_shapes(spec: dict) -> dict[str, tuple]:
+    analysis = analyze(spec)
+    return {f"{node_id}/{weight.name}": weight.shape for node_id, node in analysis.nodes.items()
+            for weight in node.weights}
 
 
 def check_run_limits(*, config: dict, dataset: Dataset, spec: dict, workers: int, user) -> dict:

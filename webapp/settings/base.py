@@ -189,6 +189,14 @@ DATASET_MAX_STORAGE_PER_USER_BYTES = (int(os.environ.get("NETFORGE_DATASET_MAX_S
 # web process's own child, under the same limits.
 DATASET_CONVERSION_INLINE = os.environ.get("NETFORGE_DATASET_CONVERSION_INLINE", "0") == "1"
 
+# ONNX import (webapp/projects/imports.py): the .onnx file is untrusted; it is parsed in a child
+# process whose address space may grow by at most ONNX_IMPORT_MEMORY_MB, stopped after
+# ONNX_IMPORT_TIMEOUT_SECONDS. A file over ONNX_IMPORT_MAX_MB is refused (the request body limit,
+# NETFORGE_MAX_REQUEST_BODY_MB, applies to the upload first).
+ONNX_IMPORT_MAX_BYTES = int(float(os.environ.get("NETFORGE_ONNX_IMPORT_MAX_MB", "100")) * 1024 * 1024)
+ONNX_IMPORT_MEMORY_BYTES = int(float(os.environ.get("NETFORGE_ONNX_IMPORT_MEMORY_MB", "2048")) * 1024 * 1024)
+ONNX_IMPORT_TIMEOUT_SECONDS = float(os.environ.get("NETFORGE_ONNX_IMPORT_TIMEOUT_SECONDS", "120"))
+
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request then gets 401 with a WWW-Authenticate header.
     "DEFAULT_AUTHENTICATION_CLASSES": [
