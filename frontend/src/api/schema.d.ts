@@ -360,6 +360,28 @@ export interface paths {
         patch: operations["projects_partial_update"];
         trace?: never;
     };
+    "/api/projects/{project_id}/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * @description Import an ONNX model as the next version of a graph of the project: its ops as catalog
+         *     nodes, laid out for the editor, its initializers stored as starting weights (a run takes them
+         *     with ``init_from_import``). A node the catalog cannot compute is a 400 naming it and its op
+         *     type (``details.unsupported``); a file over the limit a 413.
+         */
+        post: operations["projects_import_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/projects/{project_id}/runs": {
         parameters: {
             query?: never;
@@ -1530,6 +1552,18 @@ export interface components {
          * @enum {string}
          */
         FormatEnum: "csv" | "tsv" | "npz" | "idx" | "zip";
+        GraphImportRequest: {
+            /**
+             * Format: binary
+             * @description an ONNX model (.onnx), self-contained (no external data)
+             */
+            file: string;
+            /**
+             * @description the graph's name within the project
+             * @default main
+             */
+            name: string;
+        };
         GraphVersion: {
             readonly id: number;
             readonly project: number;
@@ -1840,6 +1874,7 @@ export interface components {
             readonly published: components["schemas"]["PublishedVersion"][];
             /** Format: date-time */
             readonly archived_at: string | null;
+            readonly parent: number | null;
         };
         RunCreateRequest: {
             /** @description id of a graph version of this project */
@@ -2962,6 +2997,31 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Project"];
+                };
+            };
+        };
+    };
+    projects_import_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["GraphImportRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GraphVersion"];
                 };
             };
         };
