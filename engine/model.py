@@ -35,6 +35,7 @@ class _BackStep:
     grad_keys: list  # per input port: key / list of keys / None, for those that need a gradient
     weight_grad_keys: tuple  # per weight: its key if it is trainable, else None
     needs: tuple
+    gradients_done: tuple = ()  # parameter keys whose gradient no later step adds to
 
 
 @dataclasses.dataclass
@@ -51,9 +52,11 @@ class _Plan:
 # (parallel.owned_cores) in graphs with an op whose work the pool splits (POOL_SPLIT_OPS) and none
 # whose products rely on BLAS's own threads (BLAS_THREADED_OPS); a dense net's products measured
 # faster on BLAS's threads, so graphs of neither keep them too.
-# Recurrent layers split the batch across the pool for the whole scan (their sequences never meet).
-POOL_SPLIT_OPS = frozenset({"conv1d", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "rnn", "lstm", "gru"})
-BLAS_THREADED_OPS = frozenset({"matmul", "scaled_dot_product_attention", "multi_head_attention"})
+# Recurrent layers split the batch across the pool for the whole scan, multi-head attention for the
+# attention itself (their sequences never meet).
+POOL_SPLIT_OPS = frozenset({"conv1d", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "rnn", "lstm", "gru",
+                            "multi_head_attention"})
+BLAS_THREADED_OPS = frozenset({"matmul", "scaled_dot_product_attention"})
 
 
 class Model:
@@ -203,6 +206,9 @@ class Model:
             )
             needs.extend(key is not None for key in weight_grad_keys)
             back.append(_BackStep(node, index, grad_keys, weight_grad_keys, tuple(needs)))
+        last_step = {key: position for position, step in enumerate(back) for key in step.weight_grad_keys if key}
+        for position, step in enumerate(back):
+            step.gradients_done = tuple(key for key in step.weight_grad_keys if key and last_step[key] == position)
         return back
 
     # -- running ------------------------------------------------------------------------------
@@ -305,11 +311,14 @@ class Model:
         values, _ = self.run(feeds, targets, training=training)
         return {n: values[self.analysis.outputs[n]] for n in names}
 
-    def loss_and_grads(self, feeds: dict, *, value_keys: tuple = (), training: bool = True, observer=None):
+    def loss_and_grads(self, feeds: dict, *, value_keys: tuple = (), training: bool = True, observer=None,
+                       on_gradient=None):
         """One forward and backward: (loss as float, {value key: array}, {param key: gradient}).
 
         ``value_keys`` names extra values to return (node ids, or graph outputs' keys);
-        ``observer`` is ``run``'s."""
+        ``observer`` is ``run``'s. ``on_gradient(key, gradient)``, if given, is called as soon as
+        backward has finished a parameter's gradient (in ``gradient_order``), so that a
+        data-parallel reducer can send it while backward goes on."""
         loss_key = self.loss_key
         targets = (loss_key, *value_keys)
         plan = self._plan(targets, True)
@@ -317,11 +326,16 @@ class Model:
             backend.retain_freed_memory()  # each step's arrays come back from the heap, not as page faults
         if self.xp is numpy and plan.owns_cores:
             with parallel.owned_cores():
-                return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training, observer)
-        return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training, observer)
+                return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training, observer,
+                                            on_gradient)
+        return self._loss_and_grads(plan, feeds, targets, loss_key, value_keys, training, observer, on_gradient)
+
+    def gradient_order(self) -> list[str]:
+        """The trainable parameters' keys in the order backward finishes their gradients."""
+        return [key for step in self._plan((self.loss_key,), True).backward for key in step.gradients_done]
 
     def _loss_and_grads(self, plan: _Plan, feeds: dict, targets: tuple, loss_key: str, value_keys: tuple,
-                        training: bool, observer=None):
+                        training: bool, observer=None, on_gradient=None):
         values, contexts = self.run(feeds, targets, training=training, keep_contexts=True, observer=observer)
         loss = values[loss_key]
         grads_of_values = {loss_key: self._one(loss.dtype)}
@@ -353,6 +367,10 @@ class Model:
             for key, value in zip(back.weight_grad_keys, results[n_inputs:]):
                 if key is not None:
                     _accumulate(param_grads, key, value)
+            if on_gradient is not None:
+                for key in back.gradients_done:
+                    if key in param_grads:
+                        on_gradient(key, param_grads[key])
         return float(loss), {key: values[key] for key in value_keys}, param_grads
 
     def predict(self, feeds: dict, *, outputs=None, batch_size: int = 1024) -> dict:

@@ -4,16 +4,24 @@ attention(Q, K, V) = softmax(Q K^T * scale + masked) V, scale = 1/sqrt(d) by def
 positions (mask == 0, or above the diagonal when causal) get weight 0; a query row that may see no
 key gives zeros.
 With P the weights: dV = P^T g, dS = P * (g V^T - rowsum(g V^T * P)), dQ = scale dS K, dK = scale dS^T Q.
+
+The multi-head layer projects self-attention's query, key and value with one product (the three
+kernels side by side), and attends in pieces of the batch on the engine's threads (its sequences never
+meet), each piece's heads as one batched product writing straight into the merged layout.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy
+
+from engine import parallel
 from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops._util import broadcast_shapes, format_shape, sum_to
+from engine.ops.linalg import rows_product
 from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 
@@ -39,26 +47,46 @@ def _mask_type(mask: TensorType | None, batch: tuple, lq, lk) -> None:
                          f"give it at most {len(scores)} axes, each 1 or the scores' size", field="inputs.mask")
 
 
+def _keep(xp, mask, causal: bool, lq: int, lk: int):
+    """Where a query may attend to a key (broadcasting to the scores), or None for everywhere."""
+    keep = None
+    if mask is not None:
+        keep = mask != 0
+    if causal:
+        lower = xp.tri(lq, lk, dtype=bool)
+        keep = lower if keep is None else keep & lower
+    return keep
+
+
+def _softmax_in_place(scores, keep):
+    """scores (..., Lk) -> softmax over the last axis, in place; masked positions get weight 0."""
+    xp = array_module(scores)
+    if keep is not None:
+        xp.copyto(scores, xp.finfo(scores.dtype).min, where=~keep)
+    scores -= scores.max(axis=-1, keepdims=True)
+    xp.exp(scores, out=scores)
+    scores /= scores.sum(axis=-1, keepdims=True)
+    if keep is not None:
+        scores *= keep  # a query that may see no key at all attends to nothing and gives zeros
+    return scores
+
+
 def attend(q, k, v, mask, causal: bool, scale: float):
     """Forward of attention on arrays (..., Lq, d), (..., Lk, d), (..., Lk, dv): (out, weights)."""
     xp = array_module(q)
     scores = q @ k.swapaxes(-1, -2)
     scores *= scale
-    keep = None
-    if mask is not None:
-        keep = mask != 0
-    if causal:
-        lq, lk = scores.shape[-2:]
-        lower = xp.tri(lq, lk, dtype=bool)
-        keep = lower if keep is None else keep & lower
-    if keep is not None:
-        scores = xp.where(keep, scores, xp.finfo(scores.dtype).min)
-    scores -= scores.max(axis=-1, keepdims=True)
-    weights = xp.exp(scores, out=scores)
-    weights /= weights.sum(axis=-1, keepdims=True)
-    if keep is not None:
-        weights *= keep  # a query that may see no key at all attends to nothing and gives zeros
+    weights = _softmax_in_place(scores, _keep(xp, mask, causal, *scores.shape[-2:]))
     return weights @ v, weights
+
+
+def _scores_gradient(dweights, weights, scale: float):
+    """dS = scale * P * (dP - rowsum(dP * P)), written over dP."""
+    rowsum = (dweights * weights).sum(axis=-1, keepdims=True)
+    dweights -= rowsum
+    dweights *= weights
+    dweights *= scale
+    return dweights
 
 
 def attend_backward(g, q, k, v, weights, scale: float, needs=(True, True, True)):
@@ -66,12 +94,25 @@ def attend_backward(g, q, k, v, weights, scale: float, needs=(True, True, True))
     dv = weights.swapaxes(-1, -2) @ g if needs[2] else None
     if not (needs[0] or needs[1]):
         return None, None, dv
-    dweights = g @ v.swapaxes(-1, -2)
-    dscores = weights * (dweights - (dweights * weights).sum(axis=-1, keepdims=True))
-    dscores *= scale
+    dscores = _scores_gradient(g @ v.swapaxes(-1, -2), weights, scale)
     dq = dscores @ k if needs[0] else None
     dk = dscores.swapaxes(-1, -2) @ q if needs[1] else None
     return dq, dk, dv
+
+
+def _over_batch(xp, batch: int, work: int, rows) -> None:
+    """``rows(low, high)`` for pieces of the batch on the engine's threads (one call on CuPy)."""
+    if xp is numpy:
+        parallel.run(batch, rows, work=work)
+    else:
+        rows(0, batch)
+
+
+def _batch_rows(mask, batch: int, low: int, high: int):
+    """The rows low:high of a mask that broadcasts to (N, heads, Lq, Lk), if it has a batch axis."""
+    if mask is None or mask.ndim < 4 or mask.shape[0] == 1:
+        return mask
+    return mask[low:high]
 
 
 @register
@@ -201,63 +242,104 @@ class MultiHeadAttention(Op):
         return 2 * length * inner * (sum(t.shape[-1] for t in inputs[:3]) + units + 2 * length)
 
     def forward(self, ctx, p, query, key=None, value=None, mask=None, *weights):
+        xp = array_module(query)
         key_given, value_given = key is not None, value is not None
         key = query if key is None else key
         value = key if value is None else value
         per = 2 if p.use_bias else 1
-        (Wq, Wk, Wv), biases = weights[0:3 * per:per], (weights[1:3 * per:per] if p.use_bias else (None,) * 3)
+        kernels, biases = weights[0:3 * per:per], (weights[1:3 * per:per] if p.use_bias else (None,) * 3)
         Wo, bo = weights[3 * per], (weights[3 * per + 1] if p.use_bias else None)
-        heads = p.heads
-        n = query.shape[0]
+        heads, n, lq, lk = p.heads, query.shape[0], query.shape[1], key.shape[1]
+        head_dim = kernels[0].shape[1] // heads
+        fused = not (key_given or value_given)
+        if fused:  # self-attention: one product for the three projections, (N, L, 3, heads, head_dim)
+            kernel = xp.concatenate(kernels, axis=1)
+            bias = None if biases[0] is None else xp.concatenate(biases)
+            projected = rows_product(query.reshape(n * lq, -1), kernel, bias).reshape(n, lq, 3, heads, head_dim)
+            q, k, v = (projected[:, :, index].transpose(0, 2, 1, 3) for index in range(3))
+        else:
+            q, k, v = (rows_product(x.reshape(-1, x.shape[-1]), W, b).reshape(n, x.shape[1], heads, -1)
+                       .transpose(0, 2, 1, 3) for x, W, b in zip((query, key, value), kernels, biases))
+        scale = 1.0 / math.sqrt(head_dim)
+        value_dim = v.shape[-1]
+        probabilities = xp.empty((n, heads, lq, lk), dtype=query.dtype)
+        merged = xp.empty((n, lq, heads * value_dim), dtype=query.dtype)  # heads side by side
+        merged_heads = merged.reshape(n, lq, heads, value_dim).transpose(0, 2, 1, 3)
 
-        def split(x, W, b):  # (N, L, D) -> (N, heads, L, head_dim)
-            h = x @ W
-            if b is not None:
-                h += b
-            return h.reshape(n, x.shape[1], heads, -1).transpose(0, 2, 1, 3)
+        def rows(low, high):
+            scores = probabilities[low:high]
+            xp.matmul(q[low:high], k[low:high].swapaxes(-1, -2), out=scores)
+            scores *= scale
+            _softmax_in_place(scores, _keep(xp, _batch_rows(mask, n, low, high), p.causal, lq, lk))
+            merged_heads[low:high] = scores @ v[low:high]
 
-        q, k, v = split(query, Wq, biases[0]), split(key, Wk, biases[1]), split(value, Wv, biases[2])
-        scale = 1.0 / math.sqrt(q.shape[-1])
-        attended, probabilities = attend(q, k, v, mask, p.causal, scale)
-        merged = attended.transpose(0, 2, 1, 3).reshape(n, query.shape[1], -1)
-        out = merged @ Wo
-        if bo is not None:
-            out += bo
-        ctx.saved = (query, key, value, q, k, v, probabilities, merged, Wq, Wk, Wv, Wo, scale)
+        _over_batch(xp, n, probabilities.size * (head_dim + value_dim) // 8, rows)
+        out = rows_product(merged.reshape(n * lq, -1), Wo, bo).reshape(n, lq, -1)
+        ctx.saved = (query, key, value, q, k, v, probabilities, merged, kernels, Wo, scale)
         ctx.given = (key_given, value_given)
         return out
 
     def backward(self, ctx, p, g):
-        query, key, value, q, k, v, probabilities, merged, Wq, Wk, Wv, Wo, scale = ctx.saved
+        query, key, value, q, k, v, probabilities, merged, kernels, Wo, scale = ctx.saved
+        xp = array_module(g)
         key_given, value_given = ctx.given
-        n, heads = g.shape[0], p.heads
+        n, heads, lq = g.shape[0], p.heads, g.shape[1]
+        fused = not (key_given or value_given)
 
         def flat(x):
             return x.reshape(-1, x.shape[-1])
 
-        dWo = flat(merged).T @ flat(g)
-        dbo = flat(g).sum(axis=0)
-        dmerged = g @ Wo.T
-        dattended = dmerged.reshape(n, -1, heads, q.shape[-1]).transpose(0, 2, 1, 3)
-        dq, dk, dv = attend_backward(dattended, q, k, v, probabilities, scale)
+        dWo = rows_product(flat(merged).T, flat(g))
+        dbo = _sum_rows(flat(g))
+        dattended = rows_product(flat(g), Wo.T).reshape(n, lq, heads, -1).transpose(0, 2, 1, 3)
+        # The gradients of q, k and v in the projections' own layout (fused: one (N, L, 3, heads, d)).
+        if fused:
+            d_projected = xp.empty((n, lq, 3, heads, q.shape[-1]), dtype=g.dtype)
+            dq, dk, dv = (d_projected[:, :, index].transpose(0, 2, 1, 3) for index in range(3))
+        else:
+            dq, dk, dv = (xp.empty((n, x.shape[2], heads, x.shape[3]), dtype=g.dtype).transpose(0, 2, 1, 3)
+                          for x in (q, k, v))
 
-        def unsplit(d):  # (N, heads, L, head_dim) -> (N, L, heads * head_dim)
-            return d.transpose(0, 2, 1, 3).reshape(n, d.shape[2], -1)
+        def rows(low, high):
+            weights = probabilities[low:high]
+            g_rows = dattended[low:high]
+            xp.matmul(weights.swapaxes(-1, -2), g_rows, out=dv[low:high])
+            dscores = _scores_gradient(g_rows @ v[low:high].swapaxes(-1, -2), weights, scale)
+            xp.matmul(dscores, k[low:high], out=dq[low:high])
+            xp.matmul(dscores.swapaxes(-1, -2), q[low:high], out=dk[low:high])
 
-        grads_in, grads_w = [], []
-        for d, x, W in ((dq, query, Wq), (dk, key, Wk), (dv, value, Wv)):
-            d = unsplit(d)
-            grads_in.append(d @ W.T)
-            grads_w.append((flat(x).T @ flat(d), flat(d).sum(axis=0)))
-        dquery, dkey, dvalue = grads_in
-        if not value_given:  # value is the key
-            dkey = dkey + dvalue
-            dvalue = None
-        if not key_given:  # key is the query
-            dquery = dquery + dkey
-            dkey = None
+        _over_batch(xp, n, probabilities.size * (q.shape[-1] + v.shape[-1]) // 4, rows)
+
         weight_grads = []
-        for dW, db in grads_w:
-            weight_grads += [dW, db] if p.use_bias else [dW]
+        if fused:
+            flat_d = d_projected.reshape(n * lq, -1)
+            dquery = rows_product(flat_d, xp.concatenate(kernels, axis=1).T).reshape(query.shape)
+            dkey = dvalue = None
+            d_kernel = rows_product(flat(query).T, flat_d)
+            d_bias = _sum_rows(flat_d)
+            inner = kernels[0].shape[1]
+            for index in range(3):
+                columns = slice(index * inner, (index + 1) * inner)
+                weight_grads += [xp.ascontiguousarray(d_kernel[:, columns])]
+                weight_grads += [d_bias[columns].copy()] if p.use_bias else []
+        else:
+            grads_in = []
+            for d, x, W in ((dq, query, kernels[0]), (dk, key, kernels[1]), (dv, value, kernels[2])):
+                d = d.transpose(0, 2, 1, 3).reshape(n * x.shape[1], -1)  # contiguous: the layout it was made in
+                grads_in.append(rows_product(d, W.T).reshape(x.shape))
+                weight_grads += [rows_product(flat(x).T, d)] + ([_sum_rows(d)] if p.use_bias else [])
+            dquery, dkey, dvalue = grads_in
+            if not value_given:  # value is the key
+                dkey = dkey + dvalue
+                dvalue = None
+            if not key_given:  # key is the query
+                dquery = dquery + dkey
+                dkey = None
         weight_grads += [dWo, dbo] if p.use_bias else [dWo]
         return (dquery, dkey, dvalue, None, *weight_grads)
+
+
+def _sum_rows(rows):
+    """The column sums of (M, C) rows, in runs of rows on the engine's threads."""
+    return parallel.reduce_rows(array_module(rows), rows.shape[0], rows.shape[1],
+                                lambda low, high: rows[low:high].sum(axis=0), lambda a, b: a + b)

@@ -13,12 +13,14 @@ import threadpoolctl
 import engine
 from engine import parallel, testing, zoo
 from engine.data import Dataset
-from engine.ops import _windows, conv, recurrent
+from engine.ops import _windows, attention, conv, recurrent
 from tests.engine.op_cases import Case, F
 from tests.engine.op_cases_recurrent import RECURRENT_CASES
 from tests.engine.op_cases_spatial import CASES as SPATIAL_CASES
+from tests.engine.op_cases_spatial import Mask
 
-SPLIT_OPS = {"conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "tanh", "sigmoid", "dense"}
+SPLIT_OPS = {"conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "tanh", "sigmoid", "dense",
+             "multi_head_attention"}
 # Batches of several samples, so that two threads get pieces of several runs and chunks each.
 LARGER_CASES = [
     Case("conv2d", (F((5, 3, 6, 6)),), {"filters": 4, "kernel_size": 3, "padding": 1}, name="batch5-same"),
@@ -38,6 +40,12 @@ LARGER_CASES = [
     Case("sigmoid", (F((5, 3, 4)),), name="batch5"),
     Case("dense", (F((5, 4)),), {"units": 3}, name="batch5"),
     Case("dense", (F((5, 2, 4)),), {"units": 3}, name="batch5-rank3"),
+    Case("multi_head_attention", (F((5, 3, 4)), None, None, Mask((5, 1, 1, 3))), {"heads": 2, "causal": True},
+         name="batch5-self-mask-causal", skip_grad=(3,)),
+    Case("multi_head_attention", (F((5, 3, 4)), F((5, 4, 6)), None, None), {"heads": 2, "units": 3},
+         name="batch5-value-is-key"),
+    Case("multi_head_attention", (F((5, 3, 4)), None, F((5, 3, 2)), None), {"heads": 2},
+         name="batch5-key-is-query"),
 ]
 # Recurrent layers: every variant (directions, layers, lengths), their batch of 2 or 3 sequences split
 # one or two to a piece.
@@ -193,7 +201,7 @@ def test_the_cupy_path_with_numpy_standing_in(case, monkeypatch):
     and build window views with ``as_strided``: that path, run on NumPy arrays, still matches
     central differences (the CuPy run itself is tests/engine/test_ops.py::test_cupy_matches_numpy)."""
     not_numpy = object()  # the modules' "is this NumPy?" checks now say no
-    for module in (conv, parallel, _windows, recurrent):
+    for module in (conv, parallel, _windows, recurrent, attention):
         monkeypatch.setattr(module, "numpy", not_numpy)
     with parallel.threads(2, grain=1):
         testing.check_gradients(case.op, case.params, case.make_inputs("float64"), training=case.training,
