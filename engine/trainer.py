@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import copy
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -178,6 +179,9 @@ class Trainer:
     worker then applies alike; or ``None`` for the gradients when it has updated the parameters in
     place itself (an asynchronous parameter server holds the optimizer), and the trainer's own
     optimizer then takes no step. Every worker takes the same number of steps, whatever its shares.
+    A reducer with ``gradient_ready(key, gradient, *, rows, batch_rows)`` is also handed each gradient
+    as soon as backward has finished it (``Model.loss_and_grads(on_gradient=...)``), to send it while
+    backward goes on; ``reduce_gradients`` is called after backward all the same.
     """
 
     def __init__(self, spec: dict, train: Dataset, validation: Dataset | None = None, *,
@@ -417,7 +421,10 @@ class Trainer:
                 if size:
                     batch = self._augmented(batch, share, global_size)
                     observer = self.layer_stats.begin_step(self.step + 1) if self.layer_stats else None
-                    loss, values, grads = self.model.loss_and_grads(batch, value_keys=targets, observer=observer)
+                    ready = getattr(self.reduce_gradients, "gradient_ready", None)  # see the class docstring
+                    loss, values, grads = self.model.loss_and_grads(
+                        batch, value_keys=targets, observer=observer,
+                        on_gradient=ready and functools.partial(ready, rows=size, batch_rows=global_size))
                 else:  # an empty share of a small last batch: it adds nothing to the sum
                     loss, values, grads = 0.0, {}, {key: self.model.xp.zeros_like(p) for key, p in params.items()}
                 if self.reduce_gradients is not None:

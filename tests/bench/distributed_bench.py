@@ -88,7 +88,9 @@ def _member(config: dict) -> int:
         report = {"collective": type(worker.collective).__name__, "rounds": results}
     else:
         trainer = _trainer(config["workload"], threads=config["threads"], shard=(config["rank"], config["world_size"]))
-        trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
+        trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel,
+                                                       order=trainer.model.gradient_order(),
+                                                       overlap=config.get("overlap", True))
         report = {"collective": type(worker.collective).__name__, **_timed_run(trainer)}
     (out / name).write_text(json.dumps(report))
     worker.finish()

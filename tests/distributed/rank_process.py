@@ -111,7 +111,10 @@ def main(config: dict) -> int:
         return 0
     trainer = engine.Trainer(tiny_spec(), tiny_dataset(config["rows"]), config=train_config(config),
                              shard=(config["rank"], config["world_size"]))
-    trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
+    trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel,
+                                                   order=trainer.model.gradient_order(),
+                                                   **({"bucket_bytes": config["bucket_bytes"]}
+                                                      if "bucket_bytes" in config else {}))
     save_after_every_step(trainer, out, f"rank{config['rank']}")
     if config.get("seconds_per_step"):  # a slow worker
         trainer.on("batch_end", lambda event: time.sleep(config["seconds_per_step"]))

@@ -37,17 +37,20 @@ def single_worker_weights(config: dict, out) -> list[dict]:
     return [dict(numpy.load(out / f"single-step{step}.npz")) for step in range(1, STEPS + 1)]
 
 
-@pytest.mark.parametrize(("strategy", "transport"), [("allreduce", "auto"), ("allreduce", "grpc"), ("ps", "grpc")])
+@pytest.mark.parametrize(("strategy", "transport", "bucket_bytes"), [
+    ("allreduce", "auto", None), ("allreduce", "auto", 1), ("allreduce", "grpc", 1), ("ps", "grpc", None)])
 @pytest.mark.parametrize("world_size", [2, 4])
 def test_distributed_weights_equal_single_worker_weights_after_every_step(redis_url, tmp_path, strategy, transport,
-                                                                          world_size):
+                                                                          bucket_bytes, world_size):
+    """``bucket_bytes`` 1: every parameter is a bucket of its own, all-reduced while backward goes on."""
     for dtype in ("float64", "float32"):
         out = tmp_path / dtype
         out.mkdir()
         group = new_group()
         base = {"redis_url": redis_url, "group": group, "world_size": world_size, "strategy": strategy,
                 "dtype": dtype, "rows": ROWS, "batch_size": BATCH, "epochs": EPOCHS, "optimizer": OPTIMIZER,
-                "out": str(out), "timeout": 30, "transport": transport}
+                "out": str(out), "timeout": 30, "transport": transport,
+                **({"bucket_bytes": bucket_bytes} if bucket_bytes else {})}
         processes = [start_process({**base, "role": "train", "rank": rank}, log_dir=out) for rank in range(world_size)]
         if strategy == "ps":
             processes.append(start_process({**base, "role": "server"}, log_dir=out))

@@ -68,3 +68,51 @@ def test_sharded_trainers_with_a_summing_reducer_match_one_trainer_and_take_empt
 def test_a_shard_outside_its_world_is_an_error_naming_it(shard):
     with pytest.raises(EngineError, match="shard must be \\(rank, world_size\\)"):
         engine.Trainer(tiny_spec(), tiny_dataset(10), config=train_config(CONFIG), shard=shard)
+
+
+def test_backward_hands_each_gradient_over_once_as_soon_as_it_is_finished_in_gradient_order():
+    model = engine.compile(tiny_spec(), dtype="float64")
+    batch = dict(zip(("x", "y"), (tiny_dataset(16).arrays[name] for name in ("x", "y")), strict=True))
+    handed = []
+    loss, _, grads = model.loss_and_grads(batch, on_gradient=lambda key, grad: handed.append((key, grad.copy())))
+    order = model.gradient_order()
+    assert order == ["logits/W", "logits/b", "fc1/W", "fc1/b"]  # the layer nearest the loss first
+    assert [key for key, _ in handed] == order and sorted(order) == sorted(grads)
+    for key, grad in handed:
+        numpy.testing.assert_array_equal(grad, grads[key])
+
+
+class RecordingCollective:
+    """A group of one worker (the sum is the buffer itself) that records what it was given to reduce."""
+
+    def __init__(self):
+        self.calls: list[tuple[int, str]] = []
+
+    def all_reduce(self, part):
+        self.calls.append((len(part), threading.current_thread().name))
+        return part
+
+
+def test_a_bucketed_reducer_sends_every_bucket_once_in_order_and_trains_as_one_buffer_does():
+    from workers.distributed.reducer import GradientReducer  # noqa: PLC0415 - the engine's tests import no worker
+
+    results = {}
+    for name, options in (("one buffer", {"bucket_bytes": 1 << 30}), ("per parameter", {"bucket_bytes": 1})):
+        trainer = engine.Trainer(tiny_spec(), tiny_dataset(CONFIG["rows"]), config=train_config(CONFIG),
+                                 shard=(0, 1))
+        collective = RecordingCollective()
+        reducer = GradientReducer(collective, trainer.model.params, on_stop=trainer.cancel,
+                                  order=trainer.model.gradient_order(), **options)
+        trainer.reduce_gradients = reducer
+        trainer.run()
+        reducer.close()
+        results[name] = (trainer.model.state_arrays(), collective.calls, reducer)
+    weights, calls, reducer = results["one buffer"]
+    assert not reducer.overlap and calls == [(reducer.gradient_elements + 2, "MainThread")] * 6
+    bucketed_weights, bucketed_calls, bucketed = results["per parameter"]
+    sizes = [stop - start for start, stop in bucketed.buckets]
+    assert bucketed.overlap and len(sizes) == 4 and sizes[-1] == 8 * 1 + 2  # fc1's bias, the loss and the flag
+    assert [size for size, _ in bucketed_calls] == sizes * 6
+    assert all(thread.startswith("bucket") for _, thread in bucketed_calls)
+    for key, value in weights.items():
+        numpy.testing.assert_array_equal(bucketed_weights[key], value)

@@ -193,7 +193,8 @@ def _execute_rank_zero(run_id: int, group: str, worker: DataParallelWorker, stat
             trainer.threads = threads_of_rank(worker)
             worker.rendezvous.publish("start", {"attempt": run.attempt,
                                                 "checkpoint": checkpoint.path if checkpoint else None})
-            trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
+            trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel,
+                                                           order=trainer.model.gradient_order())
             recorder.skip(training.points_stored_after(run, checkpoint))
             training.record_training(trainer, recorder, run.pk)
             # A cancel, or the time limit, goes through the next all-reduce, to every rank.
@@ -254,7 +255,8 @@ def _execute_other_rank(run_id: int, group: str, worker: DataParallelWorker, sta
                                                 shard=(rank, worker.world_size))
             worker.start_step = trainer.step
             trainer.threads = threads_of_rank(worker)
-            trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel)
+            trainer.reduce_gradients = worker.make_reducer(trainer.model.params, on_stop=trainer.cancel,
+                                                           order=trainer.model.gradient_order())
             status.state = "running"
             result = trainer.run()
     except DistributedError as error:

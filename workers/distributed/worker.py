@@ -87,9 +87,13 @@ class DataParallelWorker:
         return members
 
 
-    def make_reducer(self, params: dict, *, on_stop) -> GradientReducer | AsyncGradientReducer:
+    def make_reducer(self, params: dict, *, on_stop, order: list[str] | None = None,
+                     **options) -> GradientReducer | AsyncGradientReducer:
+        """The trainer's ``reduce_gradients``; ``order``: the model's ``gradient_order()`` (the
+        synchronous strategies then send the gradients of each bucket while backward goes on);
+        ``options``: ``GradientReducer``'s (``overlap``, ``bucket_bytes``)."""
         if self.staleness is None:
-            self.reducer = GradientReducer(self.collective, params, on_stop=on_stop)
+            self.reducer = GradientReducer(self.collective, params, on_stop=on_stop, order=order, **options)
         else:
             self.reducer = AsyncGradientReducer(self.collective, params, on_stop=on_stop, rank=self.rank)
         return self.reducer
@@ -103,7 +107,7 @@ class DataParallelWorker:
         try:
             self.rendezvous.leave(state)
         finally:
-            self.collective.close()
+            self._close()
 
     def abort(self, reason: str) -> None:
         """Stop the whole group with ``reason`` and release everything."""
@@ -111,7 +115,12 @@ class DataParallelWorker:
             self.rendezvous.abort(reason)
             self.rendezvous.leave()
         finally:
-            self.collective.close()
+            self._close()
+
+    def _close(self) -> None:
+        if isinstance(self.reducer, GradientReducer):
+            self.reducer.close()
+        self.collective.close()
 
 
 def serve_parameters(redis_url: str, group: str, *, world_size: int, dtype: str, host: str = "127.0.0.1",
