@@ -9,7 +9,7 @@ import numpy
 
 from engine import testing
 from engine.optimizers import make_optimizer
-from tests.bench import crosscheck_recurrent, crosscheck_spatial
+from tests.bench import crosscheck_attention, crosscheck_recurrent, crosscheck_spatial
 
 TOLERANCE = 1e-10
 
@@ -126,6 +126,7 @@ def main() -> int:
     failures += check_optimizers()
     failures += crosscheck_recurrent.main()
     failures += crosscheck_spatial.main()
+    failures += crosscheck_attention.main()
     print(f"\n{failures} mismatch(es)" if failures else "\nall agree with PyTorch (within 1e-10)")
     return 1 if failures else 0
 
