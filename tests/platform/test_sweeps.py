@@ -66,3 +66,28 @@ def test_a_sweep_survives_its_worker_killed_mid_trial(platform, workspace):
     resumed = done[1].run
     assert resumed.state == "succeeded" and resumed.attempt == 2 and resumed.worker != killed_worker
     assert resumed.epochs_completed == 3
+
+
+def test_a_poor_trial_is_pruned_on_the_worker_through_its_run_cancel(platform, workspace):
+    """Grid: a good learning rate first, then one too small to learn in an epoch. Successive halving
+    judges the second at its first epoch against the first's: it is pruned, its run cancelled after
+    the batch in progress, with the reason, while it had epochs left."""
+    space = workspace(MOONS)
+    response = space.user.api.post(f"/api/projects/{space.project.pk}/sweeps", json={
+        "graph_version": space.version.pk, "dataset": space.dataset.pk,
+        "hyperparameters": {"epochs": 4, "batch_size": 16},
+        "parameters": [{"name": "optimizer.lr", "type": "choice", "choices": [0.01, 1e-7]}],
+        "sampler": "grid", "trial_budget": 2, "parallelism": 1,
+        "pruner": "successive_halving", "pruner_options": {"min_epochs": 1, "reduction_factor": 3}})
+    assert response.status_code == 201, response.text
+    sweep_id = response.json()["id"]
+    finished = wait_for_sweep(sweep_id, timeout=240)
+    assert finished.state == "finished"
+    good, poor = trials(sweep_id)
+    assert good.state == "completed" and good.run.state == "succeeded"
+    assert poor.state == "pruned" and poor.pruned_at_epoch == 1, (poor.state, poor.error)
+    assert "pruned at epoch 1" in poor.error
+    assert poor.run.state == "cancelled" and poor.run.epochs_completed < 4 and "pruned" in poor.run.tags
+    detail = space.user.api.get(f"/api/sweeps/{sweep_id}").json()
+    assert detail["best_trial"] == 0
+    assert detail["trials"][1]["run_state"] == "cancelled" and detail["trials"][1]["state"] == "pruned"

@@ -315,7 +315,10 @@ def _advance(sweep: Sweep, *, first: bool = False) -> Sweep:
     _settle(sweep, trials, histories)
     _prune(sweep, trials, histories)
     more_to_start = _launch(sweep, trials, histories, first=first)
-    if not more_to_start and not any(trial.state == Trial.State.ACTIVE for trial in trials):
+    # A pruned trial's run stops after its batch in progress: the sweep finishes once it has.
+    training = any(trial.state == Trial.State.ACTIVE
+                   or (trial.run is not None and trial.run.state in ACTIVE_RUN_STATES) for trial in trials)
+    if not more_to_start and not training:
         sweep.state, sweep.finished_at, sweep.waiting_reason = Sweep.State.FINISHED, timezone.now(), ""
         sweep.save(update_fields=["state", "finished_at", "waiting_reason"])
         log.info("sweep %s finished with %s trials", sweep.pk, len(trials))
