@@ -31,8 +31,10 @@ class Sweep(models.Model):
         MAXIMIZE = "maximize"
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="sweeps")
-    graph_version = models.ForeignKey("projects.GraphVersion", on_delete=models.PROTECT, related_name="sweeps")
-    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.PROTECT, related_name="sweeps")
+    # Deleted with its graph version or dataset (its trials' runs protect those while they exist): a
+    # sweep must never be what stops a project from being deleted.
+    graph_version = models.ForeignKey("projects.GraphVersion", on_delete=models.CASCADE, related_name="sweeps")
+    dataset = models.ForeignKey("datasets.Dataset", on_delete=models.CASCADE, related_name="sweeps")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
     name = models.CharField(max_length=200, blank=True, default="")
     hyperparameters = models.JSONField(default=dict)  # the training options every trial starts from
