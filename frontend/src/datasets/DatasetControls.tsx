@@ -1,9 +1,12 @@
-// A dataset's controls: rename and delete (a 409 names the runs and endpoints that need it), and
+// A dataset's controls: rename, archive (hidden from the lists and the train panel; its runs keep
+// it) and delete (a 409 names the runs and endpoints that need it), and
 // its view (how a graph receives each sample: flat, image C x H x W, sequence T x F).
 import { useState } from "react";
 import { useNavigate } from "react-router-dom";
 import { api, errorMessage } from "../api/client";
 import type { Dataset } from "../api/types";
+import { ConfirmDialog } from "../editor/ConfirmDialog";
+import { formatBytes } from "./schema";
 import { formToView, viewToForm, type ViewForm } from "./viewForm";
 
 export function DatasetActions({ dataset, onChange }: { dataset: Dataset; onChange(dataset: Dataset): void }) {
@@ -11,6 +14,19 @@ export function DatasetActions({ dataset, onChange }: { dataset: Dataset; onChan
   const [name, setName] = useState(dataset.name);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [confirming, setConfirming] = useState(false);
+
+  async function toggleArchived() {
+    setBusy(true);
+    setError(null);
+    try {
+      onChange(await api<Dataset>(`/api/datasets/${dataset.id}`, { method: "PATCH", json: { archived: !dataset.archived_at } }));
+    } catch (caught) {
+      setError(errorMessage(caught));
+    } finally {
+      setBusy(false);
+    }
+  }
 
   async function rename() {
     setBusy(true);
@@ -25,16 +41,8 @@ export function DatasetActions({ dataset, onChange }: { dataset: Dataset; onChan
   }
 
   async function remove() {
-    if (!window.confirm(`Delete dataset "${dataset.name}" and its files?`)) return;
-    setBusy(true);
-    setError(null);
-    try {
-      await api(`/api/datasets/${dataset.id}`, { method: "DELETE" });
-      navigate("/datasets");
-    } catch (caught) {
-      setError(errorMessage(caught)); // 409 names the runs and endpoints that need it
-      setBusy(false);
-    }
+    await api(`/api/datasets/${dataset.id}`, { method: "DELETE" }); // a 409 names the runs and endpoints that need it
+    navigate("/datasets");
   }
 
   return (
@@ -42,8 +50,16 @@ export function DatasetActions({ dataset, onChange }: { dataset: Dataset; onChan
       <input aria-label="Dataset name" value={name} onChange={(event) => setName(event.target.value)} maxLength={200} />
       <button onClick={() => void rename()} disabled={busy || !name.trim() || name.trim() === dataset.name}>Rename</button>
       <div className="spacer" />
-      <button className="danger" onClick={() => void remove()} disabled={busy} data-testid="dataset-delete">Delete</button>
+      {dataset.archived_at && <span className="badge archived">archived</span>}
+      <button onClick={() => void toggleArchived()} disabled={busy} data-testid="dataset-archive">{dataset.archived_at ? "Unarchive" : "Archive"}</button>
+      <button className="danger" onClick={() => setConfirming(true)} disabled={busy} data-testid="dataset-delete">Delete</button>
       {error && <div className="error-box" role="alert">{error}</div>}
+      {confirming && (
+        <ConfirmDialog title={`Delete dataset ${dataset.name}?`} confirmLabel="Delete dataset" onClose={() => setConfirming(false)} onConfirm={remove}>
+          <p>The record, its stored file and its converted data{dataset.size_bytes ? ` (${formatBytes(dataset.size_bytes)})` : ""} are deleted. This cannot be undone; archive it to only hide it.</p>
+          <p className="muted">Refused while runs use it or endpoints serve a model trained on it: delete those first.</p>
+        </ConfirmDialog>
+      )}
     </div>
   );
 }

@@ -1,7 +1,8 @@
 // The user's datasets and the built-in ones, and uploading a file (CSV/TSV, .npz, IDX, a zip of
 // images in class folders). The server stores an upload and a worker reads it: the list shows each
 // upload processing, ready, or failed with the reason (the file, line and column, or the limit), and
-// polls every second while one is processing.
+// polls every second while one is processing. Archived datasets are hidden until the "Archived"
+// filter shows them (a dataset's page archives, unarchives and deletes it).
 import { useEffect, useState } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { api, apiAll, errorMessage } from "../api/client";
@@ -18,10 +19,11 @@ export function DatasetsPage() {
   const [builtins, setBuiltins] = useState<BuiltinDataset[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [adding, setAdding] = useState<string | null>(null);
+  const [archived, setArchived] = useState<"false" | "true" | "all">("false");
   const navigate = useNavigate();
 
   const load = () =>
-    apiAll<Dataset>("/api/datasets").then(setDatasets).catch((caught) => setError(errorMessage(caught)));
+    apiAll<Dataset>(`/api/datasets${archived === "false" ? "" : `?archived=${archived}`}`).then(setDatasets).catch((caught) => setError(errorMessage(caught)));
 
   const processing = datasets?.some((dataset) => datasetState(dataset) === "processing") ?? false;
   useEffect(() => {
@@ -32,6 +34,9 @@ export function DatasetsPage() {
 
   useEffect(() => {
     void load();
+  }, [archived]); // load reads `archived`
+
+  useEffect(() => {
     api<{ results: BuiltinDataset[] }>("/api/datasets/builtin").then((body) => setBuiltins(body.results)).catch(() => setBuiltins([]));
   }, []);
 
@@ -56,10 +61,18 @@ export function DatasetsPage() {
         <div className="row">
           <h2>Your datasets</h2>
           <div className="spacer" />
+          <label className="row">
+            Archived
+            <select value={archived} onChange={(event) => setArchived(event.target.value as typeof archived)} data-testid="datasets-archived-filter">
+              <option value="false">hidden</option>
+              <option value="true">only archived</option>
+              <option value="all">shown too</option>
+            </select>
+          </label>
           {datasets !== null && <span className="muted small" data-testid="datasets-storage">{formatBytes(totalBytes(datasets))} stored</span>}
         </div>
         {datasets === null && !error && <div className="loading">Loading…</div>}
-        {datasets !== null && datasets.length === 0 && <p className="muted">None yet: upload a file or add a built-in one below.</p>}
+        {datasets !== null && datasets.length === 0 && <p className="muted">{archived === "true" ? "No archived datasets." : "None yet: upload a file or add a built-in one below."}</p>}
         {datasets !== null && datasets.length > 0 && (
           <table className="data">
             <thead>
@@ -68,7 +81,7 @@ export function DatasetsPage() {
             <tbody>
               {datasets.map((dataset) => (
                 <tr key={dataset.id} data-testid={`dataset-row-${dataset.id}`}>
-                  <td><Link to={`/datasets/${dataset.id}`}>{dataset.name}</Link></td>
+                  <td><Link to={`/datasets/${dataset.id}`}>{dataset.name}</Link>{dataset.archived_at && <span className="badge archived">archived</span>}</td>
                   <td><StateBadge dataset={dataset} /></td>
                   <td>{dataset.kind === "builtin" ? `built-in ${dataset.builtin_name}` : `${dataset.file_format} ${String(dataset.file_name ?? "")}`}</td>
                   <td>{datasetTask(dataset)}</td>

@@ -197,7 +197,8 @@ function Editor({ catalog, project }: Loaded) {
       setTrainDataset(selectTrainingDataset(useEditorStore.getState()));
       setTrainVersion(versionId);
     };
-    if (dirty || !loadedVersion) saving.open((version) => openTrainPanel(version.id));
+    // A draft is never trained: a real save (which validates) comes first.
+    if (dirty || !loadedVersion || loadedVersion.draft) saving.open((version) => openTrainPanel(version.id));
     else openTrainPanel(loadedVersion.id);
   }, [dirty, loadedVersion, saving]);
 
@@ -239,7 +240,7 @@ function Editor({ catalog, project }: Loaded) {
       <SummaryBar validating={validating} validationFailed={validationFailed} onSelectNode={selectNode} />
       {saving.isOpen && (
         <SaveDialog nextNumber={(versions[0]?.number ?? 0) + 1} errors={saving.problems} busy={saving.busy}
-          onSave={(message) => void saving.save(message)} onClose={saving.close} />
+          onSave={(message) => void saving.save(message)} onSaveDraft={(message) => void saving.saveDraft(message)} onClose={saving.close} />
       )}
       {trainVersion !== null && (
         <Modal title="Train" onClose={() => setTrainVersion(null)} wide>

@@ -36,6 +36,7 @@ export function EditorToolbar(props: EditorToolbarProps) {
       <span aria-hidden>/</span>
       <strong className="nf-project-name">{project.name}</strong>
       <span className="muted">{loadedVersion ? `v${loadedVersion.number}` : "not saved yet"}</span>
+      {loadedVersion?.draft && <span className="badge draft" data-testid="draft-badge" title="Work in progress: it cannot be trained until it is promoted (Versions)">draft</span>}
       {dirty && <span className="nf-unsaved" data-testid="unsaved" title="The canvas differs from the loaded version">● unsaved changes</span>}
       <span className="spacer" />
       <button onClick={undo} disabled={!canUndo} title={shortcutTitle("undo")}>Undo</button>

@@ -1,9 +1,12 @@
-// The user's projects: open one, or create one, blank or from a model-zoo template (saved as v1).
-import { useEffect, useState, type FormEvent } from "react";
+// The user's projects: open one, or create one, blank or from a model-zoo template (saved as v1);
+// archive one (hidden from the list until shown with the "Archived" filter) or delete it with its
+// versions, runs, datasets and their files.
+import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router-dom";
 import { errorMessage } from "../api/client";
 import type { Catalog, GraphVersionSummary, Project } from "../api/types";
-import { createProject, fetchCatalog, fetchLatestVersion, fetchProjects, saveVersion } from "./api";
+import { createProject, deleteProject, fetchCatalog, fetchLatestVersion, fetchProjects, saveVersion, setProjectArchived } from "./api";
+import { ConfirmDialog } from "./ConfirmDialog";
 import "./editor.css";
 
 type Latest = { latest: GraphVersionSummary | null; count: number };
@@ -19,9 +22,11 @@ export function ProjectsPage() {
   const [template, setTemplate] = useState("");
   const [busy, setBusy] = useState(false);
   const [createError, setCreateError] = useState<string | null>(null);
+  const [archived, setArchived] = useState<"false" | "true" | "all">("false");
+  const [deleting, setDeleting] = useState<Project | null>(null);
 
-  useEffect(() => {
-    fetchProjects()
+  const load = useCallback(() => {
+    fetchProjects(archived)
       .then((list) => {
         setProjects(list);
         // The project list does not carry versions; each row asks for its newest one.
@@ -32,8 +37,22 @@ export function ProjectsPage() {
         }
       })
       .catch((caught) => setError(errorMessage(caught)));
+  }, [archived]);
+
+  useEffect(load, [load]);
+  useEffect(() => {
     fetchCatalog().then(setCatalog).catch(() => setCatalog(null));
   }, []);
+
+  async function toggleArchived(project: Project) {
+    setError(null);
+    try {
+      await setProjectArchived(project.id, !project.archived_at);
+      load();
+    } catch (caught) {
+      setError(errorMessage(caught));
+    }
+  }
 
   async function create(event: FormEvent) {
     event.preventDefault();
@@ -55,6 +74,14 @@ export function ProjectsPage() {
       <div className="nf-projects-head">
         <h1>Projects</h1>
         <span className="spacer" />
+        <label className="nf-inline-label">
+          Archived
+          <select value={archived} onChange={(event) => setArchived(event.target.value as typeof archived)} data-testid="projects-archived-filter">
+            <option value="false">hidden</option>
+            <option value="true">only archived</option>
+            <option value="all">shown too</option>
+          </select>
+        </label>
         {!creating && <button className="primary" onClick={() => setCreating(true)}>New project</button>}
       </div>
       {creating && (
@@ -85,7 +112,7 @@ export function ProjectsPage() {
       )}
       {error && <div className="error-box" role="alert">{error}</div>}
       {!projects ? <div className="loading">Loading…</div> : projects.length === 0 ? (
-        <div className="card muted">No projects yet. Create one, blank or from a template.</div>
+        <div className="card muted">{archived === "true" ? "No archived projects." : "No projects yet. Create one, blank or from a template."}</div>
       ) : (
         <table className="data">
           <thead>
@@ -95,19 +122,36 @@ export function ProjectsPage() {
             {projects.map((project) => {
               const row = latest[project.id];
               return (
-                <tr key={project.id}>
+                <tr key={project.id} data-testid={`project-row-${project.id}`}>
                   <td>
                     <Link to={`/projects/${project.id}`} data-testid={`project-link-${project.id}`}>{project.name}</Link>
+                    {project.archived_at && <span className="badge archived">archived</span>}
                     {project.description && <div className="muted nf-help">{project.description}</div>}
                   </td>
                   <td>{!row ? "…" : row.latest ? <>v{row.latest.number} <span className="muted">{row.latest.message}</span></> : <span className="muted">not saved</span>}</td>
                   <td>{new Date(row?.latest && row.latest.created_at > project.updated_at ? row.latest.created_at : project.updated_at).toLocaleString()}</td>
-                  <td><Link to={`/projects/${project.id}/runs`}>Runs</Link></td>
+                  <td className="nf-project-actions">
+                    <Link to={`/projects/${project.id}/runs`}>Runs</Link>
+                    <button type="button" className="small" onClick={() => void toggleArchived(project)} data-testid={`project-archive-${project.id}`}
+                      aria-label={`${project.archived_at ? "Unarchive" : "Archive"} ${project.name}`}>{project.archived_at ? "Unarchive" : "Archive"}</button>
+                    <button type="button" className="small danger" onClick={() => setDeleting(project)} data-testid={`project-delete-${project.id}`}
+                      aria-label={`Delete ${project.name}`}>Delete</button>
+                  </td>
                 </tr>
               );
             })}
           </tbody>
         </table>
+      )}
+      {deleting && (
+        <ConfirmDialog title={`Delete project ${deleting.name}?`} confirmLabel="Delete project" onClose={() => setDeleting(null)}
+          onConfirm={async () => { await deleteProject(deleting.id); setDeleting(null); load(); }}>
+          <p>
+            Its {latest[deleting.id]?.count ?? "saved"} graph version(s), its runs with their curves and checkpoints, and the datasets
+            added to it are deleted with their files. This cannot be undone; archive it to only hide it.
+          </p>
+          <p className="muted">Models published from its runs keep serving their own copies. Queued or running runs must be cancelled first.</p>
+        </ConfirmDialog>
       )}
     </div>
   );

@@ -1,11 +1,12 @@
 // Saved versions: load one, or compare two (or one with the canvas). The diff is listed, drawn as
 // one graph in a dialog, and, while the canvas holds the newer side, its added and changed nodes
-// are outlined on the canvas.
+// are outlined on the canvas. A draft (work in progress saved with its errors) is marked, and
+// promoted to the next ordinary version once its graph is valid.
 import { useCallback, useEffect, useMemo, useState } from "react";
 import type { EditorDocument, GraphVersion, GraphVersionSummary } from "../api/types";
 import { errorMessage } from "../api/client";
 import { diffDocuments, formatChangeValue, isEmptyDiff, type GraphDiff } from "../graph/diff";
-import { fetchVersion } from "./api";
+import { fetchVersion, promoteDraft, saveProblems } from "./api";
 import { useEditorStore, type DiffMark } from "./store";
 import { VersionDiffDialog } from "./VersionDiffDialog";
 
@@ -62,6 +63,17 @@ export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, on
   }, [diff, canvasShowsAfter, setDiffMarks]);
   useEffect(() => () => setDiffMarks({}), [setDiffMarks]);
 
+  async function promote(item: GraphVersionSummary) {
+    setError(null);
+    try {
+      const promoted = await promoteDraft(projectId, item.id);
+      setDocuments((current) => ({ ...current, [promoted.id]: promoted }));
+      useEditorStore.getState().versionSaved(promoted, promoted.editor_document);
+    } catch (caught) {
+      setError(`v${item.number} cannot be promoted: ${saveProblems(caught).join("; ")}`);
+    }
+  }
+
   async function load(id: number) {
     try {
       onLoad(await version(id));
@@ -88,9 +100,14 @@ export function VersionsPanel({ projectId, versions, loadedVersionId, canvas, on
           {versions.map((item) => (
             <li key={item.id} className={item.id === loadedVersionId ? "current" : undefined}>
               <div>
-                <strong>v{item.number}</strong> <span className="muted">{new Date(item.created_at).toLocaleString()}</span>
+                <strong>v{item.number}</strong>{item.draft && <span className="badge draft" data-testid={`version-draft-${item.number}`}>draft</span>}
+                {" "}<span className="muted">{new Date(item.created_at).toLocaleString()}</span>
                 <div>{item.message || <span className="muted">no message</span>}</div>
               </div>
+              {item.draft && (
+                <button onClick={() => void promote(item)} aria-label={`Promote draft version ${item.number}`}
+                  title="Save this draft as the next ordinary version (it must be valid)">Promote</button>
+              )}
               <button onClick={() => void load(item.id)} aria-label={`Load version ${item.number}`}>Load</button>
             </li>
           ))}

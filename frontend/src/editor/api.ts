@@ -58,8 +58,27 @@ export function createProject(name: string, description = ""): Promise<Project> 
   return api<Project>("/api/projects", { method: "POST", json: { name, description } });
 }
 
-export function fetchProjects(): Promise<Project[]> {
-  return apiAll<Project>("/api/projects");
+/** The user's projects; `archived`: "false" hides archived ones (the default), "true" only them, "all" both. */
+export function fetchProjects(archived: "false" | "true" | "all" = "false"): Promise<Project[]> {
+  return apiAll<Project>(`/api/projects${archived === "false" ? "" : `?archived=${archived}`}`);
+}
+
+export function setProjectArchived(projectId: number, archived: boolean): Promise<Project> {
+  return api<Project>(`/api/projects/${projectId}`, { method: "PATCH", json: { archived } });
+}
+
+export function deleteProject(projectId: number): Promise<void> {
+  return api<void>(`/api/projects/${projectId}`, { method: "DELETE" });
+}
+
+/** Save the document as a draft version: kept whatever its errors, never trained until promoted. */
+export function saveDraft(projectId: number, document: EditorDocument, message: string): Promise<GraphVersion> {
+  return api<GraphVersion>(`/api/projects/${projectId}/versions`, { method: "POST", json: { editor_document: document, message, draft: true } });
+}
+
+/** Save a draft's document as the next ordinary version (a 400 lists its errors when it still has some). */
+export function promoteDraft(projectId: number, versionId: number): Promise<GraphVersion> {
+  return api<GraphVersion>(`/api/projects/${projectId}/versions/${versionId}/promote`, { method: "POST" });
 }
 
 export function fetchDatasets(): Promise<Dataset[]> {

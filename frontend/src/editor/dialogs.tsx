@@ -37,11 +37,13 @@ export function Modal({ title, onClose, children, wide }: { title: string; onClo
   );
 }
 
-export function SaveDialog({ nextNumber, errors, busy, onSave, onClose }: {
+export function SaveDialog({ nextNumber, errors, busy, onSave, onSaveDraft, onClose }: {
   nextNumber: number;
   errors: string[];
   busy: boolean;
   onSave(message: string): void;
+  /** Save whatever the errors, as a draft version that cannot be trained until promoted. */
+  onSaveDraft(message: string): void;
   onClose(): void;
 }) {
   const [message, setMessage] = useState("");
@@ -58,7 +60,7 @@ export function SaveDialog({ nextNumber, errors, busy, onSave, onClose }: {
           What changed
           <input ref={input} data-testid="save-message" value={message} onChange={(event) => setMessage(event.target.value)} placeholder="e.g. wider hidden layer" maxLength={500} />
         </label>
-        <p className="muted nf-help">Versions are immutable: runs point at the exact version they trained.</p>
+        <p className="muted nf-help">Versions are immutable: runs point at the exact version they trained. A draft keeps work in progress, errors and all; it cannot be trained until it is promoted.</p>
         {errors.length > 0 && (
           <div className="error-box" role="alert">
             <ul>{errors.map((error, index) => <li key={index}>{error}</li>)}</ul>
@@ -66,6 +68,7 @@ export function SaveDialog({ nextNumber, errors, busy, onSave, onClose }: {
         )}
         <div className="nf-form-actions">
           <button type="button" onClick={onClose}>Cancel</button>
+          <button type="button" onClick={() => onSaveDraft(message.trim())} disabled={busy} data-testid="save-draft">Save draft</button>
           <button type="submit" className="primary" disabled={busy}>Save version</button>
         </div>
       </form>

@@ -1,8 +1,9 @@
 // Saving the canvas as a new version: the dialog's state, the call, and what follows a save
-// (training asks for a save first and continues with the saved version).
+// (training asks for a save first and continues with the saved version). A draft is saved whatever
+// its errors and does not continue into training.
 import { useCallback, useRef, useState } from "react";
 import type { GraphVersion } from "../api/types";
-import { saveProblems, saveVersion } from "./api";
+import { saveDraft as saveDraftVersion, saveProblems, saveVersion } from "./api";
 import { useEditorStore } from "./store";
 
 export interface Saving {
@@ -13,6 +14,7 @@ export interface Saving {
   open(then?: (version: GraphVersion) => void): void;
   close(): void;
   save(message: string): Promise<void>;
+  saveDraft(message: string): Promise<void>;
 }
 
 export function useSaving(projectId: number, notify: (message: string) => void): Saving {
@@ -48,5 +50,21 @@ export function useSaving(projectId: number, notify: (message: string) => void):
       setBusy(false);
     }
   }, [projectId, notify]);
-  return { isOpen, busy, problems, open, close, save };
+  const saveDraft = useCallback(async (message: string) => {
+    setBusy(true);
+    setProblems([]);
+    const { document, versionSaved } = useEditorStore.getState();
+    try {
+      const version = await saveDraftVersion(projectId, document, message);
+      versionSaved(version, document);
+      setOpen(false);
+      afterSave.current = null; // a draft is not trained
+      notify(`Saved draft version ${version.number}: it cannot be trained until it is promoted`);
+    } catch (caught) {
+      setProblems(saveProblems(caught));
+    } finally {
+      setBusy(false);
+    }
+  }, [projectId, notify]);
+  return { isOpen, busy, problems, open, close, save, saveDraft };
 }

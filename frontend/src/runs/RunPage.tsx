@@ -1,7 +1,7 @@
 // One run: its state, progress, live curves over the WebSocket, final metrics, evaluation, and its
 // editable name, tags and notes.
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
-import { Link, useParams } from "react-router-dom";
+import { Link, useNavigate, useParams } from "react-router-dom";
 import { errorMessage } from "../api/client";
 import type { Run, RunMessage } from "../api/types";
 import { SeriesStore } from "../charts/series";
@@ -13,6 +13,7 @@ import { fetchRun, runAction } from "./api";
 import { EvaluationSection } from "./EvaluationSection";
 import { LiveRunClient, type ConnectionStatus } from "./live";
 import { RunAnnotations } from "./RunAnnotations";
+import { RunLifecycleButtons } from "./RunLifecycle";
 import { Curves } from "./RunCurves";
 import { FinalMetrics, RunFacts, WorkersTable } from "./RunDetails";
 import { isFinished, RESUMABLE_STATES, runTitle, stateLabel } from "./runInfo";
@@ -24,6 +25,7 @@ import "./runs.css";
 
 export function RunPage() {
   const runId = Number(useParams().runId);
+  const navigate = useNavigate();
   const [run, setRun] = useState<Run | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
   const [connection, setConnection] = useState<{ status: ConnectionStatus; detail?: string }>({ status: "connecting" });
@@ -124,6 +126,8 @@ export function RunPage() {
         <ExportScriptButton runId={run.id} />
         <PublishedNote run={run} />
         {run.state === "succeeded" && <PublishButton runId={run.id} />}
+        {run.archived_at && <span className="badge archived" data-testid="run-archived">archived</span>}
+        <RunLifecycleButtons run={run} onChanged={setRun} onDeleted={() => navigate(`/projects/${run.project}/runs`)} />
       </header>
       {actionError && <div className="error-box" role="alert">{actionError}</div>}
       {run.state === "timed_out" && run.error && (

@@ -11,6 +11,7 @@ import { ComparePanel } from "./ComparePanel";
 import { formatCell, formatPlain } from "./formatting";
 import { InlineAnnotation } from "./InlineAnnotation";
 import { PublishedBadge } from "./PublishedMark";
+import { RunsBulkActions, type ArchivedFilter } from "./RunLifecycle";
 import { durationSeconds, formatDateTime, optimizerOf, RUN_STATES, runTitle, stateLabel } from "./runInfo";
 import { METRIC_COLUMN_PREFIX, metricNamesOf, nextSort, runColumns, visibleRuns, type RunColumn, type SortOrder } from "./runTable";
 import "./runs.css";
@@ -23,7 +24,7 @@ interface Column extends RunColumn {
 
 /** How the columns that are more than their sort value draw a cell (metric columns: the value). */
 const RENDERS: Partial<Record<string, (run: Run) => React.ReactNode>> = {
-  name: (run) => <><Link to={`/runs/${run.id}`}>{runTitle(run)}</Link><PublishedBadge run={run} /></>,
+  name: (run) => <><Link to={`/runs/${run.id}`}>{runTitle(run)}</Link><PublishedBadge run={run} />{run.archived_at && <span className="badge archived" data-testid={`run-archived-${run.id}`}>archived</span>}</>,
   state: (run) => <span className={`badge ${run.state}`}>{stateLabel(run.state)}</span>,
   version: (run) => `v${run.graph_version_number}`,
   lr: (run) => formatPlain(optimizerOf(run).lr),
@@ -45,6 +46,7 @@ export function RunsPage() {
   const text = search.get("q") ?? "";
   const stateFilter = search.get("state") ?? "";
   const tagFilter = search.get("tag") ?? "";
+  const archivedFilter = (search.get("archived") ?? "false") as ArchivedFilter;
 
   const setFilter = (name: string, value: string) => {
     setSearch((current) => {
@@ -63,13 +65,14 @@ export function RunsPage() {
     const query = new URLSearchParams();
     if (stateFilter) query.set("state", stateFilter);
     if (tagFilter) query.set("tag", tagFilter);
+    if (archivedFilter !== "false") query.set("archived", archivedFilter);
     try {
       setRuns(await fetchProjectRuns(projectId, query));
       setError(null);
     } catch (caught) {
       setError(errorMessage(caught));
     }
-  }, [projectId, stateFilter, tagFilter]);
+  }, [projectId, stateFilter, tagFilter, archivedFilter]);
 
   useEffect(() => {
     void load();
@@ -116,6 +119,7 @@ export function RunsPage() {
   const allTags = useMemo(() => [...new Set((runs ?? []).flatMap((run) => run.tags))].sort(), [runs]);
   const toggle = (id: number) => setSelected((current) => (current.includes(id) ? current.filter((other) => other !== id) : [...current, id]));
   const allVisibleSelected = visible.length > 0 && visible.every((run) => selected.includes(run.id));
+  const selectedRuns = selected.map((id) => runs?.find((run) => run.id === id)).filter((run): run is Run => !!run);
   const comparedRuns = comparing.map((id) => runs?.find((run) => run.id === id)).filter((run): run is Run => !!run);
 
   return (
@@ -145,8 +149,17 @@ export function RunsPage() {
             {[...new Set([...allTags, ...(tagFilter ? [tagFilter] : [])])].map((tag) => <option key={tag} value={tag}>{tag}</option>)}
           </select>
         </label>
+        <label>
+          Archived
+          <select value={archivedFilter} onChange={(event) => setFilter("archived", event.target.value === "false" ? "" : event.target.value)} data-testid="runs-archived-filter">
+            <option value="false">hidden</option>
+            <option value="true">only archived</option>
+            <option value="all">shown too</option>
+          </select>
+        </label>
         <div className="spacer" />
         <span className="muted">{selected.length ? `${selected.length} selected` : "Tick runs to compare them"}</span>
+        {selectedRuns.length > 0 && <RunsBulkActions runs={selectedRuns} onDone={() => { setSelected([]); void load(); }} />}
         <button className="primary" disabled={selected.length < 1} onClick={() => setComparing(selected)}>Compare</button>
       </div>
       {error && <div className="error-box" role="alert">{error}</div>}
