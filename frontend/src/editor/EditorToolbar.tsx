@@ -2,6 +2,7 @@
 import { useRef } from "react";
 import { Link } from "react-router-dom";
 import type { Project } from "../api/types";
+import { OnnxImportButton } from "./OnnxImport";
 import { shortcutTitle } from "./shortcuts";
 import { selectDirty, useEditorStore } from "./store";
 
@@ -53,6 +54,7 @@ export function EditorToolbar(props: EditorToolbarProps) {
           event.target.value = "";
           if (file) props.onImportJson(file);
         }} />
+      <OnnxImportButton projectId={project.id} />
       <button onClick={props.onExportPython} disabled={!loadedVersion} title={pythonTitle}>Export Python</button>
       <span className="nf-toolbar-sep" />
       <Link to={`/projects/${project.id}/runs`}>Runs</Link>

@@ -74,6 +74,8 @@ export function RunFacts({ run }: { run: Run }) {
   const facts: [string, ReactNode][] = [
     ["Graph", <Link to={`/projects/${run.project}`}>{run.graph_name} v{run.graph_version_number}</Link>],
     ["Dataset", <Link to={`/datasets/${run.dataset}`}>{run.dataset_name}</Link>],
+    // Lineage: the run whose checkpoint gave this one its starting weights (fine-tuning).
+    ...(run.parent ? [["Started from", <Link to={`/runs/${run.parent}`} data-testid="run-parent">run {run.parent}</Link>] as [string, ReactNode]] : []),
     ["Device", `${run.device}${run.workers > 1 ? ` × ${run.workers} workers` : ""}`],
     ["Attempt", String(run.attempt)],
     ["Created", `${formatDateTime(run.created_at)}${run.created_by ? ` by ${run.created_by}` : ""}`],

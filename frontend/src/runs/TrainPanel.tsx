@@ -13,7 +13,7 @@ import { parseTags } from "./RunAnnotations";
 import { buildRequest, defaultForm, fieldErrors, stepsPerEpoch, type Recommended, type TrainForm } from "./trainConfig";
 import { Field } from "./TrainFields";
 import { cachedTrainPanelData, fetchRecommended, prefetchTrainPanelData, rememberDataset, type DatasetChoices, type TrainPanelData } from "./trainPanelData";
-import { AdvancedFieldset, AugmentationFieldset, EarlyStoppingFieldset, RunFieldset, TopLevelField } from "./TrainSections";
+import { AdvancedFieldset, AugmentationFieldset, EarlyStoppingFieldset, FineTuningFieldset, RunFieldset, TopLevelField } from "./TrainSections";
 import { defaultSweepForm, startSweep, SweepSection, sweepErrors, type SweepForm } from "../sweeps/SweepSection";
 import "./runs.css";
 
@@ -192,6 +192,7 @@ export function TrainPanel({ projectId, graphVersionId, datasetId, onDatasetChan
       <EarlyStoppingFieldset {...sectionProps} task={task} />
       <RunFieldset {...sectionProps} />
       <AugmentationFieldset {...sectionProps} />
+      <FineTuningFieldset {...sectionProps} />
       <AdvancedFieldset {...sectionProps} />
       <label className="inline sweep-toggle">
         <input type="checkbox" data-testid="train-sweep-mode" checked={sweep !== null} onChange={(event) => setSweep(event.target.checked ? defaultSweepForm() : null)} />

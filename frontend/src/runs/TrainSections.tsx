@@ -92,6 +92,23 @@ export function AugmentationFieldset({ schema, form, errors, setForm }: Props) {
   );
 }
 
+/** The "fine_tuning" group: start from a run's checkpoint or the imported weights, map, freeze and
+ * slow down nodes; folded away until one is set or refused. */
+export function FineTuningFieldset({ schema, form, errors, setForm }: Props) {
+  const options = schema.options.filter((option) => option.group === "fine_tuning");
+  if (!options.length) return null;
+  const invalid = options.some((option) => errors[option.name]);
+  const changed = options.some((option) => form.options[option.name] !== undefined && form.options[option.name] !== (typeof option.default === "boolean" ? option.default : String(option.default ?? "")));
+  return (
+    <details className="wide" open={invalid || changed || undefined} data-testid="train-fine-tuning">
+      <summary>Fine-tuning: starting weights, frozen nodes</summary>
+      <fieldset>
+        {options.map((option) => <TopLevelField key={option.name} option={option} form={form} errors={errors} setForm={setForm} />)}
+      </fieldset>
+    </details>
+  );
+}
+
 export function AdvancedFieldset({ schema, form, errors, setForm }: Props) {
   const options = schema.options.filter((option) => option.group === "advanced");
   const invalid = options.some((option) => errors[option.name]);

@@ -8,7 +8,7 @@ function run(id: number, overrides: Partial<Run> = {}): Run {
     name: `r${id}`, hyperparameters: { epochs: 5, optimizer: { name: "adam", lr: 0.001 } }, device: "cpu", workers: 1,
     state: "succeeded", cancel_requested: false, attempt: 1, task_id: "", worker: "", created_by: "demo", created_at: "", started_at: null,
     finished_at: null, heartbeat_at: null, duration_seconds: null, epochs_completed: 5, steps_completed: 10, last_sequence: 10,
-    final_metrics: { val_loss: 0.2, status: "succeeded" as unknown as number }, error: "", tags: [], notes: "", published: [], archived_at: null, ...overrides,
+    final_metrics: { val_loss: 0.2, status: "succeeded" as unknown as number }, error: "", tags: [], notes: "", published: [], archived_at: null, parent: null, ...overrides,
   };
 }
 

@@ -8,7 +8,7 @@ function run(id: number, overrides: Partial<Run> = {}): Run {
     name: `r${id}`, hyperparameters: { epochs: 5, batch_size: 32, optimizer: { name: "adam", lr: 0.001 } }, device: "cpu", workers: 1,
     state: "succeeded", cancel_requested: false, attempt: 1, task_id: "", worker: "", created_by: "demo", created_at: `2025-01-0${id}T10:00:00Z`,
     started_at: null, finished_at: null, heartbeat_at: null, duration_seconds: null, epochs_completed: 5, steps_completed: 10, last_sequence: 10,
-    final_metrics: {}, error: "", tags: [], notes: "", published: [], archived_at: null, ...overrides,
+    final_metrics: {}, error: "", tags: [], notes: "", published: [], archived_at: null, parent: null, ...overrides,
   };
 }
 

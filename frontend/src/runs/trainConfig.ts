@@ -34,9 +34,9 @@ export interface TrainForm {
 }
 
 /** The groups of top-level options the panel shows as fields of their own. */
-export const FORM_GROUPS = ["data", "augmentation", "advanced", "where"];
+export const FORM_GROUPS = ["data", "augmentation", "advanced", "fine_tuning", "where"];
 /** The groups whose options a run's hyperparameters carry only when changed from their defaults. */
-const CHANGED_ONLY_GROUPS = ["augmentation", "advanced"];
+const CHANGED_ONLY_GROUPS = ["augmentation", "advanced", "fine_tuning"];
 
 const text = (value: unknown): string | boolean => (typeof value === "boolean" ? value : value === null || value === undefined ? "" : String(value));
 

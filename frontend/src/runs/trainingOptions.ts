@@ -226,6 +226,9 @@ export function validateTrainingOptions(
       }
     }
   }
+  if (cleaned.init_from_run !== undefined && cleaned.init_from_run !== null && cleaned.init_from_import === true) {
+    errors.init_from_import = "init_from_run and init_from_import both choose the starting weights: give one of them";
+  }
   if (cleaned.staleness !== undefined && cleaned.staleness !== null && !("staleness" in errors) && options.strategy !== "ps") {
     errors.staleness = "a staleness bound makes the parameter server asynchronous: it needs strategy 'ps'";
   }
