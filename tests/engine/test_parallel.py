@@ -20,7 +20,7 @@ from tests.engine.op_cases_spatial import CASES as SPATIAL_CASES
 from tests.engine.op_cases_spatial import Mask
 
 SPLIT_OPS = {"conv2d", "conv1d", "max_pool2d", "avg_pool2d", "batch_norm", "relu", "tanh", "sigmoid", "dense",
-             "multi_head_attention"}
+             "multi_head_attention", "layer_norm"}
 # Batches of several samples, so that two threads get pieces of several runs and chunks each.
 LARGER_CASES = [
     Case("conv2d", (F((5, 3, 6, 6)),), {"filters": 4, "kernel_size": 3, "padding": 1}, name="batch5-same"),
@@ -40,6 +40,8 @@ LARGER_CASES = [
     Case("sigmoid", (F((5, 3, 4)),), name="batch5"),
     Case("dense", (F((5, 4)),), {"units": 3}, name="batch5"),
     Case("dense", (F((5, 2, 4)),), {"units": 3}, name="batch5-rank3"),
+    Case("layer_norm", (F((5, 3, 4)),), name="batch5"),
+    Case("layer_norm", (F((5, 3, 4)),), {"axes": 2, "affine": False}, name="batch5-two-axes-no-affine"),
     Case("multi_head_attention", (F((5, 3, 4)), None, None, Mask((5, 1, 1, 3))), {"heads": 2, "causal": True},
          name="batch5-self-mask-causal", skip_grad=(3,)),
     Case("multi_head_attention", (F((5, 3, 4)), F((5, 4, 6)), None, None), {"heads": 2, "units": 3},
