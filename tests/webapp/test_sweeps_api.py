@@ -263,3 +263,23 @@ def test_another_users_sweep_is_not_found(client, other_client, project, graph_v
     assert other_client.get(f"/api/sweeps/{sweep_id}").status_code == 404
     assert other_client.post(f"/api/sweeps/{sweep_id}/cancel").status_code == 404
     assert other_client.get(f"/api/projects/{project.pk}/sweeps").status_code == 404
+
+
+def test_a_deleted_trial_run_cancels_its_trial_and_a_deleted_project_takes_its_sweeps(client, project, graph_version,
+                                                                                       digits, enqueued):
+    space = [{"name": "node:fc1.units", "type": "choice", "choices": [8, 16]}]
+    sweep_id = start(client, project, graph_version, digits, sampler="grid", parameters=space, trial_budget=2,
+                     parallelism=1).json()["id"]
+    first = trials_of(sweep_id)[0]
+    finish(first.run, [0.5])
+    services.sweep_advance(sweep_id=sweep_id)
+    second = trials_of(sweep_id)[1]
+    lifecycle.run_cancel(run=second.run)  # queued: cancelled at once
+    assert client.delete(f"/api/runs/{second.run.pk}").status_code == 204
+    services.sweep_advance(sweep_id=sweep_id)
+    sweep = client.get(f"/api/sweeps/{sweep_id}").json()
+    assert sweep["state"] == "finished"
+    assert (sweep["trials"][1]["state"], sweep["trials"][1]["run"], sweep["trials"][1]["error"]) == (
+        "cancelled", None, "its run was deleted")
+    assert client.delete(f"/api/projects/{project.pk}").status_code == 204
+    assert not Sweep.objects.exists() and not Trial.objects.exists()
