@@ -78,7 +78,7 @@ def test_successive_halving_judges_each_rung_once():
     assert pruning.successive_halving_decision({1: 0.2, 3: 0.1}, everyone, last_rung_checked=-1, **rule) == (1, None)
     assert pruning.successive_halving_decision({1: 0.3}, everyone, last_rung_checked=-1, **rule) == (0, 1)
     # promoted at rung 0 earlier, it is not judged there again; at rung 1 it is not the best of two
-    assert pruning.successive_halving_decision({1: 0.3, 3: 0.25}, everyone, last_rung_checked=0, **rule) == (0, 3)
+    assert pruning.successive_halving_decision({1: 0.3, 3: 0.25}, everyone, last_rung_checked=0, **rule) == (1, 3)
 
 
 def test_pruner_options_are_checked_by_name():
