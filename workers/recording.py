@@ -14,7 +14,9 @@ an epoch) it
 3. re-reads ``cancel_requested`` (every ``CANCEL_POLL_SECONDS``) and cancels the trainer, which
    then stops after the batch in progress;
 4. appends the per-layer statistics sampled since the last tick (``add_layer_stats``) to the run's
-   record (``webapp.runs.layer_stats``) and publishes them in one ``run.layer_stats`` message.
+   record (``webapp.runs.layer_stats``) and publishes them in one ``run.layer_stats`` message;
+5. samples the training process's CPU, memory and GPU (``workers.system_metrics``, every
+   ``SAMPLE_SECONDS`` once training has begun) as ordinary points named ``system/...``.
 
 Every write is fenced by the run's state and attempt (``webapp.runs.lifecycle.run_heartbeat``, in
 the transaction that stores the points): if the watchdog handed the run to another worker (this one
@@ -44,6 +46,7 @@ from webapp.runs.budgets import folder_size
 from webapp.runs.layer_stats import LayerStatsRecord
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 from webapp.runs.services import run_checkpoints_prune
+from workers.system_metrics import SystemSampler
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +80,12 @@ class CheckpointRecord:
 class RunRecorder:
     """Records one execution (``attempt``) of a run; see the module docstring.
 
-    ``first_sequence`` is the run's ``last_sequence + 1``.
+    ``first_sequence`` is the run's ``last_sequence + 1``; ``trained_pid`` the training process
+    whose CPU and memory are sampled (this one when None).
     """
 
-    def __init__(self, run_id: int, *, attempt: int, first_sequence: int, publisher: live.RunPublisher):
+    def __init__(self, run_id: int, *, attempt: int, first_sequence: int, publisher: live.RunPublisher,
+                 trained_pid: int | None = None):
         self.run_id = run_id
         self.attempt = attempt
         self.publisher = publisher
@@ -96,6 +101,9 @@ class RunRecorder:
         self._layer_record = LayerStatsRecord(run_id)
         self._steps_completed: int | None = None
         self._epochs_completed: int | None = None
+        self._last_epoch = 0.0  # of the newest point: the system points' epoch
+        self._system = SystemSampler(os.getpid() if trained_pid is None else trained_pid)
+        self._system_step: int | None = None  # the step of the last system sample
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -123,12 +131,13 @@ class RunRecorder:
     def add_point(self, name: str, *, step: int, epoch: float, value: float, wall_time: float | None = None) -> None:
         if (name, step) in self._already_stored:
             return
-        point = Point(self._next_sequence, name, step, float(epoch), float(value),
-                      time.time() if wall_time is None else wall_time)
-        self._next_sequence += 1
-        with self._lock:
+        with self._lock:  # the recorder thread adds the system points: one numbering for both
+            point = Point(self._next_sequence, name, step, float(epoch), float(value),
+                          time.time() if wall_time is None else wall_time)
+            self._next_sequence += 1
             self._pending.append(point)
             self._steps_completed = max(step, self._steps_completed or 0)
+            self._last_epoch = max(float(epoch), self._last_epoch)
 
     def add_checkpoint(self, *, epoch: int, step: int, path: str) -> None:
         """A checkpoint written to disk; recorded after the points added before it, so a
@@ -170,6 +179,7 @@ class RunRecorder:
 
     def _tick(self, *, final: bool = False) -> bool:
         """One round of writing, publishing and cancel polling; False when writing failed."""
+        self._sample_system()
         try:
             written = self._write_pending()
         except Exception as error:  # noqa: BLE001  (never let the heartbeat thread die)
@@ -223,6 +233,19 @@ class RunRecorder:
         self._last_write = now
         self.points_recorded += len(points)
         return points
+
+    def _sample_system(self) -> None:
+        """The training process's CPU, memory and GPU as points at the newest step, once training
+        has recorded a point (before it, a data load's samples would pile up at step 0)."""
+        if self._steps_completed is None or self.superseded or self._steps_completed == self._system_step:
+            return  # not begun, or no step since the last sample: a (series, step) is stored once
+        values = self._system.sample_if_due()
+        with self._lock:
+            step, epoch = self._steps_completed, self._last_epoch
+        if values:
+            self._system_step = step
+        for name, value in values.items():
+            self.add_point(name, step=step, epoch=epoch, value=value)
 
     def _record_layer_stats(self) -> None:
         with self._lock:
@@ -523,7 +546,9 @@ def _serve(pipe) -> None:
             _, run_id, attempt, first_sequence, last_sent = message
             publisher = live.RunPublisher(run_id)
             publisher.sent_at(last_sent)
-            recorder = RunRecorder(run_id, attempt=attempt, first_sequence=first_sequence, publisher=publisher)
+            # the pool process that forked this one trains the run
+            recorder = RunRecorder(run_id, attempt=attempt, first_sequence=first_sequence, publisher=publisher,
+                                   trained_pid=os.getppid())
             relay = CancelRelay()
             relay.recorder = recorder
             recorder.watch(relay)
