@@ -15,7 +15,7 @@ def blas_line() -> str:
 # Each benchmark in a fresh process: they start services and configure Django for them, and one
 # benchmark's threads, caches or settings must not weigh on the next.
 BENCHMARKS = ("engine_bench", "cnn_bench", "rnn_bench", "transformer_bench", "serving_bench", "distributed_bench",
-              "platform_bench", "datasets_bench", "validation_bench", "sweeps_bench")
+              "platform_bench", "datasets_bench", "validation_bench", "sweeps_bench", "layer_stats_bench")
 
 
 def threads_line() -> str:

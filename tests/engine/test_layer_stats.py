@@ -48,7 +48,7 @@ def numpy_histogram(values: numpy.ndarray) -> list[int]:
 
 def sampled_step(model: Model, feeds: dict, lr: float = 0.1) -> dict:
     """One plain SGD step with every statistic sampled."""
-    sampler = LayerStatsSampler(model, LayerStatsOptions(every_steps=1, min_seconds=0))
+    sampler = LayerStatsSampler(model, LayerStatsOptions(every_steps=1, min_seconds=0, first_step=1))
     observer = sampler.begin_step(1)
     assert observer is not None
     _, _, grads = model.loss_and_grads(feeds, observer=observer)
@@ -116,7 +116,7 @@ def test_the_log_of_a_negative_is_attributed_to_the_log_node_after_steps_without
     spec["nodes"][4] = {"id": "gate", "op": "log", "inputs": {"x": "act2"}}  # tanh output is negative somewhere
     dataset = data.Dataset(arrays=batch(rows=64), task="classification", name="random", num_classes=3)
     trainer = Trainer(spec, dataset, config=TrainConfig(epochs=1, batch_size=16, validation_fraction=0))
-    trainer.watch_layers()
+    trainer.watch_layers()  # no sample is due at step 1: the log's NaN is found by replaying the step
     samples = []
     trainer.on("layer_stats", samples.append)
     with pytest.raises(EngineError, match="the loss became nan"):
@@ -170,7 +170,7 @@ def test_streaming_is_bounded_under_a_thousand_node_graph():
     dataset = data.Dataset(arrays=arrays, task="regression", name="random")
     trainer = Trainer(spec, dataset, config=TrainConfig(epochs=6, batch_size=8, validation_fraction=0,
                                                         optimizer={"name": "sgd", "lr": 0.01}))
-    options = LayerStatsOptions(every_steps=10, min_seconds=0)
+    options = LayerStatsOptions(every_steps=10, min_seconds=0, first_step=1)
     sampler = trainer.watch_layers(options)
     samples = []
     trainer.on("layer_stats", samples.append)
@@ -191,19 +191,24 @@ def test_streaming_is_bounded_under_a_thousand_node_graph():
         or len(samples) == 1, (sampler.seconds_spent, elapsed, first["step"])
 
 
+def test_by_default_the_first_sample_waits_until_it_costs_at_most_the_overhead_share():
+    sampler = LayerStatsSampler(Model(chain_spec(11)), LayerStatsOptions())
+    assert not sampler.due(100) and sampler.due(101)  # 2 steps' cost / 2% of the time
+
+
 def test_the_rate_follows_steps_seconds_and_the_cost_of_a_sample():
     model = Model(chain_spec(11), seed=0)
     clock = StepClock(0.0)
     sampler = LayerStatsSampler(model, LayerStatsOptions(every_steps=5, min_seconds=2.0, max_overhead=0.5),
                                 clock=clock)
-    assert sampler.due(1)
-    sampler.begin_step(1)
+    assert not sampler.due(1) and not sampler.due(4) and sampler.due(5)  # after 2 steps' cost / 0.5 = 4 steps
+    sampler.begin_step(5)
     sampler._cost = 3.0  # a sample that took 3 s: the next waits 3 / 0.5 = 6 s
     sampler._finish(0.1)
     clock.now = 5.9
     assert not sampler.due(20)
     clock.now = 6.1
-    assert not sampler.due(5) and sampler.due(6)
+    assert not sampler.due(9) and sampler.due(10)
     assert not LayerStatsSampler(model, LayerStatsOptions(every_steps=0)).due(1)
 
 
@@ -212,13 +217,15 @@ def test_options_are_checked_naming_the_field():
         LayerStatsOptions(every_steps=-1)
     with pytest.raises(EngineError, match="max_overhead"):
         LayerStatsOptions(max_overhead=0)
+    with pytest.raises(EngineError, match="first_step"):
+        LayerStatsOptions(first_step=0)
     with pytest.raises(EngineError, match=r"\['nope'\]"):
         LayerStatsSampler(Model(mlp_spec()), LayerStatsOptions(nodes=("fc1", "nope")))
 
 
 def test_only_marked_activations_are_watched():
     model = Model(mlp_spec(), seed=0)
-    sampler = LayerStatsSampler(model, LayerStatsOptions(every_steps=1, min_seconds=0, nodes=("act1",)))
+    sampler = LayerStatsSampler(model, LayerStatsOptions(every_steps=1, min_seconds=0, nodes=("act1",), first_step=1))
     observer = sampler.begin_step(1)
     _, _, grads = model.loss_and_grads(batch(), observer=observer)
     sampler.after_backward(grads)
