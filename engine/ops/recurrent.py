@@ -99,6 +99,10 @@ class _Cell:
     def column_scale(self, xp, units: int, dtype):
         return None
 
+    def input_bias(self, bias, recurrent_bias):
+        """The bias added to x_t W in the projection of all steps (the GRU moves part of b_h there)."""
+        return bias
+
 
 def _scales(xp, dtype, units: int, values: tuple):
     """A (len(values) * units,) vector holding each value over one gate's columns."""
@@ -299,6 +303,14 @@ class _GRUCell(_Cell):
         # r and z negated: sigmoid(z) = 1 / (1 + e^-z) with one exp over both.
         return _scales(xp, dtype, units, (-1.0, -1.0, 1.0))
 
+    def input_bias(self, bias, recurrent_bias):
+        # b_h's r and z parts only ever add to x_t W + b: one addition in the projection instead of
+        # one a step. Its n part is multiplied by r, so the steps keep it.
+        units = bias.shape[0] // 3
+        moved = bias.copy()
+        moved[:2 * units] += recurrent_bias[:2 * units]
+        return moved
+
     def scan(self, xw, recurrent_kernel, recurrent_bias, mask, direction):
         xp = array_module(xw)
         steps, batch, width = xw.shape
@@ -306,19 +318,19 @@ class _GRUCell(_Cell):
         all_states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
         all_activations = xp.empty((steps, batch, width), dtype=xw.dtype)
         all_hidden_n = xp.empty((steps, batch, units), dtype=xw.dtype)  # h_{t-1} U_n + b_hn, which backward needs
+        hidden_bias_n = recurrent_bias[2 * units:]  # (the r and z parts are in xw: input_bias)
 
         def rows(low, high):
             states, inputs = all_states[:, low:high], xw[:, low:high]
             activations, hidden_n = all_activations[:, low:high], all_hidden_n[:, low:high]
             padded = None if mask is None else mask[:, low:high] == 0
-            projected = xp.empty((high - low, width), dtype=xw.dtype)  # h_{t-1} U + b_h, r and z parts negated
+            projected = xp.empty((high - low, width), dtype=xw.dtype)  # h_{t-1} U, r and z parts negated
             states[direction.initial] = 0
             with _overflow_to_infinity(xp):
                 for t in direction.order:
                     back, ahead = t + direction.previous_offset, t + direction.new_offset
                     xp.matmul(states[back], recurrent_kernel, out=projected)
-                    projected += recurrent_bias
-                    xp.copyto(hidden_n[t], projected[:, 2 * units:])
+                    xp.add(projected[:, 2 * units:], hidden_bias_n, out=hidden_n[t])
                     gates = activations[t]
                     reset_update = gates[:, :2 * units]
                     xp.add(inputs[t, :, :2 * units], projected[:, :2 * units], out=reset_update)
@@ -326,7 +338,7 @@ class _GRUCell(_Cell):
                     reset_update += 1.0
                     xp.reciprocal(reset_update, out=reset_update)
                     r, z, n = _split(gates, 3)
-                    xp.multiply(r, projected[:, 2 * units:], out=n)
+                    xp.multiply(r, hidden_n[t], out=n)
                     n += inputs[t, :, 2 * units:]
                     xp.tanh(n, out=n)
                     new = states[ahead]
@@ -354,6 +366,7 @@ class _GRUCell(_Cell):
             d_seq, masks = _rows_of(d_outputs, low, high), _rows_of(mask, low, high)
             carry = xp.zeros_like(states[0]) if d_last is None else d_last[low:high].copy()
             scratch = xp.empty_like(carry)
+            slopes = xp.empty((high - low, 2 * units), dtype=carry.dtype)  # r (1 - r) and z (1 - z) side by side
             for t in reversed(direction.order):
                 back = t + direction.previous_offset
                 r, z, n = _split(activations[t], 3)
@@ -366,17 +379,14 @@ class _GRUCell(_Cell):
                 xp.multiply(n, n, out=scratch)
                 xp.subtract(1.0, scratch, out=scratch)
                 d_n *= scratch
-                # dz_pre = dh (h_{t-1} - n) z (1 - z)
+                # dz_pre = dh (h_{t-1} - n) z (1 - z), dr_pre = dn_pre (h_{t-1} U_n + b_hn) r (1 - r)
                 xp.subtract(states[back], n, out=d_z)
                 d_z *= d_new
-                xp.multiply(z, z, out=scratch)
-                xp.subtract(z, scratch, out=scratch)
-                d_z *= scratch
-                # dr_pre = dn_pre (h_{t-1} U_n + b_hn) r (1 - r)
                 xp.multiply(d_n, hidden_n[t], out=d_r)
-                xp.multiply(r, r, out=scratch)
-                xp.subtract(r, scratch, out=scratch)
-                d_r *= scratch
+                reset_update = activations[t][:, :2 * units]
+                xp.multiply(reset_update, reset_update, out=slopes)
+                xp.subtract(reset_update, slopes, out=slopes)
+                d_hidden[t][:, :2 * units] *= slopes
                 xp.multiply(d_n, r, out=d_hidden_n)
                 carry = d_hidden[t] @ recurrent_t
                 xp.multiply(d_new, z, out=scratch)
@@ -508,7 +518,8 @@ class Recurrent(Op):
                 if scale is not None:  # fold the cell's column scale into the small weights, not into xw
                     kernel, recurrent_kernel, bias = kernel * scale, recurrent_kernel * scale, bias * scale
                     recurrent_bias = None if recurrent_bias is None else recurrent_bias * scale
-                xw = rows_product(layer_input.reshape(steps * batch, -1), kernel, bias).reshape(steps, batch, -1)
+                xw = rows_product(layer_input.reshape(steps * batch, -1), kernel,
+                                  cell.input_bias(bias, recurrent_bias)).reshape(steps, batch, -1)
                 states, cache = cell.scan(xw, recurrent_kernel, recurrent_bias, mask, direction)
                 runs.append((direction, states, cache))
             layers.append((layer_input, runs))
