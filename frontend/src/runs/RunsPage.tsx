@@ -127,6 +127,7 @@ export function RunsPage() {
       <header className="page-header">
         <h1>Runs{project ? ` of ${project.name}` : ""}</h1>
         <Link to={`/projects/${projectId}`}>← Back to the editor</Link>
+        <Link to={`/projects/${projectId}/sweeps`} title="Sweeps: groups of runs over a search space">Sweeps</Link>
         <div className="spacer" />
         <button onClick={() => void load()}>Refresh</button>
       </header>
