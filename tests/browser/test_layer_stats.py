@@ -54,7 +54,7 @@ def test_layers_are_coloured_by_a_statistic_and_the_nan_source_is_marked(page):
     project_from_template(page, "Layers", "Multilayer perceptron")
     project_id = int(page.url.rsplit("/", 1)[1])
     page.get_by_role("button", name="Train").click()
-    page.get_by_test_id("train-epochs").fill("1")
+    page.get_by_test_id("train-epochs").fill("3")  # 135 steps: statistics are first sampled at step 101
     page.get_by_role("form", name="Training settings").get_by_role("button", name="Start training").click()
     page.wait_for_url(re.compile(r"/runs/\d+$"))
     expect(page.get_by_test_id("run-state")).to_have_text("succeeded", timeout=90_000)

@@ -43,15 +43,16 @@ def log_of_negative_spec() -> dict:
 
 def test_statistics_stream_over_the_websocket_and_are_replayed_from_the_record(workspace):
     space = workspace(MOONS)
-    run = space.start_run(epochs=1, batch_size=8, optimizer={"name": "adam", "lr": 0.01})
+    run = space.start_run(epochs=4, batch_size=8, optimizer={"name": "adam", "lr": 0.01})  # a few seconds
     with StatsSocket(space.user.socket_url(run["id"])) as socket:
         state = socket.receive_until_finished(timeout=120)
     assert state == "succeeded"
     live = socket.layer_samples
-    assert live and live[0]["step"] == 1
+    assert live and live[0]["step"] >= 101  # once a sample costs at most 2% of the steps before it
     steps = [sample["step"] for sample in live]
     assert steps == sorted(set(steps))
     assert all(b - a >= 20 for a, b in zip(steps, steps[1:]))  # NETFORGE_LAYER_STATS_EVERY_STEPS
+    assert len(live) >= 2, steps
 
     response = space.user.api.get(f"/api/runs/{run['id']}/layer-stats", params={"max_samples": 10_000})
     assert response.status_code == 200, response.text
