@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy
 import pytest
 
 from engine import parallel
@@ -127,3 +128,15 @@ def test_only_workers_that_see_one_shared_memory_and_accept_it_use_it():
     assert not shares_memory({0: same, 1: {**same, "transport": "grpc"}})  # NETFORGE_DISTRIBUTED_TRANSPORT=grpc
     assert not shares_memory({0: same, 1: {**same, "shared_memory": None}})  # a machine without it
     assert not shares_memory({0: same})  # one worker has no one to exchange with
+
+
+@pytest.mark.parametrize(("strategy", "buckets"), [("allreduce", 2), ("ps", 1)])
+def test_the_all_reduce_sends_buckets_while_the_parameter_server_takes_one_buffer_a_step(redis_url, strategy, buckets):
+    worker = DataParallelWorker(redis_url, new_group(), rank=0, world_size=2, strategy=strategy, dtype="float32")
+    params = {key: numpy.zeros((1024, 2048), dtype=numpy.float32) for key in ("a/W", "b/W")}  # 8 MB each
+    try:
+        reducer = worker.make_reducer(params, on_stop=lambda: None, order=["b/W", "a/W"])
+        assert len(reducer.buckets) == buckets and reducer.overlap == (buckets > 1)
+        assert reducer.keys == ["b/W", "a/W"]  # laid out in the order backward finishes them
+    finally:
+        worker.collective.close()

@@ -36,11 +36,12 @@ class GradientReducer:
 
     ``collective`` has ``all_reduce(flat_buffer)``; ``params`` are the model's parameters (their
     keys, shapes and dtype fix the layout); ``order``: keys in the order backward finishes them;
-    ``on_stop`` is called when the reduced stop flag is set.
+    ``bucket_bytes`` None: the whole buffer is one bucket; ``on_stop`` is called when the reduced
+    stop flag is set.
     """
 
     def __init__(self, collective, params: dict, *, on_stop: Callable[[], None], order: list[str] | None = None,
-                 overlap: bool = True, bucket_bytes: int = BUCKET_BYTES):
+                 overlap: bool = True, bucket_bytes: int | None = BUCKET_BYTES):
         self.collective = collective
         self.on_stop = on_stop
         first = [key for key in (order or []) if key in params]
@@ -55,7 +56,7 @@ class GradientReducer:
             offsets[key] = (position, position + size)
             position += size
             bucket_of[key] = len(buckets)
-            if (position - bucket_start) * self.dtype.itemsize >= bucket_bytes:
+            if bucket_bytes is not None and (position - bucket_start) * self.dtype.itemsize >= bucket_bytes:
                 buckets.append((bucket_start, position))
                 bucket_start = position
         if buckets and bucket_start == position:  # the loss and the flag go with the last gradients

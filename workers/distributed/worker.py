@@ -90,9 +90,12 @@ class DataParallelWorker:
     def make_reducer(self, params: dict, *, on_stop, order: list[str] | None = None,
                      **options) -> GradientReducer | AsyncGradientReducer:
         """The trainer's ``reduce_gradients``; ``order``: the model's ``gradient_order()`` (the
-        synchronous strategies then send the gradients of each bucket while backward goes on);
-        ``options``: ``GradientReducer``'s (``overlap``, ``bucket_bytes``)."""
+        all-reduce then sends the gradients of each bucket while backward goes on; the synchronous
+        parameter server takes one buffer a step); ``options``: ``GradientReducer``'s (``overlap``,
+        ``bucket_bytes``)."""
         if self.staleness is None:
+            if self.strategy == "ps":  # the server counts one push a step (its status, its staleness)
+                options = {**options, "bucket_bytes": None}
             self.reducer = GradientReducer(self.collective, params, on_stop=on_stop, order=order, **options)
         else:
             self.reducer = AsyncGradientReducer(self.collective, params, on_stop=on_stop, rank=self.rank)
