@@ -94,6 +94,7 @@ def test_a_bad_search_space_is_a_400_naming_the_parameter(client, project, graph
     ({"pruner": "median", "pruner_options": {"patience": 3}}, "pruner_options.patience"),
     ({"pruner": "successive_halving", "pruner_options": {"reduction_factor": 1}}, "pruner_options.reduction_factor"),
     ({"hyperparameters": {"epochs": 0}}, "hyperparameters.epochs"),
+    ({"metric": "val_mae"}, "metric"),  # a classifier on digits reports no mean absolute error
 ])
 def test_bad_sweep_settings_are_a_400_naming_the_field(client, project, graph_version, digits, enqueued, overrides,
                                                        field):
@@ -283,3 +284,10 @@ def test_a_deleted_trial_run_cancels_its_trial_and_a_deleted_project_takes_its_s
         "cancelled", None, "its run was deleted")
     assert client.delete(f"/api/projects/{project.pk}").status_code == 204
     assert not Sweep.objects.exists() and not Trial.objects.exists()
+
+
+def test_an_accuracy_is_maximized_unless_told_otherwise(client, project, graph_version, digits, enqueued):
+    sweep = start(client, project, graph_version, digits, metric="val_accuracy").json()
+    assert (sweep["metric"], sweep["direction"]) == ("val_accuracy", "maximize")
+    sweep = start(client, project, graph_version, digits, metric="val_accuracy", direction="minimize").json()
+    assert sweep["direction"] == "minimize"

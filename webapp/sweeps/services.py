@@ -36,7 +36,7 @@ from webapp.core.exceptions import ApiError, InvalidInput
 from webapp.datasets.models import Dataset
 from webapp.projects.models import GraphVersion, Project
 from webapp.projects.services import graph_version_create
-from webapp.runs import lifecycle
+from webapp.runs import budgets, lifecycle
 from webapp.runs import services as run_services
 from webapp.runs.models import MetricPoint, Run
 from webapp.sweeps import pruning, sampling, space
@@ -142,6 +142,10 @@ def sweep_create(*, project: Project, graph_version: GraphVersion, dataset: Data
     if not isinstance(metric, str) or not metric.replace("_", "").isalnum():
         raise InvalidInput(f"metric must be a metric's name such as val_loss or val_accuracy, got {metric!r}",
                            details={"metric": ["not a metric name"]})
+    reported = budgets.reported_values(config=config, dataset=dataset)
+    if metric not in reported:
+        message = f"the trials do not report {metric!r} on dataset '{dataset.name}'; they report {', '.join(reported)}"
+        raise InvalidInput(f"metric: {message}", details={"metric": [message], "valid": reported})
     if direction is None:
         direction = "minimize" if ("loss" in metric or metric in ("mse", "mae")) else "maximize"
     if sampler == "grid":
