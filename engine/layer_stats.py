@@ -54,7 +54,8 @@ class LayerStatsOptions:
     ``every_steps``: at least this many steps between samples (0 turns sampling off);
     ``min_seconds``: at least this long between samples; ``max_overhead``: the share of training
     time sampling may take; ``nodes``: the node ids whose outputs are watched (None: every node's);
-    ``first_step``: the step of the first sample (None: chosen by ``max_overhead``).
+    ``first_step``: the first sample's step, counted from the first step the sampler sees (a
+    resumed run's too; None: chosen by ``max_overhead``).
     """
 
     every_steps: int = 20
@@ -177,6 +178,7 @@ class LayerStatsSampler:
         self.seconds_spent = 0.0
         self.nan: dict | None = None  # where the first NaN or Inf appeared
         self._last_step: int | None = None
+        self._first_seen: int | None = None  # the first step this sampler saw (a resumed run starts late)
         self._last_time = -math.inf
         self._last_cost = 0.0
         self._sample: dict | None = None
@@ -191,8 +193,10 @@ class LayerStatsSampler:
         if not options.enabled:
             return False
         if self._last_step is None:
+            if self._first_seen is None:
+                self._first_seen = step
             first = options.first_step or math.ceil(FIRST_SAMPLE_COST_IN_STEPS / options.max_overhead) + 1
-            return step >= first
+            return step - self._first_seen + 1 >= first
         wait = max(options.min_seconds, self._last_cost / options.max_overhead)
         return step - self._last_step >= options.every_steps and self.clock() - self._last_time >= wait
 

@@ -193,7 +193,9 @@ def test_streaming_is_bounded_under_a_thousand_node_graph():
 
 def test_by_default_the_first_sample_waits_until_it_costs_at_most_the_overhead_share():
     sampler = LayerStatsSampler(Model(chain_spec(11)), LayerStatsOptions())
-    assert not sampler.due(100) and sampler.due(101)  # 2 steps' cost / 2% of the time
+    assert not sampler.due(1) and not sampler.due(100) and sampler.due(101)  # 2 steps' cost / 2% of the time
+    resumed = LayerStatsSampler(Model(chain_spec(11)), LayerStatsOptions())
+    assert not resumed.due(5001) and not resumed.due(5100) and resumed.due(5101)  # counted from its first step
 
 
 def test_the_rate_follows_steps_seconds_and_the_cost_of_a_sample():
