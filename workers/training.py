@@ -329,8 +329,22 @@ def record_training(trainer, recorder: RunRecorder, run_id: int) -> None:
     trainer.on("batch_end", on_batch_end).on("epoch_end", on_epoch_end)
     if settings.LAYER_STATS_EVERY_STEPS > 0:
         trainer.watch_layers(LayerStatsOptions(every_steps=int(settings.LAYER_STATS_EVERY_STEPS),
-                                               min_seconds=float(settings.LAYER_STATS_MIN_SECONDS)))
+                                               min_seconds=float(settings.LAYER_STATS_MIN_SECONDS),
+                                               nodes=marked_activations(trainer.spec)))
         trainer.on("layer_stats", recorder.add_layer_stats)
+
+
+def marked_activations(spec: dict) -> tuple[str, ...] | None:
+    """The node ids whose outputs the graph's author marked for layer statistics (the document's
+    ``metadata.layer_stats.nodes``), or None for every layer's output."""
+    metadata = spec.get("metadata")
+    options = metadata.get("layer_stats") if isinstance(metadata, dict) else None
+    marked = options.get("nodes") if isinstance(options, dict) else None
+    if marked is None:
+        return None
+    if not isinstance(marked, list) or not all(isinstance(node, str) for node in marked):
+        raise EngineError(f"metadata.layer_stats.nodes must be a list of node ids, got {str(marked)[:100]}")
+    return tuple(marked)
 
 
 def epoch_values(record: dict) -> dict[str, float]:

@@ -8,10 +8,12 @@ import json
 
 import pytest
 
+from engine.errors import EngineError
 from engine.layer_stats import HISTOGRAM_BINS, HISTOGRAM_EDGES
 from tests.webapp.helpers import error_of
 from webapp.runs.layer_stats import LayerStatsRecord, layer_stats_file, read_samples, thin
 from webapp.runs.models import Run
+from workers.training import marked_activations
 
 pytestmark = pytest.mark.django_db
 
@@ -97,3 +99,11 @@ def test_the_api_names_an_unknown_node_and_hides_other_users_runs(client, other_
 def test_a_run_without_statistics_has_an_empty_record(client, run):
     body = client.get(f"/api/runs/{run.pk}/layer-stats").json()
     assert body["samples"] == [] and body["nodes"] == [] and body["nan"] is None and body["total"] == 0
+
+
+def test_the_activations_watched_are_those_the_graph_document_marks():
+    assert marked_activations({"nodes": []}) is None
+    assert marked_activations({"metadata": {"author": "ada"}}) is None
+    assert marked_activations({"metadata": {"layer_stats": {"nodes": ["act1", "act2"]}}}) == ("act1", "act2")
+    with pytest.raises(EngineError, match="metadata.layer_stats.nodes must be a list of node ids"):
+        marked_activations({"metadata": {"layer_stats": {"nodes": "act1"}}})
