@@ -74,6 +74,7 @@ export function OnnxImportButton({ projectId }: { projectId: number }) {
               </table>
             )}
           </div>
+          <div className="nf-form-actions"><button onClick={() => setProblem(null)}>Close</button></div>
         </Modal>
       )}
     </>
