@@ -106,7 +106,7 @@ export function LayersView({ run, feed }: { run: Run; feed: LayerStatsFeed }) {
       )}
       {error && <div className="error-box" role="alert">Could not load the layer statistics: {error}</div>}
       {loaded && !samples.length && !error && (
-        <p className="muted">{finished ? "This run has no layer statistics." : "The first statistics arrive after the first step."}</p>
+        <p className="muted">{finished ? "This run has no layer statistics." : "The first statistics arrive after about a hundred training steps."}</p>
       )}
       <div className="layers-canvas">
         <ReactFlowProvider>
