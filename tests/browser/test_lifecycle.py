@@ -202,3 +202,48 @@ def test_a_graph_with_errors_is_saved_as_a_draft_and_promoted_once_fixed(page):
     # The promoted version trains: Train opens the panel without asking for a save.
     page.get_by_role("button", name="Train").click()
     expect(page.get_by_role("form", name="Training settings")).to_be_visible()
+
+
+def test_a_run_draws_its_cpu_and_memory_and_runs_compare_on_several_metrics_at_once(page):
+    sign_up(page, f"compare-{uuid.uuid4().hex[:6]}")
+    project_from_template(page, "Metrics", "Multilayer perceptron")
+    project_id = int(page.url.rsplit("/", 1)[1])
+    # Long enough (a few seconds of training) for the worker's system samples, every 2 s.
+    first = start_run(page, project_id, epochs=150)
+    second = start_run(page, project_id, epochs=2)
+
+    page.goto(f"/runs/{first}")
+    expect(page.get_by_test_id("run-state")).to_have_text("succeeded", timeout=120_000)
+    for series, title in (("system/cpu_percent", "CPU (% of one core)"), ("system/rss_mb", "memory (MiB resident)")):
+        chart = page.get_by_test_id(f"chart-{series}")
+        expect(chart).to_contain_text(title)
+        expect(chart).not_to_have_attribute("data-points", "0")
+    # drawn after the model's curves
+    titles = page.locator(".chart-grid .chart-title").all_inner_texts()
+    assert titles.index("CPU (% of one core)") > titles.index("loss"), titles
+    page.steps.shot("system-charts")
+
+    page.goto(f"/projects/{project_id}/runs")
+    expect(page.get_by_test_id(f"run-row-{second}").locator(".badge.succeeded")).to_be_visible(timeout=90_000)
+    for run in (first, second):
+        page.get_by_test_id(f"run-select-{run}").check()
+    page.get_by_role("button", name="Compare").click()
+    expect(page.get_by_test_id("compare-metric-val_loss").get_by_test_id("compare-chart")).to_have_attribute(
+        "data-series", "2")
+    page.get_by_test_id("compare-metric-toggle-loss").check()
+    page.get_by_test_id("compare-metric-toggle-val_accuracy").check()
+    for metric in ("loss", "val_accuracy", "val_loss"):
+        expect(page.get_by_test_id(f"compare-metric-{metric}").get_by_test_id("compare-chart")).to_have_attribute(
+            "data-series", "2")
+    comparison = page.get_by_role("region", name="Comparison")
+    expect(comparison.locator(".chart-title")).to_have_text(["loss", "val_loss", "val_accuracy"])  # as the list
+    for axis, label in (("epoch", "epoch"), ("wall", "time")):
+        comparison.get_by_label("X axis").select_option(axis)
+        # the legend names each chart's x (uPlot draws the axes themselves on the canvas)
+        x_names = comparison.locator(".u-legend .u-label").filter(has_text=re.compile(f"^{label}$"))
+        expect(x_names).to_have_count(3)  # every chart on the chosen x axis
+    page.steps.shot("compare-several-metrics")
+    page.get_by_test_id("compare-metric-toggle-val_loss").uncheck()
+    expect(page.get_by_test_id("compare-metric-val_loss")).to_have_count(0)
+    expect(page.get_by_test_id("compare-metric-loss").get_by_test_id("compare-chart")).to_have_attribute(
+        "data-series", "2")

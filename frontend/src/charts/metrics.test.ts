@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { groupSeries, higherIsBetter } from "./metrics";
+import { chartTitle, groupSeries, higherIsBetter } from "./metrics";
 
 describe("groupSeries", () => {
   it("pairs each metric with its validation twin, loss first and throughput last", () => {
@@ -11,6 +11,14 @@ describe("groupSeries", () => {
       { name: "val_loss", role: "validation" },
     ]);
     expect(groups[1].members.map((member) => member.name)).toEqual(["accuracy", "val_accuracy"]);
+  });
+
+  it("draws the system series after the model's metrics, one chart each", () => {
+    const groups = groupSeries(["system/rss_mb", "system/cpu_percent", "val_loss", "samples_per_second", "loss"]);
+    expect(groups.map((group) => group.metric)).toEqual(["loss", "samples_per_second", "system/cpu_percent", "system/rss_mb"]);
+    expect(chartTitle("system/rss_mb")).toBe("memory (MiB resident)");
+    expect(chartTitle("system/new_gauge")).toBe("new_gauge");
+    expect(chartTitle("val_accuracy")).toBe("val_accuracy");
   });
 
   it("gives a validation-only metric its own chart", () => {

@@ -1,12 +1,14 @@
-// Runs side by side: one metric's curves of every run on one chart, and their configurations and
-// results in a table that marks the rows where they differ.
+// Runs side by side: for each metric ticked, every run's curve on one chart (the charts share the x
+// axis, step, epoch or time, and a cursor), and their configurations and results in a table that
+// marks the rows where they differ.
 import { useEffect, useMemo, useState } from "react";
 import { Link } from "react-router-dom";
 import { errorMessage } from "../api/client";
 import type { Run, SeriesHistory } from "../api/types";
+import { chartTitle } from "../charts/metrics";
 import { UPlotChart } from "../charts/UPlotChart";
 import { fetchRunSeries } from "./api";
-import { compareRows, compareSource, runColor, type CompareOptions } from "./compare";
+import { compareRows, compareSource, runColor, shownCompareMetrics, toggleCompareMetric, type CompareOptions } from "./compare";
 import { CurveControls } from "./CurveControls";
 import { formatCell, formatPlain } from "./formatting";
 import { X_AXIS_LABELS } from "./runCharts";
@@ -19,7 +21,7 @@ const COMPARE_MAX_POINTS = 2000;
 export function ComparePanel({ runs, onClose }: { runs: Run[]; onClose(): void }) {
   const [histories, setHistories] = useState<Map<number, Record<string, SeriesHistory>>>(new Map());
   const [failures, setFailures] = useState<string[]>([]);
-  const [metric, setMetric] = useState<string>("");
+  const [chosenMetrics, setChosenMetrics] = useState<string[] | null>(null); // null: the default
   const [options, setOptions] = useState<CompareOptions>({ xAxis: "step", smoothing: 0, logScale: false });
   const [reloads, setReloads] = useState(0);
   const runKey = runs.map((run) => run.id).join(",");
@@ -51,10 +53,13 @@ export function ComparePanel({ runs, onClose }: { runs: Run[]; onClose(): void }
     for (const series of histories.values()) for (const name of Object.keys(series)) names.add(name);
     return [...names].sort(metricOrder);
   }, [histories]);
-  const chosen = metric && metrics.includes(metric) ? metric : metrics.includes("val_loss") ? "val_loss" : metrics.includes("loss") ? "loss" : metrics[0] ?? "";
-  const source = useMemo(
-    () => compareSource(runs.map((run) => ({ run, series: histories.get(run.id)?.[chosen] })), options),
-    [runs, histories, chosen, options],
+  const shown = useMemo(() => shownCompareMetrics(chosenMetrics, metrics), [chosenMetrics, metrics]);
+  const sources = useMemo(
+    () => shown.map((metric) => ({
+      metric,
+      source: compareSource(runs.map((run) => ({ run, series: histories.get(run.id)?.[metric] })), options),
+    })),
+    [runs, histories, shown, options],
   );
   const sections = compareRows(runs);
 
@@ -68,25 +73,37 @@ export function ComparePanel({ runs, onClose }: { runs: Run[]; onClose(): void }
       </div>
       {failures.map((failure) => <div key={failure} className="error-box" role="alert">{failure}</div>)}
       <div className="curve-controls">
-        <label className="inline">
-          Metric
-          <select value={chosen} onChange={(event) => setMetric(event.target.value)} aria-label="Metric">
-            {metrics.map((name) => <option key={name} value={name}>{name}</option>)}
-          </select>
-        </label>
         <CurveControls options={options} onChange={setOptions} />
       </div>
-      <UPlotChart
-        source={source}
-        title={chosen}
-        testId="compare-chart"
-        countAttribute="data-series"
-        xLabel={X_AXIS_LABELS[options.xAxis]}
-        xFormat={options.xAxis === "wall" ? "duration" : "number"}
-        logScale={options.logScale}
-        height={320}
-        emptyText={histories.size ? "None of these runs has points of this metric" : "Loading curves…"}
-      />
+      <fieldset className="compare-metrics" aria-label="Metrics">
+        <legend>Metrics</legend>
+        {!metrics.length && <span className="muted">{histories.size ? "No recorded metrics" : "Loading…"}</span>}
+        {metrics.map((name) => (
+          <label key={name} className="inline">
+            <input type="checkbox" checked={shown.includes(name)} data-testid={`compare-metric-toggle-${name}`}
+              onChange={() => setChosenMetrics(toggleCompareMetric(shown, name))} />
+            {name}
+          </label>
+        ))}
+      </fieldset>
+      <div className={shown.length > 1 ? "compare-charts several" : "compare-charts"}>
+        {(sources.length ? sources : [{ metric: "", source: compareSource([], options) }]).map(({ metric, source }) => (
+          <div key={metric} data-testid={`compare-metric-${metric}`}>
+            <UPlotChart
+              source={source}
+              title={chartTitle(metric)}
+              testId="compare-chart"
+              countAttribute="data-series"
+              xLabel={X_AXIS_LABELS[options.xAxis]}
+              xFormat={options.xAxis === "wall" ? "duration" : "number"}
+              logScale={options.logScale}
+              height={shown.length > 1 ? 260 : 320}
+              syncKey={`compare-${runKey}`}
+              emptyText={histories.size ? "None of these runs has points of this metric" : "Loading curves…"}
+            />
+          </div>
+        ))}
+      </div>
       <div className="table-scroll">
         <table className="data compare-table" data-testid="compare-table">
           <thead>

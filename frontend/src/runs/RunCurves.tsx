@@ -1,7 +1,7 @@
 // A run's live curves: one chart per metric (training and validation together), fed straight from
 // the series store.
 import { useEffect, useMemo, useState } from "react";
-import { groupSeries } from "../charts/metrics";
+import { chartTitle, groupSeries } from "../charts/metrics";
 import type { SeriesStore } from "../charts/series";
 import { UPlotChart } from "../charts/UPlotChart";
 import { CurveControls } from "./CurveControls";
@@ -45,7 +45,7 @@ export function Curves({ store, runId }: { store: SeriesStore; runId: number }) 
           <UPlotChart
             key={metric}
             source={sourceFor(metric)}
-            title={metric}
+            title={chartTitle(metric)}
             testId={`chart-${metric}`}
             xLabel={X_AXIS_LABELS[options.xAxis]}
             xFormat={options.xAxis === "wall" ? "duration" : "number"}

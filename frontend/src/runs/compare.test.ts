@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Run } from "../api/types";
-import { compareFrame, compareRows } from "./compare";
+import { compareFrame, compareRows, defaultCompareMetrics, shownCompareMetrics, toggleCompareMetric } from "./compare";
 
 function run(id: number, overrides: Partial<Run> = {}): Run {
   return {
@@ -37,5 +37,40 @@ describe("compareFrame", () => {
     expect(frame.count).toBe(2);
     expect(frame.lines.map((line) => line.label)).toEqual(["r1 (#1)", "r2 (#2)"]);
     expect(Array.from(frame.data[0])).toEqual([1, 2, 3]);
+  });
+});
+
+describe("the compared metrics", () => {
+  const metrics = ["accuracy", "loss", "system/rss_mb", "val_accuracy", "val_loss"];
+
+  it("open with the validation loss, else the loss, else the first", () => {
+    expect(defaultCompareMetrics(metrics)).toEqual(["val_loss"]);
+    expect(defaultCompareMetrics(["accuracy", "loss"])).toEqual(["loss"]);
+    expect(defaultCompareMetrics(["r2"])).toEqual(["r2"]);
+    expect(defaultCompareMetrics([])).toEqual([]);
+  });
+
+  it("are several at once, in the order of the metrics, and fall back to the default when none is left", () => {
+    const two = toggleCompareMetric(["val_loss"], "accuracy");
+    expect(shownCompareMetrics(two, metrics)).toEqual(["accuracy", "val_loss"]);
+    expect(shownCompareMetrics(toggleCompareMetric(two, "val_loss"), metrics)).toEqual(["accuracy"]);
+    expect(shownCompareMetrics([], metrics)).toEqual(["val_loss"]);
+    expect(shownCompareMetrics(["gone"], metrics)).toEqual(["val_loss"]); // a metric these runs do not have
+    expect(shownCompareMetrics(null, metrics)).toEqual(["val_loss"]);
+  });
+
+  it("line up by epoch or by time since each run's start", () => {
+    const history = (steps: number[], epochs: number[], walls: number[]) => ({
+      steps, epochs, values: steps.map((step) => 1 / step), wall_times: walls, sequences: steps, total: steps.length,
+    });
+    const curves = [
+      { run: run(1), series: history([10, 20], [1, 2], [1000, 1004]) },
+      { run: run(2), series: history([5, 10], [1, 2], [2000, 2001]) },
+    ];
+    const byEpoch = compareFrame(curves, { xAxis: "epoch", smoothing: 0, logScale: false });
+    expect(Array.from(byEpoch.data[0])).toEqual([1, 2]);
+    const byTime = compareFrame(curves, { xAxis: "wall", smoothing: 0, logScale: false });
+    expect(Array.from(byTime.data[0])).toEqual([0, 1, 4]);
+    expect(byTime.count).toBe(2);
   });
 });

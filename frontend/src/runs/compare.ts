@@ -1,5 +1,6 @@
-// Comparing runs: their curves of one metric overlaid (one colour per run), and their
-// configurations side by side with the rows that differ marked.
+// Comparing runs: their curves of each chosen metric overlaid (one chart per metric, one colour
+// per run, every chart on the same x axis: step, epoch or time since each run's first point), and
+// their configurations side by side with the rows that differ marked.
 import type { Run, SeriesHistory } from "../api/types";
 import { alignSeries, type XYSeries } from "../charts/align";
 import { RUN_COLORS, type ChartFrame, type ChartLine, type ChartSource } from "../charts/chart";
@@ -14,6 +15,23 @@ export interface CompareCurve {
 
 /** The same controls as a run page's curves. */
 export type CompareOptions = CurveOptions;
+
+/** The metrics a comparison opens with: the validation loss, else the loss, else the first. */
+export function defaultCompareMetrics(metrics: readonly string[]): string[] {
+  const first = ["val_loss", "loss"].find((name) => metrics.includes(name)) ?? metrics[0];
+  return first === undefined ? [] : [first];
+}
+
+/** The chosen metrics that the runs have, in the order of `metrics`; the default when none is left. */
+export function shownCompareMetrics(chosen: readonly string[] | null, metrics: readonly string[]): string[] {
+  const shown = metrics.filter((name) => chosen?.includes(name));
+  return shown.length ? shown : defaultCompareMetrics(metrics);
+}
+
+/** `chosen` with `metric` ticked or unticked. */
+export function toggleCompareMetric(chosen: readonly string[], metric: string): string[] {
+  return chosen.includes(metric) ? chosen.filter((name) => name !== metric) : [...chosen, metric];
+}
 
 export function runColor(index: number): string {
   return RUN_COLORS[index % RUN_COLORS.length];
