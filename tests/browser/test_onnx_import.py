@@ -1,7 +1,8 @@
 """ONNX import and fine-tuning in real Chromium: "Import ONNX" turns a model file into the
 project's next graph version on the canvas (a file with unsupported nodes lists them, op types
 named); the train panel starts a run from the imported weights with a node frozen, the run trains
-on the worker, and its checkpoint keeps the frozen node's weights bit for bit. A second run started
+on the worker, its checkpoint keeps the frozen node's weights bit for bit, and its page's graph
+marks the node frozen. A second run started
 from the first records it as its parent, and its page links to it."""
 
 from __future__ import annotations
@@ -77,6 +78,10 @@ def test_an_imported_model_is_drawn_and_trained_from_its_weights(page, netforge,
     expect(fact(page, "init_from_import")).to_have_text("true")
     expect(fact(page, "freeze")).to_have_text("fc1")
     expect(page.get_by_test_id("run-state")).to_have_text("succeeded", timeout=120_000)
+    # the run's graph marks the frozen node, and only it
+    layers = page.get_by_test_id("layers-view")
+    expect(layers.locator("[data-testid=layer-node][data-node-id=fc1] [data-testid=layer-node-frozen]")).to_be_visible()
+    expect(layers.get_by_test_id("layer-node-frozen")).to_have_count(1)
     page.steps.shot("trained-from-imported-weights")
 
     checkpoints = sorted((netforge.home / "artifacts" / "runs" / str(first) / "checkpoints").iterdir())

@@ -10,6 +10,8 @@ export interface LayerNodeView extends LayerNodeData {
   value?: string;
   spark?: string;
   warnings: NodeWarning[];
+  /** Left out of the optimizer by a fine-tuning run's freeze option. */
+  frozen?: boolean;
 }
 
 export const SPARK_WIDTH = 150;
@@ -33,6 +35,7 @@ function LayerNodeComponent({ id, data, selected }: NodeProps<Node<LayerNodeView
       <div className="ls-node-header">
         <span className="ls-node-title">{data.title}</span>
         {data.kind && data.kind !== data.title && <span className="ls-node-kind">{data.kind}</span>}
+        {data.frozen && <span className="badge" data-testid="layer-node-frozen" title="Frozen: its weights are not trained in this run">frozen</span>}
         {data.value !== undefined && <span className="ls-node-value mono" data-testid="layer-node-value">{data.value}</span>}
       </div>
       {data.spark && (

@@ -4,6 +4,7 @@
 import { Background, Controls, ReactFlow, ReactFlowProvider } from "@xyflow/react";
 import { useEffect, useMemo, useState } from "react";
 import { errorMessage } from "../api/client";
+import { freezePatterns, isFrozen } from "../runs/frozen";
 import type { EditorDocument, Run } from "../api/types";
 import { fetchLayerStats, fetchNodeSamples, fetchRunGraph } from "./api";
 import type { LayerStatsFeed } from "./feed";
@@ -65,6 +66,8 @@ export function LayersView({ run, feed }: { run: Run; feed: LayerStatsFeed }) {
   }), [feed]);
 
   const graph = useMemo(() => canvasGraph(document, statNodes), [document, statNodes]);
+  // A fine-tuning run's frozen nodes (its freeze option), marked on the canvas.
+  const frozen = useMemo(() => freezePatterns(run.hyperparameters), [run.hyperparameters]);
   const scale = STATISTICS.find((entry) => entry.key === statistic)?.scale;
   const nodes = useMemo(() => {
     const ids = graph.nodes.map((node) => node.id);
@@ -78,10 +81,11 @@ export function LayersView({ run, feed }: { run: Run; feed: LayerStatsFeed }) {
         value: values.has(node.id) ? formatValue(values.get(node.id)) : undefined,
         spark: sparklinePath(series, SPARK_WIDTH, SPARK_HEIGHT, scale === "log") || undefined,
         warnings: nodeWarnings(samples, nan, node.id),
+        frozen: isFrozen(node.id, frozen),
       };
       return { ...node, data, selected: node.id === selected };
     });
-  }, [graph, samples, statistic, scale, nan, selected]);
+  }, [graph, samples, statistic, scale, nan, selected, frozen]);
 
   const nanNode = nan ? (nan.block ?? nan.node) : null;
   return (
