@@ -20,9 +20,9 @@ The barrier is a counter per worker in its control word, set after the piece's d
 and read by the others until every counter reached the barrier's number; x86-64 keeps stores in
 program order, so a worker that sees the counter sees the data (``usable`` says no elsewhere, and
 the group then exchanges over gRPC). A waiting worker spins briefly (a barrier usually opens within
-microseconds), then sleeps in growing slices; every ``transport.WAIT_SLICE_SECONDS`` it looks at
-the group's liveness and at its peers' processes (a killed peer is seen at once), and gives up
-after the collective timeout, as the gRPC collectives do.
+microseconds; not when the workers outnumber the cores), then sleeps in growing slices; every
+``transport.WAIT_SLICE_SECONDS`` it looks at the group's liveness and at its peers' processes (a
+killed peer is seen at once), and gives up after the collective timeout, as the gRPC collectives do.
 
 Files are removed as soon as every worker has mapped every file (the mappings stay valid), so a
 worker killed later leaves nothing in ``/dev/shm``; a worker that fails before that removes every
@@ -81,6 +81,13 @@ def segment_path(group: str, slot: int) -> Path:
     return SHARED_MEMORY_DIRECTORY / f"netforge-{re.sub(r'[^A-Za-z0-9_.-]', '_', group)}-{slot}"
 
 
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def process_is_gone(pid: int) -> bool:
     """True when ``pid`` no longer runs on this machine (exited, or killed and not yet reaped)."""
     try:
@@ -120,6 +127,7 @@ class SharedMemoryAllReduce:
         self._own_path: Path | None = None
         self._peers: list[tuple[int, int]] = []  # (rank, pid) of the other workers
         self._last_check = 0.0
+        self._spin_seconds = SPIN_SECONDS
 
     # -- joining --------------------------------------------------------------------------------
     def connect(self, rendezvous: Rendezvous) -> None:
@@ -129,6 +137,8 @@ class SharedMemoryAllReduce:
         self._paths = [segment_path(self.group, slot) for slot in rendezvous.worker_slots]
         self._peers = [(rank, int(member.get("pid", 0))) for rank, member in rendezvous.members.items()
                        if rank != self.rank and rank >= 0]
+        # More workers than cores: a spinning worker would hold the core its peer needs to arrive.
+        self._spin_seconds = SPIN_SECONDS if self.world_size <= _usable_cores() else 0.0
         size = CONTROL_BYTES + self.slot_elements * self.dtype.itemsize
         own = self._paths[self.rank]
         self._own_path = own
@@ -224,7 +234,7 @@ class SharedMemoryAllReduce:
             if all(counter[0] >= number for counter in others):
                 return
             now = time.monotonic()
-            if now - began < SPIN_SECONDS:
+            if now - began < self._spin_seconds:
                 os.sched_yield()  # a worker sharing this core gets it meanwhile
                 continue
             self._look_at_peers(what, deadline, now=now)
