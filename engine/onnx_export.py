@@ -213,6 +213,12 @@ def _layer_norm(builder, node, args, weights, types):
     return builder.node("LayerNormalization", inputs, node.id, axis=-p.axes, epsilon=float(p.epsilon))
 
 
+def _lrn(builder, node, args, weights, types):
+    p = node.params
+    return builder.node("LRN", [args[0]], node.id, size=p.size, alpha=float(p.alpha), beta=float(p.beta),
+                        bias=float(p.bias))
+
+
 def _embedding(builder, node, args, weights, types):
     """Gather rows of the table; the padding row is exported as zeros, which is what it looks up."""
     table = weights["table"]
@@ -527,6 +533,7 @@ TRANSLATIONS = {
     "upsample2d": _upsample,
     "batch_norm": _batch_norm,
     "layer_norm": _layer_norm,
+    "lrn": _lrn,
     "embedding": _embedding,
     "fm_interaction": _fm_interaction,
     "scaled_dot_product_attention": _scaled_dot_product_attention,

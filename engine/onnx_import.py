@@ -285,12 +285,13 @@ class _Translator:
         return ImportedModel(spec, self.weights, input_names, output_names)
 
     def add_loss(self, spec: dict) -> None:
-        """A loss on the first output, so that the graph trains: cross-entropy on the scores under a
-        final softmax (the labels as ``y``), else mean squared error against ``target``."""
+        """A loss, so that the graph trains: cross-entropy on the scores under an output's softmax
+        (the labels as ``y``), else mean squared error of the first output against ``target``."""
         if not spec["outputs"]:
             return
         reference = next(iter(spec["outputs"].values()))
-        scores = self.scores_under_softmax(reference)
+        scores = next((found for found in map(self.scores_under_softmax, spec["outputs"].values())
+                       if found is not None), None)
         if scores is not None:
             spec["inputs"][LABEL_INPUT] = {"shape": [None], "dtype": "int64"}
             loss = self.add("softmax_cross_entropy", {"logits": scores, "labels": LABEL_INPUT}, name="loss")
@@ -692,6 +693,15 @@ def _batch_norm(translator, node, attributes, label):
     translator.set_output(node, translator.add("batch_norm", {"x": x}, params, name=label, weights=weights))
 
 
+def _lrn(translator, node, attributes, label):
+    size = int(attributes["size"])
+    if size % 2 == 0:
+        raise _Unsupported(f"an even size {size} (the catalog's lrn centres an odd window)")
+    params = {"size": size, "alpha": float(attributes.get("alpha", 1e-4)), "beta": float(attributes.get("beta", 0.75)),
+              "bias": float(attributes.get("bias", 1.0))}
+    translator.set_output(node, translator.add("lrn", {"x": translator.dynamic(node.input[0])}, params, name=label))
+
+
 def _gather(translator, node, attributes, label):
     table = translator.value(node.input[0])
     if table.constant is None or table.constant.ndim != 2 or attributes.get("axis", 0) != 0:
@@ -823,6 +833,7 @@ TRANSLATIONS = {
     "AveragePool": _pool("avg_pool2d"),
     "GlobalAveragePool": _global_average_pool,
     "BatchNormalization": _batch_norm,
+    "LRN": _lrn,
     "Gather": _gather,
     "Reshape": _reshape,
     "Squeeze": _to_inferred_shape,

@@ -1,6 +1,6 @@
 """ONNX import and fine-tuning in real Chromium: "Import ONNX" turns a model file into the
-project's next graph version on the canvas (a file with unsupported nodes lists them, op types
-named); the train panel starts a run from the imported weights with a node frozen, the run trains
+project's next graph version on the canvas (a file with unsupported nodes, ShuffleNet's average
+pools that leave the padding out of the count, lists them, op types named); the train panel starts a run from the imported weights with a node frozen, the run trains
 on the worker, its checkpoint keeps the frozen node's weights bit for bit, and its page's graph
 marks the node frozen. A second run started
 from the first records it as its parent, and its page links to it."""
@@ -46,11 +46,11 @@ def test_an_imported_model_is_drawn_and_trained_from_its_weights(page, netforge,
     api_post(page, "/api/datasets", {"builtin": "digits", "project": project})
 
     # A model with nodes the catalog lacks: refused, each one named with its op type.
-    page.get_by_test_id("import-onnx-file").set_input_files(str(LIGHT / "light_bvlc_alexnet.onnx"))
+    page.get_by_test_id("import-onnx-file").set_input_files(str(LIGHT / "light_shufflenet.onnx"))
     problem = page.get_by_test_id("import-onnx-problem")
     # The file is parsed in a child process (a fresh interpreter): seconds on a busy machine.
-    expect(problem).to_contain_text("2 node(s) have no op in the catalog", timeout=60_000)
-    expect(problem.get_by_role("row", name=re.compile(r"n2 LRN"))).to_be_visible()
+    expect(problem).to_contain_text("3 node(s) have no op in the catalog", timeout=60_000)
+    expect(problem.get_by_role("row", name=re.compile(r"^n14 AveragePool count_include_pad=0"))).to_be_visible()
     page.steps.shot("import-refused")
     page.get_by_role("dialog").get_by_role("button", name="Close").click()
     expect(page.locator(".react-flow__node")).to_have_count(0)

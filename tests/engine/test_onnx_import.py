@@ -55,8 +55,8 @@ NOT_COVERED = {
     "test_PoissonNLLLLoss_no_reduce": "Mul", "test_ReflectionPad2d": "Pad", "test_ReplicationPad2d": "Pad",
     "test_SELU": "Selu", "test_Softsign": "Add", "test_ZeroPad2d": "Pad",
 }
-LIGHT_COVERED = ["light_resnet50", "light_squeezenet", "light_vgg19"]
-LIGHT_NOT_COVERED = {"light_bvlc_alexnet": "LRN", "light_zfnet512": "LRN", "light_inception_v1": "LRN",
+LIGHT_COVERED = ["light_bvlc_alexnet", "light_resnet50", "light_squeezenet", "light_vgg19", "light_zfnet512"]
+LIGHT_NOT_COVERED = {"light_inception_v1": "AveragePool",
                      "light_inception_v2": "Mul", "light_densenet121": "Mul", "light_shufflenet": "AveragePool"}
 
 

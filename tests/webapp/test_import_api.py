@@ -59,12 +59,13 @@ def test_an_onnx_model_becomes_a_laid_out_valid_graph_version_with_its_weights(c
 
 
 def test_unsupported_nodes_are_named_with_their_op_type_and_nothing_is_saved(client, project):
-    response = upload(client, project, (LIGHT / "light_bvlc_alexnet.onnx").read_bytes(), "alexnet.onnx")
+    response = upload(client, project, (LIGHT / "light_shufflenet.onnx").read_bytes(), "shufflenet.onnx")
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "unsupported_onnx"
-    assert [(problem["op_type"]) for problem in error["details"]["unsupported"]] == ["LRN", "LRN"]
-    assert "'alexnet.onnx' cannot be imported: 2 ONNX node(s) cannot be imported: node 'n2' (LRN)" in error["message"]
+    assert [problem["op_type"] for problem in error["details"]["unsupported"]] == ["AveragePool"] * 3
+    assert ("'shufflenet.onnx' cannot be imported: 3 ONNX node(s) cannot be imported: node 'n14' (AveragePool): "
+            "count_include_pad=0 with padding") in error["message"]
     assert not GraphVersion.objects.exists()
 
 
