@@ -247,3 +247,23 @@ def test_a_run_draws_its_cpu_and_memory_and_runs_compare_on_several_metrics_at_o
     expect(page.get_by_test_id("compare-metric-val_loss")).to_have_count(0)
     expect(page.get_by_test_id("compare-metric-loss").get_by_test_id("compare-chart")).to_have_attribute(
         "data-series", "2")
+
+
+def test_a_template_opens_top_to_bottom_at_a_readable_zoom(page):
+    sign_up(page, f"template-{uuid.uuid4().hex[:6]}")
+    project_from_template(page, "lenet as stored", "LeNet-5")  # its stored positions; no auto-layout
+    nodes = page.locator(".react-flow__node")
+    assert nodes.count() >= 9
+    wait_for_validation(page)
+    page.wait_for_timeout(500)  # the opening fit follows the nodes' growth
+    boxes = [node.bounding_box() for node in nodes.all()]
+    xs, ys = sorted(box["x"] for box in boxes), sorted(box["y"] for box in boxes)
+    assert ys[-1] - ys[0] > 2 * (xs[-1] - xs[0]), ("not top to bottom", boxes)
+    zoom = page.locator(".react-flow__viewport").evaluate(
+        "element => new DOMMatrixReadOnly(getComputedStyle(element).transform).a")
+    assert zoom >= 0.75, zoom
+    overlaps = [(a, b) for index, a in enumerate(boxes) for b in boxes[index + 1:]
+                if a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+                and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]]
+    assert overlaps == [], overlaps
+    page.steps.shot("template-as-stored")

@@ -70,11 +70,11 @@ def test_a_graph_whose_loss_is_not_a_loss_op_round_trips_through_a_loss_node():
     assert editor_to_spec(document).spec == spec
 
 
-def test_layout_puts_each_node_right_of_its_sources():
+def test_layout_puts_each_node_below_its_sources():
     document = spec_to_editor_document(zoo.load("wide_deep"))
-    x_of = {n["id"]: n["position"]["x"] for n in document["nodes"]}
+    y_of = {n["id"]: n["position"]["y"] for n in document["nodes"]}
     for e in document["edges"]:
-        assert x_of[e["source"]] < x_of[e["target"]], e
+        assert y_of[e["source"]] < y_of[e["target"]], e
     positions = [(n["position"]["x"], n["position"]["y"]) for n in document["nodes"]]
     assert len(set(positions)) == len(positions), "no two nodes on top of each other"
 

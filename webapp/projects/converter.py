@@ -7,9 +7,9 @@ The editor document (``netforge.editor/1``), as the canvas saves it::
      "nodes": [
        {"id": "x",    "type": "input",  "position": {"x": 0, "y": 0},
         "data": {"name": "x", "shape": [64], "dtype": "float32"}},
-       {"id": "fc1",  "type": "dense",  "position": {"x": 240, "y": 0},
+       {"id": "fc1",  "type": "dense",  "position": {"x": 0, "y": 170},
         "data": {"params": {"units": 128}, "label": "hidden"}},
-       {"id": "output:prediction", "type": "output", "position": {"x": 480, "y": 0},
+       {"id": "output:prediction", "type": "output", "position": {"x": 0, "y": 340},
         "data": {"name": "prediction"}}],
      "edges": [
        {"id": "e1", "source": "x",   "sourceHandle": "out", "target": "fc1", "targetHandle": "x"},
@@ -58,8 +58,12 @@ INPUT, OUTPUT, LOSS = "input", "output", "loss"
 SPECIAL_TYPES = (INPUT, OUTPUT, LOSS)
 INPUT_HANDLE = "out"  # the one output handle of an input node
 SINK_HANDLE = "in"  # the one input handle of output and loss nodes
-LAYER_SPACING = 240
-ROW_SPACING = 110
+# A converted graph (a template, an import, a spec sent over the API) flows top to bottom, as the
+# editor's auto-layout lays it out (frontend/src/graph/layout.ts): fitted to the view, a 9-node
+# chain read left to right was too small to read. Nodes are 200 px wide and grow to about 120 px
+# tall with their shapes.
+LAYER_SPACING = 170  # down, from a node's layer to the next
+COLUMN_SPACING = 240  # across, between the nodes of one layer
 
 SPECIAL_NODE_TYPES = [
     {"type": INPUT, "doc": "A graph input: one tensor per sample, fed from a dataset array of the same name "
@@ -701,12 +705,12 @@ def spec_to_editor_document(spec: dict) -> dict:
     if isinstance(loss, str) and not implied:
         sink(LOSS, "loss:target", {}, loss)
 
-    rows: dict[int, int] = {}
+    columns: dict[int, int] = {}
     for node in nodes:
         layer = node.pop("_layer")
-        row = rows.get(layer, 0)
-        rows[layer] = row + 1
-        node["position"] = {"x": layer * LAYER_SPACING, "y": row * ROW_SPACING}
+        column = columns.get(layer, 0)
+        columns[layer] = column + 1
+        node["position"] = {"x": column * COLUMN_SPACING, "y": layer * LAYER_SPACING}
     document = {"format": EDITOR_FORMAT, "nodes": [_ordered(node) for node in nodes], "edges": edges}
     if isinstance(spec.get("metadata"), dict) and spec["metadata"]:
         document["metadata"] = spec["metadata"]

@@ -44,29 +44,15 @@ export function useViewFitting(): ViewFitting {
     if (frame.current !== null) window.cancelAnimationFrame(frame.current);
   }, []);
 
-  const fitLoaded = useCallback(() => {
-    fittedKey.current = useEditorStore.getState().documentKey;
-    // Queued by React Flow until the new nodes are measured; refitLoaded follows their growth.
-    void flow.fitView(FIT_VIEW);
-  }, [flow]);
-  const refitLoaded = useCallback(() => {
-    if (fittedKey.current !== useEditorStore.getState().documentKey || frame.current !== null) return;
-    frame.current = window.requestAnimationFrame(() => {
-      frame.current = null;
-      void flow.fitView(FIT_VIEW);
-    });
-  }, [flow]);
-  const onMoveStart = useCallback((event: MouseEvent | TouchEvent | null) => {
-    if (event) fittedKey.current = null; // fitting passes no event
-  }, []);
-  const fit = useCallback(() => {
+  /** Fit the graph, or where it is too big to read whole, show its top at the readable zoom. */
+  const fitReadably = useCallback((animate: boolean) => {
     const { width, height } = flowStore.getState();
     const nodes = flow.getNodes();
     const bounds = flow.getNodesBounds(nodes);
     const room = { width: width - 2 * PADDING_PX.x, height: height - 2 * PADDING_PX.y };
     const fitting = Math.min(room.width / bounds.width, room.height / bounds.height);
     if (!nodes.length || !(bounds.width > 0 && bounds.height > 0) || fitting >= READABLE_ZOOM) {
-      void flow.fitView({ ...FIT_VIEW, duration: 300 });
+      void flow.fitView(animate ? { ...FIT_VIEW, duration: 300 } : FIT_VIEW);
       return;
     }
     // Too big to read whole: its top (where a top-to-bottom graph starts), centred if it is narrow enough.
@@ -77,6 +63,27 @@ export function useViewFitting(): ViewFitting {
     // At once, not animated: a drop right after the fit lands where the final view shows it.
     void flow.setViewport({ x, y: PADDING_PX.y - bounds.y * zoom, zoom });
   }, [flow, flowStore]);
+  const fit = useCallback(() => fitReadably(true), [fitReadably]);
+
+  // A loaded document (a template's stored positions, a long import) opens as Fit view shows it:
+  // whole, or its top at a readable zoom rather than all of it too small to read.
+  const fitLoaded = useCallback(() => {
+    fittedKey.current = useEditorStore.getState().documentKey;
+    // Queued by React Flow until the new nodes are measured; refitLoaded follows their growth.
+    void flow.fitView(FIT_VIEW).then(() => {
+      if (fittedKey.current === useEditorStore.getState().documentKey) fitReadably(false);
+    });
+  }, [flow, fitReadably]);
+  const refitLoaded = useCallback(() => {
+    if (fittedKey.current !== useEditorStore.getState().documentKey || frame.current !== null) return;
+    frame.current = window.requestAnimationFrame(() => {
+      frame.current = null;
+      fitReadably(false);
+    });
+  }, [fitReadably]);
+  const onMoveStart = useCallback((event: MouseEvent | TouchEvent | null) => {
+    if (event) fittedKey.current = null; // fitting passes no event
+  }, []);
   const focusNode = useCallback((nodeId: string) => {
     if (useEditorStore.getState().nodes.some((node) => node.id === nodeId)) {
       void flow.fitView({ nodes: [{ id: nodeId }], duration: 300, maxZoom: 1.2 });
