@@ -37,7 +37,8 @@ def exported_mlp() -> tuple[bytes, dict]:
     return content, weights
 
 
-def test_an_onnx_model_becomes_a_laid_out_valid_graph_version_with_its_weights(client, project, settings):
+def test_an_onnx_model_becomes_a_laid_out_valid_graph_version_with_its_weights(client, project, settings,
+                                                                              django_capture_on_commit_callbacks):
     response = upload(client, project, (LIGHT / "light_squeezenet.onnx").read_bytes(), "squeezenet.onnx")
     assert response.status_code == 201, response.json()
     body = response.json()
@@ -56,6 +57,10 @@ def test_an_onnx_model_becomes_a_laid_out_valid_graph_version_with_its_weights(c
     # the editor's validation accepts the document as it is
     check = client.post("/api/graphs/validate?batch_size=1", document, format="json")
     assert check.status_code == 200 and check.json()["ok"], check.json()
+    # the weights go with the project
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.delete(f"/api/projects/{project.pk}").status_code == 204
+    assert not weights.exists() and not weights.parent.exists()
 
 
 def test_unsupported_nodes_are_named_with_their_op_type_and_nothing_is_saved(client, project):

@@ -13,6 +13,11 @@ from webapp.projects.models import GraphVersion
 WEIGHTS_PATTERN = re.compile(r"^imports/(?P<project>[0-9]+)/[0-9a-f]{64}\.npz$")
 
 
+def imports_folder(project_id: int) -> Path:
+    """Where a project's imported weights are stored (removed with the project)."""
+    return Path(settings.ARTIFACT_ROOT) / "imports" / str(project_id)
+
+
 def imported_weights_path(graph_version: GraphVersion) -> Path | None:
     """The weights a graph version was imported with, or None: not imported, or metadata that
     names a file of another project or no file (the metadata is the user's to edit)."""

@@ -22,7 +22,7 @@ from django.conf import settings
 from engine import onnx_import
 from webapp.core.exceptions import InvalidInput, PayloadTooLarge
 from webapp.projects.converter import spec_to_editor_document
-from webapp.projects.imported_weights import imported_weights_path
+from webapp.projects.imported_weights import imported_weights_path, imports_folder
 from webapp.projects.models import GraphVersion, Project
 from webapp.projects.services import graph_version_create
 
@@ -73,8 +73,8 @@ def _store_weights(project: Project, weights: dict) -> str:
     buffer = io.BytesIO()
     numpy.savez(buffer, **weights)
     content = buffer.getvalue()
-    relative = f"imports/{project.pk}/{hashlib.sha256(content).hexdigest()}.npz"
-    path = Path(settings.ARTIFACT_ROOT) / relative
+    path = imports_folder(project.pk) / f"{hashlib.sha256(content).hexdigest()}.npz"
+    relative = path.relative_to(settings.ARTIFACT_ROOT).as_posix()
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.partial")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -9,6 +11,7 @@ from django.utils import timezone
 from engine.graph import DEFAULT_BATCH_SIZE
 from webapp.core.exceptions import Conflict, InvalidInput
 from webapp.projects.converter import validate_editor_document
+from webapp.projects.imported_weights import imports_folder
 from webapp.projects.models import GraphVersion, Project
 from webapp.runs.models import Run
 
@@ -69,7 +72,9 @@ def project_delete(*, project: Project) -> None:
         run_delete(run=run)
     for dataset in project.datasets.all():
         dataset_delete(dataset=dataset)  # removes its upload and converted store once this commits
+    imported = imports_folder(project.pk)
     project.delete()
+    transaction.on_commit(lambda: shutil.rmtree(imported, ignore_errors=True))  # its ONNX imports' weights
 
 
 def graph_version_create(*, project: Project, editor_document, created_by, name: str = "main", message: str = "",
