@@ -58,14 +58,36 @@ def _keep(xp, mask, causal: bool, lq: int, lk: int):
     return keep
 
 
+def _row_max(rows):
+    """The maximum along the last axis, kept as size 1, by folding halves onto each other: NumPy's
+    reduction along rows as short as attention's is several times slower (the maximum is exact
+    either way)."""
+    xp = array_module(rows)
+    folded = rows
+    while folded.shape[-1] > 1:
+        half = folded.shape[-1] // 2
+        odd = folded[..., 2 * half:]
+        folded = xp.maximum(folded[..., :half], folded[..., half:2 * half])
+        if odd.shape[-1]:
+            xp.maximum(folded[..., :1], odd, out=folded[..., :1])
+    return folded
+
+
+def _row_sum(rows):
+    """The sum along the last axis, kept as size 1, as a product with ones (BLAS; NumPy's reduction
+    along short rows is several times slower)."""
+    xp = array_module(rows)
+    return (rows @ xp.ones(rows.shape[-1], dtype=rows.dtype))[..., None]
+
+
 def _softmax_in_place(scores, keep):
     """scores (..., Lk) -> softmax over the last axis, in place; masked positions get weight 0."""
     xp = array_module(scores)
     if keep is not None:
         xp.copyto(scores, xp.finfo(scores.dtype).min, where=~keep)
-    scores -= scores.max(axis=-1, keepdims=True)
+    scores -= _row_max(scores)
     xp.exp(scores, out=scores)
-    scores /= scores.sum(axis=-1, keepdims=True)
+    scores /= _row_sum(scores)
     if keep is not None:
         scores *= keep  # a query that may see no key at all attends to nothing and gives zeros
     return scores
@@ -80,9 +102,11 @@ def attend(q, k, v, mask, causal: bool, scale: float):
     return weights @ v, weights
 
 
-def _scores_gradient(dweights, weights, scale: float):
-    """dS = scale * P * (dP - rowsum(dP * P)), written over dP."""
-    rowsum = (dweights * weights).sum(axis=-1, keepdims=True)
+def _scores_gradient(dweights, weights, scale: float, rowsum=None):
+    """dS = scale * P * (dP - rowsum(dP * P)), written over dP (``rowsum`` given: the same as
+    rowsum(dO * O) with O = P V, over fewer values)."""
+    if rowsum is None:
+        rowsum = _row_sum(dweights * weights)
     dweights -= rowsum
     dweights *= weights
     dweights *= scale
@@ -285,6 +309,7 @@ class MultiHeadAttention(Op):
         key_given, value_given = ctx.given
         n, heads, lq = g.shape[0], p.heads, g.shape[1]
         fused = not (key_given or value_given)
+        merged_heads = merged.reshape(n, lq, heads, -1).transpose(0, 2, 1, 3)  # O, each head's P V
 
         def flat(x):
             return x.reshape(-1, x.shape[-1])
@@ -304,7 +329,8 @@ class MultiHeadAttention(Op):
             weights = probabilities[low:high]
             g_rows = dattended[low:high]
             xp.matmul(weights.swapaxes(-1, -2), g_rows, out=dv[low:high])
-            dscores = _scores_gradient(g_rows @ v[low:high].swapaxes(-1, -2), weights, scale)
+            rowsum = _row_sum(g_rows * merged_heads[low:high])
+            dscores = _scores_gradient(g_rows @ v[low:high].swapaxes(-1, -2), weights, scale, rowsum)
             xp.matmul(dscores, k[low:high], out=dq[low:high])
             xp.matmul(dscores.swapaxes(-1, -2), q[low:high], out=dk[low:high])
 
