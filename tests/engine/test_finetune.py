@@ -141,3 +141,18 @@ def test_a_source_that_is_no_weights_is_named(tmp_path):
     (tmp_path / "notes.txt").write_text("not weights")
     with pytest.raises(EngineError, match="neither a checkpoint or saved-model folder nor a .npz"):
         finetune.read_weights(tmp_path / "notes.txt")
+
+
+def test_a_fine_tuned_run_resumes_from_its_own_checkpoint_when_the_source_is_gone(digits, trained_checkpoint,
+                                                                                  tmp_path):
+    folder, parent = trained_checkpoint
+    source = tmp_path / "source.npz"
+    numpy.savez(source, **parent)
+    config = {"epochs": 2, "init_from": str(source), "freeze": "body", "checkpoint_dir": str(tmp_path / "own")}
+    trainer = Trainer(classifier(batch_norm=True), digits, config={**config, "epochs": 1})
+    trainer.run()
+    source.unlink()
+    resumed = Trainer.resume(tmp_path / "own", digits, epochs=2)
+    assert resumed.warm_start is None and resumed.frozen_nodes == ["body"]
+    resumed.run()
+    assert resumed.model.params["body/W"].tobytes() == parent["body/W"].tobytes()
