@@ -1,9 +1,9 @@
 """ONNX import and fine-tuning in real Chromium: "Import ONNX" turns a model file into the
 project's next graph version on the canvas (a file with unsupported nodes, ShuffleNet's average
-pools that leave the padding out of the count, lists them, op types named); the train panel starts a run from the imported weights with a node frozen, the run trains
-on the worker, its checkpoint keeps the frozen node's weights bit for bit, and its page's graph
-marks the node frozen. A second run started
-from the first records it as its parent, and its page links to it."""
+pools that leave the padding out of the count, lists them, op types named); the train panel starts
+a run from the imported weights with a node frozen, the run trains on the worker, its checkpoint
+keeps the frozen node's weights bit for bit, and its page's graph marks the node frozen. A second
+run started from the first records it as its parent, and its page links to it."""
 
 from __future__ import annotations
 

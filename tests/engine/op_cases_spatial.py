@@ -54,7 +54,8 @@ CASES: list[Case] = [
     Case("upsample2d", (F((1, 2, 2, 3)),), {"scale_factor": [3, 1]}, name="per-axis"),
     # normalization
     Case("lrn", (F((2, 6, 3, 3)),), {"size": 3, "alpha": 0.3, "beta": 0.75, "bias": 2.0}),
-    Case("lrn", (F((1, 4, 2, 3)),), {"size": 5, "alpha": 0.5, "beta": 0.6, "bias": 1.0}, name="window-past-the-channels"),
+    Case("lrn", (F((1, 4, 2, 3)),), {"size": 5, "alpha": 0.5, "beta": 0.6, "bias": 1.0},
+         name="window-past-the-channels"),
     Case("batch_norm", (F((5, 3)),), name="train-features", training=True),
     Case("batch_norm", (F((2, 3, 2, 2)),), {"momentum": 0.2}, name="train-images", training=True),
     Case("batch_norm", (F((2, 3, 4)),), {"affine": False}, name="train-sequence-no-affine", training=True),
