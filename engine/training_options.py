@@ -196,6 +196,11 @@ def validate_training_options(options: Any, *, trainer_only: bool = False,
         except ValueError as error:
             errors[entry.name] = f"{entry.name} {error}"
     errors.update({name: message for name, message in check_text_options(cleaned).items() if name not in errors})
+    if cleaned.get("staleness") is not None:
+        for name in ("freeze", "lr_multipliers"):
+            if cleaned.get(name) and name not in errors:
+                errors[name] = (f"{name} needs the workers' own optimizer: an asynchronous parameter server "
+                                "(staleness) updates every parameter alike")
     if cleaned.get("init_from_run") is not None and cleaned.get("init_from_import"):
         errors["init_from_import"] = ("init_from_run and init_from_import both choose the starting weights: "
                                       "give one of them")

@@ -226,6 +226,13 @@ export function validateTrainingOptions(
       }
     }
   }
+  if (cleaned.staleness !== undefined && cleaned.staleness !== null) {
+    for (const name of ["freeze", "lr_multipliers"]) {
+      if (cleaned[name] && !(name in errors)) {
+        errors[name] = `${name} needs the workers' own optimizer: an asynchronous parameter server (staleness) updates every parameter alike`;
+      }
+    }
+  }
   if (cleaned.init_from_run !== undefined && cleaned.init_from_run !== null && cleaned.init_from_import === true) {
     errors.init_from_import = "init_from_run and init_from_import both choose the starting weights: give one of them";
   }
