@@ -17,12 +17,15 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
+import re
 from pathlib import Path
 
 import numpy
 
 from engine.errors import ArtifactError, EngineError
 from engine.option_schema import TrainingOptionsError, show
+
+DECIMAL = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 
 
 @dataclasses.dataclass
@@ -64,10 +67,7 @@ def parse_lr_multipliers(text) -> list[tuple[str, float]]:
     """``(pattern, factor)`` pairs of ``lr_multipliers``, in the order given (a later one wins)."""
     factors = []
     for pattern, value in _pairs(text, "lr_multipliers", "'node=factor' (e.g. 'conv1=0.1')"):
-        try:
-            factor = float(value)
-        except ValueError:
-            factor = math.nan
+        factor = float(value) if DECIMAL.match(value) else math.nan  # the browser's validator reads it alike
         if not math.isfinite(factor) or factor < 0:
             raise TrainingOptionsError({"lr_multipliers": f"lr_multipliers gives {show(pattern)} the factor "
                                                           f"{show(value)}; a factor must be a number >= 0"})

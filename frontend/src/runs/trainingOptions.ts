@@ -226,6 +226,7 @@ export function validateTrainingOptions(
       }
     }
   }
+  Object.assign(errors, Object.fromEntries(Object.entries(checkFineTuningText(cleaned)).filter(([name]) => !(name in errors))));
   if (cleaned.staleness !== undefined && cleaned.staleness !== null) {
     for (const name of ["freeze", "lr_multipliers"]) {
       if (cleaned[name] && !(name in errors)) {
@@ -240,6 +241,35 @@ export function validateTrainingOptions(
     errors.staleness = "a staleness bound makes the parameter server asynchronous: it needs strategy 'ps'";
   }
   return Object.keys(errors).length ? { errors } : { cleaned };
+}
+
+const DECIMAL = /^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
+
+/** engine/finetune.py's check_text_options: the syntax of freeze, lr_multipliers and init_map. */
+function checkFineTuningText(cleaned: Record<string, Json>): FieldErrors {
+  const errors: FieldErrors = {};
+  const entries = (value: Json) => (typeof value === "string" ? value.split(",").map((entry) => entry.trim()).filter(Boolean) : []);
+  const pairs = (option: string, example: string): [string, string][] | null => {
+    const found: [string, string][] = [];
+    for (const entry of entries(cleaned[option])) {
+      const at = entry.indexOf("=");
+      if (at < 0 || !entry.slice(0, at).trim()) {
+        errors[option] = `${option} entry ${show(entry)} is not of the form ${example}`;
+        return null;
+      }
+      found.push([entry.slice(0, at).trim(), entry.slice(at + 1).trim()]);
+    }
+    return found;
+  };
+  for (const [pattern, value] of pairs("lr_multipliers", "'node=factor' (e.g. 'conv1=0.1')") ?? []) {
+    const factor = DECIMAL.test(value) ? Number(value) : NaN;
+    if (!Number.isFinite(factor) || factor < 0) {
+      errors.lr_multipliers = `lr_multipliers gives ${show(pattern)} the factor ${show(value)}; a factor must be a number >= 0`;
+      break;
+    }
+  }
+  pairs("init_map", "'node=source_node' (e.g. 'classifier=fc8')");
+  return errors;
 }
 
 export function optionNamed(options: OptionSpec[], name: string): OptionSpec | undefined {
