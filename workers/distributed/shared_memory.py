@@ -124,7 +124,6 @@ class SharedMemoryAllReduce:
         self._rendezvous: Rendezvous | None = None
         self._segments: list[_Segment] = []
         self._paths: list[Path] = []
-        self._own_path: Path | None = None
         self._peers: list[tuple[int, int]] = []  # (rank, pid) of the other workers
         self._last_check = 0.0
         self._spin_seconds = SPIN_SECONDS
@@ -141,14 +140,12 @@ class SharedMemoryAllReduce:
         self._spin_seconds = SPIN_SECONDS if self.world_size <= _usable_cores() else 0.0
         size = CONTROL_BYTES + self.slot_elements * self.dtype.itemsize
         own = self._paths[self.rank]
-        self._own_path = own
         self._create(own, size)
         deadline = time.monotonic() + self.timeout
         for rank, path in enumerate(self._paths):
             self._segments.append(self._map(rank, path, size, deadline))
         self._barrier("mapping the group's shared memory")
         own.unlink(missing_ok=True)
-        self._own_path = None
         log.info("worker rank %d of group %s: all-reduce through shared memory (%d workers on %s)",
                  self.rank, self.group, self.world_size, socket.gethostname())
 
@@ -270,7 +267,6 @@ class SharedMemoryAllReduce:
                 path.unlink(missing_ok=True)
             except OSError as error:
                 log.warning("group %s: could not remove %s (%s)", self.group, path, error)
-        self._own_path = None
         segments, self._segments = self._segments, []
         for segment in segments:
             segment.counter.release()
