@@ -11,6 +11,7 @@ from engine import GraphBuilder
 from tests.webapp.helpers import error_of
 from webapp.datasets.models import Dataset
 from webapp.projects.models import GraphVersion
+from webapp.runs.layer_stats import layer_stats_file
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 from webapp.runs.services import run_checkpoints_prune
 
@@ -210,8 +211,8 @@ def test_a_user_over_the_storage_quota_cannot_start_runs(start, settings, projec
     error = error_of(response)
     assert error["code"] == "storage_quota"
     assert error["message"].startswith("your artifacts use 1.0 MiB (checkpoints 585.9 KiB, published models 0 bytes, "
-                                       "datasets 488.3 KiB), at or over the storage quota of 976.6 KiB per user "
-                                       "(NETFORGE_STORAGE_QUOTA_MB)")
+                                       "datasets 488.3 KiB, per-layer statistics 0 bytes), at or over the storage "
+                                       "quota of 976.6 KiB per user (NETFORGE_STORAGE_QUOTA_MB)")
     assert error["details"]["budget"]["estimate"] == 1_100_000
     settings.STORAGE_QUOTA_BYTES = 2_000_000
     assert start().status_code == 201
@@ -222,14 +223,17 @@ def test_me_shows_the_users_usage_against_the_limits(client, other_client, proje
     running = make_run(project, graph_version, digits, state=Run.State.RUNNING)
     make_run(project, graph_version, digits, state=Run.State.SUCCEEDED)
     Checkpoint.objects.create(run=running, epoch=1, step=1, path="unused", size_bytes=1234)
+    stats = layer_stats_file(running.pk)  # per-layer statistics count toward the quota too
+    stats.parent.mkdir(parents=True, exist_ok=True)
+    stats.write_bytes(b"x" * 321)
     settings.STORAGE_QUOTA_BYTES = 10**9
     body = client.get("/api/auth/me/").json()
     assert body["username"] == "alice"
     assert body["usage"] == {
         "runs_queued": 1, "runs_queued_limit": settings.RUN_MAX_QUEUED_PER_USER,
         "runs_running": 1, "runs_running_limit": settings.RUN_MAX_RUNNING_PER_USER,
-        "storage_bytes": 1234 + digits.size_bytes, "storage_quota_bytes": 10**9,
-        "storage": {"checkpoints": 1234, "model_versions": 0, "datasets": digits.size_bytes},
+        "storage_bytes": 1234 + digits.size_bytes + 321, "storage_quota_bytes": 10**9,
+        "storage": {"checkpoints": 1234, "model_versions": 0, "datasets": digits.size_bytes, "layer_stats": 321},
     }
     other = other_client.get("/api/auth/me/").json()["usage"]
     assert (other["runs_queued"], other["runs_running"], other["storage_bytes"]) == (0, 0, 0)

@@ -45,6 +45,16 @@ def test_the_record_is_thinned_evenly_keeping_the_first_the_last_and_the_nan(run
     assert max(gaps) <= 4 * (100 / 20), steps  # spread over the run, not bunched at one end
 
 
+def test_a_large_graphs_record_is_thinned_to_its_byte_cap_too(run):
+    one = len(json.dumps(sample(1))) + 1
+    record = LayerStatsRecord(run.pk, kept_samples=1000, max_bytes=10 * one)  # room for ~10 of 1000
+    for step in range(1, 201):
+        record.append([sample(step)])
+        assert layer_stats_file(run.pk).stat().st_size <= 11 * one
+    steps = [s["step"] for s in read_samples(run.pk)]
+    assert steps[0] == 1 and steps[-1] == 200 and len(steps) >= 3
+
+
 def test_thin_keeps_everything_under_the_cap_and_spreads_the_rest():
     samples = [sample(step) for step in range(1, 11)]
     assert thin(samples, 20) == samples

@@ -42,6 +42,7 @@ class StorageUsageSerializer(serializers.Serializer):
     checkpoints = serializers.IntegerField(help_text="bytes of the checkpoints kept of your runs")
     model_versions = serializers.IntegerField(help_text="bytes of your published model versions")
     datasets = serializers.IntegerField(help_text="bytes of your datasets' stored files")
+    layer_stats = serializers.IntegerField(help_text="bytes of your runs' per-layer statistics")
 
 
 class UsageSerializer(serializers.Serializer):

@@ -23,6 +23,7 @@ from engine.training_options import DEFAULT_METRICS
 from webapp.core.exceptions import InvalidInput, TooManyRequests
 from webapp.datasets.models import Dataset
 from webapp.endpoints.models import ModelVersion
+from webapp.runs.layer_stats import layer_stats_file
 from webapp.runs.models import Checkpoint, Run
 
 # Integers beyond this lose precision in JSON readers (JavaScript's numbers) and in databases'
@@ -191,14 +192,24 @@ def folder_size(path: str | Path) -> int:
 
 def user_storage(user) -> dict[str, int]:
     """The bytes of the user's artifacts: checkpoints (their recorded sizes), published model
-    versions (their folders) and datasets (stored files and converted stores)."""
+    versions (their folders), datasets (stored files and converted stores) and runs' per-layer
+    statistics (``layer_stats``)."""
     checkpoints = Checkpoint.objects.filter(run__project__owner=user).aggregate(total=Sum("size_bytes"))["total"]
     datasets = Dataset.objects.filter(owner=user).aggregate(total=Sum("size_bytes"))["total"]
     versions = sum(folder_size(path) for path in
                    ModelVersion.objects.filter(endpoint__owner=user).values_list("path", flat=True))
+    layer_stats = sum(_file_size(layer_stats_file(run_id)) for run_id in
+                      Run.objects.filter(project__owner=user).values_list("pk", flat=True))
     checkpoints, datasets = checkpoints or 0, datasets or 0
-    return {"checkpoints": checkpoints, "model_versions": versions, "datasets": datasets,
-            "total": checkpoints + versions + datasets}
+    return {"checkpoints": checkpoints, "model_versions": versions, "datasets": datasets, "layer_stats": layer_stats,
+            "total": checkpoints + versions + datasets + layer_stats}
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def check_storage_quota(user) -> None:
@@ -208,7 +219,8 @@ def check_storage_quota(user) -> None:
         message = (f"your artifacts use {describe_bytes(storage['total'])} (checkpoints "
                    f"{describe_bytes(storage['checkpoints'])}, "
                    f"published models {describe_bytes(storage['model_versions'])}, "
-                   f"datasets {describe_bytes(storage['datasets'])}), at or over the storage quota of "
+                   f"datasets {describe_bytes(storage['datasets'])}, "
+                   f"per-layer statistics {describe_bytes(storage['layer_stats'])}), at or over the storage quota of "
                    f"{describe_bytes(quota)} per user (NETFORGE_STORAGE_QUOTA_MB); delete runs, model versions or "
                    "datasets first")
         raise InvalidInput(message, code="storage_quota",

@@ -3,9 +3,10 @@
 The samples are JSON lines in ``<ARTIFACT_ROOT>/runs/<id>/layer-stats.jsonl``, beside the run's
 checkpoints (deleted with them by ``run_delete``): one sample holds every watched node, so a file
 appended a line at a time costs the recorder far less than a row per node and step. The file keeps
-at most ``LAYER_STATS_KEPT_SAMPLES``: past that, every other sample is dropped (the first, the
-last and the one that found the first NaN always stay), so a long run's record covers all its
-steps evenly, like a curve's downsampled history. Reads thin further to what the caller asks for.
+at most ``LAYER_STATS_KEPT_SAMPLES`` in at most ``LAYER_STATS_MAX_BYTES``: past either, every other
+sample is dropped (the first, the last and the one that found the first NaN always stay), so a
+long run's record covers all its steps evenly, like a curve's downsampled history. Reads thin
+further to what the caller asks for.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ class LayerStatsRecord:
     A resumed execution replays the steps after its checkpoint: its first write drops the samples
     an earlier execution stored from that step on, so none is kept twice."""
 
-    def __init__(self, run_id: int, *, kept_samples: int | None = None):
+    def __init__(self, run_id: int, *, kept_samples: int | None = None, max_bytes: int | None = None):
         self.path = layer_stats_file(run_id)
         self.kept_samples = max(3, int(kept_samples or settings.LAYER_STATS_KEPT_SAMPLES))
+        self.max_bytes = max(1, int(max_bytes or settings.LAYER_STATS_MAX_BYTES))
         self._count: int | None = None  # samples in the file, read at the first write
 
     def append(self, samples: list[dict]) -> None:
@@ -57,8 +59,12 @@ class LayerStatsRecord:
         with self.path.open("a") as file:
             file.write("".join(json.dumps(sample, allow_nan=False) + "\n" for sample in samples))
         self._count += len(samples)
-        if self._count > self.kept_samples:
-            thinned = thin(read_samples_at(self.path), self.kept_samples // 2 + 1)
+        size = self.path.stat().st_size
+        if self._count > self.kept_samples or size > self.max_bytes:
+            # Half of what fits by count and by bytes (a big graph's samples are big): thinning
+            # halves the file, so it is rewritten once per doubling, not at every sample.
+            by_bytes = int(self._count * self.max_bytes / size) if size > self.max_bytes else self._count
+            thinned = thin(read_samples_at(self.path), min(self.kept_samples, by_bytes) // 2 + 1)
             self._rewrite(thinned)
             self._count = len(thinned)
 

@@ -327,6 +327,8 @@ LIVE_RESYNC_SECONDS = float(os.environ.get("NETFORGE_LIVE_RESYNC_SECONDS", "5"))
 LAYER_STATS_EVERY_STEPS = int(os.environ.get("NETFORGE_LAYER_STATS_EVERY_STEPS", "20"))
 LAYER_STATS_MIN_SECONDS = float(os.environ.get("NETFORGE_LAYER_STATS_MIN_SECONDS", "1"))
 LAYER_STATS_KEPT_SAMPLES = int(os.environ.get("NETFORGE_LAYER_STATS_KEPT_SAMPLES", "400"))
+# A 1,000-node graph's sample is about 250 KB: the file is thinned further past this size.
+LAYER_STATS_MAX_BYTES = int(float(os.environ.get("NETFORGE_LAYER_STATS_MAX_MB", "16")) * 1024 * 1024)
 
 LOGGING = {
     "version": 1,
