@@ -270,6 +270,8 @@ def test_the_child_imports_like_the_caller_and_stops_at_its_memory_limit():
                  [_float_input("x", [1, 10_000])], [_float_input("y", [1, 10_000])], [shape])
     with pytest.raises(onnx_import.OnnxImportError, match="more than 67,108,864 bytes of memory"):
         onnx_import.import_in_child(big, memory_bytes=64 * 1024**2)
+    # the limit is on what the file's content takes: a small model imports under it
+    assert onnx_import.import_in_child(content, memory_bytes=64 * 1024**2).spec == here.spec
     with pytest.raises(onnx_import.UnsupportedOnnx, match="node 'first' \\(Elu\\)"):
         onnx_import.import_in_child(_model([helper.make_node("Elu", ["x"], ["y"], name="first")],
                                            [_float_input("x", [1, 4])], [_float_input("y", [1, 4])]))
