@@ -173,6 +173,7 @@ def test_a_graph_with_errors_is_saved_as_a_draft_and_promoted_once_fixed(page):
     expect(dialog).to_have_count(0)
     expect(page.get_by_test_id("draft-badge")).to_be_visible()
     page.steps.shot("draft-saved")
+    expect(page.get_by_role("button", name="Export Python")).to_be_disabled()  # a draft is not exported
 
     # Train never trains a draft: it asks for a real save first.
     page.get_by_role("button", name="Train").click()

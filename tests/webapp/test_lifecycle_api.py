@@ -228,6 +228,8 @@ def test_a_graph_with_errors_saves_as_a_draft_that_runs_refuse_and_promotes_once
     assert error["code"] == "draft_graph_version"
     assert error["message"].startswith("graph version 1 of 'main' is a draft (work in progress) and cannot be trained")
     assert error["details"] == {"graph_version": ["a draft"]}
+    script = client.get(f"/api/projects/{project.pk}/versions/{draft.json()['id']}/script", {"dataset": digits.pk})
+    assert script.status_code == 400 and error_of(script)["code"] == "draft_graph_version"
     # still invalid: promoting is the same 400 as saving
     promote = client.post(f"/api/projects/{project.pk}/versions/{draft.json()['id']}/promote")
     assert promote.status_code == 400 and error_of(promote)["code"] == "invalid_graph"

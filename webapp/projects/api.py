@@ -233,6 +233,10 @@ class GraphVersionScriptView(APIView):
         project = selectors.project_get(user=request.user, project_id=project_id)
         version = selectors.graph_version_get(project=project, version_id=version_id)
         self.check_object_permissions(request, version)
+        if version.draft:  # a script that trains it would fail as a run would
+            raise InvalidInput(f"graph version {version.number} of '{version.name}' is a draft (work in progress); "
+                               "promote it to export a training script", code="draft_graph_version",
+                               details={"graph_version": ["a draft"]})
         query = ScriptQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         dataset = dataset_find(user=request.user, dataset_id=query.validated_data["dataset"])

@@ -28,9 +28,9 @@ export function EditorToolbar(props: EditorToolbarProps) {
   const canRedo = useEditorStore((state) => state.canRedo);
   const { undo, redo } = useEditorStore.getState();
   const fileInput = useRef<HTMLInputElement>(null);
-  const pythonTitle = loadedVersion
-    ? `A Python script of v${loadedVersion.number}${dirty ? " (the saved version, not the unsaved canvas)" : ""}`
-    : "Save a version first";
+  const pythonTitle = !loadedVersion ? "Save a version first"
+    : loadedVersion.draft ? "A draft is not exported: promote it first (Versions)"
+    : `A Python script of v${loadedVersion.number}${dirty ? " (the saved version, not the unsaved canvas)" : ""}`;
   return (
     <div className="nf-toolbar" role="toolbar" aria-label="Editor">
       <Link to="/projects" className="muted">Projects</Link>
@@ -55,7 +55,7 @@ export function EditorToolbar(props: EditorToolbarProps) {
           if (file) props.onImportJson(file);
         }} />
       <OnnxImportButton projectId={project.id} />
-      <button onClick={props.onExportPython} disabled={!loadedVersion} title={pythonTitle}>Export Python</button>
+      <button onClick={props.onExportPython} disabled={!loadedVersion || loadedVersion.draft} title={pythonTitle}>Export Python</button>
       <span className="nf-toolbar-sep" />
       <Link to={`/projects/${project.id}/runs`}>Runs</Link>
       <button onClick={props.onSave} title={shortcutTitle("save")}>Save</button>
