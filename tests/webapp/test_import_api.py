@@ -15,6 +15,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from engine import onnx_export, zoo
 from engine.model import Model
 from webapp.datasets.selectors import load_engine_dataset
+from webapp.projects import imports
+from webapp.projects.imported_weights import imports_folder as imported_weights_folder_of
 from webapp.projects.models import GraphVersion
 from webapp.runs.models import Run
 from workers.training import build_trainer
@@ -28,6 +30,10 @@ def upload(client, project, content: bytes, name: str = "model.onnx"):
     return client.post(f"/api/projects/{project.pk}/import",
                        {"file": SimpleUploadedFile(name, content, content_type="application/octet-stream")},
                        format="multipart")
+
+
+def imported_weights_folder(project) -> Path:
+    return imported_weights_folder_of(project.pk)
 
 
 def exported_mlp() -> tuple[bytes, dict]:
@@ -84,6 +90,34 @@ def test_a_file_that_is_not_onnx_or_over_the_limit_is_refused(client, project, s
     assert "over the ONNX import limit of 1,000 bytes (NETFORGE_ONNX_IMPORT_MAX_MB)" in \
         response.json()["error"]["message"]
     assert not GraphVersion.objects.exists()
+
+
+def test_imports_at_once_are_bounded_per_user_and_per_process(client, user, other_user, project, settings):
+    # Each import's child may take ONNX_IMPORT_MEMORY_MB: a slot held (as an import in progress holds
+    # it) makes the next one a 429 at once rather than another child.
+    content = exported_mlp()[0]
+    with imports._import_slot(user.pk):
+        response = upload(client, project, content)
+    assert response.status_code == 429 and "one of your ONNX imports is still running" in \
+        response.json()["error"]["message"]
+    settings.ONNX_IMPORT_CONCURRENCY = 1
+    with imports._import_slot(other_user.pk):
+        response = upload(client, project, content)
+    assert response.status_code == 429 and "NETFORGE_ONNX_IMPORT_CONCURRENCY" in response.json()["error"]["message"]
+    assert not GraphVersion.objects.exists()
+    assert upload(client, project, content).status_code == 201  # the slots are given back
+
+
+def test_imported_weights_count_toward_the_storage_quota_and_a_full_quota_refuses_imports(
+        client, project, settings):
+    assert upload(client, project, exported_mlp()[0]).status_code == 201
+    usage = client.get("/api/auth/me/").json()["usage"]
+    stored = sum(path.stat().st_size for path in imported_weights_folder(project).rglob("*.npz"))
+    assert usage["storage"]["imported_weights"] == stored > 0
+    settings.STORAGE_QUOTA_BYTES = usage["storage_bytes"]
+    response = upload(client, project, exported_mlp()[0])
+    assert response.status_code == 400 and response.json()["error"]["code"] == "storage_quota"
+    assert GraphVersion.objects.count() == 1
 
 
 def test_only_the_owner_imports_into_a_project(other_client, project):

@@ -211,8 +211,9 @@ def test_a_user_over_the_storage_quota_cannot_start_runs(start, settings, projec
     error = error_of(response)
     assert error["code"] == "storage_quota"
     assert error["message"].startswith("your artifacts use 1.0 MiB (checkpoints 585.9 KiB, published models 0 bytes, "
-                                       "datasets 488.3 KiB, per-layer statistics 0 bytes), at or over the storage "
-                                       "quota of 976.6 KiB per user (NETFORGE_STORAGE_QUOTA_MB)")
+                                       "datasets 488.3 KiB, per-layer statistics 0 bytes, imported weights 0 "
+                                       "bytes), at or over the storage quota of 976.6 KiB per user "
+                                       "(NETFORGE_STORAGE_QUOTA_MB)")
     assert error["details"]["budget"]["estimate"] == 1_100_000
     settings.STORAGE_QUOTA_BYTES = 2_000_000
     assert start().status_code == 201
@@ -233,7 +234,8 @@ def test_me_shows_the_users_usage_against_the_limits(client, other_client, proje
         "runs_queued": 1, "runs_queued_limit": settings.RUN_MAX_QUEUED_PER_USER,
         "runs_running": 1, "runs_running_limit": settings.RUN_MAX_RUNNING_PER_USER,
         "storage_bytes": 1234 + digits.size_bytes + 321, "storage_quota_bytes": 10**9,
-        "storage": {"checkpoints": 1234, "model_versions": 0, "datasets": digits.size_bytes, "layer_stats": 321},
+        "storage": {"checkpoints": 1234, "model_versions": 0, "datasets": digits.size_bytes, "layer_stats": 321,
+                    "imported_weights": 0},
     }
     other = other_client.get("/api/auth/me/").json()["usage"]
     assert (other["runs_queued"], other["runs_running"], other["storage_bytes"]) == (0, 0, 0)

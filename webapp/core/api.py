@@ -43,6 +43,7 @@ class StorageUsageSerializer(serializers.Serializer):
     model_versions = serializers.IntegerField(help_text="bytes of your published model versions")
     datasets = serializers.IntegerField(help_text="bytes of your datasets' stored files")
     layer_stats = serializers.IntegerField(help_text="bytes of your runs' per-layer statistics")
+    imported_weights = serializers.IntegerField(help_text="bytes of the weights of your imported ONNX models")
 
 
 class UsageSerializer(serializers.Serializer):

@@ -14,17 +14,19 @@ import hashlib
 import io
 import logging
 import os
+import threading
 from pathlib import Path
 
 import numpy
 from django.conf import settings
 
 from engine import onnx_import
-from webapp.core.exceptions import InvalidInput, PayloadTooLarge
+from webapp.core.exceptions import InvalidInput, PayloadTooLarge, TooManyRequests
 from webapp.projects.converter import spec_to_editor_document
 from webapp.projects.imported_weights import imported_weights_path, imports_folder
 from webapp.projects.models import GraphVersion, Project
 from webapp.projects.services import graph_version_create
+from webapp.runs.budgets import check_storage_quota
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +43,14 @@ def graph_version_import(*, project: Project, upload, created_by, name: str = "m
     if upload.size > limit:
         raise PayloadTooLarge(f"'{upload.name}' has {upload.size:,} bytes, over the ONNX import limit of {limit:,} "
                               "bytes (NETFORGE_ONNX_IMPORT_MAX_MB)", details={"file": ["too large"]})
+    check_storage_quota(created_by)  # the weights are stored with the user's artifacts
     data = b"".join(upload.chunks())
     limits = onnx_import.ImportLimits(max_file_bytes=limit)
     try:
-        imported = onnx_import.import_in_child(data, limits=limits,
-                                               memory_bytes=int(settings.ONNX_IMPORT_MEMORY_BYTES),
-                                               timeout_seconds=float(settings.ONNX_IMPORT_TIMEOUT_SECONDS))
+        with _import_slot(created_by.pk):
+            imported = onnx_import.import_in_child(data, limits=limits,
+                                                   memory_bytes=int(settings.ONNX_IMPORT_MEMORY_BYTES),
+                                                   timeout_seconds=float(settings.ONNX_IMPORT_TIMEOUT_SECONDS))
     except onnx_import.UnsupportedOnnx as error:
         raise InvalidInput(f"'{upload.name}' cannot be imported: {error}", code="unsupported_onnx",
                            details={"file": [str(error)], "unsupported": error.problems}) from None
@@ -65,6 +69,35 @@ def graph_version_import(*, project: Project, upload, created_by, name: str = "m
         if not _weights_in_use(project, relative):
             (Path(settings.ARTIFACT_ROOT) / relative).unlink(missing_ok=True)
         raise
+
+
+_slots_lock = threading.Lock()
+_running: dict[int, int] = {}  # user id -> imports of theirs running in this process
+
+
+class _import_slot:  # a context manager, named as one is used
+    """A child import slot: at most ``ONNX_IMPORT_CONCURRENCY`` in this process and one per user,
+    since each child may take ``ONNX_IMPORT_MEMORY_MB``; past either, a 429 at once, not a wait."""
+
+    def __init__(self, user_id: int):
+        self.user_id = user_id
+
+    def __enter__(self):
+        limit = max(1, int(settings.ONNX_IMPORT_CONCURRENCY))
+        with _slots_lock:
+            if self.user_id in _running:
+                raise TooManyRequests("one of your ONNX imports is still running; import the next one when it "
+                                      "has finished", details={"file": ["an import of yours is running"]})
+            if sum(_running.values()) >= limit:
+                raise TooManyRequests(f"{limit} ONNX imports are running on this server, its limit "
+                                      "(NETFORGE_ONNX_IMPORT_CONCURRENCY); try again in a moment",
+                                      details={"file": ["the server is importing other models"]})
+            _running[self.user_id] = 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _slots_lock:
+            _running.pop(self.user_id, None)
 
 
 def _store_weights(project: Project, weights: dict) -> str:

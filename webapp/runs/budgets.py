@@ -23,6 +23,8 @@ from engine.training_options import DEFAULT_METRICS
 from webapp.core.exceptions import InvalidInput, TooManyRequests
 from webapp.datasets.models import Dataset
 from webapp.endpoints.models import ModelVersion
+from webapp.projects.imported_weights import imports_folder
+from webapp.projects.models import Project
 from webapp.runs.layer_stats import layer_stats_file
 from webapp.runs.models import Checkpoint, Run
 
@@ -193,16 +195,18 @@ def folder_size(path: str | Path) -> int:
 def user_storage(user) -> dict[str, int]:
     """The bytes of the user's artifacts: checkpoints (their recorded sizes), published model
     versions (their folders), datasets (stored files and converted stores) and runs' per-layer
-    statistics (``layer_stats``)."""
+    statistics (``layer_stats``) and the weights of imported ONNX models (``imported_weights``)."""
     checkpoints = Checkpoint.objects.filter(run__project__owner=user).aggregate(total=Sum("size_bytes"))["total"]
     datasets = Dataset.objects.filter(owner=user).aggregate(total=Sum("size_bytes"))["total"]
     versions = sum(folder_size(path) for path in
                    ModelVersion.objects.filter(endpoint__owner=user).values_list("path", flat=True))
     layer_stats = sum(_file_size(layer_stats_file(run_id)) for run_id in
                       Run.objects.filter(project__owner=user).values_list("pk", flat=True))
+    imported = sum(folder_size(imports_folder(project_id)) for project_id in
+                   Project.objects.filter(owner=user).values_list("pk", flat=True))
     checkpoints, datasets = checkpoints or 0, datasets or 0
     return {"checkpoints": checkpoints, "model_versions": versions, "datasets": datasets, "layer_stats": layer_stats,
-            "total": checkpoints + versions + datasets + layer_stats}
+            "imported_weights": imported, "total": checkpoints + versions + datasets + layer_stats + imported}
 
 
 def _file_size(path: Path) -> int:
@@ -220,7 +224,8 @@ def check_storage_quota(user) -> None:
                    f"{describe_bytes(storage['checkpoints'])}, "
                    f"published models {describe_bytes(storage['model_versions'])}, "
                    f"datasets {describe_bytes(storage['datasets'])}, "
-                   f"per-layer statistics {describe_bytes(storage['layer_stats'])}), at or over the storage quota of "
+                   f"per-layer statistics {describe_bytes(storage['layer_stats'])}, "
+                   f"imported weights {describe_bytes(storage['imported_weights'])}), at or over the storage quota of "
                    f"{describe_bytes(quota)} per user (NETFORGE_STORAGE_QUOTA_MB); delete runs, model versions or "
                    "datasets first")
         raise InvalidInput(message, code="storage_quota",

@@ -196,6 +196,8 @@ DATASET_CONVERSION_INLINE = os.environ.get("NETFORGE_DATASET_CONVERSION_INLINE",
 ONNX_IMPORT_MAX_BYTES = int(float(os.environ.get("NETFORGE_ONNX_IMPORT_MAX_MB", "100")) * 1024 * 1024)
 ONNX_IMPORT_MEMORY_BYTES = int(float(os.environ.get("NETFORGE_ONNX_IMPORT_MEMORY_MB", "2048")) * 1024 * 1024)
 ONNX_IMPORT_TIMEOUT_SECONDS = float(os.environ.get("NETFORGE_ONNX_IMPORT_TIMEOUT_SECONDS", "120"))
+# Imports at once in one web process (each child may take ONNX_IMPORT_MEMORY_MB), and per user.
+ONNX_IMPORT_CONCURRENCY = int(os.environ.get("NETFORGE_ONNX_IMPORT_CONCURRENCY", "2"))
 
 REST_FRAMEWORK = {
     # Token first: an unauthenticated request then gets 401 with a WWW-Authenticate header.

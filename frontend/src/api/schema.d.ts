@@ -1950,6 +1950,10 @@ export interface components {
             model_versions: number;
             /** @description bytes of your datasets' stored files */
             datasets: number;
+            /** @description bytes of your runs' per-layer statistics */
+            layer_stats: number;
+            /** @description bytes of the weights of your imported ONNX models */
+            imported_weights: number;
         };
         Sweep: {
             readonly id: number;

@@ -37,7 +37,8 @@ function UsageSummary() {
     `Runs: ${usage.runs_queued} queued (at most ${usage.runs_queued_limit}), ${usage.runs_running} running ` +
     `(at most ${usage.runs_running_limit} at once). Storage: checkpoints ${formatBytes(usage.storage.checkpoints)}, ` +
     `published models ${formatBytes(usage.storage.model_versions)}, datasets ${formatBytes(usage.storage.datasets)}, ` +
-    `per-layer statistics ${formatBytes(usage.storage.layer_stats)}.`;
+    `per-layer statistics ${formatBytes(usage.storage.layer_stats)}, ` +
+    `imported weights ${formatBytes(usage.storage.imported_weights)}.`;
   return (
     <span className={`usage${full ? " over-quota" : ""}`} title={title} data-testid="usage">
       {usage.runs_queued} queued · {usage.runs_running} running · {formatBytes(usage.storage_bytes)} of{" "}
