@@ -53,6 +53,7 @@ from workers.watchdog import resume_or_fail
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL_SECONDS = 0.5
+FIRST_STEP_POLL_SECONDS = 0.02
 
 
 def advertised_host() -> str:
@@ -82,7 +83,8 @@ def threads_of_rank(worker: DataParallelWorker) -> int | None:
 
 
 class StatusPublisher:
-    """A thread that publishes one process's ``run.worker`` message every ``STATUS_INTERVAL_SECONDS``."""
+    """A thread that publishes one process's ``run.worker`` message every ``STATUS_INTERVAL_SECONDS``,
+    and one as soon as its first step is done (a run shorter than the interval is still seen training)."""
 
     def __init__(self, run_id: int, *, rank: int, world_size: int, strategy: str, read):
         self.run_id, self.rank, self.world_size, self.strategy, self.read = run_id, rank, world_size, strategy, read
@@ -107,6 +109,16 @@ class StatusPublisher:
                                    samples_per_second=(rows - rows_then) / (now - then) if now > then else 0.0)
 
     def _loop(self) -> None:
+        began_at_step = None
+        while not self._stop.wait(FIRST_STEP_POLL_SECONDS):
+            if self.state != "running":
+                continue
+            step = self.read()[0]
+            if began_at_step is None:
+                began_at_step = step
+            elif step > began_at_step:
+                live.send_to_run(self.run_id, self._message())
+                break
         while not self._stop.wait(STATUS_INTERVAL_SECONDS):
             live.send_to_run(self.run_id, self._message())
 
