@@ -203,5 +203,5 @@ def user_usage(user) -> dict:
         "runs_queued": counts["queued"], "runs_queued_limit": settings.RUN_MAX_QUEUED_PER_USER,
         "runs_running": counts["running"], "runs_running_limit": settings.RUN_MAX_RUNNING_PER_USER,
         "storage_bytes": storage["total"], "storage_quota_bytes": settings.STORAGE_QUOTA_BYTES,
-        "storage": {key: storage[key] for key in ("checkpoints", "model_versions", "datasets", "layer_stats", "imported_weights")},
+        "storage": {key: value for key, value in storage.items() if key != "total"},
     }
