@@ -4,6 +4,7 @@ import { useState } from "react";
 import type { EditorNode, GraphErrorItem, NodeReport, OpSchema } from "../api/types";
 import { formatCount, formatShape } from "../graph/format";
 import type { GraphEdge, GraphNode, InputRole } from "../graph/types";
+import { isWatched } from "../layerstats/watch";
 import type { BuiltinDataset } from "./api";
 import { FixButtons } from "./FixButtons";
 import { ParamField, ParsedField, parseShape } from "./InspectorFields";
@@ -60,6 +61,8 @@ export function Inspector({ node, selectionCount, edges, builtins, onChange, onB
   const ops = useEditorStore((state) => state.ops);
   const datasets = useEditorStore((state) => state.datasets);
   const report = useEditorStore((state) => (node ? state.report?.nodes[node.id] : undefined));
+  const watched = useEditorStore((state) => (node ? isWatched(state.metadata, node.id) : false));
+  const setWatched = useEditorStore((state) => state.setWatched);
   const [binding, setBinding] = useState(false);
   const [bindError, setBindError] = useState<string | null>(null);
 
@@ -180,6 +183,12 @@ export function Inspector({ node, selectionCount, edges, builtins, onChange, onB
           {op.params.map((schema) => (
             <ParamField key={`${node.id}:${schema.name}`} nodeId={node.id} schema={schema} value={params[schema.name]} onValue={(value) => setParam(schema.name, value)} />
           ))}
+          <div className="nf-field nf-field-check">
+            <label htmlFor="node-watch">watch its output</label>
+            <input id="node-watch" data-testid="node-watch" type="checkbox" checked={watched}
+              onChange={(event) => setWatched(node.id, event.target.checked)} />
+            <span className="nf-help">a run's Layers view shows this output's mean, spread, histogram, dead or saturated units (weights and gradients are always shown)</span>
+          </div>
         </>
       )}
       <Analysis node={node} report={report} edges={edges} />

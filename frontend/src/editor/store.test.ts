@@ -57,6 +57,16 @@ describe("the editor store", () => {
     expect(store.getState().canRedo).toBe(false);
   });
 
+  it("watches a node's output or not in the document's metadata, as an undoable change", () => {
+    const store = openedStore();
+    store.getState().setWatched("dense_1", false);
+    expect(store.getState().document.metadata).toEqual({ layer_stats: { nodes: ["x", "y", "loss_1", "output_1"] } });
+    expect(selectDirty(store.getState())).toBe(true);
+    store.getState().undo();
+    expect(store.getState().document.metadata).toBeUndefined();
+    expect(selectDirty(store.getState())).toBe(false);
+  });
+
   it("does not count a selection as a change", () => {
     const store = openedStore();
     store.getState().selectAll();

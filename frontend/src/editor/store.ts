@@ -14,6 +14,7 @@ import { edgeId, nextId } from "../graph/ids";
 import { buildElkGraph, positionsFromElk } from "../graph/layout";
 import { checkConnection, nodePorts, type ConnectionCheck, type InferredTensor } from "../graph/ports";
 import { EDGE_TYPE, NODE_TYPE, type GraphEdge, type GraphNode, type InputRole } from "../graph/types";
+import { withWatched } from "../layerstats/watch";
 import { createBuiltinDataset, updateDatasetView } from "./api";
 
 export type DiffMark = "added" | "changed";
@@ -75,6 +76,8 @@ export interface EditorState {
   connect(connection: Connection): ConnectionCheck;
   /** Replace a node's fields; changes with the same `key` in a short while are one undo step. */
   updateFields(nodeId: string, fields: Fields, key: string): void;
+  /** Watch a node's output in a run's per-layer statistics, or not (the document's metadata). */
+  setWatched(nodeId: string, watched: boolean): void;
   /** Bind an input node to a dataset ("<id>" or "builtin:<name>", added to the user's datasets
    *  first) as features or labels; "" unbinds. */
   bindDataset(nodeId: string, dataset: string, role: InputRole, projectId: number): Promise<void>;
@@ -223,6 +226,11 @@ export function editorState(set: Set, get: Get): EditorState {
         sourceHandle: connection.sourceHandle ?? null, targetHandle: connection.targetHandle ?? null, data: {},
       }] });
       return check;
+    },
+
+    setWatched(nodeId, watched) {
+      const { nodes, metadata } = get();
+      commit({ metadata: withWatched(metadata, nodes.map((node) => node.id), nodeId, watched) }, `${nodeId}:watch`);
     },
 
     updateFields(nodeId, fields, key) {
