@@ -24,6 +24,11 @@ import contextlib
 
 import numpy
 
+try:
+    import numba
+except ImportError:  # the NumPy path does the same work in more passes over memory
+    numba = None
+
 from engine import parallel
 from engine.backend import array_module
 from engine.errors import ShapeError
@@ -128,6 +133,56 @@ def _overflow_to_infinity(xp):
     return errstate(over="ignore") if errstate is not None else contextlib.nullcontext()
 
 
+USE_FUSED_KERNELS = True  # tests switch it off to check the NumPy path against the kernels
+
+
+def _fused(xp) -> bool:
+    """Whether the numba kernels run here: on NumPy arrays, where numba is installed."""
+    return USE_FUSED_KERNELS and numba is not None and xp is numpy
+
+
+def _fused_kernel(function):
+    """A NumPy-array kernel compiled by numba (one loop instead of a pass over memory per operation),
+    or None without numba. nogil lets the engine's threads run their rows of the batch together."""
+    return None if numba is None else numba.njit(cache=True, fastmath=False, nogil=True)(function)
+
+
+@_fused_kernel
+def _lstm_cell_forward_kernel(gates, previous_cell, cell, half):
+    """From tanh of the (scaled) gate inputs: i, f, o = half tanh + half in place, c = f c_prev + i g."""
+    units = cell.shape[1]
+    for n in range(cell.shape[0]):
+        row, previous, new = gates[n], previous_cell[n], cell[n]
+        for j in range(units):
+            i = half * row[j] + half
+            f = half * row[units + j] + half
+            row[j] = i
+            row[units + j] = f
+            row[3 * units + j] = half * row[3 * units + j] + half
+            new[j] = f * previous[j] + i * row[2 * units + j]
+
+
+@_fused_kernel
+def _lstm_cell_backward_kernel(gates, tanh_cell, previous_cell, d_state, carry_cell, d_gates, one):
+    """One step's gate gradients (through the activations) and the cell's carry, in place:
+    dc = dh o (1 - tanh(c)^2) + carry; d(i, f, g, o) = (dc g, dc c_prev, dc i, dh tanh(c)) times
+    (i(1 - i), f(1 - f), 1 - g^2, o(1 - o)); the carry becomes dc f. ``one`` has the arrays' dtype, so
+    that float32 stays float32."""
+    units = tanh_cell.shape[1]
+    for n in range(tanh_cell.shape[0]):
+        row, out, tanh_row, previous = gates[n], d_gates[n], tanh_cell[n], previous_cell[n]
+        d_h, carry = d_state[n], carry_cell[n]
+        for j in range(units):
+            i, f, g, o = row[j], row[units + j], row[2 * units + j], row[3 * units + j]
+            t = tanh_row[j]
+            d_cell = d_h[j] * o * (one - t * t) + carry[j]
+            carry[j] = d_cell * f
+            out[j] = d_cell * g * (i - i * i)
+            out[units + j] = d_cell * previous[j] * (f - f * f)
+            out[2 * units + j] = d_cell * i * (one - g * g)
+            out[3 * units + j] = d_h[j] * t * (o - o * o)
+
+
 class _SimpleCell(_Cell):
     """h_t = act(x_t W + b + h_{t-1} U), act tanh or relu."""
 
@@ -205,6 +260,8 @@ class _LSTMCell(_Cell):
         halves = _scales(xp, xw.dtype, units, (0.5, 0.5, 1.0, 0.5))  # tanh -> sigmoid for i, f, o
         offsets = _scales(xp, xw.dtype, units, (0.5, 0.5, 0.0, 0.5))
         first = direction.order[0] if len(direction.order) else None
+        fused = _fused(xp)
+        half = xw.dtype.type(0.5)
 
         def rows(low, high):
             states, cells, inputs = all_states[:, low:high], all_cells[:, low:high], xw[:, low:high]
@@ -222,13 +279,17 @@ class _LSTMCell(_Cell):
                     xp.matmul(states[back], recurrent_kernel, out=gates)
                     gates += inputs[t]
                     xp.tanh(gates, out=gates)
-                gates *= halves
-                gates += offsets
-                i, f, g, o = _split(gates, 4)
                 cell = cells[ahead]
-                xp.multiply(f, cells[back], out=cell)
-                xp.multiply(i, g, out=product)
-                cell += product
+                if fused:
+                    _lstm_cell_forward_kernel(gates, cells[back], cell, half)
+                else:
+                    gates *= halves
+                    gates += offsets
+                    i, f, g, _ = _split(gates, 4)
+                    xp.multiply(f, cells[back], out=cell)
+                    xp.multiply(i, g, out=product)
+                    cell += product
+                o = _split(gates, 4)[3]
                 xp.tanh(cell, out=tanh_cells[t])
                 xp.multiply(o, tanh_cells[t], out=states[ahead])
                 if mask is not None:
@@ -245,6 +306,8 @@ class _LSTMCell(_Cell):
         all_d_gates = xp.empty_like(all_activations)
         recurrent_t = xp.ascontiguousarray(recurrent_kernel.T)  # BLAS runs about 15% faster on it than on the view
         first = direction.order[0] if len(direction.order) else None
+        fused = _fused(xp)
+        one = all_activations.dtype.type(1.0)
 
         def rows(low, high):
             cells, tanh_cells = cache["cells"][:, low:high], cache["tanh_cells"][:, low:high]
@@ -255,33 +318,18 @@ class _LSTMCell(_Cell):
             d_cell = xp.empty_like(carry_cell)
             scratch = xp.empty_like(carry_cell)
             slopes = xp.empty_like(activations[0])
-            slope_g = _split(slopes, 4)[2]
             for t in reversed(direction.order):
                 back = t + direction.previous_offset
                 gates, row, tanh_cell = activations[t], d_gates[t], tanh_cells[t]
-                i, f, g, o = _split(gates, 4)
                 d_new, passed = _step_gradient(carry, d_seq, masks, t)
                 if mask is not None:
                     kept_cell = carry_cell - carry_cell * masks[t]
                     carry_cell *= masks[t]
-                # dc = dh o (1 - tanh(c)^2) + the cell's carry
-                d_i, d_f, d_g, d_o = _split(row, 4)
-                xp.multiply(d_new, tanh_cell, out=d_o)
-                xp.multiply(d_new, o, out=d_cell)
-                xp.multiply(tanh_cell, tanh_cell, out=scratch)
-                xp.subtract(1.0, scratch, out=scratch)
-                d_cell *= scratch
-                d_cell += carry_cell
-                xp.multiply(d_cell, g, out=d_i)
-                xp.multiply(d_cell, cells[back], out=d_f)
-                xp.multiply(d_cell, i, out=d_g)
-                xp.multiply(d_cell, f, out=carry_cell)
-                # Slopes: s - s^2 for the sigmoids, and for g, 1 - g^2 = (g - g^2) + (1 - g).
-                xp.multiply(gates, gates, out=slopes)
-                xp.subtract(gates, slopes, out=slopes)
-                xp.subtract(1.0, g, out=scratch)
-                slope_g += scratch
-                row *= slopes
+                if fused:
+                    _lstm_cell_backward_kernel(gates, tanh_cell, cells[back], d_new, carry_cell, row, one)
+                else:
+                    self._gate_gradients(xp, gates, tanh_cell, cells[back], d_new, carry_cell, row,
+                                         d_cell, scratch, slopes)
                 if t == first:  # what would flow on is the gradient of the (constant) initial state
                     break
                 xp.matmul(row, recurrent_t, out=carry)
@@ -291,6 +339,30 @@ class _LSTMCell(_Cell):
 
         _over_batch(xp, all_d_gates.shape[1], all_d_gates.size, rows)
         return all_d_gates, all_d_gates, None
+
+    @staticmethod
+    def _gate_gradients(xp, gates, tanh_cell, previous_cell, d_new, carry_cell, row, d_cell, scratch, slopes):
+        """What _lstm_cell_backward_kernel computes, in a pass over memory per operation (CuPy, or
+        NumPy without numba)."""
+        i, f, g, o = _split(gates, 4)
+        d_i, d_f, d_g, d_o = _split(row, 4)
+        # dc = dh o (1 - tanh(c)^2) + the cell's carry
+        xp.multiply(d_new, tanh_cell, out=d_o)
+        xp.multiply(d_new, o, out=d_cell)
+        xp.multiply(tanh_cell, tanh_cell, out=scratch)
+        xp.subtract(1.0, scratch, out=scratch)
+        d_cell *= scratch
+        d_cell += carry_cell
+        xp.multiply(d_cell, g, out=d_i)
+        xp.multiply(d_cell, previous_cell, out=d_f)
+        xp.multiply(d_cell, i, out=d_g)
+        xp.multiply(d_cell, f, out=carry_cell)
+        # Slopes: s - s^2 for the sigmoids, and for g, 1 - g^2 = (g - g^2) + (1 - g).
+        xp.multiply(gates, gates, out=slopes)
+        xp.subtract(gates, slopes, out=slopes)
+        xp.subtract(1.0, g, out=scratch)
+        _split(slopes, 4)[2] += scratch
+        row *= slopes
 
 
 class _GRUCell(_Cell):

@@ -187,3 +187,27 @@ def test_float_lengths_are_a_dtype_mismatch_on_the_node():
             "outputs": {"h": "rnn"}}
     errors = validate(spec, require_loss=False).errors
     assert [(e["node"], e["field"], e["code"]) for e in errors] == [("rnn", "inputs.lengths", "dtype_mismatch")]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("lengths", [None, numpy.array([5, 2, 4])], ids=["full", "padded"])
+def test_lstm_fused_kernels_match_the_numpy_path(dtype, lengths, monkeypatch):
+    """On NumPy arrays the LSTM's gate arithmetic runs in numba kernels; the NumPy path (CuPy's, and
+    NumPy's without numba) gives the same outputs and gradients up to rounding."""
+    from engine.ops import recurrent  # noqa: PLC0415
+
+    rng = numpy.random.default_rng(3)
+    x = rng.normal(size=(3, 5, 4)).astype(dtype)
+    params = {"units": 6, "bidirectional": True, "return_sequences": True}
+    d_out = rng.normal(size=(3, 5, 12)).astype(dtype)
+    results, weights = {}, None
+    for fused in (True, False):
+        monkeypatch.setattr(recurrent, "USE_FUSED_KERNELS", fused)
+        out, ctx, op, p, weights = _run("lstm", params, x, lengths, weights)
+        grads = op.backward(ctx, p, d_out)
+        results[fused] = [out, grads[0], *grads[2:]]
+        assert all(value.dtype == numpy.dtype(dtype) for value in results[fused])
+    assert recurrent._lstm_cell_forward_kernel.signatures and recurrent._lstm_cell_backward_kernel.signatures
+    tolerance = 1e-5 if dtype == "float32" else 1e-13
+    for with_kernels, without in zip(results[True], results[False], strict=True):
+        numpy.testing.assert_allclose(with_kernels, without, rtol=tolerance, atol=tolerance)
