@@ -590,6 +590,9 @@ class Recurrent(Op):
                 if scale is not None:  # fold the cell's column scale into the small weights, not into xw
                     kernel, recurrent_kernel, bias = kernel * scale, recurrent_kernel * scale, bias * scale
                     recurrent_bias = None if recurrent_bias is None else recurrent_bias * scale
+                # Every step multiplies by it: BLAS is markedly slower on a Fortran-ordered one (the
+                # orthogonal initializer's, kept by the optimizer's in-place updates).
+                recurrent_kernel = xp.ascontiguousarray(recurrent_kernel)
                 xw = rows_product(layer_input.reshape(steps * batch, -1), kernel,
                                   cell.input_bias(bias, recurrent_bias)).reshape(steps, batch, -1)
                 states, cache = cell.scan(xw, recurrent_kernel, recurrent_bias, mask, direction)
