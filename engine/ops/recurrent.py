@@ -97,6 +97,7 @@ class _Cell:
     the unscaled x_t W + b and h_{t-1} U (+ b_h) for all steps, and of b_h where the cell has one."""
 
     gates: int
+    stacks_inputs = False  # True: scan takes rows [x_t, 1, h_{t-1}] and [W; b; U] (_stack_inputs)
 
     def __init__(self, activation: str = "tanh"):
         self.activation = activation
@@ -107,6 +108,20 @@ class _Cell:
     def input_bias(self, bias, recurrent_bias):
         """The bias added to x_t W in the projection of all steps (the GRU moves part of b_h there)."""
         return bias
+
+
+def _stack_inputs(layer_input, units: int, direction: _Direction):
+    """(T + 1, N, F + 1 + H): row r holds [x_t, 1, h] for the step t whose previous state is S[r] (the
+    states' rows, as in _Direction, are the last H columns, which the scan fills), so that a step's
+    x_t W + b + h_{t-1} U is one product with [W; b; U], and the weight gradients one product too."""
+    xp = array_module(layer_input)
+    steps, batch, features = layer_input.shape
+    stacked = xp.empty((steps + 1, batch, features + 1 + units), dtype=layer_input.dtype)
+    used, unused = (slice(1, None), 0) if direction.reverse else (slice(0, steps), steps)
+    stacked[used, :, :features] = layer_input
+    stacked[used, :, features] = 1
+    stacked[unused, :, :features + 1] = 0  # a row no step reads as its input
+    return stacked
 
 
 def _scales(xp, dtype, units: int, values: tuple):
@@ -243,42 +258,42 @@ class _LSTMCell(_Cell):
     c_t = f c_{t-1} + i g, h_t = o tanh(c_t)."""
 
     gates = 4
+    stacks_inputs = True
 
     def column_scale(self, xp, units, dtype):
         # One tanh for all four gates (NumPy's tanh is twice as fast as its exp):
         # sigmoid(z) = (1 + tanh(z / 2)) / 2, so i, f and o get z / 2, and g = tanh(z) gets z.
         return _scales(xp, dtype, units, (0.5, 0.5, 1.0, 0.5))
 
-    def scan(self, xw, recurrent_kernel, recurrent_bias, mask, direction):
-        xp = array_module(xw)
-        steps, batch, width = xw.shape
+    def scan(self, stacked_inputs, stacked_kernel, mask, direction):
+        """Like _Cell.scan, from the rows [x_t, 1, h_{t-1}] of ``stacked_inputs`` (T + 1, N, F + 1 + H),
+        whose last H columns are the states this scan writes (see Recurrent._stack_inputs), times
+        ``stacked_kernel`` [W; b; U] (F + 1 + H, 4H): one product a step and none before the loop."""
+        xp = array_module(stacked_inputs)
+        steps, batch, width = stacked_inputs.shape[0] - 1, stacked_inputs.shape[1], stacked_kernel.shape[1]
         units = width // 4
-        all_states = xp.empty((steps + 1, batch, units), dtype=xw.dtype)
-        all_cells = xp.empty_like(all_states)
-        all_activations = xp.empty((steps, batch, width), dtype=xw.dtype)
-        all_tanh_cells = xp.empty((steps, batch, units), dtype=xw.dtype)
-        halves = _scales(xp, xw.dtype, units, (0.5, 0.5, 1.0, 0.5))  # tanh -> sigmoid for i, f, o
-        offsets = _scales(xp, xw.dtype, units, (0.5, 0.5, 0.0, 0.5))
-        first = direction.order[0] if len(direction.order) else None
+        dtype = stacked_inputs.dtype
+        all_states = stacked_inputs[:, :, -units:]
+        all_cells = xp.empty((steps + 1, batch, units), dtype=dtype)
+        all_activations = xp.empty((steps, batch, width), dtype=dtype)
+        all_tanh_cells = xp.empty((steps, batch, units), dtype=dtype)
+        halves = _scales(xp, dtype, units, (0.5, 0.5, 1.0, 0.5))  # tanh -> sigmoid for i, f, o
+        offsets = _scales(xp, dtype, units, (0.5, 0.5, 0.0, 0.5))
         fused = _fused(xp)
-        half = xw.dtype.type(0.5)
+        half = dtype.type(0.5)
 
         def rows(low, high):
-            states, cells, inputs = all_states[:, low:high], all_cells[:, low:high], xw[:, low:high]
+            states, cells, inputs = all_states[:, low:high], all_cells[:, low:high], stacked_inputs[:, low:high]
             activations, tanh_cells = all_activations[:, low:high], all_tanh_cells[:, low:high]
             padded = None if mask is None else mask[:, low:high] == 0
-            product = xp.empty((high - low, units), dtype=xw.dtype)
+            product = xp.empty((high - low, units), dtype=dtype)
             states[direction.initial] = 0
             cells[direction.initial] = 0
             for t in direction.order:
                 back, ahead = t + direction.previous_offset, t + direction.new_offset
                 gates = activations[t]
-                if t == first:  # the initial state is zero: no h U to add
-                    xp.tanh(inputs[t], out=gates)
-                else:
-                    xp.matmul(states[back], recurrent_kernel, out=gates)
-                    gates += inputs[t]
-                    xp.tanh(gates, out=gates)
+                xp.matmul(inputs[back], stacked_kernel, out=gates)  # row back holds [x_t, 1, h_{t-1}]
+                xp.tanh(gates, out=gates)
                 cell = cells[ahead]
                 if fused:
                     _lstm_cell_forward_kernel(gates, cells[back], cell, half)
@@ -296,7 +311,7 @@ class _LSTMCell(_Cell):
                     _freeze_padded(cell, cells[back], padded[t])
                     _freeze_padded(states[ahead], states[back], padded[t])
 
-        _over_batch(xp, batch, xw.size, rows)
+        _over_batch(xp, batch, all_activations.size, rows)
         return all_states, {"states": all_states, "cells": all_cells, "activations": all_activations,
                             "tanh_cells": all_tanh_cells}
 
@@ -590,6 +605,13 @@ class Recurrent(Op):
                 if scale is not None:  # fold the cell's column scale into the small weights, not into xw
                     kernel, recurrent_kernel, bias = kernel * scale, recurrent_kernel * scale, bias * scale
                     recurrent_bias = None if recurrent_bias is None else recurrent_bias * scale
+                if cell.stacks_inputs:
+                    stacked_inputs = _stack_inputs(layer_input, p.units, direction)
+                    stacked_kernel = xp.concatenate([kernel, bias[None], recurrent_kernel])
+                    states, cache = cell.scan(stacked_inputs, stacked_kernel, mask, direction)
+                    cache["stacked_inputs"] = stacked_inputs
+                    runs.append((direction, states, cache))
+                    continue
                 # Every step multiplies by it: BLAS is markedly slower on a Fortran-ordered one (the
                 # orthogonal initializer's, kept by the optimizer's in-place updates).
                 recurrent_kernel = xp.ascontiguousarray(recurrent_kernel)
@@ -622,7 +644,7 @@ class Recurrent(Op):
         for layer in reversed(range(p.num_layers)):
             layer_input, runs = ctx.layers[layer]
             steps, batch, fan_in = layer_input.shape
-            flat_input = layer_input.reshape(steps * batch, fan_in)
+            flat_input = None if cell.stacks_inputs else layer_input.reshape(steps * batch, fan_in)
             want_input = layer > 0 or needs[0]
             d_x = None
             for d, (direction, _, cache) in enumerate(runs):
@@ -635,15 +657,25 @@ class Recurrent(Op):
                     cache, recurrent_kernel, d_seq, d_last, mask, direction)
                 width = d_input.shape[2]
                 flat_d_input = d_input.reshape(steps * batch, width)
+                if cell.stacks_inputs:
+                    # The rows [x_t, 1, h_{t-1}] of all steps times their gate gradients: the
+                    # gradients of W, b and U in one matmul.
+                    if any(weight_needs[start:start + 3]):
+                        used = slice(1, None) if direction.reverse else slice(0, steps)
+                        stacked = cache["stacked_inputs"][used].reshape(steps * batch, -1)
+                        stacked_grad = rows_product(stacked.T, flat_d_input)
+                        for offset, rows in enumerate((slice(0, fan_in), slice(fan_in + 1, None), fan_in)):
+                            if weight_needs[start + offset]:
+                                grads[start + offset] = stacked_grad[rows]
+                elif weight_needs[start]:
+                    grads[start] = rows_product(flat_input.T, flat_d_input)
                 # One matmul over all steps for each weight gradient; the recurrent kernel's leaves
                 # out the first step, whose previous state is the initial zero.
-                if weight_needs[start]:
-                    grads[start] = rows_product(flat_input.T, flat_d_input)
-                if weight_needs[start + 1]:
+                if weight_needs[start + 1] and not cell.stacks_inputs:
                     later = slice(None, -1) if direction.reverse else slice(1, None)
                     previous = direction.previous_states(cache["states"])[later].reshape(-1, units)
                     grads[start + 1] = rows_product(previous.T, d_hidden[later].reshape(-1, width))
-                if weight_needs[start + 2]:
+                if weight_needs[start + 2] and not cell.stacks_inputs:
                     grads[start + 2] = _sum_rows(flat_d_input)
                 if self.recurrent_bias and weight_needs[start + 3]:
                     grads[start + 3] = d_recurrent_bias
