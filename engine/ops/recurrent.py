@@ -11,7 +11,10 @@ direction starts there. Stacked layers feed each one's (concatenated) outputs to
 
 The input projection of all steps is one matmul before the time loop, each step one matmul for
 all gates together, and the weight gradients one matmul over all steps after the backward loop.
-Arrays inside are time-major (T, N, ...), so that every step reads and writes contiguous blocks.
+The LSTM goes further: each step multiplies the rows [x_t, 1, h_{t-1}] by [W; b; U], so it needs no
+projection beforehand and its three weight gradients are one matmul; on NumPy arrays its gate
+arithmetic runs in numba kernels, one loop a step each way. Arrays inside are time-major (T, N, ...),
+so that every step reads and writes contiguous blocks.
 
 Sequences of a batch do not interact, so each thread of the engine's pool runs the whole recurrence
 (forward and backward) for its own rows of the batch, with one-thread BLAS, and the threads meet only
@@ -304,9 +307,9 @@ class _LSTMCell(_Cell):
                     xp.multiply(f, cells[back], out=cell)
                     xp.multiply(i, g, out=product)
                     cell += product
-                o = _split(gates, 4)[3]
-                xp.tanh(cell, out=tanh_cells[t])
-                xp.multiply(o, tanh_cells[t], out=states[ahead])
+                tanh_cell = tanh_cells[t]
+                xp.tanh(cell, out=tanh_cell)
+                xp.multiply(gates[:, 3 * units:], tanh_cell, out=states[ahead])
                 if mask is not None:
                     _freeze_padded(cell, cells[back], padded[t])
                     _freeze_padded(states[ahead], states[back], padded[t])
