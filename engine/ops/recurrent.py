@@ -24,13 +24,9 @@ at the end of the scan; the products over all steps split on the pool too (``lin
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import numpy
-
-try:
-    import numba
-except ImportError:  # the NumPy path does the same work in more passes over memory
-    numba = None
 
 from engine import parallel
 from engine.backend import array_module
@@ -154,18 +150,31 @@ def _overflow_to_infinity(xp):
 USE_FUSED_KERNELS = True  # tests switch it off to check the NumPy path against the kernels
 
 
-def _fused(xp) -> bool:
-    """Whether the numba kernels run here: on NumPy arrays, where numba is installed."""
-    return USE_FUSED_KERNELS and numba is not None and xp is numpy
+def _fused_kernels(xp):
+    """The LSTM's numba kernels (forward, backward) where they run: on NumPy arrays, with numba
+    installed; else None."""
+    return _compiled_kernels() if USE_FUSED_KERNELS and xp is numpy else None
 
 
-def _fused_kernel(function):
-    """A NumPy-array kernel compiled by numba (one loop instead of a pass over memory per operation),
-    or None without numba. nogil lets the engine's threads run their rows of the batch together."""
-    return None if numba is None else numba.njit(cache=True, fastmath=False, nogil=True)(function)
+@functools.cache
+def _compiled_kernels():
+    """Compiled on first use, so that processes that never run an LSTM on the CPU do not load LLVM;
+    None without numba (the NumPy path does the same work in more passes over memory). nogil lets
+    the engine's threads run their rows of the batch together."""
+    try:
+        import numba  # noqa: PLC0415
+    except ImportError:
+        return None
+
+    def compile_kernel(function):
+        try:
+            return numba.njit(cache=True, fastmath=False, nogil=True)(function)
+        except RuntimeError:  # no writable cache directory: compile once in each process instead
+            return numba.njit(fastmath=False, nogil=True)(function)
+
+    return compile_kernel(_lstm_cell_forward_kernel), compile_kernel(_lstm_cell_backward_kernel)
 
 
-@_fused_kernel
 def _lstm_cell_forward_kernel(gates, previous_cell, cell, half):
     """From tanh of the (scaled) gate inputs: i, f, o = half tanh + half in place, c = f c_prev + i g."""
     units = cell.shape[1]
@@ -180,7 +189,6 @@ def _lstm_cell_forward_kernel(gates, previous_cell, cell, half):
             new[j] = f * previous[j] + i * row[2 * units + j]
 
 
-@_fused_kernel
 def _lstm_cell_backward_kernel(gates, tanh_cell, previous_cell, d_state, carry_cell, d_gates, one):
     """One step's gate gradients (through the activations) and the cell's carry, in place:
     dc = dh o (1 - tanh(c)^2) + carry; d(i, f, g, o) = (dc g, dc c_prev, dc i, dh tanh(c)) times
@@ -282,7 +290,7 @@ class _LSTMCell(_Cell):
         all_tanh_cells = xp.empty((steps, batch, units), dtype=dtype)
         halves = _scales(xp, dtype, units, (0.5, 0.5, 1.0, 0.5))  # tanh -> sigmoid for i, f, o
         offsets = _scales(xp, dtype, units, (0.5, 0.5, 0.0, 0.5))
-        fused = _fused(xp)
+        kernels = _fused_kernels(xp)
         half = dtype.type(0.5)
 
         def rows(low, high):
@@ -298,8 +306,8 @@ class _LSTMCell(_Cell):
                 xp.matmul(inputs[back], stacked_kernel, out=gates)  # row back holds [x_t, 1, h_{t-1}]
                 xp.tanh(gates, out=gates)
                 cell = cells[ahead]
-                if fused:
-                    _lstm_cell_forward_kernel(gates, cells[back], cell, half)
+                if kernels:
+                    kernels[0](gates, cells[back], cell, half)
                 else:
                     gates *= halves
                     gates += offsets
@@ -324,7 +332,7 @@ class _LSTMCell(_Cell):
         all_d_gates = xp.empty_like(all_activations)
         recurrent_t = xp.ascontiguousarray(recurrent_kernel.T)  # BLAS runs about 15% faster on it than on the view
         first = direction.order[0] if len(direction.order) else None
-        fused = _fused(xp)
+        kernels = _fused_kernels(xp)
         one = all_activations.dtype.type(1.0)
 
         def rows(low, high):
@@ -343,8 +351,8 @@ class _LSTMCell(_Cell):
                 if mask is not None:
                     kept_cell = carry_cell - carry_cell * masks[t]
                     carry_cell *= masks[t]
-                if fused:
-                    _lstm_cell_backward_kernel(gates, tanh_cell, cells[back], d_new, carry_cell, row, one)
+                if kernels:
+                    kernels[1](gates, tanh_cell, cells[back], d_new, carry_cell, row, one)
                 else:
                     self._gate_gradients(xp, gates, tanh_cell, cells[back], d_new, carry_cell, row,
                                          d_cell, scratch, slopes)
