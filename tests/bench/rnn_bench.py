@@ -14,9 +14,10 @@ shared with other work, which skews wall-clock ratios; the CPU-time ratio (PyTor
 step over the engine's, ``time.process_time`` of all the process's threads) is printed beside it.
 
 Peak memory is the same measure for both, whatever allocator holds it: after importing its
-framework the process resets the kernel's resident-set high-water mark (``/proc/self/clear_refs``),
-builds the model and the data, trains a few steps, and reports the peak resident size minus the
-resident size before building (``VmHWM - VmRSS``).
+framework's libraries (torch; numba, which the engine imports on its first LSTM scan) the process
+resets the kernel's resident-set high-water mark (``/proc/self/clear_refs``), builds the model and
+the data, trains a few steps, and reports the peak resident size minus the resident size before
+building (``VmHWM - VmRSS``).
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ def child(models: dict, framework: str, model_name: str, batch: int, threads: st
     threads_in_force = _set_threads(framework, threads)
     if framework == "pytorch":
         import torch  # noqa: F401, PLC0415 - imported before the memory baseline
+    else:
+        import numba  # noqa: F401, PLC0415 - the engine loads it on its first LSTM scan; a library, like torch
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset VmHWM to the current resident size
     before = _memory_status()["VmRSS"]
