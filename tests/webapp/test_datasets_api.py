@@ -407,3 +407,12 @@ def test_an_upload_whose_worker_stopped_fails_instead_of_processing_forever(clie
         created_at=timezone.now() - timedelta(seconds=2 * settings.DATASET_CONVERSION_TIMEOUT_SECONDS + 1))
     stale = client.get(f"/api/datasets/{body['id']}").json()
     assert stale["state"] == "failed" and "upload the file again" in stale["error"]
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "9223372036854775808", "²", "-1", "1.5"])
+def test_a_project_filter_that_is_not_an_id_is_refused_naming_it(client, value):
+    # 20 digits overflow the database's integers; '²' passes str.isdigit but not int(): both were 500s
+    response = client.get("/api/datasets", {"project": value})
+    assert response.status_code == 400
+    assert error_of(response)["details"] == {"project": ["not an id"]}
+    assert client.get("/api/datasets", {"project": "9223372036854775807"}).status_code == 200

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
+from webapp.core.query import id_param
 from webapp.datasets import selectors, services, upload_guard, uploads
 from webapp.datasets.models import Dataset
 from webapp.projects.models import Project
@@ -189,11 +190,9 @@ class DatasetListView(generics.GenericAPIView):
                          description=selectors.ARCHIVED_HELP),
     ], responses=DatasetSerializer(many=True))
     def get(self, request):
-        project = request.query_params.get("project")
-        if project is not None and not project.isdigit():
-            raise InvalidInput(f"'project' must be a project id, got {project!r}", details={"project": ["not an id"]})
+        project = id_param(request, "project")
         services.datasets_fail_stale(owner=request.user)
-        datasets = selectors.dataset_list(user=request.user, project_id=int(project) if project else None,
+        datasets = selectors.dataset_list(user=request.user, project_id=project,
                                           kind=request.query_params.get("kind"),
                                           archived=request.query_params.get("archived") or "false")
         page = self.paginate_queryset(datasets)

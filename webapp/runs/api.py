@@ -16,6 +16,7 @@ from engine.trainer import TrainConfig
 from webapp.core.downsample import MIN_POINTS
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
+from webapp.core.query import id_param
 from webapp.datasets.selectors import ARCHIVED_CHOICES, ARCHIVED_HELP, dataset_find
 from webapp.endpoints.models import ModelVersion
 from webapp.projects.selectors import graph_version_get_for_user, graph_version_training_script, project_get
@@ -190,22 +191,11 @@ RUN_LIST_PARAMETERS = [
 ]
 
 
-def _int_param(request, name: str) -> int | None:
-    value = request.query_params.get(name)
-    if value in (None, ""):
-        return None
-    # an id is a positive 64-bit integer: longer digit strings overflow the database's integers
-    if not (value.isascii() and value.isdigit()) or len(value) > 19 or int(value) > 2**63 - 1:
-        raise InvalidInput(f"'{name}' must be an id (a whole number below 2**63), got {value[:40]!r}",
-                           details={name: ["not an id"]})
-    return int(value)
-
-
 def _filtered_runs(request, *, project_id: int | None):
     states = [state for state in request.query_params.get("state", "").split(",") if state]
     return selectors.run_list(
         user=request.user, project_id=project_id, states=states or None, tag=request.query_params.get("tag") or None,
-        graph_version_id=_int_param(request, "graph_version"), dataset_id=_int_param(request, "dataset"),
+        graph_version_id=id_param(request, "graph_version"), dataset_id=id_param(request, "dataset"),
         ordering=request.query_params.get("ordering") or "-created_at",
         archived=request.query_params.get("archived") or "false",
     )
@@ -262,7 +252,7 @@ class RunListView(generics.GenericAPIView):
     @extend_schema(parameters=[OpenApiParameter("project", OpenApiTypes.INT), *RUN_LIST_PARAMETERS],
                    responses=RunSerializer(many=True))
     def get(self, request):
-        page = self.paginate_queryset(_filtered_runs(request, project_id=_int_param(request, "project")))
+        page = self.paginate_queryset(_filtered_runs(request, project_id=id_param(request, "project")))
         context = {"published": published_versions(run.pk for run in page)}
         return self.get_paginated_response(RunSerializer(page, many=True, context=context).data)
 
