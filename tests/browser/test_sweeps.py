@@ -5,6 +5,7 @@ coordinates with a line per trial, the best trial marked, and publishes it with 
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import pytest
@@ -18,8 +19,15 @@ pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.slow]
 def add_parameter(page, name_pattern: str) -> str:
     """Choose the first parameter whose API name matches ``name_pattern`` in "Add a parameter"; its name."""
     add = page.get_by_test_id("sweep-add-parameter")
-    values = add.locator("option").evaluate_all("options => options.map(option => option.value)")
-    name = next(value for value in values if re.fullmatch(name_pattern, value))
+    # The node parameters come with the graph, which may still be loading when the section opens.
+    deadline = time.monotonic() + 15
+    while True:
+        values = add.locator("option").evaluate_all("options => options.map(option => option.value)")
+        name = next((value for value in values if re.fullmatch(name_pattern, value)), None)
+        if name is not None:
+            break
+        assert time.monotonic() < deadline, f"no parameter matching {name_pattern!r} offered, only {values}"
+        page.wait_for_timeout(200)
     add.select_option(name)
     return name
 
