@@ -41,6 +41,8 @@ from django.conf import settings
 from django.db import close_old_connections, connection
 from django.db.models.functions import Now
 
+from workers.fork_guard import main_process_db_work
+
 log = logging.getLogger(__name__)
 
 _background: tuple[threading.Thread, threading.Event] | None = None
@@ -192,14 +194,15 @@ def run_forever(stop: threading.Event, *, interval: float | None = None) -> None
     log.info("watchdog: checking for stale runs every %.2f s (stale after %s s)", interval,
              settings.RUN_STALE_AFTER_SECONDS)
     while not stop.is_set():
-        try:
-            recover_stale_runs()
-            requeue_lost_messages()
-        except Exception:  # a database hiccup must not end the watchdog
-            log.exception("watchdog: check failed; retrying")
-        finally:
-            close_old_connections()
-            connection.close()  # nothing held open between checks (or across a worker's fork)
+        with main_process_db_work():  # a pool process forked meanwhile would inherit held locks
+            try:
+                recover_stale_runs()
+                requeue_lost_messages()
+            except Exception:  # a database hiccup must not end the watchdog
+                log.exception("watchdog: check failed; retrying")
+            finally:
+                close_old_connections()
+                connection.close()  # nothing held open between checks (or across a worker's fork)
         stop.wait(interval)
 
 
