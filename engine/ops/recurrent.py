@@ -60,12 +60,25 @@ class _Direction:
 STEP_COST = 8  # element-wise passes a step makes over each gate value (the pieces' work, for parallel.split)
 
 
-def _over_batch(xp, batch: int, work: int, rows) -> None:
-    """``rows(low, high)`` for pieces of the batch on the engine's threads (one call on CuPy)."""
-    if xp is numpy:
-        parallel.run(batch, rows, work=work * STEP_COST)
-    else:
+# A step of a piece whose arrays hold fewer values than grain / STEP_GRAIN_SHARE (16,384 at the
+# default grain) is mostly the interpreter's work, which holds the GIL: two such pieces at once ran
+# slower than one (GRU at batch 32 on 2 threads: 88 steps/s against 132 on one).
+STEP_GRAIN_SHARE = 8
+
+
+def _over_batch(xp, batch: int, work: int, rows, *, step_values: int | None = None) -> None:
+    """``rows(low, high)`` for pieces of the batch on the engine's threads (one call on CuPy).
+    ``step_values``: the values of one row that a step's NumPy operations go over, where the step
+    runs as NumPy operations (not in a numba kernel, which lets go of the GIL); a piece then gets
+    rows enough for its step arrays to outweigh the interpreter's share."""
+    if xp is not numpy:
         rows(0, batch)
+        return
+    work *= STEP_COST
+    if step_values is not None:
+        pieces = max(1, batch * step_values * STEP_GRAIN_SHARE // parallel.grain())
+        work = min(work, pieces * parallel.grain())
+    parallel.run(batch, rows, work=work)
 
 
 def _rows_of(array, low: int, high: int):
@@ -234,7 +247,7 @@ class _SimpleCell(_Cell):
                 if mask is not None:
                     _freeze_padded(new, previous, padded[t])
 
-        _over_batch(xp, batch, xw.size, rows)
+        _over_batch(xp, batch, xw.size, rows, step_values=units)
         return all_states, {"states": all_states}
 
     def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
@@ -260,7 +273,7 @@ class _SimpleCell(_Cell):
                 if mask is not None:
                     carry += passed
 
-        _over_batch(xp, all_d_pre.shape[1], all_d_pre.size, rows)
+        _over_batch(xp, all_d_pre.shape[1], all_d_pre.size, rows, step_values=all_d_pre.shape[2])
         return all_d_pre, all_d_pre, None
 
 
@@ -322,7 +335,8 @@ class _LSTMCell(_Cell):
                     _freeze_padded(cell, cells[back], padded[t])
                     _freeze_padded(states[ahead], states[back], padded[t])
 
-        _over_batch(xp, batch, all_activations.size, rows)
+        _over_batch(xp, batch, all_activations.size, rows,
+                    step_values=None if kernels else all_activations.shape[2])
         return all_states, {"states": all_states, "cells": all_cells, "activations": all_activations,
                             "tanh_cells": all_tanh_cells}
 
@@ -363,7 +377,8 @@ class _LSTMCell(_Cell):
                     carry += passed
                     carry_cell += kept_cell
 
-        _over_batch(xp, all_d_gates.shape[1], all_d_gates.size, rows)
+        _over_batch(xp, all_d_gates.shape[1], all_d_gates.size, rows,
+                    step_values=None if kernels else all_d_gates.shape[2])
         return all_d_gates, all_d_gates, None
 
     @staticmethod
@@ -446,7 +461,7 @@ class _GRUCell(_Cell):
                     if mask is not None:
                         _freeze_padded(new, states[back], padded[t])
 
-        _over_batch(xp, batch, xw.size, rows)
+        _over_batch(xp, batch, xw.size, rows, step_values=xw.shape[2])
         return all_states, {"states": all_states, "activations": all_activations, "hidden_n": all_hidden_n}
 
     def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
@@ -493,7 +508,7 @@ class _GRUCell(_Cell):
                     carry += passed
             d_input[:, :, :2 * units] = d_hidden[:, :, :2 * units]
 
-        _over_batch(xp, all_d_input.shape[1], all_d_input.size, rows)
+        _over_batch(xp, all_d_input.shape[1], all_d_input.size, rows, step_values=all_d_input.shape[2])
         return all_d_input, all_d_hidden, _sum_rows(all_d_hidden)
 
 
