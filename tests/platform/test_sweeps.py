@@ -75,7 +75,9 @@ def test_a_poor_trial_is_pruned_on_the_worker_through_its_run_cancel(platform, w
     space = workspace(MOONS)
     response = space.user.api.post(f"/api/projects/{space.project.pk}/sweeps", json={
         "graph_version": space.version.pk, "dataset": space.dataset.pk,
-        "hyperparameters": {"epochs": 4, "batch_size": 16},
+        # 40 epochs: the poor trial's run must still be training when the tick judges its first epoch
+        # (with 4, a quiet machine finished it in about a second, before the pruning came).
+        "hyperparameters": {"epochs": 40, "batch_size": 16},
         "parameters": [{"name": "optimizer.lr", "type": "choice", "choices": [0.01, 1e-7]}],
         "sampler": "grid", "trial_budget": 2, "parallelism": 1,
         "pruner": "successive_halving", "pruner_options": {"min_epochs": 1, "reduction_factor": 3}})
@@ -87,7 +89,7 @@ def test_a_poor_trial_is_pruned_on_the_worker_through_its_run_cancel(platform, w
     assert good.state == "completed" and good.run.state == "succeeded"
     assert poor.state == "pruned" and poor.pruned_at_epoch == 1, (poor.state, poor.error)
     assert "pruned at epoch 1" in poor.error
-    assert poor.run.state == "cancelled" and poor.run.epochs_completed < 4 and "pruned" in poor.run.tags
+    assert poor.run.state == "cancelled" and poor.run.epochs_completed < 40 and "pruned" in poor.run.tags
     detail = space.user.api.get(f"/api/sweeps/{sweep_id}").json()
     assert detail["best_trial"] == 0
     assert detail["trials"][1]["run_state"] == "cancelled" and detail["trials"][1]["state"] == "pruned"
