@@ -1,8 +1,8 @@
 // The run page's "Layers" view: the run's graph, read-only, each node coloured by a chosen
 // statistic with a sparkline of it, warnings on the nodes that cause them, and on click the node's
 // histograms over time. Replayed from the record (GET /api/runs/<id>/layer-stats), then live.
-import { Background, Controls, ReactFlow, ReactFlowProvider } from "@xyflow/react";
-import { useEffect, useMemo, useState } from "react";
+import { applyNodeChanges, Background, Controls, ReactFlow, ReactFlowProvider, type Node, type NodeChange } from "@xyflow/react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { errorMessage } from "../api/client";
 import { freezePatterns, isFrozen } from "../runs/frozen";
 import type { EditorDocument, Run } from "../api/types";
@@ -87,6 +87,21 @@ export function LayersView({ run, feed }: { run: Run; feed: LayerStatsFeed }) {
     });
   }, [graph, samples, statistic, scale, nan, selected, frozen]);
 
+  // The nodes are rebuilt with every sample: React Flow's measurements (applied by onNodesChange) are
+  // carried over to them, or a rebuilt node would lose its size and stay hidden until measured again.
+  const [measured, setMeasured] = useState<Record<string, Node["measured"]>>({});
+  const onNodesChange = useCallback((changes: NodeChange[]) => {
+    const sizes = changes.filter((change) => change.type === "dimensions");
+    if (!sizes.length) return;
+    setMeasured((current) => {
+      const next = { ...current };
+      for (const node of applyNodeChanges(sizes, nodes as Node[])) if (node.measured) next[node.id] = node.measured;
+      return next;
+    });
+  }, [nodes]);
+  const shown = useMemo(() => nodes.map((node) => (measured[node.id] ? { ...node, measured: measured[node.id] } : node)),
+    [nodes, measured]);
+
   const nanNode = nan ? (nan.block ?? nan.node) : null;
   return (
     <section className="card layers-view" data-testid="layers-view">
@@ -114,7 +129,7 @@ export function LayersView({ run, feed }: { run: Run; feed: LayerStatsFeed }) {
       )}
       <div className="layers-canvas">
         <ReactFlowProvider>
-          <ReactFlow nodes={nodes} edges={graph.edges} nodeTypes={nodeTypes} fitView minZoom={0.05}
+          <ReactFlow nodes={shown} edges={graph.edges} nodeTypes={nodeTypes} fitView minZoom={0.05} onNodesChange={onNodesChange}
             nodesDraggable={false} nodesConnectable={false} edgesFocusable={false} elementsSelectable
             onNodeClick={(_, node) => setSelected(node.id)} proOptions={{ hideAttribution: true }}>
             <Background />
