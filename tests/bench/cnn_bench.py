@@ -216,13 +216,13 @@ FACTORIES = {"engine": engine_step_factory, "pytorch": torch_step_factory}
 
 
 # -- one side of a row, in its own process ---------------------------------------------------------
-def _memory_status() -> dict[str, int]:
+def memory_status() -> dict[str, int]:
     with open("/proc/self/status") as handle:
         fields = dict(line.split(":", 1) for line in handle if line.startswith(("VmRSS", "VmHWM")))
     return {key: int(value.split()[0]) * 1024 for key, value in fields.items()}
 
 
-def _set_threads(framework: str, threads: str) -> int:
+def set_side_threads(framework: str, threads: str) -> int:
     """Apply the thread setting in this process; returns the thread count in force."""
     if framework == "engine":
         parallel.set_threads(None if threads == "default" else int(threads))
@@ -249,16 +249,16 @@ def steps_per_second(step) -> float:
 def child(framework: str, model_name: str, batch: int, threads: str) -> None:
     """Serve one side of a row over stdin/stdout: first a line with the thread count and the peak
     memory of building and training MEMORY_STEPS steps, then one line of steps/s per 'trial' read."""
-    threads_in_force = _set_threads(framework, threads)
+    threads_in_force = set_side_threads(framework, threads)
     if framework == "pytorch":
         import torch  # noqa: F401, PLC0415 - imported before the memory baseline
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset VmHWM to the current resident size
-    before = _memory_status()["VmRSS"]
+    before = memory_status()["VmRSS"]
     step = FACTORIES[framework](model_name, make_batches(model_name, batch))
     for i in range(MEMORY_STEPS):
         step(i)
-    peak = _memory_status()["VmHWM"] - before
+    peak = memory_status()["VmHWM"] - before
     print(json.dumps({"threads": threads_in_force, "peak_bytes": peak}), flush=True)
     for line in sys.stdin:
         if line.strip() != "trial":

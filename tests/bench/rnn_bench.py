@@ -34,8 +34,8 @@ import time
 import numpy
 
 import engine
-from engine import parallel
 from engine.optimizers import make_optimizer
+from tests.bench.cnn_bench import memory_status, set_side_threads
 
 TRIALS = 3
 TRIAL_SECONDS = 1.0
@@ -131,24 +131,6 @@ FACTORIES = {"engine": engine_step_factory, "pytorch": torch_step_factory}
 
 
 # -- one side of a row, in its own process -------------------------------------------------------------
-def _memory_status() -> dict[str, int]:
-    with open("/proc/self/status") as handle:
-        fields = dict(line.split(":", 1) for line in handle if line.startswith(("VmRSS", "VmHWM")))
-    return {key: int(value.split()[0]) * 1024 for key, value in fields.items()}
-
-
-def _set_threads(framework: str, threads: str) -> int:
-    """Apply the thread setting in this process; returns the thread count in force."""
-    if framework == "engine":
-        parallel.set_threads(None if threads == "default" else int(threads))
-        return parallel.thread_count()
-    import torch  # noqa: PLC0415
-
-    if threads != "default":
-        torch.set_num_threads(int(threads))
-    return torch.get_num_threads()
-
-
 def timed_trial(step) -> dict:
     """Steps per second of wall clock and CPU seconds per step, over about TRIAL_SECONDS (after a
     warm-up step)."""
@@ -166,18 +148,18 @@ def timed_trial(step) -> dict:
 def child(models: dict, framework: str, model_name: str, batch: int, threads: str) -> None:
     """Serve one side of a row over stdin/stdout: first a line with the thread count and the peak
     memory of building and training MEMORY_STEPS steps, then one line per 'trial' read."""
-    threads_in_force = _set_threads(framework, threads)
+    threads_in_force = set_side_threads(framework, threads)
     if framework == "pytorch":
         import torch  # noqa: F401, PLC0415 - imported before the memory baseline
     else:
         import numba  # noqa: F401, PLC0415 - the engine loads it on its first LSTM scan; a library, like torch
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset VmHWM to the current resident size
-    before = _memory_status()["VmRSS"]
+    before = memory_status()["VmRSS"]
     step = FACTORIES[framework](models, model_name, make_batches(models[model_name][1], batch))
     for i in range(MEMORY_STEPS):
         step(i)
-    peak = _memory_status()["VmHWM"] - before
+    peak = memory_status()["VmHWM"] - before
     print(json.dumps({"threads": threads_in_force, "peak_bytes": peak}), flush=True)
     for line in sys.stdin:
         if line.strip() != "trial":

@@ -17,11 +17,12 @@ from webapp.core.downsample import MIN_POINTS
 from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
 from webapp.core.query import id_param
-from webapp.datasets.selectors import ARCHIVED_CHOICES, ARCHIVED_HELP, dataset_find
+from webapp.datasets.selectors import ARCHIVED_CHOICES, ARCHIVED_HELP
 from webapp.endpoints.models import ModelVersion
-from webapp.projects.selectors import graph_version_get_for_user, graph_version_training_script, project_get
+from webapp.projects.selectors import graph_version_training_script, project_get
 from webapp.runs import lifecycle, selectors, services
 from webapp.runs.models import Checkpoint, Run
+from webapp.runs.selectors import training_inputs_get
 
 DEFAULT_MAX_POINTS = 2000
 DEFAULT_MAX_LAYER_SAMPLES = 200
@@ -231,14 +232,7 @@ class ProjectRunListView(generics.GenericAPIView):
         serializer = RunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
-        graph_version = graph_version_get_for_user(user=request.user, version_id=values.pop("graph_version"))
-        if graph_version is None:
-            raise InvalidInput(f"unknown graph version {request.data.get('graph_version')}",
-                               details={"graph_version": ["no such graph version"]})
-        dataset = dataset_find(user=request.user, dataset_id=values.pop("dataset"))
-        if dataset is None:
-            raise InvalidInput(f"unknown dataset {request.data.get('dataset')}",
-                               details={"dataset": ["no such dataset"]})
+        graph_version, dataset = training_inputs_get(user=request.user, values=values, data=request.data)
         run = services.run_create(project=project, graph_version=graph_version, dataset=dataset,
                                   created_by=request.user, **values)
         return Response(RunSerializer(run).data, status=status.HTTP_201_CREATED)

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from webapp.core.downsample import downsample
 from webapp.core.exceptions import InvalidInput
-from webapp.datasets.selectors import archived_filtered
+from webapp.datasets.selectors import archived_filtered, dataset_find
+from webapp.projects.selectors import graph_version_get_for_user
 from webapp.runs import budgets, layer_stats
 from webapp.runs.models import Checkpoint, MetricPoint, Run
 
@@ -205,3 +206,16 @@ def user_usage(user) -> dict:
         "storage_bytes": storage["total"], "storage_quota_bytes": settings.STORAGE_QUOTA_BYTES,
         "storage": {key: value for key, value in storage.items() if key != "total"},
     }
+
+
+def training_inputs_get(*, user, values: dict, data) -> tuple:
+    """The graph version and dataset a run or sweep request names (popped from its validated
+    ``values``), each a 400 naming the field when the user has no such one."""
+    graph_version = graph_version_get_for_user(user=user, version_id=values.pop("graph_version"))
+    if graph_version is None:
+        raise InvalidInput(f"unknown graph version {data.get('graph_version')}",
+                           details={"graph_version": ["no such graph version"]})
+    dataset = dataset_find(user=user, dataset_id=values.pop("dataset"))
+    if dataset is None:
+        raise InvalidInput(f"unknown dataset {data.get('dataset')}", details={"dataset": ["no such dataset"]})
+    return graph_version, dataset

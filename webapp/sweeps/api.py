@@ -8,11 +8,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from webapp.core.exceptions import InvalidInput
 from webapp.core.permissions import OWNER_ONLY
-from webapp.datasets.selectors import dataset_find
-from webapp.projects.selectors import graph_version_get_for_user, project_get
+from webapp.projects.selectors import project_get
 from webapp.runs import services as run_services
+from webapp.runs.selectors import training_inputs_get
 from webapp.sweeps import selectors, services, space
 from webapp.sweeps.models import Sweep, Trial
 
@@ -118,14 +117,7 @@ class ProjectSweepListView(generics.GenericAPIView):
         serializer = SweepCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         values = dict(serializer.validated_data)
-        graph_version = graph_version_get_for_user(user=request.user, version_id=values.pop("graph_version"))
-        if graph_version is None:
-            raise InvalidInput(f"unknown graph version {request.data.get('graph_version')}",
-                               details={"graph_version": ["no such graph version"]})
-        dataset = dataset_find(user=request.user, dataset_id=values.pop("dataset"))
-        if dataset is None:
-            raise InvalidInput(f"unknown dataset {request.data.get('dataset')}",
-                               details={"dataset": ["no such dataset"]})
+        graph_version, dataset = training_inputs_get(user=request.user, values=values, data=request.data)
         sweep = services.sweep_create(project=project, graph_version=graph_version, dataset=dataset,
                                       created_by=request.user, **values)
         sweep = selectors.sweep_get(user=request.user, sweep_id=sweep.pk)
