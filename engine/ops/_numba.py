@@ -1,0 +1,46 @@
+"""Compiled CPU kernels (numba) for ops whose NumPy form takes several passes over memory and many
+short calls: one kernel call per piece of the batch does the whole chain in one or two passes, and
+lets go of the GIL for all of it, so that the engine's threads (``engine.parallel``) run their
+pieces at once instead of queueing for the GIL between short NumPy calls.
+
+Kernels are compiled on first use (a process that never runs such an op on the CPU never loads
+LLVM) and cached on disk where the package directory is writable. Every op keeps its NumPy form,
+which CuPy arrays take, and which runs when numba is missing or ``ENABLED`` is off (the tests run
+both and compare them).
+
+``fastmath`` allows reassociation and contraction only (so that sums vectorize): results then
+depend on the compiled code and the data alone, the same run to run, and NaN and Inf still
+propagate as IEEE arithmetic says (the layer statistics find NaN sources by them).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy
+
+ENABLED = True  # tests switch it off to check the NumPy path against the kernels
+FASTMATH = {"reassoc", "contract"}
+
+
+@functools.cache
+def _numba():
+    try:
+        import numba  # noqa: PLC0415 - optional: the engine runs without it
+    except ImportError:
+        return None
+    return numba
+
+
+def available(xp) -> bool:
+    """Whether compiled kernels run for arrays of ``xp`` (NumPy, numba installed, not switched off)."""
+    return ENABLED and xp is numpy and _numba() is not None
+
+
+def compile_kernel(function, *, fastmath=FASTMATH):
+    """``function`` compiled without the GIL (cached on disk where it can be)."""
+    numba = _numba()
+    try:
+        return numba.njit(cache=True, fastmath=fastmath, nogil=True)(function)
+    except RuntimeError:  # no writable cache directory: compile once in each process instead
+        return numba.njit(fastmath=fastmath, nogil=True)(function)
