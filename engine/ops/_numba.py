@@ -10,7 +10,10 @@ both and compare them).
 
 ``fastmath`` allows reassociation and contraction only (so that sums vectorize): results then
 depend on the compiled code and the data alone, the same run to run, and NaN and Inf still
-propagate as IEEE arithmetic says (the layer statistics find NaN sources by them).
+propagate as IEEE arithmetic says (the layer statistics find NaN sources by them). Division
+follows NumPy's error model (x / 0 is Inf or NaN, no exception), which lets loops vectorize.
+Scalars that take part in element-wise arithmetic are passed as arrays of the data's dtype, so
+that float32 data is computed in float32 (a Python float would promote every element to float64).
 """
 
 from __future__ import annotations
@@ -41,6 +44,6 @@ def compile_kernel(function, *, fastmath=FASTMATH):
     """``function`` compiled without the GIL (cached on disk where it can be)."""
     numba = _numba()
     try:
-        return numba.njit(cache=True, fastmath=fastmath, nogil=True)(function)
+        return numba.njit(cache=True, fastmath=fastmath, nogil=True, error_model="numpy")(function)
     except RuntimeError:  # no writable cache directory: compile once in each process instead
-        return numba.njit(fastmath=fastmath, nogil=True)(function)
+        return numba.njit(fastmath=fastmath, nogil=True, error_model="numpy")(function)

@@ -7,11 +7,15 @@ per statistic the input gradient is dx = (dx_hat - mean(dx_hat) - x_hat * mean(d
 
 from __future__ import annotations
 
+import functools
 import math
+
+import numpy
 
 from engine import parallel
 from engine.backend import array_module
 from engine.errors import ShapeError
+from engine.ops import _numba
 from engine.ops._util import format_shape
 from engine.registry import Op, Param, Port, TensorType, Weight, register
 
@@ -73,7 +77,8 @@ class BatchNorm(Op):
         if ctx.training:
             if count < 2:
                 raise ValueError(f"batch_norm in training needs more than one value per channel, got input {x.shape}")
-            mean, var = _mean_and_variance(rows)
+            kernels = _batch_norm_kernels(xp)
+            mean, var = _mean_and_variance(rows) if kernels is None else _kernel_mean_and_variance(kernels, rows)
             inv_std = 1.0 / (var + p.epsilon) ** 0.5
             m = p.momentum
             ctx.updates = {
@@ -88,11 +93,18 @@ class BatchNorm(Op):
         out = xp.empty(rows.shape, dtype=x.dtype)
         scale_b, shift_b = scale.astype(x.dtype)[:, None], shift.astype(x.dtype)[:, None]
 
-        def normalize(low, high):
-            xp.multiply(rows[low:high], scale_b, out=out[low:high])
-            out[low:high] += shift_b
+        kernels = _batch_norm_kernels(xp)
+        if kernels is not None:
+            rows = numpy.ascontiguousarray(rows)
+            scale_k, shift_k = scale_b[:, 0], shift_b[:, 0]
+            parallel.run(n, lambda low, high: kernels.affine(rows[low:high], scale_k, shift_k, out[low:high]),
+                         work=_kernel_work(rows))
+        else:
+            def normalize(low, high):
+                xp.multiply(rows[low:high], scale_b, out=out[low:high])
+                out[low:high] += shift_b
 
-        parallel.for_rows(xp, n, rows[0].size, normalize)
+            parallel.for_rows(xp, n, rows[0].size, normalize)
         ctx.rows, ctx.mean, ctx.inv_std, ctx.gamma, ctx.shape = rows, mean, inv_std, gamma, x.shape
         return out.reshape(x.shape)
 
@@ -105,7 +117,20 @@ class BatchNorm(Op):
         count = n * rows.shape[2]
         scale = inv_std if gamma is None else gamma * inv_std
         want_sums = ctx.training and needs[0] or p.affine and (needs[1] or needs[2])
-        if want_sums:  # per channel: sum(g) and sum(g * (x - mean)), in one pass over each run
+        kernels = _batch_norm_kernels(xp)
+        if kernels is not None:
+            grads = numpy.ascontiguousarray(grads)
+        if want_sums and kernels is not None:  # per channel, in float64: sum(g) and sum(g * (x - mean))
+            mean_64 = mean.astype(numpy.float64)
+
+            def kernel_sums(low, high):
+                totals = numpy.empty((2, rows.shape[1]))
+                kernels.gradient_sums(rows[low:high], grads[low:high], mean_64, totals[0], totals[1])
+                return totals
+
+            grad_sum, grad_centered_sum = (total.astype(g.dtype) for total in parallel.map_reduce(
+                n, kernel_sums, lambda a, b: a + b, work=_kernel_work(rows)))
+        elif want_sums:  # per channel: sum(g) and sum(g * (x - mean)), in one pass over each run
             centered_mean = mean[:, None]
 
             def sums(low, high):
@@ -125,16 +150,21 @@ class BatchNorm(Op):
                 b = c = xp.zeros_like(scale)
             a_b, b_b, c_b = (v.astype(g.dtype)[:, None] for v in (scale, b, c))
             dx = xp.empty(rows.shape, dtype=g.dtype)
+            if kernels is not None and ctx.training:
+                a_k, b_k, c_k = a_b[:, 0], b_b[:, 0], c_b[:, 0]
+                parallel.run(n, lambda low, high: kernels.input_gradient(grads[low:high], rows[low:high], a_k, b_k,
+                                                                         c_k, dx[low:high]),
+                             work=_kernel_work(rows))
+            else:
+                def input_grad(low, high):
+                    d, target = grads[low:high], dx[low:high]
+                    xp.multiply(d, a_b, out=target)
+                    if ctx.training:
+                        term = rows[low:high] * b_b
+                        term += c_b
+                        target += term
 
-            def input_grad(low, high):
-                d, target = grads[low:high], dx[low:high]
-                xp.multiply(d, a_b, out=target)
-                if ctx.training:
-                    term = rows[low:high] * b_b
-                    term += c_b
-                    target += term
-
-            parallel.for_rows(xp, n, rows[0].size, input_grad)
+                parallel.for_rows(xp, n, rows[0].size, input_grad)
             dx = dx.reshape(ctx.shape)
         if not p.affine:
             return dx, None, None
@@ -166,6 +196,108 @@ def _mean_and_variance(rows):
 
     count, mean, m2 = parallel.reduce_rows(xp, rows.shape[0], rows[0].size, run, merge)
     return mean, m2 / count
+
+
+# The kernels take about a nanosecond an element a pass on one core, several times NumPy's chain of
+# calls: a piece must hold this many elements to be worth a hand-off to another thread.
+KERNEL_PIECE_VALUES = 1 << 20
+
+
+def _kernel_work(rows) -> int:
+    """``work`` for ``parallel.split`` that gives each piece KERNEL_PIECE_VALUES elements at least."""
+    return rows.size * parallel.grain() // KERNEL_PIECE_VALUES
+
+
+class _Kernels:
+    def __init__(self, stats, affine, gradient_sums, input_gradient):
+        self.stats, self.affine, self.gradient_sums, self.input_gradient = stats, affine, gradient_sums, input_gradient
+
+
+def _batch_norm_kernels(xp):
+    """The compiled batch-norm kernels where they run (NumPy arrays, numba installed), else None."""
+    return _compiled_batch_norm_kernels() if _numba.available(xp) else None
+
+
+@functools.cache
+def _compiled_batch_norm_kernels() -> _Kernels:
+    return _Kernels(*(_numba.compile_kernel(f) for f in (_stats_kernel, _affine_kernel, _gradient_sums_kernel,
+                                                          _input_gradient_kernel)))
+
+
+def _kernel_mean_and_variance(kernels, rows):
+    """``_mean_and_variance`` by the kernel: each piece's per-channel mean and M2 in float64 (two
+    passes over the piece), merged in piece order as there."""
+    rows = numpy.ascontiguousarray(rows)
+    channels, per_sample = rows.shape[1:]
+
+    def piece(low, high):
+        mean, m2 = numpy.empty(channels), numpy.empty(channels)
+        kernels.stats(rows[low:high], mean, m2)
+        return (high - low) * per_sample, mean, m2
+
+    def merge(a, b):
+        (count_a, mean_a, m2_a), (count_b, mean_b, m2_b) = a, b
+        count = count_a + count_b
+        delta = mean_b - mean_a
+        return count, mean_a + delta * (count_b / count), m2_a + m2_b + delta * delta * (count_a * count_b / count)
+
+    count, mean, m2 = parallel.map_reduce(rows.shape[0], piece, merge, work=_kernel_work(rows))
+    return mean.astype(rows.dtype), (m2 / count).astype(rows.dtype)
+
+
+def _stats_kernel(rows, mean_out, m2_out):
+    """Per channel of rows (n, C, R): the mean and the sum of squared deviations from it."""
+    n, channels, size = rows.shape
+    count = n * size
+    for c in range(channels):
+        total = 0.0
+        for i in range(n):
+            for r in range(size):
+                total += rows[i, c, r]
+        mean = total / count
+        squares = 0.0
+        for i in range(n):
+            for r in range(size):
+                d = rows[i, c, r] - mean
+                squares += d * d
+        mean_out[c] = mean
+        m2_out[c] = squares
+
+
+def _affine_kernel(rows, scale, shift, out):
+    """out = rows * scale + shift per channel (axis 1)."""
+    n, channels, size = rows.shape
+    for i in range(n):
+        for c in range(channels):
+            a, b = scale[c], shift[c]
+            for r in range(size):
+                out[i, c, r] = rows[i, c, r] * a + b
+
+
+def _gradient_sums_kernel(rows, grads, mean, grad_sum, grad_centered_sum):
+    """Per channel: sum(g) and sum(g * (x - mean)), accumulated in float64."""
+    n, channels, size = rows.shape
+    for c in range(channels):
+        m = mean[c]
+        plain = 0.0
+        centered = 0.0
+        for i in range(n):
+            for r in range(size):
+                d = grads[i, c, r]
+                plain += d
+                centered += d * (rows[i, c, r] - m)
+        grad_sum[c] = plain
+        grad_centered_sum[c] = centered
+
+
+def _input_gradient_kernel(grads, rows, a, b, c, dx):
+    """dx = a * g + b * x + c per channel."""
+    n, channels, size = rows.shape
+    for i in range(n):
+        for k in range(channels):
+            ak, bk, ck = a[k], b[k], c[k]
+            for r in range(size):
+                dx[i, k, r] = ak * grads[i, k, r] + bk * rows[i, k, r] + ck
 
 
 def _channel_sums(rows, body):

@@ -313,3 +313,33 @@ def test_schedule_errors_name_the_valid_choices():
         make_schedule({"name": "cosine"})
     with pytest.raises(EngineError, match=r"schedule\.step_size must be an integer, got 2\.5"):
         make_schedule({"name": "step", "step_size": 2.5})
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_compiled_adam_pass_gives_what_the_numpy_passes_give(name, dtype, monkeypatch):
+    """Adam's one-pass kernel (engine/ops/_numba.py) against its ten NumPy passes, over several
+    steps, a parameter split across two threads included."""
+    from engine import parallel, optimizers  # noqa: PLC0415
+    from engine.ops import _numba  # noqa: PLC0415
+
+    pytest.importorskip("numba")
+    assert optimizers._adam_kernel(numpy) is not None
+    rng = numpy.random.default_rng(4)
+    start = {"w": rng.normal(size=(300, 70)).astype(dtype), "b": rng.normal(size=70).astype(dtype)}
+    gradients = [{key: rng.normal(size=value.shape).astype(dtype) for key, value in start.items()} for _ in range(4)]
+    results = {}
+    for fused in (True, False):
+        monkeypatch.setattr(_numba, "ENABLED", fused)
+        params = {key: value.copy() for key, value in start.items()}
+        optimizer = make_optimizer({"name": name, "lr": 0.01, "weight_decay": 0.1})
+        with parallel.threads(2, grain=1):  # the kernel's pieces really split
+            monkeypatch.setattr(optimizers, "KERNEL_PIECE_VALUES", 1000)
+            for grads in gradients:
+                optimizer.step(params, grads)
+        results[fused] = params
+    tolerance = 1e-6 if dtype == "float32" else 1e-13
+    for key in start:
+        assert results[True][key].dtype == numpy.dtype(dtype)
+        numpy.testing.assert_allclose(results[True][key], results[False][key], rtol=tolerance, atol=tolerance)
+        assert not numpy.allclose(results[True][key], start[key])

@@ -1,0 +1,75 @@
+"""Batch normalization's compiled kernels (engine/ops/_numba.py) against its NumPy form: the same
+forward, running statistics and gradients, for features and images, both float types, eval and
+training, on one thread and split across two (the op table's numerical gradient checks run the
+kernels, as they are the default on NumPy)."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+from engine import parallel
+from engine.ops import _numba, normalization
+from engine.testing import run_op
+
+pytest.importorskip("numba")  # a dependency of the engine's CPU extra; without it only the NumPy form runs
+
+SHAPES = [(5, 3), (2, 3, 2, 2), (7, 4, 5), (16, 8, 6, 6)]
+
+
+def forward_and_backward(x, g, params, training, *, kernels: bool, threads: int):
+    _numba.ENABLED = kernels
+    try:
+        with parallel.threads(threads, grain=1):
+            (out,), ctx, op, p, weights = run_op("batch_norm", params, [x], training=training, seed=3)
+            grads = op.backward(ctx, p, g)
+    finally:
+        _numba.ENABLED = True
+    return out, ctx.updates, grads
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float64", 1e-12), ("float32", 2e-5)])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_kernels_give_what_the_numpy_form_gives(dtype, tolerance, shape, training, affine, threads):
+    rng = numpy.random.default_rng(sum(shape))
+    x = (rng.normal(size=shape) * 3 + 5).astype(dtype)  # an offset mean, as activations have
+    g = rng.normal(size=shape).astype(dtype)
+    params = {"affine": affine}
+    assert normalization._batch_norm_kernels(numpy) is not None  # the kernels run, not the NumPy form twice
+    expected = forward_and_backward(x, g, params, training, kernels=False, threads=threads)
+    actual = forward_and_backward(x, g, params, training, kernels=True, threads=threads)
+    numpy.testing.assert_allclose(actual[0], expected[0], rtol=tolerance, atol=tolerance)
+    assert actual[0].dtype == expected[0].dtype
+    for name, value in (expected[1] or {}).items():
+        numpy.testing.assert_allclose(actual[1][name], value, rtol=tolerance, atol=tolerance)
+        assert actual[1][name].dtype == value.dtype, name
+    for mine, theirs in zip(actual[2], expected[2]):
+        if theirs is None:
+            assert mine is None
+            continue
+        numpy.testing.assert_allclose(mine, theirs, rtol=tolerance, atol=10 * tolerance)
+        assert mine.dtype == theirs.dtype
+
+
+def test_two_threads_give_the_same_bits_every_time():
+    rng = numpy.random.default_rng(0)
+    x = rng.normal(size=(64, 8, 12, 12)).astype("float32")
+    g = rng.normal(size=x.shape).astype("float32")
+    runs = [forward_and_backward(x, g, {}, True, kernels=True, threads=2) for _ in range(3)]
+    for other in runs[1:]:
+        assert numpy.array_equal(other[0], runs[0][0])
+        for mine, theirs in zip(other[2], runs[0][2]):
+            assert numpy.array_equal(mine, theirs)
+
+
+def test_a_nan_in_the_batch_reaches_its_channel_only():
+    """The layer statistics find where a NaN starts: the kernels keep IEEE propagation."""
+    x = numpy.ones((4, 3, 2, 2))
+    x[:, 1] = numpy.arange(16).reshape(4, 2, 2)
+    x[2, 1, 0, 0] = numpy.nan
+    out, _, _ = forward_and_backward(x, numpy.ones_like(x), {}, True, kernels=True, threads=1)
+    assert numpy.isnan(out[:, 1]).all()
+    assert numpy.isfinite(out[:, [0, 2]]).all()
