@@ -1,7 +1,8 @@
-"""Batch normalization's compiled kernels (engine/ops/_numba.py) against its NumPy form: the same
-forward, running statistics and gradients, for features and images, both float types, eval and
-training, on one thread and split across two (the op table's numerical gradient checks run the
-kernels, as they are the default on NumPy)."""
+"""The compiled CPU kernels (engine/ops/_numba.py) against the NumPy form of their ops: batch
+normalization's forward, running statistics and gradients (features and images, both float types,
+eval and training) and ReLU's gradient, on one thread and split across two. (The op table's
+numerical gradient checks run the kernels, as they are the default on NumPy; Adam's kernel is
+tested in test_optimizers.py.)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import numpy
 import pytest
 
 from engine import parallel
-from engine.ops import _numba, normalization
+from engine.ops import _numba, activations, normalization
 from engine.testing import run_op
 
 pytest.importorskip("numba")  # a dependency of the engine's CPU extra; without it only the NumPy form runs
@@ -73,3 +74,27 @@ def test_a_nan_in_the_batch_reaches_its_channel_only():
     out, _, _ = forward_and_backward(x, numpy.ones_like(x), {}, True, kernels=True, threads=1)
     assert numpy.isnan(out[:, 1]).all()
     assert numpy.isfinite(out[:, [0, 2]]).all()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_relu_gradient_by_the_kernel_is_the_numpy_one(dtype, threads, monkeypatch):
+    rng = numpy.random.default_rng(1)
+    x = rng.normal(size=(9, 4, 7, 5)).astype(dtype)
+    x[0, 0, 0, :3] = [numpy.nan, -numpy.inf, numpy.inf]
+    g = rng.normal(size=x.shape).astype(dtype)
+    g[1, 0, 0, 0] = numpy.nan  # a NaN gradient stays NaN, as NumPy's product keeps it
+    x[1, 0, 0, 0] = -1.0
+    monkeypatch.setattr(activations, "KERNEL_PIECE_VALUES", 64)  # pieces of a few hundred values split
+    results = []
+    for kernels in (True, False):
+        monkeypatch.setattr(_numba, "ENABLED", kernels)
+        with parallel.threads(threads, grain=1):
+            (out,), ctx, op, p, _ = run_op("relu", {}, [x], training=True)
+            (dx,) = op.backward(ctx, p, g)
+        results.append((out, dx))
+    (out_kernel, dx_kernel), (out_numpy, dx_numpy) = results
+    numpy.testing.assert_array_equal(out_kernel, out_numpy)
+    numpy.testing.assert_array_equal(dx_kernel, dx_numpy)
+    assert dx_kernel.dtype == numpy.dtype(dtype)
+    assert numpy.isnan(dx_kernel[1, 0, 0, 0])
