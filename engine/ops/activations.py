@@ -62,15 +62,9 @@ class Relu(Activation):
 
     def backward(self, ctx, p, g):
         xp = array_module(g)
-        out = ctx.out
-        if _numba.available(xp) and g.flags.c_contiguous and out.flags.c_contiguous and g.dtype == out.dtype:
-            # One pass instead of a comparison into a mask and a product (2.5x faster on one core).
-            kernel, dx = _relu_backward_kernel(), numpy.empty_like(g)
-            flat_g, flat_out, flat_dx = g.reshape(-1), out.reshape(-1), dx.reshape(-1)
-            parallel.run(g.size, lambda low, high: kernel(flat_g[low:high], flat_out[low:high], flat_dx[low:high]),
-                         work=g.size * parallel.grain() // KERNEL_PIECE_VALUES)
-            return (dx,)
-        return (elementwise(lambda d, g, o: xp.multiply(g, o > 0, out=d), g, g, out),)
+        # One pass instead of a comparison into a mask and a product (2.5x faster on one core).
+        dx = _compiled_backward(_relu_backward_pass, g, ctx.out)
+        return (dx,) if dx is not None else (elementwise(lambda d, g, o: xp.multiply(g, o > 0, out=d), g, g, ctx.out),)
 
 
 # Elements a compiled element-wise kernel's piece must hold before it goes to another thread.
@@ -78,14 +72,43 @@ KERNEL_PIECE_VALUES = 1 << 20
 
 
 @functools.cache
-def _relu_backward_kernel():
-    return _numba.compile_kernel(_relu_backward_pass)
+def _compiled(function):
+    return _numba.compile_kernel(function)
+
+
+def _compiled_backward(function, g, out):
+    """dx = function's pass over (g, out) as one compiled kernel, pieces split across the engine's
+    threads; None where kernels do not run (CuPy, no numba, odd layouts): the caller's NumPy form then."""
+    if not (_numba.available(array_module(g)) and g.flags.c_contiguous and out.flags.c_contiguous
+            and g.dtype == out.dtype):
+        return None
+    kernel, dx = _compiled(function), numpy.empty_like(g)
+    flat_g, flat_out, flat_dx = g.reshape(-1), out.reshape(-1), dx.reshape(-1)
+    parallel.run(g.size, lambda low, high: kernel(flat_g[low:high], flat_out[low:high], flat_dx[low:high]),
+                 work=g.size * parallel.grain() // KERNEL_PIECE_VALUES)
+    return dx
 
 
 def _relu_backward_pass(g, out, dx):
     """dx = g * (out > 0), as NumPy computes it (a NaN gradient stays NaN where the unit is off)."""
     for i in range(g.shape[0]):
         dx[i] = g[i] * (out[i] > 0)
+
+
+def _tanh_backward_pass(g, out, dx):
+    """dx = g * (1 - out^2)."""
+    one = out.dtype.type(1.0)
+    for i in range(g.shape[0]):
+        o = out[i]
+        dx[i] = g[i] * (one - o * o)
+
+
+def _sigmoid_backward_pass(g, out, dx):
+    """dx = g * out * (1 - out)."""
+    one = out.dtype.type(1.0)
+    for i in range(g.shape[0]):
+        o = out[i]
+        dx[i] = (one - o) * o * g[i]
 
 
 @register
@@ -115,6 +138,9 @@ class Sigmoid(Activation):
 
     def backward(self, ctx, p, g):
         xp = array_module(g)
+        dx = _compiled_backward(_sigmoid_backward_pass, g, ctx.out)
+        if dx is not None:
+            return (dx,)
 
         def run(d, g, o):  # g * s * (1 - s)
             xp.subtract(1.0, o, out=d)
@@ -136,6 +162,9 @@ class Tanh(Activation):
 
     def backward(self, ctx, p, g):
         xp = array_module(g)
+        dx = _compiled_backward(_tanh_backward_pass, g, ctx.out)
+        if dx is not None:
+            return (dx,)
 
         def run(d, g, o):  # g * (1 - tanh^2)
             xp.multiply(o, o, out=d)
