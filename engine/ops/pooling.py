@@ -290,20 +290,24 @@ def _kernel_functions(kh: int, kw: int, sh: int, sw: int) -> tuple:
                                 where = number(i * kw + j) if take else where
                         out[s, c, y, at(q)] = numpy.nan if nan else best
                         argmax[s, c, y, at(q)] = last if nan else int(where)
-                    # The other outputs of the row, before and after [low, high). Padding is -inf in the
-                    # NumPy form: it never wins, and holds the first maximum only where offset 0 does.
+                    # The other outputs of the row, before and after [low, high), without branches: each
+                    # offset loads a value clamped into the image, and counts only if it lies inside.
+                    # Padding is -inf in the NumPy form: it never wins, and where all is -inf, offset 0
+                    # is the first maximum.
                     for e in range(out_width - (high - low)):
                         q = e if e < low else e + high - low
                         r0, c0 = y * sh - top, q * sw - left
                         best = -numpy.inf
                         where = 0
                         for i in range(kh):
+                            r = min(max(r0 + i, 0), height - 1)
                             for j in range(kw):
-                                if 0 <= r0 + i < height and 0 <= c0 + j < width:
-                                    v = x[s, c, r0 + i, c0 + j]
-                                    if (v > best) | (v != v):
-                                        best = v
-                                        where = i * kw + j
+                                column = min(max(c0 + j, 0), width - 1)
+                                v = x[s, c, r, column]
+                                inside = (r == r0 + i) & (column == c0 + j)
+                                take = inside & ((v > best) | (v != v))
+                                best = v if take else best
+                                where = i * kw + j if take else where
                         out[s, c, y, q] = best
                         argmax[s, c, y, q] = last if best != best else where
 
