@@ -388,7 +388,7 @@ class Adam(Optimizer):
             flat = [a.reshape(-1) for a in (param, grad, m, v)]
             scalars = xp.array([beta1, beta2, self.eps * root_c2, lr * root_c2 / (1.0 - beta1**t)], dtype=param.dtype)
             parallel.run(param.size, lambda low, high: kernel(*(a[low:high] for a in flat), scalars),
-                         work=param.size * parallel.grain() // KERNEL_PIECE_VALUES)
+                         work=_numba.piece_work(param.size))
             return
         m *= beta1
         xp.multiply(grad, 1.0 - beta1, out=work)
@@ -403,11 +403,6 @@ class Adam(Optimizer):
         xp.divide(m, work, out=work)
         work *= lr * root_c2 / (1.0 - beta1**t)
         param -= work
-
-
-# Elements an Adam kernel call must have before a piece of it goes to another thread (the kernel
-# takes about a nanosecond an element, against tens of microseconds for a hand-off).
-KERNEL_PIECE_VALUES = 1 << 20
 
 
 def _adam_kernel(xp):

@@ -25,6 +25,11 @@ import numpy
 ENABLED = True  # tests switch it off to check the NumPy path against the kernels
 FASTMATH = {"reassoc", "contract"}
 
+# A piece of the batch must hold this many elements (at the default grain) to be worth a hand-off
+# to another thread: the kernels take a quarter to one nanosecond an element, against tens of
+# microseconds for a hand-off, and two threads won nothing on smaller arrays in measurements.
+PIECE_VALUES = 1 << 19
+
 
 @functools.cache
 def _numba():
@@ -38,6 +43,15 @@ def _numba():
 def available(xp) -> bool:
     """Whether compiled kernels run for arrays of ``xp`` (NumPy, numba installed, not switched off)."""
     return ENABLED and xp is numpy and _numba() is not None
+
+
+def piece_work(size: int) -> int:
+    """``work`` for ``parallel.split`` of a kernel over ``size`` elements: a kernel's element is
+    worth GRAIN / PIECE_VALUES of a simple ufunc's, so that at the default grain each piece gets
+    PIECE_VALUES elements at least (and a test's grain of 1 splits any batch)."""
+    from engine import parallel  # noqa: PLC0415 - engine.parallel does not import the ops
+
+    return size * parallel.GRAIN // PIECE_VALUES
 
 
 def compile_kernel(function, *, fastmath=FASTMATH):

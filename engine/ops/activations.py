@@ -67,10 +67,6 @@ class Relu(Activation):
         return (dx,) if dx is not None else (elementwise(lambda d, g, o: xp.multiply(g, o > 0, out=d), g, g, ctx.out),)
 
 
-# Elements a compiled element-wise kernel's piece must hold before it goes to another thread.
-KERNEL_PIECE_VALUES = 1 << 20
-
-
 @functools.cache
 def _compiled(function):
     return _numba.compile_kernel(function)
@@ -85,7 +81,7 @@ def _compiled_backward(function, g, out):
     kernel, dx = _compiled(function), numpy.empty_like(g)
     flat_g, flat_out, flat_dx = g.reshape(-1), out.reshape(-1), dx.reshape(-1)
     parallel.run(g.size, lambda low, high: kernel(flat_g[low:high], flat_out[low:high], flat_dx[low:high]),
-                 work=g.size * parallel.grain() // KERNEL_PIECE_VALUES)
+                 work=_numba.piece_work(g.size))
     return dx
 
 

@@ -198,14 +198,8 @@ def _mean_and_variance(rows):
     return mean, m2 / count
 
 
-# The kernels take about a nanosecond an element a pass on one core, several times NumPy's chain of
-# calls: a piece must hold this many elements to be worth a hand-off to another thread.
-KERNEL_PIECE_VALUES = 1 << 20
-
-
 def _kernel_work(rows) -> int:
-    """``work`` for ``parallel.split`` that gives each piece KERNEL_PIECE_VALUES elements at least."""
-    return rows.size * parallel.grain() // KERNEL_PIECE_VALUES
+    return _numba.piece_work(rows.size)
 
 
 class _Kernels:

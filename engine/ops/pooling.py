@@ -188,17 +188,8 @@ class AvgPool2d(Pooling):
         return (_windows.unpad(padded, geo),)
 
 
-# A piece of the batch must hold this many input elements (at the default grain) to be worth a
-# hand-off to another thread: the kernels take a quarter to half a nanosecond an element, and two
-# threads won nothing on smaller pools (avg_pool2d of 0.6M values) in measurements.
-KERNEL_PIECE_VALUES = 1 << 19
-
-
 def _kernel_work(images) -> int:
-    """``work`` for ``parallel.split``: a kernel's element is worth GRAIN / KERNEL_PIECE_VALUES of a
-    simple ufunc's, so that at the default grain each piece gets KERNEL_PIECE_VALUES input elements
-    at least (and a test's grain of 1 splits any batch)."""
-    return images.size * parallel.GRAIN // KERNEL_PIECE_VALUES
+    return _numba.piece_work(images.size)
 
 
 def _inside(size: int, out: int, kernel: int, stride: int, before: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 from engine import parallel
-from engine.ops import _numba, activations, normalization
+from engine.ops import _numba, normalization
 from engine.testing import run_op
 
 pytest.importorskip("numba")  # a dependency of the engine's CPU extra; without it only the NumPy form runs
@@ -40,6 +40,8 @@ def test_the_kernels_give_what_the_numpy_form_gives(dtype, tolerance, shape, tra
     g = rng.normal(size=shape).astype(dtype)
     params = {"affine": affine}
     assert normalization._batch_norm_kernels(numpy) is not None  # the kernels run, not the NumPy form twice
+    with parallel.threads(threads, grain=1):  # and on two threads, in two pieces
+        assert len(parallel.split(shape[0], normalization._kernel_work(x))) == threads
     expected = forward_and_backward(x, g, params, training, kernels=False, threads=threads)
     actual = forward_and_backward(x, g, params, training, kernels=True, threads=threads)
     numpy.testing.assert_allclose(actual[0], expected[0], rtol=tolerance, atol=tolerance)
@@ -86,7 +88,6 @@ def test_activation_gradients_by_the_kernels_are_the_numpy_ones(activation, dtyp
     g = rng.normal(size=x.shape).astype(dtype)
     g[1, 0, 0, 0] = numpy.nan  # a NaN gradient stays NaN, as NumPy's product keeps it
     x[1, 0, 0, 0] = -1.0
-    monkeypatch.setattr(activations, "KERNEL_PIECE_VALUES", 64)  # pieces of a few hundred values split
     results = []
     for kernels in (True, False):
         monkeypatch.setattr(_numba, "ENABLED", kernels)

@@ -320,7 +320,7 @@ def test_schedule_errors_name_the_valid_choices():
 def test_the_compiled_adam_pass_gives_what_the_numpy_passes_give(name, dtype, monkeypatch):
     """Adam's one-pass kernel (engine/ops/_numba.py) against its ten NumPy passes, over several
     steps, a parameter split across two threads included."""
-    from engine import parallel, optimizers  # noqa: PLC0415
+    from engine import optimizers, parallel  # noqa: PLC0415
     from engine.ops import _numba  # noqa: PLC0415
 
     pytest.importorskip("numba")
@@ -334,7 +334,6 @@ def test_the_compiled_adam_pass_gives_what_the_numpy_passes_give(name, dtype, mo
         params = {key: value.copy() for key, value in start.items()}
         optimizer = make_optimizer({"name": name, "lr": 0.01, "weight_decay": 0.1})
         with parallel.threads(2, grain=1):  # the kernel's pieces really split
-            monkeypatch.setattr(optimizers, "KERNEL_PIECE_VALUES", 1000)
             for grads in gradients:
                 optimizer.step(params, grads)
         results[fused] = params
