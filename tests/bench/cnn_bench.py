@@ -14,7 +14,9 @@ set in that process before the model is built: ``NETFORGE_THREADS`` semantics fo
 PyTorch; "default" is each framework's own default (the usable cores for the engine).
 
 Peak memory is the same measure for both, whatever allocator holds it: after importing its
-framework the process resets the kernel's resident-set high-water mark (``/proc/self/clear_refs``),
+framework and training the same model two steps at batch 2 (``warm_up``: what each framework loads
+or compiles once per process, PyTorch's libraries, the engine's numba kernels, is code, not a step's
+memory), the process resets the kernel's resident-set high-water mark (``/proc/self/clear_refs``),
 builds the model and the data, trains a few steps, and reports the peak resident size minus the
 resident size before building (``VmHWM - VmRSS``): weights, optimizer slots, data, activations,
 gradients and allocator caches. (tracemalloc would miss PyTorch's allocations.)
@@ -23,6 +25,7 @@ gradients and allocator caches. (tracemalloc would miss PyTorch's allocations.)
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -234,6 +237,20 @@ def set_side_threads(framework: str, threads: str) -> int:
     return torch.get_num_threads()
 
 
+WARM_UP_BATCH = 2
+
+
+def warm_up(step) -> None:
+    """Two steps of the same model at batch WARM_UP_BATCH, before the memory baseline, on both sides
+    alike: what a framework loads or generates once per process (PyTorch's libraries and its
+    lazily built kernels, the engine's numba and the kernels it compiles on first use) is code, not
+    a training step's memory; the step's activations, gradients and work arrays are what the peak
+    above the baseline measures."""
+    step(0)
+    step(1)
+    gc.collect()
+
+
 def steps_per_second(step) -> float:
     """Training steps per second of one timed trial of about TRIAL_SECONDS (after a warm-up step)."""
     step(0)
@@ -250,8 +267,7 @@ def child(framework: str, model_name: str, batch: int, threads: str) -> None:
     """Serve one side of a row over stdin/stdout: first a line with the thread count and the peak
     memory of building and training MEMORY_STEPS steps, then one line of steps/s per 'trial' read."""
     threads_in_force = set_side_threads(framework, threads)
-    if framework == "pytorch":
-        import torch  # noqa: F401, PLC0415 - imported before the memory baseline
+    warm_up(FACTORIES[framework](model_name, make_batches(model_name, WARM_UP_BATCH)))
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset VmHWM to the current resident size
     before = memory_status()["VmRSS"]

@@ -14,8 +14,9 @@ shared with other work, which skews wall-clock ratios; the CPU-time ratio (PyTor
 step over the engine's, ``time.process_time`` of all the process's threads) is printed beside it.
 
 Peak memory is the same measure for both, whatever allocator holds it: after importing its
-framework's libraries (torch; numba, which the engine imports on its first LSTM scan) the process
-resets the kernel's resident-set high-water mark (``/proc/self/clear_refs``), builds the model and
+framework and training the same model two steps at batch 2 (``cnn_bench.warm_up``: PyTorch's
+libraries, numba and the kernels the engine compiles on first use are code, not a step's memory),
+the process resets the kernel's resident-set high-water mark (``/proc/self/clear_refs``), builds the model and
 the data, trains a few steps, and reports the peak resident size minus the resident size before
 building (``VmHWM - VmRSS``).
 """
@@ -35,7 +36,7 @@ import numpy
 
 import engine
 from engine.optimizers import make_optimizer
-from tests.bench.cnn_bench import memory_status, set_side_threads
+from tests.bench.cnn_bench import WARM_UP_BATCH, memory_status, set_side_threads, warm_up
 
 TRIALS = 3
 TRIAL_SECONDS = 1.0
@@ -149,10 +150,7 @@ def child(models: dict, framework: str, model_name: str, batch: int, threads: st
     """Serve one side of a row over stdin/stdout: first a line with the thread count and the peak
     memory of building and training MEMORY_STEPS steps, then one line per 'trial' read."""
     threads_in_force = set_side_threads(framework, threads)
-    if framework == "pytorch":
-        import torch  # noqa: F401, PLC0415 - imported before the memory baseline
-    else:
-        import numba  # noqa: F401, PLC0415 - the engine loads it on its first LSTM scan; a library, like torch
+    warm_up(FACTORIES[framework](models, model_name, make_batches(models[model_name][1], WARM_UP_BATCH)))
     with open("/proc/self/clear_refs", "w") as handle:
         handle.write("5")  # reset VmHWM to the current resident size
     before = memory_status()["VmRSS"]
