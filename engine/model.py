@@ -16,7 +16,7 @@ import numpy
 from engine import backend, initializers, parallel
 from engine.errors import EngineError
 from engine.graph import Analysis, Node, analyze
-from engine.ops._util import format_shape
+from engine.ops._util import SHARED_WORKSPACE, format_shape
 from engine.registry import FLOAT_DTYPES, Context
 
 
@@ -251,12 +251,15 @@ class Model:
 
     def _workspaces(self, plan: _Plan) -> list[dict]:
         """Per node of a training plan, the work arrays its op reuses from step to step (see
-        ``engine.ops._util.scratch``); one set per thread, so that threads never share them."""
+        ``engine.ops._util.scratch``); one set per thread, so that threads never share them. The
+        nodes' dicts share one entry, ``SHARED_WORKSPACE``: scratch arrays whose contents live only
+        during one op's call, reused by the next node's op (the plan runs one node at a time)."""
         local = self.__dict__.setdefault("_thread_state", threading.local())
         spaces = local.__dict__.setdefault("workspaces", {})
         key = (plan.targets, plan.backward is not None)
         if key not in spaces:
-            spaces[key] = [{} for _ in plan.steps]
+            shared: dict = {}
+            spaces[key] = [{SHARED_WORKSPACE: shared} for _ in plan.steps]
         return spaces[key]
 
     def run(self, feeds: dict, targets: tuple[str, ...], *, training: bool = False, keep_contexts: bool = False,

@@ -62,16 +62,23 @@ def format_shape(shape) -> str:
     return "(" + ", ".join("N" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
+SHARED_WORKSPACE = "shared"  # the key, in each node's workspace, of the work arrays all nodes share
+
+
 def scratch(ctx, name: str, shape: tuple, dtype, xp):
     """A work array of ``shape`` for an op's own temporaries (im2col columns, a transposed gradient),
     its contents undefined. Under a model's training step (``ctx.workspace``, one per node and
     thread) the same memory is handed out again at every step: large arrays allocated afresh each
     step go back to the kernel on free and come back as page faults, which cost more than the
     arithmetic of a small convolution. Elsewhere it is a new array. Never return one from an op,
-    as an output or as a gradient: the next step overwrites it."""
+    as an output or as a gradient, nor keep one for backward: the next node's op reuses the memory
+    (scratch arrays are shared by all the nodes of a step, ``SHARED_WORKSPACE``, so that a net of
+    many convolutions holds one set of columns per thread, not one per layer)."""
     workspace = getattr(ctx, "workspace", None)
     if workspace is None:
         return xp.empty(shape, dtype=dtype)
+    shared = getattr(ctx, "shared", None)  # a PieceWorkspace's share
+    workspace = shared if shared is not None else workspace.get(SHARED_WORKSPACE, workspace)
     size = 1
     for extent in shape:
         size *= extent
@@ -89,6 +96,8 @@ class PieceWorkspace:
     def __init__(self, ctx, index: int):
         workspace = getattr(ctx, "workspace", None)
         self.workspace = None if workspace is None else workspace.setdefault(("piece", index), {})
+        shared = None if workspace is None else workspace.get(SHARED_WORKSPACE)
+        self.shared = None if shared is None else shared.setdefault(("piece", index), {})
 
 
 def zero_bordered(ctx, name: str, shape: tuple, dtype, xp):
