@@ -387,8 +387,11 @@ class Adam(Optimizer):
             # One pass over the four arrays instead of ten (the same formula, below).
             flat = [a.reshape(-1) for a in (param, grad, m, v)]
             scalars = xp.array([beta1, beta2, self.eps * root_c2, lr * root_c2 / (1.0 - beta1**t)], dtype=param.dtype)
-            parallel.run(param.size, lambda low, high: kernel(*(a[low:high] for a in flat), scalars),
-                         work=_numba.piece_work(param.size))
+            if len(parallel.split(param.size, _numba.piece_work(param.size))) == 1:
+                kernel(*flat, scalars)  # most parameters: one call, without the pool's bookkeeping
+            else:
+                parallel.run(param.size, lambda low, high: kernel(*(a[low:high] for a in flat), scalars),
+                             work=_numba.piece_work(param.size))
             return
         m *= beta1
         xp.multiply(grad, 1.0 - beta1, out=work)

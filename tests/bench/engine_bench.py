@@ -1,14 +1,21 @@
 """Training-step throughput of the engine against PyTorch CPU and a hand-written NumPy step.
 
-Same model, batch, optimizer (Adam) and float32 everywhere; trials interleaved so that the
-three implementations share the machine's state; the median of the trials is reported.
+Same model, batch, optimizer (Adam) and float32 everywhere. Each implementation runs in a fresh
+process of its own, kept for all the trials of a row so that they interleave (engine, PyTorch,
+NumPy, engine, ...); the median of the trials is reported. (In one process the three halved each
+other: PyTorch's OpenMP threads and OpenBLAS's threads each spin after their work and took the
+cores from the other, so the engine measured 49-58k samples/s beside PyTorch and 103-116k alone,
+and PyTorch 33-44k against 64-82k alone.)
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -157,29 +164,75 @@ def throughput(step, batch: int) -> float:
             return count * batch / elapsed
 
 
+FACTORIES = {"engine": engine_step_factory, "pytorch": torch_step_factory, "numpy": numpy_step_factory}
+
+
+def child(framework: str, sizes: list[int], batch: int) -> None:
+    """One implementation in this process: a first line with its thread count and versions, then
+    samples/s of one trial for each 'trial' line read."""
+    parallel.set_threads(THREADS)  # the engine's pool and NumPy's BLAS (the NumPy step's too)
+    info = {"threads": parallel.thread_count(), "numpy": numpy.__version__}
+    if framework == "pytorch":
+        import torch  # noqa: PLC0415 - PyTorch is for make bench only
+
+        torch.set_num_threads(THREADS)
+        info.update(threads=torch.get_num_threads(), torch=torch.__version__)
+    step = FACTORIES[framework](sizes, make_data(sizes[0], sizes[-1], batch))
+    print(json.dumps(info), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "trial":
+            break
+        print(json.dumps({"samples_per_second": throughput(step, batch)}), flush=True)
+
+
+class _Side:
+    def __init__(self, framework: str, sizes: list[int], batch: int):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.engine_bench", "--child", framework, ",".join(map(str, sizes)),
+             str(batch)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self._read()
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"bench child exited with status {self.process.wait()}")
+        return json.loads(line)
+
+    def trial(self) -> float:
+        self.process.stdin.write("trial\n")
+        self.process.stdin.flush()
+        return self._read()["samples_per_second"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
 def compare(name: str, sizes: list[int], batch: int) -> dict:
-    batches = make_data(sizes[0], sizes[-1], batch)
-    steps = {
-        "engine": engine_step_factory(sizes, batches),
-        "pytorch": torch_step_factory(sizes, batches),
-        "numpy": numpy_step_factory(sizes, batches),
-    }
-    samples = {key: [] for key in steps}
-    for _ in range(TRIALS):
-        for key, step in steps.items():
-            samples[key].append(throughput(step, batch))
-    return {"name": name, **{key: statistics.median(values) for key, values in samples.items()}}
+    sides = {framework: _Side(framework, sizes, batch) for framework in FACTORIES}
+    try:
+        samples = {key: [] for key in sides}
+        for _ in range(TRIALS):
+            for key, side in sides.items():
+                samples[key].append(side.trial())
+    finally:
+        for side in sides.values():
+            side.close()
+    return {"name": name, "info": {key: side.info for key, side in sides.items()},
+            **{key: statistics.median(values) for key, values in samples.items()}}
 
 
 def main() -> int:
     """Print the table; returns the number of targets missed."""
-    import torch  # noqa: PLC0415
-
-    torch.set_num_threads(THREADS)
-    parallel.set_threads(THREADS)
+    rows = [
+        (compare("MLP 784-256-128-10, batch 128, Adam", [784, 256, 128, 10], 128), MLP_TORCH_TARGET, MLP_NUMPY_TARGET),
+        (compare("logistic regression 64-10, batch 32, Adam", [64, 10], 32), 1.0, None),
+    ]
+    info = rows[0][0]["info"]
     print(f"engine bench: {platform.processor() or platform.machine()}, {THREADS} threads (engine and its BLAS: "
-          f"{parallel.thread_count()}, torch: {torch.get_num_threads()}), numpy {numpy.__version__}, "
-          f"torch {torch.__version__}; median of {TRIALS} interleaved trials of {TRIAL_SECONDS:.0f} s\n")
+          f"{info['engine']['threads']}, torch: {info['pytorch']['threads']}), numpy {info['engine']['numpy']}, "
+          f"torch {info['pytorch']['torch']}; each side in its own process, median of {TRIALS} interleaved "
+          f"trials of {TRIAL_SECONDS:.0f} s\n")
     rows = [
         (compare("MLP 784-256-128-10, batch 128, Adam", [784, 256, 128, 10], 128), MLP_TORCH_TARGET, MLP_NUMPY_TARGET),
         (compare("logistic regression 64-10, batch 32, Adam", [64, 10], 32), 1.0, None),
@@ -203,4 +256,12 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--child", nargs=3, metavar=("FRAMEWORK", "SIZES", "BATCH"),
+                        help="internal: run one side of a row in this process")
+    arguments = parser.parse_args()
+    if arguments.child:
+        framework, sizes, batch = arguments.child
+        child(framework, [int(size) for size in sizes.split(",")], int(batch))
+        sys.exit(0)
     sys.exit(1 if main() else 0)

@@ -101,3 +101,36 @@ def test_activation_gradients_by_the_kernels_are_the_numpy_ones(activation, dtyp
     numpy.testing.assert_allclose(dx_kernel, dx_numpy, rtol=tolerance, atol=tolerance)
     assert dx_kernel.dtype == numpy.dtype(dtype)
     assert numpy.isnan(dx_kernel[1, 0, 0, 0])
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 2e-6), ("float64", 1e-13)])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_softmax_cross_entropy_by_the_kernel_is_the_numpy_one(dtype, tolerance, reduction, monkeypatch):
+    rng = numpy.random.default_rng(2)
+    logits = (rng.normal(size=(6, 5, 7)) * 4).astype(dtype)
+    labels = rng.integers(0, 7, size=(6, 5))
+    results = []
+    for kernels in (True, False):
+        monkeypatch.setattr(_numba, "ENABLED", kernels)
+        (loss,), ctx, op, p, _ = run_op("softmax_cross_entropy", {"reduction": reduction}, [logits, labels])
+        grad, _ = op.backward(ctx, p, numpy.array(1.5, dtype=dtype))
+        results.append((loss, grad))
+    (loss_kernel, grad_kernel), (loss_numpy, grad_numpy) = results
+    assert loss_kernel.dtype == loss_numpy.dtype == numpy.dtype(dtype)
+    numpy.testing.assert_allclose(loss_kernel, loss_numpy, rtol=tolerance)
+    numpy.testing.assert_allclose(grad_kernel, grad_numpy, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("bad", [-1, 7])
+def test_a_label_out_of_range_is_named_by_the_kernel_path_too(bad):
+    logits = numpy.zeros((4, 7), dtype="float32")
+    labels = numpy.array([0, 3, bad, 6])
+    with pytest.raises(ValueError, match=rf"labels must be class indices in \[0, 7\), got values from {min(bad, 0)} "):
+        run_op("softmax_cross_entropy", {}, [logits, labels])
+
+
+def test_a_nan_logit_gives_a_nan_loss_not_an_error():
+    logits = numpy.zeros((3, 4), dtype="float32")
+    logits[1, 2] = numpy.nan
+    (loss,), *_ = run_op("softmax_cross_entropy", {}, [logits, numpy.array([0, 1, 2])])
+    assert numpy.isnan(loss)
