@@ -103,8 +103,10 @@ def test_tritonclient_http_with_binary_data_on_and_off(servers, owner, digits_ro
         assert bad_shape.status() == "400" and "inputs[0].shape" in bad_shape.message()
         assert refusal(lambda: client.infer("oip-http", http_inputs(rows, binary=False))).status() == "401"
         # a route this server does not have: the protocol's {"error": "<string>"}, which the client reads
-        missing = refusal(lambda: client.get_model_config("oip-http", headers=auth()))
+        missing = refusal(lambda: client.get_system_shared_memory_status(headers=auth()))
         assert missing.status() == "404" and "no Open Inference Protocol route" in missing.message()
+        posted = refusal(lambda: client.load_model("oip-http", headers=auth()))  # a POST: the same, no CSRF page
+        assert posted.status() == "404" and "no Open Inference Protocol route" in posted.message()
     finally:
         client.close()
 
@@ -126,7 +128,7 @@ def test_tritonclient_http_with_binary_data_on_and_off(servers, owner, digits_ro
     assert short.status_code == 400 and "binary_data_size" in short.json()["error"]
     assert httpx.get(f"{servers.base_url}/v2/no/such/route", timeout=30).json() == {
         "error": "no Open Inference Protocol route '/v2/no/such/route' (this server implements: health, server "
-                 "and model metadata, model ready, infer)"}
+                 "and model metadata, model ready, infer, and Triton's model config and stats)"}
 
 
 def test_tritonclient_grpc_live_ready_metadata_infer_and_errors(servers, owner, digits_rows):  # noqa: F811
@@ -279,3 +281,52 @@ def test_rest_and_open_inference_grpc_requests_arriving_together_share_one_batch
     text = owner["api"].get("/api/v1/metrics").text
     batches = re.search(r'netforge_endpoint_batches_total\{endpoint="oip-shared",version="1"\} (\S+)', text).group(1)
     assert float(batches) == 4, f"{batches} batches: the REST and OIP gRPC requests did not share one"
+
+
+def test_tritonclient_http_model_config_and_statistics(servers, owner, digits_rows):  # noqa: F811
+    """Triton's HTTP model configuration and statistics routes, as tritonclient.http reads them: the
+    same answers as the gRPC RPCs, in Triton's JSON (proto field names, numbers as numbers)."""
+    key = publish(owner, "oip-http-stats", max_batch_size=8, max_queue_delay_ms=1.5, max_queue_size=32)
+    rows = digits_rows[:4].astype(numpy.float32)
+    client = triton_http.InferenceServerClient(url=servers.base_url.removeprefix("http://"))
+
+    def auth() -> dict:
+        return {"Authorization": f"Bearer {key}"}
+
+    def refusal(call) -> InferenceServerException:
+        with pytest.raises(InferenceServerException) as caught:
+            call()
+        return caught.value
+
+    try:
+        config = client.get_model_config("oip-http-stats", headers=auth())
+        assert (config["name"], config["platform"], config["max_batch_size"]) == ("oip-http-stats", "netforge", 1024)
+        assert [(tensor["name"], tensor["data_type"], tensor["dims"]) for tensor in config["input"]] == [
+            ("x", "TYPE_FP32", [64])]
+        assert {tensor["name"]: (tensor["data_type"], tensor["dims"]) for tensor in config["output"]} == {
+            "probabilities": ("TYPE_FP64", [10]), "classes": ("TYPE_INT64", []), "prediction": ("TYPE_FP32", [10])}
+        assert config["dynamic_batching"]["preferred_batch_size"] == [8]
+        assert config["dynamic_batching"]["max_queue_delay_microseconds"] == 1500
+        assert client.get_model_config("oip-http-stats", "1", headers=auth())["name"] == "oip-http-stats"
+
+        [before] = client.get_inference_statistics("oip-http-stats", headers=auth())["model_stats"]
+        assert (before["version"], before["inference_count"], before["inference_stats"]["success"]["count"]) == (
+            "1", 0, 0)
+        for count in (3, 1):
+            client.infer("oip-http-stats", http_inputs(rows[:count], binary=True), headers=auth())
+        refusal(lambda: client.infer("oip-http-stats", http_inputs(rows[:1, :63], binary=True), headers=auth()))
+        [entry] = client.get_inference_statistics("oip-http-stats", "1", headers=auth())["model_stats"]
+        assert (entry["name"], entry["version"], entry["inference_count"], entry["execution_count"]) == (
+            "oip-http-stats", "1", 4, 2)
+        assert entry["inference_stats"]["success"]["count"] == 2 and entry["inference_stats"]["success"]["ns"] > 0
+        assert entry["inference_stats"]["fail"]["count"] == 1
+        assert entry["inference_stats"]["queue"] == {"count": 0, "ns": 0}  # not measured: zeros, as documented
+
+        assert refusal(lambda: client.get_model_config("oip-http-stats")).status() == "401"
+        assert refusal(lambda: client.get_inference_statistics("oip-http-stats")).status() == "401"
+        assert refusal(lambda: client.get_inference_statistics("oip-http-stats", "7", headers=auth())).status() \
+            == "404"
+        everything = refusal(lambda: client.get_inference_statistics(headers=auth()))  # Triton's "every model"
+        assert everything.status() == "400" and "name the endpoint" in everything.message()
+    finally:
+        client.close()

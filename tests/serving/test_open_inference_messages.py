@@ -33,7 +33,7 @@ counts.requests, counts.errors, counts.latency_sum, counts.batches, counts.batch
 statistics = oip.pb.ModelStatisticsResponse()
 oip._add_statistics(statistics, "digits", 1, counts)
 print(oip.pb.ModelConfig.DESCRIPTOR.file.name)
-print(oip.pb.ModelConfigResponse(config=oip._model_config("digits", route, loaded)).SerializeToString().hex())
+print(oip.pb.ModelConfigResponse(config=oip.model_config("digits", route, loaded)).SerializeToString().hex())
 print(statistics.SerializeToString().hex())
 """
 

@@ -110,6 +110,25 @@ COMPONENTS = {
         "properties": {"name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
                        "platform": {"type": "string"}, "inputs": {"type": "array", "items": _ref("V2TensorMetadata")},
                        "outputs": {"type": "array", "items": _ref("V2TensorMetadata")}}},
+    "V2ModelConfig": {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "platform": {"type": "string"},
+                       "max_batch_size": {"type": "integer"},
+                       "input": {"type": "array", "items": _ref("V2ConfigTensor")},
+                       "output": {"type": "array", "items": _ref("V2ConfigTensor")},
+                       "dynamic_batching": {"type": "object", "additionalProperties": True}},
+        "additionalProperties": True},
+    "V2ConfigTensor": {
+        "type": "object", "properties": {"name": {"type": "string"}, "data_type": {"type": "string"},
+                                         "dims": {"type": "array", "items": {"type": "integer"}}},
+        "additionalProperties": True},
+    "V2ModelStatistics": {
+        "type": "object",
+        "properties": {"model_stats": {"type": "array", "items": {
+            "type": "object", "additionalProperties": True,
+            "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                           "inference_count": {"type": "integer"}, "execution_count": {"type": "integer"},
+                           "inference_stats": {"type": "object", "additionalProperties": True}}}}}},
 }
 
 SECURITY_SCHEMES = {
@@ -174,6 +193,17 @@ def _paths() -> dict:
             parameters=ready_parameters, keyed=False,
             responses={"200": _json(_ref("EndpointReadiness"), "ready"),
                        "503": _json(_ref("EndpointReadiness"), "not loaded yet"), **_errors("V2Error", 404)})}
+        paths[f"{base}/config"] = {"get": _operation(
+            f"v2_model{version}_config", "Triton's model configuration: the tensors (TYPE_* data types, dims without "
+            "the batch dimension), max_batch_size and the endpoint's dynamic batching.", tag=tag,
+            parameters=parameters, responses={"200": _json(_ref("V2ModelConfig"), "the model configuration"),
+                                              **_errors("V2Error", 401, 404, 405, 503)})}
+        paths[f"{base}/stats"] = {"get": _operation(
+            f"v2_model{version}_stats", "Triton's inference statistics of the version (or of every version): "
+            "instances and forward passes run, requests answered and refused; queue and compute times are not "
+            "measured and stay 0.", tag=tag, parameters=parameters,
+            responses={"200": _json(_ref("V2ModelStatistics"), "the statistics"),
+                       **_errors("V2Error", 401, 404, 405)})}
         paths[f"{base}/infer"] = {"post": _operation(
             f"v2_model{version}_infer", "Inference with tensors as flat data, shape and datatype (Open Inference "
             "Protocol).", tag=tag, parameters=parameters, request="V2InferRequest",

@@ -331,11 +331,12 @@ async def v2_server(request):
     return JsonResponse(server_metadata())
 
 
+@csrf_exempt  # a client's POST to a route this server lacks (repository load) gets the protocol's 404 too
 async def v2_not_found(request, path: str = ""):
     """Any other ``/v2/...`` path: the protocol's error shape (a string), which its clients read."""
     return JsonResponse({"error": f"no Open Inference Protocol route {request.path[:200]!r} "
                                   f"(this server implements: health, server and model metadata, model "
-                                  f"ready, infer)"}, status=404)
+                                  f"ready, infer, and Triton's model config and stats)"}, status=404)
 
 
 async def v2_live(request):
@@ -361,6 +362,40 @@ async def v2_model(request, name: str, version: int | None = None):
     except ServingError as error:
         return _answer_error(error, v2=True)
     return JsonResponse(model_metadata(name, route, loaded))
+
+
+async def v2_model_config(request, name: str, version: int | None = None):
+    """Triton's model configuration (``GET /v2/models/<name>[/versions/<v>]/config``, the same as
+    its ModelConfig RPC, see ``webapp.serving.open_inference_grpc``), with the endpoint's key."""
+    from webapp.serving import open_inference_grpc  # noqa: PLC0415 - the protocol's messages load with the gRPC side
+
+    if request.method != "GET":
+        return _method_not_allowed(request, "GET", v2=True)
+    try:
+        check_version_number(version)
+        route, loaded = await get_runtime().resolve(name, version, _api_key(request.headers))
+    except ServingError as error:
+        return _answer_error(error, v2=True)
+    return JsonResponse(open_inference_grpc.as_json(open_inference_grpc.model_config(name, route, loaded)))
+
+
+async def v2_model_statistics(request, name: str | None = None, version: int | None = None):
+    """Triton's inference statistics (``GET /v2/models/<name>[/versions/<v>]/stats``, the same as its
+    ModelStatistics RPC); ``/v2/models/stats`` (every model) is refused: statistics are per endpoint,
+    behind its key."""
+    from webapp.serving import open_inference_grpc  # noqa: PLC0415 - the protocol's messages load with the gRPC side
+
+    if request.method != "GET":
+        return _method_not_allowed(request, "GET", v2=True)
+    if name is None:
+        return JsonResponse({"error": open_inference_grpc.STATISTICS_NEED_A_NAME}, status=400)
+    try:
+        check_version_number(version)
+        response = await open_inference_grpc.model_statistics(get_runtime(), name, version,
+                                                               _api_key(request.headers))
+    except ServingError as error:
+        return _answer_error(error, v2=True)
+    return JsonResponse(open_inference_grpc.as_json(response))
 
 
 @csrf_exempt

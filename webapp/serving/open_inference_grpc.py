@@ -38,7 +38,7 @@ import types
 
 import grpc
 import numpy
-from google.protobuf import descriptor_pool, message_factory
+from google.protobuf import descriptor_pool, json_format, message_factory
 
 from webapp.serving import inputs as serving_inputs
 from webapp.serving.grpc_server import UndecodableRequest, _tolerant, api_key
@@ -181,26 +181,16 @@ def make_servicer(runtime):
                 route, loaded = await runtime.resolve(request.name, _version(request.version), api_key(context))
             except ServingError as error:
                 await abort(context, error)
-            return pb.ModelConfigResponse(config=_model_config(request.name, route, loaded))
+            return pb.ModelConfigResponse(config=model_config(request.name, route, loaded))
 
         async def ModelStatistics(self, request, context):
             await refuse_undecodable(request, "ModelStatistics", context)
             if not request.name:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "name: statistics are kept per endpoint, "
-                                                                      "behind its API key; name the endpoint")
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, STATISTICS_NEED_A_NAME)
             try:
-                route = await runtime.authorized_route(request.name, api_key(context))
-                number = _version(request.version)
-                if number is not None and number not in route.versions:
-                    raise NotFound(f"endpoint {request.name!r} has no version {number}; its versions are "
-                                   f"{sorted(route.versions)}", details={"version": number})
+                return await model_statistics(runtime, request.name, _version(request.version), api_key(context))
             except ServingError as error:
                 await abort(context, error)
-            counts = await runtime.version_counts(route)
-            response = pb.ModelStatisticsResponse()
-            for version in [number] if number is not None else sorted(route.versions):
-                _add_statistics(response, request.name, version, counts.get(version))
-            return response
 
         async def ModelInfer(self, request, context):
             await refuse_undecodable(request, "ModelInfer", context)
@@ -232,7 +222,7 @@ def _infer_response(request, loaded, outputs: dict, wanted: list[str]):
     return response
 
 
-def _model_config(name: str, route, loaded):
+def model_config(name: str, route, loaded):
     """Triton's ModelConfig of a loaded version (see the module's docstring)."""
     described = model_metadata(name, route, loaded)
     config = pb.ModelConfig(name=name, platform=described["platform"],
@@ -247,9 +237,56 @@ def _model_config(name: str, route, loaded):
     return config
 
 
+STATISTICS_NEED_A_NAME = "name: statistics are kept per endpoint, behind its API key; name the endpoint"
+
+
+async def model_statistics(runtime, name: str, number: int | None, key: str | None):
+    """Triton's ModelStatisticsResponse of an endpoint's versions (all of them for ``number`` None);
+    ServingError for an unknown endpoint or version or a wrong key."""
+    route = await runtime.authorized_route(name, key)
+    if number is not None and number not in route.versions:
+        raise NotFound(f"endpoint {name!r} has no version {number}; its versions are {sorted(route.versions)}",
+                       details={"version": number})
+    counts = await runtime.version_counts(route)
+    response = pb.ModelStatisticsResponse()
+    for version in [number] if number is not None else sorted(route.versions):
+        _add_statistics(response, name, version, counts.get(version))
+    return response
+
+
+# Fields that protobuf's JSON mapping writes as strings (64-bit integers), and Triton's HTTP
+# server as numbers, which its clients read.
+_JSON_NUMBERS = frozenset({"dims", "max_queue_delay_microseconds", "last_inference", "inference_count",
+                           "execution_count", "count", "ns", "batch_size"})
+
+
+def as_json(message) -> dict:
+    """A ModelConfig or ModelStatisticsResponse as Triton's HTTP server writes it: proto field names,
+    every field (zeros included), 64-bit integers as numbers."""
+
+    def numbers(value, key=None):
+        if isinstance(value, dict):
+            return {name: numbers(item, name) for name, item in value.items()}
+        if isinstance(value, list):
+            return [numbers(item, key) for item in value]
+        if key in _JSON_NUMBERS and isinstance(value, str):
+            return int(value)
+        return value
+
+    return numbers(json_format.MessageToDict(message, preserving_proto_field_name=True,
+                                             always_print_fields_with_no_presence=True))
+
+
+# The durations of our copy of Triton's InferStatistics (its own copy adds cache hits and misses,
+# which a server without a response cache leaves out).
+INFER_DURATIONS = ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")
+
+
 def _add_statistics(response, name: str, version: int, counts) -> None:
     """One version's ModelStatistics from its counters (``None``: nothing counted yet)."""
     entry = response.model_stats.add(name=name, version=str(version))
+    for field in INFER_DURATIONS:  # each present, zeros included, as Triton gives them
+        getattr(entry.inference_stats, field).SetInParent()
     if counts is None:
         return
     entry.inference_count = counts.batched_instances

@@ -1150,6 +1150,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v2/models/{name}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Triton's model configuration: the tensors (TYPE_* data types, dims without the batch dimension), max_batch_size and the endpoint's dynamic batching. */
+        get: operations["v2_model_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{name}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Triton's inference statistics of the version (or of every version): instances and forward passes run, requests answered and refused; queue and compute times are not measured and stay 0. */
+        get: operations["v2_model_stats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v2/models/{name}/infer": {
         parameters: {
             query?: never;
@@ -1193,6 +1227,40 @@ export interface paths {
         };
         /** Whether the model version is loaded and warmed up (no key needed). */
         get: operations["v2_model_version_ready"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{name}/versions/{version}/config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Triton's model configuration: the tensors (TYPE_* data types, dims without the batch dimension), max_batch_size and the endpoint's dynamic batching. */
+        get: operations["v2_model_version_config"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v2/models/{name}/versions/{version}/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Triton's inference statistics of the version (or of every version): instances and forward passes run, requests answered and refused; queue and compute times are not measured and stay 0. */
+        get: operations["v2_model_version_stats"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2351,6 +2419,38 @@ export interface components {
             platform?: string;
             inputs?: components["schemas"]["V2TensorMetadata"][];
             outputs?: components["schemas"]["V2TensorMetadata"][];
+        };
+        V2ModelConfig: {
+            name?: string;
+            platform?: string;
+            max_batch_size?: number;
+            input?: components["schemas"]["V2ConfigTensor"][];
+            output?: components["schemas"]["V2ConfigTensor"][];
+            dynamic_batching?: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
+        };
+        V2ConfigTensor: {
+            name?: string;
+            data_type?: string;
+            dims?: number[];
+        } & {
+            [key: string]: unknown;
+        };
+        V2ModelStatistics: {
+            model_stats?: ({
+                name?: string;
+                version?: string;
+                inference_count?: number;
+                execution_count?: number;
+                inference_stats?: {
+                    [key: string]: unknown;
+                };
+            } & {
+                [key: string]: unknown;
+            })[];
         };
         V2ServerMetadata: {
             /** @example netforge */
@@ -4554,6 +4654,115 @@ export interface operations {
             };
         };
     };
+    v2_model_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the endpoint's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the model configuration */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelConfig"];
+                };
+            };
+            /** @description no API key, or one that is unknown or revoked for this endpoint */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description no such endpoint or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description another method than the route's */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description the endpoint has no ready version, or it could not be loaded */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+        };
+    };
+    v2_model_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the endpoint's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the statistics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelStatistics"];
+                };
+            };
+            /** @description no API key, or one that is unknown or revoked for this endpoint */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description no such endpoint or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description another method than the route's */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+        };
+    };
     v2_model_infer: {
         parameters: {
             query?: never;
@@ -4744,6 +4953,119 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EndpointReadiness"];
+                };
+            };
+        };
+    };
+    v2_model_version_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the endpoint's name */
+                name: string;
+                /** @description a version number (without it: the endpoint's default version) */
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the model configuration */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelConfig"];
+                };
+            };
+            /** @description no API key, or one that is unknown or revoked for this endpoint */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description no such endpoint or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description another method than the route's */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description the endpoint has no ready version, or it could not be loaded */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+        };
+    };
+    v2_model_version_stats: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the endpoint's name */
+                name: string;
+                /** @description a version number (without it: the endpoint's default version) */
+                version: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the statistics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2ModelStatistics"];
+                };
+            };
+            /** @description no API key, or one that is unknown or revoked for this endpoint */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description no such endpoint or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
+                };
+            };
+            /** @description another method than the route's */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["V2Error"];
                 };
             };
         };
