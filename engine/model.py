@@ -88,6 +88,9 @@ class Model:
                 )
                 if weight.zero_rows:
                     array[list(weight.zero_rows)] = 0
+                # C order whatever the initializer gave (the orthogonal one gives Fortran order): the ops'
+                # products and the optimizers' one-pass kernels expect it.
+                array = self.xp.ascontiguousarray(array)
                 (self.params if weight.trainable else self.buffers)[f"{node_id}/{weight.name}"] = array
         self.rng = self._make_rng(seed + 1)
 
