@@ -382,9 +382,9 @@ class Adam(Optimizer):
         beta1, beta2, t = self.beta1, self.beta2, state.steps
         root_c2 = math.sqrt(1.0 - beta2**t)
         kernel = _adam_kernel(xp)
-        if kernel is not None and param.flags.c_contiguous and all(
-                a.flags.c_contiguous for a in (grad, m, v)):
-            # One pass over the four arrays instead of ten (the same formula, below).
+        if kernel is not None and param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous:
+            # One pass over the four arrays instead of ten (the same formula, below). A gradient that is a
+            # transposed view (a convolution's dW) is copied first: reshape(-1) does it.
             flat = [a.reshape(-1) for a in (param, grad, m, v)]
             scalars = xp.array([beta1, beta2, self.eps * root_c2, lr * root_c2 / (1.0 - beta1**t)], dtype=param.dtype)
             if len(parallel.split(param.size, _numba.piece_work(param.size))) == 1:
