@@ -282,11 +282,14 @@ def child(framework: str, model_name: str, batch: int, threads: str) -> None:
         print(json.dumps({"steps_per_second": steps_per_second(step)}), flush=True)
 
 
-class _Side:
-    def __init__(self, framework: str, model_name: str, batch: int, threads: str):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.cnn_bench", "--child", framework, model_name, str(batch), threads],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+class BenchChild:
+    """One side of a bench row in a fresh process of its own, ``python -m <module> --child
+    <arguments>``: its first line of JSON is ``info``; ``trial()`` asks it for one timed trial and
+    returns that trial's JSON. (The CNN, recurrent and engine benches all run their sides so.)"""
+
+    def __init__(self, module: str, arguments: list[str]):
+        self.process = subprocess.Popen([sys.executable, "-m", module, "--child", *arguments],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.info = self._read()
 
     def _read(self) -> dict:
@@ -295,29 +298,36 @@ class _Side:
             raise RuntimeError(f"bench child exited with status {self.process.wait()}")
         return json.loads(line)
 
-    def trial(self) -> float:
+    def trial(self) -> dict:
         self.process.stdin.write("trial\n")
         self.process.stdin.flush()
-        return self._read()["steps_per_second"]
+        return self._read()
 
     def close(self) -> None:
         self.process.stdin.close()
         self.process.wait()
 
 
-def measure_row(model_name: str, batch: int, threads: str) -> dict:
-    """Both sides of one row: thread counts, median steps/s of interleaved trials, peak memory."""
-    sides = {framework: _Side(framework, model_name, batch, threads) for framework in FACTORIES}
+def interleaved_trials(sides: dict[str, BenchChild], trials: int) -> dict[str, list[dict]]:
+    """``trials`` trials of each side, interleaved (a, b, a, b, ...); every side closed after."""
     try:
-        speeds = {framework: [] for framework in sides}
-        for _ in range(TRIALS):
-            for framework, side in sides.items():
-                speeds[framework].append(side.trial())
+        results = {key: [] for key in sides}
+        for _ in range(trials):
+            for key, side in sides.items():
+                results[key].append(side.trial())
+        return results
     finally:
         for side in sides.values():
             side.close()
+
+
+def measure_row(model_name: str, batch: int, threads: str) -> dict:
+    """Both sides of one row: thread counts, median steps/s of interleaved trials, peak memory."""
+    sides = {framework: BenchChild("tests.bench.cnn_bench", [framework, model_name, str(batch), threads])
+             for framework in FACTORIES}
+    trials = interleaved_trials(sides, TRIALS)
     return {framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
-                        "steps_per_second": statistics.median(speeds[framework])}
+                        "steps_per_second": statistics.median(t["steps_per_second"] for t in trials[framework])}
             for framework, side in sides.items()}
 
 

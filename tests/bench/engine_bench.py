@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -24,6 +23,7 @@ import numpy
 import engine
 from engine import parallel
 from engine.optimizers import make_optimizer
+from tests.bench.cnn_bench import BenchChild, interleaved_trials
 
 TRIALS = 5
 TRIAL_SECONDS = 1.0
@@ -185,41 +185,12 @@ def child(framework: str, sizes: list[int], batch: int) -> None:
         print(json.dumps({"samples_per_second": throughput(step, batch)}), flush=True)
 
 
-class _Side:
-    def __init__(self, framework: str, sizes: list[int], batch: int):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.engine_bench", "--child", framework, ",".join(map(str, sizes)),
-             str(batch)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = self._read()
-
-    def _read(self) -> dict:
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"bench child exited with status {self.process.wait()}")
-        return json.loads(line)
-
-    def trial(self) -> float:
-        self.process.stdin.write("trial\n")
-        self.process.stdin.flush()
-        return self._read()["samples_per_second"]
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait()
-
-
 def compare(name: str, sizes: list[int], batch: int) -> dict:
-    sides = {framework: _Side(framework, sizes, batch) for framework in FACTORIES}
-    try:
-        samples = {key: [] for key in sides}
-        for _ in range(TRIALS):
-            for key, side in sides.items():
-                samples[key].append(side.trial())
-    finally:
-        for side in sides.values():
-            side.close()
+    sides = {framework: BenchChild("tests.bench.engine_bench", [framework, ",".join(map(str, sizes)), str(batch)])
+             for framework in FACTORIES}
+    trials = interleaved_trials(sides, TRIALS)
     return {"name": name, "info": {key: side.info for key, side in sides.items()},
-            **{key: statistics.median(values) for key, values in samples.items()}}
+            **{key: statistics.median(t["samples_per_second"] for t in values) for key, values in trials.items()}}
 
 
 def main() -> int:

@@ -28,7 +28,6 @@ import importlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -36,7 +35,14 @@ import numpy
 
 import engine
 from engine.optimizers import make_optimizer
-from tests.bench.cnn_bench import WARM_UP_BATCH, memory_status, set_side_threads, warm_up
+from tests.bench.cnn_bench import (
+    WARM_UP_BATCH,
+    BenchChild,
+    interleaved_trials,
+    memory_status,
+    set_side_threads,
+    warm_up,
+)
 
 TRIALS = 3
 TRIAL_SECONDS = 1.0
@@ -165,40 +171,10 @@ def child(models: dict, framework: str, model_name: str, batch: int, threads: st
         print(json.dumps(timed_trial(step)), flush=True)
 
 
-class _Side:
-    def __init__(self, module: str, framework: str, model_name: str, batch: int, threads: str):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", module, "--child", framework, model_name, str(batch), threads],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = self._read()
-
-    def _read(self) -> dict:
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"bench child exited with status {self.process.wait()}")
-        return json.loads(line)
-
-    def trial(self) -> dict:
-        self.process.stdin.write("trial\n")
-        self.process.stdin.flush()
-        return self._read()
-
-    def close(self) -> None:
-        self.process.stdin.close()
-        self.process.wait()
-
-
 def measure_row(module: str, model_name: str, batch: int, threads: str) -> dict:
     """Both sides of one row: thread counts, medians of interleaved trials, peak memory."""
-    sides = {framework: _Side(module, framework, model_name, batch, threads) for framework in FACTORIES}
-    try:
-        trials = {framework: [] for framework in sides}
-        for _ in range(TRIALS):
-            for framework, side in sides.items():
-                trials[framework].append(side.trial())
-    finally:
-        for side in sides.values():
-            side.close()
+    sides = {framework: BenchChild(module, [framework, model_name, str(batch), threads]) for framework in FACTORIES}
+    trials = interleaved_trials(sides, TRIALS)
     return {framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
                         "steps_per_second": statistics.median(t["steps_per_second"] for t in trials[framework]),
                         "cpu_per_step": statistics.median(t["cpu_per_step"] for t in trials[framework])}
@@ -211,7 +187,8 @@ def table(module: str, models: dict, what: str, model_names, batches, thread_set
     print(f"{what}, training steps/s: engine against PyTorch CPU, each in a fresh process per row, median of "
           f"{TRIALS} interleaved trials of {TRIAL_SECONDS:.0f} s; cpu = ratio of CPU seconds per step (PyTorch's "
           f"over the engine's); peak memory = resident-set peak of building and training {MEMORY_STEPS} steps over "
-          f"the imported framework; {len(os.sched_getaffinity(0))} usable cores. Targets: steps/s >= "
+          f"the framework, imported and warmed up at batch {WARM_UP_BATCH}; {len(os.sched_getaffinity(0))} usable "
+          f"cores. Targets: steps/s >= "
           f"{SPEED_TARGET:.1f}x, memory <= {MEMORY_TARGET:.1f}x\n")
     header = (f"{'model':40} {'batch':>5} {'threads':>7} {'engine/s':>9} {'torch/s':>9} {'ratio':>6} {'cpu':>6} "
               f"{'engine MiB':>10} {'torch MiB':>9} {'mem':>5}  targets")
