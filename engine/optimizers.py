@@ -24,7 +24,6 @@ bounds and docs): the constructor, the validator and the train panel's form all 
 from __future__ import annotations
 
 import abc
-import functools
 import math
 from typing import Any, ClassVar
 
@@ -410,12 +409,7 @@ class Adam(Optimizer):
 
 def _adam_kernel(xp):
     """Adam's update as one compiled pass (``engine.ops._numba``) on NumPy arrays; None elsewhere."""
-    return _compiled_adam_kernel() if _numba.available(xp) else None
-
-
-@functools.cache
-def _compiled_adam_kernel():
-    return _numba.compile_kernel(_adam_pass)
+    return _numba.compile_kernel(_adam_pass) if _numba.available(xp) else None
 
 
 def _adam_pass(param, grad, m, v, scalars):

@@ -11,8 +11,12 @@ threads do their database work inside ``main_process_db_work()``, and a fork wai
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 
@@ -31,3 +35,21 @@ def main_process_db_work():
     """Hold off forks of this process while the block runs (it should be short: a fork waits)."""
     with _lock:
         yield
+
+
+def repeat_db_work(stop: threading.Event, interval: float, work: Callable[[], None], *, what: str) -> None:
+    """``work()`` every ``interval`` seconds until ``stop`` is set, each time inside
+    ``main_process_db_work()``, a failure logged and retried at the next turn (a database hiccup must
+    not end the loop), and no connection held open between turns (or across a fork)."""
+    from django.db import close_old_connections, connection  # noqa: PLC0415 - the guard itself needs no Django
+
+    while not stop.is_set():
+        with main_process_db_work():  # a pool process forked meanwhile would inherit held locks
+            try:
+                work()
+            except Exception:
+                log.exception("%s failed; retrying", what)
+            finally:
+                close_old_connections()
+                connection.close()
+        stop.wait(interval)

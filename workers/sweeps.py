@@ -19,9 +19,8 @@ import threading
 
 from celery.signals import task_postrun, worker_ready, worker_shutdown
 from django.conf import settings
-from django.db import close_old_connections, connection
 
-from workers.fork_guard import main_process_db_work
+from workers.fork_guard import repeat_db_work
 
 log = logging.getLogger(__name__)
 
@@ -49,16 +48,7 @@ def tick_forever(stop: threading.Event, *, interval: float | None = None) -> Non
 
     interval = float(settings.SWEEP_TICK_SECONDS) if interval is None else interval
     log.info("sweeps: advancing the running sweeps every %.2f s", interval)
-    while not stop.is_set():
-        with main_process_db_work():  # a pool process forked meanwhile would inherit held locks
-            try:
-                sweeps_advance_running()
-            except Exception:  # a database hiccup must not end the tick
-                log.exception("sweeps: tick failed; retrying")
-            finally:
-                close_old_connections()
-                connection.close()  # nothing held open between ticks (or across a worker's fork)
-        stop.wait(interval)
+    repeat_db_work(stop, interval, sweeps_advance_running, what="sweeps: tick")
 
 
 @worker_ready.connect

@@ -38,10 +38,9 @@ import logging
 import threading
 
 from django.conf import settings
-from django.db import close_old_connections, connection
 from django.db.models.functions import Now
 
-from workers.fork_guard import main_process_db_work
+from workers.fork_guard import repeat_db_work
 
 log = logging.getLogger(__name__)
 
@@ -193,17 +192,11 @@ def run_forever(stop: threading.Event, *, interval: float | None = None) -> None
     interval = check_interval() if interval is None else interval
     log.info("watchdog: checking for stale runs every %.2f s (stale after %s s)", interval,
              settings.RUN_STALE_AFTER_SECONDS)
-    while not stop.is_set():
-        with main_process_db_work():  # a pool process forked meanwhile would inherit held locks
-            try:
-                recover_stale_runs()
-                requeue_lost_messages()
-            except Exception:  # a database hiccup must not end the watchdog
-                log.exception("watchdog: check failed; retrying")
-            finally:
-                close_old_connections()
-                connection.close()  # nothing held open between checks (or across a worker's fork)
-        stop.wait(interval)
+    def check() -> None:
+        recover_stale_runs()
+        requeue_lost_messages()
+
+    repeat_db_work(stop, interval, check, what="watchdog: check")
 
 
 def start_in_background() -> None:

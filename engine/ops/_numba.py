@@ -54,9 +54,12 @@ def piece_work(size: int) -> int:
     return size * parallel.GRAIN // PIECE_VALUES
 
 
-def compile_kernel(function, *, fastmath=FASTMATH):
-    """``function`` compiled without the GIL (cached on disk where it can be)."""
+@functools.cache
+def compile_kernel(function, *, strict: bool = False):
+    """``function`` compiled without the GIL, once per process (and cached on disk where it can be);
+    ``strict``: no reassociation or contraction either (the results of plain IEEE arithmetic)."""
     numba = _numba()
+    fastmath = False if strict else set(FASTMATH)
     try:
         return numba.njit(cache=True, fastmath=fastmath, nogil=True, error_model="numpy")(function)
     except RuntimeError:  # no writable cache directory: compile once in each process instead

@@ -5,7 +5,6 @@ ReLU, tanh and sigmoid run their passes over runs of rows split across the engin
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy
@@ -67,18 +66,13 @@ class Relu(Activation):
         return (dx,) if dx is not None else (elementwise(lambda d, g, o: xp.multiply(g, o > 0, out=d), g, g, ctx.out),)
 
 
-@functools.cache
-def _compiled(function):
-    return _numba.compile_kernel(function)
-
-
 def _compiled_backward(function, g, out):
     """dx = function's pass over (g, out) as one compiled kernel, pieces split across the engine's
     threads; None where kernels do not run (CuPy, no numba, odd layouts): the caller's NumPy form then."""
     if not (_numba.available(array_module(g)) and g.flags.c_contiguous and out.flags.c_contiguous
             and g.dtype == out.dtype):
         return None
-    kernel, dx = _compiled(function), numpy.empty_like(g)
+    kernel, dx = _numba.compile_kernel(function), numpy.empty_like(g)
     flat_g, flat_out, flat_dx = g.reshape(-1), out.reshape(-1), dx.reshape(-1)
     parallel.run(g.size, lambda low, high: kernel(flat_g[low:high], flat_out[low:high], flat_dx[low:high]),
                  work=_numba.piece_work(g.size))

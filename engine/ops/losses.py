@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy
 
 from engine.backend import array_module, special
@@ -150,7 +148,8 @@ class SoftmaxCrossEntropy(Op):
             rows = logits.size // classes
             flat_labels = numpy.ascontiguousarray(labels.reshape(rows))
             probs = numpy.empty((rows, classes), dtype=logits.dtype)
-            total = _softmax_cross_entropy_kernel()(logits.reshape(rows, classes), flat_labels, probs)
+            kernel = _numba.compile_kernel(_softmax_cross_entropy_pass)
+            total = kernel(logits.reshape(rows, classes), flat_labels, probs)
             if total != total:  # a NaN logit, or a label out of range (the kernel stops at it)
                 _check_class_indices(xp, labels, classes)
             ctx.scale = 1.0 / rows if p.reduction == "mean" else 1.0
@@ -209,11 +208,6 @@ def _check_class_indices(xp, labels, classes: int) -> None:
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= classes):
         raise ValueError(f"labels must be class indices in [0, {classes}), "
                          f"got values from {int(labels.min())} to {int(labels.max())}")
-
-
-@functools.cache
-def _softmax_cross_entropy_kernel():
-    return _numba.compile_kernel(_softmax_cross_entropy_pass)
 
 
 def _softmax_cross_entropy_pass(logits, labels, probs):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 
 import numpy
 
@@ -188,13 +189,7 @@ def _mean_and_variance(rows):
         centered = r - mean[:, None].astype(r.dtype)
         return count, mean, xp.einsum("ncr,ncr->c", centered, centered)
 
-    def merge(a, b):
-        (count_a, mean_a, m2_a), (count_b, mean_b, m2_b) = a, b
-        count = count_a + count_b
-        delta = mean_b - mean_a
-        return count, mean_a + delta * (count_b / count), m2_a + m2_b + delta * delta * (count_a * count_b / count)
-
-    count, mean, m2 = parallel.reduce_rows(xp, rows.shape[0], rows[0].size, run, merge)
+    count, mean, m2 = parallel.reduce_rows(xp, rows.shape[0], rows[0].size, run, _merge_moments)
     return mean, m2 / count
 
 
@@ -202,9 +197,19 @@ def _kernel_work(rows) -> int:
     return _numba.piece_work(rows.size)
 
 
-class _Kernels:
-    def __init__(self, stats, affine, gradient_sums, input_gradient):
-        self.stats, self.affine, self.gradient_sums, self.input_gradient = stats, affine, gradient_sums, input_gradient
+def _merge_moments(a, b):
+    """Two runs' (count, mean, M2) as one, by Chan et al.'s pairwise update (see _mean_and_variance)."""
+    (count_a, mean_a, m2_a), (count_b, mean_b, m2_b) = a, b
+    count = count_a + count_b
+    delta = mean_b - mean_a
+    return count, mean_a + delta * (count_b / count), m2_a + m2_b + delta * delta * (count_a * count_b / count)
+
+
+class _Kernels(typing.NamedTuple):
+    stats: object
+    affine: object
+    gradient_sums: object
+    input_gradient: object
 
 
 def _batch_norm_kernels(xp):
@@ -229,13 +234,7 @@ def _kernel_mean_and_variance(kernels, rows):
         kernels.stats(rows[low:high], mean, m2)
         return (high - low) * per_sample, mean, m2
 
-    def merge(a, b):
-        (count_a, mean_a, m2_a), (count_b, mean_b, m2_b) = a, b
-        count = count_a + count_b
-        delta = mean_b - mean_a
-        return count, mean_a + delta * (count_b / count), m2_a + m2_b + delta * delta * (count_a * count_b / count)
-
-    count, mean, m2 = parallel.map_reduce(rows.shape[0], piece, merge, work=_kernel_work(rows))
+    count, mean, m2 = parallel.map_reduce(rows.shape[0], piece, _merge_moments, work=_kernel_work(rows))
     return mean.astype(rows.dtype), (m2 / count).astype(rows.dtype)
 
 

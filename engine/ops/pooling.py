@@ -240,7 +240,7 @@ def _pool_kernels(xp, geo: _windows.Geometry) -> _Kernels | None:
 def _compiled_pool_kernels(kh: int, kw: int, sh: int, sw: int) -> _Kernels:
     # No fastmath: the kernels compare, add in the NumPy form's order and scale, and so give its bits
     # (a contracted multiply-add would round once where NumPy rounds twice).
-    return _Kernels(*(_numba.compile_kernel(kernel, fastmath=False) for kernel in _kernel_functions(kh, kw, sh, sw)))
+    return _Kernels(*(_numba.compile_kernel(kernel, strict=True) for kernel in _kernel_functions(kh, kw, sh, sw)))
 
 
 def _kernel_functions(kh: int, kw: int, sh: int, sw: int) -> tuple:

@@ -32,6 +32,7 @@ from engine import parallel
 from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
+from engine.ops import _numba
 from engine.ops._util import format_shape
 from engine.ops.linalg import rows_product
 from engine.registry import Op, Param, Port, TensorType, Weight, register
@@ -160,32 +161,19 @@ def _overflow_to_infinity(xp):
     return errstate(over="ignore") if errstate is not None else contextlib.nullcontext()
 
 
-USE_FUSED_KERNELS = True  # tests switch it off to check the NumPy path against the kernels
-
-
 def _fused_kernels(xp):
-    """The LSTM's numba kernels (forward, backward) where they run: on NumPy arrays, with numba
-    installed; else None."""
-    return _compiled_kernels() if USE_FUSED_KERNELS and xp is numpy else None
+    """The LSTM's numba kernels (forward, backward) where they run (``_numba.available``: NumPy
+    arrays, numba installed, not switched off); else None, and the NumPy path does the same work in
+    more passes over memory."""
+    return _compiled_kernels() if _numba.available(xp) else None
 
 
 @functools.cache
 def _compiled_kernels():
     """Compiled on first use, so that processes that never run an LSTM on the CPU do not load LLVM;
-    None without numba (the NumPy path does the same work in more passes over memory). nogil lets
-    the engine's threads run their rows of the batch together."""
-    try:
-        import numba  # noqa: PLC0415
-    except ImportError:
-        return None
-
-    def compile_kernel(function):
-        try:
-            return numba.njit(cache=True, fastmath=False, nogil=True)(function)
-        except RuntimeError:  # no writable cache directory: compile once in each process instead
-            return numba.njit(fastmath=False, nogil=True)(function)
-
-    return compile_kernel(_lstm_cell_forward_kernel), compile_kernel(_lstm_cell_backward_kernel)
+    strict IEEE arithmetic (no reassociation), as before the other ops had kernels."""
+    return tuple(_numba.compile_kernel(function, strict=True)
+                 for function in (_lstm_cell_forward_kernel, _lstm_cell_backward_kernel))
 
 
 def _lstm_cell_forward_kernel(gates, previous_cell, cell, half):

@@ -194,7 +194,7 @@ def test_float_lengths_are_a_dtype_mismatch_on_the_node():
 def test_lstm_fused_kernels_match_the_numpy_path(dtype, lengths, monkeypatch):
     """On NumPy arrays the LSTM's gate arithmetic runs in numba kernels; the NumPy path (CuPy's, and
     NumPy's without numba) gives the same outputs and gradients up to rounding."""
-    from engine.ops import recurrent  # noqa: PLC0415
+    from engine.ops import _numba, recurrent  # noqa: PLC0415
 
     rng = numpy.random.default_rng(3)
     x = rng.normal(size=(3, 5, 4)).astype(dtype)
@@ -202,7 +202,7 @@ def test_lstm_fused_kernels_match_the_numpy_path(dtype, lengths, monkeypatch):
     d_out = rng.normal(size=(3, 5, 12)).astype(dtype)
     results, weights = {}, None
     for fused in (True, False):
-        monkeypatch.setattr(recurrent, "USE_FUSED_KERNELS", fused)
+        monkeypatch.setattr(_numba, "ENABLED", fused)
         out, ctx, op, p, weights = _run("lstm", params, x, lengths, weights)
         grads = op.backward(ctx, p, d_out)
         results[fused] = [out, grads[0], *grads[2:]]
