@@ -15,8 +15,11 @@ mean and std of each float feature array (``channel_statistics``), measured once
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import hashlib
 import json
+import mmap
 import os
 from pathlib import Path
 
@@ -97,6 +100,36 @@ def is_mapped(array) -> bool:
             return True
         array = getattr(array, "base", None)
     return False
+
+
+def resident_share(array) -> float | None:
+    """The share (0 to 1) of a memory-mapped array's pages that are in the page cache now, so
+    that reading them waits on no disk (``mincore``); None where that cannot be told (not mapped,
+    not Linux). A ``RowSelection`` is asked of the array it selects from."""
+    array = getattr(array, "base", None) if type(array).__name__ == "RowSelection" else array
+    mincore = _mincore()
+    if mincore is None or not isinstance(array, numpy.ndarray) or not is_mapped(array):
+        return None
+    low, high = numpy.lib.array_utils.byte_bounds(array)
+    if high <= low:
+        return 1.0
+    page = mmap.PAGESIZE
+    start = low // page * page
+    pages = (ctypes.c_ubyte * ((high - start + page - 1) // page))()
+    if mincore(ctypes.c_void_p(start), ctypes.c_size_t(high - start), pages) != 0:
+        return None
+    return float((numpy.frombuffer(pages, dtype=numpy.uint8) & 1).mean())
+
+
+@functools.cache
+def _mincore():
+    try:
+        function = ctypes.CDLL(None, use_errno=True).mincore
+    except (AttributeError, OSError):
+        return None
+    function.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_ubyte))
+    function.restype = ctypes.c_int
+    return function
 
 
 def _hash_file(path: Path, digest) -> None:

@@ -5,19 +5,27 @@ twice the size of the memory it may allocate."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import mmap
+import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy
+import pytest
 
 from engine import data
 from engine.data import standardizer as standardizer_module
+from engine.data import store as store_module
 from engine.data.dataset import RowSelection
 from engine.data.store import is_mapped, open_store, write_store
+from engine.errors import DataError
 from engine.graph import GraphBuilder
+from engine.ops import _numba
 from engine.trainer import Trainer
 
 REPOSITORY = Path(__file__).parents[2]
@@ -56,8 +64,62 @@ def test_the_streaming_standardizer_agrees_with_the_whole_array_statistics(monke
     assert numpy.allclose(fitted.std, expected_std, rtol=1e-9) and fitted.std[0, 0] == 1.0
 
 
-def test_training_on_a_memory_mapped_store_equals_training_on_arrays(tmp_path):
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("row_shape, axes", [((7,), (0,)), ((3, 4, 5), (0, 2, 3))])
+def test_a_one_pass_gather_equals_gathering_then_standardizing(tmp_path, monkeypatch, compiled, row_shape, axes):
+    monkeypatch.setattr(_numba, "ENABLED", compiled)
+    rng = numpy.random.default_rng(3)
+    values = (rng.normal(size=(50, *row_shape)) * 3 + 1).astype(numpy.float32)
+    write_store(data.from_arrays(values, rng.integers(0, 2, size=50), task="classification"), tmp_path)
+    mapped = open_store(tmp_path).arrays["x"]
+    fitted = data.Standardizer().fit(values, axes=axes)
+    rows = numpy.array([49, 0, 7, 7, -1, 23])
+    gathered = fitted.gather_float32(mapped, rows)
+    assert gathered.dtype == numpy.float32 and gathered.shape == (6, *row_shape)
+    assert numpy.array_equal(gathered, fitted.transform_float32(values[rows]))
+    selection = RowSelection(mapped, numpy.arange(49, -1, -2))  # a lazy split's rows of the store
+    picked = numpy.array([24, 0, 7, -1])
+    assert numpy.array_equal(fitted.gather_float32(selection, picked),
+                             fitted.transform_float32(values[numpy.arange(49, -1, -2)][picked]))
+    assert numpy.array_equal(fitted.gather_float32(mapped, rows[:0]), values[:0])
+    with pytest.raises((DataError, IndexError), match="out of range|out of bounds"):
+        fitted.gather_float32(mapped, numpy.array([0, 50]))
+
+
+def test_a_store_is_read_ahead_on_a_thread_only_where_its_pages_are_not_in_the_page_cache(tmp_path):
+    # A real cold store: the synced files dropped from the page cache (posix_fadvise DONTNEED).
     digits = data.load_builtin("digits")
+    write_store(digits, tmp_path)
+    threads = []
+    trainer = Trainer(mlp(64, 10), open_store(tmp_path), config={"epochs": 1, "batch_size": 64, "seed": 0})
+    trainer.on("batch_end", lambda event: threads.append(
+        {thread.name for thread in threading.enumerate() if thread.name.startswith("netforge-read-ahead")}))
+    stored_x = trainer.train_data.arrays["x"]
+    mapping = stored_x.base
+    while not isinstance(mapping, mmap.mmap):  # the trainer read the features to standardize them:
+        mapping = mapping.base  # unmap its pages, so that they can leave the page cache
+    mapping.madvise(mmap.MADV_DONTNEED)
+    for file in tmp_path.glob("*.npy"):
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    assert store_module.resident_share(stored_x) < 0.5
+    trainer.run()
+    assert all(threads), "rows read from the disk are read ahead"
+    assert store_module.resident_share(stored_x) == 1.0  # the epoch read every row
+    threads.clear()
+    trainer.config.epochs = 2
+    trainer.run()
+    assert threads and not any(threads), "rows in the page cache are read in line"
+    assert store_module.resident_share(numpy.arange(3)) is None
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_training_on_a_memory_mapped_store_equals_training_on_arrays(tmp_path, dtype):
+    # float32 features take the store's one-pass gather (Standardizer.gather_float32), float64 the
+    # gather and then the standardization; both must train bit for bit as the in-memory arrays do.
+    digits = data.load_builtin("digits")
+    digits = dataclasses.replace(digits, arrays={**digits.arrays, "x": digits.arrays["x"].astype(dtype)})
     write_store(digits, tmp_path)
     stored = open_store(tmp_path)
     options = {"epochs": 2, "batch_size": 64, "seed": 4, "optimizer": {"name": "adam", "lr": 3e-3}}
