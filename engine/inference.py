@@ -44,18 +44,18 @@ class Predictor:
             if len(self.feature_inputs) != 1:
                 raise EngineError(f"this model takes several inputs {self.feature_inputs}; pass a dict")
             inputs = {self.feature_inputs[0]: inputs}
-        feeds = {}
+        arrays = {}
         for name in self.feature_inputs:
             if name not in inputs:
                 raise EngineError(f"missing input '{name}'; this model takes {self.feature_inputs}")
+            value = inputs[name]
+            # Arrays (a store's memory map, a lazy split's rows) are read a chunk of rows at a time below.
+            array = value if hasattr(value, "shape") and hasattr(value, "dtype") else numpy.asarray(value)
             declared = self.model.input_types[name]
-            array = numpy.asarray(inputs[name])
-            if declared.dtype in FLOAT_DTYPES and array.dtype.kind not in "fiub":
+            if declared.dtype in FLOAT_DTYPES and numpy.dtype(array.dtype).kind not in "fiub":
                 raise EngineError(f"input '{name}' must be numeric, got dtype {array.dtype}")
-            if name in self.standardizers:
-                array = self.standardizers[name].transform(array.astype(numpy.float64))
-            feeds[name] = array
-        outputs = self.model.predict(feeds, batch_size=batch_size)
+            arrays[name] = array
+        outputs = self._predict_in_chunks(arrays, batch_size)
         result = {"outputs": outputs}
         prediction = self.schema.get("prediction")
         link = self.schema.get("link", "identity")
@@ -81,6 +81,34 @@ class Predictor:
         if names:
             result["labels"] = [names[int(c)] for c in classes]
         return result
+
+
+    def _predict_in_chunks(self, arrays: dict, batch_size: int) -> dict:
+        """The graph's outputs for all rows, read, standardized and run ``CHUNK_ROWS`` rows at a
+        time: a dataset's split larger than memory is evaluated with bounded memory (the
+        standardized float64 copy of a chunk, not of the whole split)."""
+        rows = len(next(iter(arrays.values()))) if arrays else 1
+        if rows == 0:
+            raise EngineError("nothing to predict: the input has no rows")
+        step = max(CHUNK_ROWS, batch_size)
+        pieces = []
+        for start in range(0, rows, step):
+            feeds = {}
+            for name, array in arrays.items():
+                chunk = numpy.asarray(array[start:start + step])
+                if name in self.standardizers:
+                    chunk = self.standardizers[name].transform(chunk.astype(numpy.float64))
+                feeds[name] = chunk
+            pieces.append(self.model.predict(feeds, batch_size=batch_size))
+        if len(pieces) == 1:
+            return pieces[0]
+        # A 0-d output is the first batch's, as Model.predict gives it.
+        return {name: numpy.concatenate([piece[name] for piece in pieces]) if numpy.ndim(value) else value
+                for name, value in pieces[0].items()}
+
+
+# Rows a prediction reads and prepares at a time (at least a batch).
+CHUNK_ROWS = 8192
 
 
 def _float_dtype(weights: dict) -> str:

@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 from engine import parallel
-from engine.ops import _numba, normalization
+from engine.ops import _numba, _windows, normalization
 from engine.testing import run_op
 
 pytest.importorskip("numba")  # a dependency of the engine's CPU extra; without it only the NumPy form runs
@@ -134,3 +134,42 @@ def test_a_nan_logit_gives_a_nan_loss_not_an_error():
     logits[1, 2] = numpy.nan
     (loss,), *_ = run_op("softmax_cross_entropy", {}, [logits, numpy.array([0, 1, 2])])
     assert numpy.isnan(loss)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kernel, stride, dilation, padding", [
+    ((5, 5), (1, 1), (1, 1), (0, 0)),  # LeNet's second convolution: flat rows
+    ((3, 3), (2, 2), (1, 1), (1, 1)),  # a ResNet's strided convolution
+    ((3, 2), (1, 3), (2, 1), "same"),  # dilated, uneven strides, padding uneven on a side
+    ((1, 1), (2, 2), (1, 1), "valid"),  # a 1x1 projection with stride
+    ((3, 3), (1, 1), (1, 1), (4, 9)),  # padding wider than the kernel: not flat rows
+])
+def test_col2im_by_the_kernel_is_the_numpy_one(dtype, kernel, stride, dilation, padding, monkeypatch):
+    geo = _windows.geometry((3, 4, 9, 11), 2, kernel, stride, dilation, padding)
+    row = geo.padded[1] if geo.flat_rows else geo.out[1]
+    rng = numpy.random.default_rng(2)
+    cols = rng.normal(size=(4, *geo.kernel, 3, geo.out[0], row)).astype(dtype)
+    cols[..., geo.out[1]:] = 0  # flat rows carry zeros past the output's width
+    results = []
+    for kernels in (True, False):
+        monkeypatch.setattr(_numba, "ENABLED", kernels)
+        results.append(numpy.ascontiguousarray(_windows.col2im(cols, geo)))
+    assert results[0].shape == (3, 4, 9, 11) and results[0].dtype == numpy.dtype(dtype)
+    numpy.testing.assert_array_equal(*results)
+
+
+@pytest.mark.parametrize("params", [{"filters": 16, "kernel_size": [5], "padding": "valid"},
+                                    {"filters": 8, "kernel_size": [3], "stride": [2], "padding": "same"}])
+def test_a_convolutions_input_gradient_by_the_kernel_is_the_numpy_one(params, monkeypatch):
+    rng = numpy.random.default_rng(4)
+    x = rng.normal(size=(5, 6, 14, 14)).astype(numpy.float32)
+    results = []
+    for kernels in (True, False):
+        monkeypatch.setattr(_numba, "ENABLED", kernels)
+        with parallel.threads(2, grain=1):
+            (out,), ctx, op, p, _ = run_op("conv2d", params, [x], training=True, seed=1)
+            g = numpy.random.default_rng(5).normal(size=out.shape).astype(numpy.float32)
+            grads = op.backward(ctx, p, g)
+        results.append((out, grads[0]))
+    numpy.testing.assert_array_equal(results[0][0], results[1][0])
+    numpy.testing.assert_array_equal(results[0][1], results[1][1])

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy
 import pytest
 
-from engine import data
+from engine import data, inference
 from engine.data import standardizer as standardizer_module
 from engine.data import store as store_module
 from engine.data.dataset import RowSelection
 from engine.data.store import is_mapped, open_store, write_store
-from engine.errors import DataError
+from engine.errors import DataError, EngineError
 from engine.graph import GraphBuilder
 from engine.ops import _numba
 from engine.trainer import Trainer
@@ -190,3 +190,44 @@ def test_a_store_larger_than_the_memory_limit_trains_with_bounded_memory(tmp_pat
     grown_mib = (report["rss_peak"] - report["rss_start"]) / 2**20
     data_mib = ROWS * FEATURES * 4 >> 20
     assert grown_mib < CAP_MIB, f"anonymous memory grew {grown_mib:.0f} MiB while training on {data_mib} MiB"
+
+
+class _CountingRows:
+    """A store's array that records how many rows each read took (what Predictor.predict reads)."""
+
+    def __init__(self, array):
+        self.array, self.reads = array, []
+        self.shape, self.dtype = array.shape, array.dtype
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, key):
+        rows = self.array[key]
+        self.reads.append(len(rows))
+        return rows
+
+
+def test_predictions_over_a_store_read_it_a_chunk_of_rows_at_a_time(tmp_path, monkeypatch):
+    # The post-run evaluation predicts a whole split: it must not read (and standardize in float64)
+    # a split larger than memory at once, and the chunks must give the predictions of one pass.
+    digits = data.load_builtin("digits")
+    write_store(digits, tmp_path / "store")
+    g = GraphBuilder()
+    x, y = g.input("x", [None, 64]), g.input("y", [None], dtype="int64")
+    logits = g.dense(g.relu(g.dense(x, units=16)), units=10)
+    g.loss(g.softmax_cross_entropy(logits, y))
+    g.output("prediction", logits)
+    trainer = Trainer(g.to_spec(), digits, config={"epochs": 1, "batch_size": 64, "seed": 0})
+    trainer.run()
+    trainer.save_model(tmp_path / "model")
+    predictor = inference.load_model(tmp_path / "model")
+    whole = predictor.predict(digits.arrays["x"])
+    monkeypatch.setattr(inference, "CHUNK_ROWS", 500)
+    rows = _CountingRows(open_store(tmp_path / "store").arrays["x"])
+    chunked = predictor.predict(rows, batch_size=128)
+    assert rows.reads == [500, 500, 500, 297]
+    assert numpy.array_equal(chunked["classes"], whole["classes"])
+    assert numpy.allclose(chunked["probabilities"], whole["probabilities"], rtol=1e-6, atol=1e-7)
+    with pytest.raises(EngineError, match="no rows"):
+        predictor.predict(digits.arrays["x"][:0])
