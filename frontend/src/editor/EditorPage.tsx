@@ -20,6 +20,7 @@ import { ShortcutsOverlay } from "./ShortcutsOverlay";
 import { selectDirty, selectTrainingDataset, useEditorStore } from "./store";
 import { TrainingDataProblems } from "./TrainingDataProblems";
 import { SummaryBar } from "./SummaryBar";
+import { useClipboard } from "./useClipboard";
 import { useGraphValidation } from "./useGraphValidation";
 import { useSaving } from "./useSaving";
 import { useShortcuts } from "./useShortcuts";
@@ -123,33 +124,7 @@ function Editor({ catalog, project }: Loaded) {
     window.requestAnimationFrame(view.fit);
   }, [store, view]);
 
-  // Where the pointer is over the canvas, if it moved there since the last copy or paste: a paste
-  // lands there; without it (a keyboard-only copy and paste) the copy goes beside the originals.
-  const pastePointer = useRef<{ x: number; y: number } | null>(null);
-  useEffect(() => {
-    const element = canvas.current;
-    if (!element) return;
-    const moved = (event: PointerEvent) => { pastePointer.current = { x: event.clientX, y: event.clientY }; };
-    const left = () => { pastePointer.current = null; };
-    element.addEventListener("pointermove", moved);
-    element.addEventListener("pointerleave", left);
-    return () => {
-      element.removeEventListener("pointermove", moved);
-      element.removeEventListener("pointerleave", left);
-    };
-  }, []);
-
-  const copy = useCallback(() => {
-    const count = store.copySelection();
-    pastePointer.current = null;
-    if (count) setToast(`Copied ${count} node${count > 1 ? "s" : ""}`);
-  }, [store, setToast]);
-
-  const paste = useCallback(() => {
-    const at = pastePointer.current;
-    pastePointer.current = null;
-    store.paste(at ? flow.screenToFlowPosition(at) : undefined);
-  }, [store, flow]);
+  const { copy, paste } = useClipboard(canvas, setToast);
 
   const confirmDiscard = useCallback(() => !dirty || window.confirm("The canvas has unsaved changes. Replace it anyway?"), [dirty]);
 
