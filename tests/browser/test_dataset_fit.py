@@ -51,7 +51,7 @@ def test_an_input_that_cannot_take_the_dataset_is_fixed_with_a_reshape(page):
     page.steps.shot("error-on-the-input-node")
 
     x.get_by_role("button", name="insert reshape to [1, 8, 8]").click()
-    expect(page.get_by_test_id("summary-errors")).to_have_text("0")
+    expect(page.get_by_test_id("summary-errors")).to_have_text("0", timeout=15_000)  # validated against the dataset
     expect(page.locator('.react-flow__node[data-id="reshape_1"]')).to_contain_text("1×8×8")
     expect(x).to_contain_text("?×64")
     page.steps.shot("reshape-inserted")
@@ -70,7 +70,8 @@ def test_an_input_that_cannot_take_the_dataset_is_fixed_with_the_datasets_image_
     choose_dataset_then_go_to_the_node(page, "digit pixels")
     x = page.locator('.react-flow__node[data-id="x"]')
     x.get_by_role("button", name="use the image view 1×8×8").click()
-    expect(page.get_by_test_id("summary-errors")).to_have_text("0")
+    # The view is stored (PATCH), then the graph validated again against it: two round trips.
+    expect(page.get_by_test_id("summary-errors")).to_have_text("0", timeout=15_000)
     view = page.evaluate("async (id) => (await (await fetch(`/api/datasets/${id}`)).json()).view", dataset["id"])
     assert view == {"kind": "image", "shape": [1, 8, 8], "layout": "chw"}
     page.steps.shot("image-view-chosen")

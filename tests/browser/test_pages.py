@@ -61,7 +61,8 @@ def test_datasets_upload_shows_schema_preview_and_errors(page, tmp_path):
     page.wait_for_url(re.compile(r"/datasets/\d+$"))
     expect(page.get_by_role("heading", name="flowers", exact=True)).to_be_visible()
     schema = page.get_by_test_id("dataset-schema")
-    expect(schema).to_contain_text("classification")
+    # A worker converts the upload (a Celery task and a child interpreter): seconds on a busy machine.
+    expect(schema).to_contain_text("classification", timeout=30_000)
     expect(page.get_by_test_id("dataset-rows")).to_have_text("150")
     expect(page.get_by_test_id("dataset-classes")).to_have_text("3")
     arrays = page.get_by_test_id("dataset-arrays")
