@@ -325,15 +325,21 @@ class Trainer:
         """Rows of input ``name`` standardized and converted to its dtype on the model's device;
         ``fresh`` rows (a batch gathered from a store: a copy nobody else holds) are standardized
         in place."""
-        declared = self.model.input_types[name].dtype
-        dtype = self.model.dtype if declared in FLOAT_DTYPES else declared
         standardizer = self.standardizers.get(name)
         if standardizer is not None:
-            # float32 all the way where nothing finer is asked for: a store's batches pay it every step.
-            fast = array.dtype == numpy.float32 and dtype == "float32"
-            array = (standardizer.transform_float32(array, in_place=fresh and array.flags.writeable) if fast
-                     else standardizer.transform(array))
-        return self.model.xp.asarray(array, dtype=dtype)
+            array = (standardizer.transform_float32(array, in_place=fresh and array.flags.writeable)
+                     if self._in_float32(name, array) else standardizer.transform(array))
+        return self.model.xp.asarray(array, dtype=self._input_dtype(name))
+
+    def _input_dtype(self, name: str) -> str:
+        """The dtype input ``name`` is fed in: the model's float type for a float input."""
+        declared = self.model.input_types[name].dtype
+        return self.model.dtype if declared in FLOAT_DTYPES else declared
+
+    def _in_float32(self, name: str, array) -> bool:
+        """Whether ``array``'s rows for input ``name`` are standardized in float32 all the way
+        (float32 rows, fed as float32): a store's batches pay the preparation every step."""
+        return array.dtype == numpy.float32 and self._input_dtype(name) == "float32"
 
     def _finish_batch(self, prepared: dict, batch: dict) -> dict:
         """A batch taken from ``_prepared`` arrays with the streamed inputs' rows prepared."""
@@ -530,8 +536,7 @@ class Trainer:
         """Rows ``rows`` of a store's array for input ``name``, prepared: standardized float32 rows
         in one pass over them where that is all the preparation (``Standardizer.gather_float32``)."""
         standardizer = self.standardizers.get(name)
-        if (standardizer is not None and array.dtype == numpy.float32 and self.model.dtype == "float32"
-                and self.model.input_types[name].dtype in FLOAT_DTYPES):
+        if standardizer is not None and self._in_float32(name, array):
             return self.model.xp.asarray(standardizer.gather_float32(array, rows))
         return self._prepare_rows(name, array[rows], fresh=True)
 

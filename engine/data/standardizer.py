@@ -10,6 +10,7 @@ import math
 import numpy
 
 from engine import backend
+from engine.data.dataset import RowSelection
 from engine.errors import DataError
 from engine.ops import _numba
 
@@ -131,13 +132,11 @@ class Standardizer:
             raise DataError(f"gather_float32 takes float32 rows, got {array.dtype}")
         self._check_row_shape(array)
         rows = numpy.asarray(rows)
-        if hasattr(array, "indices") and hasattr(array, "base"):  # a RowSelection: pick from its base
-            if rows.ndim == 1 and rows.dtype.kind in "iu":
-                array, rows = array.base, array.indices[rows]
-            else:
-                return self.transform_float32(array[rows], in_place=True)
-        if (not _numba.available(backend.array_module(array)) or rows.ndim != 1 or rows.dtype.kind not in "iu"
-                or not array.flags.c_contiguous):
+        indices = rows.ndim == 1 and rows.dtype.kind in "iu"
+        if indices and isinstance(array, RowSelection):  # a lazy split: pick from the array it selects from
+            array, rows = array.base, array.indices[rows]
+        if not (indices and isinstance(array, numpy.ndarray) and _numba.available(backend.array_module(array))
+                and array.flags.c_contiguous):
             return self.transform_float32(array[rows], in_place=True)
         if rows.size and (int(rows.min()) < -len(array) or int(rows.max()) >= len(array)):
             raise DataError(f"row indices out of range for {len(array)} rows")

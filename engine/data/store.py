@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy
 
-from engine.data.dataset import Dataset
+from engine.data.dataset import Dataset, RowSelection
 from engine.data.standardizer import dataset_channel_statistics
 from engine.errors import DataError
 
@@ -106,7 +106,7 @@ def resident_share(array) -> float | None:
     """The share (0 to 1) of a memory-mapped array's pages that are in the page cache now, so
     that reading them waits on no disk (``mincore``); None where that cannot be told (not mapped,
     not Linux). A ``RowSelection`` is asked of the array it selects from."""
-    array = getattr(array, "base", None) if type(array).__name__ == "RowSelection" else array
+    array = array.base if isinstance(array, RowSelection) else array
     mincore = _mincore()
     if mincore is None or not isinstance(array, numpy.ndarray) or not is_mapped(array):
         return None
