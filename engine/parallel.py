@@ -33,6 +33,7 @@ import contextlib
 import itertools
 import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator
 
@@ -115,15 +116,27 @@ def _set_blas_threads(count: int) -> None:
         controller.set_num_threads(count)
 
 
+# The interpreter's switch interval while the pool's threads work (Python's default is 5 ms): a
+# thread that finishes a NumPy call while another holds the GIL waits for it to be let go, and a
+# holder that lets it go and takes it back at once (the next short call) can keep it for a whole
+# interval. 0.2 ms made a small ResNet's steps on 2 threads 2-3% faster, VGG's and LeNet-5's 1-2%
+# (medians of about 200 steps alternating with the default, in one process).
+SWITCH_INTERVAL_SECONDS = 0.0002
+_switch_interval_before: float | None = None
+
+
 @contextlib.contextmanager
 def _single_threaded_blas() -> Iterator[None]:
     """BLAS on one thread while the pool's threads run pieces that may call it: each piece is one
-    core's work already, and nested BLAS threads would only contend for the same cores."""
-    global _blas_single
+    core's work already, and nested BLAS threads would only contend for the same cores. The
+    interpreter switches threads more often meanwhile (SWITCH_INTERVAL_SECONDS)."""
+    global _blas_single, _switch_interval_before
     with _lock:
         _blas_single += 1
         if _blas_single == 1:
             _set_blas_threads(1)
+            _switch_interval_before = sys.getswitchinterval()
+            sys.setswitchinterval(min(SWITCH_INTERVAL_SECONDS, _switch_interval_before))
     try:
         yield
     finally:
@@ -131,6 +144,7 @@ def _single_threaded_blas() -> Iterator[None]:
             _blas_single -= 1
             if not _blas_single:
                 _set_blas_threads(_threads)
+                sys.setswitchinterval(_switch_interval_before)
 
 
 @contextlib.contextmanager

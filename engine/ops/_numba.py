@@ -31,6 +31,11 @@ FASTMATH = {"reassoc", "contract"}
 # values) ran on one thread while the other idled; at 2^18 its steps ran 10% faster (VGG 4%,
 # LeNet-5 3%, an LSTM at batch 128 9%: medians of 6 interleaved trials in one process on 2 cores).
 PIECE_VALUES = 1 << 18
+# A one-pass kernel that costs about a copy an element (ReLU, the activations' gradients) splits at
+# larger sizes: a hand-off to another thread costs 50-70 us on a 2-core virtual machine (the worker's
+# wake-up and its wait for the GIL), what such a kernel takes over about 1M elements (ReLU on a
+# (32, 16, 32, 32) batch: 58 us on one thread, 110 us split in two; at 2M elements 324 us and 266 us).
+LIGHT_PIECE_VALUES = 1 << 20
 
 
 @functools.cache
@@ -47,13 +52,14 @@ def available(xp) -> bool:
     return ENABLED and xp is numpy and _numba() is not None
 
 
-def piece_work(size: int) -> int:
+def piece_work(size: int, piece_values: int | None = None) -> int:
     """``work`` for ``parallel.split`` of a kernel over ``size`` elements: a kernel's element is
-    worth GRAIN / PIECE_VALUES of a simple ufunc's, so that at the default grain each piece gets
-    PIECE_VALUES elements at least (and a test's grain of 1 splits any batch)."""
+    worth GRAIN / ``piece_values`` (PIECE_VALUES by default) of a simple ufunc's, so that at the
+    default grain each piece gets ``piece_values`` elements at least (and a test's grain of 1
+    splits any batch)."""
     from engine import parallel  # noqa: PLC0415 - engine.parallel does not import the ops
 
-    return size * parallel.GRAIN // PIECE_VALUES
+    return size * parallel.GRAIN // (PIECE_VALUES if piece_values is None else piece_values)
 
 
 @functools.cache

@@ -56,7 +56,12 @@ class Relu(Activation):
 
     def forward(self, ctx, p, x):
         xp = array_module(x)
-        ctx.out = out = elementwise(lambda o, x: xp.maximum(x, 0, out=o), x, x)
+        # Compiled where it can: NumPy's maximum against a scalar does not vectorize (NumPy 2.4:
+        # 4x the time of a copy, a compiled pass 1x).
+        out = _compiled_pass(_relu_pass, x)
+        if out is None:
+            out = elementwise(lambda o, x: xp.maximum(x, 0, out=o), x, x)
+        ctx.out = out
         return out
 
     def backward(self, ctx, p, g):
@@ -75,8 +80,28 @@ def _compiled_backward(function, g, out):
     kernel, dx = _numba.compile_kernel(function), numpy.empty_like(g)
     flat_g, flat_out, flat_dx = g.reshape(-1), out.reshape(-1), dx.reshape(-1)
     parallel.run(g.size, lambda low, high: kernel(flat_g[low:high], flat_out[low:high], flat_dx[low:high]),
-                 work=_numba.piece_work(g.size))
+                 work=_numba.piece_work(g.size, _numba.LIGHT_PIECE_VALUES))
     return dx
+
+
+def _compiled_pass(function, x):
+    """out = function's pass over x as one compiled kernel, pieces split across the engine's
+    threads; None where kernels do not run (CuPy, no numba, non-contiguous input)."""
+    if not (_numba.available(array_module(x)) and x.flags.c_contiguous):
+        return None
+    kernel, out = _numba.compile_kernel(function), numpy.empty_like(x)
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
+    parallel.run(x.size, lambda low, high: kernel(flat_x[low:high], flat_out[low:high]),
+                 work=_numba.piece_work(x.size, _numba.LIGHT_PIECE_VALUES))
+    return out
+
+
+def _relu_pass(x, out):
+    """out = maximum(x, 0) as NumPy computes it: NaN stays NaN, -0.0 gives +0.0."""
+    zero = x.dtype.type(0.0)
+    for i in range(x.shape[0]):
+        value = x[i]
+        out[i] = value if (value > zero or value != value) else zero
 
 
 def _relu_backward_pass(g, out, dx):

@@ -1,6 +1,6 @@
 """The compiled CPU kernels (engine/ops/_numba.py) against the NumPy form of their ops: batch
 normalization's forward, running statistics and gradients (features and images, both float types,
-eval and training) and ReLU's gradient, on one thread and split across two. (The op table's
+eval and training) and ReLU's output and gradient, on one thread and split across two. (The op table's
 numerical gradient checks run the kernels, as they are the default on NumPy; Adam's kernel is
 tested in test_optimizers.py.)"""
 
@@ -88,6 +88,7 @@ def test_activation_gradients_by_the_kernels_are_the_numpy_ones(activation, dtyp
     g = rng.normal(size=x.shape).astype(dtype)
     g[1, 0, 0, 0] = numpy.nan  # a NaN gradient stays NaN, as NumPy's product keeps it
     x[1, 0, 0, 0] = -1.0
+    x[1, 0, 0, 1] = -0.0  # NumPy's maximum(-0.0, 0) is +0.0
     results = []
     for kernels in (True, False):
         monkeypatch.setattr(_numba, "ENABLED", kernels)
@@ -97,6 +98,7 @@ def test_activation_gradients_by_the_kernels_are_the_numpy_ones(activation, dtyp
         results.append((out, dx))
     (out_kernel, dx_kernel), (out_numpy, dx_numpy) = results
     numpy.testing.assert_array_equal(out_kernel, out_numpy)
+    assert numpy.array_equal(numpy.signbit(out_kernel), numpy.signbit(out_numpy))
     tolerance = 0 if activation == "relu" else 4 * numpy.finfo(dtype).eps  # the same product, perhaps fused
     numpy.testing.assert_allclose(dx_kernel, dx_numpy, rtol=tolerance, atol=tolerance)
     assert dx_kernel.dtype == numpy.dtype(dtype)

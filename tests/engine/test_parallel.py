@@ -5,6 +5,7 @@ runs, and training that is bit-identical run to run with the same seed and threa
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy
 import pytest
@@ -92,6 +93,18 @@ def test_an_error_in_a_piece_reaches_the_caller():
 
     with parallel.threads(2, grain=1), pytest.raises(ValueError, match="piece at 5"):
         parallel.run(10, chunk)
+
+
+def test_the_interpreter_switches_threads_often_while_the_pool_works_and_as_before_after():
+    seen = []
+    before = sys.getswitchinterval()
+    with parallel.threads(2, grain=1):
+        parallel.run(10, lambda start, stop: seen.append(sys.getswitchinterval()))
+        with parallel.owned_cores():
+            inside_a_step = sys.getswitchinterval()
+    assert seen == pytest.approx([parallel.SWITCH_INTERVAL_SECONDS] * 2)
+    assert inside_a_step == pytest.approx(parallel.SWITCH_INTERVAL_SECONDS)
+    assert sys.getswitchinterval() == before
 
 
 def test_the_setting_comes_from_the_environment_and_holds_blas_to_it(monkeypatch):
