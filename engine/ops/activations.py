@@ -273,11 +273,66 @@ def _gelu_float32(x):
         c += 0.5
         xp.multiply(values, c, out=o)
 
-    if x.size <= parallel.RUN_VALUES:
+    if _numba.available(xp) and x.flags.c_contiguous:
+        _gelu_float32_compiled(x, out, cdf, gauss)
+    elif x.size <= parallel.RUN_VALUES:
         run(0, rows[0].shape[0])
     else:
         parallel.for_rows(xp, rows[0].shape[0], rows[0].shape[1], run, cost=GELU_COST)
     return out, cdf, gauss
+
+
+def _gelu_scalars(dtype):
+    """The float32 constants of the passes above, as NumPy rounds them (a Python float against a
+    float32 array is taken as float32): p / sqrt 2, then a5, a4, a3, a2, a1 times -1/2, then 1/sqrt(2 pi)."""
+    values = [ERF_P / math.sqrt(2.0), *(value * -0.5 for value in reversed(ERF_A)), 1.0 / math.sqrt(2.0 * math.pi)]
+    return numpy.array(values, dtype=dtype)
+
+
+def _gelu_float32_compiled(x, out, cdf, gauss):
+    """``_gelu_float32``'s passes as two compiled ones around NumPy's exp (which is vectorized, where
+    numba's is not), in runs of RUN_VALUES elements that stay in cache, pieces split across the
+    engine's threads; the same operations in the same order, so the same bits (no contraction)."""
+    square, phi = (_numba.compile_kernel(function, strict=True) for function in (_gelu_square_pass, _gelu_cdf_pass))
+    scalars = _gelu_scalars(x.dtype)
+    flat = [a.reshape(-1) for a in (x, out, cdf, gauss)]
+
+    def piece(start, stop):
+        for low, high in parallel.runs(start, stop, 1):
+            values, o, c, e = (a[low:high] for a in flat)
+            square(values, e)
+            numpy.exp(e, out=e)
+            phi(values, e, scalars, o, c)
+
+    parallel.run(x.size, piece, work=_numba.piece_work(x.size))
+
+
+def _gelu_square_pass(x, e):
+    """e = (x * x) * -1/2."""
+    half = x.dtype.type(-0.5)
+    for i in range(x.shape[0]):
+        e[i] = (x[i] * x[i]) * half
+
+
+def _gelu_cdf_pass(x, e, scalars, out, cdf):
+    """cdf = Phi(x) from e = exp(-x^2 / 2), and out = x cdf, by _gelu_float32's passes in its order."""
+    one, half = x.dtype.type(1.0), x.dtype.type(0.5)
+    p, a5, a4, a3, a2, a1 = scalars[0], scalars[1], scalars[2], scalars[3], scalars[4], scalars[5]
+    for i in range(x.shape[0]):
+        value = x[i]
+        t = one / (abs(value) * p + one)
+        c = ((((t * a5 + a4) * t + a3) * t + a2) * t + a1) * t
+        c = c * e[i] + half
+        c = numpy.copysign(c, value) + half
+        cdf[i] = c
+        out[i] = value * c
+
+
+def _gelu_backward_pass(g, x, cdf, gauss, scalars, dx):
+    """dx = (x * gauss / sqrt(2 pi) + cdf) * g, as the NumPy passes of Gelu.backward."""
+    scale = scalars[6]
+    for i in range(g.shape[0]):
+        dx[i] = ((x[i] * gauss[i]) * scale + cdf[i]) * g[i]
 
 
 @register
@@ -311,6 +366,15 @@ class Gelu(Activation):
         if ctx.gauss is None:
             pdf = xp.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
             return (g * (ctx.cdf + x * pdf),)
+
+        arrays = (g, x, ctx.cdf, ctx.gauss)
+        if _numba.available(xp) and all(a.flags.c_contiguous for a in arrays) and g.dtype == x.dtype:
+            kernel, scalars, dx = _numba.compile_kernel(_gelu_backward_pass, strict=True), _gelu_scalars(g.dtype), \
+                numpy.empty_like(g)
+            flat = [a.reshape(-1) for a in (*arrays, dx)]
+            parallel.run(g.size, lambda low, high: kernel(*(a[low:high] for a in flat[:4]), scalars, flat[4][low:high]),
+                         work=_numba.piece_work(g.size, _numba.LIGHT_PIECE_VALUES))
+            return (dx,)
 
         def run(d, g, x, cdf, gauss):  # g (Phi(x) + x exp(-x^2 / 2) / sqrt(2 pi))
             xp.multiply(x, gauss, out=d)

@@ -11,6 +11,7 @@ import pytest
 import scipy.special
 
 from engine import parallel, testing
+from engine.ops import _numba
 
 CDF_TOLERANCE = 5e-7  # the formula's 1.5e-7 on erf, halved, plus float32 rounding of its passes
 
@@ -52,3 +53,24 @@ def test_split_float32_gelu_is_the_same_as_one_thread(monkeypatch):
     with parallel.threads(2, grain=1):
         split = testing.run_op("gelu", {}, [x])[0][0]
     numpy.testing.assert_array_equal(split, single)  # element-wise: where a value is computed does not matter
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_compiled_passes_give_the_numpy_passes_bits(threads, monkeypatch):
+    """The float32 forward and backward by the numba kernels (the default) against the same passes
+    as NumPy calls, bit for bit, tails, infinities, NaN and signed zeros included."""
+    pytest.importorskip("numba")
+    x = _values()
+    x.flat[8:12] = [numpy.inf, -numpy.inf, numpy.nan, 1e-30]
+    cotangent = numpy.random.default_rng(2).normal(size=x.shape).astype(numpy.float32)
+    results = []
+    for kernels in (True, False):
+        monkeypatch.setattr(_numba, "ENABLED", kernels)
+        with parallel.threads(threads, grain=1), numpy.errstate(invalid="ignore"):
+            (out,), ctx, op, p, _ = testing.run_op("gelu", {}, [x])
+            (dx,) = op.backward(ctx, p, cotangent)
+        results.append((out, ctx.cdf, dx))
+    for compiled, plain in zip(*results):
+        assert compiled.dtype == numpy.float32
+        numpy.testing.assert_array_equal(compiled, plain)
+        assert numpy.array_equal(numpy.signbit(compiled), numpy.signbit(plain))
