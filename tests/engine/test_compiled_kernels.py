@@ -1,8 +1,8 @@
 """The compiled CPU kernels (engine/ops/_numba.py) against the NumPy form of their ops: batch
 normalization's forward, running statistics and gradients (features and images, both float types,
-eval and training) and ReLU's output and gradient, on one thread and split across two. (The op table's
-numerical gradient checks run the kernels, as they are the default on NumPy; Adam's kernel is
-tested in test_optimizers.py.)"""
+eval and training), layer normalization, and ReLU's output and gradient, on one thread and split
+across two. (The op table's numerical gradient checks run the kernels, as they are the default on
+NumPy; Adam's kernel is tested in test_optimizers.py, GELU's in test_gelu.py.)"""
 
 from __future__ import annotations
 
@@ -175,3 +175,26 @@ def test_a_convolutions_input_gradient_by_the_kernel_is_the_numpy_one(params, mo
         results.append((out, grads[0]))
     numpy.testing.assert_array_equal(results[0][0], results[1][0])
     numpy.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 2e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("params", [{}, {"affine": False}, {"axes": 2, "epsilon": 1e-3}])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_layer_norm_by_the_kernels_is_the_numpy_one(dtype, tolerance, params, threads, monkeypatch):
+    """The compiled layer norm (statistics and gradient means in float64) against the NumPy passes:
+    output, normalized values and all three gradients, on one thread and split in two pieces."""
+    rng = numpy.random.default_rng(5)
+    x = (rng.normal(size=(6, 5, 16)) * 4 + 3).astype(dtype)  # an offset mean, as activations have
+    x[1, 2, 3] = numpy.nan  # reaches its own row (its sample's, with axes 2) and the weights' gradients
+    g = rng.normal(size=x.shape).astype(dtype)
+    results = []
+    for kernels in (True, False):
+        monkeypatch.setattr(_numba, "ENABLED", kernels)
+        with parallel.threads(threads, grain=1):
+            (out,), ctx, op, p, _ = run_op("layer_norm", params, [x], training=True, seed=1)
+            grads = op.backward(ctx, p, g)
+        results.append((out, ctx.x_hat, *grads))
+    for compiled, plain in zip(*results):
+        assert compiled.dtype == plain.dtype == numpy.dtype(dtype)
+        assert numpy.array_equal(numpy.isnan(compiled), numpy.isnan(plain))  # the NaN reaches the same values
+        numpy.testing.assert_allclose(compiled, plain, rtol=tolerance, atol=tolerance * 10)
