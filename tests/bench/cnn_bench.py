@@ -7,8 +7,9 @@ pooling) and a small ResNet (a conv-bn-relu stem, a basic block, and a strided b
 1x1 projection shortcut, batch norm everywhere, global average pooling). Same model, batch,
 optimizer (Adam, lr 1e-3), synthetic data and float32 on both sides.
 
-Each side runs in a fresh process of its own, kept for the three trials of one row so that the
-trials can interleave (engine, PyTorch, engine, ...); the median is reported. The thread count is
+Each side runs in a fresh process of its own, kept for the trials of one row so that the trials
+can interleave in rounds (engine then PyTorch, then PyTorch then engine, ...); the ratio is the
+median of the rounds' ratios (``paired_ratio``), printed with their range. The thread count is
 set in that process before the model is built: ``NETFORGE_THREADS`` semantics for the engine
 (``engine.parallel.set_threads``: its own pool and NumPy's BLAS), ``torch.set_num_threads`` for
 PyTorch; "default" is each framework's own default (the usable cores for the engine).
@@ -40,7 +41,7 @@ from engine import parallel
 from engine.backend import get_xp, gpu_available
 from engine.optimizers import make_optimizer
 
-TRIALS = 3
+TRIALS = 5
 TRIAL_SECONDS = 1.0
 MEMORY_STEPS = 5
 CLASSES = 10
@@ -309,16 +310,26 @@ class BenchChild:
 
 
 def interleaved_trials(sides: dict[str, BenchChild], trials: int) -> dict[str, list[dict]]:
-    """``trials`` trials of each side, interleaved (a, b, a, b, ...); every side closed after."""
+    """``trials`` rounds of one trial of each side, the order turned round every round (a, b, then
+    b, a, ...), so that a drift of the machine's speed weighs on both alike; every side closed after."""
     try:
         results = {key: [] for key in sides}
-        for _ in range(trials):
-            for key, side in sides.items():
-                results[key].append(side.trial())
+        for index in range(trials):
+            for key in (list(sides) if index % 2 == 0 else list(reversed(sides))):
+                results[key].append(sides[key].trial())
         return results
     finally:
         for side in sides.values():
             side.close()
+
+
+def paired_ratio(ours: list[float], theirs: list[float]) -> tuple[float, float, float]:
+    """The median, lowest and highest of the rounds' ratios ours[i] / theirs[i]. A round's two trials
+    run back to back, so each ratio compares the two sides at the same moment of the machine, whose
+    speed drifts by up to 2x over seconds on a shared virtual machine; a ratio of medians could pair
+    a fast moment of one side with a slow one of the other."""
+    ratios = sorted(a / b for a, b in zip(ours, theirs))
+    return statistics.median(ratios), ratios[0], ratios[-1]
 
 
 def measure_row(model_name: str, batch: int, threads: str) -> dict:
@@ -326,9 +337,11 @@ def measure_row(model_name: str, batch: int, threads: str) -> dict:
     sides = {framework: BenchChild("tests.bench.cnn_bench", [framework, model_name, str(batch), threads])
              for framework in FACTORIES}
     trials = interleaved_trials(sides, TRIALS)
-    return {framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
-                        "steps_per_second": statistics.median(t["steps_per_second"] for t in trials[framework])}
-            for framework, side in sides.items()}
+    speeds = {framework: [t["steps_per_second"] for t in trials[framework]] for framework in sides}
+    return {**{framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
+                           "steps_per_second": statistics.median(speeds[framework])}
+               for framework, side in sides.items()},
+            "ratio": paired_ratio(speeds["engine"], speeds["pytorch"])}
 
 
 # -- the GPU row ----------------------------------------------------------------------------------------
@@ -365,10 +378,11 @@ def gpu_table() -> int:
 def main(models=tuple(MODELS), batches=BATCHES, thread_settings=("default", "1")) -> int:
     """Print the table; returns the number of targets missed."""
     print(f"convolutional nets, training steps/s: engine against PyTorch CPU, each in a fresh process per row, "
-          f"median of {TRIALS} interleaved trials of {TRIAL_SECONDS:.0f} s; peak memory = resident-set peak of "
+          f"{TRIALS} rounds of one {TRIAL_SECONDS:.0f} s trial each, in turn; ratio = median of the rounds' ratios "
+          f"(lowest-highest), steps/s = medians; peak memory = resident-set peak of "
           f"building and training {MEMORY_STEPS} steps over the imported framework; {len(os.sched_getaffinity(0))} "
           f"usable cores. Targets: steps/s >= {SPEED_TARGET:.1f}x, memory <= {MEMORY_TARGET:.1f}x\n")
-    header = (f"{'model':42} {'batch':>5} {'threads':>7} {'engine/s':>9} {'torch/s':>9} {'ratio':>6} "
+    header = (f"{'model':42} {'batch':>5} {'threads':>7} {'engine/s':>9} {'torch/s':>9} {'ratio':>6} {'range':>9} "
               f"{'engine MiB':>10} {'torch MiB':>9} {'mem':>5}  targets")
     print(header)
     print("-" * len(header), flush=True)
@@ -378,14 +392,15 @@ def main(models=tuple(MODELS), batches=BATCHES, thread_settings=("default", "1")
             for threads in thread_settings:
                 row = measure_row(model_name, batch, threads)
                 ours, theirs = row["engine"], row["pytorch"]
-                ratio = ours["steps_per_second"] / theirs["steps_per_second"]
+                ratio, lowest, highest = row["ratio"]
                 memory = ours["peak_bytes"] / max(theirs["peak_bytes"], 1)
                 fast, lean = ratio >= SPEED_TARGET, memory <= MEMORY_TARGET
                 missed += (not fast) + (not lean)
                 thread_column = (str(ours["threads"]) if ours["threads"] == theirs["threads"]
                                  else f"{ours['threads']}/{theirs['threads']}")
                 print(f"{MODELS[model_name][0]:42} {batch:5} {thread_column:>7} {ours['steps_per_second']:9.1f} "
-                      f"{theirs['steps_per_second']:9.1f} {ratio:5.2f}x {ours['peak_bytes'] / 2**20:10.1f} "
+                      f"{theirs['steps_per_second']:9.1f} {ratio:5.2f}x {lowest:4.2f}-{highest:4.2f} "
+                      f"{ours['peak_bytes'] / 2**20:10.1f} "
                       f"{theirs['peak_bytes'] / 2**20:9.1f} {memory:4.2f}x  speed {'met' if fast else 'MISSED'}, "
                       f"memory {'met' if lean else 'MISSED'}", flush=True)
     print(f"\n{missed} target(s) missed" if missed else "\nall targets met")

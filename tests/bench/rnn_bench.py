@@ -7,7 +7,8 @@ size 128, its last state into a dense layer of 10, softmax cross-entropy; Adam (
 data and float32 on both sides, batches of 32 and 128.
 
 Each side runs in a fresh process of its own, kept for the trials of one row so that they can
-interleave (engine, PyTorch, engine, ...); the median is reported. The thread count is set in that
+interleave in rounds (engine then PyTorch, then PyTorch then engine, ...); the ratio is the median
+of the rounds' ratios (``cnn_bench.paired_ratio``), printed with their range. The thread count is set in that
 process before the model is built (``engine.parallel.set_threads``, ``torch.set_num_threads``);
 "default" is each framework's own default (the usable cores for the engine). The machine may be
 shared with other work, which skews wall-clock ratios; the CPU-time ratio (PyTorch's CPU seconds per
@@ -40,11 +41,12 @@ from tests.bench.cnn_bench import (
     BenchChild,
     interleaved_trials,
     memory_status,
+    paired_ratio,
     set_side_threads,
     warm_up,
 )
 
-TRIALS = 3
+TRIALS = 5
 TRIAL_SECONDS = 1.0
 MEMORY_STEPS = 5
 BATCHES = (32, 128)
@@ -175,22 +177,26 @@ def measure_row(module: str, model_name: str, batch: int, threads: str) -> dict:
     """Both sides of one row: thread counts, medians of interleaved trials, peak memory."""
     sides = {framework: BenchChild(module, [framework, model_name, str(batch), threads]) for framework in FACTORIES}
     trials = interleaved_trials(sides, TRIALS)
-    return {framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
-                        "steps_per_second": statistics.median(t["steps_per_second"] for t in trials[framework]),
-                        "cpu_per_step": statistics.median(t["cpu_per_step"] for t in trials[framework])}
-            for framework, side in sides.items()}
+    speeds = {framework: [t["steps_per_second"] for t in trials[framework]] for framework in sides}
+    return {**{framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
+                           "steps_per_second": statistics.median(speeds[framework]),
+                           "cpu_per_step": statistics.median(t["cpu_per_step"] for t in trials[framework])}
+               for framework, side in sides.items()},
+            "ratio": paired_ratio(speeds["engine"], speeds["pytorch"])}
 
 
 def table(module: str, models: dict, what: str, model_names, batches, thread_settings) -> int:
     """Print the table of ``models``; returns the number of targets missed (the wall-clock speed
     ratio and the memory ratio of each row)."""
-    print(f"{what}, training steps/s: engine against PyTorch CPU, each in a fresh process per row, median of "
-          f"{TRIALS} interleaved trials of {TRIAL_SECONDS:.0f} s; cpu = ratio of CPU seconds per step (PyTorch's "
+    print(f"{what}, training steps/s: engine against PyTorch CPU, each in a fresh process per row, {TRIALS} rounds "
+          f"of one {TRIAL_SECONDS:.0f} s trial each, in turn; ratio = median of the rounds' ratios (lowest-highest), "
+          f"steps/s = medians; cpu = ratio of median CPU seconds per step (PyTorch's "
           f"over the engine's); peak memory = resident-set peak of building and training {MEMORY_STEPS} steps over "
           f"the framework, imported and warmed up at batch {WARM_UP_BATCH}; {len(os.sched_getaffinity(0))} usable "
           f"cores. Targets: steps/s >= "
           f"{SPEED_TARGET:.1f}x, memory <= {MEMORY_TARGET:.1f}x\n")
-    header = (f"{'model':40} {'batch':>5} {'threads':>7} {'engine/s':>9} {'torch/s':>9} {'ratio':>6} {'cpu':>6} "
+    header = (f"{'model':40} {'batch':>5} {'threads':>7} {'engine/s':>9} {'torch/s':>9} {'ratio':>6} {'range':>9} "
+              f"{'cpu':>6} "
               f"{'engine MiB':>10} {'torch MiB':>9} {'mem':>5}  targets")
     print(header)
     print("-" * len(header), flush=True)
@@ -200,7 +206,7 @@ def table(module: str, models: dict, what: str, model_names, batches, thread_set
             for threads in thread_settings:
                 row = measure_row(module, model_name, batch, threads)
                 ours, theirs = row["engine"], row["pytorch"]
-                ratio = ours["steps_per_second"] / theirs["steps_per_second"]
+                ratio, lowest, highest = row["ratio"]
                 cpu_ratio = theirs["cpu_per_step"] / ours["cpu_per_step"]
                 memory = ours["peak_bytes"] / max(theirs["peak_bytes"], 1)
                 fast, lean = ratio >= SPEED_TARGET, memory <= MEMORY_TARGET
@@ -208,7 +214,7 @@ def table(module: str, models: dict, what: str, model_names, batches, thread_set
                 thread_column = (str(ours["threads"]) if ours["threads"] == theirs["threads"]
                                  else f"{ours['threads']}/{theirs['threads']}")
                 print(f"{models[model_name][0]:40} {batch:5} {thread_column:>7} {ours['steps_per_second']:9.1f} "
-                      f"{theirs['steps_per_second']:9.1f} {ratio:5.2f}x {cpu_ratio:5.2f}x "
+                      f"{theirs['steps_per_second']:9.1f} {ratio:5.2f}x {lowest:4.2f}-{highest:4.2f} {cpu_ratio:5.2f}x "
                       f"{ours['peak_bytes'] / 2**20:10.1f} {theirs['peak_bytes'] / 2**20:9.1f} {memory:4.2f}x  "
                       f"speed {'met' if fast else 'MISSED'}, memory {'met' if lean else 'MISSED'}", flush=True)
     print(f"\n{missed} target(s) missed" if missed else "\nall targets met")
