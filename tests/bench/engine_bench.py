@@ -2,10 +2,10 @@
 
 Same model, batch, optimizer (Adam) and float32 everywhere. Each implementation runs in a fresh
 process of its own, kept for all the trials of a row so that they interleave in rounds, the order
-turned round every round; the medians of the trials and of the rounds' ratios are reported. (In one process the three halved each
-other: PyTorch's OpenMP threads and OpenBLAS's threads each spin after their work and took the
-cores from the other, so the engine measured 49-58k samples/s beside PyTorch and 103-116k alone,
-and PyTorch 33-44k against 64-82k alone.)
+turned round every round; the medians of the trials and of the rounds' ratios are reported. (In one
+process the three halved each other: PyTorch's OpenMP threads and OpenBLAS's threads each spin
+after their work and took the cores from the other, so the engine measured 49-58k samples/s beside
+PyTorch and 103-116k alone, and PyTorch 33-44k against 64-82k alone.)
 """
 
 from __future__ import annotations
