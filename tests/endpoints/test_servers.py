@@ -255,7 +255,10 @@ def test_a_version_published_under_load_loses_no_request(servers, owner, digits_
 
 
 def test_a_full_queue_is_refused_fast(servers, owner):
-    key = publish(owner, "tiny-queue", slow=True, max_batch_size=1, max_queue_size=1, max_queue_delay_ms=0)
+    # The deeper model: the queue must still hold a request when the next arrives. With the wide one
+    # (about 1 ms a forward once ReLU was compiled) the REST requests, each a 16k-number JSON body,
+    # sometimes arrived slower than they were answered on a loaded machine, and none was refused.
+    key = publish(owner, "tiny-queue", slower=True, max_batch_size=1, max_queue_size=1, max_queue_delay_ms=0)
     big = numpy.random.default_rng(0).random((256, 64), dtype=numpy.float32)  # a slow forward each
 
     async def burst():
