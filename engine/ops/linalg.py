@@ -120,5 +120,8 @@ def rows_product(a, b, bias=None):
         if bias is not None:
             out[start:stop] += bias
 
-    parallel.run(n, piece, work=work)
+    # The calling thread's piece a grain of work larger (about 2M multiply-adds, 20-40 us): the pool's
+    # worker starts 50-100 us later, and a caller that finished first would sleep until it is done and
+    # take as long again to wake (an encoder layer's steps at batch 32 on 2 threads 5% faster).
+    parallel.run(n, piece, work=work, head_start=parallel.grain())
     return out

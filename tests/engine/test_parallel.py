@@ -76,6 +76,18 @@ def test_split_is_contiguous_even_and_respects_the_grain():
         assert parallel.split(10) == [(0, 10)]
 
 
+def test_a_head_start_gives_the_first_piece_more_and_still_covers_the_range():
+    with parallel.threads(2, grain=10):
+        assert parallel.split(100, work=1000) == [(0, 50), (50, 100)]
+        assert parallel.split(100, work=1000, head_start=100) == [(0, 55), (55, 100)]  # 550 of 1000
+        assert parallel.split(100, work=1000, head_start=10_000) == [(0, 99), (99, 100)]  # at most doubled, 1 left
+        assert parallel.split(100, work=15, head_start=100) == [(0, 100)]  # one piece: nothing to give
+    with parallel.threads(3, grain=10):
+        pieces = parallel.split(90, work=900, head_start=90)
+        assert pieces == [(0, 36), (36, 63), (63, 90)]  # 300 + 60, the other two 270 each
+        assert pieces == parallel.split(90, work=900, head_start=90)  # never on timing
+
+
 def test_run_writes_every_piece_and_map_reduce_combines_in_order():
     values = numpy.arange(1000, dtype=numpy.float64)
     out = numpy.empty_like(values)
