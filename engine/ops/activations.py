@@ -58,7 +58,7 @@ class Relu(Activation):
         xp = array_module(x)
         # Compiled where it can: NumPy's maximum against a scalar does not vectorize (NumPy 2.4:
         # 4x the time of a copy, a compiled pass 1x).
-        out = _compiled_pass(_relu_pass, x)
+        out = _compiled_map(_relu_pass, x)
         if out is None:
             out = elementwise(lambda o, x: xp.maximum(x, 0, out=o), x, x)
         ctx.out = out
@@ -67,32 +67,23 @@ class Relu(Activation):
     def backward(self, ctx, p, g):
         xp = array_module(g)
         # One pass instead of a comparison into a mask and a product (2.5x faster on one core).
-        dx = _compiled_backward(_relu_backward_pass, g, ctx.out)
+        dx = _compiled_map(_relu_backward_pass, g, ctx.out)
         return (dx,) if dx is not None else (elementwise(lambda d, g, o: xp.multiply(g, o > 0, out=d), g, g, ctx.out),)
 
 
-def _compiled_backward(function, g, out):
-    """dx = function's pass over (g, out) as one compiled kernel, pieces split across the engine's
-    threads; None where kernels do not run (CuPy, no numba, odd layouts): the caller's NumPy form then."""
-    if not (_numba.available(array_module(g)) and g.flags.c_contiguous and out.flags.c_contiguous
-            and g.dtype == out.dtype):
+def _compiled_map(function, *arrays, extra=(), strict: bool = False):
+    """A new array like ``arrays[0]`` filled by ``function(*runs of arrays, *extra, run of the
+    output)``, one compiled pass over flat runs split across the engine's threads; None where
+    kernels do not run (CuPy, no numba, a non-contiguous array, mixed dtypes): the caller's NumPy
+    form then."""
+    first = arrays[0]
+    if not (_numba.available(array_module(first))
+            and all(a.flags.c_contiguous and a.dtype == first.dtype for a in arrays)):
         return None
-    kernel, dx = _numba.compile_kernel(function), numpy.empty_like(g)
-    flat_g, flat_out, flat_dx = g.reshape(-1), out.reshape(-1), dx.reshape(-1)
-    parallel.run(g.size, lambda low, high: kernel(flat_g[low:high], flat_out[low:high], flat_dx[low:high]),
-                 work=_numba.piece_work(g.size, _numba.LIGHT_PIECE_VALUES))
-    return dx
-
-
-def _compiled_pass(function, x):
-    """out = function's pass over x as one compiled kernel, pieces split across the engine's
-    threads; None where kernels do not run (CuPy, no numba, non-contiguous input)."""
-    if not (_numba.available(array_module(x)) and x.flags.c_contiguous):
-        return None
-    kernel, out = _numba.compile_kernel(function), numpy.empty_like(x)
-    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
-    parallel.run(x.size, lambda low, high: kernel(flat_x[low:high], flat_out[low:high]),
-                 work=_numba.piece_work(x.size, _numba.LIGHT_PIECE_VALUES))
+    kernel, out = _numba.compile_kernel(function, strict=strict), numpy.empty_like(first)
+    flat = [a.reshape(-1) for a in (*arrays, out)]
+    parallel.run(first.size, lambda low, high: kernel(*(a[low:high] for a in flat[:-1]), *extra, flat[-1][low:high]),
+                 work=_numba.piece_work(first.size, _numba.LIGHT_PIECE_VALUES))
     return out
 
 
@@ -153,7 +144,7 @@ class Sigmoid(Activation):
 
     def backward(self, ctx, p, g):
         xp = array_module(g)
-        dx = _compiled_backward(_sigmoid_backward_pass, g, ctx.out)
+        dx = _compiled_map(_sigmoid_backward_pass, g, ctx.out)
         if dx is not None:
             return (dx,)
 
@@ -177,7 +168,7 @@ class Tanh(Activation):
 
     def backward(self, ctx, p, g):
         xp = array_module(g)
-        dx = _compiled_backward(_tanh_backward_pass, g, ctx.out)
+        dx = _compiled_map(_tanh_backward_pass, g, ctx.out)
         if dx is not None:
             return (dx,)
 
@@ -249,6 +240,9 @@ def _gelu_float32(x):
     threads: Phi(x) = 1/2 + sign(x) (1/2 - q), q = t r(t) exp(-x^2 / 2) / 2 = erfc(|x| / sqrt 2) / 2."""
     xp = array_module(x)
     out, cdf, gauss = (xp.empty(x.shape, dtype=x.dtype) for _ in range(3))
+    if _numba.available(xp) and x.flags.c_contiguous:
+        _gelu_float32_compiled(x, out, cdf, gauss)
+        return out, cdf, gauss
     rows = [_rows(a) for a in (x, out, cdf, gauss)]
 
     def run(low, high):
@@ -273,9 +267,7 @@ def _gelu_float32(x):
         c += 0.5
         xp.multiply(values, c, out=o)
 
-    if _numba.available(xp) and x.flags.c_contiguous:
-        _gelu_float32_compiled(x, out, cdf, gauss)
-    elif x.size <= parallel.RUN_VALUES:
+    if x.size <= parallel.RUN_VALUES:
         run(0, rows[0].shape[0])
     else:
         parallel.for_rows(xp, rows[0].shape[0], rows[0].shape[1], run, cost=GELU_COST)
@@ -367,13 +359,8 @@ class Gelu(Activation):
             pdf = xp.exp(-0.5 * x * x) * (1.0 / math.sqrt(2.0 * math.pi))
             return (g * (ctx.cdf + x * pdf),)
 
-        arrays = (g, x, ctx.cdf, ctx.gauss)
-        if _numba.available(xp) and all(a.flags.c_contiguous for a in arrays) and g.dtype == x.dtype:
-            kernel, scalars, dx = _numba.compile_kernel(_gelu_backward_pass, strict=True), _gelu_scalars(g.dtype), \
-                numpy.empty_like(g)
-            flat = [a.reshape(-1) for a in (*arrays, dx)]
-            parallel.run(g.size, lambda low, high: kernel(*(a[low:high] for a in flat[:4]), scalars, flat[4][low:high]),
-                         work=_numba.piece_work(g.size, _numba.LIGHT_PIECE_VALUES))
+        dx = _compiled_map(_gelu_backward_pass, g, x, ctx.cdf, ctx.gauss, extra=(_gelu_scalars(g.dtype),), strict=True)
+        if dx is not None:
             return (dx,)
 
         def run(d, g, x, cdf, gauss):  # g (Phi(x) + x exp(-x^2 / 2) / sqrt(2 pi))

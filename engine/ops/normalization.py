@@ -349,7 +349,6 @@ class LayerNorm(Op):
         out = None if gamma is None else xp.empty(rows.shape, dtype=x.dtype)
         scale = None if gamma is None else gamma.reshape(-1)
         shift = None if beta is None else beta.reshape(-1)
-        averaging = _averaging(xp, size, x.dtype)
         if _numba.available(xp) and rows.flags.c_contiguous:
             # One compiled pass a row (statistics accumulated in float64) instead of ten NumPy calls a run.
             kernel, epsilon = _numba.compile_kernel(_layer_norm_kernel), numpy.array([p.epsilon], dtype=numpy.float64)
@@ -361,6 +360,7 @@ class LayerNorm(Op):
                 x_hat[low:high], inv_std[low:high, 0], target[low:high]), work=_numba.piece_work(rows.size))
             ctx.x_hat, ctx.inv_std, ctx.gamma = x_hat, inv_std, scale
             return target.reshape(x.shape)
+        averaging = _averaging(xp, size, x.dtype)
 
         def normalize(low, high):
             values, centred, inverse = rows[low:high], x_hat[low:high], inv_std[low:high]
@@ -386,9 +386,9 @@ class LayerNorm(Op):
         x_hat, inv_std, scale, needs = ctx.x_hat, ctx.inv_std, ctx.gamma, ctx.needs
         rows = g.reshape(x_hat.shape)
         dx = xp.empty(x_hat.shape, dtype=g.dtype) if needs[0] else None
-        averaging = _averaging(xp, x_hat.shape[1], g.dtype)
         if _numba.available(xp) and rows.flags.c_contiguous and g.dtype == x_hat.dtype:
             return _layer_norm_backward_compiled(g, rows, x_hat, inv_std, scale, dx, needs, p.axes)
+        averaging = _averaging(xp, x_hat.shape[1], g.dtype)
 
         def run(low, high):
             upstream, normalized = rows[low:high], x_hat[low:high]
@@ -425,12 +425,11 @@ def _layer_norm_backward_compiled(g, rows, x_hat, inv_std, scale, dx, needs, axe
     size = x_hat.shape[1]
     kernel = _numba.compile_kernel(_layer_norm_backward_kernel)
     gamma = numpy.ones(size, dtype=g.dtype) if scale is None else scale
-    target = numpy.empty((0, size), dtype=g.dtype) if dx is None else dx
+    target = numpy.empty((0, size), dtype=g.dtype) if dx is None else dx  # no rows: never written
 
     def piece(low, high):
         sums = numpy.zeros((2, size))
-        kernel(rows[low:high], x_hat[low:high], inv_std[low:high, 0], gamma, dx is not None,
-               target[low:high] if dx is not None else target, sums)
+        kernel(rows[low:high], x_hat[low:high], inv_std[low:high, 0], gamma, dx is not None, target[low:high], sums)
         return sums
 
     sums = parallel.map_reduce(rows.shape[0], piece, lambda a, b: a + b, work=_numba.piece_work(rows.size))

@@ -332,16 +332,22 @@ def paired_ratio(ours: list[float], theirs: list[float]) -> tuple[float, float, 
     return statistics.median(ratios), ratios[0], ratios[-1]
 
 
+def summarize_row(sides: dict[str, BenchChild], trials: dict[str, list[dict]],
+                  medians: tuple[str, ...] = ("steps_per_second",)) -> dict:
+    """Per side, its thread count, peak memory and the median of each of ``medians`` over its
+    trials; and "ratio", the engine's steps/s over PyTorch's by ``paired_ratio``."""
+    row = {framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
+                       **{key: statistics.median(t[key] for t in trials[framework]) for key in medians}}
+           for framework, side in sides.items()}
+    speeds = {framework: [t["steps_per_second"] for t in trials[framework]] for framework in ("engine", "pytorch")}
+    return {**row, "ratio": paired_ratio(speeds["engine"], speeds["pytorch"])}
+
+
 def measure_row(model_name: str, batch: int, threads: str) -> dict:
     """Both sides of one row: thread counts, median steps/s of interleaved trials, peak memory."""
     sides = {framework: BenchChild("tests.bench.cnn_bench", [framework, model_name, str(batch), threads])
              for framework in FACTORIES}
-    trials = interleaved_trials(sides, TRIALS)
-    speeds = {framework: [t["steps_per_second"] for t in trials[framework]] for framework in sides}
-    return {**{framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
-                           "steps_per_second": statistics.median(speeds[framework])}
-               for framework, side in sides.items()},
-            "ratio": paired_ratio(speeds["engine"], speeds["pytorch"])}
+    return summarize_row(sides, interleaved_trials(sides, TRIALS))
 
 
 # -- the GPU row ----------------------------------------------------------------------------------------

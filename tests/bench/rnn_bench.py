@@ -28,7 +28,6 @@ import argparse
 import importlib
 import json
 import os
-import statistics
 import sys
 import time
 
@@ -41,8 +40,8 @@ from tests.bench.cnn_bench import (
     BenchChild,
     interleaved_trials,
     memory_status,
-    paired_ratio,
     set_side_threads,
+    summarize_row,
     warm_up,
 )
 
@@ -176,13 +175,7 @@ def child(models: dict, framework: str, model_name: str, batch: int, threads: st
 def measure_row(module: str, model_name: str, batch: int, threads: str) -> dict:
     """Both sides of one row: thread counts, medians of interleaved trials, peak memory."""
     sides = {framework: BenchChild(module, [framework, model_name, str(batch), threads]) for framework in FACTORIES}
-    trials = interleaved_trials(sides, TRIALS)
-    speeds = {framework: [t["steps_per_second"] for t in trials[framework]] for framework in sides}
-    return {**{framework: {"threads": side.info["threads"], "peak_bytes": side.info["peak_bytes"],
-                           "steps_per_second": statistics.median(speeds[framework]),
-                           "cpu_per_step": statistics.median(t["cpu_per_step"] for t in trials[framework])}
-               for framework, side in sides.items()},
-            "ratio": paired_ratio(speeds["engine"], speeds["pytorch"])}
+    return summarize_row(sides, interleaved_trials(sides, TRIALS), medians=("steps_per_second", "cpu_per_step"))
 
 
 def table(module: str, models: dict, what: str, model_names, batches, thread_settings) -> int:
