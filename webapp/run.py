@@ -235,11 +235,14 @@ class Supervisor:
         for _ in range(PORT_TRIES):
             deadline = time.monotonic() + timeout
             while True:
-                # Whether it answers first: once the child listens, it does for good.
-                taken = [what for what, port in ports.items() if port_answers(port, host) and not listens(child, port)]
+                # Which ports answer first, then the child's: once the child listens, it does for good.
+                answering = {what for what, port in ports.items() if port_answers(port, host)}
+                own = listening_ports(child)
+                mine = answering if own is None else {what for what, port in ports.items() if port in own}
+                taken = answering - mine
                 if taken:
                     break
-                if all(listens(child, port) for port in ports.values()):
+                if len(mine) == len(ports):
                     return child, ports
                 self._check_stop()
                 if time.monotonic() > deadline:
@@ -426,10 +429,10 @@ def main(argv: list[str] | None = None) -> int:
 
         def start_web(ports: dict[str, int]) -> Child:
             http, grpc = ports["the web server"], ports["the gRPC server"]
-            env["NETFORGE_GRPC_PORT"] = str(grpc)  # served by the web process, shown in the grpcurl examples
             return supervisor.start("web", [python, "-m", "uvicorn", "webapp.asgi:application", "--host", args.host,
                                             "--port", str(http), "--lifespan", "on", "--no-access-log",
                                             *UVICORN_HARDENING_OPTIONS],
+                                    # served by the web process, shown in the grpcurl examples
                                     extra_env={**serving_env, "NETFORGE_GRPC_PORT": str(grpc)},
                                     ports=((args.host, http), (args.host, grpc)))
 
@@ -476,20 +479,20 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code
 
 
-def listens(child: Child, port: int) -> bool:
-    """Whether ``child``, or a process it started, listens on TCP ``port`` (True where the system does
-    not let us see a process's sockets: then nothing can be said against it)."""
+def listening_ports(child: Child) -> set[int] | None:
+    """The TCP ports that ``child``, or a process it started, listens on; None where the system does
+    not let us see a process's sockets (then whatever answers counts as the child's)."""
     import psutil  # noqa: PLC0415
 
     try:
         process = psutil.Process(child.process.pid)
-        family = [process, *process.children(recursive=True)]
-        return any(connection.status == psutil.CONN_LISTEN and connection.laddr and connection.laddr.port == port
-                   for member in family for connection in member.net_connections(kind="tcp"))
+        return {connection.laddr.port for member in [process, *process.children(recursive=True)]
+                for connection in member.net_connections(kind="tcp")
+                if connection.status == psutil.CONN_LISTEN and connection.laddr}
     except psutil.AccessDenied:
-        return True
+        return None
     except psutil.NoSuchProcess:
-        return False
+        return set()
 
 
 def choose_port(what: str, preferred: int, host: str = "127.0.0.1") -> int:

@@ -352,12 +352,12 @@ class LayerNorm(Op):
         if _numba.available(xp) and rows.flags.c_contiguous:
             # One compiled pass a row (statistics accumulated in float64) instead of ten NumPy calls a run.
             kernel, epsilon = _numba.compile_kernel(_layer_norm_kernel), numpy.array([p.epsilon], dtype=numpy.float64)
-            ones = numpy.ones(size, dtype=x.dtype)
-            zeros = numpy.zeros(size, dtype=x.dtype)
+            factors = numpy.ones(size, dtype=x.dtype) if scale is None else scale
+            offsets = numpy.zeros(size, dtype=x.dtype) if shift is None else shift
             target = x_hat if out is None else out
             parallel.run(rows.shape[0], lambda low, high: kernel(
-                rows[low:high], ones if scale is None else scale, zeros if shift is None else shift, epsilon,
-                x_hat[low:high], inv_std[low:high, 0], target[low:high]), work=_numba.piece_work(rows.size))
+                rows[low:high], factors, offsets, epsilon, x_hat[low:high], inv_std[low:high, 0], target[low:high]),
+                work=_numba.piece_work(rows.size))
             ctx.x_hat, ctx.inv_std, ctx.gamma = x_hat, inv_std, scale
             return target.reshape(x.shape)
         averaging = _averaging(xp, size, x.dtype)
