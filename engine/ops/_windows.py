@@ -115,6 +115,12 @@ def _strided(xp, array, shape: tuple, strides: tuple):
     return xp.lib.stride_tricks.as_strided(array, shape=shape, strides=strides)
 
 
+def strided_view(array, shape: tuple, strides: tuple, item: int):
+    """A view of a C-contiguous NumPy ``array``'s memory with ``strides`` counted in elements of ``item``
+    bytes; NumPy refuses (ValueError) a view that would reach past the array's end."""
+    return numpy.ndarray(shape, array.dtype, buffer=array, strides=tuple(stride * item for stride in strides))
+
+
 def pad(x, geo: Geometry, value: float = 0.0):
     """x (N, C, H, W) padded with ``value``; x itself when there is no padding."""
     (top, bottom), (left, right) = geo.pads

@@ -37,7 +37,13 @@ CASES: list[Case] = [
     Case("conv2d", (F((2, 3, 4, 4)),), {"filters": 3, "kernel_size": 3, "groups": 3, "use_bias": False,
                                         "padding": 1}, name="depthwise-no-bias"),
     Case("conv2d", (F((2, 3, 3, 3)),), {"filters": 2, "kernel_size": 1}, name="pointwise"),
+    # From 4 input channels per group, stride 1: the weight gradient by kernel offsets (conv._weight_product_by_offsets)
+    Case("conv2d", (F((2, 4, 5, 6)),), {"filters": 3, "kernel_size": 3, "padding": 1}, name="offsets-weight-grad"),
+    Case("conv2d", (F((2, 8, 5, 5)),), {"filters": 4, "kernel_size": [3, 2], "dilation": [1, 2], "groups": 2,
+                                        "padding": "same", "use_bias": False}, name="offsets-grouped-dilated"),
+    Case("conv2d", (F((1, 5, 4, 4)),), {"filters": 2, "kernel_size": 3, "padding": 3}, name="offsets-over-padded"),
     Case("conv1d", (F((2, 2, 7)),), {"filters": 3, "kernel_size": 3}),
+    Case("conv1d", (F((2, 5, 9)),), {"filters": 3, "kernel_size": 3, "dilation": 2, "padding": 1}, name="offsets"),
     Case("conv1d", (F((2, 4, 9)),), {"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same", "dilation": 2,
                                      "groups": 2, "use_bias": False}, name="strided-dilated-groups"),
     # pooling
