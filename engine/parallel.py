@@ -111,6 +111,15 @@ def _blas_controllers() -> list:
     return _blas
 
 
+def find_blas_libraries() -> None:
+    """Look again for loaded BLAS libraries (one loaded after the first look: SciPy's, which the
+    convolutions' compiled kernels call) and hold them all to the setting in force."""
+    global _blas
+    with _lock:
+        _blas = None
+        _set_blas_threads(1 if _blas_single else (_threads if _threads is not None else default_threads()))
+
+
 def _set_blas_threads(count: int) -> None:
     for controller in _blas_controllers():
         controller.set_num_threads(count)

@@ -39,6 +39,19 @@ def _cases():
         b = rng.normal(size=(params["filters"],))
         yield name, ("conv2d", params, [x], [w, b], False), (
             lambda x, w, b, kw=torch_kwargs: F.conv2d(x, w, b, **kw), [x, w, b])
+    # From 8 channels per group each way: forward and gradients by products per kernel offset (engine/ops/_offsets.py)
+    wide_x = rng.normal(size=(2, 16, 7, 6))
+    for name, params, torch_kwargs in [
+        ("conv2d-offset-products", {"filters": 12, "kernel_size": 3, "padding": 1}, {"padding": 1}),
+        ("conv2d-offset-products-dilated-groups", {"filters": 16, "kernel_size": [3, 2], "dilation": 2, "groups": 2,
+                                                   "padding": "same"}, {"dilation": 2, "groups": 2, "padding": "same"}),
+    ]:
+        groups = params.get("groups", 1)
+        kernel = params["kernel_size"] if isinstance(params["kernel_size"], list) else [params["kernel_size"]] * 2
+        w = rng.normal(size=(params["filters"], 16 // groups, *kernel))
+        b = rng.normal(size=(params["filters"],))
+        yield name, ("conv2d", params, [wide_x], [w, b], False), (
+            lambda x, w, b, kw=torch_kwargs: F.conv2d(x, w, b, **kw), [wide_x, w, b])
     sequence = rng.normal(size=(2, 3, 9))
     w1 = rng.normal(size=(4, 3, 3))
     yield "conv1d-stride-dilation", ("conv1d", {"filters": 4, "kernel_size": 3, "stride": 2, "dilation": 2,

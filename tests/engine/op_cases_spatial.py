@@ -42,8 +42,16 @@ CASES: list[Case] = [
     Case("conv2d", (F((2, 8, 5, 5)),), {"filters": 4, "kernel_size": [3, 2], "dilation": [1, 2], "groups": 2,
                                         "padding": "same", "use_bias": False}, name="offsets-grouped-dilated"),
     Case("conv2d", (F((1, 5, 4, 4)),), {"filters": 2, "kernel_size": 3, "padding": 3}, name="offsets-over-padded"),
+    # From 8 channels per group each way: the forward pass and the input's gradient as products per offset too
+    # (conv._correlate_by_offsets, conv._backward_by_offsets: compiled kernels calling BLAS)
+    Case("conv2d", (F((2, 8, 5, 6)),), {"filters": 8, "kernel_size": 3, "padding": 1}, name="offset-products"),
+    Case("conv2d", (F((2, 16, 5, 5)),), {"filters": 16, "kernel_size": [3, 2], "dilation": [1, 2], "groups": 2,
+                                         "padding": "same", "use_bias": False}, name="offset-products-grouped-dilated"),
+    Case("conv2d", (F((1, 8, 4, 5)),), {"filters": 9, "kernel_size": 2, "padding": "valid"},
+         name="offset-products-even-kernel"),
     Case("conv1d", (F((2, 2, 7)),), {"filters": 3, "kernel_size": 3}),
     Case("conv1d", (F((2, 5, 9)),), {"filters": 3, "kernel_size": 3, "dilation": 2, "padding": 1}, name="offsets"),
+    Case("conv1d", (F((2, 8, 9)),), {"filters": 8, "kernel_size": 3, "padding": "same"}, name="offset-products"),
     Case("conv1d", (F((2, 4, 9)),), {"filters": 2, "kernel_size": 3, "stride": 2, "padding": "same", "dilation": 2,
                                      "groups": 2, "use_bias": False}, name="strided-dilated-groups"),
     # pooling

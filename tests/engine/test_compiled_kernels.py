@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 from engine import parallel
-from engine.ops import _numba, _windows, normalization
+from engine.ops import _numba, _offsets, _windows, conv, normalization
 from engine.testing import run_op
 
 pytest.importorskip("numba")  # a dependency of the engine's CPU extra; without it only the NumPy form runs
@@ -163,6 +163,8 @@ def test_col2im_by_the_kernel_is_the_numpy_one(dtype, kernel, stride, dilation, 
 @pytest.mark.parametrize("params", [{"filters": 16, "kernel_size": [5], "padding": "valid"},
                                     {"filters": 8, "kernel_size": [3], "stride": [2], "padding": "same"}])
 def test_a_convolutions_input_gradient_by_the_kernel_is_the_numpy_one(params, monkeypatch):
+    monkeypatch.setattr(_offsets, "MIN_REDUCED", 10**9)  # im2col and col2im, not products per offset
+    monkeypatch.setattr(_offsets, "MIN_WEIGHT_CHANNELS", 10**9)
     rng = numpy.random.default_rng(4)
     x = rng.normal(size=(5, 6, 14, 14)).astype(numpy.float32)
     results = []
@@ -175,6 +177,47 @@ def test_a_convolutions_input_gradient_by_the_kernel_is_the_numpy_one(params, mo
         results.append((out, grads[0]))
     numpy.testing.assert_array_equal(results[0][0], results[1][0])
     numpy.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 2e-5), ("float64", 1e-12)])
+@pytest.mark.parametrize("params", [
+    {"filters": 16, "kernel_size": [3], "padding": 1},
+    {"filters": 12, "kernel_size": [3, 2], "dilation": [2, 1], "groups": 2, "padding": "same", "use_bias": False},
+    {"filters": 8, "kernel_size": [5], "padding": "valid"},
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_convolution_by_products_per_offset_is_the_im2col_one(dtype, tolerance, params, threads, monkeypatch):
+    """Output and all three gradients of a stride-1 convolution by the compiled kernels that call BLAS
+    once per kernel offset (engine/ops/_offsets.py) against im2col and one product, on one thread and
+    split in pieces; and the same bits again on a second run."""
+    rng = numpy.random.default_rng(6)
+    x = rng.normal(size=(5, 16, 9, 8)).astype(dtype)
+    x[2, 3, 4, 5] = numpy.nan  # reaches its sample's outputs and the weights' gradient, not other samples
+    calls = []
+    monkeypatch.setattr(_offsets, "kernels", lambda dtype, original=_offsets.kernels: calls.append(dtype) or original(dtype))
+
+    def run():
+        with parallel.threads(threads, grain=1):
+            (out,), ctx, op, p, _ = run_op("conv2d", params, [x], training=True, seed=1)
+            g = numpy.random.default_rng(7).normal(size=out.shape).astype(dtype)
+            return (out, *op.backward(ctx, p, g))
+
+    by_offsets, again = run(), run()
+    assert calls  # the products per offset ran
+    for got, repeated in zip(by_offsets, again):
+        numpy.testing.assert_array_equal(got, repeated)
+    monkeypatch.setattr(_offsets, "MIN_REDUCED", 10**9)
+    monkeypatch.setattr(_offsets, "MIN_WEIGHT_CHANNELS", 10**9)
+    monkeypatch.setattr(conv, "OFFSET_MIN_CHANNELS", 10**9)
+    calls.clear()
+    by_columns = run()
+    assert not calls
+    assert len(by_offsets) == len(by_columns) == (3 if params.get("use_bias", True) else 2) + 1
+    for got, expected in zip(by_offsets, by_columns):
+        assert got.dtype == numpy.dtype(dtype)
+        numpy.testing.assert_array_equal(numpy.isnan(got), numpy.isnan(expected))
+        scale = numpy.nanmax(numpy.abs(expected))
+        numpy.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * scale)
 
 
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 2e-5), ("float64", 1e-12)])
