@@ -79,11 +79,22 @@ def kernels(dtype) -> tuple:
     numba = _numba._numba()
     gemm = _gemm("s" if numpy.dtype(dtype) == numpy.float32 else "d")
     scalar = numpy.dtype(dtype).type
+    # Not cached on disk: the BLAS function's address differs from process to process.
+    compile_ = functools.partial(numba.njit, nogil=True, error_model="numpy")
+
+    @compile_
+    def place(planes, padded, top, left):
+        """One sample's planes (C, H, W) into the inside of the zero-bordered padded planes."""
+        channels, height, width = planes.shape
+        for c in range(channels):
+            for y in range(height):
+                for x in range(width):
+                    padded[c, top + y, left + x] = planes[c, y, x]
 
     def correlate(source, weights, bias, out, padded, product, offsets, top, left):
         """out[s] (F, Ho, Wo) = bias + sum over offsets k of weights[g, k] (F/G, C/G) @ the run of
         source[s] (C, H, W) padded (at ``top``, ``left``) from flat offset offsets[k], per group g."""
-        count, channels, height, width = source.shape
+        count, channels = source.shape[:2]
         filters, out_height, out_width = out.shape[1:]
         rows, padded_width = padded.shape[1:]
         groups, taps, per_group_out, per_group_in = weights.shape
@@ -93,10 +104,7 @@ def kernels(dtype) -> tuple:
         factors = numpy.array([1.0, 0.0, 1.0], dtype=scalar)
         no_transpose = numpy.array([78], dtype=numpy.uint8)  # 'N'
         for s in range(count):
-            for c in range(channels):
-                for y in range(height):
-                    for x in range(width):
-                        padded[c, top + y, left + x] = source[s, c, y, x]
+            place(source[s], padded, top, left)
             for g in range(groups):
                 for k in range(taps):
                     gemm(no_transpose.ctypes.data, no_transpose.ctypes.data, sizes[0:].ctypes.data,
@@ -113,7 +121,7 @@ def kernels(dtype) -> tuple:
     def weight_gradient(images, grads, total, bias_total, padded, wide, offsets, top, left):
         """total[g, k] (F/G, C/G) += sum over samples of grads[s] (F/G, Ho*Wp, zero past Wo) @ the run
         of images[s] padded from offsets[k], transposed; bias_total (F,) += the gradient's sums."""
-        count, channels, height, width = images.shape
+        count, channels = images.shape[:2]
         filters, out_height, out_width = grads.shape[1:]
         rows, padded_width = padded.shape[1:]
         groups, taps, per_group_out, per_group_in = total.shape
@@ -123,10 +131,7 @@ def kernels(dtype) -> tuple:
         factors = numpy.array([1.0], dtype=scalar)
         codes = numpy.array([84, 78], dtype=numpy.uint8)  # 'T', 'N'
         for s in range(count):
-            for c in range(channels):
-                for y in range(height):
-                    for x in range(width):
-                        padded[c, top + y, left + x] = images[s, c, y, x]
+            place(images[s], padded, top, left)
             for f in range(filters):
                 for y in range(out_height):
                     for x in range(out_width):
@@ -141,7 +146,6 @@ def kernels(dtype) -> tuple:
                          grad[g * per_group_out * length:].ctypes.data, sizes[4:].ctypes.data,
                          factors.ctypes.data, total[g, k].ctypes.data, sizes[5:].ctypes.data)
 
-    compile_ = functools.partial(numba.njit, nogil=True, error_model="numpy")  # not cached: the BLAS address is per process
     return compile_(correlate), compile_(weight_gradient)
 
 

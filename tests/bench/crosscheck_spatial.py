@@ -21,7 +21,9 @@ def _cases():
 
     rng = numpy.random.default_rng(3)
     x = rng.normal(size=(2, 4, 7, 6))
-    for name, params, torch_kwargs in [
+    # From 8 channels per group each way: forward and gradients by products per kernel offset (engine/ops/_offsets.py)
+    wide_x = rng.normal(size=(2, 16, 7, 6))
+    for name, params, torch_kwargs, images in [(*case, x) for case in [
         ("conv2d", {"filters": 6, "kernel_size": 3}, {}),
         ("conv2d-stride-padding", {"filters": 6, "kernel_size": [3, 2], "stride": 2, "padding": [1, 0]},
          {"stride": 2, "padding": (1, 0)}),
@@ -32,26 +34,17 @@ def _cases():
          {"groups": 4, "padding": "same"}),
         ("conv2d-same-5x3", {"filters": 6, "kernel_size": [5, 3], "padding": "same"}, {"padding": "same"}),
         ("conv2d-over-padded", {"filters": 6, "kernel_size": 2, "padding": 2}, {"padding": 2}),
-    ]:
-        groups = params.get("groups", 1)
-        kernel = params["kernel_size"] if isinstance(params["kernel_size"], list) else [params["kernel_size"]] * 2
-        w = rng.normal(size=(params["filters"], 4 // groups, *kernel))
-        b = rng.normal(size=(params["filters"],))
-        yield name, ("conv2d", params, [x], [w, b], False), (
-            lambda x, w, b, kw=torch_kwargs: F.conv2d(x, w, b, **kw), [x, w, b])
-    # From 8 channels per group each way: forward and gradients by products per kernel offset (engine/ops/_offsets.py)
-    wide_x = rng.normal(size=(2, 16, 7, 6))
-    for name, params, torch_kwargs in [
+    ]] + [(*case, wide_x) for case in [
         ("conv2d-offset-products", {"filters": 12, "kernel_size": 3, "padding": 1}, {"padding": 1}),
         ("conv2d-offset-products-dilated-groups", {"filters": 16, "kernel_size": [3, 2], "dilation": 2, "groups": 2,
                                                    "padding": "same"}, {"dilation": 2, "groups": 2, "padding": "same"}),
-    ]:
+    ]]:
         groups = params.get("groups", 1)
         kernel = params["kernel_size"] if isinstance(params["kernel_size"], list) else [params["kernel_size"]] * 2
-        w = rng.normal(size=(params["filters"], 16 // groups, *kernel))
+        w = rng.normal(size=(params["filters"], images.shape[1] // groups, *kernel))
         b = rng.normal(size=(params["filters"],))
-        yield name, ("conv2d", params, [wide_x], [w, b], False), (
-            lambda x, w, b, kw=torch_kwargs: F.conv2d(x, w, b, **kw), [wide_x, w, b])
+        yield name, ("conv2d", params, [images], [w, b], False), (
+            lambda x, w, b, kw=torch_kwargs: F.conv2d(x, w, b, **kw), [images, w, b])
     sequence = rng.normal(size=(2, 3, 9))
     w1 = rng.normal(size=(4, 3, 3))
     yield "conv1d-stride-dilation", ("conv1d", {"filters": 4, "kernel_size": 3, "stride": 2, "dilation": 2,

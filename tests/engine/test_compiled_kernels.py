@@ -194,7 +194,8 @@ def test_a_convolution_by_products_per_offset_is_the_im2col_one(dtype, tolerance
     x = rng.normal(size=(5, 16, 9, 8)).astype(dtype)
     x[2, 3, 4, 5] = numpy.nan  # reaches its sample's outputs and the weights' gradient, not other samples
     calls = []
-    monkeypatch.setattr(_offsets, "kernels", lambda dtype, original=_offsets.kernels: calls.append(dtype) or original(dtype))
+    original = _offsets.kernels
+    monkeypatch.setattr(_offsets, "kernels", lambda dtype: calls.append(dtype) or original(dtype))
 
     def run():
         with parallel.threads(threads, grain=1):
