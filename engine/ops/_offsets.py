@@ -1,29 +1,37 @@
-"""Stride-1 convolutions on the CPU as one matrix product per kernel offset, without im2col columns.
+"""Convolutions on the CPU as one matrix product per kernel offset, without im2col columns.
 
-A sample's input planes, copied once into a zero-bordered row-padded work array (``_windows.
-row_padded_shape``), hold every window value: for kernel offset (i, j), the values that offset meets
-are the flat run starting at i*dh*Wp + j*dw of each plane, Ho*Wp long (the Wp - Wo values past each
-row's end are dropped from the output, or meet zeros of the gradient). So
+A sample's input planes, copied once into a zero-bordered work array, hold every window value. With
+stride 1 the array is the row-padded planes (Hp + 1 rows of Wp): kernel offset (i, j) meets the flat
+run starting at i*dh*Wp + j*dw of each plane, Ho*Wp long (the Wp - Wo values past each row's end
+are dropped from the output, or meet zeros of the gradient). With stride (sh, sw) the padded input
+is split into its sh*sw phase planes, [a, b] holding padded[y*sh + a, x*sw + b]: offset (i, j) then
+meets a stride-1 run of phase ((i*dh) % sh, (j*dw) % sw) from row (i*dh) // sh, column (j*dw) // sw.
+So, each offset's run being an (C, Ho*Wq) matrix with a fixed distance between its rows:
 
-- the forward pass (and the input's gradient, the same correlation of the padded output gradient
-  with the flipped kernel) is out (F, Ho*Wp) = sum over offsets of W_ij (F, C) @ run_ij (C, Ho*Wp),
-  products that BLAS adds into one output (GEMM's beta = 1);
-- the weight gradient is dW_ij (F, C) += g (F, Ho*Wp) @ run_ij^T, for every sample.
+- the forward pass is out (F, Ho*Wq) = sum over offsets of W_ij (F, C) @ run_ij, products that BLAS
+  adds into one output (GEMM's beta = 1);
+- the weight gradient is dW_ij (F, C) += g (F, Ho*Wq) @ run_ij^T, for every sample;
+- the input's gradient adds W_ij^T @ g (C, Ho*Wq) into each offset's run of zeroed work planes, one
+  product after another (where runs overlap, the adds follow each other), and reads the sample's
+  positions back out of them: col2im without its columns.
 
 A piece of the batch (``engine.parallel``) is one call of a compiled kernel that copies, multiplies
 and writes back sample after sample without the GIL: the im2col path makes a dozen short NumPy calls
 per sample, for which two threads queue. The products go through SciPy's BLAS (``scipy.linalg.
 cython_blas``), which the engine's thread setting holds to one thread inside a piece like NumPy's.
 
-Per sample on one thread (OpenBLAS, AVX-512), against im2col and one product in blocks: 16 -> 16
-channels at 32x32, 51-53 us against 61-64; 32 -> 32 at 16x16, 51 against 69-72; 16 -> 32 at 32x32
-106-119 against 104-134; 64 -> 64 at 16x16, 255-298 against 241 (the narrow products lose once
-both sides pass 32 channels); 3 -> 16, 15 against 13 (too few channels for a product each).
+Per sample on one thread (OpenBLAS, AVX-512), forward, against im2col and one product in blocks:
+16 -> 16 channels at 32x32, 51-53 us against 61-64; 32 -> 32 at 16x16, 51 against 69-72; 16 -> 32
+at 32x32 106-119 against 104-134; 64 -> 64 at 16x16, 255-298 against 241 (the narrow products lose
+once both sides pass 32 channels); 3 -> 16, 15 against 13 (too few channels for a product each).
+Several samples in one product per offset (the samples' planes one after another) ran 1.6-2x
+slower than a product per sample.
 """
 
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 
 import numpy
@@ -39,10 +47,55 @@ MAX_PRODUCED = 32
 MIN_WEIGHT_CHANNELS = 3
 
 
-def usable(xp, geo, dtype) -> bool:
+def usable(xp, geo, dtype, channels: int) -> bool:
     """Whether the kernels here can take a convolution of this geometry and dtype at all."""
-    return (_numba.available(xp) and geo.stride == (1, 1) and numpy.dtype(dtype) in (numpy.float32, numpy.float64)
-            and (geo.padded[0] + 1) * geo.padded[1] < 2**31 and _gemm_available())  # BLAS's 32-bit sizes
+    if not (_numba.available(xp) and numpy.dtype(dtype) in (numpy.float32, numpy.float64)):
+        return False
+    planes = layout(geo, channels)
+    # A phase no offset reads (a kernel smaller than its stride: a 1x1 stride-2 projection) would be copied
+    # and zeroed for nothing: such a shortcut ran 5% slower steps of the small ResNet this way than by im2col.
+    return planes.every_phase_read and planes.plane < 2**31 and _gemm_available()  # BLAS's 32-bit sizes
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """A sample's padded planes in the kernels' work array: ``phases`` (sh*sw) blocks of C planes of
+    ``rows`` x ``width`` values each (``plane``), and each kernel offset's run: its first index
+    (``taps``, phase and channel 0 included) and its length (Ho * width)."""
+
+    stride: tuple[int, int]
+    top: int
+    left: int
+    rows: int
+    width: int
+    taps: tuple[int, ...]
+    length: int
+    channels: int
+    every_phase_read: bool
+
+    @property
+    def plane(self) -> int:
+        return self.rows * self.width
+
+    @property
+    def size(self) -> int:
+        return self.stride[0] * self.stride[1] * self.channels * self.plane
+
+
+@functools.lru_cache(maxsize=256)
+def layout(geo, channels: int) -> Layout:
+    """The work array's layout for a convolution of ``geo`` over ``channels`` input channels."""
+    (sh, sw), (dh, dw), (kh, kw) = geo.stride, geo.dilation, geo.kernel
+    (hp, wp), (ho, _) = geo.padded, geo.out
+    width, height = -(-wp // sw), -(-hp // sh)
+    places = [((i * dh) % sh * sw + (j * dw) % sw, (i * dh) // sh, (j * dw) // sw)  # (phase, row, column)
+              for i in range(kh) for j in range(kw)]
+    # Room for every run within its plane: a run reaches row + Ho rows down, one more from a column past 0.
+    rows = max(height, *(row + ho + (column > 0) for _, row, column in places))
+    taps = tuple(phase * channels * rows * width + row * width + column for phase, row, column in places)
+    every_phase_read = len({phase for phase, _, _ in places}) == sh * sw
+    return Layout(geo.stride, geo.pads[0][0], geo.pads[1][0], rows, width, taps, ho * width, channels,
+                  every_phase_read)
 
 
 def wins(reduced: int, produced: int) -> bool:
@@ -75,7 +128,8 @@ def _gemm(kind: str):
 
 @functools.cache
 def kernels(dtype) -> tuple:
-    """(correlate, weight_gradient) compiled for ``dtype`` (float32 or float64), once per process."""
+    """(correlate, weight_gradient, input_gradient) compiled for ``dtype`` (float32 or float64), once
+    per process."""
     numba = _numba._numba()
     gemm = _gemm("s" if numpy.dtype(dtype) == numpy.float32 else "d")
     scalar = numpy.dtype(dtype).type
@@ -83,73 +137,107 @@ def kernels(dtype) -> tuple:
     compile_ = functools.partial(numba.njit, nogil=True, error_model="numpy")
 
     @compile_
-    def place(planes, padded, top, left):
-        """One sample's planes (C, H, W) into the inside of the zero-bordered padded planes."""
-        channels, height, width = planes.shape
+    def place(planes, flat, top, left, stride_h, stride_w, plane, width, gather):
+        """One sample's planes (C, H, W) into the inside of the zero-bordered phase planes (``flat``), or
+        (``gather``) back out of them. Position (y + top, x + left) of the padded input is phase
+        ((y + top) % sh, (x + left) % sw), row (y + top) // sh, column (x + left) // sw."""
+        channels, height, width_in = planes.shape
+        block = channels * plane
         for c in range(channels):
             for y in range(height):
-                for x in range(width):
-                    padded[c, top + y, left + x] = planes[c, y, x]
+                row = y + top
+                first = (row % stride_h) * stride_w * block + c * plane + (row // stride_h) * width
+                for phase in range(stride_w):
+                    x0 = (phase - left) % stride_w
+                    start = first + phase * block + (x0 + left) // stride_w
+                    for t in range((width_in - x0 + stride_w - 1) // stride_w):
+                        if gather:
+                            planes[c, y, x0 + t * stride_w] = flat[start + t]
+                        else:
+                            flat[start + t] = planes[c, y, x0 + t * stride_w]
 
-    def correlate(source, weights, bias, out, padded, product, offsets, top, left):
-        """out[s] (F, Ho, Wo) = bias + sum over offsets k of weights[g, k] (F/G, C/G) @ the run of
-        source[s] (C, H, W) padded (at ``top``, ``left``) from flat offset offsets[k], per group g."""
+    def correlate(source, weights, bias, out, flat, product, taps, top, left, stride_h, stride_w, plane, width):
+        """out[s] (F, Ho, Wo) = bias + sum over offsets k of weights[g, k] (F/G, C/G) @ offset k's run of
+        source[s] (C, H, W) in the work planes, per group g."""
         count, channels = source.shape[:2]
         filters, out_height, out_width = out.shape[1:]
-        rows, padded_width = padded.shape[1:]
-        groups, taps, per_group_out, per_group_in = weights.shape
-        plane, length = rows * padded_width, out_height * padded_width
-        flat, products = padded.reshape(channels * plane), product.reshape(filters * length)
+        groups, offsets, per_group_out, per_group_in = weights.shape
+        length = out_height * width
+        products = product.reshape(filters * length)
         sizes = numpy.array([length, per_group_out, per_group_in, plane, per_group_in, length], dtype=numpy.int32)
         factors = numpy.array([1.0, 0.0, 1.0], dtype=scalar)
         no_transpose = numpy.array([78], dtype=numpy.uint8)  # 'N'
         for s in range(count):
-            place(source[s], padded, top, left)
+            place(source[s], flat, top, left, stride_h, stride_w, plane, width, False)
             for g in range(groups):
-                for k in range(taps):
+                for k in range(offsets):
                     gemm(no_transpose.ctypes.data, no_transpose.ctypes.data, sizes[0:].ctypes.data,
                          sizes[1:].ctypes.data, sizes[2:].ctypes.data, factors[0:].ctypes.data,
-                         flat[g * per_group_in * plane + offsets[k]:].ctypes.data, sizes[3:].ctypes.data,
+                         flat[g * per_group_in * plane + taps[k]:].ctypes.data, sizes[3:].ctypes.data,
                          weights[g, k].ctypes.data, sizes[4:].ctypes.data, factors[1 if k == 0 else 2:].ctypes.data,
                          products[g * per_group_out * length:].ctypes.data, sizes[5:].ctypes.data)
             for f in range(filters):
                 shift = bias[f] if bias.shape[0] else scalar(0.0)
                 for y in range(out_height):
                     for x in range(out_width):
-                        out[s, f, y, x] = product[f, y * padded_width + x] + shift
+                        out[s, f, y, x] = product[f, y * width + x] + shift
 
-    def weight_gradient(images, grads, total, bias_total, padded, wide, offsets, top, left):
-        """total[g, k] (F/G, C/G) += sum over samples of grads[s] (F/G, Ho*Wp, zero past Wo) @ the run
-        of images[s] padded from offsets[k], transposed; bias_total (F,) += the gradient's sums."""
-        count, channels = images.shape[:2]
-        filters, out_height, out_width = grads.shape[1:]
-        rows, padded_width = padded.shape[1:]
-        groups, taps, per_group_out, per_group_in = total.shape
-        plane, length = rows * padded_width, out_height * padded_width
-        flat, grad = padded.reshape(channels * plane), wide.reshape(filters * length)
+    @compile_
+    def widen(grads, wide, width):
+        """A sample's gradient (F, Ho, Wo) into rows of ``width`` (zero past Wo: never written there)."""
+        filters, out_height, out_width = grads.shape
+        for f in range(filters):
+            for y in range(out_height):
+                for x in range(out_width):
+                    wide[f, y * width + x] = grads[f, y, x]
+
+    def weight_gradient(images, grads, total, bias_total, flat, wide, taps, top, left, stride_h, stride_w, plane,
+                        width):
+        """total[g, k] (F/G, C/G) += sum over samples of grads[s] (F/G, Ho*Wq, zero past Wo) @ offset k's
+        run of images[s], transposed; bias_total (F,) += the gradient's sums."""
+        count = images.shape[0]
+        filters, out_height = grads.shape[1:3]
+        groups, offsets, per_group_out, per_group_in = total.shape
+        length = out_height * width
+        grad = wide.reshape(filters * length)
         sizes = numpy.array([per_group_in, per_group_out, length, plane, length, per_group_in], dtype=numpy.int32)
         factors = numpy.array([1.0], dtype=scalar)
         codes = numpy.array([84, 78], dtype=numpy.uint8)  # 'T', 'N'
         for s in range(count):
-            place(images[s], padded, top, left)
-            for f in range(filters):
-                for y in range(out_height):
-                    for x in range(out_width):
-                        wide[f, y * padded_width + x] = grads[s, f, y, x]
-                if bias_total.shape[0]:
+            place(images[s], flat, top, left, stride_h, stride_w, plane, width, False)
+            widen(grads[s], wide, width)
+            if bias_total.shape[0]:
+                for f in range(filters):
                     bias_total[f] += grads[s, f].sum()
             for g in range(groups):
-                for k in range(taps):
+                for k in range(offsets):
                     gemm(codes[0:].ctypes.data, codes[1:].ctypes.data, sizes[0:].ctypes.data, sizes[1:].ctypes.data,
                          sizes[2:].ctypes.data, factors.ctypes.data,
-                         flat[g * per_group_in * plane + offsets[k]:].ctypes.data, sizes[3:].ctypes.data,
+                         flat[g * per_group_in * plane + taps[k]:].ctypes.data, sizes[3:].ctypes.data,
                          grad[g * per_group_out * length:].ctypes.data, sizes[4:].ctypes.data,
                          factors.ctypes.data, total[g, k].ctypes.data, sizes[5:].ctypes.data)
 
-    return compile_(correlate), compile_(weight_gradient)
+    def input_gradient(grads, weights, dx, flat, wide, taps, top, left, stride_h, stride_w, plane, width):
+        """dx[s] (C, H, W): for each offset k and group g, weights[g, k]^T (C/G, F/G) @ grads[s] (F/G,
+        Ho*Wq, zero past Wo) added into offset k's run of the zeroed work planes, then the sample's
+        positions read back out."""
+        count, filters, out_height = grads.shape[:3]
+        groups, offsets, per_group_out, per_group_in = weights.shape
+        length = out_height * width
+        grad = wide.reshape(filters * length)
+        sizes = numpy.array([length, per_group_in, per_group_out, length, per_group_in, plane], dtype=numpy.int32)
+        factors = numpy.array([1.0], dtype=scalar)
+        codes = numpy.array([78, 84], dtype=numpy.uint8)  # 'N', 'T'
+        for s in range(count):
+            widen(grads[s], wide, width)
+            flat[:] = 0.0
+            for g in range(groups):
+                for k in range(offsets):
+                    gemm(codes[0:].ctypes.data, codes[1:].ctypes.data, sizes[0:].ctypes.data, sizes[1:].ctypes.data,
+                         sizes[2:].ctypes.data, factors.ctypes.data,
+                         grad[g * per_group_out * length:].ctypes.data, sizes[3:].ctypes.data,
+                         weights[g, k].ctypes.data, sizes[4:].ctypes.data, factors.ctypes.data,
+                         flat[g * per_group_in * plane + taps[k]:].ctypes.data, sizes[5:].ctypes.data)
+            place(dx[s], flat, top, left, stride_h, stride_w, plane, width, True)
 
-
-def offsets(geo) -> numpy.ndarray:
-    """Each kernel offset's first flat index in a row-padded plane of ``geo``."""
-    width = geo.padded[1]
-    return numpy.array([row * width + column for row, column in geo.offsets], dtype=numpy.int64)
+    return compile_(correlate), compile_(weight_gradient), compile_(input_gradient)

@@ -102,7 +102,8 @@ class Convolution(Op):
         kernel = W.reshape(groups, filters // groups, -1)
         out = xp.empty((n, filters, ho, wo), dtype=x.dtype)
         window_values = kernel.shape[-1] * groups * ho * row  # per sample
-        if xp is numpy and _offsets.usable(xp, geo, x.dtype) and _offsets.wins(channels // groups, filters // groups):
+        if xp is numpy and _offsets.usable(xp, geo, x.dtype, channels) and _offsets.wins(channels // groups,
+                                                                                         filters // groups):
             _correlate_by_offsets(ctx, images, W, b, geo, groups, out, _split_work(n, window_values))
             ctx.geo, ctx.images, ctx.kernel, ctx.x_shape = geo, images, kernel, x.shape
             return out.reshape(n, filters, *geo.out[-self.rank:])
@@ -137,13 +138,12 @@ class Convolution(Op):
             kh, kw = geo.kernel
             flipped = kernel.reshape(groups, filters // groups, channels // groups, kh, kw)[..., ::-1, ::-1]
             flipped = xp.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups, channels // groups, -1)
-        if xp is numpy and _offsets.usable(xp, geo, g.dtype):
+        if xp is numpy and _offsets.usable(xp, geo, g.dtype, channels):
             per_in, per_out = channels // groups, filters // groups
             if ((not needs[1] or (per_in >= _offsets.MIN_WEIGHT_CHANNELS and per_out <= _offsets.MAX_PRODUCED))
-                    and (not needs[0] or (_windows.transposed_geometry(geo) is not None
-                                          and _offsets.wins(per_out, per_in)))):
-                dx, dW, db = _backward_by_offsets(ctx, images, W_of(ctx, kernel, geo, filters), grads, geo, groups,
-                                                  needs, p.use_bias, _split_work(n, window_values))
+                    and (not needs[0] or _offsets.wins(per_out, per_in))):
+                dx, dW, db = _backward_by_offsets(ctx, images, kernel.reshape(filters, -1, *geo.kernel), grads, geo,
+                                                  groups, needs, p.use_bias, _split_work(n, window_values))
                 dx = None if dx is None else dx.reshape(ctx.x_shape)
                 if dW is not None:
                     dW = dW.reshape(filters, -1, *geo.kernel[-self.rank:])
@@ -201,66 +201,56 @@ class Convolution(Op):
         return dx, dW, db
 
 
-def W_of(ctx, kernel, geo, filters: int):
-    """The weights (F, C/G, kh, kw) from the kernel the forward pass kept (G, F/G, C/G*kh*kw)."""
-    return kernel.reshape(filters, -1, *geo.kernel)
+def _offset_weights(W, groups: int, dtype):
+    """W (F, C/G, kh, kw) as (G, kh*kw, F/G, C/G): each group's and offset's weights one contiguous matrix."""
+    filters, per_group = W.shape[:2]
+    return numpy.ascontiguousarray(W.reshape(groups, filters // groups, per_group, -1).transpose(0, 3, 1, 2),
+                                   dtype=dtype)
 
 
 def _correlate_by_offsets(ctx, images, W, b, geo, groups: int, out, work: int) -> None:
-    """out (n, F, Ho, Wo) = the stride-1 convolution of images (n, C, H, W) by W (F, C/G, kh, kw) plus b,
-    one compiled kernel call (``_offsets``) per piece of the batch."""
-    filters, per_group = W.shape[:2]
+    """out (n, F, Ho, Wo) = the convolution of images (n, C, H, W) by W (F, C/G, kh, kw) plus b, one
+    compiled kernel call (``_offsets``) per piece of the batch."""
     dtype = images.dtype
-    # (G, kh*kw, F/G, C/G): for each group and offset the (F/G, C/G) weights as one contiguous matrix
-    weights = numpy.ascontiguousarray(
-        W.reshape(groups, filters // groups, per_group, -1).transpose(0, 3, 1, 2), dtype=dtype)
+    weights = _offset_weights(W, groups, dtype)
     bias = numpy.empty(0, dtype=dtype) if b is None else numpy.ascontiguousarray(b, dtype=dtype)
-    _run_correlation(ctx, images, weights, bias, geo, out, work, "offsets")
-
-
-def _run_correlation(ctx, source, weights, bias, geo, out, work: int, name: str) -> None:
-    correlate = _offsets.kernels(source.dtype)[0]
-    taps = _offsets.offsets(geo)
-    (top, _), (left, _) = geo.pads
-    channels = source.shape[1]
-    plane_shape = _windows.row_padded_shape(geo, 1, channels)[1:]
-    length = geo.out[0] * geo.padded[1]
+    correlate = _offsets.kernels(dtype)[0]
+    layout = _offsets.layout(geo, images.shape[1])
+    taps = numpy.array(layout.taps, dtype=numpy.int64)
 
     def piece(index, start, stop):
         pieces = PieceWorkspace(ctx, index)
-        padded = zero_bordered(pieces, f"{name}_padded", plane_shape, source.dtype, numpy)
-        product = scratch(pieces, "product", (out.shape[1], length), source.dtype, numpy)
-        correlate(source[start:stop], weights, bias, out[start:stop], padded, product, taps, top, left)
+        flat = zero_bordered(pieces, "offsets_planes", (layout.size,), dtype, numpy)
+        product = scratch(pieces, "product", (out.shape[1], layout.length), dtype, numpy)
+        correlate(images[start:stop], weights, bias, out[start:stop], flat, product, taps, layout.top, layout.left,
+                  *layout.stride, layout.plane, layout.width)
 
-    parallel.run_pieces(source.shape[0], piece, work=work)
+    parallel.run_pieces(images.shape[0], piece, work=work)
 
 
 def _backward_by_offsets(ctx, images, W, grads, geo, groups: int, needs, use_bias: bool, work: int):
-    """(dx, dW (F, C/G*kh*kw), db) of a stride-1 convolution by products per kernel offset (``_offsets``):
-    dx as the correlation of the padded gradient with the flipped kernel, dW and db by one compiled
-    kernel call per piece, the pieces' sums added in piece order."""
+    """(dx, dW (F, C/G*kh*kw), db) of a convolution by products per kernel offset (``_offsets``), one
+    compiled kernel call per piece for each; the pieces' weight and bias sums added in piece order."""
     n, channels = images.shape[:2]
     filters, per_group = W.shape[:2]
     per_out, dtype = filters // groups, grads.dtype
+    kernels = _offsets.kernels(dtype)
+    layout = _offsets.layout(geo, channels)
+    taps = numpy.array(layout.taps, dtype=numpy.int64)
+    where = (taps, layout.top, layout.left, *layout.stride, layout.plane, layout.width)
     dx = dW = db = None
     if needs[1]:
-        weight_gradient = _offsets.kernels(dtype)[1]
-        taps = _offsets.offsets(geo)
-        (top, _), (left, _) = geo.pads
-        ho, width = geo.out[0], geo.padded[1]
-        plane_shape = _windows.row_padded_shape(geo, 1, channels)[1:]
         pieces = len(parallel.split(n, work))
         totals = numpy.zeros((pieces, groups, len(taps), per_out, per_group), dtype=dtype)
         bias_totals = numpy.zeros((pieces, filters if use_bias and needs[2] else 0), dtype=dtype)
 
-        def piece(index, start, stop):
+        def weight_piece(index, start, stop):
             work_arrays = PieceWorkspace(ctx, index)
-            padded = zero_bordered(work_arrays, "offsets_padded", plane_shape, dtype, numpy)
-            wide = zero_bordered(work_arrays, "offsets_wide", (filters, ho * width), dtype, numpy)
-            weight_gradient(images[start:stop], grads[start:stop], totals[index], bias_totals[index], padded, wide,
-                            taps, top, left)
+            flat = zero_bordered(work_arrays, "offsets_planes", (layout.size,), dtype, numpy)
+            wide = zero_bordered(work_arrays, "offsets_wide", (filters, layout.length), dtype, numpy)
+            kernels[1](images[start:stop], grads[start:stop], totals[index], bias_totals[index], flat, wide, *where)
 
-        parallel.run_pieces(n, piece, work=work)
+        parallel.run_pieces(n, weight_piece, work=work)
         kh, kw = geo.kernel
         # (G, kh*kw, F/G, C/G) -> (F, C/G, kh, kw)
         dW = totals.sum(axis=0).reshape(groups, kh, kw, per_out, per_group).transpose(0, 3, 4, 1, 2)
@@ -270,13 +260,16 @@ def _backward_by_offsets(ctx, images, W, grads, geo, groups: int, needs, use_bia
     if use_bias and needs[2] and db is None:
         db = grads.sum(axis=(0, 2, 3))
     if needs[0]:
-        flipped_geo = _windows.transposed_geometry(geo)
-        kh, kw = geo.kernel
-        # (G, kh*kw, C/G, F/G): the kernel flipped in space, each offset's (C/G, F/G) matrix contiguous
-        flipped = W.reshape(groups, per_out, per_group, kh, kw)[..., ::-1, ::-1].transpose(0, 3, 4, 2, 1)
-        flipped = numpy.ascontiguousarray(flipped.reshape(groups, kh * kw, per_group, per_out), dtype=dtype)
+        weights = _offset_weights(W, groups, dtype)
         dx = numpy.empty(images.shape, dtype=dtype)
-        _run_correlation(ctx, grads, flipped, numpy.empty(0, dtype=dtype), flipped_geo, dx, work, "offsets_grad")
+
+        def input_piece(index, start, stop):
+            work_arrays = PieceWorkspace(ctx, index)
+            flat = scratch(work_arrays, "offsets_gradient_planes", (layout.size,), dtype, numpy)
+            wide = zero_bordered(work_arrays, "offsets_wide", (filters, layout.length), dtype, numpy)
+            kernels[2](grads[start:stop], weights, dx[start:stop], flat, wide, *where)
+
+        parallel.run_pieces(n, input_piece, work=work)
     return dx, dW, db
 
 

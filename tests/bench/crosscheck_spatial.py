@@ -38,6 +38,8 @@ def _cases():
         ("conv2d-offset-products", {"filters": 12, "kernel_size": 3, "padding": 1}, {"padding": 1}),
         ("conv2d-offset-products-dilated-groups", {"filters": 16, "kernel_size": [3, 2], "dilation": 2, "groups": 2,
                                                    "padding": "same"}, {"dilation": 2, "groups": 2, "padding": "same"}),
+        ("conv2d-offset-products-strided", {"filters": 8, "kernel_size": 3, "stride": 2, "padding": 1},
+         {"stride": 2, "padding": 1}),
     ]]:
         groups = params.get("groups", 1)
         kernel = params["kernel_size"] if isinstance(params["kernel_size"], list) else [params["kernel_size"]] * 2

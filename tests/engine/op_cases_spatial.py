@@ -49,6 +49,11 @@ CASES: list[Case] = [
                                          "padding": "same", "use_bias": False}, name="offset-products-grouped-dilated"),
     Case("conv2d", (F((1, 8, 4, 5)),), {"filters": 9, "kernel_size": 2, "padding": "valid"},
          name="offset-products-even-kernel"),
+    # Strided: the padded input split into its stride phases (engine/ops/_offsets.py)
+    Case("conv2d", (F((2, 8, 7, 6)),), {"filters": 8, "kernel_size": 3, "stride": 2, "padding": 1},
+         name="offset-products-strided"),
+    Case("conv2d", (F((1, 8, 9, 8)),), {"filters": 8, "kernel_size": [3, 2], "stride": [3, 2], "dilation": [2, 1],
+                                        "padding": [2, 0], "use_bias": False}, name="offset-products-strided-dilated"),
     Case("conv1d", (F((2, 2, 7)),), {"filters": 3, "kernel_size": 3}),
     Case("conv1d", (F((2, 5, 9)),), {"filters": 3, "kernel_size": 3, "dilation": 2, "padding": 1}, name="offsets"),
     Case("conv1d", (F((2, 8, 9)),), {"filters": 8, "kernel_size": 3, "padding": "same"}, name="offset-products"),

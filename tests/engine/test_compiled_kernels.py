@@ -184,12 +184,15 @@ def test_a_convolutions_input_gradient_by_the_kernel_is_the_numpy_one(params, mo
     {"filters": 16, "kernel_size": [3], "padding": 1},
     {"filters": 12, "kernel_size": [3, 2], "dilation": [2, 1], "groups": 2, "padding": "same", "use_bias": False},
     {"filters": 8, "kernel_size": [5], "padding": "valid"},
+    {"filters": 16, "kernel_size": [3], "stride": [2], "padding": 1},
+    {"filters": 8, "kernel_size": [3, 4], "stride": [3, 2], "dilation": [2, 1], "groups": 2, "padding": "same"},
+    {"filters": 8, "kernel_size": [3], "padding": 4},  # over-padded: windows wholly in the padding
 ])
 @pytest.mark.parametrize("threads", [1, 2])
 def test_a_convolution_by_products_per_offset_is_the_im2col_one(dtype, tolerance, params, threads, monkeypatch):
-    """Output and all three gradients of a stride-1 convolution by the compiled kernels that call BLAS
-    once per kernel offset (engine/ops/_offsets.py) against im2col and one product, on one thread and
-    split in pieces; and the same bits again on a second run."""
+    """Output and all three gradients of a convolution by the compiled kernels that call BLAS once per
+    kernel offset (engine/ops/_offsets.py; strided ones over the input's stride phases) against im2col
+    and one product, on one thread and split in pieces; and the same bits again on a second run."""
     rng = numpy.random.default_rng(6)
     x = rng.normal(size=(5, 16, 9, 8)).astype(dtype)
     x[2, 3, 4, 5] = numpy.nan  # reaches its sample's outputs and the weights' gradient, not other samples

@@ -35,6 +35,8 @@ LARGER_CASES = [
     Case("conv2d", (F((5, 8, 6, 6)),), {"filters": 4, "kernel_size": [3, 2], "dilation": 2, "groups": 2,
                                         "padding": "same"}, name="batch5-offsets-dilated-groups"),
     Case("conv2d", (F((5, 8, 5, 5)),), {"filters": 8, "kernel_size": 3, "padding": 1}, name="batch5-offset-products"),
+    Case("conv2d", (F((5, 8, 7, 7)),), {"filters": 8, "kernel_size": 3, "stride": 2, "padding": "same"},
+         name="batch5-offset-products-strided"),
     Case("max_pool2d", (F((5, 2, 4, 4)),), {"kernel_size": 2}, name="batch5"),
     Case("max_pool2d", (F((5, 2, 5, 5)),), {"kernel_size": 3, "stride": 2, "padding": 1}, name="batch5-overlap"),
     Case("avg_pool2d", (F((5, 2, 4, 4)),), {"kernel_size": 2}, name="batch5"),
