@@ -39,8 +39,11 @@ import numpy
 from engine.ops import _numba
 
 # Channels per group of the reduction (C/G forward, F/G for the input's gradient) from which, and of
-# the output (F/G forward, C/G for the input's gradient) up to which, products per offset win.
-MIN_REDUCED = 8
+# the output (F/G forward, C/G for the input's gradient) up to which, products per offset win. From 3
+# (an RGB stem), though its forward pass alone ran 15% slower per sample on one thread: in the model,
+# where the kernel splits across threads without the GIL, steps ran 1-3% faster on 2 threads (the small
+# ResNet, VGG, LeNet-5 at batch 32) and the same on 1.
+MIN_REDUCED = 3
 MAX_PRODUCED = 32
 # The weight gradient by offsets wins from fewer channels: its products reduce over Ho*Wp values (from 3,
 # an RGB stem: 0-4% off the small ResNet's and VGG's steps against im2col on 2 threads, 0-2% on 1).

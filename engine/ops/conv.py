@@ -104,7 +104,7 @@ class Convolution(Op):
         window_values = kernel.shape[-1] * groups * ho * row  # per sample
         if xp is numpy and _offsets.usable(xp, geo, x.dtype, channels) and _offsets.wins(channels // groups,
                                                                                          filters // groups):
-            _correlate_by_offsets(ctx, images, W, b, geo, groups, out, _split_work(n, window_values))
+            _correlate_by_offsets(ctx, images, W, b, geo, groups, out, _offsets_split_work(n, window_values))
             ctx.geo, ctx.images, ctx.kernel, ctx.x_shape = geo, images, kernel, x.shape
             return out.reshape(n, filters, *geo.out[-self.rank:])
         bias = None if b is None else b[:, None, None, None]
@@ -143,7 +143,7 @@ class Convolution(Op):
             if ((not needs[1] or (per_in >= _offsets.MIN_WEIGHT_CHANNELS and per_out <= _offsets.MAX_PRODUCED))
                     and (not needs[0] or _offsets.wins(per_out, per_in))):
                 dx, dW, db = _backward_by_offsets(ctx, images, kernel.reshape(filters, -1, *geo.kernel), grads, geo,
-                                                  groups, needs, p.use_bias, _split_work(n, window_values))
+                                                  groups, needs, p.use_bias, _offsets_split_work(n, window_values))
                 dx = None if dx is None else dx.reshape(ctx.x_shape)
                 if dW is not None:
                     dW = dW.reshape(filters, -1, *geo.kernel[-self.rank:])
@@ -302,6 +302,15 @@ WINDOW_VALUES_PER_ELEMENT = 4
 def _split_work(n: int, window_values: int) -> int:
     """``work`` for ``parallel.split`` of a convolution of ``n`` samples of ``window_values`` each."""
     return n * window_values // WINDOW_VALUES_PER_ELEMENT
+
+
+# The same for the compiled products per offset (``_offsets``), which hold no GIL between the
+# samples of a piece: a window value there is worth this many simple ufunc elements.
+OFFSET_WINDOW_VALUES_PER_ELEMENT = 1
+
+
+def _offsets_split_work(n: int, window_values: int) -> int:
+    return n * window_values // OFFSET_WINDOW_VALUES_PER_ELEMENT
 
 
 def _split(xp, n: int, piece, work: int) -> None:
