@@ -146,6 +146,15 @@ def kernels(dtype) -> tuple:
         ((y + top) % sh, (x + left) % sw), row (y + top) // sh, column (x + left) // sw."""
         channels, height, width_in = planes.shape
         block = channels * plane
+        if stride_h == 1 and stride_w == 1:  # rows to rows, copies that vectorize
+            for c in range(channels):
+                for y in range(height):
+                    start = c * plane + (y + top) * width + left
+                    if gather:
+                        planes[c, y, :] = flat[start:start + width_in]
+                    else:
+                        flat[start:start + width_in] = planes[c, y, :]
+            return
         for c in range(channels):
             for y in range(height):
                 row = y + top
