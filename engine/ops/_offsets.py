@@ -131,8 +131,7 @@ def _gemm(kind: str):
 
 @functools.cache
 def kernels(dtype) -> tuple:
-    """(correlate, weight_gradient, input_gradient) compiled for ``dtype`` (float32 or float64), once
-    per process."""
+    """(correlate, gradients) compiled for ``dtype`` (float32 or float64), once per process."""
     numba = _numba._numba()
     gemm = _gemm("s" if numpy.dtype(dtype) == numpy.float32 else "d")
     scalar = numpy.dtype(dtype).type
@@ -203,53 +202,48 @@ def kernels(dtype) -> tuple:
                 for x in range(out_width):
                     wide[f, y * width + x] = grads[f, y, x]
 
-    def weight_gradient(images, grads, total, bias_total, flat, wide, taps, top, left, stride_h, stride_w, plane,
-                        width):
-        """total[g, k] (F/G, C/G) += sum over samples of grads[s] (F/G, Ho*Wq, zero past Wo) @ offset k's
-        run of images[s], transposed; bias_total (F,) += the gradient's sums."""
-        count = images.shape[0]
+    def gradients(images, grads, weights, total, bias_total, dx, flat, gradient_planes, wide, taps, top, left,
+                  stride_h, stride_w, plane, width):
+        """Both gradients of some samples in one pass over them. Weights (when ``total`` is not empty):
+        total[g, k] (F/G, C/G) += grads[s] (F/G, Ho*Wq, zero past Wo) @ offset k's run of images[s],
+        transposed, and bias_total (F,) += the gradient's sums (when not empty). Input (when ``dx`` is
+        not empty): weights[g, k]^T (C/G, F/G) @ grads[s] added into offset k's run of the zeroed
+        ``gradient_planes``, and the sample's positions read back out into dx[s]."""
+        count = grads.shape[0]
         filters, out_height = grads.shape[1:3]
-        groups, offsets, per_group_out, per_group_in = total.shape
+        groups, offsets, per_group_out, per_group_in = weights.shape
         length = out_height * width
         grad = wide.reshape(filters * length)
-        sizes = numpy.array([per_group_in, per_group_out, length, plane, length, per_group_in], dtype=numpy.int32)
-        factors = numpy.array([1.0], dtype=scalar)
-        codes = numpy.array([84, 78], dtype=numpy.uint8)  # 'T', 'N'
+        weight_sizes = numpy.array([per_group_in, per_group_out, length, plane, length, per_group_in],
+                                   dtype=numpy.int32)
+        input_sizes = numpy.array([length, per_group_in, per_group_out, length, per_group_in, plane],
+                                  dtype=numpy.int32)
+        one = numpy.array([1.0], dtype=scalar)
+        codes = numpy.array([84, 78, 84], dtype=numpy.uint8)  # 'T', 'N', 'T'
         for s in range(count):
-            place(images[s], flat, top, left, stride_h, stride_w, plane, width, False)
             widen(grads[s], wide, width)
             if bias_total.shape[0]:
                 for f in range(filters):
                     bias_total[f] += grads[s, f].sum()
-            for g in range(groups):
-                for k in range(offsets):
-                    gemm(codes[0:].ctypes.data, codes[1:].ctypes.data, sizes[0:].ctypes.data, sizes[1:].ctypes.data,
-                         sizes[2:].ctypes.data, factors.ctypes.data,
-                         flat[g * per_group_in * plane + taps[k]:].ctypes.data, sizes[3:].ctypes.data,
-                         grad[g * per_group_out * length:].ctypes.data, sizes[4:].ctypes.data,
-                         factors.ctypes.data, total[g, k].ctypes.data, sizes[5:].ctypes.data)
+            if total.shape[0]:
+                place(images[s], flat, top, left, stride_h, stride_w, plane, width, False)
+                for g in range(groups):
+                    for k in range(offsets):
+                        gemm(codes[0:].ctypes.data, codes[1:].ctypes.data, weight_sizes[0:].ctypes.data,
+                             weight_sizes[1:].ctypes.data, weight_sizes[2:].ctypes.data, one.ctypes.data,
+                             flat[g * per_group_in * plane + taps[k]:].ctypes.data, weight_sizes[3:].ctypes.data,
+                             grad[g * per_group_out * length:].ctypes.data, weight_sizes[4:].ctypes.data,
+                             one.ctypes.data, total[g, k].ctypes.data, weight_sizes[5:].ctypes.data)
+            if dx.shape[0]:
+                gradient_planes[:] = 0.0
+                for g in range(groups):
+                    for k in range(offsets):
+                        gemm(codes[1:].ctypes.data, codes[2:].ctypes.data, input_sizes[0:].ctypes.data,
+                             input_sizes[1:].ctypes.data, input_sizes[2:].ctypes.data, one.ctypes.data,
+                             grad[g * per_group_out * length:].ctypes.data, input_sizes[3:].ctypes.data,
+                             weights[g, k].ctypes.data, input_sizes[4:].ctypes.data, one.ctypes.data,
+                             gradient_planes[g * per_group_in * plane + taps[k]:].ctypes.data,
+                             input_sizes[5:].ctypes.data)
+                place(dx[s], gradient_planes, top, left, stride_h, stride_w, plane, width, True)
 
-    def input_gradient(grads, weights, dx, flat, wide, taps, top, left, stride_h, stride_w, plane, width):
-        """dx[s] (C, H, W): for each offset k and group g, weights[g, k]^T (C/G, F/G) @ grads[s] (F/G,
-        Ho*Wq, zero past Wo) added into offset k's run of the zeroed work planes, then the sample's
-        positions read back out."""
-        count, filters, out_height = grads.shape[:3]
-        groups, offsets, per_group_out, per_group_in = weights.shape
-        length = out_height * width
-        grad = wide.reshape(filters * length)
-        sizes = numpy.array([length, per_group_in, per_group_out, length, per_group_in, plane], dtype=numpy.int32)
-        factors = numpy.array([1.0], dtype=scalar)
-        codes = numpy.array([78, 84], dtype=numpy.uint8)  # 'N', 'T'
-        for s in range(count):
-            widen(grads[s], wide, width)
-            flat[:] = 0.0
-            for g in range(groups):
-                for k in range(offsets):
-                    gemm(codes[0:].ctypes.data, codes[1:].ctypes.data, sizes[0:].ctypes.data, sizes[1:].ctypes.data,
-                         sizes[2:].ctypes.data, factors.ctypes.data,
-                         grad[g * per_group_out * length:].ctypes.data, sizes[3:].ctypes.data,
-                         weights[g, k].ctypes.data, sizes[4:].ctypes.data, factors.ctypes.data,
-                         flat[g * per_group_in * plane + taps[k]:].ctypes.data, sizes[5:].ctypes.data)
-            place(dx[s], flat, top, left, stride_h, stride_w, plane, width, True)
-
-    return compile_(correlate), compile_(weight_gradient), compile_(input_gradient)
+    return compile_(correlate), compile_(gradients)

@@ -229,48 +229,44 @@ def _correlate_by_offsets(ctx, images, W, b, geo, groups: int, out, work: int) -
 
 
 def _backward_by_offsets(ctx, images, W, grads, geo, groups: int, needs, use_bias: bool, work: int):
-    """(dx, dW (F, C/G*kh*kw), db) of a convolution by products per kernel offset (``_offsets``), one
-    compiled kernel call per piece for each; the pieces' weight and bias sums added in piece order."""
+    """(dx, dW (F, C/G*kh*kw), db) of a convolution by products per kernel offset (``_offsets``): one
+    compiled kernel call per piece takes both gradients; the pieces' weight and bias sums are added in
+    piece order."""
     n, channels = images.shape[:2]
     filters, per_group = W.shape[:2]
     per_out, dtype = filters // groups, grads.dtype
-    kernels = _offsets.kernels(dtype)
     layout = _offsets.layout(geo, channels)
     taps = numpy.array(layout.taps, dtype=numpy.int64)
-    where = (taps, layout.top, layout.left, *layout.stride, layout.plane, layout.width)
-    dx = dW = db = None
-    if needs[1]:
-        pieces = len(parallel.split(n, work))
-        totals = numpy.zeros((pieces, groups, len(taps), per_out, per_group), dtype=dtype)
-        bias_totals = numpy.zeros((pieces, filters if use_bias and needs[2] else 0), dtype=dtype)
+    pieces = len(parallel.split(n, work))
+    weighted, biased = needs[1], use_bias and needs[2]
+    totals = numpy.zeros((pieces, *((groups, len(taps), per_out, per_group) if weighted else (0, 0, 0, 0))),
+                         dtype=dtype)
+    bias_totals = numpy.zeros((pieces, filters if biased and weighted else 0), dtype=dtype)
+    dx = numpy.empty(images.shape if needs[0] else (0, *images.shape[1:]), dtype=dtype)
+    weights = _offset_weights(W, groups, dtype)
+    gradients = _offsets.kernels(dtype)[1]
 
-        def weight_piece(index, start, stop):
-            work_arrays = PieceWorkspace(ctx, index)
-            flat = zero_bordered(work_arrays, "offsets_planes", (layout.size,), dtype, numpy)
-            wide = zero_bordered(work_arrays, "offsets_wide", (filters, layout.length), dtype, numpy)
-            kernels[1](images[start:stop], grads[start:stop], totals[index], bias_totals[index], flat, wide, *where)
+    def piece(index, start, stop):
+        work_arrays = PieceWorkspace(ctx, index)
+        flat = zero_bordered(work_arrays, "offsets_planes", (layout.size,), dtype, numpy)
+        planes = scratch(work_arrays, "offsets_gradient_planes", (layout.size if needs[0] else 0,), dtype, numpy)
+        wide = zero_bordered(work_arrays, "offsets_wide", (filters, layout.length), dtype, numpy)
+        gradients(images[start:stop], grads[start:stop], weights, totals[index], bias_totals[index],
+                  dx[start:stop], flat, planes, wide, taps, layout.top, layout.left, *layout.stride, layout.plane,
+                  layout.width)
 
-        parallel.run_pieces(n, weight_piece, work=work)
+    parallel.run_pieces(n, piece, work=work)
+    dW = db = None
+    if weighted:
         kh, kw = geo.kernel
         # (G, kh*kw, F/G, C/G) -> (F, C/G, kh, kw)
         dW = totals.sum(axis=0).reshape(groups, kh, kw, per_out, per_group).transpose(0, 3, 4, 1, 2)
         dW = dW.reshape(filters, per_group * kh * kw)
-        if use_bias and needs[2]:
+        if biased:
             db = bias_totals.sum(axis=0)
-    if use_bias and needs[2] and db is None:
+    if biased and db is None:
         db = grads.sum(axis=(0, 2, 3))
-    if needs[0]:
-        weights = _offset_weights(W, groups, dtype)
-        dx = numpy.empty(images.shape, dtype=dtype)
-
-        def input_piece(index, start, stop):
-            work_arrays = PieceWorkspace(ctx, index)
-            flat = scratch(work_arrays, "offsets_gradient_planes", (layout.size,), dtype, numpy)
-            wide = zero_bordered(work_arrays, "offsets_wide", (filters, layout.length), dtype, numpy)
-            kernels[2](grads[start:stop], weights, dx[start:stop], flat, wide, *where)
-
-        parallel.run_pieces(n, input_piece, work=work)
-    return dx, dW, db
+    return (dx if needs[0] else None), dW, db
 
 
 # Samples per chunk are chosen so that a chunk's window columns fill about an L2 cache (float32, 1 MiB):
