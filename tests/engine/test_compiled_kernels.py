@@ -224,6 +224,30 @@ def test_a_convolution_by_products_per_offset_is_the_im2col_one(dtype, tolerance
         numpy.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * scale)
 
 
+@pytest.mark.parametrize("needs", [(False, True, True), (True, False, False), (True, False, True),
+                                   (False, False, True)])
+def test_a_convolution_by_products_per_offset_gives_just_the_gradients_asked_for(needs, monkeypatch):
+    """An input that needs no gradient (an image) or frozen weights: the gradients asked for are the
+    im2col path's, the others None."""
+    rng = numpy.random.default_rng(8)
+    x = rng.normal(size=(4, 8, 7, 6))
+    params = {"filters": 8, "kernel_size": [3], "stride": [2], "padding": 1}
+
+    def run():
+        with parallel.threads(2, grain=1):
+            (out,), ctx, op, p, _ = run_op("conv2d", params, [x], training=True, seed=1, needs=needs)
+            return op.backward(ctx, p, numpy.random.default_rng(9).normal(size=out.shape))
+
+    by_offsets = run()
+    monkeypatch.setattr(_offsets, "MIN_REDUCED", 10**9)
+    monkeypatch.setattr(_offsets, "MIN_WEIGHT_CHANNELS", 10**9)
+    by_columns = run()
+    for needed, got, expected in zip(needs, by_offsets, by_columns):
+        assert (got is None) == (expected is None) == (not needed)
+        if needed:
+            numpy.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 2e-5), ("float64", 1e-12)])
 @pytest.mark.parametrize("params", [{}, {"affine": False}, {"axes": 2, "epsilon": 1e-3}])
 @pytest.mark.parametrize("threads", [1, 2])
