@@ -132,27 +132,24 @@ def _gemm(kind: str):
 @functools.cache
 def kernels(dtype) -> tuple:
     """(correlate, gradients) compiled for ``dtype`` (float32 or float64), once per process."""
-    numba = _numba._numba()
+    import numba  # noqa: PLC0415 - present: usable() asked _numba.available first
     gemm = _gemm("s" if numpy.dtype(dtype) == numpy.float32 else "d")
     scalar = numpy.dtype(dtype).type
     # Not cached on disk: the BLAS function's address differs from process to process.
     compile_ = functools.partial(numba.njit, nogil=True, error_model="numpy")
 
     @compile_
-    def place(planes, flat, top, left, stride_h, stride_w, plane, width, gather):
-        """One sample's planes (C, H, W) into the inside of the zero-bordered phase planes (``flat``), or
-        (``gather``) back out of them. Position (y + top, x + left) of the padded input is phase
-        ((y + top) % sh, (x + left) % sw), row (y + top) // sh, column (x + left) // sw."""
+    def place(planes, flat, top, left, stride_h, stride_w, plane, width):
+        """One sample's planes (C, H, W) into the inside of the zero-bordered phase planes (``flat``).
+        Position (y + top, x + left) of the padded input is phase ((y + top) % sh, (x + left) % sw), row
+        (y + top) // sh, column (x + left) // sw. ``planes`` is only read (it may be read-only)."""
         channels, height, width_in = planes.shape
         block = channels * plane
         if stride_h == 1 and stride_w == 1:  # rows to rows, copies that vectorize
             for c in range(channels):
                 for y in range(height):
                     start = c * plane + (y + top) * width + left
-                    if gather:
-                        planes[c, y, :] = flat[start:start + width_in]
-                    else:
-                        flat[start:start + width_in] = planes[c, y, :]
+                    flat[start:start + width_in] = planes[c, y, :]
             return
         for c in range(channels):
             for y in range(height):
@@ -162,10 +159,28 @@ def kernels(dtype) -> tuple:
                     x0 = (phase - left) % stride_w
                     start = first + phase * block + (x0 + left) // stride_w
                     for t in range((width_in - x0 + stride_w - 1) // stride_w):
-                        if gather:
-                            planes[c, y, x0 + t * stride_w] = flat[start + t]
-                        else:
-                            flat[start + t] = planes[c, y, x0 + t * stride_w]
+                        flat[start + t] = planes[c, y, x0 + t * stride_w]
+
+    @compile_
+    def gather(flat, planes, top, left, stride_h, stride_w, plane, width):
+        """``place`` the other way: the sample's positions of the phase planes back into planes (C, H, W)."""
+        channels, height, width_in = planes.shape
+        block = channels * plane
+        if stride_h == 1 and stride_w == 1:
+            for c in range(channels):
+                for y in range(height):
+                    start = c * plane + (y + top) * width + left
+                    planes[c, y, :] = flat[start:start + width_in]
+            return
+        for c in range(channels):
+            for y in range(height):
+                row = y + top
+                first = (row % stride_h) * stride_w * block + c * plane + (row // stride_h) * width
+                for phase in range(stride_w):
+                    x0 = (phase - left) % stride_w
+                    start = first + phase * block + (x0 + left) // stride_w
+                    for t in range((width_in - x0 + stride_w - 1) // stride_w):
+                        planes[c, y, x0 + t * stride_w] = flat[start + t]
 
     def correlate(source, weights, bias, out, flat, product, taps, top, left, stride_h, stride_w, plane, width):
         """out[s] (F, Ho, Wo) = bias + sum over offsets k of weights[g, k] (F/G, C/G) @ offset k's run of
@@ -179,7 +194,7 @@ def kernels(dtype) -> tuple:
         factors = numpy.array([1.0, 0.0, 1.0], dtype=scalar)
         no_transpose = numpy.array([78], dtype=numpy.uint8)  # 'N'
         for s in range(count):
-            place(source[s], flat, top, left, stride_h, stride_w, plane, width, False)
+            place(source[s], flat, top, left, stride_h, stride_w, plane, width)
             for g in range(groups):
                 for k in range(offsets):
                     gemm(no_transpose.ctypes.data, no_transpose.ctypes.data, sizes[0:].ctypes.data,
@@ -226,7 +241,7 @@ def kernels(dtype) -> tuple:
                 for f in range(filters):
                     bias_total[f] += grads[s, f].sum()
             if total.shape[0]:
-                place(images[s], flat, top, left, stride_h, stride_w, plane, width, False)
+                place(images[s], flat, top, left, stride_h, stride_w, plane, width)
                 for g in range(groups):
                     for k in range(offsets):
                         gemm(codes[0:].ctypes.data, codes[1:].ctypes.data, weight_sizes[0:].ctypes.data,
@@ -244,6 +259,6 @@ def kernels(dtype) -> tuple:
                              weights[g, k].ctypes.data, input_sizes[4:].ctypes.data, one.ctypes.data,
                              gradient_planes[g * per_group_in * plane + taps[k]:].ctypes.data,
                              input_sizes[5:].ctypes.data)
-                place(dx[s], gradient_planes, top, left, stride_h, stride_w, plane, width, True)
+                gather(gradient_planes, dx[s], top, left, stride_h, stride_w, plane, width)
 
     return compile_(correlate), compile_(gradients)

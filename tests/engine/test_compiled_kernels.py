@@ -224,6 +224,27 @@ def test_a_convolution_by_products_per_offset_is_the_im2col_one(dtype, tolerance
         numpy.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * scale)
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_convolution_by_products_per_offset_takes_read_only_arrays(stride):
+    """Inputs, weights and gradients read from a file or another process's buffer come read-only (an
+    imported ONNX model's initializers, a memory-mapped dataset): the kernels only read them."""
+    rng = numpy.random.default_rng(10)
+    x, W, b = rng.normal(size=(3, 8, 7, 6)), rng.normal(size=(8, 8, 3, 3)), rng.normal(size=8)
+    for array in (x, W, b):
+        array.setflags(write=False)
+    params = {"filters": 8, "kernel_size": [3], "stride": [stride], "padding": 1}
+    (out,), ctx, op, p, _ = run_op("conv2d", params, [x], [W, b], training=True)
+    g = rng.normal(size=out.shape)
+    g.setflags(write=False)
+    dx, dW, db = op.backward(ctx, p, g)
+    assert dx.shape == x.shape and dW.shape == W.shape and db.shape == b.shape
+    numpy.testing.assert_allclose(db, g.sum(axis=(0, 2, 3)), rtol=1e-12)
+    # out is linear in W: <g, out - b> = <dW, W>
+    numpy.testing.assert_allclose(numpy.sum(g * (out - b[None, :, None, None])), numpy.sum(dW * W), rtol=1e-10)
+    # and in x: <g, out - b> = <dx, x>
+    numpy.testing.assert_allclose(numpy.sum(g * (out - b[None, :, None, None])), numpy.sum(dx * x), rtol=1e-10)
+
+
 @pytest.mark.parametrize("needs", [(False, True, True), (True, False, False), (True, False, True),
                                    (False, False, True)])
 def test_a_convolution_by_products_per_offset_gives_just_the_gradients_asked_for(needs, monkeypatch):
