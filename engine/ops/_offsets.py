@@ -60,18 +60,18 @@ def usable(xp, geo, dtype, channels: int) -> bool:
     return planes.every_phase_read and planes.plane < 2**31 and _gemm_available()  # BLAS's 32-bit sizes
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class Layout:
     """A sample's padded planes in the kernels' work array: ``phases`` (sh*sw) blocks of C planes of
     ``rows`` x ``width`` values each (``plane``), and each kernel offset's run: its first index
-    (``taps``, phase and channel 0 included) and its length (Ho * width)."""
+    (``taps``, int64, read-only: phase and channel 0 included) and its length (Ho * width)."""
 
     stride: tuple[int, int]
     top: int
     left: int
     rows: int
     width: int
-    taps: tuple[int, ...]
+    taps: numpy.ndarray
     length: int
     channels: int
     every_phase_read: bool
@@ -84,6 +84,11 @@ class Layout:
     def size(self) -> int:
         return self.stride[0] * self.stride[1] * self.channels * self.plane
 
+    @property
+    def arguments(self) -> tuple:
+        """What the kernels take after their arrays: taps, top, left, stride_h, stride_w, plane, width."""
+        return (self.taps, self.top, self.left, *self.stride, self.plane, self.width)
+
 
 @functools.lru_cache(maxsize=256)
 def layout(geo, channels: int) -> Layout:
@@ -95,7 +100,9 @@ def layout(geo, channels: int) -> Layout:
               for i in range(kh) for j in range(kw)]
     # Room for every run within its plane: a run reaches row + Ho rows down, one more from a column past 0.
     rows = max(height, *(row + ho + (column > 0) for _, row, column in places))
-    taps = tuple(phase * channels * rows * width + row * width + column for phase, row, column in places)
+    taps = numpy.array([phase * channels * rows * width + row * width + column for phase, row, column in places],
+                       dtype=numpy.int64)
+    taps.flags.writeable = False  # shared: the layout is cached
     every_phase_read = len({phase for phase, _, _ in places}) == sh * sw
     return Layout(geo.stride, geo.pads[0][0], geo.pads[1][0], rows, width, taps, ho * width, channels,
                   every_phase_read)
@@ -139,48 +146,46 @@ def kernels(dtype) -> tuple:
     compile_ = functools.partial(numba.njit, nogil=True, error_model="numpy")
 
     @compile_
+    def run(c, y, phase, top, left, stride_h, stride_w, plane, width, channels, width_in):
+        """Where row y of input plane c goes among the phase planes, for the columns of one column phase:
+        (first flat index, first column, count); column x0 + t*sw lies at first + t. Position (y + top,
+        x + left) of the padded input is phase ((y + top) % sh, (x + left) % sw), row (y + top) // sh,
+        column (x + left) // sw."""
+        row = y + top
+        x0 = (phase - left) % stride_w
+        first = (((row % stride_h) * stride_w + phase) * channels + c) * plane + (row // stride_h) * width
+        return first + (x0 + left) // stride_w, x0, (width_in - x0 + stride_w - 1) // stride_w
+
+    @compile_
     def place(planes, flat, top, left, stride_h, stride_w, plane, width):
         """One sample's planes (C, H, W) into the inside of the zero-bordered phase planes (``flat``).
-        Position (y + top, x + left) of the padded input is phase ((y + top) % sh, (x + left) % sw), row
-        (y + top) // sh, column (x + left) // sw. ``planes`` is only read (it may be read-only)."""
+        ``planes`` is only read (it may be read-only)."""
         channels, height, width_in = planes.shape
-        block = channels * plane
-        if stride_h == 1 and stride_w == 1:  # rows to rows, copies that vectorize
-            for c in range(channels):
-                for y in range(height):
-                    start = c * plane + (y + top) * width + left
-                    flat[start:start + width_in] = planes[c, y, :]
-            return
         for c in range(channels):
             for y in range(height):
-                row = y + top
-                first = (row % stride_h) * stride_w * block + c * plane + (row // stride_h) * width
                 for phase in range(stride_w):
-                    x0 = (phase - left) % stride_w
-                    start = first + phase * block + (x0 + left) // stride_w
-                    for t in range((width_in - x0 + stride_w - 1) // stride_w):
-                        flat[start + t] = planes[c, y, x0 + t * stride_w]
+                    start, x0, count = run(c, y, phase, top, left, stride_h, stride_w, plane, width, channels,
+                                           width_in)
+                    if stride_w == 1:  # a contiguous row: a copy that vectorizes
+                        flat[start:start + count] = planes[c, y, :]
+                    else:
+                        for t in range(count):
+                            flat[start + t] = planes[c, y, x0 + t * stride_w]
 
     @compile_
     def gather(flat, planes, top, left, stride_h, stride_w, plane, width):
         """``place`` the other way: the sample's positions of the phase planes back into planes (C, H, W)."""
         channels, height, width_in = planes.shape
-        block = channels * plane
-        if stride_h == 1 and stride_w == 1:
-            for c in range(channels):
-                for y in range(height):
-                    start = c * plane + (y + top) * width + left
-                    planes[c, y, :] = flat[start:start + width_in]
-            return
         for c in range(channels):
             for y in range(height):
-                row = y + top
-                first = (row % stride_h) * stride_w * block + c * plane + (row // stride_h) * width
                 for phase in range(stride_w):
-                    x0 = (phase - left) % stride_w
-                    start = first + phase * block + (x0 + left) // stride_w
-                    for t in range((width_in - x0 + stride_w - 1) // stride_w):
-                        planes[c, y, x0 + t * stride_w] = flat[start + t]
+                    start, x0, count = run(c, y, phase, top, left, stride_h, stride_w, plane, width, channels,
+                                           width_in)
+                    if stride_w == 1:
+                        planes[c, y, :] = flat[start:start + count]
+                    else:
+                        for t in range(count):
+                            planes[c, y, x0 + t * stride_w] = flat[start + t]
 
     def correlate(source, weights, bias, out, flat, product, taps, top, left, stride_h, stride_w, plane, width):
         """out[s] (F, Ho, Wo) = bias + sum over offsets k of weights[g, k] (F/G, C/G) @ offset k's run of

@@ -128,16 +128,6 @@ class Convolution(Op):
         (ho, wo), row = geo.out, _row_width(geo)
         grads = g.reshape(n, filters, ho, wo)
         window_values = kernel.shape[-1] * groups * ho * row
-        flipped_geo = _windows.transposed_geometry(geo) if needs[0] else None
-        if flipped_geo is not None and filters * flipped_geo.out[0] * flipped_geo.padded[1] > 2 * channels * ho * row:
-            # The flipped correlation copies F*kh*kw values per input position, col2im adds C*kh*kw per output
-            # position: with many more filters than channels (or wide padding), col2im moves less memory.
-            flipped_geo = None
-        if flipped_geo is not None:
-            # W (G, F/G, C/G, kh, kw) flipped in space, as (G, C/G, F/G * kh * kw): dx is g's windows times it.
-            kh, kw = geo.kernel
-            flipped = kernel.reshape(groups, filters // groups, channels // groups, kh, kw)[..., ::-1, ::-1]
-            flipped = xp.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups, channels // groups, -1)
         if xp is numpy and _offsets.usable(xp, geo, g.dtype, channels):
             per_in, per_out = channels // groups, filters // groups
             if ((not needs[1] or (per_in >= _offsets.MIN_WEIGHT_CHANNELS and per_out <= _offsets.MAX_PRODUCED))
@@ -148,6 +138,16 @@ class Convolution(Op):
                 if dW is not None:
                     dW = dW.reshape(filters, -1, *geo.kernel[-self.rank:])
                 return (dx, dW, db) if p.use_bias else (dx, dW)
+        flipped_geo = _windows.transposed_geometry(geo) if needs[0] else None
+        if flipped_geo is not None and filters * flipped_geo.out[0] * flipped_geo.padded[1] > 2 * channels * ho * row:
+            # The flipped correlation copies F*kh*kw values per input position, col2im adds C*kh*kw per output
+            # position: with many more filters than channels (or wide padding), col2im moves less memory.
+            flipped_geo = None
+        if flipped_geo is not None:
+            # W (G, F/G, C/G, kh, kw) flipped in space, as (G, C/G, F/G * kh * kw): dx is g's windows times it.
+            kh, kw = geo.kernel
+            flipped = kernel.reshape(groups, filters // groups, channels // groups, kh, kw)[..., ::-1, ::-1]
+            flipped = xp.ascontiguousarray(flipped.transpose(0, 2, 1, 3, 4)).reshape(groups, channels // groups, -1)
         dx = xp.empty(images.shape, dtype=g.dtype) if needs[0] else None
         pieces = len(parallel.split(n, _split_work(n, window_values))) if xp is numpy else 1
         by_offsets = needs[1] and _weight_grad_by_offsets(xp, geo, groups, channels, filters)
@@ -216,14 +216,12 @@ def _correlate_by_offsets(ctx, images, W, b, geo, groups: int, out, work: int) -
     bias = numpy.empty(0, dtype=dtype) if b is None else numpy.ascontiguousarray(b, dtype=dtype)
     correlate = _offsets.kernels(dtype)[0]
     layout = _offsets.layout(geo, images.shape[1])
-    taps = numpy.array(layout.taps, dtype=numpy.int64)
 
     def piece(index, start, stop):
         pieces = PieceWorkspace(ctx, index)
         flat = zero_bordered(pieces, "offsets_planes", (layout.size,), dtype, numpy)
         product = scratch(pieces, "product", (out.shape[1], layout.length), dtype, numpy)
-        correlate(images[start:stop], weights, bias, out[start:stop], flat, product, taps, layout.top, layout.left,
-                  *layout.stride, layout.plane, layout.width)
+        correlate(images[start:stop], weights, bias, out[start:stop], flat, product, *layout.arguments)
 
     parallel.run_pieces(images.shape[0], piece, work=work)
 
@@ -236,10 +234,9 @@ def _backward_by_offsets(ctx, images, W, grads, geo, groups: int, needs, use_bia
     filters, per_group = W.shape[:2]
     per_out, dtype = filters // groups, grads.dtype
     layout = _offsets.layout(geo, channels)
-    taps = numpy.array(layout.taps, dtype=numpy.int64)
     pieces = len(parallel.split(n, work))
     weighted, biased = needs[1], use_bias and needs[2]
-    totals = numpy.zeros((pieces, *((groups, len(taps), per_out, per_group) if weighted else (0, 0, 0, 0))),
+    totals = numpy.zeros((pieces, *((groups, len(layout.taps), per_out, per_group) if weighted else (0, 0, 0, 0))),
                          dtype=dtype)
     bias_totals = numpy.zeros((pieces, filters if biased and weighted else 0), dtype=dtype)
     dx = numpy.empty(images.shape if needs[0] else (0, *images.shape[1:]), dtype=dtype)
@@ -252,8 +249,7 @@ def _backward_by_offsets(ctx, images, W, grads, geo, groups: int, needs, use_bia
         planes = scratch(work_arrays, "offsets_gradient_planes", (layout.size if needs[0] else 0,), dtype, numpy)
         wide = zero_bordered(work_arrays, "offsets_wide", (filters, layout.length), dtype, numpy)
         gradients(images[start:stop], grads[start:stop], weights, totals[index], bias_totals[index],
-                  dx[start:stop], flat, planes, wide, taps, layout.top, layout.left, *layout.stride, layout.plane,
-                  layout.width)
+                  dx[start:stop], flat, planes, wide, *layout.arguments)
 
     parallel.run_pieces(n, piece, work=work)
     dW = db = None
