@@ -17,8 +17,8 @@ So, each offset's run being an (C, Ho*Wq) matrix with a fixed distance between i
 
 A piece of the batch (``engine.parallel``) is one call of a compiled kernel that copies, multiplies
 and writes back sample after sample without the GIL: the im2col path makes a dozen short NumPy calls
-per sample, for which two threads queue. The products go through SciPy's BLAS (``scipy.linalg.
-cython_blas``), which the engine's thread setting holds to one thread inside a piece like NumPy's.
+per sample, for which two threads queue. The products call BLAS directly (``_blas``: NumPy's
+OpenBLAS, else SciPy's), which the engine's thread setting holds to one thread inside a piece.
 
 Per sample on one thread (OpenBLAS, AVX-512), forward, against im2col and one product in blocks:
 16 -> 16 channels at 32x32, 51-53 us against 61-64; 32 -> 32 at 16x16, 51 against 69-72; 16 -> 32
@@ -30,13 +30,12 @@ slower than a product per sample.
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 
 import numpy
 
-from engine.ops import _numba
+from engine.ops import _blas, _numba
 
 # Channels per group of the reduction (C/G forward, F/G for the input's gradient) from which, and of
 # the output (F/G forward, C/G for the input's gradient) up to which, products per offset win. From 3
@@ -57,7 +56,7 @@ def usable(xp, geo, dtype, channels: int) -> bool:
     planes = layout(geo, channels)
     # A phase no offset reads (a kernel smaller than its stride: a 1x1 stride-2 projection) would be copied
     # and zeroed for nothing: such a shortcut ran 5% slower steps of the small ResNet this way than by im2col.
-    return planes.every_phase_read and planes.plane < 2**31 and _gemm_available()  # BLAS's 32-bit sizes
+    return planes.every_phase_read and planes.plane < 2**31 and _blas.gemm(dtype) is not None  # BLAS's sizes may be 32-bit
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -115,32 +114,11 @@ def wins(reduced: int, produced: int) -> bool:
 
 
 @functools.cache
-def _gemm_available() -> bool:
-    try:
-        _gemm("s")
-    except (ImportError, ValueError, AttributeError):  # no SciPy BLAS to call: im2col instead
-        return False
-    return True
-
-
-@functools.cache
-def _gemm(kind: str):
-    """SciPy's Fortran ``sgemm`` or ``dgemm`` as a ctypes function (every argument a pointer)."""
-    import scipy.linalg.cython_blas  # noqa: F401, PLC0415 - loads SciPy's BLAS before its address is read
-    from numba.extending import get_cython_function_address  # noqa: PLC0415
-
-    from engine import parallel  # noqa: PLC0415 - engine.parallel does not import the ops
-
-    parallel.find_blas_libraries()  # the thread setting then holds SciPy's BLAS too
-    address = get_cython_function_address("scipy.linalg.cython_blas", f"{kind}gemm")
-    return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(address)
-
-
-@functools.cache
 def kernels(dtype) -> tuple:
     """(correlate, gradients) compiled for ``dtype`` (float32 or float64), once per process."""
     import numba  # noqa: PLC0415 - present: usable() asked _numba.available first
-    gemm = _gemm("s" if numpy.dtype(dtype) == numpy.float32 else "d")
+    product = _blas.gemm(dtype)
+    gemm, index = product.function, product.index
     scalar = numpy.dtype(dtype).type
     # Not cached on disk: the BLAS function's address differs from process to process.
     compile_ = functools.partial(numba.njit, nogil=True, error_model="numpy")
@@ -195,7 +173,7 @@ def kernels(dtype) -> tuple:
         groups, offsets, per_group_out, per_group_in = weights.shape
         length = out_height * width
         products = product.reshape(filters * length)
-        sizes = numpy.array([length, per_group_out, per_group_in, plane, per_group_in, length], dtype=numpy.int32)
+        sizes = numpy.array([length, per_group_out, per_group_in, plane, per_group_in, length], dtype=index)
         factors = numpy.array([1.0, 0.0, 1.0], dtype=scalar)
         no_transpose = numpy.array([78], dtype=numpy.uint8)  # 'N'
         for s in range(count):
@@ -235,9 +213,9 @@ def kernels(dtype) -> tuple:
         length = out_height * width
         grad = wide.reshape(filters * length)
         weight_sizes = numpy.array([per_group_in, per_group_out, length, plane, length, per_group_in],
-                                   dtype=numpy.int32)
+                                   dtype=index)
         input_sizes = numpy.array([length, per_group_in, per_group_out, length, per_group_in, plane],
-                                  dtype=numpy.int32)
+                                  dtype=index)
         one = numpy.array([1.0], dtype=scalar)
         codes = numpy.array([84, 78, 84], dtype=numpy.uint8)  # 'T', 'N', 'T'
         for s in range(count):

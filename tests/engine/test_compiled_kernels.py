@@ -290,3 +290,17 @@ def test_layer_norm_by_the_kernels_is_the_numpy_one(dtype, tolerance, params, th
         assert compiled.dtype == plain.dtype == numpy.dtype(dtype)
         assert numpy.array_equal(numpy.isnan(compiled), numpy.isnan(plain))  # the NaN reaches the same values
         numpy.testing.assert_allclose(compiled, plain, rtol=tolerance, atol=tolerance * 10)
+
+
+@pytest.mark.parametrize("shape", [(128, 512), (37, 5), (1, 17), (16, 16)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_the_compiled_transpose_is_the_transpose(shape, dtype, order):
+    """linalg.transposed (the recurrent layers' U^T a step): exactly matrix.T, C-contiguous, for shapes
+    that are not whole blocks of 16 rows too."""
+    from engine.ops import linalg  # noqa: PLC0415
+
+    matrix = numpy.asarray(numpy.random.default_rng(1).normal(size=shape).astype(dtype), order=order)
+    result = linalg.transposed(matrix)
+    assert result.flags.c_contiguous and result.dtype == matrix.dtype
+    numpy.testing.assert_array_equal(result, matrix.T)

@@ -189,25 +189,117 @@ def test_float_lengths_are_a_dtype_mismatch_on_the_node():
     assert [(e["node"], e["field"], e["code"]) for e in errors] == [("rnn", "inputs.lengths", "dtype_mismatch")]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("lengths", [None, numpy.array([5, 2, 4])], ids=["full", "padded"])
-def test_lstm_fused_kernels_match_the_numpy_path(dtype, lengths, monkeypatch):
-    """On NumPy arrays the LSTM's gate arithmetic runs in numba kernels; the NumPy path (CuPy's, and
-    NumPy's without numba) gives the same outputs and gradients up to rounding."""
+def test_lstm_fused_kernels_match_the_numpy_path(lengths, monkeypatch):
+    """On NumPy float64 arrays the LSTM's gate arithmetic runs in numba kernels; the NumPy path
+    (CuPy's, and NumPy's without numba) gives the same outputs and gradients up to rounding."""
     from engine.ops import _numba, recurrent  # noqa: PLC0415
 
     rng = numpy.random.default_rng(3)
-    x = rng.normal(size=(3, 5, 4)).astype(dtype)
+    x = rng.normal(size=(3, 5, 4))
     params = {"units": 6, "bidirectional": True, "return_sequences": True}
-    d_out = rng.normal(size=(3, 5, 12)).astype(dtype)
+    d_out = rng.normal(size=(3, 5, 12))
     results, weights = {}, None
     for fused in (True, False):
         monkeypatch.setattr(_numba, "ENABLED", fused)
         out, ctx, op, p, weights = _run("lstm", params, x, lengths, weights)
         grads = op.backward(ctx, p, d_out)
         results[fused] = [out, grads[0], *grads[2:]]
-        assert all(value.dtype == numpy.dtype(dtype) for value in results[fused])
+        assert all(value.dtype == numpy.float64 for value in results[fused])
     assert all(kernel.signatures for kernel in recurrent._compiled_kernels())  # they did run
-    tolerance = 1e-5 if dtype == "float32" else 1e-13
     for with_kernels, without in zip(results[True], results[False], strict=True):
-        numpy.testing.assert_allclose(with_kernels, without, rtol=tolerance, atol=tolerance)
+        numpy.testing.assert_allclose(with_kernels, without, rtol=1e-13, atol=1e-13)
+
+
+def _lstm_outputs_and_grads(params, x, lengths, weights, d_out):
+    out, ctx, op, p, weights = _run("lstm", params, x, lengths, weights)
+    grads = op.backward(ctx, p, d_out)
+    return [out, grads[0], *grads[2:]], weights
+
+
+COMPILED_SCAN_CASES = {
+    "last": {"units": 37},  # not a multiple of the vector width: the loops' remainders
+    "sequences-bidirectional": {"units": 37, "bidirectional": True, "return_sequences": True},
+    "two-layers-bidirectional-last": {"units": 20, "bidirectional": True, "num_layers": 2},
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("lengths", [None, numpy.array([7, 2, 5, 1, 7])], ids=["full", "padded"])
+@pytest.mark.parametrize("case", list(COMPILED_SCAN_CASES), ids=str)
+def test_lstm_compiled_float32_scans_match_the_float64_path(case, lengths, threads, monkeypatch):
+    """float32 LSTMs on NumPy arrays scan in one compiled call per piece of the batch (engine/ops/_lstm.py,
+    its tanh a rational approximation within 4e-7): outputs and every gradient agree with the float64
+    path (gradient-checked by the op table) and with float32 NumPy arithmetic, on one thread and split
+    one sequence to a piece."""
+    from engine import parallel  # noqa: PLC0415
+    from engine.ops import _lstm, _numba  # noqa: PLC0415
+
+    rng = numpy.random.default_rng(4)
+    params = COMPILED_SCAN_CASES[case]
+    x = rng.normal(size=(5, 7, 6))
+    directions = 2 if params.get("bidirectional") else 1
+    features = params["units"] * directions
+    d_out = rng.normal(size=(5, 7, features) if params.get("return_sequences") else (5, features))
+    reference, weights = _lstm_outputs_and_grads(params, x, lengths, None, d_out)
+    weights32 = [w.astype(numpy.float32) for w in weights]
+    with parallel.threads(threads, grain=1), parallel.owned_cores():
+        compiled, _ = _lstm_outputs_and_grads(params, x.astype(numpy.float32), lengths, weights32,
+                                              d_out.astype(numpy.float32))
+        monkeypatch.setattr(_numba, "ENABLED", False)
+        plain, _ = _lstm_outputs_and_grads(params, x.astype(numpy.float32), lengths, weights32,
+                                           d_out.astype(numpy.float32))
+    assert all(kernel.signatures for kernel in _lstm.kernels())  # the compiled scans did run
+    for got, numpy32, expected in zip(compiled, plain, reference, strict=True):
+        assert got.dtype == numpy.float32
+        scale = max(1.0, float(numpy.abs(expected).max()))
+        numpy.testing.assert_allclose(got, expected, rtol=0, atol=2e-5 * scale)
+        numpy.testing.assert_allclose(got, numpy32, rtol=0, atol=2e-5 * scale)
+
+
+def test_lstm_compiled_float32_scans_match_central_differences():
+    """The float32 compiled scans' gradients against central differences of the same float32 forward
+    pass, along a random direction of the input and of every weight: steps of 8e-3 and 4e-3, large
+    enough for float32 rounding to stay far below the differences, combined (Richardson) so that the
+    step's own error of order step^2 cancels."""
+    rng = numpy.random.default_rng(6)
+    params = {"units": 19, "bidirectional": True, "return_sequences": True}
+    x = rng.normal(size=(4, 6, 5)).astype(numpy.float32)
+    lengths = numpy.array([6, 3, 5, 6])
+    d_out = rng.normal(size=(4, 6, 38)).astype(numpy.float32)
+    out, ctx, op, p, weights = _run("lstm", params, x, lengths)
+    weights = [w.astype(numpy.float32) for w in weights]
+    out, ctx, op, p, weights = _run("lstm", params, x, lengths, weights)
+    grads = op.backward(ctx, p, d_out)
+    values = [x, *weights]
+    analytic = [grads[0], *grads[2:]]
+    directions = [rng.normal(size=v.shape).astype(numpy.float32) for v in values]
+
+    def objective(step):
+        moved = [(v.astype(numpy.float64) + step * d).astype(numpy.float32) for v, d in zip(values, directions)]
+        result, *_ = _run("lstm", params, moved[0], lengths, moved[1:])
+        return float(numpy.sum(result.astype(numpy.float64) * d_out))
+
+    def difference(step):
+        return (objective(step) - objective(-step)) / (2 * step)
+
+    numeric = (4 * difference(4e-3) - difference(8e-3)) / 3
+    predicted = sum(float(numpy.sum(g.astype(numpy.float64) * d)) for g, d in zip(analytic, directions))
+    assert abs(numeric - predicted) <= 1e-3 * max(1.0, abs(predicted)), (numeric, predicted)
+
+
+def test_lstm_compiled_float32_scan_keeps_nan_where_the_numpy_path_does(monkeypatch):
+    """A NaN in one sequence makes that sequence's states NaN from its step on, and no other's, as on
+    the NumPy path: the compiled tanh and its clamp let NaN through."""
+    from engine.ops import _numba  # noqa: PLC0415
+
+    rng = numpy.random.default_rng(7)
+    x = rng.normal(size=(3, 5, 4)).astype(numpy.float32)
+    x[1, 2, 0] = numpy.nan
+    params = {"units": 17, "return_sequences": True}
+    out, _, _, _, weights = _run("lstm", params, x)
+    monkeypatch.setattr(_numba, "ENABLED", False)
+    plain, _, _, _, _ = _run("lstm", params, x, None, weights)
+    numpy.testing.assert_array_equal(numpy.isnan(out), numpy.isnan(plain))
+    assert numpy.isnan(out[1, 2:]).all() and not numpy.isnan(out[1, :2]).any()
+    assert numpy.isfinite(out[[0, 2]]).all()
