@@ -358,6 +358,13 @@ class Model:
                 if all(g is None for g in grad):
                     continue
             ctx = contexts[back.ctx_index]
+            taken_early = []
+            if on_gradient is not None and back.gradients_done:
+                def weights_ready(weight_grads, back=back, taken_early=taken_early):
+                    taken_early.append(True)
+                    _take_weight_gradients(back, weight_grads, param_grads, on_gradient)
+
+                ctx.weights_ready = weights_ready
             results = node.op.backward(ctx, node.params, grad)
             contexts[back.ctx_index] = None  # free what forward kept
             n_inputs = len(back.grad_keys)
@@ -370,13 +377,8 @@ class Model:
                             _accumulate(grads_of_values, k, v)
                 else:
                     _accumulate(grads_of_values, key, value)
-            for key, value in zip(back.weight_grad_keys, results[n_inputs:]):
-                if key is not None:
-                    _accumulate(param_grads, key, value)
-            if on_gradient is not None:
-                for key in back.gradients_done:
-                    if key in param_grads:
-                        on_gradient(key, param_grads[key])
+            if not taken_early:
+                _take_weight_gradients(back, results[n_inputs:], param_grads, on_gradient)
         return float(loss), {key: values[key] for key in value_keys}, param_grads
 
     def predict(self, feeds: dict, *, outputs=None, batch_size: int = 1024) -> dict:
@@ -419,6 +421,18 @@ class Model:
                     f"{source}: tensor '{key}' has shape {tuple(array.shape)}, the graph expects {tuple(target.shape)}"
                 )
             target[...] = self.xp.asarray(array, dtype=target.dtype)
+
+
+def _take_weight_gradients(back, weight_grads, param_grads: dict, on_gradient) -> None:
+    """A backward step's weight gradients into ``param_grads``; ``on_gradient`` then gets those this
+    step finishes (``gradients_done``)."""
+    for key, value in zip(back.weight_grad_keys, weight_grads):
+        if key is not None:
+            _accumulate(param_grads, key, value)
+    if on_gradient is not None:
+        for key in back.gradients_done:
+            if key in param_grads:
+                on_gradient(key, param_grads[key])
 
 
 def _accumulate(store: dict, key: str, value) -> None:

@@ -236,6 +236,11 @@ class Context:
     ``training`` says train or eval mode, ``rng`` is the graph's random generator (dropout),
     ``needs`` is a tuple, aligned with the op's inputs then weights, of which ones need a gradient
     (``False`` entries may be answered with ``None``), and ``updates`` collects new buffer values.
+
+    ``weights_ready``, where not None (a data-parallel worker sends gradients while backward goes
+    on), takes the op's weight gradients, in weight order, as soon as they are final: an op whose
+    input gradient costs as much again (a dense layer's) may compute its weight gradients first and
+    hand them over before it, then return the same ones.
     """
 
     def __init__(self, training: bool = False, rng=None, needs: tuple = ()):
@@ -243,6 +248,7 @@ class Context:
         self.rng = rng
         self.needs = needs
         self.updates: dict | None = None
+        self.weights_ready = None
 
 
 class Op:

@@ -82,6 +82,30 @@ def test_backward_hands_each_gradient_over_once_as_soon_as_it_is_finished_in_gra
         numpy.testing.assert_array_equal(grad, grads[key])
 
 
+def test_a_dense_layer_hands_its_weight_gradients_over_before_it_computes_its_input_gradient(monkeypatch):
+    """So that a data-parallel worker all-reduces them while the input gradient, a product as large,
+    is computed (the hidden layer's kernel of the distributed bench's 3M-parameter MLP is 11.6 MB)."""
+    from engine.ops import linalg  # noqa: PLC0415
+
+    model = engine.compile(tiny_spec(), dtype="float64")
+    batch = dict(zip(("x", "y"), (tiny_dataset(16).arrays[name] for name in ("x", "y")), strict=True))
+    events = []
+    product = linalg.rows_product
+
+    def logged_product(a, b, bias=None):
+        events.append(("product", a.shape, b.shape))
+        return product(a, b, bias)
+
+    monkeypatch.setattr(linalg, "rows_product", logged_product)
+    model.loss_and_grads(batch, on_gradient=lambda key, grad: events.append(("handed", key)))
+    hidden, classes = model.params["logits/W"].shape
+    weight_gradient = events.index(("product", (hidden, 16), (16, classes)))  # h^T @ g: the first in backward
+    after = events[weight_gradient + 1:]
+    input_gradient = after.index(("product", (16, classes), (classes, hidden)))  # g @ W^T
+    assert ("handed", "logits/W") in after[:input_gradient], events
+    assert ("handed", "logits/b") in after[:input_gradient], events
+
+
 class RecordingCollective:
     """A group of one worker (the sum is the buffer itself) that records what it was given to reduce."""
 
