@@ -13,9 +13,10 @@ The input projection of all steps is one matmul before the time loop, each step 
 all gates together, and the weight gradients one matmul over all steps after the backward loop.
 The LSTM goes further: each step multiplies the rows [x_t, 1, h_{t-1}] by [W; b; U], so it needs no
 projection beforehand and its three weight gradients are one matmul. On NumPy float32 arrays each
-piece of the batch scans in one compiled call each way (``_lstm``: BLAS for the step's product, a
-vectorized tanh for its gates, no GIL held); on float64 its gate arithmetic runs in numba kernels, one
-loop a step each way, between NumPy's products and tanh. Arrays inside are time-major (T, N, ...),
+piece of the batch of an LSTM or a GRU scans in one compiled call each way (``_scans``: BLAS for the
+step's product, a vectorized tanh for its gates, no GIL held); on float64 the LSTM's gate arithmetic
+runs in numba kernels, one loop a step each way, between NumPy's products and tanh, and the GRU's and
+the simple RNN's steps are NumPy calls. Arrays inside are time-major (T, N, ...),
 so that every step reads and writes contiguous blocks.
 
 Sequences of a batch do not interact, so each thread of the engine's pool runs the whole recurrence
@@ -34,7 +35,7 @@ from engine import parallel
 from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
-from engine.ops import _lstm, _numba
+from engine.ops import _numba, _scans
 from engine.ops._util import format_shape
 from engine.ops.linalg import rows_product, transposed
 from engine.registry import Op, Param, Port, TensorType, Weight, register
@@ -300,7 +301,7 @@ class _LSTMCell(_Cell):
         offsets = _scales(xp, dtype, units, (0.5, 0.5, 0.0, 0.5))
         kernels = _fused_kernels(xp)
         half = dtype.type(0.5)
-        compiled = _lstm.kernels()[0] if _lstm.usable(xp, dtype) else None
+        compiled = _scans.kernels()[0] if _scans.usable(xp, dtype) else None
 
         def rows(low, high):
             states, cells, inputs = all_states[:, low:high], all_cells[:, low:high], stacked_inputs[:, low:high]
@@ -349,7 +350,7 @@ class _LSTMCell(_Cell):
         kernels = _fused_kernels(xp)
         dtype = all_activations.dtype
         one = dtype.type(1.0)
-        compiled = _lstm.kernels()[1] if _lstm.usable(xp, dtype) else None
+        compiled = _scans.kernels()[1] if _scans.usable(xp, dtype) else None
         if compiled:  # (one direction's columns of a bidirectional layer's are a strided view)
             outputs = _no_mask(dtype) if d_outputs is None else numpy.ascontiguousarray(d_outputs)
 
@@ -441,8 +442,13 @@ class _GRUCell(_Cell):
         all_activations = xp.empty((steps, batch, width), dtype=xw.dtype)
         all_hidden_n = xp.empty((steps, batch, units), dtype=xw.dtype)  # h_{t-1} U_n + b_hn, which backward needs
         hidden_bias_n = recurrent_bias[2 * units:]  # (the r and z parts are in xw: input_bias)
+        compiled = _scans.kernels()[2] if _scans.usable(xp, xw.dtype) else None
 
         def rows(low, high):
+            if compiled:
+                compiled(xw, recurrent_kernel, hidden_bias_n, all_states, all_activations, all_hidden_n,
+                         _no_mask(xw.dtype) if mask is None else mask, direction.reverse, low, high)
+                return
             states, inputs = all_states[:, low:high], xw[:, low:high]
             activations, hidden_n = all_activations[:, low:high], all_hidden_n[:, low:high]
             padded = None if mask is None else mask[:, low:high] == 0
@@ -470,7 +476,7 @@ class _GRUCell(_Cell):
                     if mask is not None:
                         _freeze_padded(new, states[back], padded[t])
 
-        _over_batch(xp, batch, xw.size, rows, step_values=xw.shape[2])
+        _over_batch(xp, batch, xw.size, rows, step_values=None if compiled else xw.shape[2])
         return all_states, {"states": all_states, "activations": all_activations, "hidden_n": all_hidden_n}
 
     def scan_backward(self, cache, recurrent_kernel, d_outputs, d_last, mask, direction):
@@ -480,8 +486,18 @@ class _GRUCell(_Cell):
         all_d_input = xp.empty_like(all_activations)  # gradient of x_t W + b
         all_d_hidden = xp.empty_like(all_activations)  # gradient of h_{t-1} U + b_h
         recurrent_t = transposed(recurrent_kernel)
+        compiled = _scans.kernels()[3] if _scans.usable(xp, all_activations.dtype) else None
+        if compiled:  # (one direction's columns of a bidirectional layer's are a strided view)
+            dtype = all_activations.dtype
+            outputs = _no_mask(dtype) if d_outputs is None else numpy.ascontiguousarray(d_outputs)
 
         def rows(low, high):
+            if compiled:
+                carry = numpy.zeros((high - low, units), dtype=dtype) if d_last is None else d_last[low:high].copy()
+                compiled(all_activations, cache["states"], cache["hidden_n"], recurrent_t, outputs, carry,
+                         _no_mask(dtype) if mask is None else mask, all_d_input, all_d_hidden, direction.reverse,
+                         low, high)
+                return
             states, hidden_n = cache["states"][:, low:high], cache["hidden_n"][:, low:high]
             activations, d_input, d_hidden = (all_activations[:, low:high], all_d_input[:, low:high],
                                               all_d_hidden[:, low:high])
@@ -517,7 +533,8 @@ class _GRUCell(_Cell):
                     carry += passed
             d_input[:, :, :2 * units] = d_hidden[:, :, :2 * units]
 
-        _over_batch(xp, all_d_input.shape[1], all_d_input.size, rows, step_values=all_d_input.shape[2])
+        _over_batch(xp, all_d_input.shape[1], all_d_input.size, rows,
+                    step_values=None if compiled else all_d_input.shape[2])
         return all_d_input, all_d_hidden, _sum_rows(all_d_hidden)
 
 

@@ -211,8 +211,8 @@ def test_lstm_fused_kernels_match_the_numpy_path(lengths, monkeypatch):
         numpy.testing.assert_allclose(with_kernels, without, rtol=1e-13, atol=1e-13)
 
 
-def _lstm_outputs_and_grads(params, x, lengths, weights, d_out):
-    out, ctx, op, p, weights = _run("lstm", params, x, lengths, weights)
+def _outputs_and_grads(op_name, params, x, lengths, weights, d_out):
+    out, ctx, op, p, weights = _run(op_name, params, x, lengths, weights)
     grads = op.backward(ctx, p, d_out)
     return [out, grads[0], *grads[2:]], weights
 
@@ -227,13 +227,14 @@ COMPILED_SCAN_CASES = {
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("lengths", [None, numpy.array([7, 2, 5, 1, 7])], ids=["full", "padded"])
 @pytest.mark.parametrize("case", list(COMPILED_SCAN_CASES), ids=str)
-def test_lstm_compiled_float32_scans_match_the_float64_path(case, lengths, threads, monkeypatch):
-    """float32 LSTMs on NumPy arrays scan in one compiled call per piece of the batch (engine/ops/_lstm.py,
+@pytest.mark.parametrize("op_name", ["lstm", "gru"])
+def test_compiled_float32_scans_match_the_float64_path(op_name, case, lengths, threads, monkeypatch):
+    """float32 LSTMs and GRUs on NumPy arrays scan in one compiled call per piece of the batch (engine/ops/_scans.py,
     its tanh a rational approximation within 4e-7): outputs and every gradient agree with the float64
     path (gradient-checked by the op table) and with float32 NumPy arithmetic, on one thread and split
     one sequence to a piece."""
     from engine import parallel  # noqa: PLC0415
-    from engine.ops import _lstm, _numba  # noqa: PLC0415
+    from engine.ops import _numba, _scans  # noqa: PLC0415
 
     rng = numpy.random.default_rng(4)
     params = COMPILED_SCAN_CASES[case]
@@ -241,15 +242,16 @@ def test_lstm_compiled_float32_scans_match_the_float64_path(case, lengths, threa
     directions = 2 if params.get("bidirectional") else 1
     features = params["units"] * directions
     d_out = rng.normal(size=(5, 7, features) if params.get("return_sequences") else (5, features))
-    reference, weights = _lstm_outputs_and_grads(params, x, lengths, None, d_out)
+    reference, weights = _outputs_and_grads(op_name, params, x, lengths, None, d_out)
     weights32 = [w.astype(numpy.float32) for w in weights]
     with parallel.threads(threads, grain=1), parallel.owned_cores():
-        compiled, _ = _lstm_outputs_and_grads(params, x.astype(numpy.float32), lengths, weights32,
-                                              d_out.astype(numpy.float32))
+        compiled, _ = _outputs_and_grads(op_name, params, x.astype(numpy.float32), lengths, weights32,
+                                         d_out.astype(numpy.float32))
         monkeypatch.setattr(_numba, "ENABLED", False)
-        plain, _ = _lstm_outputs_and_grads(params, x.astype(numpy.float32), lengths, weights32,
-                                           d_out.astype(numpy.float32))
-    assert all(kernel.signatures for kernel in _lstm.kernels())  # the compiled scans did run
+        plain, _ = _outputs_and_grads(op_name, params, x.astype(numpy.float32), lengths, weights32,
+                                      d_out.astype(numpy.float32))
+    scans = _scans.kernels()[:2] if op_name == "lstm" else _scans.kernels()[2:]
+    assert all(kernel.signatures for kernel in scans)  # the compiled scans did run
     for got, numpy32, expected in zip(compiled, plain, reference, strict=True):
         assert got.dtype == numpy.float32
         scale = max(1.0, float(numpy.abs(expected).max()))
@@ -257,8 +259,9 @@ def test_lstm_compiled_float32_scans_match_the_float64_path(case, lengths, threa
         numpy.testing.assert_allclose(got, numpy32, rtol=0, atol=2e-5 * scale)
 
 
-def test_lstm_compiled_float32_scans_match_central_differences():
-    """The float32 compiled scans' gradients against central differences of the same float32 forward
+@pytest.mark.parametrize("op_name", ["lstm", "gru"])
+def test_compiled_float32_scans_match_central_differences(op_name):
+    """The float32 compiled scans' gradients (LSTM, GRU) against central differences of the same float32 forward
     pass, along a random direction of the input and of every weight: steps of 8e-3 and 4e-3, large
     enough for float32 rounding to stay far below the differences, combined (Richardson) so that the
     step's own error of order step^2 cancels."""
@@ -267,9 +270,9 @@ def test_lstm_compiled_float32_scans_match_central_differences():
     x = rng.normal(size=(4, 6, 5)).astype(numpy.float32)
     lengths = numpy.array([6, 3, 5, 6])
     d_out = rng.normal(size=(4, 6, 38)).astype(numpy.float32)
-    out, ctx, op, p, weights = _run("lstm", params, x, lengths)
+    out, ctx, op, p, weights = _run(op_name, params, x, lengths)
     weights = [w.astype(numpy.float32) for w in weights]
-    out, ctx, op, p, weights = _run("lstm", params, x, lengths, weights)
+    out, ctx, op, p, weights = _run(op_name, params, x, lengths, weights)
     grads = op.backward(ctx, p, d_out)
     values = [x, *weights]
     analytic = [grads[0], *grads[2:]]
@@ -277,7 +280,7 @@ def test_lstm_compiled_float32_scans_match_central_differences():
 
     def objective(step):
         moved = [(v.astype(numpy.float64) + step * d).astype(numpy.float32) for v, d in zip(values, directions)]
-        result, *_ = _run("lstm", params, moved[0], lengths, moved[1:])
+        result, *_ = _run(op_name, params, moved[0], lengths, moved[1:])
         return float(numpy.sum(result.astype(numpy.float64) * d_out))
 
     def difference(step):
@@ -288,7 +291,8 @@ def test_lstm_compiled_float32_scans_match_central_differences():
     assert abs(numeric - predicted) <= 1e-3 * max(1.0, abs(predicted)), (numeric, predicted)
 
 
-def test_lstm_compiled_float32_scan_keeps_nan_where_the_numpy_path_does(monkeypatch):
+@pytest.mark.parametrize("op_name", ["lstm", "gru"])
+def test_compiled_float32_scan_keeps_nan_where_the_numpy_path_does(op_name, monkeypatch):
     """A NaN in one sequence makes that sequence's states NaN from its step on, and no other's, as on
     the NumPy path: the compiled tanh and its clamp let NaN through."""
     from engine.ops import _numba  # noqa: PLC0415
@@ -297,9 +301,9 @@ def test_lstm_compiled_float32_scan_keeps_nan_where_the_numpy_path_does(monkeypa
     x = rng.normal(size=(3, 5, 4)).astype(numpy.float32)
     x[1, 2, 0] = numpy.nan
     params = {"units": 17, "return_sequences": True}
-    out, _, _, _, weights = _run("lstm", params, x)
+    out, _, _, _, weights = _run(op_name, params, x)
     monkeypatch.setattr(_numba, "ENABLED", False)
-    plain, _, _, _, _ = _run("lstm", params, x, None, weights)
+    plain, _, _, _, _ = _run(op_name, params, x, None, weights)
     numpy.testing.assert_array_equal(numpy.isnan(out), numpy.isnan(plain))
     assert numpy.isnan(out[1, 2:]).all() and not numpy.isnan(out[1, :2]).any()
     assert numpy.isfinite(out[[0, 2]]).all()
