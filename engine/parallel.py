@@ -30,7 +30,6 @@ over the whole batch (and ops do the same), as the GPU parallelizes it already.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import queue
@@ -302,52 +301,30 @@ class _Pool:
     next unclaimed task until none is left, so a worker that wakes late costs nothing (the submitter
     has taken its task) and a slow core gets less. Which thread runs a task never changes what it
     computes. Several threads may submit at once (a server's request threads): each waits only for
-    its own tasks.
-
-    Waits spin a little before they sleep (``_spin_wait``, where numba is installed): a worker looks
-    for the next job for up to SPIN_ROUNDS yields after its last one, and a submitter whose own tasks
-    are done looks at the others' for as long, without the GIL. A sleeping thread on a virtual
-    machine wakes 20-100 us after it is called (a halted virtual core); a step makes 3 (an LSTM) to
-    18 (a transformer encoder layer) hand-offs."""
+    its own tasks."""
 
     def __init__(self, size: int, previous: _Pool | None = None):
         self.size = size
         self.jobs = previous.jobs if previous is not None else queue.SimpleQueue()
-        # Jobs posted so far, counted before each is queued: a spinning worker watches it.
-        self.posted = previous.posted if previous is not None else _counters(1)
         started = previous.size if previous is not None else 0
         for index in range(started, size):
             threading.Thread(target=self._work, name=f"netforge-parallel-{index}", daemon=True).start()
 
     def _work(self) -> None:
-        spin = _spin_wait()
         while True:
-            job = self.jobs.get()
-            # Counted before it was queued, so this includes it: the next job posted ends the spin. (One
-            # posted by another submitter between the two lines waits out the spin in the queue.)
-            seen = int(self.posted[0])
-            _claim_and_run(*job)
-            if spin is not None and SPIN_ROUNDS:
-                spin(self.posted, seen + 1, SPIN_ROUNDS)
+            _claim_and_run(*self.jobs.get())
 
     def run(self, tasks: list[Callable[[], object]]) -> list:
         results: list = [None] * len(tasks)
         # One plain lock per task, held until the task is done: the cheapest wait Python has
-        # (threading.Semaphore is written in Python over a Condition); ``finished`` says the same
-        # to a spinning submitter.
+        # (threading.Semaphore is written in Python over a Condition).
         done = [threading.Lock() for _ in tasks]
         for lock in done:
             lock.acquire()
-        finished = _counters(len(tasks))
-        job = (tasks, results, done, itertools.count(), finished)
-        handed = min(self.size, len(tasks) - 1)
-        self.posted[0] += handed
-        for _ in range(handed):
+        job = (tasks, results, done, itertools.count())
+        for _ in range(min(self.size, len(tasks) - 1)):
             self.jobs.put(job)
         _claim_and_run(*job)
-        spin = _spin_wait()
-        if spin is not None and SPIN_ROUNDS:
-            spin(finished, 1, SPIN_ROUNDS)
         for lock in done:
             lock.acquire()
         values = []
@@ -358,53 +335,14 @@ class _Pool:
         return values
 
 
-def _claim_and_run(tasks: list, results: list, done: list, claims, finished) -> None:
+def _claim_and_run(tasks: list, results: list, done: list, claims) -> None:
     """Run tasks of a job while any is unclaimed (``next`` on an itertools.count is atomic)."""
     while (index := next(claims)) < len(tasks):
         try:
             results[index] = (True, tasks[index]())
         except BaseException as error:  # noqa: BLE001 - handed to the submitting thread, which re-raises it
             results[index] = (False, error)
-        finished[index] = 1
         done[index].release()
-
-
-# The pool's counters (bound now: a test stands an object in for ``numpy`` to take the CuPy paths).
-_counters = functools.partial(numpy.zeros, dtype=numpy.int64)
-
-# Yields a waiting thread makes (each lets any other runnable thread of its core run first) before it
-# sleeps: about 1 ms on an idle core (0.47 us a yield). Model steps on 2 threads, spinning against
-# sleeping at once (alternating in one process): a transformer encoder layer 6% faster at batch 32,
-# 2% at 128; the small ResNet 5% and 1%; GRU 7%, LSTM 2%, VGG 3%, LeNet-5 3% at batch 32.
-SPIN_ROUNDS = 2000
-
-
-@functools.cache
-def _spin_wait():
-    """A compiled wait without the GIL until every value of ``counters`` reaches ``target``, or
-    ``rounds`` yields have passed; None without numba (the pool's threads then only sleep)."""
-    try:
-        import numba  # noqa: PLC0415 - optional: the engine runs without it
-        from numba.core import types  # noqa: PLC0415
-    except ImportError:
-        return None
-    yield_cpu = types.ExternalFunction("sched_yield", types.intc())
-
-    def wait(counters, target, rounds):
-        for _ in range(rounds):
-            reached = True
-            for value in counters:
-                if value < target:
-                    reached = False
-            if reached:
-                return True
-            yield_cpu()  # an opaque call: the counters are read again after it
-        return False
-
-    try:
-        return numba.njit(nogil=True, cache=True)(wait)
-    except RuntimeError:  # no writable cache directory
-        return numba.njit(nogil=True)(wait)
 
 
 __all__ = ["GRAIN", "RUN_VALUES", "cores_owned", "default_threads", "for_rows", "grain", "map_reduce", "owned_cores",

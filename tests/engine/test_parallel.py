@@ -113,45 +113,6 @@ def test_an_error_in_a_piece_reaches_the_caller():
         parallel.run(10, chunk)
 
 
-@pytest.mark.parametrize("rounds", [0, 3, parallel.SPIN_ROUNDS])
-def test_jobs_in_quick_succession_and_from_several_threads_all_run_whatever_the_spin(rounds, monkeypatch):
-    """Workers that spin after a job (``SPIN_ROUNDS`` yields) or sleep at once take every job posted,
-    one after another from one thread and at once from several (a server's request threads), and
-    waits that end by the spin or by the locks give the same results."""
-    import threading  # noqa: PLC0415
-
-    monkeypatch.setattr(parallel, "SPIN_ROUNDS", rounds)
-    values = numpy.arange(997, dtype=numpy.float64)
-
-    def doubled(times: int, out: list) -> None:
-        for _ in range(times):
-            result = numpy.empty_like(values)
-            parallel.run(len(values), lambda start, stop: numpy.multiply(values[start:stop], 2,
-                                                                          out=result[start:stop]))
-            out.append(numpy.array_equal(result, values * 2))
-
-    with parallel.threads(3, grain=1):
-        alone: list = []
-        doubled(200, alone)
-        together: list = [[] for _ in range(3)]
-        submitters = [threading.Thread(target=doubled, args=(50, out)) for out in together]
-        for submitter in submitters:
-            submitter.start()
-        for submitter in submitters:
-            submitter.join(timeout=60)
-    assert alone == [True] * 200
-    assert all(out == [True] * 50 for out in together)
-
-
-def test_a_spin_wait_ends_when_its_counters_are_reached_or_its_rounds_are_spent():
-    spin = parallel._spin_wait()
-    if spin is None:
-        pytest.skip("numba is not installed: the pool's threads only sleep")  # the engine's CPU extra has it
-    assert spin(numpy.array([3, 4], dtype=numpy.int64), 3, 10)
-    assert not spin(numpy.array([3, 2], dtype=numpy.int64), 3, 10)
-    assert not spin(numpy.array([0], dtype=numpy.int64), 1, 0)
-
-
 def test_the_interpreter_switches_threads_often_while_the_pool_works_and_as_before_after():
     seen = []
     before = sys.getswitchinterval()
