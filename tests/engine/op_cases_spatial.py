@@ -37,6 +37,11 @@ CASES: list[Case] = [
     Case("conv2d", (F((2, 3, 4, 4)),), {"filters": 3, "kernel_size": 3, "groups": 3, "use_bias": False,
                                         "padding": 1}, name="depthwise-no-bias"),
     Case("conv2d", (F((2, 3, 3, 3)),), {"filters": 2, "kernel_size": 1}, name="pointwise"),
+    # 1x1 with a stride, no padding (a residual projection): the product with the sampled input (conv._pointwise_*)
+    Case("conv2d", (F((2, 3, 5, 6)),), {"filters": 4, "kernel_size": 1, "stride": 2}, name="pointwise-strided"),
+    Case("conv2d", (F((2, 4, 7, 5)),), {"filters": 3, "kernel_size": 1, "stride": [3, 2], "use_bias": False},
+         name="pointwise-strided-uneven-no-bias"),
+    Case("conv1d", (F((2, 3, 7)),), {"filters": 2, "kernel_size": 1, "stride": 3}, name="pointwise-strided"),
     # From 4 input channels per group, stride 1: the weight gradient by kernel offsets (conv._weight_product_by_offsets)
     Case("conv2d", (F((2, 4, 5, 6)),), {"filters": 3, "kernel_size": 3, "padding": 1}, name="offsets-weight-grad"),
     Case("conv2d", (F((2, 8, 5, 5)),), {"filters": 4, "kernel_size": [3, 2], "dilation": [1, 2], "groups": 2,

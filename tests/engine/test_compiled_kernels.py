@@ -304,3 +304,38 @@ def test_the_compiled_transpose_is_the_transpose(shape, dtype, order):
     result = linalg.transposed(matrix)
     assert result.flags.c_contiguous and result.dtype == matrix.dtype
     numpy.testing.assert_array_equal(result, matrix.T)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 2e-6), ("float64", 1e-14)])
+@pytest.mark.parametrize("params", [
+    {"filters": 32, "kernel_size": 1, "stride": 2},
+    {"filters": 6, "kernel_size": 1, "stride": [3, 2], "use_bias": False},
+])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_strided_pointwise_convolution_is_the_im2col_one(dtype, tolerance, params, threads, monkeypatch):
+    """A 1x1 convolution with a stride (a residual projection) as one product with the sampled input
+    (conv._pointwise_forward and _backward), whole and split in pieces: the output and every gradient
+    of im2col's path, and the same bits on a second run."""
+    rng = numpy.random.default_rng(8)
+    x = rng.normal(size=(5, 16, 9, 8)).astype(dtype)
+
+    def run():
+        with parallel.threads(threads, grain=1):
+            (out,), ctx, op, p, _ = run_op("conv2d", params, [x], seed=2)
+            g = rng_g.normal(size=out.shape).astype(dtype)
+            return (out, *op.backward(ctx, p, g)), ctx
+
+    rng_g = numpy.random.default_rng(9)
+    pointwise, ctx = run()
+    assert getattr(ctx, "sampled", None) is not None  # the product with the sampled input ran
+    rng_g = numpy.random.default_rng(9)
+    again, _ = run()
+    for got, repeated in zip(pointwise, again, strict=True):
+        numpy.testing.assert_array_equal(got, repeated)
+    monkeypatch.setattr(conv, "_strided_pointwise", lambda geo, groups: False)
+    rng_g = numpy.random.default_rng(9)
+    by_columns, ctx = run()
+    assert getattr(ctx, "sampled", None) is None
+    for got, expected in zip(pointwise, by_columns, strict=True):
+        assert got.dtype == numpy.dtype(dtype)
+        numpy.testing.assert_allclose(got, expected, rtol=0, atol=tolerance * numpy.abs(expected).max())

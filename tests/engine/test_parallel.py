@@ -37,6 +37,7 @@ LARGER_CASES = [
     Case("conv2d", (F((5, 8, 5, 5)),), {"filters": 8, "kernel_size": 3, "padding": 1}, name="batch5-offset-products"),
     Case("conv2d", (F((5, 8, 7, 7)),), {"filters": 8, "kernel_size": 3, "stride": 2, "padding": "same"},
          name="batch5-offset-products-strided"),
+    Case("conv2d", (F((5, 4, 6, 7)),), {"filters": 6, "kernel_size": 1, "stride": 2}, name="batch5-pointwise-strided"),
     Case("max_pool2d", (F((5, 2, 4, 4)),), {"kernel_size": 2}, name="batch5"),
     Case("max_pool2d", (F((5, 2, 5, 5)),), {"kernel_size": 3, "stride": 2, "padding": 1}, name="batch5-overlap"),
     Case("avg_pool2d", (F((5, 2, 4, 4)),), {"kernel_size": 2}, name="batch5"),
