@@ -21,7 +21,7 @@ from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops._util import broadcast_shapes, format_shape, sum_to
-from engine.ops.linalg import rows_product
+from engine.ops.linalg import product_gradients, rows_product
 from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 
@@ -314,9 +314,8 @@ class MultiHeadAttention(Op):
         def flat(x):
             return x.reshape(-1, x.shape[-1])
 
-        dWo = rows_product(flat(merged).T, flat(g))
-        dbo = _sum_rows(flat(g))
-        dattended = rows_product(flat(g), Wo.T).reshape(n, lq, heads, -1).transpose(0, 2, 1, 3)
+        dattended, dWo, dbo = product_gradients(flat(merged), flat(g), Wo, need_db=p.use_bias)
+        dattended = dattended.reshape(n, lq, heads, -1).transpose(0, 2, 1, 3)
         # The gradients of q, k and v in the projections' own layout (fused: one (N, L, 3, heads, d)).
         if fused:
             d_projected = xp.empty((n, lq, 3, heads, q.shape[-1]), dtype=g.dtype)
@@ -339,10 +338,10 @@ class MultiHeadAttention(Op):
         weight_grads = []
         if fused:
             flat_d = d_projected.reshape(n * lq, -1)
-            dquery = rows_product(flat_d, xp.concatenate(kernels, axis=1).T).reshape(query.shape)
+            dquery, d_kernel, d_bias = product_gradients(flat(query), flat_d, xp.concatenate(kernels, axis=1),
+                                                         need_db=p.use_bias)
+            dquery = dquery.reshape(query.shape)
             dkey = dvalue = None
-            d_kernel = rows_product(flat(query).T, flat_d)
-            d_bias = _sum_rows(flat_d)
             inner = kernels[0].shape[1]
             for index in range(3):
                 columns = slice(index * inner, (index + 1) * inner)

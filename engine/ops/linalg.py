@@ -88,14 +88,18 @@ class Dense(Op):
     def backward(self, ctx, p, g):
         x, W = ctx.x, ctx.W
         needs = ctx.needs
-        flat_g = g.reshape(-1, g.shape[-1])
+        flat_g, flat_x = g.reshape(-1, g.shape[-1]), x.reshape(-1, x.shape[-1])
+        need_db = p.use_bias and needs[2]
+        if ctx.weights_ready is None:  # all three from one split of the rows
+            dx, dW, db = product_gradients(flat_x, flat_g, W, need_dx=needs[0], need_dW=needs[1], need_db=need_db)
+            dx = None if dx is None else dx.reshape(x.shape)
+            return (dx, dW, db) if p.use_bias else (dx, dW)
         # The weight gradients first: a data-parallel worker sends them (ctx.weights_ready) while dx,
         # a product as large, is computed (the 3M-parameter MLP of the distributed bench: its 11.6 MB
         # hidden kernel's all-reduce overlapped nothing when it came last).
-        dW = rows_product(x.reshape(-1, x.shape[-1]).T, flat_g) if needs[1] else None
-        weight_grads = (dW, flat_g.sum(axis=0) if needs[2] else None) if p.use_bias else (dW,)
-        if ctx.weights_ready is not None:
-            ctx.weights_ready(weight_grads)
+        _, dW, db = product_gradients(flat_x, flat_g, W, need_dx=False, need_dW=needs[1], need_db=need_db)
+        weight_grads = (dW, db) if p.use_bias else (dW,)
+        ctx.weights_ready(weight_grads)
         dx = rows_product(flat_g, W.T).reshape(x.shape) if needs[0] else None
         return (dx, *weight_grads)
 
@@ -129,6 +133,50 @@ def rows_product(a, b, bias=None):
     # take as long again to wake (an encoder layer's steps at batch 32 on 2 threads 5% faster).
     parallel.run(n, piece, work=work, head_start=parallel.grain())
     return out
+
+
+def product_gradients(x, g, W, *, need_dx: bool = True, need_dW: bool = True, need_db: bool = False):
+    """For rows y = x W (+ b): (dx = g W^T, dW = x^T g, db = g's column sums), each None where not
+    needed. While a training step owns the cores and the products are worth splitting, all of them
+    come from one split of the rows (one hand-off to the pool instead of two or three): each piece
+    writes its rows of dx and a partial dW and db, added in piece order (the same bits for the same
+    thread count). Otherwise dW and db first, then dx, as ``rows_product`` does them."""
+    xp = array_module(g)
+    n, k, m = x.shape[0], x.shape[1], g.shape[1]
+    work = n * k * m * (need_dx + need_dW) // PRODUCT_TERMS_PER_ELEMENT
+    pieces = (parallel.split(n, work, head_start=parallel.grain())
+              if xp is numpy and parallel.cores_owned() and (need_dx or need_dW) else [(0, n)])
+    if len(pieces) == 1:
+        dW = rows_product(x.T, g) if need_dW else None
+        db = g.sum(axis=0) if need_db else None
+        dx = rows_product(g, W.T) if need_dx else None
+        return dx, dW, db
+    dtype = xp.result_type(x, g)
+    dx = xp.empty((n, k), dtype=dtype) if need_dx else None
+    dW_parts = xp.empty((len(pieces), k, m), dtype=dtype) if need_dW else None
+    db_parts = xp.empty((len(pieces), m), dtype=dtype) if need_db else None
+    transposed_W = W.T
+
+    def piece(index, start, stop):
+        if dW_parts is not None:
+            xp.matmul(x[start:stop].T, g[start:stop], out=dW_parts[index])
+        if db_parts is not None:
+            g[start:stop].sum(axis=0, out=db_parts[index])
+        if dx is not None:
+            xp.matmul(g[start:stop], transposed_W, out=dx[start:stop])
+
+    parallel.run_pieces(n, piece, work=work, head_start=parallel.grain())
+    return dx, _sum_in_order(dW_parts), _sum_in_order(db_parts)
+
+
+def _sum_in_order(parts):
+    """parts[0] + parts[1] + ... left to right (None stays None)."""
+    if parts is None:
+        return None
+    total = parts[0].copy()
+    for part in parts[1:]:
+        total += part
+    return total
 
 
 def transposed(matrix):
