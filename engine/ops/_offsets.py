@@ -56,7 +56,8 @@ def usable(xp, geo, dtype, channels: int) -> bool:
     planes = layout(geo, channels)
     # A phase no offset reads (a kernel smaller than its stride: a 1x1 stride-2 projection) would be copied
     # and zeroed for nothing: such a shortcut ran 5% slower steps of the small ResNet this way than by im2col.
-    return planes.every_phase_read and planes.plane < 2**31 and _blas.gemm(dtype) is not None  # BLAS's sizes may be 32-bit
+    # (A plane's offsets must fit BLAS's sizes, which may be 32-bit.)
+    return planes.every_phase_read and planes.plane < 2**31 and _blas.gemm(dtype) is not None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

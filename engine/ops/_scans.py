@@ -83,6 +83,30 @@ def kernels() -> tuple:
              sizes[2:].ctypes.data, factors[0:].ctypes.data, b.ctypes.data, sizes[3:].ctypes.data,
              a.ctypes.data, sizes[4:].ctypes.data, factors[1:].ctypes.data, c.ctypes.data, sizes[5:].ctypes.data)
 
+    @compile_(inline="always")
+    def product_arguments(n, rows, k):
+        """``multiply``'s sizes [n, m, k, ldb, lda, ldc] and factors (1, 0) for (rows, k) @ (k, n)."""
+        return numpy.array([n, rows, k, n, k, n], dtype=index), numpy.array([1.0, 0.0], dtype=numpy.float32)
+
+    @compile_(inline="always")
+    def step_gradient(carried, d_outputs, mask, t, n, new, passed):
+        """The gradient reaching row n's new state at step t, into ``new``: the carry plus the output's,
+        and with a mask m (h_t = m h_new + (1 - m) h_{t-1}) times m, ``passed`` getting (1 - m) carry,
+        what goes straight to the previous state. Returns m (1 without a mask)."""
+        if d_outputs.shape[0] > 0:
+            d_output = d_outputs[t, n]
+            for j in range(new.shape[0]):
+                new[j] = carried[j] + d_output[j]
+        else:
+            new[:] = carried
+        m = one
+        if mask.shape[0] > 0:
+            m = mask[t, n, 0]
+            for j in range(new.shape[0]):
+                new[j] *= m
+                passed[j] = carried[j] - carried[j] * m
+        return m
+
     def forward(stacked, kernel, activations, cells, tanh_cells, mask, reverse, low, high):
         """The scan of rows low:high of the batch (all arrays are whole and contiguous, so that the
         loops over a row vectorize): row ``back`` of ``stacked`` (T + 1, N, F + 1 + H) holds
@@ -100,8 +124,7 @@ def kernels() -> tuple:
         scale[2 * units:3 * units] = one
         shift = numpy.full(width, half, dtype=numpy.float32)
         shift[2 * units:3 * units] = zero
-        sizes = numpy.array([width, rows, inner, width, inner, width], dtype=index)
-        factors = numpy.array([1.0, 0.0], dtype=numpy.float32)
+        sizes, factors = product_arguments(width, rows, inner)
         masked = mask.shape[0] > 0
         first = steps if reverse else 0
         states[first, low:high] = zero
@@ -125,18 +148,16 @@ def kernels() -> tuple:
                     cell[:] = previous
                     state[:] = states[back, n]
 
-    def backward(activations, tanh_cells, cells, recurrent_t, d_outputs, column, carry, mask, d_gates, reverse,
-                 low, high):
+    def backward(activations, tanh_cells, cells, recurrent_t, d_outputs, carry, mask, d_gates, reverse, low, high):
         """The gradients of the gate pre-activations of rows low:high, into d_gates (T, N, 4H), from
-        ``carry`` (high - low, H: the last state's gradient, overwritten) and columns column:column + H
-        of ``d_outputs`` (T, N, W, or empty: every step's state's gradient); ``recurrent_t`` U^T (4H,
-        H). Arrays whole and contiguous, as forward's. Arithmetic as the NumPy path's."""
+        ``carry`` (high - low, H: the last state's gradient, overwritten) and ``d_outputs`` (T, N, H, or
+        empty: every step's state's gradient); ``recurrent_t`` U^T (4H, H). Arrays whole and contiguous,
+        as forward's. Arithmetic as the NumPy path's."""
         steps, width = activations.shape[0], activations.shape[2]
         units = width // 4
         rows = high - low
-        sizes = numpy.array([units, rows, width, units, width, units], dtype=index)
-        factors = numpy.array([1.0, 0.0], dtype=numpy.float32)
-        masked, outputs = mask.shape[0] > 0, d_outputs.shape[0] > 0
+        sizes, factors = product_arguments(units, rows, width)
+        masked = mask.shape[0] > 0
         carry_cell = numpy.zeros((rows, units), dtype=numpy.float32)
         d_new = numpy.empty(units, dtype=numpy.float32)
         d_cell = numpy.empty(units, dtype=numpy.float32)
@@ -147,18 +168,10 @@ def kernels() -> tuple:
             back = t + 1 if reverse else t
             for n in range(low, high):
                 gates, row, tanh_cell, previous = activations[t, n], d_gates[t, n], tanh_cells[t, n], cells[back, n]
-                carried, cell_carried = carry[n - low], carry_cell[n - low]
-                if outputs:
-                    d_output = d_outputs[t, n, column:column + units]
+                cell_carried = carry_cell[n - low]
+                m = step_gradient(carry[n - low], d_outputs, mask, t, n, d_new, passed[n - low])
+                if masked:  # the cell too: c_t = m c_new + (1 - m) c_{t-1}
                     for j in range(units):
-                        d_new[j] = carried[j] + d_output[j]
-                else:
-                    d_new[:] = carried
-                if masked:  # h_t = m h_new + (1 - m) h_{t-1}: the previous state gets (1 - m) carry
-                    m = mask[t, n, 0]
-                    for j in range(units):
-                        d_new[j] *= m
-                        passed[n - low, j] = carried[j] - carried[j] * m
                         kept[n - low, j] = cell_carried[j] - cell_carried[j] * m
                         cell_carried[j] *= m
                 for j in range(units):  # dc = dh o (1 - tanh(c)^2) + the cell's carry
@@ -196,8 +209,7 @@ def kernels() -> tuple:
         units = width // 3
         rows = high - low
         projected = numpy.empty((rows, width), dtype=numpy.float32)
-        sizes = numpy.array([width, rows, units, width, units, width], dtype=index)
-        factors = numpy.array([1.0, 0.0], dtype=numpy.float32)
+        sizes, factors = product_arguments(width, rows, units)
         masked = mask.shape[0] > 0
         first = steps if reverse else 0
         states[first, low:high] = zero
@@ -228,9 +240,8 @@ def kernels() -> tuple:
         steps, width = activations.shape[0], activations.shape[2]
         units = width // 3
         rows = high - low
-        sizes = numpy.array([units, rows, width, units, width, units], dtype=index)
-        factors = numpy.array([1.0, 0.0], dtype=numpy.float32)
-        masked, outputs = mask.shape[0] > 0, d_outputs.shape[0] > 0
+        sizes, factors = product_arguments(units, rows, width)
+        masked = mask.shape[0] > 0
         d_new = numpy.empty((rows, units), dtype=numpy.float32)
         passed = numpy.zeros((rows, units), dtype=numpy.float32)
         for s in range(steps):
@@ -239,18 +250,8 @@ def kernels() -> tuple:
             for n in range(low, high):
                 gates, previous, n_hidden = activations[t, n], states[back, n], hidden_n[t, n]
                 hidden_row, input_row = d_hidden[t, n], d_input[t, n]
-                carried, new = carry[n - low], d_new[n - low]
-                if outputs:
-                    d_output = d_outputs[t, n]
-                    for j in range(units):
-                        new[j] = carried[j] + d_output[j]
-                else:
-                    new[:] = carried
-                if masked:
-                    m = mask[t, n, 0]
-                    for j in range(units):
-                        new[j] *= m
-                        passed[n - low, j] = carried[j] - carried[j] * m
+                new = d_new[n - low]
+                step_gradient(carry[n - low], d_outputs, mask, t, n, new, passed[n - low])
                 for j in range(units):  # dn_pre = dh (1 - z) (1 - n^2)
                     candidate = gates[2 * units + j]
                     input_row[2 * units + j] = (one - gates[units + j]) * new[j] * (one - candidate * candidate)

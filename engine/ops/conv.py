@@ -22,8 +22,8 @@ from engine.backend import array_module
 from engine.errors import ShapeError
 from engine.initializers import INITIALIZER_NAMES
 from engine.ops import _offsets, _windows
-from engine.ops.linalg import PRODUCT_TERMS_PER_ELEMENT
 from engine.ops._util import PieceWorkspace, format_shape, scratch, zero_bordered
+from engine.ops.linalg import PRODUCT_TERMS_PER_ELEMENT
 from engine.registry import Op, Param, Port, TensorType, Weight, register
 
 

@@ -360,8 +360,7 @@ class _LSTMCell(_Cell):
             d_seq, masks = _rows_of(d_outputs, low, high), _rows_of(mask, low, high)
             carry = xp.zeros_like(cells[0]) if d_last is None else d_last[low:high].copy()
             if compiled:
-                compiled(all_activations, cache["tanh_cells"], cache["cells"], recurrent_t,
-                         outputs, 0, carry,
+                compiled(all_activations, cache["tanh_cells"], cache["cells"], recurrent_t, outputs, carry,
                          _no_mask(dtype) if mask is None else mask, all_d_gates, direction.reverse, low, high)
                 return
             carry_cell = xp.zeros_like(cells[0])
