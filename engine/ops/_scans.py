@@ -74,19 +74,19 @@ def kernels() -> tuple:
         return p / q
 
     @compile_(inline="always")
-    def multiply(a, a_rows, b, c, sizes, factors):
-        """Row-major c (m, n) = a (m, k) @ b (k, n): Fortran's c^T = b^T a^T, with row strides as the
-        leading dimensions. sizes: [n, m, k, ldb, lda, ldc]; b contiguous."""
-        sizes[1], sizes[4], sizes[5] = a_rows, a.strides[0] // 4, c.strides[0] // 4
-        codes = numpy.array([78], dtype=numpy.uint8)  # 'N'
-        gemm(codes.ctypes.data, codes.ctypes.data, sizes[0:].ctypes.data, sizes[1:].ctypes.data,
-             sizes[2:].ctypes.data, factors[0:].ctypes.data, b.ctypes.data, sizes[3:].ctypes.data,
-             a.ctypes.data, sizes[4:].ctypes.data, factors[1:].ctypes.data, c.ctypes.data, sizes[5:].ctypes.data)
+    def product_arguments(n, rows, k):
+        """``multiply``'s arguments for (rows, k) @ (k, n): sizes [n, m, k, ldb, lda, ldc] (the leading
+        dimensions of whole contiguous rows), factors (1, 0) and the code 'N', made once per scan."""
+        return (numpy.array([n, rows, k, n, k, n], dtype=index), numpy.array([1.0, 0.0], dtype=numpy.float32),
+                numpy.array([78], dtype=numpy.uint8))
 
     @compile_(inline="always")
-    def product_arguments(n, rows, k):
-        """``multiply``'s sizes [n, m, k, ldb, lda, ldc] and factors (1, 0) for (rows, k) @ (k, n)."""
-        return numpy.array([n, rows, k, n, k, n], dtype=index), numpy.array([1.0, 0.0], dtype=numpy.float32)
+    def multiply(a, b, c, arguments):
+        """Row-major c (m, n) = a (m, k) @ b (k, n) as Fortran's c^T = b^T a^T (``product_arguments``)."""
+        sizes, factors, code = arguments
+        gemm(code.ctypes.data, code.ctypes.data, sizes[0:].ctypes.data, sizes[1:].ctypes.data,
+             sizes[2:].ctypes.data, factors[0:].ctypes.data, b.ctypes.data, sizes[3:].ctypes.data,
+             a.ctypes.data, sizes[4:].ctypes.data, factors[1:].ctypes.data, c.ctypes.data, sizes[5:].ctypes.data)
 
     @compile_(inline="always")
     def step_gradient(carried, d_outputs, mask, t, n, new, passed):
@@ -124,7 +124,7 @@ def kernels() -> tuple:
         scale[2 * units:3 * units] = one
         shift = numpy.full(width, half, dtype=numpy.float32)
         shift[2 * units:3 * units] = zero
-        sizes, factors = product_arguments(width, rows, inner)
+        arguments = product_arguments(width, rows, inner)
         masked = mask.shape[0] > 0
         first = steps if reverse else 0
         states[first, low:high] = zero
@@ -132,7 +132,7 @@ def kernels() -> tuple:
         for s in range(steps):
             t = steps - 1 - s if reverse else s
             back, ahead = (t + 1, t) if reverse else (t, t + 1)
-            multiply(stacked[back, low:], rows, kernel, activations[t, low:], sizes, factors)
+            multiply(stacked[back, low:], kernel, activations[t, low:], arguments)
             for n in range(low, high):
                 gates, previous, cell = activations[t, n], cells[back, n], cells[ahead, n]
                 tanh_cell, state = tanh_cells[t, n], states[ahead, n]
@@ -156,7 +156,7 @@ def kernels() -> tuple:
         steps, width = activations.shape[0], activations.shape[2]
         units = width // 4
         rows = high - low
-        sizes, factors = product_arguments(units, rows, width)
+        arguments = product_arguments(units, rows, width)
         masked = mask.shape[0] > 0
         carry_cell = numpy.zeros((rows, units), dtype=numpy.float32)
         d_new = numpy.empty(units, dtype=numpy.float32)
@@ -193,7 +193,7 @@ def kernels() -> tuple:
                     row[3 * units + j] = d_new[j] * tanh_cell[j] * (o - o * o)
             if s == steps - 1:  # what would flow on is the gradient of the (constant) initial state
                 break
-            multiply(d_gates[t, low:], rows, recurrent_t, carry, sizes, factors)
+            multiply(d_gates[t, low:], recurrent_t, carry, arguments)
             if masked:
                 carry += passed
                 carry_cell += kept
@@ -209,14 +209,14 @@ def kernels() -> tuple:
         units = width // 3
         rows = high - low
         projected = numpy.empty((rows, width), dtype=numpy.float32)
-        sizes, factors = product_arguments(width, rows, units)
+        arguments = product_arguments(width, rows, units)
         masked = mask.shape[0] > 0
         first = steps if reverse else 0
         states[first, low:high] = zero
         for s in range(steps):
             t = steps - 1 - s if reverse else s
             back, ahead = (t + 1, t) if reverse else (t, t + 1)
-            multiply(states[back, low:], rows, kernel, projected, sizes, factors)
+            multiply(states[back, low:], kernel, projected, arguments)
             for n in range(low, high):
                 gates, product, given = activations[t, n], projected[n - low], inputs[t, n]
                 n_hidden, previous, state = hidden_n[t, n], states[back, n], states[ahead, n]
@@ -240,7 +240,7 @@ def kernels() -> tuple:
         steps, width = activations.shape[0], activations.shape[2]
         units = width // 3
         rows = high - low
-        sizes, factors = product_arguments(units, rows, width)
+        arguments = product_arguments(units, rows, width)
         masked = mask.shape[0] > 0
         d_new = numpy.empty((rows, units), dtype=numpy.float32)
         passed = numpy.zeros((rows, units), dtype=numpy.float32)
@@ -267,7 +267,7 @@ def kernels() -> tuple:
                     input_row[k] = hidden_row[k]
             if s == steps - 1:
                 break
-            multiply(d_hidden[t, low:], rows, recurrent_t, carry, sizes, factors)
+            multiply(d_hidden[t, low:], recurrent_t, carry, arguments)
             for n in range(rows):
                 gates, row, new = activations[t, n + low], carry[n], d_new[n]
                 for j in range(units):

@@ -166,17 +166,8 @@ def product_gradients(x, g, W, *, need_dx: bool = True, need_dW: bool = True, ne
             xp.matmul(g[start:stop], transposed_W, out=dx[start:stop])
 
     parallel.run_pieces(n, piece, work=work, head_start=parallel.grain())
-    return dx, _sum_in_order(dW_parts), _sum_in_order(db_parts)
-
-
-def _sum_in_order(parts):
-    """parts[0] + parts[1] + ... left to right (None stays None)."""
-    if parts is None:
-        return None
-    total = parts[0].copy()
-    for part in parts[1:]:
-        total += part
-    return total
+    return (dx, None if dW_parts is None else dW_parts.sum(axis=0),
+            None if db_parts is None else db_parts.sum(axis=0))
 
 
 def transposed(matrix):

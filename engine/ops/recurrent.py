@@ -85,9 +85,23 @@ def _over_batch(xp, batch: int, work: int, rows, *, step_values: int | None = No
     parallel.run(batch, rows, work=work)
 
 
-def _no_mask(dtype):
+def _absent(dtype):
     """What the compiled scans take for an absent mask or absent gradients of the outputs."""
     return numpy.empty((0, 0, 0), dtype=dtype)
+
+
+def _compiled_gradient_inputs(d_outputs, mask, dtype):
+    """The outputs' gradients and the mask as the compiled backward scans take them: whole and
+    contiguous (one direction's columns of a bidirectional layer's gradients are a strided view), or
+    empty where absent."""
+    return (_absent(dtype) if d_outputs is None else numpy.ascontiguousarray(d_outputs),
+            _absent(dtype) if mask is None else mask)
+
+
+def _carry(d_last, low: int, high: int, units: int, dtype):
+    """Rows low:high of the last state's gradient, a contiguous copy the backward scan overwrites (zeros
+    without one)."""
+    return numpy.zeros((high - low, units), dtype=dtype) if d_last is None else d_last[low:high].copy()
 
 
 def _rows_of(array, low: int, high: int):
@@ -302,14 +316,15 @@ class _LSTMCell(_Cell):
         kernels = _fused_kernels(xp)
         half = dtype.type(0.5)
         compiled = _scans.kernels()[0] if _scans.usable(xp, dtype) else None
+        compiled_mask = _absent(dtype) if compiled and mask is None else mask
 
         def rows(low, high):
+            if compiled:
+                compiled(stacked_inputs, stacked_kernel, all_activations, all_cells, all_tanh_cells, compiled_mask,
+                         direction.reverse, low, high)
+                return
             states, cells, inputs = all_states[:, low:high], all_cells[:, low:high], stacked_inputs[:, low:high]
             activations, tanh_cells = all_activations[:, low:high], all_tanh_cells[:, low:high]
-            if compiled:
-                compiled(stacked_inputs, stacked_kernel, all_activations, all_cells, all_tanh_cells,
-                         _no_mask(dtype) if mask is None else mask, direction.reverse, low, high)
-                return
             padded = None if mask is None else mask[:, low:high] == 0
             product = xp.empty((high - low, units), dtype=dtype)
             states[direction.initial] = 0
@@ -351,18 +366,19 @@ class _LSTMCell(_Cell):
         dtype = all_activations.dtype
         one = dtype.type(1.0)
         compiled = _scans.kernels()[1] if _scans.usable(xp, dtype) else None
-        if compiled:  # (one direction's columns of a bidirectional layer's are a strided view)
-            outputs = _no_mask(dtype) if d_outputs is None else numpy.ascontiguousarray(d_outputs)
+        if compiled:
+            outputs, compiled_mask = _compiled_gradient_inputs(d_outputs, mask, dtype)
 
         def rows(low, high):
+            if compiled:
+                compiled(all_activations, cache["tanh_cells"], cache["cells"], recurrent_t, outputs,
+                         _carry(d_last, low, high, recurrent_t.shape[1], dtype), compiled_mask, all_d_gates,
+                         direction.reverse, low, high)
+                return
             cells, tanh_cells = cache["cells"][:, low:high], cache["tanh_cells"][:, low:high]
             activations, d_gates = all_activations[:, low:high], all_d_gates[:, low:high]
             d_seq, masks = _rows_of(d_outputs, low, high), _rows_of(mask, low, high)
             carry = xp.zeros_like(cells[0]) if d_last is None else d_last[low:high].copy()
-            if compiled:
-                compiled(all_activations, cache["tanh_cells"], cache["cells"], recurrent_t, outputs, carry,
-                         _no_mask(dtype) if mask is None else mask, all_d_gates, direction.reverse, low, high)
-                return
             carry_cell = xp.zeros_like(cells[0])
             d_cell = xp.empty_like(carry_cell)
             scratch = xp.empty_like(carry_cell)
@@ -442,11 +458,12 @@ class _GRUCell(_Cell):
         all_hidden_n = xp.empty((steps, batch, units), dtype=xw.dtype)  # h_{t-1} U_n + b_hn, which backward needs
         hidden_bias_n = recurrent_bias[2 * units:]  # (the r and z parts are in xw: input_bias)
         compiled = _scans.kernels()[2] if _scans.usable(xp, xw.dtype) else None
+        compiled_mask = _absent(xw.dtype) if compiled and mask is None else mask
 
         def rows(low, high):
             if compiled:
                 compiled(xw, recurrent_kernel, hidden_bias_n, all_states, all_activations, all_hidden_n,
-                         _no_mask(xw.dtype) if mask is None else mask, direction.reverse, low, high)
+                         compiled_mask, direction.reverse, low, high)
                 return
             states, inputs = all_states[:, low:high], xw[:, low:high]
             activations, hidden_n = all_activations[:, low:high], all_hidden_n[:, low:high]
@@ -485,17 +502,16 @@ class _GRUCell(_Cell):
         all_d_input = xp.empty_like(all_activations)  # gradient of x_t W + b
         all_d_hidden = xp.empty_like(all_activations)  # gradient of h_{t-1} U + b_h
         recurrent_t = transposed(recurrent_kernel)
-        compiled = _scans.kernels()[3] if _scans.usable(xp, all_activations.dtype) else None
-        if compiled:  # (one direction's columns of a bidirectional layer's are a strided view)
-            dtype = all_activations.dtype
-            outputs = _no_mask(dtype) if d_outputs is None else numpy.ascontiguousarray(d_outputs)
+        dtype = all_activations.dtype
+        compiled = _scans.kernels()[3] if _scans.usable(xp, dtype) else None
+        if compiled:
+            outputs, compiled_mask = _compiled_gradient_inputs(d_outputs, mask, dtype)
 
         def rows(low, high):
             if compiled:
-                carry = numpy.zeros((high - low, units), dtype=dtype) if d_last is None else d_last[low:high].copy()
-                compiled(all_activations, cache["states"], cache["hidden_n"], recurrent_t, outputs, carry,
-                         _no_mask(dtype) if mask is None else mask, all_d_input, all_d_hidden, direction.reverse,
-                         low, high)
+                compiled(all_activations, cache["states"], cache["hidden_n"], recurrent_t, outputs,
+                         _carry(d_last, low, high, units, dtype), compiled_mask, all_d_input, all_d_hidden,
+                         direction.reverse, low, high)
                 return
             states, hidden_n = cache["states"][:, low:high], cache["hidden_n"][:, low:high]
             activations, d_input, d_hidden = (all_activations[:, low:high], all_d_input[:, low:high],
